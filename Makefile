@@ -1,0 +1,106 @@
+# sealvault — plain GNU make. Quiet unless V=1; CI=true turns warnings into errors.
+#
+# Each part of the tree adds itself through a fragment, <dir>/build.mk, which appends to:
+#   BINS          programs built by `make` (and installed by `make install`)
+#   UNIT_TESTS    cmocka binaries run by `make check`
+#   CHECK_STEPS   phony targets run by `make check` after the unit tests, in order
+#   BENCH_STEPS   phony targets run by `make bench`
+#   FUZZ_TARGETS  names of libFuzzer targets (tests/fuzz/fuzz_<name>.c)
+# and defines its own objects and rules. Fragments never edit each other.
+
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+LIBDIR      ?= $(PREFIX)/lib
+LIBEXECDIR  ?= $(PREFIX)/libexec/sealvault
+INCLUDEDIR  ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+
+CC          ?= cc
+B           := build
+PKG_CONFIG  ?= pkg-config
+
+# Debian hardening flags (fortify, stack protector, relro/now) unless the caller sets its own.
+DEB_BUILD_MAINT_OPTIONS ?= hardening=+all
+export DEB_BUILD_MAINT_OPTIONS
+HARDEN_CFLAGS   := $(shell dpkg-buildflags --get CFLAGS 2>/dev/null)
+HARDEN_CPPFLAGS := $(shell dpkg-buildflags --get CPPFLAGS 2>/dev/null)
+HARDEN_LDFLAGS  := $(shell dpkg-buildflags --get LDFLAGS 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+        -Wformat=2 -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+ifneq ($(WERROR),)
+WARN += -Werror
+endif
+
+CFLAGS   ?= $(if $(HARDEN_CFLAGS),$(HARDEN_CFLAGS),-g -O2)
+CPPFLAGS += $(HARDEN_CPPFLAGS) -D_GNU_SOURCE -I.
+LDFLAGS  += $(HARDEN_LDFLAGS)
+ALL_CFLAGS = -std=gnu11 -fPIC $(WARN) $(CFLAGS) -MMD -MP
+
+ifeq ($(V),1)
+Q :=
+msg = @true
+else
+Q := @
+msg = @printf '  %-8s %s\n' $(1) $(2)
+endif
+
+# pkg-config helpers: $(call pc_cflags,libsodium json-c)
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+
+comma := ,
+BINS :=
+UNIT_TESTS :=
+CHECK_STEPS :=
+BENCH_STEPS :=
+FUZZ_TARGETS :=
+CLEAN_EXTRA :=
+
+.SECONDARY:
+.PHONY: all check unit bench fuzz clean install demo deps format format-check
+all: everything
+
+$(B)/%.o: %.c
+	$(call msg,CC,$<)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(EXTRA_CFLAGS_$(subst /,_,$*)) -c -o $@ $<
+
+include $(sort $(wildcard */build.mk tests/*/build.mk))
+
+everything: $(BINS) $(UNIT_TESTS)
+
+# Unit tests: every cmocka binary, all run even if one fails, then a single verdict.
+unit: $(UNIT_TESTS)
+	@fail=0; for t in $(UNIT_TESTS); do \
+	  echo "== $$t"; $$t || { echo "FAILED: $$t"; fail=1; }; \
+	done; exit $$fail
+
+check: everything
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)set -e; for s in $(CHECK_STEPS); do $(MAKE) --no-print-directory $$s; done
+	@echo "make check: all steps passed"
+
+bench: everything
+	$(Q)set -e; for s in $(BENCH_STEPS); do $(MAKE) --no-print-directory $$s; done
+
+deps:
+	packaging/install-deps
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B) $(CLEAN_EXTRA)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,6 @@
+# common/: framing, the bounded buffer, error codes. Nothing secret-specific.
+COMMON_SRCS := $(wildcard common/*.c)
+COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
+$(B)/libsvcommon.a: $(COMMON_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
