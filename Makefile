@@ -63,6 +63,13 @@ CHECK_STEPS :=
 BENCH_STEPS :=
 FUZZ_TARGETS :=
 CLEAN_EXTRA :=
+# install lists: fragments append built files; INSTALL_HOOKS are extra phony targets (libraries,
+# headers, pkg-config files) that must honour DESTDIR and PREFIX themselves.
+INSTALL_BIN :=
+INSTALL_SBIN :=
+INSTALL_LIBEXEC :=
+INSTALL_MAN := # man pages: the section is taken from the file name's suffix (foo.8 -> man8)
+INSTALL_HOOKS :=
 
 .SECONDARY:
 .PHONY: all check unit bench fuzz clean install demo deps format format-check
@@ -99,6 +106,13 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+install: everything $(INSTALL_HOOKS)
+	$(Q)set -e; \
+	for f in $(INSTALL_BIN); do install -D -m 0755 $$f $(DESTDIR)$(BINDIR)/$$(basename $$f); done; \
+	for f in $(INSTALL_SBIN); do install -D -m 0755 $$f $(DESTDIR)$(SBINDIR)/$$(basename $$f); done; \
+	for f in $(INSTALL_LIBEXEC); do install -D -m 0755 $$f $(DESTDIR)$(LIBEXECDIR)/$$(basename $$f); done; \
+	for f in $(INSTALL_MAN); do s=$${f##*.}; install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$$s/$$(basename $$f); done
 
 clean:
 	rm -rf $(B) $(CLEAN_EXTRA)
