@@ -1,0 +1,96 @@
+/*
+ * The vault's durable state: the in-memory user table and global secrets, a MAC'd hash-chained
+ * journal and snapshots in the state directory, anchored in a TPM NV counter.
+ *
+ * Contract: mutations (store_put_user, store_charge_guess, ...) apply in memory at once and are
+ * staged for the next commit. NOTHING they change may be acknowledged to anyone until
+ * store_commit() has returned 0 (append, fsync, NV increment). If store_commit() fails, memory is
+ * ahead of the durable state: the caller must exit without answering (I3, I4).
+ *
+ * After store_open() returns, no function here opens a path: everything works on descriptors
+ * opened during store_open() (the enclave's seccomp filter forbids open/openat).
+ */
+#ifndef SV_ENCLAVE_STORE_H
+#define SV_ENCLAVE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/vault.h"
+
+#define STORE_ID_MAX 255     /* credential identifier, bytes */
+#define STORE_RECORD_LEN 192 /* OPAQUE RegistrationRecord */
+#define STORE_BLOB_MAX 512   /* client-encrypted backup-key blob, bytes */
+
+struct store;
+struct tpm;
+
+/* A read-only view of one user; valid until the next store_* call that mutates. */
+struct store_user_view {
+	const uint8_t *id;
+	size_t id_len;
+	const uint8_t *record; /* STORE_RECORD_LEN bytes; NULL when destroyed */
+	const uint8_t *blob;   /* NULL when destroyed */
+	size_t blob_len;
+	unsigned guess_limit;  /* fixed at registration */
+	unsigned guesses_used; /* charged and not reset by a successful login */
+	int destroyed;         /* 1: limit reached, record zeroised, tombstone kept */
+};
+
+/* Global vault secrets, generated at init; owned by the store, in sodium_malloc'd memory. */
+struct store_secrets {
+	uint8_t oprf_seed[64]; /* RFC 9807 oprf_seed */
+	uint8_t ake_sk[32];    /* server AKE private key (ristretto255 scalar) */
+	uint8_t ake_pk[32];    /* server AKE public key */
+	uint8_t fake_seed[32]; /* derives per-identifier fake records (RFC 9807 §10.9) */
+};
+
+struct store_stats {
+	uint64_t counter;        /* TPM NV counter value */
+	uint64_t journal_head;   /* counter value of the last journal record */
+	uint64_t nv_writes;      /* NV writes caused by this vault since init */
+	uint64_t commits;        /* durable commits since start */
+	uint64_t changes;        /* state changes committed since start */
+	uint64_t users;          /* active records */
+	uint64_t destroyed;      /* tombstones */
+	uint64_t last_commit_us; /* duration of the last commit */
+};
+
+/* Opens the state directory, unseals the vault key through tpm, replays snapshot + journal and
+ * compares the head with the TPM counter. Refusal: SV_ERR_STATE with a one-line reason an operator
+ * can act on in why. */
+int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
+	       const struct sv_vault_policy *pol, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+void store_close(struct store *s);
+
+const struct store_secrets *store_secrets(const struct store *s);
+
+/* SV_ERR_NOTFOUND when the identifier was never registered (or was deleted). */
+int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
+		 struct store_user_view *out) __attribute__((warn_unused_result));
+
+/* New record, or replacement of an existing one (password change); guesses_used becomes 0. */
+int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
+		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob, size_t blob_len,
+		   unsigned guess_limit) __attribute__((warn_unused_result));
+/* guesses_used + 1; when it reaches the limit the record is destroyed (zeroised, tombstoned).
+ * *left receives limit - used afterwards. SV_ERR_LOCKED if already destroyed. */
+int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsigned *left)
+	__attribute__((warn_unused_result));
+/* guesses_used = 0 after a successful login. */
+int store_reset_guesses(struct store *s, const uint8_t *id, size_t id_len)
+	__attribute__((warn_unused_result));
+/* Removes the record for good (user-requested or operator delete); the identifier becomes free. */
+int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
+	__attribute__((warn_unused_result));
+
+/* Number of staged, not yet durable changes. */
+size_t store_pending(const struct store *s);
+/* Makes every staged change durable: append journal records, fsync, increment the NV counter
+ * (TPM_RC_NV_RATE/RETRY/YIELDED retried with back-off). No-op when nothing is pending. */
+int store_commit(struct store *s) __attribute__((warn_unused_result));
+
+void store_get_stats(const struct store *s, struct store_stats *out);
+
+#endif

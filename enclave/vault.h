@@ -1,0 +1,44 @@
+/*
+ * The vault: request handlers for the client protocol (docs/protocol.md), on top of the OPAQUE
+ * core (crypto/) and the durable store (store.h). Single-threaded; the enclave's serve loop owns it.
+ *
+ * Group commit: vault_handle() may stage store changes. The caller collects the replies of a batch
+ * of requests, calls store_commit() once, and only then sends those replies. A reply that depends
+ * on a staged change must never leave before that commit.
+ */
+#ifndef SV_ENCLAVE_VAULT_H
+#define SV_ENCLAVE_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "policy/vault.h"
+
+struct vault;
+struct store;
+
+struct vault_config {
+	const uint8_t *context; /* OPAQUE context string; may be empty (length 0) */
+	size_t context_len;
+	const struct sv_vault_policy *policy;
+};
+
+int vault_new(struct vault **out, struct store *store, const struct vault_config *cfg)
+	__attribute__((warn_unused_result));
+void vault_free(struct vault *v);
+
+/* Handles one client request; type is an SV_MSG_* request type from common/msg.h. Always writes a
+ * complete SV_MSG_REPLY payload (status byte, then body) into reply and returns 0, including for
+ * bad input (SV_STATUS_BAD_REQUEST, nothing changed). Returns a negative SV_ERR_* only when the
+ * process must stop (internal error); then reply is undefined. */
+int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len, uint64_t now_ms,
+		 struct sv_buf *reply) __attribute__((warn_unused_result));
+
+/* Drops pending logins older than the policy timeout (an expired login stays charged). */
+void vault_expire(struct vault *v, uint64_t now_ms);
+
+/* Appends Prometheus text lines for the vault's counters (guesses, lock-outs, pending logins). */
+int vault_metrics(const struct vault *v, struct sv_buf *out) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * Vault policy: the limits and budgets an operator may set, each with hard bounds. The effective
+ * policy is fixed at start-up (config file / flags) and is hashed into the attestation statement.
+ */
+#ifndef SV_POLICY_VAULT_H
+#define SV_POLICY_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum policy_counter_scheme {
+	POLICY_COUNTER_PLAIN = 1,  /* one NV write per commit (group commit shares it) */
+	POLICY_COUNTER_HYBRID = 2, /* orderly counter, DESIGN §4; reserved, not yet implemented */
+};
+
+struct sv_vault_policy {
+	unsigned default_guess_limit; /* used when a registration names none; default 10 */
+	unsigned max_guess_limit;     /* highest limit a registration may ask for; 1..255, default 10 */
+	unsigned batch_window_us;     /* group commit: wait this long for more changes; 0..100000 */
+	unsigned max_batch;           /* state changes per commit; 1..4096 */
+	unsigned pending_login_max;   /* logins between KE2 and KE3 held in memory; 16..1048576 */
+	unsigned login_timeout_s;     /* a pending login expires after this; 1..600 */
+	unsigned nv_flush_budget_per_day; /* forced NV flushes per day (hybrid scheme); 1..10000 */
+	unsigned counter_scheme;      /* enum policy_counter_scheme */
+};
+
+/* Fills in the documented defaults. */
+void policy_vault_defaults(struct sv_vault_policy *p);
+/* Sets one option by its config-file name (e.g. "max-guess-limit", "batch-window-us"); rejects
+ * unknown names and out-of-bounds values with a one-line reason in why. */
+int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
+		     size_t why_len) __attribute__((warn_unused_result));
+/* Checks every bound and the relations between fields (default <= max). */
+int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+/* SHA-256 over a canonical encoding of the policy, for attestation statements. */
+void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32]);
+
+#endif
