@@ -1,0 +1,121 @@
+/*
+ * libsealvault: store a backup key in a sealvault server and get it back with a password.
+ *
+ * The server never sees the password or the backup key: registration and login are OPAQUE
+ * (RFC 9807, ristretto255-SHA512) with an Argon2id key-stretching function run here, and the
+ * backup key is encrypted under a key derived from OPAQUE's export_key before it is uploaded.
+ * Every login costs one of the guesses fixed at registration; when they are used up the server
+ * destroys the record for good.
+ *
+ * One struct sv_ctx talks to one server (one realm, DESIGN §6) over HTTPS with a pinned CA file.
+ * A context is not thread-safe; use one per thread. All functions are synchronous.
+ *
+ * Results: the operations return an enum sv_result; SV_RESULT_ERROR means "something other than
+ * the password went wrong" and sv_ctx_error() says what and what to do about it. attempts_left is
+ * filled in whenever the server reported it and set to -1 otherwise.
+ */
+#ifndef SEALVAULT_H
+#define SEALVAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SV_API __attribute__((visibility("default")))
+
+#define SV_LIB_VERSION "0.1.0"
+/* The wire protocol version this library speaks (first byte of every request body). */
+#define SV_PROTOCOL_VERSION 1
+
+/* Limits of the inputs. */
+#define SV_USER_MAX_LEN 255      /* user identifier: 1..255 bytes */
+#define SV_PASSWORD_MAX_LEN 1024 /* password: 1..1024 bytes */
+#define SV_SECRET_MAX_LEN 463    /* backup key: 1..463 bytes (a 512-byte sealed blob) */
+#define SV_MAX_ATTEMPTS_MAX 255  /* guess limit: 1..255, 0 = the server's default */
+
+/* The OPAQUE context string both sides bind into the handshake; sealvaultd's default. */
+#define SV_DEFAULT_CONTEXT "sealvault-v1"
+
+/* The Argon2id (p = 1) profile used to stretch the password. Raising it later means a password
+ * change (sv_change_password) with the new profile set on the context. */
+#define SV_KSF_DEFAULT_T 3
+#define SV_KSF_DEFAULT_M_KIB 65536
+#define SV_KSF_MIN_T 1
+#define SV_KSF_MIN_M_KIB 8
+#define SV_KSF_MAX_M_KIB (4u * 1024 * 1024)
+
+/* A recovery code from sv_generate_code: 25 symbols in 5 groups (125 bits), with dashes. */
+#define SV_CODE_LEN 29
+
+enum sv_result {
+	SV_RESULT_OK = 0,
+	SV_RESULT_WRONG_PASSWORD = 1, /* wrong password or unknown user; attempts_left if known */
+	SV_RESULT_LOCKED = 2,         /* the record was destroyed after too many wrong guesses */
+	SV_RESULT_EXISTS = 3,         /* register: the user is already registered */
+	SV_RESULT_BUSY = 4,           /* the server is overloaded or rate-limits us; retry later */
+	SV_RESULT_ERROR = 5,          /* anything else: sv_ctx_error() explains */
+};
+
+struct sv_ctx;
+
+/* A new context for the server at base URL server_url (https://host:port, no trailing path).
+ * Returns 0, or -1 (out of memory, libsodium or libcurl failed to initialise, or a bad URL:
+ * only https:// URLs are accepted). */
+SV_API int sv_ctx_new(struct sv_ctx **out, const char *server_url);
+SV_API void sv_ctx_free(struct sv_ctx *ctx);
+
+/* The PEM file of the CA (or the self-signed certificate) to trust. Without one the system's
+ * trust store is used. Returns 0 or -1 (out of memory). */
+SV_API int sv_ctx_set_cacert(struct sv_ctx *ctx, const char *path);
+/* The OPAQUE context string; must equal the server's (--context). May be empty (len 0).
+ * Default SV_DEFAULT_CONTEXT. Returns 0 or -1 (too long: > 1024 bytes, or out of memory). */
+SV_API int sv_ctx_set_context(struct sv_ctx *ctx, const uint8_t *context, size_t len);
+/* The Argon2id profile (t passes over m_kib KiB, p = 1). Must be the one used at registration.
+ * Returns 0 or -1 (outside SV_KSF_MIN_T.., SV_KSF_MIN_M_KIB..SV_KSF_MAX_M_KIB). */
+SV_API int sv_ctx_set_ksf(struct sv_ctx *ctx, uint32_t t, uint32_t m_kib);
+/* Timeout for each HTTPS request in seconds (default 30). */
+SV_API void sv_ctx_set_timeout(struct sv_ctx *ctx, unsigned seconds);
+/* The last error message of this context ("" if none). Valid until the next call on ctx. */
+SV_API const char *sv_ctx_error(const struct sv_ctx *ctx);
+
+/* Registers user with password and stores secret (1..SV_SECRET_MAX_LEN bytes), allowing
+ * max_attempts wrong guesses (0 = the server's default). */
+SV_API enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+				  size_t password_len, const uint8_t *secret, size_t secret_len,
+				  unsigned max_attempts);
+
+/* Recovers the secret into a buffer allocated by the library: free it with sv_secret_free(),
+ * which wipes it. Costs one guess; a right password resets the count. */
+SV_API enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+				 size_t password_len, uint8_t **secret, size_t *secret_len,
+				 int *attempts_left);
+SV_API void sv_secret_free(uint8_t *secret, size_t secret_len);
+
+/* Deletes the user's record after proving the password. */
+SV_API enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+				size_t password_len, int *attempts_left);
+
+/* Replaces the password (and re-encrypts the secret under the new one with the context's current
+ * KSF profile), setting a new guess limit (0 = the server's default). Needs two logins: one to
+ * recover the secret, one authenticated session for the change; each costs a guess that the
+ * right password gives back. */
+SV_API enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
+					 const uint8_t *old_password, size_t old_len,
+					 const uint8_t *new_password, size_t new_len,
+					 unsigned max_attempts, int *attempts_left);
+
+/* Writes a fresh random recovery code (SV_CODE_LEN characters + NUL) into code: 25 symbols from
+ * a 32-letter alphabet without look-alikes, in groups of 5 joined by '-'. Returns 0 or -1. */
+SV_API int sv_generate_code(char code[SV_CODE_LEN + 1]);
+
+/* A short English name of a result ("ok", "wrong password", ...). */
+SV_API const char *sv_result_str(enum sv_result r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
