@@ -1,0 +1,220 @@
+/* Unit tests for policy/seccomp (after systemd's test-seccomp.c): fork, install the filter in the
+ * child, make one call, and have the parent check how the child ended. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "policy/seccomp.h"
+
+enum probe {
+	P_NOTHING,
+	P_SOCKET,
+	P_EXECVE,
+	P_OPENAT,
+	P_WRITE_PINNED,
+	P_WRITE_OTHER,
+	P_MMAP_EXEC,
+	P_SODIUM,
+	P_FSTAT,
+	P_ACCEPT_OTHER,
+	P_CONNECT,
+	P_HOOK,
+	P_PAUSE,
+};
+
+/* Runs probe p in a child under the enclave (broker = 0) or broker filter; returns wait status.
+ * The child exits 0 when the probe's allowed call worked. */
+static int run(int broker, enum probe p)
+{
+	int pipefd[2], other[2];
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(pipe(other), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char why[256];
+		int r;
+		if (broker) {
+			struct policy_seccomp_broker cfg = { .listen_fd = pipefd[0] };
+			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
+		} else {
+			struct policy_seccomp_enclave cfg = { .fds = { 0, 1, 2, pipefd[0], pipefd[1] },
+							      .n_fds = 5 };
+			r = policy_seccomp_enclave_install(&cfg, why, sizeof(why));
+		}
+		if (r != 0) {
+			fprintf(stderr, "%s\n", why);
+			_exit(2);
+		}
+		char c = 'x';
+		switch (p) {
+		case P_NOTHING: _exit(0);
+		case P_SOCKET: socket(AF_INET, SOCK_STREAM, 0); _exit(0);
+		case P_EXECVE: {
+			char *const argv[] = { (char *)"/bin/true", NULL };
+			execve("/bin/true", argv, argv + 1);
+			_exit(0);
+		}
+		case P_OPENAT: openat(AT_FDCWD, "/etc/hostname", O_RDONLY); _exit(0);
+		case P_WRITE_PINNED: _exit(write(pipefd[1], &c, 1) == 1 ? 0 : 3);
+		case P_WRITE_OTHER: _exit(write(other[1], &c, 1) == 1 ? 0 : 3);
+		case P_MMAP_EXEC:
+			mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			_exit(0);
+		case P_SODIUM: {
+			unsigned char *s = sodium_malloc(100);
+			if (s == NULL)
+				_exit(3);
+			randombytes_buf(s, 100);
+			sodium_free(s);
+			_exit(0);
+		}
+		case P_FSTAT: {
+			struct stat st;
+			_exit(fstat(0, &st) == -1 && errno == EACCES ? 0 : 3);
+		}
+		case P_ACCEPT_OTHER: accept4(other[0], NULL, NULL, 0); _exit(0);
+		case P_CONNECT: connect(0, NULL, 0); _exit(0);
+		case P_HOOK: _exit(policy_seccomp_test_hook() == 0 ? 0 : 3);
+		case P_PAUSE:
+			/* wait until the parent has inspected /proc/PID/status */
+			_exit(read(pipefd[0], &c, 1) == 1 ? 0 : 3);
+		}
+		_exit(4);
+	}
+	if (p == P_PAUSE) {
+		char path[64], line[256];
+		int seccomp = -1, nnp = -1;
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+		for (int tries = 0; tries < 1000 && seccomp != 2; tries++) {
+			FILE *f = fopen(path, "r");
+			assert_non_null(f);
+			while (fgets(line, sizeof(line), f) != NULL) {
+				sscanf(line, "Seccomp: %d", &seccomp);
+				sscanf(line, "NoNewPrivs: %d", &nnp);
+			}
+			fclose(f);
+			if (seccomp != 2)
+				usleep(1000);
+		}
+		assert_int_equal(seccomp, 2);
+		assert_int_equal(nnp, 1);
+		assert_int_equal(write(pipefd[1], "g", 1), 1);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(pipefd[0]), close(pipefd[1]), close(other[0]), close(other[1]);
+	return st;
+}
+
+static void assert_sigsys(int st)
+{
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+}
+
+static void assert_ok(int st)
+{
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void test_enclave_allowed(void **state)
+{
+	assert_ok(run(0, P_NOTHING));
+	assert_ok(run(0, P_WRITE_PINNED));
+	assert_ok(run(0, P_SODIUM));
+	assert_ok(run(0, P_FSTAT));
+	assert_ok(run(0, P_PAUSE)); /* Seccomp: 2, NoNewPrivs: 1 */
+}
+
+static void test_enclave_killed(void **state)
+{
+	assert_sigsys(run(0, P_SOCKET));
+	assert_sigsys(run(0, P_EXECVE));
+	assert_sigsys(run(0, P_OPENAT));
+	assert_sigsys(run(0, P_WRITE_OTHER)); /* a descriptor opened after lock-down */
+	assert_sigsys(run(0, P_MMAP_EXEC));
+	assert_sigsys(run(0, P_CONNECT));
+}
+
+static void test_broker(void **state)
+{
+	assert_ok(run(1, P_NOTHING));
+	assert_ok(run(1, P_WRITE_OTHER));
+	assert_ok(run(1, P_PAUSE));
+	assert_sigsys(run(1, P_SOCKET));
+	assert_sigsys(run(1, P_EXECVE));
+	assert_sigsys(run(1, P_OPENAT));
+	assert_sigsys(run(1, P_CONNECT));
+	assert_sigsys(run(1, P_MMAP_EXEC));
+	assert_sigsys(run(1, P_ACCEPT_OTHER));
+}
+
+static void test_hook(void **state)
+{
+	unsetenv("SV_TEST_SANDBOX");
+	assert_ok(run(0, P_HOOK));
+	const char *kinds[] = { "socket", "execve", "openat", "openat:/proc/self/status" };
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		setenv("SV_TEST_SANDBOX", kinds[i], 1);
+		assert_sigsys(run(0, P_HOOK));
+		assert_sigsys(run(1, P_HOOK));
+	}
+	setenv("SV_TEST_SANDBOX", "nonsense", 1);
+	assert_ok(run(0, P_HOOK));
+	unsetenv("SV_TEST_SANDBOX");
+	/* without a filter the hook's call succeeds and it reports failure */
+	setenv("SV_TEST_SANDBOX", "openat", 1);
+	assert_int_equal(policy_seccomp_test_hook(), SV_ERR_INTERNAL);
+	unsetenv("SV_TEST_SANDBOX");
+}
+
+static void test_open_fds(void **state)
+{
+	struct policy_seccomp_enclave cfg;
+	char why[128];
+	int fd = open("/dev/null", O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(policy_seccomp_open_fds(&cfg, why, sizeof(why)), 0);
+	int seen = 0;
+	for (size_t i = 0; i < cfg.n_fds; i++)
+		seen |= cfg.fds[i] == fd;
+	assert_true(seen);
+	close(fd);
+	assert_int_equal(policy_seccomp_open_fds(&cfg, why, sizeof(why)), 0);
+	for (size_t i = 0; i < cfg.n_fds; i++)
+		assert_int_not_equal(cfg.fds[i], fd);
+	struct policy_seccomp_enclave none = { .n_fds = 0 };
+	assert_int_equal(policy_seccomp_enclave_install(&none, why, sizeof(why)), SV_ERR_RANGE);
+	struct policy_seccomp_broker nolisten = { .listen_fd = -1 };
+	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)), SV_ERR_INVALID);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_enclave_allowed), cmocka_unit_test(test_enclave_killed),
+		cmocka_unit_test(test_broker),		cmocka_unit_test(test_hook),
+		cmocka_unit_test(test_open_fds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
