@@ -1,0 +1,154 @@
+/*
+ * Vault policy: defaults, bounds, and a canonical hash. Every option has a documented range;
+ * anything outside it is refused with a message that names the option and the range.
+ */
+#include "policy/vault.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "common/err.h"
+
+struct opt {
+	const char *name;
+	size_t offset;
+	unsigned min;
+	unsigned max;
+};
+
+#define OPT(n, f, lo, hi) {n, offsetof(struct sv_vault_policy, f), lo, hi}
+
+static const struct opt opts[] = {
+	OPT("default-guess-limit", default_guess_limit, 1, 255),
+	OPT("max-guess-limit", max_guess_limit, 1, 255),
+	OPT("batch-window-us", batch_window_us, 0, 100000),
+	OPT("max-batch", max_batch, 1, 4096),
+	OPT("pending-login-max", pending_login_max, 16, 1048576),
+	OPT("login-timeout-s", login_timeout_s, 1, 600),
+	OPT("nv-flush-budget-per-day", nv_flush_budget_per_day, 1, 10000),
+	OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_PLAIN),
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static unsigned *field(struct sv_vault_policy *p, const struct opt *o)
+{
+	return (unsigned *)((char *)p + o->offset);
+}
+
+static unsigned cfield(const struct sv_vault_policy *p, const struct opt *o)
+{
+	return *(const unsigned *)((const char *)p + o->offset);
+}
+
+void policy_vault_defaults(struct sv_vault_policy *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->default_guess_limit = 10;
+	p->max_guess_limit = 10;
+	p->batch_window_us = 2000;
+	p->max_batch = 256;
+	p->pending_login_max = 65536;
+	p->login_timeout_s = 60;
+	p->nv_flush_budget_per_day = 200;
+	p->counter_scheme = POLICY_COUNTER_PLAIN;
+}
+
+/* Accepts "plain" for the counter scheme, otherwise a decimal number without sign or junk. */
+static int parse_value(const struct opt *o, const char *value, unsigned *out)
+{
+	if (strcmp(o->name, "counter-scheme") == 0) {
+		if (strcmp(value, "plain") == 0) {
+			*out = POLICY_COUNTER_PLAIN;
+			return SV_OK;
+		}
+		if (strcmp(value, "hybrid") == 0) {
+			*out = POLICY_COUNTER_HYBRID;
+			return SV_OK;
+		}
+		return SV_ERR_INVALID;
+	}
+	if (value[0] < '0' || value[0] > '9')
+		return SV_ERR_INVALID;
+	errno = 0;
+	char *end = NULL;
+	unsigned long v = strtoul(value, &end, 10);
+	if (errno != 0 || end == value || *end != '\0' || v > UINT_MAX)
+		return SV_ERR_INVALID;
+	*out = (unsigned)v;
+	return SV_OK;
+}
+
+int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
+		     size_t why_len)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		const struct opt *o = &opts[i];
+		if (strcmp(o->name, key) != 0)
+			continue;
+		unsigned v = 0;
+		if (parse_value(o, value, &v) != SV_OK) {
+			snprintf(why, why_len, "policy option %s: '%s' is not a valid value", key,
+				 value);
+			return SV_ERR_CONFIG;
+		}
+		if (v < o->min || v > o->max) {
+			if (strcmp(o->name, "counter-scheme") == 0)
+				snprintf(why, why_len,
+					 "policy option counter-scheme: only 'plain' is "
+					 "implemented in this version");
+			else
+				snprintf(why, why_len,
+					 "policy option %s: %u is out of bounds (%u..%u)", key, v,
+					 o->min, o->max);
+			return SV_ERR_CONFIG;
+		}
+		*field(p, o) = v;
+		return SV_OK;
+	}
+	snprintf(why, why_len, "unknown policy option '%s' (see docs/operations.md)", key);
+	return SV_ERR_CONFIG;
+}
+
+int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_len)
+{
+	for (size_t i = 0; i < NOPTS; i++) {
+		unsigned v = cfield(p, &opts[i]);
+		if (v < opts[i].min || v > opts[i].max) {
+			snprintf(why, why_len, "policy option %s: %u is out of bounds (%u..%u)",
+				 opts[i].name, v, opts[i].min, opts[i].max);
+			return SV_ERR_CONFIG;
+		}
+	}
+	if (p->default_guess_limit > p->max_guess_limit) {
+		snprintf(why, why_len,
+			 "policy: default-guess-limit %u exceeds max-guess-limit %u; lower the "
+			 "default or raise the maximum",
+			 p->default_guess_limit, p->max_guess_limit);
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32])
+{
+	/* Canonical encoding: a domain tag, then each option as name, NUL, big-endian u32. */
+	crypto_hash_sha256_state st;
+	static const char tag[] = "sealvault vault policy v1";
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const uint8_t *)tag, sizeof(tag));
+	for (size_t i = 0; i < NOPTS; i++) {
+		unsigned v = cfield(p, &opts[i]);
+		uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
+				 (uint8_t)v};
+		crypto_hash_sha256_update(&st, (const uint8_t *)opts[i].name,
+					  strlen(opts[i].name) + 1);
+		crypto_hash_sha256_update(&st, be, sizeof(be));
+	}
+	crypto_hash_sha256_final(&st, out);
+}
