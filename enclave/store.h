@@ -70,7 +70,9 @@ const struct store_secrets *store_secrets(const struct store *s);
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
 		 struct store_user_view *out) __attribute__((warn_unused_result));
 
-/* New record, or replacement of an existing one (password change); guesses_used becomes 0. */
+/* New record, or replacement of an existing one (password change); guesses_used becomes 0. Also
+ * accepted for a destroyed identifier: the tombstone becomes an active record again (the vault
+ * uses this for re-registration and to write back a record whose last guess succeeded). */
 int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
 		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob, size_t blob_len,
 		   unsigned guess_limit) __attribute__((warn_unused_result));
@@ -81,9 +83,16 @@ int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsign
 /* guesses_used = 0 after a successful login. */
 int store_reset_guesses(struct store *s, const uint8_t *id, size_t id_len)
 	__attribute__((warn_unused_result));
-/* Removes the record for good (user-requested or operator delete); the identifier becomes free. */
+/* Removes the record for good (user-requested or operator delete); the identifier becomes free.
+ * Also removes a tombstone. */
 int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
 	__attribute__((warn_unused_result));
+
+/* Stages a change that alters no user: a journal record without effect on replay, committed by
+ * store_commit like any other change (append, fsync, NV increment). The vault stages one for a
+ * login/start on an unknown identifier, so that its reply goes through the same commit as a real
+ * charged guess and timing does not tell which identifiers exist (docs/threat-model.md). */
+int store_stage_noop(struct store *s) __attribute__((warn_unused_result));
 
 /* Number of staged, not yet durable changes. */
 size_t store_pending(const struct store *s);
