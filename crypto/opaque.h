@@ -30,29 +30,29 @@
 #include "crypto/ksf.h"
 
 #define OPAQUE_NONCE_LEN       32 /* Nn */
-#define OPAQUE_MAC_LEN	       64 /* Nm */
-#define OPAQUE_HASH_LEN	       64 /* Nh */
-#define OPAQUE_PK_LEN	       32 /* Npk: ristretto255 element */
-#define OPAQUE_SK_LEN	       32 /* Nsk: ristretto255 scalar */
-#define OPAQUE_SEED_LEN	       32 /* Nseed */
+#define OPAQUE_MAC_LEN         64 /* Nm */
+#define OPAQUE_HASH_LEN        64 /* Nh */
+#define OPAQUE_PK_LEN          32 /* Npk: ristretto255 element */
+#define OPAQUE_SK_LEN          32 /* Nsk: ristretto255 scalar */
+#define OPAQUE_SEED_LEN        32 /* Nseed */
 #define OPAQUE_OPRF_SEED_LEN   64 /* server-wide oprf_seed (Nh) */
 #define OPAQUE_FAKE_SEED_LEN   32 /* server-wide seed of the fake records */
 #define OPAQUE_MASKING_KEY_LEN 64
 #define OPAQUE_ENVELOPE_LEN    96 /* envelope_nonce(32) | auth_tag(64) */
 
-#define OPAQUE_REGISTRATION_REQUEST_LEN	 32  /* blinded_message */
+#define OPAQUE_REGISTRATION_REQUEST_LEN  32  /* blinded_message */
 #define OPAQUE_REGISTRATION_RESPONSE_LEN 64  /* evaluated_message | server_public_key */
-#define OPAQUE_RECORD_LEN		 192 /* client_public_key | masking_key | envelope */
-#define OPAQUE_KE1_LEN			 96  /* blinded_message | client_nonce | client_keyshare */
-#define OPAQUE_KE2_LEN			 320 /* credential_response(192) | auth_response(128) */
-#define OPAQUE_KE3_LEN			 64  /* client_mac */
-#define OPAQUE_SESSION_KEY_LEN		 64
-#define OPAQUE_EXPORT_KEY_LEN		 64
+#define OPAQUE_RECORD_LEN                192 /* client_public_key | masking_key | envelope */
+#define OPAQUE_KE1_LEN                   96  /* blinded_message | client_nonce | client_keyshare */
+#define OPAQUE_KE2_LEN                   320 /* credential_response(192) | auth_response(128) */
+#define OPAQUE_KE3_LEN                   64  /* client_mac */
+#define OPAQUE_SESSION_KEY_LEN           64
+#define OPAQUE_EXPORT_KEY_LEN            64
 
 #define OPAQUE_CREDENTIAL_ID_MAX 65535 /* credential_identifier length bound (>= 1 byte) */
-#define OPAQUE_IDENTITY_MAX	 65535 /* client/server identity length bound */
-#define OPAQUE_CONTEXT_MAX	 65535 /* context string length bound (may be 0) */
-#define OPAQUE_PASSWORD_MAX	 65535 /* password length bound (may be 0) */
+#define OPAQUE_IDENTITY_MAX      65535 /* client/server identity length bound */
+#define OPAQUE_CONTEXT_MAX       65535 /* context string length bound (may be 0) */
+#define OPAQUE_PASSWORD_MAX      65535 /* password length bound (may be 0) */
 
 #define OPAQUE_WUR __attribute__((warn_unused_result))
 
@@ -85,9 +85,9 @@ struct opaque_server_state {
 
 /* SECRET. Client state across one round trip (registration or login; 160 bytes). */
 struct opaque_client_state {
-	uint8_t blind[OPAQUE_SK_LEN];	      /* OPRF blind */
+	uint8_t blind[OPAQUE_SK_LEN];         /* OPRF blind */
 	uint8_t client_secret[OPAQUE_SK_LEN]; /* login: ephemeral 3DH private key */
-	uint8_t ke1[OPAQUE_KE1_LEN];	      /* login: the KE1 sent */
+	uint8_t ke1[OPAQUE_KE1_LEN];          /* login: the KE1 sent */
 };
 
 /* ---- server keys ---- */
@@ -96,22 +96,22 @@ struct opaque_client_state {
 int opaque_server_key_generate(struct opaque_server_key *k) OPAQUE_WUR;
 /* RFC 9807 DeriveDiffieHellmanKeyPair(seed) (ristretto255: DeriveKeyPair with info
  * "OPAQUE-DeriveDiffieHellmanKeyPair"). */
-int opaque_server_key_derive(struct opaque_server_key *k, const uint8_t seed[OPAQUE_SEED_LEN])
-	OPAQUE_WUR;
+int opaque_server_key_derive(struct opaque_server_key *k,
+                             const uint8_t seed[OPAQUE_SEED_LEN]) OPAQUE_WUR;
 /* Loads a stored private key (reduced, non-zero) and computes its public key once. */
-int opaque_server_key_from_sk(struct opaque_server_key *k, const uint8_t sk[OPAQUE_SK_LEN])
-	OPAQUE_WUR;
+int opaque_server_key_from_sk(struct opaque_server_key *k,
+                              const uint8_t sk[OPAQUE_SK_LEN]) OPAQUE_WUR;
 
 /* ---- server: registration ---- */
 
 /* CreateRegistrationResponse: evaluates the blinded password under the per-identifier OPRF key
  * derived from oprf_seed and credential_id (1..OPAQUE_CREDENTIAL_ID_MAX bytes), appends pk. */
 int opaque_server_registration_response(uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
-					const uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN],
-					const uint8_t server_pk[OPAQUE_PK_LEN],
-					const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
-					const uint8_t *credential_id, size_t credential_id_len)
-	OPAQUE_WUR;
+                                        const uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN],
+                                        const uint8_t server_pk[OPAQUE_PK_LEN],
+                                        const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
+                                        const uint8_t *credential_id,
+                                        size_t credential_id_len) OPAQUE_WUR;
 
 /* Checks an uploaded RegistrationRecord before storing it: exactly OPAQUE_RECORD_LEN bytes and
  * a canonical, non-identity client public key (the envelope is opaque to the server). */
@@ -124,8 +124,8 @@ int opaque_record_check(const uint8_t *record, size_t len) OPAQUE_WUR;
  * unknown and known identifiers indistinguishable in time, callers should derive it for known
  * identifiers too (and discard it), or cache it per identifier. */
 int opaque_fake_record_derive(uint8_t record[OPAQUE_RECORD_LEN],
-			      const uint8_t fake_seed[OPAQUE_FAKE_SEED_LEN],
-			      const uint8_t *credential_id, size_t credential_id_len) OPAQUE_WUR;
+                              const uint8_t fake_seed[OPAQUE_FAKE_SEED_LEN],
+                              const uint8_t *credential_id, size_t credential_id_len) OPAQUE_WUR;
 
 /* ---- server: login ---- */
 
@@ -134,72 +134,71 @@ int opaque_fake_record_derive(uint8_t record[OPAQUE_RECORD_LEN],
  * record; the call takes the same path for both. On success *st holds the expected client MAC
  * and the session key. SV_ERR_CRYPTO when KE1 carries a bad element. */
 int opaque_server_ke2(uint8_t ke2[OPAQUE_KE2_LEN], struct opaque_server_state *st,
-		      const uint8_t ke1[OPAQUE_KE1_LEN], const uint8_t record[OPAQUE_RECORD_LEN],
-		      const uint8_t *credential_id, size_t credential_id_len,
-		      const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
-		      const struct opaque_server_key *k, const struct opaque_params *p) OPAQUE_WUR;
+                      const uint8_t ke1[OPAQUE_KE1_LEN], const uint8_t record[OPAQUE_RECORD_LEN],
+                      const uint8_t *credential_id, size_t credential_id_len,
+                      const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
+                      const struct opaque_server_key *k, const struct opaque_params *p) OPAQUE_WUR;
 int opaque_server_ke2_det(uint8_t ke2[OPAQUE_KE2_LEN], struct opaque_server_state *st,
-			  const uint8_t ke1[OPAQUE_KE1_LEN], const uint8_t record[OPAQUE_RECORD_LEN],
-			  const uint8_t *credential_id, size_t credential_id_len,
-			  const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
-			  const struct opaque_server_key *k, const struct opaque_params *p,
-			  const uint8_t masking_nonce[OPAQUE_NONCE_LEN],
-			  const uint8_t server_nonce[OPAQUE_NONCE_LEN],
-			  const uint8_t server_keyshare_seed[OPAQUE_SEED_LEN]) OPAQUE_WUR;
+                          const uint8_t ke1[OPAQUE_KE1_LEN],
+                          const uint8_t record[OPAQUE_RECORD_LEN], const uint8_t *credential_id,
+                          size_t credential_id_len, const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN],
+                          const struct opaque_server_key *k, const struct opaque_params *p,
+                          const uint8_t masking_nonce[OPAQUE_NONCE_LEN],
+                          const uint8_t server_nonce[OPAQUE_NONCE_LEN],
+                          const uint8_t server_keyshare_seed[OPAQUE_SEED_LEN]) OPAQUE_WUR;
 
 /* ServerFinish: compares KE3 with the expected client MAC in constant time. 0 and the session
  * key on success, SV_ERR_AUTH otherwise. *st is wiped in both cases (a state is single-use). */
-int opaque_server_finish(uint8_t session_key[OPAQUE_SESSION_KEY_LEN], struct opaque_server_state *st,
-			 const uint8_t ke3[OPAQUE_KE3_LEN]) OPAQUE_WUR;
+int opaque_server_finish(uint8_t session_key[OPAQUE_SESSION_KEY_LEN],
+                         struct opaque_server_state *st,
+                         const uint8_t ke3[OPAQUE_KE3_LEN]) OPAQUE_WUR;
 
 /* ---- client ---- */
 
 /* CreateRegistrationRequest: blinds the password; keeps the blind in *st. */
 int opaque_client_registration_request(uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN],
-				       struct opaque_client_state *st, const uint8_t *password,
-				       size_t password_len) OPAQUE_WUR;
+                                       struct opaque_client_state *st, const uint8_t *password,
+                                       size_t password_len) OPAQUE_WUR;
 int opaque_client_registration_request_det(uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN],
-					   struct opaque_client_state *st, const uint8_t *password,
-					   size_t password_len, const uint8_t blind[OPAQUE_SK_LEN])
-	OPAQUE_WUR;
+                                           struct opaque_client_state *st, const uint8_t *password,
+                                           size_t password_len,
+                                           const uint8_t blind[OPAQUE_SK_LEN]) OPAQUE_WUR;
 
 /* FinalizeRegistrationRequest: the same password again, the server's response, the KSF profile.
  * Writes the record to upload and the export key (SECRET). The server public key the client
  * registered against is response[32..64); a client that pins the server key compares it first.
  * Wipes *st. */
 int opaque_client_registration_finalize(uint8_t record[OPAQUE_RECORD_LEN],
-					uint8_t export_key[OPAQUE_EXPORT_KEY_LEN],
-					struct opaque_client_state *st, const uint8_t *password,
-					size_t password_len,
-					const uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
-					const struct opaque_params *p, const struct ksf_params *ksf)
-	OPAQUE_WUR;
-int opaque_client_registration_finalize_det(uint8_t record[OPAQUE_RECORD_LEN],
-					    uint8_t export_key[OPAQUE_EXPORT_KEY_LEN],
-					    struct opaque_client_state *st, const uint8_t *password,
-					    size_t password_len,
-					    const uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
-					    const struct opaque_params *p, const struct ksf_params *ksf,
-					    const uint8_t envelope_nonce[OPAQUE_NONCE_LEN]) OPAQUE_WUR;
+                                        uint8_t export_key[OPAQUE_EXPORT_KEY_LEN],
+                                        struct opaque_client_state *st, const uint8_t *password,
+                                        size_t password_len,
+                                        const uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
+                                        const struct opaque_params *p,
+                                        const struct ksf_params *ksf) OPAQUE_WUR;
+int opaque_client_registration_finalize_det(
+    uint8_t record[OPAQUE_RECORD_LEN], uint8_t export_key[OPAQUE_EXPORT_KEY_LEN],
+    struct opaque_client_state *st, const uint8_t *password, size_t password_len,
+    const uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN], const struct opaque_params *p,
+    const struct ksf_params *ksf, const uint8_t envelope_nonce[OPAQUE_NONCE_LEN]) OPAQUE_WUR;
 
 /* GenerateKE1: blinds the password and starts the 3DH; keeps blind, ephemeral key, KE1 in *st. */
 int opaque_client_ke1(uint8_t ke1[OPAQUE_KE1_LEN], struct opaque_client_state *st,
-		      const uint8_t *password, size_t password_len) OPAQUE_WUR;
+                      const uint8_t *password, size_t password_len) OPAQUE_WUR;
 int opaque_client_ke1_det(uint8_t ke1[OPAQUE_KE1_LEN], struct opaque_client_state *st,
-			  const uint8_t *password, size_t password_len,
-			  const uint8_t blind[OPAQUE_SK_LEN],
-			  const uint8_t client_nonce[OPAQUE_NONCE_LEN],
-			  const uint8_t client_keyshare_seed[OPAQUE_SEED_LEN]) OPAQUE_WUR;
+                          const uint8_t *password, size_t password_len,
+                          const uint8_t blind[OPAQUE_SK_LEN],
+                          const uint8_t client_nonce[OPAQUE_NONCE_LEN],
+                          const uint8_t client_keyshare_seed[OPAQUE_SEED_LEN]) OPAQUE_WUR;
 
 /* GenerateKE3: recovers the envelope (runs the KSF), checks the server MAC, and writes KE3, the
  * session key and the export key (both SECRET). server_pk_out (may be NULL) receives the
  * authenticated server public key. SV_ERR_AUTH for a wrong password or a forged/tampered KE2
  * (the two are indistinguishable by design); SV_ERR_CRYPTO for a bad element. Wipes *st. */
 int opaque_client_ke3(uint8_t ke3[OPAQUE_KE3_LEN], uint8_t session_key[OPAQUE_SESSION_KEY_LEN],
-		      uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], uint8_t *server_pk_out,
-		      struct opaque_client_state *st, const uint8_t *password, size_t password_len,
-		      const uint8_t ke2[OPAQUE_KE2_LEN], const struct opaque_params *p,
-		      const struct ksf_params *ksf) OPAQUE_WUR;
+                      uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], uint8_t *server_pk_out,
+                      struct opaque_client_state *st, const uint8_t *password, size_t password_len,
+                      const uint8_t ke2[OPAQUE_KE2_LEN], const struct opaque_params *p,
+                      const struct ksf_params *ksf) OPAQUE_WUR;
 
 /* Wipes a client state (for abandoned round trips). */
 void opaque_client_state_wipe(struct opaque_client_state *st);
