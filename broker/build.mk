@@ -1,0 +1,22 @@
+# broker/: sealvault-broker, the HTTPS front end (process engineer).
+BROKER_SRCS := broker/main.c broker/http.c broker/tls.c broker/link.c broker/ratelimit.c \
+	broker/metrics.c
+BROKER_OBJS := $(BROKER_SRCS:%.c=$(B)/%.o)
+BROKER_LIB_OBJS := $(filter-out $(B)/broker/main.o,$(BROKER_OBJS))
+BROKER_PKGS := libevent libevent_openssl openssl libsodium libseccomp
+BINS += $(B)/sealvault-broker
+INSTALL_LIBEXEC += $(B)/sealvault-broker
+INSTALL_MAN += broker/sealvault-broker.8
+$(foreach s,$(BROKER_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(call pc_cflags,$(BROKER_PKGS))))
+
+$(B)/libsvbroker.a: $(BROKER_LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(B)/sealvault-broker: $(B)/broker/main.o $(B)/libsvbroker.a $(B)/libsvseccomp.a $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(BROKER_PKGS))
+
+# unit tests of broker modules link the broker archive and libevent
+UT_OBJS_broker_link := $(B)/libsvbroker.a $(B)/libsvcommon.a
+UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a

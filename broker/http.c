@@ -1,0 +1,333 @@
+#include "broker/http.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sodium.h>
+
+#include "broker/link.h"
+#include "broker/metrics.h"
+#include "broker/ratelimit.h"
+#include "broker/tls.h"
+#include "common/err.h"
+#include "common/frame.h"
+#include "common/msg.h"
+
+#define NONCE_MAX 64 /* attestation nonce, bytes */
+
+struct broker_http {
+	struct evhttp *http;
+	struct link *link;
+	struct tls *tls;
+	struct ratelimit *rl;
+	struct metrics *m;
+};
+
+static const struct route {
+	const char *path;
+	enum evhttp_cmd_type method;
+	uint16_t type;
+	enum metrics_endpoint ep;
+} routes[] = {
+	{ "/v1/register/start", EVHTTP_REQ_POST, SV_MSG_REGISTER_START, EP_REGISTER_START },
+	{ "/v1/register/finish", EVHTTP_REQ_POST, SV_MSG_REGISTER_FINISH, EP_REGISTER_FINISH },
+	{ "/v1/login/start", EVHTTP_REQ_POST, SV_MSG_LOGIN_START, EP_LOGIN_START },
+	{ "/v1/login/finish", EVHTTP_REQ_POST, SV_MSG_LOGIN_FINISH, EP_LOGIN_FINISH },
+	{ "/v1/change-password/finish", EVHTTP_REQ_POST, SV_MSG_CHANGE_FINISH, EP_CHANGE_FINISH },
+	{ "/v1/attestation", EVHTTP_REQ_GET, SV_MSG_ATTESTATION, EP_ATTESTATION },
+	{ "/healthz", EVHTTP_REQ_GET, SV_MSG_HEALTH, EP_HEALTHZ },
+	{ "/metrics", EVHTTP_REQ_GET, SV_MSG_STATS, EP_METRICS },
+};
+
+/* A request waiting for the enclave. */
+struct pending {
+	struct broker_http *h;
+	struct evhttp_request *req;
+	const struct route *route;
+	uint64_t start_us;
+};
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* enum sv_status -> HTTP status (contract in common/msg.h). */
+static int http_code(uint8_t status)
+{
+	switch (status) {
+	case SV_STATUS_OK: return 200;
+	case SV_STATUS_BAD_REQUEST: return 400;
+	case SV_STATUS_AUTH_FAILED: return 403;
+	case SV_STATUS_LOCKED: return 410;
+	case SV_STATUS_CONFLICT: return 409;
+	case SV_STATUS_OUT_OF_ORDER: return 409;
+	case SV_STATUS_BUSY: return 503;
+	default: return 500;
+	}
+}
+
+static const char *reason(int code)
+{
+	switch (code) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+/* Sends the answer (body may be NULL) and counts it. */
+static void answer(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
+		   uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	evhttp_add_header(oh, "Content-Type", ctype);
+	evhttp_add_header(oh, "Cache-Control", "no-store");
+	if (code == 429 || code == 503)
+		evhttp_add_header(oh, "Retry-After", "1");
+	tls_request_answered(h->tls, req);
+	evhttp_send_reply(req, code, reason(code), body);
+	metrics_count(h->m, ep, code, now_us() - start_us);
+}
+
+static void answer_text(struct broker_http *h, struct evhttp_request *req,
+			enum metrics_endpoint ep, uint64_t start_us, int code, const char *text)
+{
+	struct evbuffer *b = evbuffer_new();
+	if (b != NULL && evbuffer_add(b, text, strlen(text)) != 0) {
+		evbuffer_free(b);
+		b = NULL;
+	}
+	answer(h, req, ep, start_us, code, "text/plain; charset=utf-8", b);
+	if (b != NULL)
+		evbuffer_free(b);
+}
+
+static void on_reply(void *arg, const uint8_t *reply, size_t len)
+{
+	struct pending *p = arg;
+	struct broker_http *h = p->h;
+	int code = http_code(reply[0]);
+	struct evbuffer *b = evbuffer_new();
+	int bad = b == NULL;
+	const char *ctype = "application/octet-stream";
+
+	if (!bad && p->route->ep == EP_METRICS) {
+		ctype = "text/plain; version=0.0.4; charset=utf-8";
+		struct metrics_gauges g = {
+			.connections = tls_open_connections(h->tls),
+			.inflight = link_inflight(h->link),
+			.rate_limited = ratelimit_refused_requests(h->rl),
+			.conns_refused = tls_refused_connections(h->tls) + ratelimit_refused_conns(h->rl),
+		};
+		bad = metrics_render(h->m, &g, b) != 0;
+	} else if (!bad && p->route->ep == EP_HEALTHZ) {
+		ctype = "text/plain; charset=utf-8";
+		if (code == 200)
+			bad = evbuffer_add(b, "ok\n", 3) != 0;
+		else
+			code = 503;
+	}
+	if (!bad && len > 1 && (p->route->ep != EP_HEALTHZ))
+		bad = evbuffer_add(b, reply + 1, len - 1) != 0;
+	if (bad) {
+		if (b != NULL)
+			evbuffer_free(b);
+		answer_text(h, p->req, p->route->ep, p->start_us, 500, "out of memory\n");
+	} else {
+		answer(h, p->req, p->route->ep, p->start_us, code, ctype, b);
+		evbuffer_free(b);
+	}
+	free(p);
+}
+
+/* "application/octet-stream", optionally followed by parameters. */
+static int octet_stream(const char *ct)
+{
+	static const char want[] = "application/octet-stream";
+	if (ct == NULL || strncasecmp(ct, want, sizeof(want) - 1) != 0)
+		return 0;
+	char next = ct[sizeof(want) - 1];
+	return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
+/* The attestation nonce from ?nonce=HEX into out; its length or -1. */
+static int nonce_of(const struct evhttp_uri *uri, uint8_t out[static NONCE_MAX])
+{
+	const char *q = evhttp_uri_get_query(uri);
+	struct evkeyvalq params;
+	size_t n = 0;
+	const char *end = NULL;
+	int r = -1;
+	TAILQ_INIT(&params);
+	if (q == NULL || evhttp_parse_query_str(q, &params) != 0)
+		goto out;
+	const char *hex = evhttp_find_header(&params, "nonce");
+	if (hex == NULL || strlen(hex) > 2 * NONCE_MAX)
+		goto out;
+	if (sodium_hex2bin(out, NONCE_MAX, hex, strlen(hex), NULL, &n, &end) != 0 || *end != '\0' ||
+	    n < 1)
+		goto out;
+	r = (int)n;
+out:
+	evhttp_clear_headers(&params);
+	return r;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct broker_http *h = arg;
+	uint64_t start = now_us();
+	tls_request_started(h->tls, req);
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (path == NULL) {
+		answer_text(h, req, EP_OTHER, start, 400, "malformed request target\n");
+		return;
+	}
+	const struct route *rt = NULL;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(path, routes[i].path) == 0)
+			rt = &routes[i];
+	if (rt == NULL) {
+		answer_text(h, req, EP_OTHER, start, 404,
+			    "no such endpoint; see docs/protocol.md for the HTTP API\n");
+		return;
+	}
+	if (evhttp_request_get_command(req) != rt->method) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+				  rt->method == EVHTTP_REQ_POST ? "POST" : "GET");
+		answer_text(h, req, rt->ep, start, 405,
+			    rt->method == EVHTTP_REQ_POST ? "use POST for this endpoint\n"
+							  : "use GET for this endpoint\n");
+		return;
+	}
+	if (rt->ep != EP_HEALTHZ && rt->ep != EP_METRICS) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		const struct sockaddr *sa = evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
+		uint8_t key[RATELIMIT_KEY_LEN];
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ratelimit_key(sa, key) != 0 ||
+		    ratelimit_take(h->rl, key, (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) != 0) {
+			answer_text(h, req, rt->ep, start, 429,
+				    "too many requests from this address; retry in a second\n");
+			return;
+		}
+	}
+
+	uint8_t nonce[NONCE_MAX];
+	const uint8_t *payload = NULL;
+	size_t len = 0;
+	if (rt->method == EVHTTP_REQ_POST) {
+		const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
+						    "Content-Type");
+		if (!octet_stream(ct)) {
+			answer_text(h, req, rt->ep, start, 415,
+				    "request body must be Content-Type: application/octet-stream\n");
+			return;
+		}
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		len = evbuffer_get_length(in);
+		if (len > SV_FRAME_MAX) {
+			answer_text(h, req, rt->ep, start, 413, "request body too large\n");
+			return;
+		}
+		payload = len > 0 ? evbuffer_pullup(in, -1) : NULL;
+		if (len > 0 && payload == NULL) {
+			answer_text(h, req, rt->ep, start, 500, "out of memory\n");
+			return;
+		}
+	} else if (rt->ep == EP_ATTESTATION) {
+		int n = nonce_of(uri, nonce);
+		if (n < 0) {
+			answer_text(h, req, rt->ep, start, 400,
+				    "give ?nonce= as 1 to 64 bytes in hexadecimal\n");
+			return;
+		}
+		payload = nonce;
+		len = (size_t)n;
+	}
+
+	struct pending *p = malloc(sizeof(*p));
+	if (p == NULL) {
+		answer_text(h, req, rt->ep, start, 500, "out of memory\n");
+		return;
+	}
+	*p = (struct pending){ .h = h, .req = req, .route = rt, .start_us = start };
+	int r = link_request(h->link, rt->type, payload, len, on_reply, p);
+	if (r != 0) {
+		free(p);
+		if (r == SV_ERR_BUSY)
+			answer_text(h, req, rt->ep, start, 503, "vault busy; retry in a second\n");
+		else
+			answer_text(h, req, rt->ep, start, 500, "cannot reach the vault\n");
+	}
+}
+
+int http_new(struct broker_http **out, struct event_base *base, const struct http_config *cfg,
+	     struct link *link, struct tls *tls, struct ratelimit *rl, struct metrics *m)
+{
+	if (cfg->max_body < 64 || cfg->max_body > SV_FRAME_MAX || cfg->max_headers < 1024 ||
+	    cfg->max_headers > 65536 || cfg->idle_timeout_s < 1 || cfg->idle_timeout_s > 3600)
+		return SV_ERR_RANGE;
+	struct broker_http *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		return SV_ERR_NOMEM;
+	h->link = link;
+	h->tls = tls;
+	h->rl = rl;
+	h->m = m;
+	if ((h->http = evhttp_new(base)) == NULL) {
+		free(h);
+		return SV_ERR_NOMEM;
+	}
+	evhttp_set_bevcb(h->http, tls_bevcb, tls);
+	evhttp_set_gencb(h->http, on_request, h);
+	evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
+	evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
+	struct timeval tv = { .tv_sec = cfg->idle_timeout_s };
+	evhttp_set_timeout_tv(h->http, &tv);
+	/* every method reaches on_request, which answers 405 itself */
+	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(h->http, "text/plain; charset=utf-8");
+	*out = h;
+	return SV_OK;
+}
+
+int http_serve(struct broker_http *h, int listen_fd)
+{
+	return evhttp_accept_socket_with_handle(h->http, listen_fd) != NULL ? SV_OK : SV_ERR_IO;
+}
+
+void http_free(struct broker_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->http != NULL)
+		evhttp_free(h->http);
+	free(h);
+}

@@ -1,0 +1,212 @@
+#include "broker/link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <sodium.h>
+
+#include "common/err.h"
+#include "common/frame.h"
+#include "common/msg.h"
+
+struct slot {
+	uint32_t id; /* generation << 16 | index; 0 when free */
+	link_reply_cb cb;
+	void *arg;
+};
+
+/* An encoded frame waiting for room in the socket buffer. */
+struct queued {
+	struct queued *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct link {
+	int fd;
+	struct event *rd, *wr;
+	struct slot *slots;
+	unsigned cap, inflight, next;
+	uint16_t gen;
+	struct queued *head, *tail;
+	link_fatal_cb on_fatal;
+	void *fatal_arg;
+	int dead;
+	uint8_t rbuf[SV_FRAME_BUF_LEN];
+};
+
+static void die(struct link *l, const char *why)
+{
+	if (l->dead)
+		return;
+	l->dead = 1;
+	event_del(l->rd);
+	event_del(l->wr);
+	l->on_fatal(l->fatal_arg, why);
+}
+
+/* Writes queued frames until the socket is full; 0 or SV_ERR_IO. */
+static int flush(struct link *l)
+{
+	while (l->head != NULL) {
+		struct queued *q = l->head;
+		ssize_t w = write(l->fd, q->data, q->len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return event_add(l->wr, NULL) == 0 ? SV_OK : SV_ERR_IO;
+		if (w < 0 || (size_t)w != q->len)
+			return SV_ERR_IO;
+		l->head = q->next;
+		if (l->head == NULL)
+			l->tail = NULL;
+		sodium_memzero(q->data, q->len);
+		free(q);
+	}
+	event_del(l->wr);
+	return SV_OK;
+}
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	if (flush(l) != 0)
+		die(l, "writing to the enclave failed; the enclave is gone");
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct link *l = arg;
+	char why[160];
+	for (int n = 0; n < 256 && !l->dead; n++) {
+		struct sv_frame f;
+		int r = frame_recv(l->fd, l->rbuf, &f);
+		if (r == SV_ERR_BUSY)
+			return;
+		if (r == SV_ERR_IO) {
+			die(l, errno == 0 ? "the enclave closed the link" : "reading from the enclave failed");
+			return;
+		}
+		if (r != 0) {
+			snprintf(why, sizeof(why), "malformed frame from the enclave (%s)", sv_strerror(r));
+			die(l, why);
+			return;
+		}
+		struct slot *s = &l->slots[f.req_id & 0xffff];
+		if (f.type != SV_MSG_REPLY || f.len < 1 || (f.req_id & 0xffff) >= l->cap ||
+		    s->id != f.req_id || f.req_id == 0) {
+			snprintf(why, sizeof(why),
+				 "unexpected frame from the enclave (type %u, id %u, %zu bytes)", f.type,
+				 f.req_id, f.len);
+			die(l, why);
+			return;
+		}
+		link_reply_cb cb = s->cb;
+		void *cbarg = s->arg;
+		memset(s, 0, sizeof(*s));
+		l->inflight--;
+		cb(cbarg, f.payload, f.len);
+		sodium_memzero(l->rbuf, SV_FRAME_HDR_LEN + f.len);
+	}
+}
+
+int link_new(struct link **out, struct event_base *base, int fd, unsigned max_inflight,
+	     link_fatal_cb on_fatal, void *fatal_arg)
+{
+	struct link *l = NULL;
+	int r = SV_ERR_NOMEM;
+	if (max_inflight < 1 || max_inflight > LINK_INFLIGHT_MAX)
+		return SV_ERR_RANGE;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return SV_ERR_IO;
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		goto out;
+	l->fd = fd;
+	l->cap = max_inflight;
+	l->gen = 1;
+	l->on_fatal = on_fatal;
+	l->fatal_arg = fatal_arg;
+	if ((l->slots = calloc(max_inflight, sizeof(*l->slots))) == NULL)
+		goto out;
+	l->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, l);
+	l->wr = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, l);
+	if (l->rd == NULL || l->wr == NULL)
+		goto out;
+	if (event_add(l->rd, NULL) != 0) {
+		r = SV_ERR_IO;
+		goto out;
+	}
+	*out = l;
+	l = NULL;
+	r = SV_OK;
+out:
+	link_free(l);
+	return r;
+}
+
+void link_free(struct link *l)
+{
+	if (l == NULL)
+		return;
+	if (l->rd != NULL)
+		event_free(l->rd);
+	if (l->wr != NULL)
+		event_free(l->wr);
+	while (l->head != NULL) {
+		struct queued *q = l->head;
+		l->head = q->next;
+		sodium_memzero(q->data, q->len);
+		free(q);
+	}
+	free(l->slots);
+	sodium_memzero(l->rbuf, sizeof(l->rbuf));
+	free(l);
+}
+
+int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t len,
+		 link_reply_cb cb, void *arg)
+{
+	if (l->dead)
+		return SV_ERR_IO;
+	if (len > SV_FRAME_MAX)
+		return SV_ERR_RANGE;
+	if (l->inflight >= l->cap)
+		return SV_ERR_BUSY;
+	/* find a free slot, round robin */
+	unsigned idx = l->next;
+	while (l->slots[idx].id != 0)
+		idx = (idx + 1) % l->cap;
+	l->next = (idx + 1) % l->cap;
+	if (++l->gen == 0)
+		l->gen = 1;
+	uint32_t id = ((uint32_t)l->gen << 16) | idx;
+
+	struct queued *q = malloc(sizeof(*q) + SV_FRAME_HDR_LEN + len);
+	if (q == NULL)
+		return SV_ERR_NOMEM;
+	int r = frame_encode(q->data, SV_FRAME_HDR_LEN + len, type, id, payload, len, &q->len);
+	if (r != 0) {
+		free(q);
+		return r;
+	}
+	q->next = NULL;
+	if (l->tail != NULL)
+		l->tail->next = q;
+	else
+		l->head = q;
+	l->tail = q;
+	l->slots[idx] = (struct slot){ .id = id, .cb = cb, .arg = arg };
+	l->inflight++;
+	/* a write error shows up as the end of the link on the read side too, but say it now */
+	if (l->head == q && flush(l) != 0)
+		die(l, "writing to the enclave failed; the enclave is gone");
+	return SV_OK;
+}
+
+unsigned link_inflight(const struct link *l) { return l->inflight; }

@@ -1,0 +1,364 @@
+/*
+ * sealvault-broker: the network-facing process. Terminates TLS, speaks HTTP, applies size limits,
+ * timeouts and per-address rate limits, and forwards request bodies unparsed to the enclave over
+ * the socketpair on --ipc-fd. It holds no vault secrets and, once its seccomp filter is in, can
+ * open no file and make no connection. Started by sealvaultd; see sealvault-broker(8).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "broker/http.h"
+#include "broker/link.h"
+#include "broker/metrics.h"
+#include "broker/ratelimit.h"
+#include "broker/tls.h"
+#include "common/err.h"
+#include "policy/seccomp.h"
+
+struct options {
+	int ipc_fd;
+	int listen_fd;
+	const char *listen;
+	const char *cert, *key;
+	const char *port_file;
+	struct http_config http;
+	struct ratelimit_config rl;
+	unsigned max_conns, request_timeout_s, max_inflight;
+};
+
+static const char usage[] =
+	"usage: sealvault-broker --tls-cert FILE --tls-key FILE (--listen HOST:PORT | --listen-fd N)\n"
+	"       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
+	"       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
+	"       [--max-conns-per-ip N] [--max-inflight N]\n"
+	"Normally started by sealvaultd(8); see sealvault-broker(8).\n";
+
+static int exit_code = 0;
+static struct event_base *the_base;
+
+static void on_fatal(void *arg, const char *why)
+{
+	fprintf(stderr, "sealvault-broker: %s; exiting so that sealvaultd restarts the pair\n", why);
+	exit_code = 1;
+	event_base_loopbreak(the_base);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	event_base_loopbreak(the_base);
+}
+
+static int number(const char *name, const char *s, unsigned long min, unsigned long max,
+		  unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || *s == '\0' || *end != '\0' || s[0] == '-' || v < min || v > max) {
+		fprintf(stderr, "sealvault-broker: --%s must be a number in %lu..%lu, not '%s'\n",
+			name, min, max, s);
+		return SV_ERR_CONFIG;
+	}
+	*out = v;
+	return SV_OK;
+}
+
+static int parse(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "ipc-fd", required_argument, NULL, 'i' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "listen-fd", required_argument, NULL, 'L' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "port-file", required_argument, NULL, 'p' },
+		{ "max-body", required_argument, NULL, 'b' },
+		{ "idle-timeout", required_argument, NULL, 't' },
+		{ "request-timeout", required_argument, NULL, 'T' },
+		{ "rate-limit", required_argument, NULL, 'r' },
+		{ "rate-burst", required_argument, NULL, 'B' },
+		{ "max-conns", required_argument, NULL, 'C' },
+		{ "max-conns-per-ip", required_argument, NULL, 'P' },
+		{ "max-inflight", required_argument, NULL, 'F' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	*o = (struct options){
+		.ipc_fd = 3,
+		.listen_fd = -1,
+		.http = { .max_body = 4096, .max_headers = 8192, .idle_timeout_s = 10 },
+		.rl = { .rate = 50, .burst = 100, .conns_per_ip = 64, .table_size = 65536 },
+		.max_conns = 4096,
+		.request_timeout_s = 30,
+		.max_inflight = 4096,
+	};
+	int c, idx;
+	unsigned long v;
+	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
+		const char *name = c == '?' || c == 'h' ? "" : longopts[idx].name;
+		switch (c) {
+		case 'i':
+			if (number(name, optarg, 0, INT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->ipc_fd = (int)v;
+			break;
+		case 'L':
+			if (number(name, optarg, 0, INT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->listen_fd = (int)v;
+			break;
+		case 'l': o->listen = optarg; break;
+		case 'c': o->cert = optarg; break;
+		case 'k': o->key = optarg; break;
+		case 'p': o->port_file = optarg; break;
+		case 'b':
+			if (number(name, optarg, 64, 65536, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->http.max_body = v;
+			break;
+		case 't':
+			if (number(name, optarg, 1, 3600, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->http.idle_timeout_s = (unsigned)v;
+			break;
+		case 'T':
+			if (number(name, optarg, 1, 3600, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->request_timeout_s = (unsigned)v;
+			break;
+		case 'r':
+			if (number(name, optarg, 0, 1000000, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->rl.rate = (unsigned)v;
+			break;
+		case 'B':
+			if (number(name, optarg, 1, 1000000, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->rl.burst = (unsigned)v;
+			break;
+		case 'C':
+			if (number(name, optarg, 1, 1000000, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->max_conns = (unsigned)v;
+			break;
+		case 'P':
+			if (number(name, optarg, 0, 1000000, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->rl.conns_per_ip = (unsigned)v;
+			break;
+		case 'F':
+			if (number(name, optarg, 1, LINK_INFLIGHT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->max_inflight = (unsigned)v;
+			break;
+		case 'h': fputs(usage, stdout); exit(0);
+		default: fputs(usage, stderr); return SV_ERR_CONFIG;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "sealvault-broker: unexpected argument '%s'\n%s", argv[optind], usage);
+		return SV_ERR_CONFIG;
+	}
+	if (o->cert == NULL || o->key == NULL || (o->listen == NULL) == (o->listen_fd < 0)) {
+		fprintf(stderr, "sealvault-broker: need --tls-cert, --tls-key and exactly one of "
+				"--listen or --listen-fd\n%s",
+			usage);
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+/* Binds and listens on HOST:PORT ([v6]:PORT for IPv6 literals); the socket or -1. */
+static int listen_on(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) ||
+	    colon[1] == '\0') {
+		fprintf(stderr, "sealvault-broker: --listen must be HOST:PORT, not '%s'\n", spec);
+		return -1;
+	}
+	const char *h = spec;
+	size_t hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
+		h++, hl -= 2;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *res = NULL;
+	int e = getaddrinfo(host, colon + 1, &hints, &res);
+	if (e != 0) {
+		fprintf(stderr, "sealvault-broker: cannot resolve --listen %s: %s\n", spec,
+			gai_strerror(e));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		int one = 1;
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+		}
+	}
+	if (fd < 0)
+		fprintf(stderr, "sealvault-broker: cannot listen on %s: %s\n", spec, strerror(errno));
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int write_port_file(const char *path, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[NI_MAXSERV];
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) != 0)
+		return SV_ERR_IO;
+	char tmp[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return SV_ERR_RANGE;
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return SV_ERR_IO;
+	int bad = fprintf(f, "%s\n", port) < 0;
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path) != 0)
+		return SV_ERR_IO;
+	return SV_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct link *link = NULL;
+	struct ratelimit *rl = NULL;
+	struct metrics *m = NULL;
+	struct tls *tls = NULL;
+	struct broker_http *http = NULL;
+	struct event *sigterm = NULL, *sigint = NULL;
+	char why[512];
+	int r, type;
+	socklen_t tl = sizeof(type);
+
+	if (parse(argc, argv, &o) != 0)
+		return 2;
+	/* The TLS key lives here: no core dumps, no ptrace by the same uid. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		perror("sealvault-broker: prctl(PR_SET_DUMPABLE)");
+		return 1;
+	}
+	if (getsockopt(o.ipc_fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_SEQPACKET) {
+		fprintf(stderr, "sealvault-broker: descriptor %d is not the SOCK_SEQPACKET link to the "
+				"enclave; start the broker through sealvaultd\n",
+			o.ipc_fd);
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0 ||
+	    OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_LOAD_SSL_STRINGS, NULL) != 1) {
+		fprintf(stderr, "sealvault-broker: cannot initialise libsodium or OpenSSL\n");
+		return 1;
+	}
+	evutil_secure_rng_init();
+	/* evhttp's Date header goes through glibc's time zone code, which reads /etc/localtime the
+	 * first time; do that now, before the filter forbids openat. */
+	tzset();
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	int lfd = o.listen_fd >= 0 ? o.listen_fd : listen_on(o.listen);
+	if (lfd < 0)
+		return 1;
+	if (evutil_make_socket_nonblocking(lfd) != 0) {
+		fprintf(stderr, "sealvault-broker: cannot make the listening socket non-blocking\n");
+		return 1;
+	}
+	if (o.port_file != NULL && write_port_file(o.port_file, lfd) != 0) {
+		fprintf(stderr, "sealvault-broker: cannot write the port to %s: %s\n", o.port_file,
+			strerror(errno));
+		return 1;
+	}
+	if ((the_base = event_base_new()) == NULL) {
+		fprintf(stderr, "sealvault-broker: cannot create the event loop\n");
+		return 1;
+	}
+	r = ratelimit_new(&rl, &o.rl);
+	if (r == 0)
+		r = metrics_new(&m);
+	if (r == 0)
+		r = link_new(&link, the_base, o.ipc_fd, o.max_inflight, on_fatal, NULL);
+	if (r != 0) {
+		fprintf(stderr, "sealvault-broker: set-up failed: %s\n", sv_strerror(r));
+		exit_code = 1;
+		goto out;
+	}
+	struct tls_config tc = { .cert_file = o.cert, .key_file = o.key, .max_conns = o.max_conns,
+				 .request_timeout_s = o.request_timeout_s, .rl = rl };
+	if ((r = tls_new(&tls, the_base, &tc, why, sizeof(why))) != 0) {
+		fprintf(stderr, "sealvault-broker: %s\n", why);
+		exit_code = 1;
+		goto out;
+	}
+	if ((r = http_new(&http, the_base, &o.http, link, tls, rl, m)) != 0 ||
+	    (r = http_serve(http, lfd)) != 0) {
+		fprintf(stderr, "sealvault-broker: cannot start the HTTP server: %s\n", sv_strerror(r));
+		exit_code = 1;
+		goto out;
+	}
+	sigterm = evsignal_new(the_base, SIGTERM, on_signal, NULL);
+	sigint = evsignal_new(the_base, SIGINT, on_signal, NULL);
+	if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) != 0 ||
+	    event_add(sigint, NULL) != 0) {
+		fprintf(stderr, "sealvault-broker: cannot install signal handlers\n");
+		exit_code = 1;
+		goto out;
+	}
+	struct policy_seccomp_broker sc = { .listen_fd = lfd };
+	if (policy_seccomp_broker_install(&sc, why, sizeof(why)) != 0) {
+		fprintf(stderr, "sealvault-broker: refusing to run without a sandbox: %s\n", why);
+		exit_code = 1;
+		goto out;
+	}
+	if (policy_seccomp_test_hook() != 0) {
+		exit_code = 1;
+		goto out;
+	}
+	fprintf(stderr, "sealvault-broker: serving HTTPS (TLS >= 1.2), sandboxed\n");
+	if (event_base_dispatch(the_base) < 0) {
+		fprintf(stderr, "sealvault-broker: the event loop failed\n");
+		exit_code = 1;
+	}
+out:
+	if (sigterm != NULL)
+		event_free(sigterm);
+	if (sigint != NULL)
+		event_free(sigint);
+	http_free(http);
+	tls_free(tls);
+	link_free(link);
+	metrics_free(m);
+	ratelimit_free(rl);
+	event_base_free(the_base);
+	return exit_code;
+}

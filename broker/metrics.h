@@ -1,0 +1,47 @@
+/*
+ * The broker's own Prometheus counters: requests by endpoint and HTTP status, request latency, open
+ * connections, refusals by the rate limiter. The enclave's counters (guesses, lock-outs, commit
+ * latency, NV writes) come from its SV_MSG_STATS reply and are appended by the HTTP layer.
+ */
+#ifndef SV_BROKER_METRICS_H
+#define SV_BROKER_METRICS_H
+
+#include <stdint.h>
+
+struct evbuffer;
+
+enum metrics_endpoint {
+	EP_REGISTER_START,
+	EP_REGISTER_FINISH,
+	EP_LOGIN_START,
+	EP_LOGIN_FINISH,
+	EP_CHANGE_FINISH,
+	EP_ATTESTATION,
+	EP_HEALTHZ,
+	EP_METRICS,
+	EP_OTHER, /* unknown routes */
+	EP_COUNT
+};
+
+struct metrics_gauges {
+	uint64_t connections;	    /* open client connections */
+	uint64_t inflight;	    /* requests waiting for the enclave */
+	uint64_t rate_limited;	    /* requests refused with 429 */
+	uint64_t conns_refused;	    /* connections refused by the per-address or global cap */
+};
+
+struct metrics;
+
+int metrics_new(struct metrics **out) __attribute__((warn_unused_result));
+void metrics_free(struct metrics *m);
+
+/* Counts one answered request. */
+void metrics_count(struct metrics *m, enum metrics_endpoint ep, int http_code, uint64_t usec);
+
+/* Appends the broker's metrics as Prometheus text. */
+int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out)
+	__attribute__((warn_unused_result));
+
+const char *metrics_endpoint_name(enum metrics_endpoint ep);
+
+#endif

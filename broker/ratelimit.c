@@ -1,0 +1,163 @@
+#include "broker/ratelimit.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <sodium.h>
+
+#include "common/err.h"
+
+#define PROBES 16
+
+struct entry {
+	uint8_t key[RATELIMIT_KEY_LEN];
+	int used;
+	unsigned conns;
+	double tokens;
+	uint64_t last_ms; /* last refill or use */
+};
+
+struct ratelimit {
+	struct ratelimit_config cfg;
+	struct entry *tab;
+	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	uint64_t refused_req, refused_conn;
+};
+
+int ratelimit_new(struct ratelimit **out, const struct ratelimit_config *cfg)
+{
+	if (cfg->table_size < 64 || cfg->table_size > (1u << 20) ||
+	    (cfg->table_size & (cfg->table_size - 1)) != 0 || (cfg->rate > 0 && cfg->burst < 1))
+		return SV_ERR_RANGE;
+	struct ratelimit *rl = calloc(1, sizeof(*rl));
+	if (rl == NULL)
+		return SV_ERR_NOMEM;
+	rl->tab = calloc(cfg->table_size, sizeof(*rl->tab));
+	if (rl->tab == NULL) {
+		free(rl);
+		return SV_ERR_NOMEM;
+	}
+	rl->cfg = *cfg;
+	randombytes_buf(rl->hkey, sizeof(rl->hkey));
+	*out = rl;
+	return SV_OK;
+}
+
+void ratelimit_free(struct ratelimit *rl)
+{
+	if (rl == NULL)
+		return;
+	free(rl->tab);
+	sodium_memzero(rl, sizeof(*rl));
+	free(rl);
+}
+
+int ratelimit_key(const struct sockaddr *sa, uint8_t key[static RATELIMIT_KEY_LEN])
+{
+	if (sa == NULL)
+		return SV_ERR_INVALID;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		memcpy(key, &s6->sin6_addr, RATELIMIT_KEY_LEN);
+		return SV_OK;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		memset(key, 0, 10);
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &s4->sin_addr, 4);
+		return SV_OK;
+	}
+	return SV_ERR_INVALID;
+}
+
+/* The entry for key, creating or reusing one if needed; NULL when none can be had. */
+static struct entry *find(struct ratelimit *rl, const uint8_t *key, uint64_t now_ms, int create)
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, key, RATELIMIT_KEY_LEN, rl->hkey);
+	uint64_t hv;
+	memcpy(&hv, h, sizeof(hv));
+	size_t mask = rl->cfg.table_size - 1;
+	struct entry *victim = NULL;
+	for (size_t i = 0; i < PROBES; i++) {
+		struct entry *e = &rl->tab[(hv + i) & mask];
+		if (e->used && memcmp(e->key, key, RATELIMIT_KEY_LEN) == 0)
+			return e;
+		if (!e->used) {
+			if (victim == NULL || victim->used)
+				victim = e;
+		} else if (e->conns == 0 && (victim == NULL || (victim->used && e->last_ms < victim->last_ms))) {
+			victim = e;
+		}
+	}
+	if (!create || victim == NULL)
+		return NULL;
+	memcpy(victim->key, key, RATELIMIT_KEY_LEN);
+	victim->used = 1;
+	victim->conns = 0;
+	victim->tokens = rl->cfg.burst;
+	victim->last_ms = now_ms;
+	return victim;
+}
+
+int ratelimit_take(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
+		   uint64_t now_ms)
+{
+	if (rl->cfg.rate == 0)
+		return SV_OK;
+	struct entry *e = find(rl, key, now_ms, 1);
+	if (e == NULL) {
+		rl->refused_req++;
+		return SV_ERR_BUSY;
+	}
+	if (now_ms > e->last_ms) {
+		e->tokens += (double)(now_ms - e->last_ms) * rl->cfg.rate / 1000.0;
+		if (e->tokens > rl->cfg.burst)
+			e->tokens = rl->cfg.burst;
+	}
+	e->last_ms = now_ms;
+	if (e->tokens < 1.0) {
+		rl->refused_req++;
+		return SV_ERR_BUSY;
+	}
+	e->tokens -= 1.0;
+	return SV_OK;
+}
+
+int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
+			uint64_t now_ms)
+{
+	if (rl->cfg.conns_per_ip == 0)
+		return SV_OK;
+	struct entry *e = find(rl, key, now_ms, 1);
+	if (e == NULL || e->conns >= rl->cfg.conns_per_ip) {
+		rl->refused_conn++;
+		return SV_ERR_BUSY;
+	}
+	e->conns++;
+	if (now_ms > e->last_ms) {
+		/* refill before last_ms moves, so the bucket does not lose time */
+		if (rl->cfg.rate > 0) {
+			e->tokens += (double)(now_ms - e->last_ms) * rl->cfg.rate / 1000.0;
+			if (e->tokens > rl->cfg.burst)
+				e->tokens = rl->cfg.burst;
+		}
+		e->last_ms = now_ms;
+	}
+	return SV_OK;
+}
+
+void ratelimit_conn_close(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN])
+{
+	if (rl->cfg.conns_per_ip == 0)
+		return;
+	struct entry *e = find(rl, key, 0, 0);
+	if (e != NULL && e->conns > 0)
+		e->conns--;
+}
+
+uint64_t ratelimit_refused_requests(const struct ratelimit *rl) { return rl->refused_req; }
+uint64_t ratelimit_refused_conns(const struct ratelimit *rl) { return rl->refused_conn; }

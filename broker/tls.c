@@ -1,0 +1,241 @@
+#include "broker/tls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "broker/ratelimit.h"
+#include "common/err.h"
+
+struct tls {
+	SSL_CTX *ctx;
+	struct event_base *base;
+	struct tls_config cfg;
+	int ex_idx;
+	uint64_t open, refused;
+};
+
+struct conn {
+	struct tls *t;
+	SSL *ssl;
+	struct event *deadline;
+	uint8_t key[RATELIMIT_KEY_LEN];
+	int checked; /* the ClientHello was seen and the caps applied */
+	int counted; /* holds a per-address connection slot */
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void ssl_why(const char *what, const char *file, char *why, size_t why_len)
+{
+	char e[200];
+	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+	snprintf(why, why_len, "%s %s: %s", what, file, e);
+	ERR_clear_error();
+}
+
+/* Runs when OpenSSL frees the connection's SSL object (evhttp freeing the bufferevent). */
+static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	struct conn *c = ptr;
+	if (c == NULL)
+		return;
+	if (c->counted)
+		ratelimit_conn_close(c->t->cfg.rl, c->key);
+	c->t->open--;
+	if (c->deadline != NULL)
+		event_free(c->deadline);
+	free(c);
+}
+
+static void arm(struct conn *c)
+{
+	struct timeval tv = { .tv_sec = c->t->cfg.request_timeout_s };
+	if (event_add(c->deadline, &tv) != 0)
+		fprintf(stderr, "sealvault-broker: cannot arm a request deadline; the connection "
+				"relies on the inactivity timeout only\n");
+}
+
+static void on_deadline(evutil_socket_t unused, short what, void *arg)
+{
+	struct conn *c = arg;
+	int fd = SSL_get_fd(c->ssl);
+	/* evhttp sees the end of the stream and frees the connection through its own path */
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	struct tls *t = arg;
+	struct conn *c = SSL_get_ex_data(ssl, t->ex_idx);
+	if (c == NULL)
+		return SSL_CLIENT_HELLO_ERROR;
+	if (c->checked)
+		return SSL_CLIENT_HELLO_SUCCESS;
+	c->checked = 1;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = SSL_get_fd(ssl);
+	if (t->open > t->cfg.max_conns || fd < 0 ||
+	    getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    ratelimit_key((struct sockaddr *)&ss, c->key) != 0 ||
+	    ratelimit_conn_open(t->cfg.rl, c->key, now_ms()) != 0) {
+		t->refused++;
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
+	c->counted = 1;
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+int tls_new(struct tls **out, struct event_base *base, const struct tls_config *cfg, char *why,
+	    size_t why_len)
+{
+	struct tls *t = NULL;
+	int r = SV_ERR_CONFIG;
+	if (cfg->max_conns < 1 || cfg->max_conns > 1000000 || cfg->request_timeout_s < 1 ||
+	    cfg->request_timeout_s > 3600 || cfg->rl == NULL) {
+		snprintf(why, why_len, "TLS: connection cap or request timeout out of bounds");
+		return SV_ERR_RANGE;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return SV_ERR_NOMEM;
+	t->cfg = *cfg;
+	t->base = base;
+	t->ex_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_free);
+	if (t->ex_idx < 0) {
+		snprintf(why, why_len, "TLS: no OpenSSL ex_data index");
+		r = SV_ERR_INTERNAL;
+		goto out;
+	}
+	if ((t->ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		ssl_why("TLS: cannot create a context", "", why, why_len);
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	if (SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(t->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+		ssl_why("TLS: cannot restrict versions and suites", "", why, why_len);
+		goto out;
+	}
+	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+					    SSL_OP_NO_COMPRESSION);
+	if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert_file) != 1) {
+		ssl_why("TLS: cannot load the certificate chain", cfg->cert_file, why, why_len);
+		goto out;
+	}
+	if (SSL_CTX_use_PrivateKey_file(t->ctx, cfg->key_file, SSL_FILETYPE_PEM) != 1) {
+		ssl_why("TLS: cannot load the private key", cfg->key_file, why, why_len);
+		goto out;
+	}
+	if (SSL_CTX_check_private_key(t->ctx) != 1) {
+		ssl_why("TLS: the private key does not match the certificate", cfg->key_file, why,
+			why_len);
+		goto out;
+	}
+	SSL_CTX_set_client_hello_cb(t->ctx, on_client_hello, t);
+	/* Create and free one connection object now so that everything OpenSSL loads lazily is
+	 * loaded before the seccomp filter goes in. */
+	SSL *probe = SSL_new(t->ctx);
+	if (probe == NULL) {
+		ssl_why("TLS: cannot create a connection", "", why, why_len);
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	SSL_free(probe);
+	*out = t;
+	t = NULL;
+	r = SV_OK;
+out:
+	tls_free(t);
+	return r;
+}
+
+void tls_free(struct tls *t)
+{
+	if (t == NULL)
+		return;
+	if (t->ctx != NULL)
+		SSL_CTX_free(t->ctx);
+	free(t);
+}
+
+/* evhttp falls back to a plain-text bufferevent if this returns NULL, so it never does: when
+ * memory runs out the broker exits (sealvaultd restarts the pair) rather than serve without TLS. A
+ * connection whose bookkeeping could not be allocated has no conn and fails its handshake. */
+struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+	struct tls *t = arg;
+	SSL *ssl = SSL_new(t->ctx);
+	if (ssl == NULL)
+		goto fatal;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (c != NULL) {
+		c->t = t;
+		c->ssl = ssl;
+		c->deadline = evtimer_new(base, on_deadline, c);
+		if (c->deadline == NULL || SSL_set_ex_data(ssl, t->ex_idx, c) != 1) {
+			if (c->deadline != NULL)
+				event_free(c->deadline);
+			free(c);
+			c = NULL;
+		} else {
+			t->open++; /* from here on conn_free runs on SSL_free */
+		}
+	}
+	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl,
+								 BUFFEREVENT_SSL_ACCEPTING,
+								 BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		goto fatal;
+	if (c != NULL)
+		arm(c);
+	return bev;
+fatal:
+	fprintf(stderr, "sealvault-broker: out of memory for a new TLS connection; exiting\n");
+	_exit(1);
+}
+
+static struct conn *conn_of(struct tls *t, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon == NULL)
+		return NULL;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	if (bev == NULL)
+		return NULL;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	return ssl != NULL ? SSL_get_ex_data(ssl, t->ex_idx) : NULL;
+}
+
+void tls_request_started(struct tls *t, struct evhttp_request *req)
+{
+	struct conn *c = conn_of(t, req);
+	if (c != NULL)
+		event_del(c->deadline);
+}
+
+void tls_request_answered(struct tls *t, struct evhttp_request *req)
+{
+	struct conn *c = conn_of(t, req);
+	if (c != NULL)
+		arm(c);
+}
+
+uint64_t tls_open_connections(const struct tls *t) { return t->open; }
+uint64_t tls_refused_connections(const struct tls *t) { return t->refused; }

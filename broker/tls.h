@@ -1,0 +1,46 @@
+/*
+ * TLS for the broker: an OpenSSL server context (TLS 1.2 or later, forward-secret AEAD suites for
+ * 1.2, no renegotiation) and the per-connection bufferevents evhttp uses (evhttp_set_bevcb).
+ *
+ * Each connection also carries the broker's defences against slow and greedy clients: a global cap
+ * on open connections and a per-address cap (both checked when the ClientHello arrives, refusals
+ * end the handshake), and a deadline by which a whole request (TLS handshake, headers and body)
+ * must have arrived; a connection that misses it is shut down. The deadline is stopped while the
+ * enclave works on a request and restarted when the answer goes out.
+ */
+#ifndef SV_BROKER_TLS_H
+#define SV_BROKER_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct bufferevent;
+struct evhttp_request;
+struct ratelimit;
+struct tls;
+
+struct tls_config {
+	const char *cert_file; /* PEM certificate chain */
+	const char *key_file;  /* PEM private key */
+	unsigned max_conns;    /* open connections at once, 1..1000000 */
+	unsigned request_timeout_s; /* handshake + headers + body, 1..3600 */
+	struct ratelimit *rl;  /* per-address connection cap */
+};
+
+int tls_new(struct tls **out, struct event_base *base, const struct tls_config *cfg, char *why,
+	    size_t why_len) __attribute__((warn_unused_result));
+void tls_free(struct tls *t);
+
+/* For evhttp_set_bevcb(http, tls_bevcb, t). */
+struct bufferevent *tls_bevcb(struct event_base *base, void *arg);
+
+/* A complete request arrived: stop its connection's deadline. */
+void tls_request_started(struct tls *t, struct evhttp_request *req);
+/* The answer is about to be sent: the next request on this connection has a fresh deadline. */
+void tls_request_answered(struct tls *t, struct evhttp_request *req);
+
+uint64_t tls_open_connections(const struct tls *t);
+uint64_t tls_refused_connections(const struct tls *t);
+
+#endif
