@@ -33,7 +33,7 @@ extern "C" {
 /* Limits of the inputs. */
 #define SV_USER_MAX_LEN 255      /* user identifier: 1..255 bytes */
 #define SV_PASSWORD_MAX_LEN 1024 /* password: 1..1024 bytes */
-#define SV_SECRET_MAX_LEN 463    /* backup key: 1..463 bytes (a 512-byte sealed blob) */
+#define SV_SECRET_MAX_LEN 462    /* backup key: 1..462 bytes (a 512-byte sealed blob) */
 #define SV_MAX_ATTEMPTS_MAX 255  /* guess limit: 1..255, 0 = the server's default */
 
 /* The OPAQUE context string both sides bind into the handshake; sealvaultd's default. */

@@ -1,0 +1,35 @@
+/*
+ * HTTPS transport of the client library over libcurl: one easy handle per context (connections
+ * are kept alive between the steps of a login), TLS peer and host verification always on, only
+ * https:// URLs, bodies as application/octet-stream, replies capped in size.
+ */
+#ifndef SV_CLIENT_HTTP_H
+#define SV_CLIENT_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+struct client_http;
+
+/* base_url: https://host[:port] (a trailing '/' is dropped). SV_ERR_CONFIG for another scheme. */
+int client_http_new(struct client_http **out, const char *base_url)
+	__attribute__((warn_unused_result));
+void client_http_free(struct client_http *h);
+/* CA bundle to trust (NULL: the system store). */
+int client_http_set_cacert(struct client_http *h, const char *path)
+	__attribute__((warn_unused_result));
+void client_http_set_timeout(struct client_http *h, unsigned seconds);
+
+/*
+ * POSTs body to base_url + path (e.g. "/v1/login/start"). On a completed exchange returns 0 with
+ * the HTTP status in *status and the body in reply (reset first; at most reply->max bytes, more
+ * is an error). On a transport failure (connect, TLS, timeout) returns SV_ERR_IO and writes a
+ * message saying what failed into err.
+ */
+int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
+		     long *status, struct sv_buf *reply, char *err, size_t err_len)
+	__attribute__((warn_unused_result));
+
+#endif

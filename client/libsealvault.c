@@ -1,0 +1,587 @@
+/*
+ * libsealvault: the public API of sealvault.h over the OPAQUE core (crypto/), the request and
+ * reply bodies (wire.c), the backup-key blob (blob.c) and libcurl (http.c).
+ */
+#include "client/sealvault.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "client/blob.h"
+#include "client/http.h"
+#include "client/wire.h"
+#include "common/err.h"
+#include "crypto/opaque.h"
+
+#define CONTEXT_MAX 1024
+
+struct sv_ctx {
+	struct client_http *http;
+	uint8_t *context;
+	size_t context_len;
+	struct ksf_params ksf;
+	struct sv_buf req;
+	struct sv_buf rep;
+	char err[512];
+};
+
+/* SECRET: everything one operation derives; sodium_malloc'd, wiped on free. */
+struct op_secrets {
+	struct opaque_client_state st;
+	struct opaque_client_state reg; /* change-password: the new registration's blind */
+	uint8_t session_key[OPAQUE_SESSION_KEY_LEN];
+	uint8_t export_key[OPAQUE_EXPORT_KEY_LEN];
+	struct client_wire_keys keys;
+	uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN];
+	uint8_t blob[CLIENT_BLOB_MAX];
+	size_t blob_len;
+	uint8_t secret[CLIENT_SECRET_MAX];
+	size_t secret_len;
+	uint8_t record[OPAQUE_RECORD_LEN];
+	uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN];
+};
+
+static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->err, sizeof(ctx->err), fmt, ap);
+	va_end(ap);
+	return res;
+}
+
+const char *sv_result_str(enum sv_result r)
+{
+	switch (r) {
+	case SV_RESULT_OK: return "ok";
+	case SV_RESULT_WRONG_PASSWORD: return "wrong password or unknown user";
+	case SV_RESULT_LOCKED: return "locked out: the record was destroyed";
+	case SV_RESULT_EXISTS: return "already registered";
+	case SV_RESULT_BUSY: return "server busy";
+	case SV_RESULT_ERROR: return "error";
+	}
+	return "unknown result";
+}
+
+int sv_ctx_new(struct sv_ctx **out, const char *server_url)
+{
+	struct sv_ctx *ctx = NULL;
+	*out = NULL;
+	/* https only, with a host: TLS is what authenticates the server. */
+	if (server_url == NULL || strncmp(server_url, "https://", 8) != 0 ||
+	    server_url[8] == '\0' || server_url[8] == '/' || sodium_init() < 0)
+		return -1;
+	ctx = calloc(1, sizeof(*ctx));
+	if (ctx == NULL)
+		return -1;
+	ctx->ksf.type = KSF_ARGON2ID;
+	ctx->ksf.t = SV_KSF_DEFAULT_T;
+	ctx->ksf.m_kib = SV_KSF_DEFAULT_M_KIB;
+	if (client_http_new(&ctx->http, server_url) != 0 ||
+	    sv_ctx_set_context(ctx, (const uint8_t *)SV_DEFAULT_CONTEXT,
+			       sizeof(SV_DEFAULT_CONTEXT) - 1) != 0 ||
+	    sv_buf_init(&ctx->req, CLIENT_WIRE_BODY_MAX) != 0 ||
+	    sv_buf_init(&ctx->rep, CLIENT_WIRE_REPLY_MAX) != 0) {
+		sv_ctx_free(ctx);
+		return -1;
+	}
+	*out = ctx;
+	return 0;
+}
+
+void sv_ctx_free(struct sv_ctx *ctx)
+{
+	if (ctx == NULL)
+		return;
+	client_http_free(ctx->http);
+	free(ctx->context);
+	sv_buf_free(&ctx->req);
+	sv_buf_free(&ctx->rep);
+	free(ctx);
+}
+
+int sv_ctx_set_cacert(struct sv_ctx *ctx, const char *path)
+{
+	return client_http_set_cacert(ctx->http, path) == 0 ? 0 : -1;
+}
+
+int sv_ctx_set_context(struct sv_ctx *ctx, const uint8_t *context, size_t len)
+{
+	if (len > CONTEXT_MAX)
+		return -1;
+	uint8_t *c = malloc(len ? len : 1);
+	if (c == NULL)
+		return -1;
+	if (len)
+		memcpy(c, context, len);
+	free(ctx->context);
+	ctx->context = c;
+	ctx->context_len = len;
+	return 0;
+}
+
+int sv_ctx_set_ksf(struct sv_ctx *ctx, uint32_t t, uint32_t m_kib)
+{
+	struct ksf_params k = {.type = KSF_ARGON2ID, .t = t, .m_kib = m_kib};
+	if (t < SV_KSF_MIN_T || m_kib < SV_KSF_MIN_M_KIB || m_kib > SV_KSF_MAX_M_KIB ||
+	    ksf_params_check(&k) != 0)
+		return -1;
+	ctx->ksf = k;
+	return 0;
+}
+
+void sv_ctx_set_timeout(struct sv_ctx *ctx, unsigned seconds)
+{
+	client_http_set_timeout(ctx->http, seconds);
+}
+
+const char *sv_ctx_error(const struct sv_ctx *ctx)
+{
+	return ctx->err;
+}
+
+void sv_secret_free(uint8_t *secret, size_t secret_len)
+{
+	if (secret != NULL)
+		sodium_free(secret);
+	(void)secret_len; /* sodium_free wipes the whole allocation */
+}
+
+static struct opaque_params params(const struct sv_ctx *ctx)
+{
+	struct opaque_params p = {.context = ctx->context, .context_len = ctx->context_len};
+	return p;
+}
+
+/* Reason text of a 400 answer, if the server sent printable ASCII. */
+static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
+{
+	size_t len = sv_buf_remaining(&ctx->rep);
+	const uint8_t *p = sv_buf_ptr(&ctx->rep);
+	if (len == 0 || len >= n)
+		return "no reason given";
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return "no reason given";
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * POSTs ctx->req to path. Returns SV_RESULT_OK for a 200 answer (the body in ctx->rep) and maps
+ * every other answer to a result with a message. what names the step for messages.
+ */
+static enum sv_result exchange(struct sv_ctx *ctx, const char *path, const char *what,
+			       int *attempts_left, int register_step)
+{
+	char text[300];
+	long status = 0;
+	int r = client_http_post(ctx->http, path, ctx->req.data, ctx->req.len, &status, &ctx->rep,
+				 ctx->err, sizeof(ctx->err));
+	if (r != 0) {
+		size_t n = strlen(ctx->err);
+		snprintf(ctx->err + n, sizeof(ctx->err) - n,
+			 " (check --server, that sealvaultd runs, and --cacert)");
+		return SV_RESULT_ERROR;
+	}
+	uint8_t left;
+	switch (status) {
+	case 200:
+		return SV_RESULT_OK;
+	case 403:
+		if (client_wire_parse_auth_failed(&left, sv_buf_ptr(&ctx->rep),
+						  sv_buf_remaining(&ctx->rep)) == 0 &&
+		    attempts_left != NULL)
+			*attempts_left = left;
+		return fail(ctx, SV_RESULT_WRONG_PASSWORD,
+			    "%s: wrong password or unknown user (or a KSF profile or context "
+			    "other than the one used at registration)",
+			    what);
+	case 410:
+		return fail(ctx, SV_RESULT_LOCKED,
+			    "%s: too many wrong guesses; the server destroyed this record for good",
+			    what);
+	case 409:
+		if (register_step)
+			return fail(ctx, SV_RESULT_EXISTS,
+				    "%s: this user is already registered; recover, change the "
+				    "password or delete it instead",
+				    what);
+		return fail(ctx, SV_RESULT_ERROR,
+			    "%s: the server refused the step as out of order (%s); try again",
+			    what, reply_text(ctx, text, sizeof(text)));
+	case 429:
+	case 503:
+		return fail(ctx, SV_RESULT_BUSY, "%s: the server is busy (HTTP %ld); retry later",
+			    what, status);
+	case 400:
+		return fail(ctx, SV_RESULT_ERROR,
+			    "%s: the server rejected the request (%s); client and server versions "
+			    "may differ",
+			    what, reply_text(ctx, text, sizeof(text)));
+	case 404:
+	case 405:
+	case 415:
+		return fail(ctx, SV_RESULT_ERROR,
+			    "%s: HTTP %ld; is --server the base URL of a sealvault server?", what,
+			    status);
+	case 500:
+		return fail(ctx, SV_RESULT_ERROR,
+			    "%s: the server failed internally (HTTP 500); its log says why", what);
+	default:
+		return fail(ctx, SV_RESULT_ERROR, "%s: unexpected HTTP status %ld", what, status);
+	}
+}
+
+static enum sv_result check_user(struct sv_ctx *ctx, const char *user, size_t *len)
+{
+	*len = user ? strlen(user) : 0;
+	if (*len == 0 || *len > SV_USER_MAX_LEN)
+		return fail(ctx, SV_RESULT_ERROR, "the user id must be 1 to %d bytes",
+			    SV_USER_MAX_LEN);
+	return SV_RESULT_OK;
+}
+
+static enum sv_result check_password(struct sv_ctx *ctx, size_t len)
+{
+	if (len == 0 || len > SV_PASSWORD_MAX_LEN)
+		return fail(ctx, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
+			    SV_PASSWORD_MAX_LEN);
+	return SV_RESULT_OK;
+}
+
+static enum sv_result bad_reply(struct sv_ctx *ctx, const char *what)
+{
+	return fail(ctx, SV_RESULT_ERROR,
+		    "%s: the server's answer is malformed; client and server versions may differ",
+		    what);
+}
+
+static enum sv_result internal(struct sv_ctx *ctx, const char *what, int err)
+{
+	return fail(ctx, SV_RESULT_ERROR, "%s: %s", what, sv_strerror(err));
+}
+
+/*
+ * The two registration steps shared by register and change-password: request, then finalize
+ * with the server's response into s->record and s->export_key, then seal secret into s->blob.
+ */
+static enum sv_result finalize_registration(struct sv_ctx *ctx, struct op_secrets *s,
+					    const uint8_t *user, size_t user_len,
+					    const uint8_t *pw, size_t pw_len,
+					    const uint8_t *secret, size_t secret_len)
+{
+	struct opaque_params p = params(ctx);
+	int r = opaque_client_registration_finalize(s->record, s->export_key, &s->reg, pw, pw_len,
+						    s->response, &p, &ctx->ksf);
+	if (r == SV_ERR_NOMEM)
+		return fail(ctx, SV_RESULT_ERROR,
+			    "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
+			    ctx->ksf.m_kib);
+	if (r != 0)
+		return fail(ctx, SV_RESULT_ERROR,
+			    "the server's registration response is invalid (%s); is this the "
+			    "right server?",
+			    sv_strerror(r));
+	r = client_blob_seal(s->blob, &s->blob_len, secret, secret_len, s->export_key, &ctx->ksf,
+			     user, user_len);
+	if (r != 0)
+		return internal(ctx, "sealing the backup key", r);
+	return SV_RESULT_OK;
+}
+
+enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+			   size_t password_len, const uint8_t *secret, size_t secret_len,
+			   unsigned max_attempts)
+{
+	struct op_secrets *s = NULL;
+	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
+	size_t ulen;
+	enum sv_result res;
+
+	ctx->err[0] = '\0';
+	if ((res = check_user(ctx, user, &ulen)) != SV_RESULT_OK ||
+	    (res = check_password(ctx, password_len)) != SV_RESULT_OK)
+		return res;
+	if (secret_len == 0 || secret_len > SV_SECRET_MAX_LEN)
+		return fail(ctx, SV_RESULT_ERROR, "the secret must be 1 to %d bytes",
+			    SV_SECRET_MAX_LEN);
+	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
+		return fail(ctx, SV_RESULT_ERROR, "the guess limit must be 1 to %d (0: server default)",
+			    SV_MAX_ATTEMPTS_MAX);
+	s = sodium_malloc(sizeof(*s));
+	if (s == NULL)
+		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	const uint8_t *u = (const uint8_t *)user;
+	int r = opaque_client_registration_request(request, &s->reg, password, password_len);
+	if (r == 0)
+		r = client_wire_register_start(&ctx->req, u, ulen, request);
+	if (r != 0) {
+		res = internal(ctx, "building the registration request", r);
+		goto out;
+	}
+	res = exchange(ctx, "/v1/register/start", "register", NULL, 1);
+	if (res != SV_RESULT_OK)
+		goto out;
+	if (client_wire_parse_register_start(s->response, sv_buf_ptr(&ctx->rep),
+					     sv_buf_remaining(&ctx->rep)) != 0) {
+		res = bad_reply(ctx, "register");
+		goto out;
+	}
+	res = finalize_registration(ctx, s, u, ulen, password, password_len, secret, secret_len);
+	if (res != SV_RESULT_OK)
+		goto out;
+	r = client_wire_register_finish(&ctx->req, u, ulen, s->record, (uint8_t)max_attempts,
+					s->blob, s->blob_len);
+	if (r != 0) {
+		res = internal(ctx, "building the registration record", r);
+		goto out;
+	}
+	res = exchange(ctx, "/v1/register/finish", "register", NULL, 1);
+	if (res == SV_RESULT_OK && client_wire_parse_empty(sv_buf_ptr(&ctx->rep),
+							   sv_buf_remaining(&ctx->rep)) != 0)
+		res = bad_reply(ctx, "register");
+out:
+	opaque_client_state_wipe(&s->reg);
+	sodium_free(s);
+	sv_buf_reset(&ctx->req);
+	sv_buf_reset(&ctx->rep);
+	return res;
+}
+
+/*
+ * One login: KE1 -> KE2 (a guess is charged) -> KE3 with op. On SV_RESULT_OK the op's 200 reply
+ * body is in ctx->rep and s holds the session keys and export key. A wrong password still sends
+ * a KE3 (random bytes) so that the server records the failure at once and answers with the
+ * authoritative attempts left.
+ */
+static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char *user,
+			    const uint8_t *pw, size_t pw_len, uint8_t op, const uint8_t *payload,
+			    size_t payload_len, const char *what, int *attempts_left)
+{
+	uint8_t ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN], ke3[OPAQUE_KE3_LEN];
+	struct opaque_params p = params(ctx);
+	uint8_t left;
+	size_t ulen;
+	enum sv_result res;
+
+	if ((res = check_user(ctx, user, &ulen)) != SV_RESULT_OK ||
+	    (res = check_password(ctx, pw_len)) != SV_RESULT_OK)
+		return res;
+	int r = opaque_client_ke1(ke1, &s->st, pw, pw_len);
+	if (r == 0)
+		r = client_wire_login_start(&ctx->req, (const uint8_t *)user, ulen, ke1);
+	if (r != 0)
+		return internal(ctx, "building the login request", r);
+	res = exchange(ctx, "/v1/login/start", what, attempts_left, 0);
+	if (res != SV_RESULT_OK)
+		return res;
+	if (client_wire_parse_login_start(s->session_id, ke2, &left, sv_buf_ptr(&ctx->rep),
+					  sv_buf_remaining(&ctx->rep)) != 0)
+		return bad_reply(ctx, what);
+	if (attempts_left != NULL)
+		*attempts_left = left;
+	r = opaque_client_ke3(ke3, s->session_key, s->export_key, NULL, &s->st, pw, pw_len, ke2, &p,
+			      &ctx->ksf);
+	if (r == SV_ERR_NOMEM)
+		return fail(ctx, SV_RESULT_ERROR,
+			    "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
+			    ctx->ksf.m_kib);
+	int wrong = r != 0;
+	if (wrong) {
+		/* Not our password (or not our server): spend the charged guess visibly. */
+		randombytes_buf(ke3, sizeof(ke3));
+		randombytes_buf(&s->keys, sizeof(s->keys));
+		op = CLIENT_WIRE_OP_RECOVER;
+		payload = NULL;
+		payload_len = 0;
+	} else if (client_wire_keys_derive(&s->keys, s->session_key) != 0) {
+		return internal(ctx, "deriving the session keys", SV_ERR_CRYPTO);
+	}
+	r = client_wire_login_finish(&ctx->req, &s->keys, s->session_id, ke3, op, payload,
+				     payload_len);
+	sodium_memzero(ke3, sizeof(ke3));
+	if (r != 0)
+		return internal(ctx, "building the login proof", r);
+	res = exchange(ctx, "/v1/login/finish", what, attempts_left, 0);
+	if (wrong && res == SV_RESULT_OK)
+		res = fail(ctx, SV_RESULT_ERROR,
+			   "%s: the server accepted a proof we know to be wrong; this is not a "
+			   "sealvault server you can trust",
+			   what);
+	else if (wrong && res == SV_RESULT_ERROR)
+		res = fail(ctx, SV_RESULT_WRONG_PASSWORD,
+			   "%s: wrong password or unknown user (or a KSF profile or context other "
+			   "than the one used at registration)",
+			   what);
+	return res;
+}
+
+enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+			  size_t password_len, uint8_t **secret, size_t *secret_len,
+			  int *attempts_left)
+{
+	struct op_secrets *s = NULL;
+	enum sv_result res;
+	struct ksf_params used;
+
+	ctx->err[0] = '\0';
+	*secret = NULL;
+	*secret_len = 0;
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	s = sodium_malloc(sizeof(*s));
+	if (s == NULL)
+		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_RECOVER, NULL, 0,
+		    "recover", attempts_left);
+	if (res != SV_RESULT_OK)
+		goto out;
+	if (client_wire_parse_recover(s->blob, sizeof(s->blob), &s->blob_len, &s->keys,
+				      s->session_id, sv_buf_ptr(&ctx->rep),
+				      sv_buf_remaining(&ctx->rep)) != 0) {
+		res = bad_reply(ctx, "recover");
+		goto out;
+	}
+	int r = client_blob_open(s->secret, &s->secret_len, &used, s->blob, s->blob_len,
+				 s->export_key, (const uint8_t *)user, strlen(user));
+	if (r != 0) {
+		res = fail(ctx, SV_RESULT_ERROR,
+			   "recover: the stored backup key does not open with this password (%s); "
+			   "it was stored by an incompatible client or altered",
+			   sv_strerror(r));
+		goto out;
+	}
+	uint8_t *out = sodium_malloc(s->secret_len);
+	if (out == NULL) {
+		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
+		goto out;
+	}
+	memcpy(out, s->secret, s->secret_len);
+	*secret = out;
+	*secret_len = s->secret_len;
+	res = SV_RESULT_OK;
+out:
+	opaque_client_state_wipe(&s->st);
+	sodium_free(s);
+	sv_buf_reset(&ctx->req);
+	sv_buf_reset(&ctx->rep);
+	return res;
+}
+
+enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
+			 size_t password_len, int *attempts_left)
+{
+	struct op_secrets *s = NULL;
+	enum sv_result res;
+
+	ctx->err[0] = '\0';
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	s = sodium_malloc(sizeof(*s));
+	if (s == NULL)
+		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_DELETE, NULL, 0, "delete",
+		    attempts_left);
+	if (res == SV_RESULT_OK &&
+	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
+		res = bad_reply(ctx, "delete");
+	opaque_client_state_wipe(&s->st);
+	sodium_free(s);
+	sv_buf_reset(&ctx->req);
+	sv_buf_reset(&ctx->rep);
+	return res;
+}
+
+enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
+				  const uint8_t *old_password, size_t old_len,
+				  const uint8_t *new_password, size_t new_len,
+				  unsigned max_attempts, int *attempts_left)
+{
+	struct op_secrets *s = NULL;
+	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
+	uint8_t *secret = NULL;
+	size_t secret_len = 0;
+	enum sv_result res;
+
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	ctx->err[0] = '\0';
+	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK)
+		return res;
+	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
+		return fail(ctx, SV_RESULT_ERROR, "the guess limit must be 1 to %d (0: server default)",
+			    SV_MAX_ATTEMPTS_MAX);
+	/* The secret must be re-sealed under the new password's export key: fetch it first. */
+	res = sv_recover(ctx, user, old_password, old_len, &secret, &secret_len, attempts_left);
+	if (res != SV_RESULT_OK)
+		return res;
+	s = sodium_malloc(sizeof(*s));
+	if (s == NULL) {
+		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
+		goto out;
+	}
+	int r = opaque_client_registration_request(request, &s->reg, new_password, new_len);
+	if (r != 0) {
+		res = internal(ctx, "building the new registration", r);
+		goto out;
+	}
+	res = login(ctx, s, user, old_password, old_len, CLIENT_WIRE_OP_CHANGE, request,
+		    sizeof(request), "change-password", attempts_left);
+	if (res != SV_RESULT_OK)
+		goto out;
+	if (client_wire_parse_change(s->response, sv_buf_ptr(&ctx->rep),
+				     sv_buf_remaining(&ctx->rep)) != 0) {
+		res = bad_reply(ctx, "change-password");
+		goto out;
+	}
+	size_t ulen = strlen(user);
+	res = finalize_registration(ctx, s, (const uint8_t *)user, ulen, new_password, new_len,
+				    secret, secret_len);
+	if (res != SV_RESULT_OK)
+		goto out;
+	r = client_wire_change_finish(&ctx->req, &s->keys, s->session_id, s->record,
+				      (uint8_t)max_attempts, s->blob, s->blob_len);
+	if (r != 0) {
+		res = internal(ctx, "building the new record", r);
+		goto out;
+	}
+	res = exchange(ctx, "/v1/change-password/finish", "change-password", attempts_left, 0);
+	if (res == SV_RESULT_OK && client_wire_parse_empty(sv_buf_ptr(&ctx->rep),
+							   sv_buf_remaining(&ctx->rep)) != 0)
+		res = bad_reply(ctx, "change-password");
+out:
+	if (s != NULL) {
+		opaque_client_state_wipe(&s->st);
+		opaque_client_state_wipe(&s->reg);
+		sodium_free(s);
+	}
+	sv_secret_free(secret, secret_len);
+	sv_buf_reset(&ctx->req);
+	sv_buf_reset(&ctx->rep);
+	return res;
+}
+
+int sv_generate_code(char code[SV_CODE_LEN + 1])
+{
+	/* Crockford's base32 alphabet: no I, L, O, U. 5 bits per symbol, 25 symbols = 125 bits. */
+	static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+	if (sodium_init() < 0)
+		return -1;
+	size_t o = 0;
+	for (int i = 0; i < 25; i++) {
+		if (i > 0 && i % 5 == 0)
+			code[o++] = '-';
+		code[o++] = alphabet[randombytes_uniform(32)];
+	}
+	code[o] = '\0';
+	return 0;
+}
