@@ -340,7 +340,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	if (policy_seccomp_test_hook() != 0) {
+	if (policy_seccomp_test_hook("broker") != 0) {
 		exit_code = 1;
 		goto out;
 	}

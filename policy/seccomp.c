@@ -257,11 +257,19 @@ int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char 
 		       &cfg->listen_fd, 1, why, why_len);
 }
 
-int policy_seccomp_test_hook(void)
+int policy_seccomp_test_hook(const char *who)
 {
 	const char *what = getenv("SV_TEST_SANDBOX");
 	if (what == NULL || *what == '\0')
 		return 0;
+	/* "enclave:openat" is for the enclave only, "broker:socket" for the broker only */
+	const char *colon = strchr(what, ':');
+	if (colon != NULL && (strncmp(what, "enclave:", 8) == 0 || strncmp(what, "broker:", 7) == 0)) {
+		size_t n = (size_t)(colon - what);
+		if (strlen(who) != n || strncmp(what, who, n) != 0)
+			return 0;
+		what = colon + 1;
+	}
 	if (strcmp(what, "socket") == 0) {
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		fprintf(stderr, "sandbox test: socket() was not stopped (returned %d)\n", s);

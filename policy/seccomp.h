@@ -39,11 +39,12 @@ int policy_seccomp_enclave_install(const struct policy_seccomp_enclave *cfg, cha
 int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char *why,
 				  size_t why_len) __attribute__((warn_unused_result));
 
-/* Test hook, shared by both processes: when the environment variable SV_TEST_SANDBOX is set to
- * "socket", "execve" or "openat[:PATH]", make that system call now (after the filter is in place),
- * which must kill the process with SIGSYS. Returns normally only if the variable is unset or
+/* Test hook, shared by both processes (who: "enclave" or "broker"): when the environment variable
+ * SV_TEST_SANDBOX is set to "socket", "execve" or "openat[:PATH]", optionally prefixed by "who:"
+ * to aim at one process only, make that system call now (after the filter is in place), which
+ * must kill the process with SIGSYS. Returns normally only if the variable is unset or
  * names nothing known (then it says so on stderr), or if the call was not stopped by the filter,
  * in which case it reports that on stderr and the caller exits with status 1. */
-int policy_seccomp_test_hook(void);
+int policy_seccomp_test_hook(const char *who);
 
 #endif

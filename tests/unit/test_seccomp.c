@@ -91,7 +91,7 @@ static int run(int broker, enum probe p)
 		}
 		case P_ACCEPT_OTHER: accept4(other[0], NULL, NULL, 0); _exit(0);
 		case P_CONNECT: connect(0, NULL, 0); _exit(0);
-		case P_HOOK: _exit(policy_seccomp_test_hook() == 0 ? 0 : 3);
+		case P_HOOK: _exit(policy_seccomp_test_hook(broker ? "broker" : "enclave") == 0 ? 0 : 3);
 		case P_PAUSE:
 			/* wait until the parent has inspected /proc/PID/status */
 			_exit(read(pipefd[0], &c, 1) == 1 ? 0 : 3);
@@ -177,12 +177,18 @@ static void test_hook(void **state)
 		assert_sigsys(run(0, P_HOOK));
 		assert_sigsys(run(1, P_HOOK));
 	}
+	setenv("SV_TEST_SANDBOX", "broker:socket", 1);
+	assert_ok(run(0, P_HOOK));
+	assert_sigsys(run(1, P_HOOK));
+	setenv("SV_TEST_SANDBOX", "enclave:openat:/etc/hostname", 1);
+	assert_sigsys(run(0, P_HOOK));
+	assert_ok(run(1, P_HOOK));
 	setenv("SV_TEST_SANDBOX", "nonsense", 1);
 	assert_ok(run(0, P_HOOK));
 	unsetenv("SV_TEST_SANDBOX");
 	/* without a filter the hook's call succeeds and it reports failure */
 	setenv("SV_TEST_SANDBOX", "openat", 1);
-	assert_int_equal(policy_seccomp_test_hook(), SV_ERR_INTERNAL);
+	assert_int_equal(policy_seccomp_test_hook("enclave"), SV_ERR_INTERNAL);
 	unsetenv("SV_TEST_SANDBOX");
 }
 
