@@ -3,6 +3,7 @@
 
 #include <sodium.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "crypto/ksf.h"
 
@@ -54,11 +55,6 @@ static void put_u32(uint8_t *o, uint32_t v)
 	o[3] = (uint8_t)v;
 }
 
-static uint32_t get_u32(const uint8_t *i)
-{
-	return (uint32_t)i[0] << 24 | (uint32_t)i[1] << 16 | (uint32_t)i[2] << 8 | i[3];
-}
-
 int ksf_params_encode(uint8_t out[KSF_PARAMS_LEN], const struct ksf_params *p)
 {
 	int ret;
@@ -74,13 +70,15 @@ int ksf_params_encode(uint8_t out[KSF_PARAMS_LEN], const struct ksf_params *p)
 int ksf_params_decode(struct ksf_params *p, const uint8_t *in, size_t len)
 {
 	struct ksf_params tmp;
+	struct sv_buf b;
 	int ret;
 
 	if (in == NULL || len != KSF_PARAMS_LEN)
 		return SV_ERR_INVALID;
-	tmp.type = in[0];
-	tmp.t = get_u32(in + 1);
-	tmp.m_kib = get_u32(in + 5);
+	sv_buf_from(&b, in, len);
+	if ((ret = sv_buf_get_u8(&b, &tmp.type)) < 0 || (ret = sv_buf_get_u32(&b, &tmp.t)) < 0 ||
+	    (ret = sv_buf_get_u32(&b, &tmp.m_kib)) < 0 || (ret = sv_buf_expect_end(&b)) < 0)
+		return ret;
 	if ((ret = ksf_params_check(&tmp)) < 0)
 		return ret;
 	*p = tmp;

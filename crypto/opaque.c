@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "crypto/h2c.h"
 #include "crypto/hkdf.h"
@@ -236,14 +237,19 @@ static void ake_client_mac(uint8_t client_mac[NM], struct ake_keys *k, const uin
 	sodium_memzero(h, sizeof h);
 }
 
+static int message_check(const uint8_t *msg, size_t len, size_t expect, const size_t *fields,
+                         const int *is_element, size_t nfields);
+
 /* ---- server keys ---- */
 
 int opaque_server_key_from_sk(struct opaque_server_key *k, const uint8_t sk[NSK])
 {
 	int ret;
 
-	if ((ret = h2c_scalar_check(sk)) < 0)
+	if ((ret = h2c_scalar_check(sk)) < 0) {
+		sodium_memzero(k, sizeof *k);
 		return ret;
+	}
 	memmove(k->sk, sk, NSK);
 	if (crypto_scalarmult_ristretto255_base(k->pk, k->sk) != 0) {
 		sodium_memzero(k, sizeof *k);
@@ -299,9 +305,10 @@ out:
 
 int opaque_record_check(const uint8_t *record, size_t len)
 {
-	if (record == NULL || len != OPAQUE_RECORD_LEN)
-		return SV_ERR_INVALID;
-	return h2c_element_check(record + REC_PK);
+	static const size_t f[] = {NPK, OPAQUE_MASKING_KEY_LEN, OPAQUE_ENVELOPE_LEN};
+	static const int e[] = {1, 0, 0};
+
+	return message_check(record, len, OPAQUE_RECORD_LEN, f, e, 3);
 }
 
 int opaque_fake_record_derive(uint8_t record[OPAQUE_RECORD_LEN],
@@ -327,6 +334,68 @@ out:
 	if (ret < 0)
 		sodium_memzero(record, OPAQUE_RECORD_LEN);
 	return ret;
+}
+
+/* ---- decoders ---- */
+
+/* Walks a message as a list of fields: element (1) or opaque bytes (0) of the given sizes. */
+static int message_check(const uint8_t *msg, size_t len, size_t expect, const size_t *fields,
+                         const int *is_element, size_t nfields)
+{
+	struct sv_buf b;
+	const uint8_t *p;
+	int ret;
+
+	if (msg == NULL || len != expect)
+		return SV_ERR_INVALID;
+	sv_buf_from(&b, msg, len);
+	for (size_t i = 0; i < nfields; i++) {
+		if ((ret = sv_buf_get_ref(&b, fields[i], &p)) < 0)
+			return ret;
+		if (is_element[i] && (ret = h2c_element_check(p)) < 0)
+			return ret;
+	}
+	return sv_buf_expect_end(&b);
+}
+
+int opaque_registration_request_check(const uint8_t *msg, size_t len)
+{
+	static const size_t f[] = {OPRF_ELEMENT_LEN};
+	static const int e[] = {1};
+
+	return message_check(msg, len, OPAQUE_REGISTRATION_REQUEST_LEN, f, e, 1);
+}
+
+int opaque_registration_response_check(const uint8_t *msg, size_t len)
+{
+	static const size_t f[] = {OPRF_ELEMENT_LEN, NPK};
+	static const int e[] = {1, 1};
+
+	return message_check(msg, len, OPAQUE_REGISTRATION_RESPONSE_LEN, f, e, 2);
+}
+
+int opaque_ke1_check(const uint8_t *msg, size_t len)
+{
+	static const size_t f[] = {OPRF_ELEMENT_LEN, NN, NPK};
+	static const int e[] = {1, 0, 1};
+
+	return message_check(msg, len, OPAQUE_KE1_LEN, f, e, 3);
+}
+
+int opaque_ke2_check(const uint8_t *msg, size_t len)
+{
+	static const size_t f[] = {OPRF_ELEMENT_LEN, NN, MASKED_LEN, NN, NPK, NM};
+	static const int e[] = {1, 0, 0, 0, 1, 0};
+
+	return message_check(msg, len, OPAQUE_KE2_LEN, f, e, 6);
+}
+
+int opaque_ke3_check(const uint8_t *msg, size_t len)
+{
+	static const size_t f[] = {NM};
+	static const int e[] = {0};
+
+	return message_check(msg, len, OPAQUE_KE3_LEN, f, e, 1);
 }
 
 /* ---- server: login ---- */

@@ -200,6 +200,17 @@ int opaque_client_ke3(uint8_t ke3[OPAQUE_KE3_LEN], uint8_t session_key[OPAQUE_SE
                       const uint8_t ke2[OPAQUE_KE2_LEN], const struct opaque_params *p,
                       const struct ksf_params *ksf) OPAQUE_WUR;
 
+/* ---- decoders ----
+ * Each checks one received message: exactly its length (SV_ERR_INVALID otherwise, without
+ * reading past len) and every group element in it canonical and not the identity
+ * (SV_ERR_CRYPTO). The functions above enforce the same on the elements they use, so these add
+ * no safety but give an early, precise error (and are what the fuzz targets drive). */
+int opaque_registration_request_check(const uint8_t *msg, size_t len) OPAQUE_WUR;
+int opaque_registration_response_check(const uint8_t *msg, size_t len) OPAQUE_WUR;
+int opaque_ke1_check(const uint8_t *msg, size_t len) OPAQUE_WUR;
+int opaque_ke2_check(const uint8_t *msg, size_t len) OPAQUE_WUR;
+int opaque_ke3_check(const uint8_t *msg, size_t len) OPAQUE_WUR;
+
 /* Wipes a client state (for abandoned round trips). */
 void opaque_client_state_wipe(struct opaque_client_state *st);
 
