@@ -111,6 +111,28 @@ for p in $PKGS; do
 done
 man -w 5 sealvault.conf >/dev/null 2>&1 || fail "no man page sealvault.conf(5)"
 
+step "libsealvault-dev: a program builds with pkg-config and runs against libsealvault.so.0"
+cat >"$WORK/use.c" <<'C'
+#include <sealvault.h>
+#include <stdio.h>
+int main(void)
+{
+	struct sv_ctx *ctx = NULL;
+	/* Only https:// URLs are accepted: a plain http URL must be refused. */
+	if (sv_ctx_new(&ctx, "http://127.0.0.1:1") == 0)
+		return 1;
+	if (sv_ctx_new(&ctx, "https://127.0.0.1:1") != 0)
+		return 2;
+	sv_ctx_free(ctx);
+	puts(sv_result_str(SV_RESULT_LOCKED));
+	return 0;
+}
+C
+# shellcheck disable=SC2046
+cc -o "$WORK/use" "$WORK/use.c" $(pkg-config --cflags --libs sealvault) || fail "cannot build against the installed libsealvault-dev"
+ldd "$WORK/use" | grep -q 'libsealvault.so.0 => /usr/lib/' || fail "the program is not linked to the installed libsealvault.so.0"
+"$WORK/use" || fail "a program using the installed libsealvault failed (exit $?)"
+
 # --- 3. units -----------------------------------------------------------------------------------
 UNITDIR=$(pkg-config --variable=systemdsystemunitdir systemd)
 step "systemd units in $UNITDIR"
