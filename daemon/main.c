@@ -1,0 +1,514 @@
+/*
+ * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
+ * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
+ * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener),
+ * each under its own user when run as root. When either child ends, the other is stopped and
+ * sealvaultd exits non-zero so that systemd restarts the pair. See sealvaultd(8), sealvault.conf(5).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "daemon/config.h"
+#include "policy/vault.h"
+
+#ifndef SV_LIBEXECDIR
+#define SV_LIBEXECDIR "/usr/libexec/sealvault"
+#endif
+#define DEFAULT_CONFIG "/etc/sealvault/sealvault.conf"
+
+enum dest {
+	TO_SELF,    /* used by sealvaultd itself */
+	TO_BROKER,  /* passed to the broker as --key value */
+	TO_ENCLAVE, /* passed to the enclave as --key value */
+	TO_POLICY,  /* vault policy, checked here, passed to the enclave as --policy key=value */
+};
+
+struct setting {
+	const char *name;
+	enum dest dest;
+	const char *def; /* default, or NULL: the child's own default applies */
+	int empty_ok;    /* the empty string is a valid value */
+	int numeric;
+	const char *value;
+};
+
+static struct setting settings[] = {
+	{ "config", TO_SELF, DEFAULT_CONFIG, 0, 0, NULL },
+	{ "state-dir", TO_ENCLAVE, "/var/lib/sealvault", 0, 0, NULL },
+	{ "tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL },
+	{ "context", TO_ENCLAVE, NULL, 1, 0, NULL },
+	{ "listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL },
+	{ "tls-cert", TO_BROKER, "/etc/sealvault/tls/cert.pem", 0, 0, NULL },
+	{ "tls-key", TO_BROKER, "/etc/sealvault/tls/key.pem", 0, 0, NULL },
+	{ "user", TO_SELF, "sealvault", 0, 0, NULL },
+	{ "broker-user", TO_SELF, "sealvault-broker", 0, 0, NULL },
+	{ "libexec-dir", TO_SELF, SV_LIBEXECDIR, 0, 0, NULL },
+	{ "port-file", TO_SELF, NULL, 0, 0, NULL },
+	{ "max-body", TO_BROKER, NULL, 0, 1, NULL },
+	{ "idle-timeout", TO_BROKER, NULL, 0, 1, NULL },
+	{ "request-timeout", TO_BROKER, NULL, 0, 1, NULL },
+	{ "rate-limit", TO_BROKER, NULL, 0, 1, NULL },
+	{ "rate-burst", TO_BROKER, NULL, 0, 1, NULL },
+	{ "max-conns", TO_BROKER, NULL, 0, 1, NULL },
+	{ "max-conns-per-ip", TO_BROKER, NULL, 0, 1, NULL },
+	{ "max-inflight", TO_BROKER, NULL, 0, 1, NULL },
+	{ "default-guess-limit", TO_POLICY, NULL, 0, 0, NULL },
+	{ "max-guess-limit", TO_POLICY, NULL, 0, 0, NULL },
+	{ "batch-window-us", TO_POLICY, NULL, 0, 0, NULL },
+	{ "max-batch", TO_POLICY, NULL, 0, 0, NULL },
+	{ "pending-login-max", TO_POLICY, NULL, 0, 0, NULL },
+	{ "login-timeout-s", TO_POLICY, NULL, 0, 0, NULL },
+	{ "nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL },
+	{ "counter-scheme", TO_POLICY, NULL, 0, 0, NULL },
+};
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static struct setting *find(const char *name)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].name, name) == 0)
+			return &settings[i];
+	return NULL;
+}
+
+static const char *get(const char *name)
+{
+	const struct setting *s = find(name);
+	return s->value != NULL ? s->value : s->def;
+}
+
+/* Values from the file are copied; flag values point into argv. */
+static int set_value(struct setting *s, const char *value, int copy, char *why, size_t why_len)
+{
+	if (*value == '\0' && !s->empty_ok) {
+		snprintf(why, why_len, "%s needs a value", s->name);
+		return SV_ERR_CONFIG;
+	}
+	if (s->numeric && value[strspn(value, "0123456789")] != '\0') {
+		snprintf(why, why_len, "%s must be a decimal number, not '%.40s'", s->name, value);
+		return SV_ERR_CONFIG;
+	}
+	if (copy && (value = strdup(value)) == NULL)
+		return SV_ERR_NOMEM;
+	s->value = value;
+	return SV_OK;
+}
+
+static int from_file(void *arg, const char *key, const char *value, char *why, size_t why_len)
+{
+	struct setting *s = find(key);
+	if (s == NULL || strcmp(key, "config") == 0) {
+		snprintf(why, why_len, "unknown key '%s' (see sealvault.conf(5))", key);
+		return SV_ERR_CONFIG;
+	}
+	/* flags win over the file: the flag pass ran first and recorded its values */
+	const char **flagged = arg;
+	if (flagged[s - settings] != NULL)
+		return SV_OK;
+	return set_value(s, value, 1, why, why_len);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: sealvaultd [--config FILE] [--KEY VALUE]...\n"
+		   "Every key of sealvault.conf(5) is also a flag; flags override the file. Keys:\n");
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		fprintf(f, "  --%s%s%s\n", settings[i].name, settings[i].def ? " (default: " : "",
+			settings[i].def ? settings[i].def : "");
+	fprintf(f, "Defaults shown end with the default value; see sealvaultd(8).\n");
+}
+
+static int parse(int argc, char **argv)
+{
+	struct option longopts[N_SETTINGS + 2];
+	const char *flagged[N_SETTINGS] = { 0 };
+	char why[512];
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		longopts[i] = (struct option){ settings[i].name, required_argument, NULL, 256 + (int)i };
+	longopts[N_SETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
+	longopts[N_SETTINGS + 1] = (struct option){ NULL, 0, NULL, 0 };
+	int c;
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			usage(stdout);
+			exit(0);
+		}
+		if (c < 256 || c >= 256 + (int)N_SETTINGS) {
+			usage(stderr);
+			return SV_ERR_CONFIG;
+		}
+		struct setting *s = &settings[c - 256];
+		if (set_value(s, optarg, 0, why, sizeof(why)) != 0) {
+			fprintf(stderr, "sealvaultd: --%s\n", why);
+			return SV_ERR_CONFIG;
+		}
+		flagged[c - 256] = optarg;
+	}
+	if (optind != argc) {
+		fprintf(stderr, "sealvaultd: unexpected argument '%s'; options are --KEY VALUE\n",
+			argv[optind]);
+		return SV_ERR_CONFIG;
+	}
+	const char *path = get("config");
+	int explicit = find("config")->value != NULL;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		if (explicit || errno != ENOENT) {
+			fprintf(stderr, "sealvaultd: cannot read the configuration %s: %s\n", path,
+				strerror(errno));
+			return SV_ERR_CONFIG;
+		}
+		return SV_OK; /* no default file: flags and built-in defaults only */
+	}
+	int r = config_parse_stream(f, path, from_file, flagged, why, sizeof(why));
+	fclose(f);
+	if (r != 0) {
+		fprintf(stderr, "sealvaultd: %s\n", why);
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+static int check_policy(void)
+{
+	struct sv_vault_policy p;
+	char why[256];
+	policy_vault_defaults(&p);
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (settings[i].dest != TO_POLICY || settings[i].value == NULL)
+			continue;
+		if (policy_vault_set(&p, settings[i].name, settings[i].value, why, sizeof(why)) != 0) {
+			fprintf(stderr, "sealvaultd: %s\n", why);
+			return SV_ERR_CONFIG;
+		}
+	}
+	if (policy_vault_check(&p, why, sizeof(why)) != 0) {
+		fprintf(stderr, "sealvaultd: %s\n", why);
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+/* Binds HOST:PORT ([v6]:PORT for IPv6 literals); the listening socket or -1. */
+static int listen_on(const char *spec)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) ||
+	    colon[1] == '\0') {
+		fprintf(stderr, "sealvaultd: listen must be HOST:PORT, not '%s'\n", spec);
+		return -1;
+	}
+	const char *h = spec;
+	size_t hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
+		h++, hl -= 2;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo *res = NULL;
+	int e = getaddrinfo(host, colon + 1, &hints, &res);
+	if (e != 0) {
+		fprintf(stderr, "sealvaultd: cannot resolve listen address %s: %s\n", spec,
+			gai_strerror(e));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		int one = 1;
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+		}
+	}
+	if (fd < 0)
+		fprintf(stderr, "sealvaultd: cannot listen on %s: %s\n", spec, strerror(errno));
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int write_port_file(const char *path, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[NI_MAXSERV], tmp[PATH_MAX];
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) != 0)
+		return SV_ERR_IO;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return SV_ERR_RANGE;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return SV_ERR_IO;
+	int bad = fprintf(f, "%s\n", port) < 0;
+	bad |= fclose(f) != 0;
+	return bad || rename(tmp, path) != 0 ? SV_ERR_IO : SV_OK;
+}
+
+struct child {
+	const char *name;
+	pid_t pid;
+	const struct passwd *pw; /* NULL: keep the current user */
+	int fds[2];		 /* descriptors to place at 3 and 4 (-1: none) */
+	char *argv[2 * N_SETTINGS + 8];
+};
+
+/* In the child: move fds to 3 (and 4), close everything else, drop privileges, exec. */
+static void start_child(struct child *c, const sigset_t *oldmask)
+{
+	int hi[2] = { -1, -1 };
+	for (int i = 0; i < 2; i++)
+		if (c->fds[i] >= 0 && (hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			goto fail;
+	for (int i = 0; i < 2; i++)
+		if (hi[i] >= 0 && dup2(hi[i], 3 + i) != 3 + i)
+			goto fail;
+	if (close_range(hi[1] >= 0 ? 5 : 4, ~0U, 0) != 0)
+		goto fail;
+	if (c->pw != NULL) {
+		if (initgroups(c->pw->pw_name, c->pw->pw_gid) != 0 ||
+		    setresgid(c->pw->pw_gid, c->pw->pw_gid, c->pw->pw_gid) != 0 ||
+		    setresuid(c->pw->pw_uid, c->pw->pw_uid, c->pw->pw_uid) != 0 || setuid(0) == 0) {
+			fprintf(stderr, "sealvaultd: cannot switch %s to user %s: %s\n", c->name,
+				c->pw->pw_name, strerror(errno));
+			_exit(1);
+		}
+	}
+	/* the child should not outlive the supervisor */
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		goto fail;
+	sigprocmask(SIG_SETMASK, oldmask, NULL);
+	execv(c->argv[0], c->argv);
+fail:
+	fprintf(stderr, "sealvaultd: cannot start %s (%s): %s\n", c->name, c->argv[0],
+		strerror(errno));
+	_exit(1);
+}
+
+static char *path_join(const char *dir, const char *file)
+{
+	size_t n = strlen(dir) + strlen(file) + 2;
+	char *p = malloc(n);
+	if (p != NULL)
+		snprintf(p, n, "%s/%s", dir, file);
+	return p;
+}
+
+/* --key value pairs for one child; policy settings as --policy key=value. */
+static int build_argv(struct child *c, const char *prog, enum dest dest, char **extra)
+{
+	size_t n = 0;
+	if ((c->argv[n++] = path_join(get("libexec-dir"), prog)) == NULL)
+		return SV_ERR_NOMEM;
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		const char *v = s->value != NULL ? s->value : s->def;
+		int mine = s->dest == dest || (dest == TO_ENCLAVE && s->dest == TO_POLICY);
+		if (!mine || v == NULL)
+			continue;
+		size_t len = strlen(s->name) + strlen(v) + 16;
+		char *a = malloc(len);
+		if (a == NULL)
+			return SV_ERR_NOMEM;
+		if (s->dest == TO_POLICY) {
+			c->argv[n++] = strdup("--policy");
+			snprintf(a, len, "%s=%s", s->name, v);
+		} else {
+			snprintf(a, len, "--%s=%s", s->name, v);
+		}
+		c->argv[n++] = a;
+	}
+	for (; *extra != NULL; extra++)
+		c->argv[n++] = *extra;
+	c->argv[n] = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (c->argv[i] == NULL)
+			return SV_ERR_NOMEM;
+	return SV_OK;
+}
+
+static void describe(const struct child *c, int status)
+{
+	if (WIFEXITED(status))
+		fprintf(stderr, "sealvaultd: %s (pid %d) exited with status %d\n", c->name,
+			(int)c->pid, WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		fprintf(stderr, "sealvaultd: %s (pid %d) was killed by signal %d (%s)%s\n", c->name,
+			(int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+			WTERMSIG(status) == SIGSYS ? ": it made a system call outside its seccomp "
+						     "allowlist (policy/seccomp.c)"
+						   : "");
+}
+
+/* Stops the children still running: SIGTERM, then SIGKILL after a grace period. */
+static void stop_all(struct child *kids, size_t n, const sigset_t *set)
+{
+	for (size_t i = 0; i < n; i++)
+		if (kids[i].pid > 0)
+			kill(kids[i].pid, SIGTERM);
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += 5;
+	for (;;) {
+		int left = 0;
+		for (size_t i = 0; i < n; i++) {
+			int st;
+			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid)
+				kids[i].pid = 0;
+			left |= kids[i].pid > 0;
+		}
+		if (!left)
+			return;
+		struct timespec now, wait = { 0, 100 * 1000 * 1000 };
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec >= deadline.tv_sec) {
+			for (size_t i = 0; i < n; i++)
+				if (kids[i].pid > 0) {
+					fprintf(stderr, "sealvaultd: %s did not stop; killing it\n",
+						kids[i].name);
+					kill(kids[i].pid, SIGKILL);
+					waitpid(kids[i].pid, NULL, 0);
+					kids[i].pid = 0;
+				}
+			return;
+		}
+		sigtimedwait(set, NULL, &wait);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct child kids[2] = {
+		{ .name = "sealvault-enclave", .fds = { -1, -1 } },
+		{ .name = "sealvault-broker", .fds = { -1, -1 } },
+	};
+	int sv[2], lfd;
+	sigset_t set, old;
+
+	if (parse(argc, argv) != 0 || check_policy() != 0)
+		return 2;
+	if (geteuid() == 0) {
+		const char *names[2] = { get("user"), get("broker-user") };
+		for (int i = 0; i < 2; i++) {
+			struct passwd *pw = getpwnam(names[i]);
+			if (pw == NULL) {
+				fprintf(stderr, "sealvaultd: user '%s' does not exist; create it "
+						"(the Debian package's sysusers file does) or name "
+						"another with --%s\n",
+					names[i], i == 0 ? "user" : "broker-user");
+				return 1;
+			}
+			if (pw->pw_uid == 0) {
+				fprintf(stderr, "sealvaultd: refusing to run %s as root (--%s %s)\n",
+					kids[i].name, i == 0 ? "user" : "broker-user", names[i]);
+				return 1;
+			}
+			struct passwd *copy = malloc(sizeof(*copy));
+			if (copy == NULL)
+				return 1;
+			*copy = *pw;
+			copy->pw_name = strdup(pw->pw_name);
+			if (copy->pw_name == NULL)
+				return 1;
+			kids[i].pw = copy;
+		}
+		if (kids[0].pw->pw_uid == kids[1].pw->pw_uid) {
+			fprintf(stderr, "sealvaultd: the enclave and the broker must run as different "
+					"users (--user, --broker-user)\n");
+			return 1;
+		}
+	} else if (find("user")->value != NULL || find("broker-user")->value != NULL) {
+		fprintf(stderr, "sealvaultd: --user and --broker-user need root; unprivileged, both "
+				"processes run as the current user\n");
+		return 1;
+	}
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
+	}
+	if ((lfd = listen_on(get("listen"))) < 0)
+		return 1;
+	const char *pf = get("port-file");
+	if (pf != NULL && write_port_file(pf, lfd) != 0) {
+		fprintf(stderr, "sealvaultd: cannot write the port to %s: %s\n", pf, strerror(errno));
+		return 1;
+	}
+	static char *enclave_extra[] = { NULL };
+	static char *broker_extra[] = { "--ipc-fd=3", "--listen-fd=4", NULL };
+	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
+	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0) {
+		fprintf(stderr, "sealvaultd: out of memory\n");
+		return 1;
+	}
+	kids[0].fds[0] = sv[0];
+	kids[1].fds[0] = sv[1];
+	kids[1].fds[1] = lfd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	for (int i = 0; i < 2; i++) {
+		kids[i].pid = fork();
+		if (kids[i].pid < 0) {
+			perror("sealvaultd: fork");
+			stop_all(kids, 2, &set);
+			return 1;
+		}
+		if (kids[i].pid == 0)
+			start_child(&kids[i], &old);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	close(lfd);
+	fprintf(stderr, "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
+		(int)kids[0].pid, (int)kids[1].pid);
+
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			fprintf(stderr, "sealvaultd: %s; stopping both processes\n", strsignal(sig));
+			stop_all(kids, 2, &set);
+			return 0;
+		}
+		for (int i = 0; i < 2; i++) {
+			int st;
+			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
+				describe(&kids[i], st);
+				kids[i].pid = 0;
+				fprintf(stderr, "sealvaultd: stopping %s and exiting so that the pair is "
+						"restarted\n",
+					kids[1 - i].name);
+				stop_all(kids, 2, &set);
+				return 1;
+			}
+		}
+	}
+}
