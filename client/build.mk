@@ -59,3 +59,7 @@ CHECK_STEPS += client-abi-check
 .PHONY: client-abi-check
 client-abi-check: $(CLIENT_SO)
 	$(Q)B=$(B) CC="$(CC)" tests/integration/client-abi.sh
+
+# `make demo`: the whole story on this machine (installs build dependencies when root).
+demo:
+	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo.sh

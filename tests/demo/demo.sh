@@ -1,0 +1,122 @@
+#!/bin/bash
+# `make demo`: the whole sealvault story on this machine, each step explained.
+# Installs missing build dependencies (as root), builds, starts a private software TPM (swtpm),
+# provisions a vault with sealvault-admin init, runs sealvaultd on 127.0.0.1 with a self-signed
+# certificate, then: register a backup key, a wrong guess (attempts left), recovery (the key
+# matches), and lock-out after the guess limit. Everything lives in a temporary directory that
+# is removed on exit, and every process started here is stopped.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+MAKE=${MAKE:-make}
+PAUSE=${DEMO_PAUSE:-0}
+
+if [ -t 1 ]; then bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'; else bold= dim= off=; fi
+n=0
+step() {
+	n=$((n + 1))
+	printf '\n%s== %d. %s%s\n' "$bold" "$n" "$1" "$off"
+	shift
+	local line
+	for line in "$@"; do printf '   %s\n' "$line"; done
+	sleep "$PAUSE"
+}
+show() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; }
+die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
+
+step "Build dependencies" \
+	"sealvault needs libsodium, OpenSSL, tpm2-tss, libseccomp, libevent, libcurl, swtpm..." \
+	"packaging/install-deps installs whatever is missing (as root) or lists it."
+packaging/install-deps || die "install the packages listed above (or run make demo as root)"
+
+step "Build" "Plain GNU make into $B/."
+show "$MAKE B=$B -j$(nproc) all"
+"$MAKE" --no-print-directory B="$B" -j"$(nproc)" all >/dev/null ||
+	die "the build failed; run '$MAKE B=$B' to see why"
+
+. tests/lib/swtpm.sh
+. tests/lib/sealvaultd.sh
+tmp=$(mktemp -d /tmp/sealvault-demo.XXXXXX)
+chmod 0755 "$tmp"
+cleanup() {
+	sv_server_cleanup
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+SV=$B/sealvault
+
+step "A private TPM and a fresh vault" \
+	"swtpm plays the server's TPM 2.0. sealvault-admin init creates the vault keys, seals them" \
+	"to the TPM and defines the NV counter that makes the guess counts rollback-proof."
+sv_server_init "$tmp/srv" "$B"
+echo "   swtpm on 127.0.0.1:$SWTPM_PORT, state in $tmp/srv/state"
+
+step "Start sealvaultd" \
+	"It runs two sandboxed processes: the enclave (vault, TPM, no network) and the broker" \
+	"(HTTPS on loopback, knows no secrets). The certificate is self-signed for 127.0.0.1."
+sv_server_start
+echo "   listening on $SV_URL"
+
+url=(--server "$SV_URL" --cacert "$SV_CACERT")
+head -c 32 /dev/urandom >"$tmp/backup.key"
+printf 'correct horse battery staple\n' >"$tmp/password"
+printf 'Tr0ub4dor&3\n' >"$tmp/wrong"
+
+step "Register a backup key for alice, with 3 guesses" \
+	"The client stretches the password with Argon2id, runs OPAQUE registration, and uploads" \
+	"the key encrypted under OPAQUE's export key: the server never sees password or key."
+echo "   backup key (32 random bytes): $(od -An -tx1 -v "$tmp/backup.key" | tr -d ' \n')"
+show "sealvault register --user alice --password-file password --secret-file backup.key --max-attempts 3"
+"$SV" register "${url[@]}" --user alice --password-file "$tmp/password" \
+	--secret-file "$tmp/backup.key" --max-attempts 3
+
+step "A wrong guess" \
+	"Every login attempt is charged to alice's count in the vault, durably (journal + TPM NV" \
+	"counter) before the server even answers. The CLI exits 2 and shows the attempts left."
+show "sealvault recover --user alice --password-file wrong --out recovered.key"
+set +e
+"$SV" recover "${url[@]}" --user alice --password-file "$tmp/wrong" --out "$tmp/recovered.key"
+rc=$?
+set -e
+echo "   exit status: $rc"
+[ "$rc" -eq 2 ] || die "expected exit status 2"
+
+step "Recover with the right password" \
+	"A successful login gives the guess back and resets the count. The key comes back sealed" \
+	"to this session, and only the right password can open it."
+show "sealvault recover --user alice --password-file password --out recovered.key"
+"$SV" recover "${url[@]}" --user alice --password-file "$tmp/password" --out "$tmp/recovered.key"
+echo "   recovered key:                $(od -An -tx1 -v "$tmp/recovered.key" | tr -d ' \n')"
+cmp -s "$tmp/backup.key" "$tmp/recovered.key" || die "the recovered key differs!"
+echo "   ${bold}identical to the key registered.${off}"
+
+step "Restart the server" \
+	"Counts and records live in the TPM-anchored journal; a restart changes nothing."
+sv_server_restart
+echo "   listening again on $SV_URL"
+
+step "An attacker guesses: lock-out after 3 wrong passwords" \
+	"The third wrong guess uses the last attempt: the vault destroys alice's record for good." \
+	"Exit status 3 means locked out; nobody, not even root on the server, can get the key now."
+for i in 1 2 3; do
+	show "sealvault recover --user alice --password-file wrong --out recovered.key   # guess $i"
+	set +e
+	"$SV" recover "${url[@]}" --user alice --password-file "$tmp/wrong" --out "$tmp/x.key"
+	rc=$?
+	set -e
+	echo "   exit status: $rc"
+done
+[ "$rc" -eq 3 ] || die "expected exit status 3 after the third wrong guess"
+
+step "Even the right password is too late" ""
+show "sealvault recover --user alice --password-file password --out recovered.key"
+set +e
+"$SV" recover "${url[@]}" --user alice --password-file "$tmp/password" --out "$tmp/x.key"
+rc=$?
+set -e
+echo "   exit status: $rc"
+[ "$rc" -eq 3 ] || die "expected exit status 3"
+
+step "Done" \
+	"Stopping sealvaultd and the swtpm, removing $tmp." \
+	"Next: sealvault(1), sealvaultd(8), sealvault-admin(8); 'make check' runs every test."

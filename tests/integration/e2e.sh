@@ -1,0 +1,160 @@
+#!/bin/bash
+# End to end: the sealvault CLI against a real sealvaultd (enclave + broker) on a private swtpm,
+# over real TLS with a self-signed certificate made here, restarting the daemon between every
+# step. Register, a wrong guess (exit 2, attempts left), recovery (byte-identical), an unknown
+# user (exit 2), change password, delete, lock-out after the limit (exit 3) and then the secret
+# and password are nowhere: not in any file of the state directory, not in the memory of the
+# enclave or the broker (read through /proc/PID/mem as root, see scan-bytes.py).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+SV=$PWD/$B/sealvault
+. tests/lib/swtpm.sh
+. tests/lib/sealvaultd.sh
+
+tmp=$(mktemp -d /tmp/sv-e2e.XXXXXX)
+chmod 0755 "$tmp"
+cleanup() {
+	sv_server_cleanup
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+step=0
+fail() {
+	echo "e2e: FAIL (step $step): $*" >&2
+	echo "e2e: sealvaultd log tail:" >&2
+	tail -n 20 "$tmp/srv/sealvaultd.log" >&2 || true
+	exit 1
+}
+say() { step=$((step + 1)); echo "e2e: [$step] $*"; }
+
+# sv CMD ARGS...: runs the CLI; sets rc, and err (its stderr).
+sv() {
+	set +e
+	"$SV" "$1" --server "$SV_URL" --cacert "$SV_CACERT" "${@:2}" 2>"$tmp/stderr"
+	rc=$?
+	set -e
+	err=$(cat "$tmp/stderr")
+}
+expect() { # expect RC [TEXT]
+	[ "$rc" -eq "$1" ] || fail "exit $rc, want $1; stderr: $err"
+	[ -z "${2:-}" ] || grep -qF -- "$2" <<<"$err" || fail "stderr lacks '$2': $err"
+}
+
+head -c 32 /dev/urandom >"$tmp/secret"
+head -c 32 /dev/urandom >"$tmp/secret2"
+printf 'correct horse battery staple\n' >"$tmp/pw"
+printf 'wrong guess\n' >"$tmp/wrong"
+printf 'a new password\n' >"$tmp/newpw"
+tr -d '\n' <"$tmp/pw" >"$tmp/pw.raw"
+tr -d '\n' <"$tmp/newpw" >"$tmp/newpw.raw"
+printf 'alice' >"$tmp/id.raw"
+
+sv_server_init "$tmp/srv" "$B"
+sv_server_start
+
+say "register alice (limit 3)"
+sv register --user alice --password-file "$tmp/pw" --secret-file "$tmp/secret" --max-attempts 3
+expect 0 "registered"
+sv register --user alice --password-file "$tmp/wrong" --secret-file "$tmp/secret2"
+expect 1 "already registered"
+sv_server_restart
+
+say "wrong guess: exit 2, attempts left 2"
+sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out"
+expect 2 "attempts left: 2"
+[ ! -e "$tmp/out" ] || fail "a failed recovery wrote $tmp/out"
+sv_server_restart
+
+say "recover with the password from stdin: byte-identical"
+sv recover --user alice --password-file - --out "$tmp/out" <"$tmp/pw"
+expect 0
+cmp "$tmp/secret" "$tmp/out" || fail "recovered secret differs"
+[ "$(stat -c %a "$tmp/out")" = 600 ] || fail "recovered file is not mode 0600"
+sv_server_restart
+
+say "the right password reset the count: a wrong guess shows 2 left again"
+sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
+expect 2 "attempts left: 2"
+sv_server_restart
+
+say "unknown user: exit 2, like a wrong password"
+sv recover --user mallory --password-file "$tmp/pw" --out "$tmp/out2"
+expect 2 "wrong password or unknown user"
+sv_server_restart
+
+say "change password (old -> new, limit 3)"
+printf 'correct horse battery staple\na new password\n' >"$tmp/both"
+sv change-password --user alice --password-file - --new-password-file - --max-attempts 3 <"$tmp/both"
+expect 0 "changed the password"
+sv_server_restart
+sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out2"
+expect 2 "attempts left: 2"
+sv_server_restart
+rm -f "$tmp/out"
+sv recover --user alice --password-file "$tmp/newpw" --out "$tmp/out"
+expect 0
+cmp "$tmp/secret" "$tmp/out" || fail "secret differs after the password change"
+sv_server_restart
+
+say "delete bob: registered, deleted, then unknown"
+sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret2"
+expect 0
+sv_server_restart
+sv delete --user bob --password-file "$tmp/wrong"
+expect 2 "attempts left:"
+sv_server_restart
+sv delete --user bob --password-file "$tmp/pw"
+expect 0 "deleted"
+sv_server_restart
+sv recover --user bob --password-file "$tmp/pw" --out "$tmp/out2"
+expect 2
+sv_server_restart
+
+say "the memory scan works: alice's id is in the enclave's memory"
+[ "$(id -u)" -eq 0 ] || fail "the memory checks read /proc/PID/mem and need root"
+epid=$(sv_enclave_pid) || fail "no sealvault-enclave child of sealvaultd"
+bpid=$(sv_broker_pid) || fail "no sealvault-broker child of sealvaultd"
+grep -q '^Seccomp:[[:space:]]2' "/proc/$epid/status" || fail "the enclave is not sandboxed"
+tests/integration/scan-bytes.py "$tmp/id.raw" --pid "$epid" >"$tmp/scan" ||
+	fail "alice's id not found in the enclave's memory: the scan does not see its state"
+
+say "lock-out: two wrong guesses, then the third uses the limit (exit 3)"
+sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
+expect 2 "attempts left: 2"
+sv_server_restart
+sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
+expect 2 "attempts left: 1"
+sv_server_restart
+sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
+expect 3 "destroyed"
+sv_server_restart
+sv recover --user alice --password-file "$tmp/newpw" --out "$tmp/out2"
+expect 3 "destroyed"
+[ ! -e "$tmp/out2" ] || fail "a locked-out recovery wrote a file"
+sv_server_restart
+
+say "the secret is gone: not in any state file, not in enclave or broker memory"
+epid=$(sv_enclave_pid) && bpid=$(sv_broker_pid) || fail "sealvaultd children missing"
+# warm the state up once more (a login for the tombstone) before looking
+sv recover --user alice --password-file "$tmp/newpw" --out "$tmp/out2"
+expect 3
+for needle in secret pw.raw newpw.raw; do
+	set +e
+	tests/integration/scan-bytes.py "$tmp/$needle" "$tmp/srv/state" --pid "$epid" --pid "$bpid" >"$tmp/scan"
+	src=$?
+	set -e
+	[ "$src" -eq 1 ] || fail "scan for $needle: exit $src: $(cat "$tmp/scan")"
+done
+[ -n "$(find "$tmp/srv/state" -type f -size +0)" ] || fail "the state directory is empty"
+
+say "the identifier can be registered again after a lock-out"
+sv register --user alice --password-file "$tmp/pw" --secret-file "$tmp/secret2"
+expect 0
+sv_server_restart
+sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out3"
+expect 0
+cmp "$tmp/secret2" "$tmp/out3" || fail "re-registered secret differs"
+
+echo "e2e: ok ($step steps, the daemon restarted between each)"

@@ -1,0 +1,118 @@
+# Shared helper: a private sealvault server (sealvaultd on loopback with a self-signed TLS
+# certificate, over a private swtpm) for the end-to-end test and `make demo`.
+# Source it from bash after tests/lib/swtpm.sh; it needs openssl, curl and ss.
+#
+#   sv_server_init DIR B   Make DIR/cert.pem + DIR/key.pem (self-signed, P-256, for 127.0.0.1),
+#                          start a swtpm in DIR/tpm and run `B/sealvault-admin init` on DIR/state.
+#                          Sets SV_DIR, SV_B, SV_CACERT.
+#   sv_server_start        Start B/sealvaultd on a free loopback port and wait until it answers
+#                          GET /healthz over TLS. Sets SV_URL, SV_PORT, SV_PID. Logs to DIR/sealvaultd.log.
+#   sv_server_stop         Stop it (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
+#   sv_server_restart      Stop, then start (same state, same TPM, a new port).
+#   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
+#   sv_server_cleanup      Stop sealvaultd and every swtpm; for `trap ... EXIT`.
+#
+# When run as root, sealvaultd drops the enclave and the broker to two unprivileged users; the
+# helper passes SV_ENCLAVE_USER / SV_BROKER_USER (default nobody / daemon) and hands them the
+# state directory and the key.
+
+SV_CONTEXT=${SV_CONTEXT:-sealvault-v1}
+SV_ENCLAVE_USER=${SV_ENCLAVE_USER:-nobody}
+SV_BROKER_USER=${SV_BROKER_USER:-daemon}
+SV_PID=
+
+_sv_log() { [ -n "${SV_QUIET:-}" ] || echo "sealvaultd.sh: $*" >&2; }
+
+sv_server_init() {
+	SV_DIR=$1
+	SV_B=$2
+	SV_CACERT=$SV_DIR/cert.pem
+	mkdir -p "$SV_DIR"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+		-keyout "$SV_DIR/key.pem" -out "$SV_CACERT" >"$SV_DIR/openssl.log" 2>&1 || {
+		echo "sealvaultd.sh: openssl could not make a certificate, see $SV_DIR/openssl.log" >&2
+		return 1
+	}
+	swtpm_start "$SV_DIR/tpm" || return 1
+	"$SV_B/sealvault-admin" init --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
+		>"$SV_DIR/admin-init.log" 2>&1 || {
+		echo "sealvaultd.sh: sealvault-admin init failed:" >&2
+		cat "$SV_DIR/admin-init.log" >&2
+		return 1
+	}
+	if [ "$(id -u)" -eq 0 ]; then
+		chown -R "$SV_ENCLAVE_USER" "$SV_DIR/state"
+		chown "$SV_BROKER_USER" "$SV_DIR/key.pem"
+	fi
+}
+
+_sv_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+sv_server_start() {
+	local try port i users=()
+	[ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
+	for try in 1 2 3 4 5 6 7 8; do
+		port=$(((RANDOM % 20000) + 40000))
+		_sv_port_free "$port" || continue
+		"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
+			--listen "127.0.0.1:$port" --tls-cert "$SV_DIR/cert.pem" \
+			--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
+			--libexec-dir "$SV_B" "${users[@]}" >>"$SV_DIR/sealvaultd.log" 2>&1 &
+		SV_PID=$!
+		for i in $(seq 1 250); do
+			if curl -fsS --max-time 2 --cacert "$SV_CACERT" \
+				"https://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+				SV_PORT=$port
+				SV_URL=https://127.0.0.1:$port
+				return 0
+			fi
+			kill -0 "$SV_PID" 2>/dev/null || break
+			sleep 0.04
+		done
+		kill -9 "$SV_PID" 2>/dev/null
+		wait "$SV_PID" 2>/dev/null
+		SV_PID=
+		# A port taken meanwhile is worth another try; anything else is not.
+		grep -qi 'address already in use' "$SV_DIR/sealvaultd.log" || break
+	done
+	echo "sealvaultd.sh: sealvaultd did not come up; its log ($SV_DIR/sealvaultd.log) ends:" >&2
+	tail -n 15 "$SV_DIR/sealvaultd.log" >&2
+	return 1
+}
+
+sv_server_stop() {
+	local i kids
+	[ -n "$SV_PID" ] || return 0
+	kids=$(pgrep -P "$SV_PID" 2>/dev/null)
+	kill -TERM "$SV_PID" 2>/dev/null
+	for i in $(seq 1 250); do
+		kill -0 "$SV_PID" 2>/dev/null || break
+		sleep 0.04
+	done
+	kill -9 "$SV_PID" 2>/dev/null
+	wait "$SV_PID" 2>/dev/null
+	# sealvaultd takes its children with it; make sure, so no test leaves one behind.
+	for i in $kids; do kill -9 "$i" 2>/dev/null; done
+	SV_PID=
+	return 0
+}
+
+sv_server_restart() {
+	sv_server_stop && sv_server_start
+}
+
+_sv_child() {
+	local c
+	for c in $(pgrep -P "$SV_PID" 2>/dev/null); do
+		[ "$(cat "/proc/$c/comm" 2>/dev/null)" = "$1" ] && echo "$c" && return 0
+	done
+	return 1
+}
+sv_enclave_pid() { _sv_child sealvault-encla; }
+sv_broker_pid() { _sv_child sealvault-broke; }
+
+sv_server_cleanup() {
+	sv_server_stop
+	swtpm_cleanup
+}
