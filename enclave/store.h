@@ -102,4 +102,36 @@ int store_commit(struct store *s) __attribute__((warn_unused_result));
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 
+/* ---- Additions for the admin tool, the state driver and the bench (state engineer). ---- */
+
+#define STORE_SNAPSHOT_JOURNAL_BYTES (8u << 20) /* a commit that leaves a bigger journal snapshots */
+
+/* Provisions a new vault in state_dir (created 0700 if missing; refused if it already holds a
+ * vault or any state file): defines the NV counter at nv_index, seals a new vault key, generates
+ * the global secrets and writes an empty snapshot and journal. */
+int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, char *why,
+	       size_t why_len) __attribute__((warn_unused_result));
+
+/* Like store_open, but changes nothing: no roll-forward increment, no tail truncation, no journal
+ * reset. For `sealvault-admin status`. Mutations and store_commit are refused (SV_ERR_STATE). */
+int store_open_readonly(struct store **out, const char *state_dir, struct tpm *tpm,
+			const struct sv_vault_policy *pol, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+
+struct store_info {
+	uint32_t nv_index;
+	uint8_t counter_scheme;     /* JOURNAL_SCHEME_* recorded in the state header */
+	char active_slot;           /* 'a' or 'b': the snapshot the journal continues */
+	uint64_t snapshot_counter;  /* counter value of that snapshot */
+	uint64_t journal_bytes;     /* valid journal length */
+	uint64_t tail_bytes;        /* uncommitted tail found at open (dropped unless read-only) */
+	int roll_forward;           /* 1: the journal was one ahead of the TPM at open */
+};
+void store_get_info(const struct store *s, struct store_info *out);
+
+/* Writes a snapshot of the committed state into the other A/B slot and empties the journal.
+ * Refused while changes are pending. store_commit calls it when the journal grows past
+ * STORE_SNAPSHOT_JOURNAL_BYTES. */
+int store_snapshot(struct store *s) __attribute__((warn_unused_result));
+
 #endif

@@ -1,0 +1,28 @@
+# enclave/: the vault process — TPM and durable state, vault handlers, main and sandbox.
+# Each engineer keeps to their own section below; append, don't rewrite.
+
+# --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
+# (Reconstructed by the vault engineer, who overwrote this uncommitted section by mistake: the
+# state engineer should check it against what they had.)
+STATE_SRCS := enclave/tpm.c enclave/tcti-fd.c enclave/journal.c enclave/store.c
+STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
+$(B)/libsvstate.a: $(STATE_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+UT_ARCHIVES := $(B)/libsvstate.a $(UT_ARCHIVES)
+
+# --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
+VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c
+VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
+$(B)/libsvvault.a: $(VAULT_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+# Dependents first: the vault needs the state (store) and crypto archives, so it goes before them.
+UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
+# test_vault brings its own in-memory store (no TPM), so it links no state archive.
+UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+# libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
+VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
+	vault_change_finish
+FUZZ_TARGETS += $(VAULT_FUZZ)
+$(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf.c common/err.c))

@@ -1,0 +1,129 @@
+/*
+ * On-disk formats of the vault state (all integers big-endian, every decoder bounds-checked and
+ * rejecting trailing bytes):
+ *
+ *   frame     hdr(32) = magic "SVF1" | kind u8 | scheme u8 | 0 u16 | counter u64 | nv_writes u64 |
+ *                       count u32 | ct_len u32
+ *             nonce(24) | ct(ct_len: XChaCha20-Poly1305 of the payload, AD = hdr) |
+ *             mac(32) = BLAKE2b-256 keyed with k_mac over prev_mac | hdr | nonce | ct
+ *             A commit frame holds `count` change ops and commits under NV counter `counter`;
+ *             a snapshot frame holds `count` user entries and chains from 32 zero bytes.
+ *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
+ *             commit frames chained from base_mac, counters base+1, base+2, ...
+ *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
+ *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 | 16 zero
+ *             bytes (room for the hybrid scheme) | nonce(24) | secrets ct(176, AD = all before)
+ */
+#ifndef SV_ENCLAVE_JOURNAL_H
+#define SV_ENCLAVE_JOURNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+
+#define JOURNAL_KEY_LEN 32
+#define JOURNAL_MAC_LEN 32
+#define JOURNAL_FRAME_HDR_LEN 32
+#define JOURNAL_NONCE_LEN 24
+#define JOURNAL_TAG_LEN 16
+#define JOURNAL_FRAME_OVERHEAD (JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + JOURNAL_TAG_LEN + \
+				JOURNAL_MAC_LEN)
+#define JOURNAL_FRAME_MAX 0x7fffffffu /* bytes of ciphertext in one frame */
+#define JOURNAL_HEAD_LEN 48
+#define JOURNAL_ID_MAX 255
+#define JOURNAL_RECORD_LEN 192
+#define JOURNAL_BLOB_MAX 512
+#define JOURNAL_NAME_MAX 68
+#define JOURNAL_SEALED_MAX 1024
+#define JOURNAL_SECRETS_LEN 160
+#define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
+#define JOURNAL_SCHEME_PLAIN 1
+
+enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2 };
+
+enum journal_op_type {
+	JOURNAL_OP_PUT = 1,    /* id, limit, record, blob: new or replaced user, used = 0 */
+	JOURNAL_OP_CHARGE = 2, /* id, used (value after the charge) */
+	JOURNAL_OP_RESET = 3,  /* id */
+	JOURNAL_OP_DELETE = 4, /* id */
+	JOURNAL_OP_USER = 5,   /* snapshot entry: id, limit, used, destroyed, record+blob unless
+				  destroyed */
+};
+
+struct journal_keys {
+	uint8_t mac[JOURNAL_KEY_LEN];
+	uint8_t enc[JOURNAL_KEY_LEN];
+};
+
+struct journal_frame {
+	uint8_t kind;
+	uint8_t scheme;
+	uint64_t counter;
+	uint64_t nv_writes;
+	uint32_t count;
+};
+
+struct journal_op {
+	uint8_t type;
+	const uint8_t *id;
+	size_t id_len;
+	uint8_t limit;
+	uint8_t used;
+	uint8_t destroyed;
+	const uint8_t *record; /* JOURNAL_RECORD_LEN bytes */
+	const uint8_t *blob;
+	size_t blob_len;
+};
+
+struct journal_head {
+	uint64_t base_counter;
+	uint8_t base_mac[JOURNAL_MAC_LEN];
+};
+
+struct journal_state_hdr {
+	uint8_t scheme;
+	uint32_t nv_index;
+	uint8_t nv_name[JOURNAL_NAME_MAX];
+	size_t nv_name_len;
+	uint8_t primary_name[JOURNAL_NAME_MAX];
+	size_t primary_name_len;
+	uint8_t sealed[JOURNAL_SEALED_MAX];
+	size_t sealed_len;
+	uint64_t init_counter;
+	uint8_t nonce[JOURNAL_NONCE_LEN];
+	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
+};
+
+/* Derives the journal keys from the vault key. */
+void journal_keys_derive(struct journal_keys *k, const uint8_t vault_key[32]);
+
+/* Appends one sealed frame to out and returns its MAC (the next frame's prev). */
+int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
+		       const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
+		       struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
+	__attribute__((warn_unused_result));
+/* Verifies and decrypts IN PLACE the frame at the start of data[0..len). SV_ERR_INVALID: not a
+ * complete frame (truncated, bad magic or lengths); SV_ERR_AUTH: MAC or AEAD failure. On success
+ * *frame_len is the frame's size and *plain points into data. Nothing is decrypted on failure. */
+int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
+		       uint8_t *data, size_t len, struct journal_frame *f, size_t *frame_len,
+		       const uint8_t **plain, size_t *plain_len, uint8_t mac[JOURNAL_MAC_LEN])
+	__attribute__((warn_unused_result));
+
+int journal_op_put(struct sv_buf *b, const struct journal_op *op)
+	__attribute__((warn_unused_result));
+/* Decodes one op; validates type, lengths and flags. Pointers refer into b. */
+int journal_op_get(struct sv_buf *b, struct journal_op *op) __attribute__((warn_unused_result));
+
+void journal_head_encode(const struct journal_head *h, uint8_t out[JOURNAL_HEAD_LEN]);
+int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
+	__attribute__((warn_unused_result));
+
+/* Encodes the state header; the secrets' AD is the first *ad_len bytes of the output. */
+int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
+	__attribute__((warn_unused_result));
+int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h,
+			 size_t *ad_len) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,413 @@
+/*
+ * TPM root of trust on tpm2-tss ESYS with an explicit in-tree TCTI (never tctildr, which dlopens).
+ * Error paths follow tpm2-tss' goto_if_error style: every TSS2_RC is checked, one out: label.
+ */
+#include "enclave/tpm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_mu.h>
+#include <tss2/tss2_rc.h>
+
+#include "common/err.h"
+#include "enclave/tcti-fd.h"
+
+#define RETRY_FIRST_NS 1000000L    /* 1 ms */
+#define RETRY_MAX_NS 256000000L    /* 256 ms */
+#define RETRY_BUDGET_NS 60000000000LL /* 60 s */
+
+struct tpm {
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *ctx;
+	ESYS_TR primary;
+	ESYS_TR session;
+	ESYS_TR nv;
+	TPM2B_NAME primary_name;
+	struct tpm_stats stats;
+};
+
+static int esys_err(TSS2_RC rc)
+{
+	return rc == TSS2_RC_SUCCESS ? SV_OK : SV_ERR_TPM;
+}
+
+/* TPM-layer response codes without the layer bits (ESYS passes TPM errors through unchanged). */
+static TSS2_RC base_rc(TSS2_RC rc)
+{
+	return rc & ~(TSS2_RC)TSS2_RC_LAYER_MASK;
+}
+
+static int retryable(TSS2_RC rc)
+{
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER &&
+	    (rc & TSS2_RC_LAYER_MASK) != TSS2_RESMGR_TPM_RC_LAYER)
+		return 0;
+	TSS2_RC b = base_rc(rc);
+	return b == TPM2_RC_NV_RATE || b == TPM2_RC_RETRY || b == TPM2_RC_YIELDED ||
+	       b == TPM2_RC_NV_UNAVAILABLE || b == TPM2_RC_TESTING;
+}
+
+static int session_attrs(struct tpm *t, TPMA_SESSION extra)
+{
+	TSS2_RC rc = Esys_TRSess_SetAttributes(t->ctx, t->session,
+					       TPMA_SESSION_CONTINUESESSION | extra, 0xff);
+	return esys_err(rc);
+}
+
+static const TPM2B_PUBLIC primary_template = {
+	.publicArea = {
+		.type = TPM2_ALG_ECC,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+				    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+				    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+				    TPMA_OBJECT_NODA,
+		.parameters.eccDetail = {
+			.symmetric = {.algorithm = TPM2_ALG_AES,
+				      .keyBits.aes = 128,
+				      .mode.aes = TPM2_ALG_CFB},
+			.scheme = {.scheme = TPM2_ALG_NULL},
+			.curveID = TPM2_ECC_NIST_P256,
+			.kdf = {.scheme = TPM2_ALG_NULL},
+		},
+	},
+};
+
+int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
+{
+	struct tpm *t = calloc(1, sizeof(*t));
+	TPM2B_PUBLIC *pub = NULL;
+	TPM2B_NAME *name = NULL;
+	TPM2B_DIGEST *rnd = NULL;
+	int fd = -1, r = SV_ERR_TPM;
+	TSS2_RC rc;
+	if (t == NULL)
+		return SV_ERR_NOMEM;
+	t->primary = t->session = t->nv = ESYS_TR_NONE;
+	/* OpenSSL reads openssl.cnf on first use; do it now, before any sandbox. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
+					OPENSSL_INIT_ADD_ALL_DIGESTS,
+				NULL) != 1 ||
+	    sodium_init() < 0) {
+		snprintf(why, why_len, "TPM: crypto library initialisation failed");
+		r = SV_ERR_CRYPTO;
+		goto out;
+	}
+	r = tcti_fd_connect(tcti, &fd, why, why_len);
+	if (r != SV_OK)
+		goto out;
+	r = tcti_fd_new(&t->tcti, fd);
+	if (r != SV_OK) {
+		close(fd);
+		goto out;
+	}
+	r = SV_ERR_TPM;
+	rc = Esys_Initialize(&t->ctx, t->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		snprintf(why, why_len, "TPM: ESYS initialisation failed: %s", Tss2_RC_Decode(rc));
+		goto out;
+	}
+	rc = Esys_Startup(t->ctx, TPM2_SU_CLEAR);
+	if (rc != TSS2_RC_SUCCESS && base_rc(rc) != TPM2_RC_INITIALIZE) {
+		snprintf(why, why_len, "TPM: Startup failed: %s", Tss2_RC_Decode(rc));
+		goto out;
+	}
+	TPM2B_SENSITIVE_CREATE in_sens = {0};
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION pcrs = {0};
+	rc = Esys_CreatePrimary(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+				ESYS_TR_NONE, &in_sens, &primary_template, &outside, &pcrs,
+				&t->primary, &pub, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		snprintf(why, why_len,
+			 "TPM: cannot create the primary key: %s (owner hierarchy must have an "
+			 "empty auth value)",
+			 Tss2_RC_Decode(rc));
+		goto out;
+	}
+	rc = Esys_TR_GetName(t->ctx, t->primary, &name);
+	if (rc != TSS2_RC_SUCCESS || name->size > sizeof(t->primary_name.name)) {
+		snprintf(why, why_len, "TPM: cannot read the primary key's name");
+		goto out;
+	}
+	t->primary_name = *name;
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+	rc = Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				   ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256,
+				   &t->session);
+	if (rc != TSS2_RC_SUCCESS) {
+		snprintf(why, why_len, "TPM: cannot start the salted session: %s",
+			 Tss2_RC_Decode(rc));
+		goto out;
+	}
+	/* Warm-up: one encrypted command runs every crypto path ESYS needs later. */
+	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK) {
+		snprintf(why, why_len, "TPM: cannot set session attributes");
+		goto out;
+	}
+	rc = Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 16, &rnd);
+	if (rc != TSS2_RC_SUCCESS) {
+		snprintf(why, why_len, "TPM: warm-up command failed: %s", Tss2_RC_Decode(rc));
+		goto out;
+	}
+	*out = t;
+	t = NULL;
+	r = SV_OK;
+out:
+	Esys_Free(pub);
+	Esys_Free(name);
+	if (rnd != NULL)
+		sodium_memzero(rnd, sizeof(*rnd));
+	Esys_Free(rnd);
+	tpm_close(t);
+	return r;
+}
+
+void tpm_close(struct tpm *t)
+{
+	if (t == NULL)
+		return;
+	if (t->ctx != NULL) {
+		if (t->session != ESYS_TR_NONE)
+			(void)Esys_FlushContext(t->ctx, t->session);
+		if (t->primary != ESYS_TR_NONE)
+			(void)Esys_FlushContext(t->ctx, t->primary);
+		Esys_Finalize(&t->ctx);
+	}
+	tcti_fd_free(t->tcti);
+	free(t);
+}
+
+int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
+{
+	if (t->primary_name.size > TPM_NAME_MAX)
+		return SV_ERR_INTERNAL;
+	memcpy(out, t->primary_name.name, t->primary_name.size);
+	*len = t->primary_name.size;
+	return SV_OK;
+}
+
+int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+		 size_t *blob_len)
+{
+	TPM2B_DIGEST *rnd = NULL;
+	TPM2B_PRIVATE *priv = NULL;
+	TPM2B_PUBLIC *pub = NULL;
+	TPM2B_SENSITIVE_CREATE sens = {0};
+	int r = SV_ERR_TPM;
+	size_t off = 0;
+	TSS2_RC rc;
+	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
+		goto out;
+	rc = Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, TPM_VAULT_KEY_LEN,
+			    &rnd);
+	if (rc != TSS2_RC_SUCCESS || rnd->size != TPM_VAULT_KEY_LEN)
+		goto out;
+	/* TPM RNG XOR host RNG: as strong as the better of the two. */
+	randombytes_buf(key, TPM_VAULT_KEY_LEN);
+	for (size_t i = 0; i < TPM_VAULT_KEY_LEN; i++)
+		key[i] ^= rnd->buffer[i];
+	sens.sensitive.data.size = TPM_VAULT_KEY_LEN;
+	memcpy(sens.sensitive.data.buffer, key, TPM_VAULT_KEY_LEN);
+	TPM2B_PUBLIC tmpl = {
+		.publicArea = {
+			.type = TPM2_ALG_KEYEDHASH,
+			.nameAlg = TPM2_ALG_SHA256,
+			.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+			.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+		},
+	};
+	TPM2B_DATA outside = {0};
+	TPML_PCR_SELECTION pcrs = {0};
+	/* inSensitive travels encrypted (DECRYPT); outPrivate comes back encrypted (ENCRYPT). */
+	if (session_attrs(t, TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT) != SV_OK)
+		goto out;
+	rc = Esys_Create(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
+			 &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		goto out;
+	r = SV_ERR_RANGE;
+	if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, blob, blob_max, &off) != TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, blob, blob_max, &off) != TSS2_RC_SUCCESS)
+		goto out;
+	*blob_len = off;
+	r = SV_OK;
+out:
+	if (r != SV_OK)
+		sodium_memzero(key, TPM_VAULT_KEY_LEN);
+	sodium_memzero(&sens, sizeof(sens));
+	if (rnd != NULL)
+		sodium_memzero(rnd, sizeof(*rnd));
+	Esys_Free(rnd);
+	Esys_Free(priv);
+	Esys_Free(pub);
+	return r;
+}
+
+int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len,
+	       uint8_t key[TPM_VAULT_KEY_LEN])
+{
+	TPM2B_PUBLIC pub = {0};
+	TPM2B_PRIVATE priv = {0};
+	TPM2B_SENSITIVE_DATA *data = NULL;
+	ESYS_TR obj = ESYS_TR_NONE;
+	size_t off = 0;
+	int r = SV_ERR_INVALID;
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob, blob_len, &off, &pub) != TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(blob, blob_len, &off, &priv) != TSS2_RC_SUCCESS ||
+	    off != blob_len)
+		goto out;
+	r = SV_ERR_TPM;
+	if (session_attrs(t, 0) != SV_OK)
+		goto out;
+	if (Esys_Load(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
+		      &obj) != TSS2_RC_SUCCESS)
+		goto out;
+	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
+		goto out;
+	if (Esys_Unseal(t->ctx, obj, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &data) !=
+	    TSS2_RC_SUCCESS)
+		goto out;
+	if (data->size != TPM_VAULT_KEY_LEN) {
+		r = SV_ERR_INVALID;
+		goto out;
+	}
+	memcpy(key, data->buffer, TPM_VAULT_KEY_LEN);
+	r = SV_OK;
+out:
+	if (obj != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->ctx, obj);
+	if (data != NULL)
+		sodium_memzero(data, sizeof(*data));
+	Esys_Free(data);
+	return r;
+}
+
+int tpm_counter_define(struct tpm *t, uint32_t index)
+{
+	TPM2B_AUTH auth = {0};
+	TPM2B_NV_PUBLIC pub = {
+		.nvPublic = {
+			.nvIndex = index,
+			.nameAlg = TPM2_ALG_SHA256,
+			.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) |
+				      TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD |
+				      TPMA_NV_NO_DA,
+			.dataSize = 8,
+		},
+	};
+	ESYS_TR h = ESYS_TR_NONE;
+	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+					 ESYS_TR_NONE, &auth, &pub, &h);
+	if (base_rc(rc) == TPM2_RC_NV_DEFINED)
+		return SV_ERR_EXISTS;
+	if (rc != TSS2_RC_SUCCESS)
+		return SV_ERR_TPM;
+	t->nv = h;
+	return SV_OK;
+}
+
+int tpm_counter_undefine(struct tpm *t, uint32_t index)
+{
+	ESYS_TR h = t->nv;
+	if (h == ESYS_TR_NONE && Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
+						       ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
+		return SV_ERR_NOTFOUND;
+	TSS2_RC rc = Esys_NV_UndefineSpace(t->ctx, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD,
+					   ESYS_TR_NONE, ESYS_TR_NONE);
+	if (rc != TSS2_RC_SUCCESS)
+		return SV_ERR_TPM;
+	t->nv = ESYS_TR_NONE;
+	return SV_OK;
+}
+
+int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
+		       size_t *name_len)
+{
+	TPM2B_NAME *n = NULL;
+	int r = SV_ERR_TPM;
+	if (t->nv == ESYS_TR_NONE) {
+		TSS2_RC rc = Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
+						   ESYS_TR_NONE, &t->nv);
+		if (rc != TSS2_RC_SUCCESS) {
+			t->nv = ESYS_TR_NONE;
+			return base_rc(rc) == (TPM2_RC_HANDLE | TPM2_RC_1) ||
+					       base_rc(rc) == TPM2_RC_HANDLE
+				       ? SV_ERR_NOTFOUND
+				       : SV_ERR_TPM;
+		}
+	}
+	if (Esys_TR_GetName(t->ctx, t->nv, &n) != TSS2_RC_SUCCESS || n->size > TPM_NAME_MAX)
+		goto out;
+	memcpy(name, n->name, n->size);
+	*name_len = n->size;
+	r = SV_OK;
+out:
+	Esys_Free(n);
+	return r;
+}
+
+int tpm_counter_read(struct tpm *t, uint64_t *value)
+{
+	TPM2B_MAX_NV_BUFFER *data = NULL;
+	int r = SV_ERR_TPM;
+	if (t->nv == ESYS_TR_NONE)
+		return SV_ERR_INTERNAL;
+	if (session_attrs(t, 0) != SV_OK)
+		return SV_ERR_TPM;
+	TSS2_RC rc = Esys_NV_Read(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 8,
+				  0, &data);
+	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
+		return SV_ERR_NOTFOUND;
+	if (rc != TSS2_RC_SUCCESS || data->size != 8)
+		goto out;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | data->buffer[i];
+	*value = v;
+	r = SV_OK;
+out:
+	Esys_Free(data);
+	return r;
+}
+
+int tpm_counter_increment(struct tpm *t)
+{
+	long delay = RETRY_FIRST_NS;
+	long long waited = 0;
+	if (t->nv == ESYS_TR_NONE)
+		return SV_ERR_INTERNAL;
+	if (session_attrs(t, 0) != SV_OK)
+		return SV_ERR_TPM;
+	for (;;) {
+		TSS2_RC rc = Esys_NV_Increment(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE,
+					       ESYS_TR_NONE);
+		if (rc == TSS2_RC_SUCCESS) {
+			t->stats.nv_increments++;
+			return SV_OK;
+		}
+		if (!retryable(rc) || waited >= RETRY_BUDGET_NS)
+			return SV_ERR_TPM;
+		t->stats.retries++;
+		struct timespec ts = {.tv_sec = delay / 1000000000L,
+				      .tv_nsec = delay % 1000000000L};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		waited += delay;
+		delay = delay * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : delay * 2;
+	}
+}
+
+void tpm_get_stats(const struct tpm *t, struct tpm_stats *out)
+{
+	*out = t->stats;
+}

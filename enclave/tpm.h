@@ -1,0 +1,75 @@
+/*
+ * The enclave's TPM: one descriptor (device or one swtpm connection, enclave/tcti-fd.h), an ESYS
+ * context over it, a pinned primary key (ECC P-256, fixedTPM, noDA) and ONE salted,
+ * parameter-encrypted HMAC session started at tpm_open and reused for every command that carries
+ * a secret or whose answer must not be forged (unseal, sealed-object creation, NV read/increment).
+ *
+ * tpm_open does everything that may open files or dlopen (socket/open of the TPM, getaddrinfo,
+ * OpenSSL config and provider loading, ESYS crypto) and warms up the session crypto with one
+ * encrypted GetRandom, so it must be called BEFORE the seccomp filter is installed.
+ *
+ * Steady-state syscalls after tpm_open (measured with strace -f on a state-driver run against
+ * swtpm, covering NV_Read, NV_Increment, Load, Unseal, FlushContext in the salted session):
+ *   write, read, poll          on the TPM descriptor
+ *   getrandom                  OpenSSL DRBG reseeding (session nonces)
+ *   clock_nanosleep            only when retrying TPM_RC_NV_RATE/RETRY/YIELDED (back-off)
+ *   brk, mmap, munmap          allocation inside ESYS/OpenSSL (per-command OSSL_LIB_CTX)
+ *   futex                      OpenSSL locks (uncontended; may appear)
+ * No open/openat/stat/socket/connect after tpm_open (verified: none appear in the trace).
+ */
+#ifndef SV_ENCLAVE_TPM_H
+#define SV_ENCLAVE_TPM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TPM_NAME_MAX 68        /* TPM2B_NAME buffer */
+#define TPM_SEALED_MAX 1024    /* marshalled TPM2B_PUBLIC || TPM2B_PRIVATE of the sealed key */
+#define TPM_VAULT_KEY_LEN 32   /* the sealed vault key */
+#define TPM_NV_INDEX_DEFAULT 0x01005356u /* owner range; "SV" */
+
+struct tpm;
+
+struct tpm_stats {
+	uint64_t nv_increments; /* successful NV_Increment commands */
+	uint64_t retries;       /* NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE answers retried */
+};
+
+/* tcti: "device:/dev/tpmrm0" or "swtpm:host=H,port=P". On failure returns a negative SV_ERR_*
+ * and a one-line reason in why. */
+int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+void tpm_close(struct tpm *t);
+
+/* The primary key's name (to be pinned in the state header and compared on every start). */
+int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
+	__attribute__((warn_unused_result));
+
+/* Creates a new random vault key sealed under the primary (noDA, fixedTPM). The key comes from
+ * the TPM's RNG (encrypted GetRandom) mixed with the host RNG, and is sealed through the salted
+ * session with command-parameter encryption. Returns the key and the blob to store. */
+int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+		 size_t *blob_len) __attribute__((warn_unused_result));
+/* Loads the blob under the primary and unseals it with response encryption. SV_ERR_TPM when the
+ * TPM refuses (wrong TPM, damaged blob); SV_ERR_INVALID when the blob does not parse. */
+int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len,
+	       uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
+
+/* Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth).
+ * SV_ERR_EXISTS if the index is already defined. */
+int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
+int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
+/* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
+ * index name (hash of its public area: attributes, size, index) is returned for pinning. */
+int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
+		       size_t *name_len) __attribute__((warn_unused_result));
+/* Reads the counter through the salted session (a forged answer fails the response HMAC).
+ * SV_ERR_NOTFOUND when the counter was never incremented. */
+int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
+/* One NV_Increment; TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried
+ * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). */
+int tpm_counter_increment(struct tpm *t) __attribute__((warn_unused_result));
+
+void tpm_get_stats(const struct tpm *t, struct tpm_stats *out);
+
+#endif

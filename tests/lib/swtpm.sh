@@ -1,0 +1,104 @@
+# Shared helper for integration tests: private swtpm instances on free loopback ports.
+# Source it from bash (`. tests/lib/swtpm.sh`); it needs swtpm, swtpm_setup and ss.
+#
+#   swtpm_start DIR      Start a swtpm whose state lives in DIR (created, and provisioned with
+#                        swtpm_setup once, on first use). Sets SWTPM_PORT (server port, raw TPM
+#                        protocol), SWTPM_CTRL (control port) and SWTPM_TCTI
+#                        ("swtpm:host=127.0.0.1,port=$SWTPM_PORT", what sealvault --tpm takes).
+#                        The same DIR can be started again after a stop or kill (same TPM).
+#   swtpm_stop DIR       Stop it cleanly through the control channel (waits for exit).
+#   swtpm_kill DIR       kill -9 it (a power cut for the TPM: no shutdown, no flush).
+#   swtpm_pid DIR        Print its pid (empty when not running).
+#   swtpm_cleanup        Kill every swtpm started by this shell. Installed with `trap ... EXIT`
+#                        by swtpm_trap_exit; call it yourself if you install your own trap.
+#   swtpm_trap_exit [CMD] Install `trap 'CMD; swtpm_cleanup' EXIT` (CMD: your own cleanup).
+#
+# Each instance logs to DIR/log. Ports: random even port in 20000-39998, ctrl = port + 1,
+# checked free with ss and retried if swtpm fails to bind.
+
+SWTPM_DIRS=()
+
+swtpm_pid() {
+	local pid
+	[ -f "$1/pid" ] || return 0
+	pid=$(cat "$1/pid" 2>/dev/null) || return 0
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	return 0
+}
+
+_swtpm_port_free() {
+	! ss -Hltn "sport = :$1" 2>/dev/null | grep -q . &&
+		! ss -Hltn "sport = :$(($1 + 1))" 2>/dev/null | grep -q .
+}
+
+swtpm_start() {
+	local dir=$1 try port i
+	mkdir -p "$dir"
+	if [ ! -f "$dir/.provisioned" ]; then
+		swtpm_setup --tpm2 --tpmstate "$dir" --overwrite >"$dir/setup.log" 2>&1 || {
+			echo "swtpm.sh: swtpm_setup failed, see $dir/setup.log" >&2
+			return 1
+		}
+		touch "$dir/.provisioned"
+	fi
+	for try in 1 2 3 4 5 6 7 8 9 10; do
+		port=$(((RANDOM % 10000) * 2 + 20000))
+		_swtpm_port_free "$port" || continue
+		rm -f "$dir/pid"
+		swtpm socket --tpm2 --tpmstate dir="$dir" --flags not-need-init,startup-clear \
+			--server type=tcp,port=$port,bindaddr=127.0.0.1 \
+			--ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 \
+			--pid file="$dir/pid" --log file="$dir/log" -d 2>>"$dir/log" || continue
+		for i in $(seq 1 100); do
+			[ -s "$dir/pid" ] && ss -Hltn "sport = :$port" | grep -q . && break
+			sleep 0.02
+		done
+		if [ -n "$(swtpm_pid "$dir")" ]; then
+			SWTPM_PORT=$port
+			SWTPM_CTRL=$((port + 1))
+			SWTPM_TCTI="swtpm:host=127.0.0.1,port=$port"
+			SWTPM_DIRS+=("$dir")
+			return 0
+		fi
+	done
+	echo "swtpm.sh: could not start swtpm in $dir, see $dir/log" >&2
+	return 1
+}
+
+_swtpm_wait_gone() {
+	local pid=$1 i
+	for i in $(seq 1 200); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+swtpm_stop() {
+	local pid
+	pid=$(swtpm_pid "$1")
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null
+	_swtpm_wait_gone "$pid" || { kill -9 "$pid" 2>/dev/null; _swtpm_wait_gone "$pid"; }
+}
+
+swtpm_kill() {
+	local pid
+	pid=$(swtpm_pid "$1")
+	[ -n "$pid" ] || return 0
+	kill -9 "$pid" 2>/dev/null
+	_swtpm_wait_gone "$pid"
+}
+
+swtpm_cleanup() {
+	local d
+	for d in "${SWTPM_DIRS[@]}"; do
+		swtpm_kill "$d"
+	done
+	return 0
+}
+
+swtpm_trap_exit() {
+	# shellcheck disable=SC2064
+	trap "${1:+$1;} swtpm_cleanup" EXIT
+}
