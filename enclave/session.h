@@ -1,0 +1,104 @@
+/*
+ * Pending logins: the logins between KE2 and KE3 (and between a change-password login and its
+ * change-password/finish), in a table of fixed capacity allocated once at start-up (before the
+ * sandbox) in sodium_malloc'd memory, because every entry holds secrets (the OPAQUE server state,
+ * then the session key). A smaller pool of rescue slots holds a copy of the record and blob for the
+ * logins that were charged the last allowed guess (whose charge destroyed the record).
+ *
+ * Entries are found by their random 16-byte session id through a hash index, and kept on a list in
+ * creation order so that expiry drops the oldest first in O(1) each. Nothing here allocates after
+ * session_table_new(). Single-threaded.
+ */
+#ifndef SV_ENCLAVE_SESSION_H
+#define SV_ENCLAVE_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/opaque.h"
+#include "enclave/store.h"
+
+#define SESSION_ID_LEN 16
+
+enum session_phase {
+	SESSION_FREE = 0,
+	SESSION_KE2_SENT = 1,	  /* waiting for login/finish */
+	SESSION_CHANGE_READY = 2, /* KE3 verified, waiting for change-password/finish */
+};
+
+#define SESSION_RECORD_HASH_LEN 32
+
+/* A copy of a destroyed record, kept for the one login that may still restore it. */
+struct session_rescue {
+	uint8_t record[STORE_RECORD_LEN];
+	uint8_t blob[STORE_BLOB_MAX];
+	uint16_t blob_len;
+	uint8_t guess_limit;
+	uint8_t in_use;
+};
+
+/* One pending login. The vault owns the fields between phase and created_ms; the table manages
+ * sid, phase, created_ms, the rescue slot and its own links. */
+struct session {
+	uint8_t sid[SESSION_ID_LEN];
+	uint8_t phase;	       /* enum session_phase */
+	uint8_t fake;	       /* 1: unknown identifier, fake KE2 (can never authenticate) */
+	uint8_t attempts_left; /* as reported with KE2 */
+	uint8_t id_len;
+	uint8_t id[STORE_ID_MAX];
+	uint8_t record_hash[SESSION_RECORD_HASH_LEN]; /* BLAKE2b of the record KE2 came from */
+	uint64_t created_ms;
+	/* SECRET: expected KE3 and session key; after a valid KE3 only ost.session_key is kept. */
+	struct opaque_server_state ost;
+	uint32_t rescue; /* index of the rescue slot, SESSION_NO_RESCUE when none */
+	uint32_t hnext;	 /* hash chain / free list */
+	uint32_t older, newer; /* creation-order list */
+};
+
+#define SESSION_NO_RESCUE UINT32_MAX
+
+struct session_table;
+
+/* cap: policy pending_login_max; rescue_cap: rescue slots (1..cap); timeout_ms: policy
+ * login_timeout_s * 1000. */
+int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
+		      uint64_t timeout_ms)
+	__attribute__((warn_unused_result));
+void session_table_free(struct session_table *t);
+
+/* A free entry with a fresh random session id, phase SESSION_KE2_SENT, created_ms = now_ms, no
+ * rescue slot, all other fields zero. Drops expired entries first. SV_ERR_BUSY when the table is full. */
+int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
+	__attribute__((warn_unused_result));
+
+/* Attaches a free rescue slot to s (zeroed, in_use set) and returns it; SV_ERR_BUSY when all are
+ * taken. The slot is wiped and freed when s is closed. */
+int session_rescue_attach(struct session_table *t, struct session *s, struct session_rescue **out)
+	__attribute__((warn_unused_result));
+/* The rescue slot of s, or NULL. */
+struct session_rescue *session_rescue_of(struct session_table *t, const struct session *s);
+/* Whether a rescue slot is free (so that a login can check before it charges anything). */
+int session_rescue_available(const struct session_table *t);
+/* Live entries holding a rescue slot. */
+size_t session_rescue_count(const struct session_table *t);
+
+/* The live, unexpired entry with this id, or NULL. Does not change anything. */
+struct session *session_find(struct session_table *t, const uint8_t sid[SESSION_ID_LEN],
+			     uint64_t now_ms);
+
+/* Wipes the entry and returns it to the free list (a consumed session id is never found again). */
+void session_close(struct session_table *t, struct session *s);
+
+/* Closes every entry older than the timeout; returns how many. */
+size_t session_expire(struct session_table *t, uint64_t now_ms);
+
+/* Calls fn on every live entry (for invalidating logins of a re-registered identifier). fn may
+ * close the entry it is given. */
+void session_foreach(struct session_table *t, void (*fn)(struct session_table *, struct session *,
+							 void *),
+		     void *arg);
+
+size_t session_count(const struct session_table *t);
+size_t session_capacity(const struct session_table *t);
+
+#endif
