@@ -20,3 +20,7 @@ $(B)/sealvault-broker: $(B)/broker/main.o $(B)/libsvbroker.a $(B)/libsvseccomp.a
 # unit tests of broker modules link the broker archive and libevent
 UT_OBJS_broker_link := $(B)/libsvbroker.a $(B)/libsvcommon.a
 UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a
+
+# libFuzzer target for the IPC frame decoder both processes use (rules: tests/fuzz/build.mk).
+FUZZ_TARGETS += frame
+FUZZ_SRCS_frame := common/frame.c common/err.c
