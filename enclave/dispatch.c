@@ -1,0 +1,187 @@
+#include "enclave/dispatch.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/msg.h"
+#include "enclave/store.h"
+#include "enclave/vault.h"
+
+struct dispatch;
+typedef int (*handler_fn)(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			  struct sv_buf *reply);
+
+static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			struct sv_buf *reply);
+static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			struct sv_buf *reply);
+static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			 struct sv_buf *reply);
+
+/* Everything the broker may ask. Nothing else is answered. */
+static const struct {
+	uint16_t type;
+	handler_fn fn;
+} table[] = {
+	{ SV_MSG_REGISTER_START, handle_vault },
+	{ SV_MSG_REGISTER_FINISH, handle_vault },
+	{ SV_MSG_LOGIN_START, handle_vault },
+	{ SV_MSG_LOGIN_FINISH, handle_vault },
+	{ SV_MSG_CHANGE_FINISH, handle_vault },
+	{ SV_MSG_ATTESTATION, handle_vault },
+	{ SV_MSG_STATS, handle_stats },
+	{ SV_MSG_HEALTH, handle_health },
+};
+
+/* Commit latency histogram bounds, microseconds. */
+static const uint64_t bounds_us[] = { 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000,
+				      500000 };
+#define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
+
+struct dispatch {
+	struct vault *vault;
+	struct store *store;
+	uint64_t commit_buckets[N_BOUNDS];
+	uint64_t commit_count, commit_sum_us, commit_requests;
+	uint64_t requests;
+};
+
+int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
+{
+	struct dispatch *d = calloc(1, sizeof(*d));
+	if (d == NULL)
+		return SV_ERR_NOMEM;
+	d->vault = v;
+	d->store = s;
+	*out = d;
+	return SV_OK;
+}
+
+void dispatch_free(struct dispatch *d) { free(d); }
+
+int dispatch_permitted(uint16_t type)
+{
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].type == type)
+			return 1;
+	return 0;
+}
+
+int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+		     struct sv_buf *reply)
+{
+	sv_buf_reset(reply);
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (table[i].type == f->type) {
+			d->requests++;
+			return table[i].fn(d, f, now_ms, reply);
+		}
+	return SV_ERR_PROTOCOL;
+}
+
+void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests)
+{
+	d->commit_count++;
+	d->commit_sum_us += usec;
+	d->commit_requests += requests;
+	for (size_t i = 0; i < N_BOUNDS; i++)
+		if (usec <= bounds_us[i]) {
+			d->commit_buckets[i]++;
+			break;
+		}
+}
+
+static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			struct sv_buf *reply)
+{
+	int r = vault_handle(d->vault, f->type, f->payload, f->len, now_ms, reply);
+	if (r != 0)
+		return r;
+	/* vault_handle promises a status byte; an empty reply would be a bug, not a client error */
+	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
+}
+
+static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			 struct sv_buf *reply)
+{
+	return sv_buf_put_u8(reply, f->len == 0 ? SV_STATUS_OK : SV_STATUS_BAD_REQUEST);
+}
+
+static int put_text(struct sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int put_text(struct sv_buf *b, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return SV_ERR_RANGE;
+	return sv_buf_put(b, line, (size_t)n);
+}
+
+static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+			struct sv_buf *reply)
+{
+	if (f->len != 0)
+		return sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
+	struct store_stats st;
+	store_get_stats(d->store, &st);
+	int r = sv_buf_put_u8(reply, SV_STATUS_OK);
+	if (r == 0)
+		r = vault_metrics(d->vault, reply);
+#define P(...)                                                                                     \
+	do {                                                                                       \
+		if (r == 0)                                                                        \
+			r = put_text(reply, __VA_ARGS__);                                          \
+	} while (0)
+	P("# HELP sealvault_enclave_requests_total Requests the enclave answered.\n"
+	  "# TYPE sealvault_enclave_requests_total counter\n"
+	  "sealvault_enclave_requests_total %llu\n",
+	  (unsigned long long)d->requests);
+	P("# HELP sealvault_nv_writes_total TPM NV writes caused by this vault since init.\n"
+	  "# TYPE sealvault_nv_writes_total counter\nsealvault_nv_writes_total %llu\n",
+	  (unsigned long long)st.nv_writes);
+	P("# HELP sealvault_tpm_counter The TPM NV counter value.\n"
+	  "# TYPE sealvault_tpm_counter gauge\nsealvault_tpm_counter %llu\n",
+	  (unsigned long long)st.counter);
+	P("# HELP sealvault_commits_total Durable commits since start.\n"
+	  "# TYPE sealvault_commits_total counter\nsealvault_commits_total %llu\n",
+	  (unsigned long long)st.commits);
+	P("# HELP sealvault_changes_total State changes committed since start.\n"
+	  "# TYPE sealvault_changes_total counter\nsealvault_changes_total %llu\n",
+	  (unsigned long long)st.changes);
+	P("# HELP sealvault_users Active records.\n# TYPE sealvault_users gauge\n"
+	  "sealvault_users %llu\n",
+	  (unsigned long long)st.users);
+	P("# HELP sealvault_users_destroyed Records destroyed at their guess limit (tombstones).\n"
+	  "# TYPE sealvault_users_destroyed gauge\nsealvault_users_destroyed %llu\n",
+	  (unsigned long long)st.destroyed);
+	P("# HELP sealvault_commit_duration_seconds Group commit latency: journal append, fsync, "
+	  "NV increment.\n# TYPE sealvault_commit_duration_seconds histogram\n");
+	uint64_t cum = 0;
+	for (size_t i = 0; i < N_BOUNDS; i++) {
+		cum += d->commit_buckets[i];
+		P("sealvault_commit_duration_seconds_bucket{le=\"%g\"} %llu\n",
+		  (double)bounds_us[i] / 1e6, (unsigned long long)cum);
+	}
+	P("sealvault_commit_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
+	  "sealvault_commit_duration_seconds_sum %.6f\n"
+	  "sealvault_commit_duration_seconds_count %llu\n",
+	  (unsigned long long)d->commit_count, (double)d->commit_sum_us / 1e6,
+	  (unsigned long long)d->commit_count);
+	P("# HELP sealvault_commit_requests_total Requests answered after a durable commit.\n"
+	  "# TYPE sealvault_commit_requests_total counter\nsealvault_commit_requests_total %llu\n",
+	  (unsigned long long)d->commit_requests);
+#undef P
+	if (r != 0) {
+		/* the text did not fit a frame: say so rather than send half of it */
+		sv_buf_reset(reply);
+		return sv_buf_put_u8(reply, SV_STATUS_INTERNAL);
+	}
+	return SV_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
+ * broker may send maps to one handler. Client protocol types go to vault_handle(); SV_MSG_STATS
+ * and SV_MSG_HEALTH are answered here. A type not in the table (including SV_MSG_REPLY, which
+ * only the enclave sends) is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL
+ * and the serve loop exits.
+ */
+#ifndef SV_ENCLAVE_DISPATCH_H
+#define SV_ENCLAVE_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/frame.h"
+
+struct vault;
+struct store;
+struct dispatch;
+
+int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
+	__attribute__((warn_unused_result));
+void dispatch_free(struct dispatch *d);
+
+/* 1 if the broker may send this type. */
+int dispatch_permitted(uint16_t type);
+
+/* Handles one request frame; writes the complete SV_MSG_REPLY payload into reply (reset first).
+ * SV_ERR_PROTOCOL for a type not permitted; any other negative value means the process must
+ * stop (vault_handle's internal error). */
+int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+		     struct sv_buf *reply) __attribute__((warn_unused_result));
+
+/* The serve loop reports every durable commit: its duration and how many requests it covered. */
+void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests);
+
+#endif

@@ -1,0 +1,279 @@
+/*
+ * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3. It
+ * opens the TPM and the state directory, unseals the vault, closes everything else, installs its
+ * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
+ *
+ * Serve loop with group commit: read every frame that is ready (up to the policy's max-batch),
+ * answer each into its own buffer, wait up to batch-window-us for more if anything is staged, make
+ * the batch durable with ONE store_commit(), and only then send the answers. A failed commit ends
+ * the process without answering (nothing unacknowledged is lost, nothing uncommitted is
+ * acknowledged). See sealvault-enclave(8).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/frame.h"
+#include "common/msg.h"
+#include "enclave/dispatch.h"
+#include "enclave/sandbox.h"
+#include "enclave/store.h"
+#include "enclave/tpm.h"
+#include "enclave/vault.h"
+#include "policy/seccomp.h"
+#include "policy/vault.h"
+
+#define DEFAULT_CONTEXT "sealvault-v1"
+#define CONTEXT_MAX 1024
+#define EXPIRE_EVERY_MS 1000
+
+struct options {
+	const char *state_dir;
+	const char *tpm;
+	const char *context;
+	struct sv_vault_policy policy;
+};
+
+static const char usage[] =
+	"usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
+	"       [--policy KEY=VALUE]...\n"
+	"Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("sealvault-enclave: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void parse(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "state-dir", required_argument, NULL, 's' },
+		{ "tpm", required_argument, NULL, 't' },
+		{ "context", required_argument, NULL, 'c' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char why[256];
+	int c;
+	memset(o, 0, sizeof(*o));
+	o->context = DEFAULT_CONTEXT;
+	policy_vault_defaults(&o->policy);
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': o->state_dir = optarg; break;
+		case 't': o->tpm = optarg; break;
+		case 'c': o->context = optarg; break;
+		case 'p': {
+			char *eq = strchr(optarg, '=');
+			if (eq == NULL)
+				die("--policy takes KEY=VALUE, not '%s'", optarg);
+			*eq = '\0';
+			if (policy_vault_set(&o->policy, optarg, eq + 1, why, sizeof(why)) != 0)
+				die("%s", why);
+			break;
+		}
+		case 'h': fputs(usage, stdout); exit(0);
+		default: fputs(usage, stderr); exit(2);
+		}
+	}
+	if (optind != argc || o->state_dir == NULL || o->tpm == NULL) {
+		fputs(usage, stderr);
+		exit(2);
+	}
+	if (strlen(o->context) > CONTEXT_MAX)
+		die("--context is longer than %d bytes", CONTEXT_MAX);
+	if (policy_vault_check(&o->policy, why, sizeof(why)) != 0)
+		die("%s", why);
+}
+
+/* Sends one reply, waiting for room if the socket is full. */
+static void send_reply(uint32_t id, const struct sv_buf *reply)
+{
+	for (;;) {
+		int r = frame_send(SANDBOX_IPC_FD, SV_MSG_REPLY, id, reply->data, reply->len);
+		if (r == 0)
+			return;
+		if (r != SV_ERR_BUSY)
+			die("cannot send a reply to the broker (%s); exiting", sv_strerror(r));
+		struct pollfd p = { .fd = SANDBOX_IPC_FD, .events = POLLOUT };
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			die("poll on the broker link failed: %s", strerror(errno));
+	}
+}
+
+struct batch {
+	struct sv_buf *replies;
+	uint32_t *ids;
+	size_t n, cap;
+};
+
+/* Reads and answers frames until none is ready or the batch is full; 1 if the link ended. */
+static int drain(struct dispatch *d, struct batch *b, uint8_t *rbuf)
+{
+	while (b->n < b->cap) {
+		struct sv_frame f;
+		int r = frame_recv(SANDBOX_IPC_FD, rbuf, &f);
+		if (r == SV_ERR_BUSY)
+			return 0;
+		if (r == SV_ERR_IO) {
+			if (errno == 0)
+				return 1;
+			die("reading from the broker failed: %s", strerror(errno));
+		}
+		if (r != 0)
+			die("malformed frame from the broker (%s): protocol violation, exiting",
+			    sv_strerror(r));
+		if (!dispatch_permitted(f.type))
+			die("frame type %u is not a permitted request: protocol violation, exiting",
+			    f.type);
+		r = dispatch_request(d, &f, mono_us() / 1000, &b->replies[b->n]);
+		sodium_memzero(rbuf, SV_FRAME_HDR_LEN + f.len);
+		if (r != 0)
+			die("internal error handling request type %u (%s); exiting", f.type,
+			    sv_strerror(r));
+		b->ids[b->n++] = f.req_id;
+	}
+	return 0;
+}
+
+static int serve(struct vault *v, struct store *s, struct dispatch *d,
+		 const struct sv_vault_policy *pol)
+{
+	struct batch b = { .cap = pol->max_batch };
+	uint8_t *rbuf = malloc(SV_FRAME_BUF_LEN);
+	b.replies = calloc(b.cap, sizeof(*b.replies));
+	b.ids = calloc(b.cap, sizeof(*b.ids));
+	if (rbuf == NULL || b.replies == NULL || b.ids == NULL)
+		die("out of memory for a batch of %zu replies", b.cap);
+	for (size_t i = 0; i < b.cap; i++)
+		if (sv_buf_init(&b.replies[i], SV_FRAME_MAX) != 0)
+			die("out of memory for reply buffers");
+	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
+	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
+		die("cannot make the broker link non-blocking: %s", strerror(errno));
+
+	uint64_t last_expire = mono_us() / 1000;
+	int ended = 0;
+	while (!ended) {
+		struct pollfd p = { .fd = SANDBOX_IPC_FD, .events = POLLIN };
+		int pr = poll(&p, 1, EXPIRE_EVERY_MS);
+		if (pr < 0 && errno != EINTR)
+			die("poll on the broker link failed: %s", strerror(errno));
+		uint64_t now_ms = mono_us() / 1000;
+		if (now_ms - last_expire >= EXPIRE_EVERY_MS) {
+			vault_expire(v, now_ms);
+			last_expire = now_ms;
+		}
+		if (pr <= 0)
+			continue;
+		b.n = 0;
+		ended = drain(d, &b, rbuf);
+		/* group commit: give other clients up to batch-window-us to join this commit */
+		if (!ended && store_pending(s) > 0 && pol->batch_window_us > 0) {
+			uint64_t until = mono_us() + pol->batch_window_us;
+			while (!ended && b.n < b.cap) {
+				uint64_t t = mono_us();
+				if (t >= until)
+					break;
+				int ms = (int)((until - t + 999) / 1000);
+				p.revents = 0;
+				if (poll(&p, 1, ms) <= 0)
+					break;
+				ended = drain(d, &b, rbuf);
+			}
+		}
+		if (store_pending(s) > 0) {
+			uint64_t t0 = mono_us();
+			int r = store_commit(s);
+			if (r != 0)
+				die("store_commit failed (%s); exiting without answering the %zu "
+				    "requests of this batch",
+				    sv_strerror(r), b.n);
+			dispatch_note_commit(d, mono_us() - t0, b.n);
+		}
+		for (size_t i = 0; i < b.n; i++) {
+			send_reply(b.ids[i], &b.replies[i]);
+			sv_buf_reset(&b.replies[i]);
+		}
+	}
+	for (size_t i = 0; i < b.cap; i++)
+		sv_buf_free(&b.replies[i]);
+	free(b.replies);
+	free(b.ids);
+	sodium_memzero(rbuf, SV_FRAME_BUF_LEN);
+	free(rbuf);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct tpm *tpm = NULL;
+	struct store *store = NULL;
+	struct vault *vault = NULL;
+	struct dispatch *d = NULL;
+	char why[512];
+
+	if (sandbox_harden(why, sizeof(why)) != 0)
+		die("%s", why);
+	parse(argc, argv, &o);
+	if (sandbox_check_ipc(SANDBOX_IPC_FD, why, sizeof(why)) != 0 ||
+	    sandbox_close_inherited(why, sizeof(why)) != 0)
+		die("%s", why);
+	if (sodium_init() < 0)
+		die("cannot initialise libsodium");
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+		die("cannot initialise OpenSSL");
+	if (tpm_open(&tpm, o.tpm, why, sizeof(why)) != 0)
+		die("cannot open the TPM (%s): %s", o.tpm, why);
+	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0)
+		die("refusing to serve: %s", why);
+	struct vault_config vc = { .context = (const uint8_t *)o.context,
+				   .context_len = strlen(o.context),
+				   .policy = &o.policy };
+	int r = vault_new(&vault, store, &vc);
+	if (r == 0)
+		r = dispatch_new(&d, vault, store);
+	if (r != 0)
+		die("cannot set up the vault: %s", sv_strerror(r));
+	if (sandbox_lockdown(why, sizeof(why)) != 0)
+		die("refusing to run without a sandbox: %s", why);
+	if (policy_seccomp_test_hook("enclave") != 0)
+		exit(1);
+	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
+	serve(vault, store, d, &o.policy);
+	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
+	dispatch_free(d);
+	vault_free(vault);
+	store_close(store);
+	tpm_close(tpm);
+	return 1;
+}

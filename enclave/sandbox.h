@@ -1,0 +1,28 @@
+/*
+ * The enclave's confinement, in the order main.c applies it: not dumpable from the first
+ * instruction, fd 3 checked to be the broker link, inherited descriptors closed, and after all
+ * set-up (TPM, state, vault) the seccomp filter of policy/seccomp.c pinned to exactly the
+ * descriptors then open. Every failure is fatal for the caller (fail closed, invariant I4).
+ */
+#ifndef SV_ENCLAVE_SANDBOX_H
+#define SV_ENCLAVE_SANDBOX_H
+
+#include <stddef.h>
+
+#define SANDBOX_IPC_FD 3
+
+/* PR_SET_DUMPABLE 0 and RLIMIT_CORE 0: no core dumps, no ptrace by the same user. */
+int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* Checks that fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
+int sandbox_check_ipc(int fd, char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* Closes every inherited descriptor above SANDBOX_IPC_FD, and points stdin and stdout at
+ * /dev/null, so that only descriptors the enclave opens itself survive to the filter. */
+int sandbox_close_inherited(char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* Loads what libc loads lazily (time zone), lists the open descriptors and installs the
+ * kill-by-default filter pinned to them. */
+int sandbox_lockdown(char *why, size_t why_len) __attribute__((warn_unused_result));
+
+#endif
