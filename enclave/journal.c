@@ -157,6 +157,8 @@ int journal_op_put(struct sv_buf *b, const struct journal_op *op)
 {
 	size_t start = b->len;
 	int r = sv_buf_put_u8(b, op->type);
+	if (r == SV_OK && op->type == JOURNAL_OP_NOOP)
+		return SV_OK; /* no id, no fields */
 	if (r == SV_OK)
 		r = put_id(b, op);
 	if (r != SV_OK)
@@ -212,8 +214,9 @@ int journal_op_get(struct sv_buf *b, struct journal_op *op)
 	uint8_t id_len = 0;
 	int r;
 	memset(op, 0, sizeof(*op));
-	if ((r = sv_buf_get_u8(b, &op->type)) != SV_OK ||
-	    (r = sv_buf_get_u8(b, &id_len)) != SV_OK)
+	if ((r = sv_buf_get_u8(b, &op->type)) == SV_OK && op->type == JOURNAL_OP_NOOP)
+		return SV_OK; /* no id, no fields */
+	if (r != SV_OK || (r = sv_buf_get_u8(b, &id_len)) != SV_OK)
 		goto out;
 	if (id_len == 0) {
 		r = SV_ERR_INVALID;

@@ -49,6 +49,7 @@ enum journal_op_type {
 	JOURNAL_OP_DELETE = 4, /* id */
 	JOURNAL_OP_USER = 5,   /* snapshot entry: id, limit, used, destroyed, record+blob unless
 				  destroyed */
+	JOURNAL_OP_NOOP = 6,   /* type byte only: no effect on replay (store_stage_noop) */
 };
 
 struct journal_keys {

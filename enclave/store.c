@@ -265,6 +265,8 @@ static int apply_op(struct store *s, const struct journal_op *op)
 		return apply_reset(s, op->id, op->id_len);
 	case JOURNAL_OP_DELETE:
 		return apply_delete(s, op->id, op->id_len);
+	case JOURNAL_OP_NOOP:
+		return SV_OK;
 	case JOURNAL_OP_USER:
 		if (get(s, op->id, op->id_len) != NULL)
 			return SV_ERR_INVALID;
@@ -937,6 +939,18 @@ int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	return finish(s, mark, apply_delete(s, id, id_len));
+}
+
+int store_stage_noop(struct store *s)
+{
+	size_t mark;
+	int r;
+	if ((r = writable(s)) != SV_OK)
+		return r;
+	struct journal_op op = {.type = JOURNAL_OP_NOOP};
+	if ((r = stage(s, &op, &mark)) != SV_OK)
+		return r;
+	return finish(s, mark, SV_OK);
 }
 
 size_t store_pending(const struct store *s)
