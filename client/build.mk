@@ -63,3 +63,8 @@ client-abi-check: $(CLIENT_SO)
 # `make demo`: the whole story on this machine (installs build dependencies when root).
 demo:
 	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo.sh
+
+# libFuzzer target for every decoder of server replies and the blob (tests/fuzz/build.mk);
+# recursive "=" because crypto/build.mk, which sets CRYPTO_SRCS, is read after this file.
+FUZZ_TARGETS += client_reply
+FUZZ_SRCS_client_reply = client/wire.c client/blob.c $(CRYPTO_SRCS) common/buf.c common/err.c

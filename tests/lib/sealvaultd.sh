@@ -1,12 +1,13 @@
 # Shared helper: a private sealvault server (sealvaultd on loopback with a self-signed TLS
 # certificate, over a private swtpm) for the end-to-end test and `make demo`.
-# Source it from bash after tests/lib/swtpm.sh; it needs openssl, curl and ss.
+# Source it from bash after tests/lib/swtpm.sh; it needs openssl and curl.
 #
 #   sv_server_init DIR B   Make DIR/cert.pem + DIR/key.pem (self-signed, P-256, for 127.0.0.1),
 #                          start a swtpm in DIR/tpm and run `B/sealvault-admin init` on DIR/state.
 #                          Sets SV_DIR, SV_B, SV_CACERT.
-#   sv_server_start        Start B/sealvaultd on a free loopback port and wait until it answers
-#                          GET /healthz over TLS. Sets SV_URL, SV_PORT, SV_PID. Logs to DIR/sealvaultd.log.
+#   sv_server_start        Start B/sealvaultd on a free loopback port (port 0 + --port-file)
+#                          and wait until it answers GET /healthz over TLS. Sets SV_URL,
+#                          SV_PORT, SV_PID. Logs to DIR/sealvaultd.log.
 #   sv_server_stop         Stop it (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
 #   sv_server_restart      Stop, then start (same state, same TPM, a new port).
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
@@ -21,7 +22,6 @@ SV_ENCLAVE_USER=${SV_ENCLAVE_USER:-nobody}
 SV_BROKER_USER=${SV_BROKER_USER:-daemon}
 SV_PID=
 
-_sv_log() { [ -n "${SV_QUIET:-}" ] || echo "sealvaultd.sh: $*" >&2; }
 
 sv_server_init() {
 	SV_DIR=$1
@@ -47,35 +47,28 @@ sv_server_init() {
 	fi
 }
 
-_sv_port_free() { ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
-
 sv_server_start() {
-	local try port i users=()
+	local i port users=()
 	[ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
-	for try in 1 2 3 4 5 6 7 8; do
-		port=$(((RANDOM % 20000) + 40000))
-		_sv_port_free "$port" || continue
-		"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
-			--listen "127.0.0.1:$port" --tls-cert "$SV_DIR/cert.pem" \
-			--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
-			--libexec-dir "$SV_B" "${users[@]}" >>"$SV_DIR/sealvaultd.log" 2>&1 &
-		SV_PID=$!
-		for i in $(seq 1 250); do
-			if curl -fsS --max-time 2 --cacert "$SV_CACERT" \
-				"https://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
-				SV_PORT=$port
-				SV_URL=https://127.0.0.1:$port
-				return 0
-			fi
-			kill -0 "$SV_PID" 2>/dev/null || break
-			sleep 0.04
-		done
-		kill -9 "$SV_PID" 2>/dev/null
-		wait "$SV_PID" 2>/dev/null
-		SV_PID=
-		# A port taken meanwhile is worth another try; anything else is not.
-		grep -qi 'address already in use' "$SV_DIR/sealvaultd.log" || break
+	rm -f "$SV_DIR/port"
+	# Port 0: the kernel picks a free port and sealvaultd writes it to --port-file.
+	"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
+		--listen 127.0.0.1:0 --port-file "$SV_DIR/port" --tls-cert "$SV_DIR/cert.pem" \
+		--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
+		--libexec-dir "$SV_B" "${users[@]}" >>"$SV_DIR/sealvaultd.log" 2>&1 &
+	SV_PID=$!
+	for i in $(seq 1 500); do
+		kill -0 "$SV_PID" 2>/dev/null || break
+		port=$(cat "$SV_DIR/port" 2>/dev/null || true)
+		if [ -n "$port" ] && curl -fsS --max-time 2 --cacert "$SV_CACERT" \
+			"https://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+			SV_PORT=$port
+			SV_URL=https://127.0.0.1:$port
+			return 0
+		fi
+		sleep 0.02
 	done
+	sv_server_stop
 	echo "sealvaultd.sh: sealvaultd did not come up; its log ($SV_DIR/sealvaultd.log) ends:" >&2
 	tail -n 15 "$SV_DIR/sealvaultd.log" >&2
 	return 1
