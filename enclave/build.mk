@@ -26,3 +26,19 @@ VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault
 	vault_change_finish
 FUZZ_TARGETS += $(VAULT_FUZZ)
 $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf.c common/err.c))
+
+# --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
+ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
+ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
+ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp
+ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
+	$(B)/libsvpolicy.a $(B)/libsvcommon.a
+BINS += $(B)/sealvault-enclave
+INSTALL_LIBEXEC += $(B)/sealvault-enclave
+INSTALL_MAN += enclave/sealvault-enclave.8
+$(foreach s,$(ENCLAVE_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(call pc_cflags,$(ENCLAVE_PKGS))))
+
+$(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
+		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS))

@@ -176,10 +176,6 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 	for (size_t i = 0; i < b.cap; i++)
 		if (sv_buf_init(&b.replies[i], SV_FRAME_MAX) != 0)
 			die("out of memory for reply buffers");
-	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
-	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
-		die("cannot make the broker link non-blocking: %s", strerror(errno));
-
 	uint64_t last_expire = mono_us() / 1000;
 	int ended = 0;
 	while (!ended) {
@@ -264,6 +260,9 @@ int main(int argc, char **argv)
 		r = dispatch_new(&d, vault, store);
 	if (r != 0)
 		die("cannot set up the vault: %s", sv_strerror(r));
+	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
+	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
+		die("cannot make the broker link non-blocking: %s", strerror(errno));
 	if (sandbox_lockdown(why, sizeof(why)) != 0)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)
