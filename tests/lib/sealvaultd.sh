@@ -13,6 +13,8 @@
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
 #   sv_server_cleanup      Stop sealvaultd and every swtpm; for `trap ... EXIT`.
 #
+# The functions work under `set -e` (no stray non-zero status on the success paths).
+#
 # When run as root, sealvaultd drops the enclave and the broker to two unprivileged users; the
 # helper passes SV_ENCLAVE_USER / SV_BROKER_USER (default nobody / daemon) and hands them the
 # state directory and the key.
@@ -77,16 +79,16 @@ sv_server_start() {
 sv_server_stop() {
 	local i kids
 	[ -n "$SV_PID" ] || return 0
-	kids=$(pgrep -P "$SV_PID" 2>/dev/null)
-	kill -TERM "$SV_PID" 2>/dev/null
+	kids=$(pgrep -P "$SV_PID" 2>/dev/null || true)
+	kill -TERM "$SV_PID" 2>/dev/null || true
 	for i in $(seq 1 250); do
 		kill -0 "$SV_PID" 2>/dev/null || break
 		sleep 0.04
 	done
-	kill -9 "$SV_PID" 2>/dev/null
-	wait "$SV_PID" 2>/dev/null
+	kill -9 "$SV_PID" 2>/dev/null || true
+	wait "$SV_PID" 2>/dev/null || true
 	# sealvaultd takes its children with it; make sure, so no test leaves one behind.
-	for i in $kids; do kill -9 "$i" 2>/dev/null; done
+	for i in $kids; do kill -9 "$i" 2>/dev/null || true; done
 	SV_PID=
 	return 0
 }
@@ -97,7 +99,7 @@ sv_server_restart() {
 
 _sv_child() {
 	local c
-	for c in $(pgrep -P "$SV_PID" 2>/dev/null); do
+	for c in $(pgrep -P "$SV_PID" 2>/dev/null || true); do
 		[ "$(cat "/proc/$c/comm" 2>/dev/null)" = "$1" ] && echo "$c" && return 0
 	done
 	return 1
