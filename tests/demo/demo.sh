@@ -39,6 +39,7 @@ show "$MAKE B=$B -j$(nproc) all"
 tmp=$(mktemp -d /tmp/sealvault-demo.XXXXXX)
 chmod 0755 "$tmp"
 cleanup() {
+	set +e
 	sv_server_cleanup
 	rm -rf "$tmp"
 }

@@ -15,6 +15,7 @@ SV=$PWD/$B/sealvault
 tmp=$(mktemp -d /tmp/sv-e2e.XXXXXX)
 chmod 0755 "$tmp"
 cleanup() {
+	set +e
 	sv_server_cleanup
 	rm -rf "$tmp"
 }
