@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "enclave/vaultreq.h"
+#include "tests/fuzz/fuzz_vault.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -32,7 +33,7 @@ static void put_u16(size_t v)
 	put(b, 2);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check(const uint8_t *data, size_t size)
 {
 	struct vaultreq_change_finish r, zero;
 	const char *why = NULL;
@@ -41,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vaultreq_parse_change_finish(&r, data, size, &why) != 0) {
 		if (why == NULL || memcmp(&r, &zero, sizeof(r)) != 0)
 			abort();
-		return 0;
+		return;
 	}
 	n = 0;
 	put_u8(VAULTREQ_VERSION);
@@ -55,5 +56,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	put(r.mac, VAULTREQ_MAC_LEN);
 	if (n != size || memcmp(out, data, size) != 0)
 		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t body[FUZZ_VAULT_BUF];
+	check(data, size);
+	check(body, fuzz_vault_body(body, SV_MSG_CHANGE_FINISH, data, size));
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "enclave/vaultreq.h"
+#include "tests/fuzz/fuzz_vault.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,7 +27,7 @@ static void put_u8(uint8_t v)
 	put(&v, 1);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void check(const uint8_t *data, size_t size)
 {
 	struct vaultreq_login_finish r, zero;
 	const char *why = NULL;
@@ -35,7 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (vaultreq_parse_login_finish(&r, data, size, &why) != 0) {
 		if (why == NULL || memcmp(&r, &zero, sizeof(r)) != 0)
 			abort();
-		return 0;
+		return;
 	}
 	n = 0;
 	put_u8(VAULTREQ_VERSION);
@@ -49,5 +50,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	put(r.mac, VAULTREQ_MAC_LEN);
 	if (n != size || memcmp(out, data, size) != 0)
 		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint8_t body[FUZZ_VAULT_BUF];
+	check(data, size);
+	check(body, fuzz_vault_body(body, SV_MSG_LOGIN_FINISH, data, size));
 	return 0;
 }
