@@ -170,11 +170,12 @@ static int get_password(const char *file, const char *text, struct secret *s)
 	return file != NULL ? read_password_file(file, s) : prompt(text, s);
 }
 
-/* A new password: from a file, generated as a recovery code, or prompted for twice. */
-static int get_new_password(const struct opts *o, const char *file, struct secret *s)
+/* A new password: from a file, generated as a recovery code (left in code, for the caller to
+ * show once the server has accepted it), or prompted for twice. */
+static int get_new_password(const struct opts *o, const char *file, struct secret *s,
+			    char code[SV_CODE_LEN + 1])
 {
 	if (o->generate_code) {
-		char code[SV_CODE_LEN + 1];
 		s->p = sodium_malloc(SV_CODE_LEN);
 		if (s->p == NULL || sv_generate_code(code) != 0) {
 			fprintf(stderr, "sealvault: cannot generate a recovery code\n");
@@ -182,11 +183,6 @@ static int get_new_password(const struct opts *o, const char *file, struct secre
 		}
 		memcpy(s->p, code, SV_CODE_LEN);
 		s->len = SV_CODE_LEN;
-		fprintf(stderr, "sealvault: your recovery code is the password from now on; write it "
-			"down, nobody can show it again:\n");
-		printf("%s\n", code);
-		fflush(stdout);
-		sodium_memzero(code, sizeof(code));
 		return 0;
 	}
 	if (file != NULL)
@@ -282,6 +278,14 @@ static int write_out(const char *path, const uint8_t *p, size_t len)
 	if (r != 0)
 		fprintf(stderr, "sealvault: writing %s: %s\n", path, strerror(errno));
 	return r;
+}
+
+static void show_code(const char *code)
+{
+	fprintf(stderr, "sealvault: your recovery code is the password from now on; write it down, "
+		"nobody can show it again:\n");
+	printf("%s\n", code);
+	fflush(stdout);
 }
 
 /* Maps a library result to the exit code, saying what happened. */
@@ -426,6 +430,7 @@ int main(int argc, char **argv)
 	struct opts o = {0};
 	struct sv_ctx *ctx = NULL;
 	struct secret pw = {0}, newpw = {0}, sec = {0};
+	char code[SV_CODE_LEN + 1] = "";
 	uint8_t *out = NULL;
 	size_t out_len = 0;
 	int attempts_left = -1;
@@ -442,13 +447,16 @@ int main(int argc, char **argv)
 		goto out;
 	if (strcmp(o.cmd, "register") == 0) {
 		if (read_secret_file(o.secret_file, &sec) != 0 ||
-		    get_new_password(&o, o.password_file, &pw) != 0)
+		    get_new_password(&o, o.password_file, &pw, code) != 0)
 			goto out;
 		res = sv_register(ctx, o.user, pw.p, pw.len, sec.p, sec.len,
 				  (unsigned)o.max_attempts);
 		rc = report(ctx, res, -1);
-		if (rc == 0)
+		if (rc == 0) {
 			fprintf(stderr, "sealvault: registered '%s'\n", o.user);
+			if (o.generate_code)
+				show_code(code);
+		}
 	} else if (strcmp(o.cmd, "recover") == 0) {
 		if (get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
@@ -465,18 +473,22 @@ int main(int argc, char **argv)
 			fprintf(stderr, "sealvault: deleted '%s'\n", o.user);
 	} else if (strcmp(o.cmd, "change-password") == 0) {
 		if (get_password(o.password_file, "Current password: ", &pw) != 0 ||
-		    get_new_password(&o, o.new_password_file, &newpw) != 0)
+		    get_new_password(&o, o.new_password_file, &newpw, code) != 0)
 			goto out;
 		res = sv_change_password(ctx, o.user, pw.p, pw.len, newpw.p, newpw.len,
 					 (unsigned)o.max_attempts, &attempts_left);
 		rc = report(ctx, res, attempts_left);
-		if (rc == 0)
+		if (rc == 0) {
 			fprintf(stderr, "sealvault: changed the password of '%s'\n", o.user);
+			if (o.generate_code)
+				show_code(code);
+		}
 	} else {
 		fprintf(stderr, "sealvault: unknown command '%s'\n", o.cmd);
 		usage(stderr);
 	}
 out:
+	sodium_memzero(code, sizeof(code));
 	sv_secret_free(out, out_len);
 	secret_free(&pw);
 	secret_free(&newpw);

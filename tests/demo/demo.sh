@@ -58,7 +58,8 @@ step "Start sealvaultd" \
 sv_server_start
 echo "   listening on $SV_URL"
 
-url=(--server "$SV_URL" --cacert "$SV_CACERT")
+# The CLI against the running server (its URL changes with every restart).
+svc() { "$SV" "$1" --server "$SV_URL" --cacert "$SV_CACERT" "${@:2}"; }
 head -c 32 /dev/urandom >"$tmp/backup.key"
 printf 'correct horse battery staple\n' >"$tmp/password"
 printf 'Tr0ub4dor&3\n' >"$tmp/wrong"
@@ -68,7 +69,7 @@ step "Register a backup key for alice, with 3 guesses" \
 	"the key encrypted under OPAQUE's export key: the server never sees password or key."
 echo "   backup key (32 random bytes): $(od -An -tx1 -v "$tmp/backup.key" | tr -d ' \n')"
 show "sealvault register --user alice --password-file password --secret-file backup.key --max-attempts 3"
-"$SV" register "${url[@]}" --user alice --password-file "$tmp/password" \
+svc register --user alice --password-file "$tmp/password" \
 	--secret-file "$tmp/backup.key" --max-attempts 3
 
 step "A wrong guess" \
@@ -76,7 +77,7 @@ step "A wrong guess" \
 	"counter) before the server even answers. The CLI exits 2 and shows the attempts left."
 show "sealvault recover --user alice --password-file wrong --out recovered.key"
 set +e
-"$SV" recover "${url[@]}" --user alice --password-file "$tmp/wrong" --out "$tmp/recovered.key"
+svc recover --user alice --password-file "$tmp/wrong" --out "$tmp/recovered.key"
 rc=$?
 set -e
 echo "   exit status: $rc"
@@ -86,10 +87,22 @@ step "Recover with the right password" \
 	"A successful login gives the guess back and resets the count. The key comes back sealed" \
 	"to this session, and only the right password can open it."
 show "sealvault recover --user alice --password-file password --out recovered.key"
-"$SV" recover "${url[@]}" --user alice --password-file "$tmp/password" --out "$tmp/recovered.key"
+svc recover --user alice --password-file "$tmp/password" --out "$tmp/recovered.key"
 echo "   recovered key:                $(od -An -tx1 -v "$tmp/recovered.key" | tr -d ' \n')"
 cmp -s "$tmp/backup.key" "$tmp/recovered.key" || die "the recovered key differs!"
 echo "   ${bold}identical to the key registered.${off}"
+
+step "A recovery code instead of a password" \
+	"--generate-code makes a random code (125 bits, 25 characters without look-alikes)," \
+	"prints it once and uses it as the password. Here bob stores a key and gets it back."
+head -c 32 /dev/urandom >"$tmp/bob.key"
+show "sealvault register --user bob --generate-code --secret-file bob.key"
+svc register --user bob --generate-code --secret-file "$tmp/bob.key" | tee "$tmp/bob.code" |
+	sed 's/^/   recovery code: /'
+show "sealvault recover --user bob --password-file - --out bob.recovered <<< CODE"
+svc recover --user bob --password-file - --out "$tmp/bob.recovered" <"$tmp/bob.code"
+cmp -s "$tmp/bob.key" "$tmp/bob.recovered" || die "bob's recovered key differs!"
+echo "   bob's key recovered with the code: identical."
 
 step "Restart the server" \
 	"Counts and records live in the TPM-anchored journal; a restart changes nothing."
@@ -102,17 +115,18 @@ step "An attacker guesses: lock-out after 3 wrong passwords" \
 for i in 1 2 3; do
 	show "sealvault recover --user alice --password-file wrong --out recovered.key   # guess $i"
 	set +e
-	"$SV" recover "${url[@]}" --user alice --password-file "$tmp/wrong" --out "$tmp/x.key"
+	svc recover --user alice --password-file "$tmp/wrong" --out "$tmp/x.key"
 	rc=$?
 	set -e
 	echo "   exit status: $rc"
 done
 [ "$rc" -eq 3 ] || die "expected exit status 3 after the third wrong guess"
 
-step "Even the right password is too late" ""
+step "Even the right password is too late" \
+	"The record is gone: the vault answers 410 Gone and the CLI exits 3, whatever the password."
 show "sealvault recover --user alice --password-file password --out recovered.key"
 set +e
-"$SV" recover "${url[@]}" --user alice --password-file "$tmp/password" --out "$tmp/x.key"
+svc recover --user alice --password-file "$tmp/password" --out "$tmp/x.key"
 rc=$?
 set -e
 echo "   exit status: $rc"

@@ -113,6 +113,30 @@ sv recover --user bob --password-file "$tmp/pw" --out "$tmp/out2"
 expect 2
 sv_server_restart
 
+say "recovery code: --generate-code prints it after a successful registration; it recovers"
+set +e
+"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --user carol --generate-code \
+	--secret-file "$tmp/secret2" >"$tmp/code" 2>"$tmp/stderr"
+rc=$?
+set -e
+err=$(cat "$tmp/stderr")
+expect 0 "recovery code"
+grep -Eqx '([0-9A-HJKMNP-TV-Z]{5}-){4}[0-9A-HJKMNP-TV-Z]{5}' "$tmp/code" || fail "bad code: $(cat "$tmp/code")"
+set +e
+"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --user carol --generate-code \
+	--secret-file "$tmp/secret2" >"$tmp/code2" 2>"$tmp/stderr"
+rc=$?
+set -e
+err=$(cat "$tmp/stderr")
+expect 1 "already registered"
+[ ! -s "$tmp/code2" ] || fail "a code was shown for a registration that failed"
+sv_server_restart
+sv recover --user carol --password-file - --out "$tmp/out3" <"$tmp/code"
+expect 0
+cmp "$tmp/secret2" "$tmp/out3" || fail "secret recovered with the code differs"
+rm -f "$tmp/out3"
+sv_server_restart
+
 say "the memory scan works: alice's id is in the enclave's memory"
 [ "$(id -u)" -eq 0 ] || fail "the memory checks read /proc/PID/mem and need root"
 epid=$(sv_enclave_pid) || fail "no sealvault-enclave child of sealvaultd"
