@@ -107,7 +107,10 @@ int h2c_hash_to_scalar(uint8_t out[H2C_SCALAR_LEN], const struct h2c_part *parts
 
 int h2c_element_check(const uint8_t in[H2C_ELEMENT_LEN])
 {
-	if (sodium_is_zero(in, H2C_ELEMENT_LEN) || !crypto_core_ristretto255_is_valid_point(in))
+	/* libsodium 1.0.18 ignores bit 255 when decoding, so an encoding with it set would be
+	 * accepted as a second spelling of a valid element: RFC 9496 requires rejecting it. */
+	if ((in[H2C_ELEMENT_LEN - 1] & 0x80) != 0 || sodium_is_zero(in, H2C_ELEMENT_LEN) ||
+	    !crypto_core_ristretto255_is_valid_point(in))
 		return SV_ERR_CRYPTO;
 	return 0;
 }

@@ -33,7 +33,8 @@ int h2c_hash_to_scalar(uint8_t out[H2C_SCALAR_LEN], const struct h2c_part *parts
                        const uint8_t *dst, size_t dst_len) __attribute__((warn_unused_result));
 
 /* 0 if in is a canonical encoding of a ristretto255 element other than the identity, else
- * SV_ERR_CRYPTO. libsodium's is_valid_point accepts the identity; this does not. */
+ * SV_ERR_CRYPTO. libsodium 1.0.18's is_valid_point accepts the identity and ignores bit 255
+ * (so it accepts two spellings of every element); this accepts neither. */
 int h2c_element_check(const uint8_t in[H2C_ELEMENT_LEN]) __attribute__((warn_unused_result));
 
 /* 0 if in is a canonical (< L) non-zero scalar, else SV_ERR_CRYPTO. Constant time in the value. */

@@ -109,6 +109,10 @@ static void put16(uint8_t o[2], size_t v)
 
 static int smul(uint8_t out[NPK], const uint8_t k[NSK], const uint8_t p[NPK])
 {
+	/* Bit 255 must be clear (libsodium ignores it); libsodium refuses the rest of what is
+	 * not canonical, and an identity input (its product is the identity). */
+	if ((p[NPK - 1] & 0x80) != 0)
+		return SV_ERR_CRYPTO;
 	return crypto_scalarmult_ristretto255(out, k, p) == 0 ? 0 : SV_ERR_CRYPTO;
 }
 

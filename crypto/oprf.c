@@ -66,6 +66,10 @@ static int hash_to_group(uint8_t out[ELEN], const uint8_t *input, size_t input_l
 /* Variable-base multiplication; libsodium refuses bad points and an identity result. */
 static int smul(uint8_t out[ELEN], const uint8_t k[SLEN], const uint8_t p[ELEN])
 {
+	/* Bit 255 must be clear (libsodium ignores it); libsodium refuses the rest of what is
+	 * not canonical, and an identity input (its product is the identity). */
+	if ((p[ELEN - 1] & 0x80) != 0)
+		return SV_ERR_CRYPTO;
 	return crypto_scalarmult_ristretto255(out, k, p) == 0 ? 0 : SV_ERR_CRYPTO;
 }
 
