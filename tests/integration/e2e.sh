@@ -75,6 +75,18 @@ cmp "$tmp/secret" "$tmp/out" || fail "recovered secret differs"
 [ "$(stat -c %a "$tmp/out")" = 600 ] || fail "recovered file is not mode 0600"
 sv_server_restart
 
+say "no --password-file: the CLI prompts on the terminal without echo"
+rm -f "$tmp/out"
+set +e
+tests/integration/pty-prompt.py "$tmp/pw" "$SV" recover --server "$SV_URL" --cacert "$SV_CACERT" \
+	--user alice --out "$tmp/out" >"$tmp/stderr" 2>&1
+rc=$?
+set -e
+err=$(cat "$tmp/stderr")
+expect 0 "Password: "
+cmp "$tmp/secret" "$tmp/out" || fail "secret recovered after the prompt differs"
+sv_server_restart
+
 say "the right password reset the count: a wrong guess shows 2 left again"
 sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
 expect 2 "attempts left: 2"
