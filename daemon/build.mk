@@ -15,3 +15,19 @@ UT_ARCHIVES += $(B)/libsvdaemon.a
 $(B)/sealvaultd: $(DAEMON_OBJS) $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium)
+
+# --- integration tests of the process side: sandbox and bad input (process engineer) ---
+# Real sealvaultd, enclave, broker, swtpm and TLS; see the scripts' headers.
+PROBE := $(B)/tests/integration/badinput-probe
+EXTRA_CFLAGS_tests_integration_badinput-probe := $(call pc_cflags,libcurl libsodium)
+$(PROBE): $(B)/tests/integration/badinput-probe.o $(B)/libsvcrypto.a $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libcurl libsodium)
+BINS += $(PROBE)
+PROC_TEST_DEPS := $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker $(B)/sealvault-admin
+.PHONY: check-sandbox check-badinput
+check-sandbox: $(PROC_TEST_DEPS)
+	$(Q)B=$(B) tests/integration/sandbox.sh
+check-badinput: $(PROC_TEST_DEPS) $(PROBE)
+	$(Q)B=$(B) tests/integration/badinput.sh
+CHECK_STEPS += check-sandbox check-badinput

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Run sealvault-enclave or sealvault-broker the way sealvaultd does (one end of a SOCK_SEQPACKET
+socketpair on descriptor 3, optionally as another user) and report how it ended.
+
+usage: run-child.py [--user NAME] [--hold S] (--expect-signal N | --expect-exit N) -- PROG ARG...
+The socketpair stays open for at most S seconds (default 10) and is then closed. Prints
+"signal N" or "exit N" and the child's stderr; exit status 0 when it ended as expected.
+"""
+import argparse
+import os
+import pwd
+import signal
+import socket
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--user")
+ap.add_argument("--hold", type=float, default=10.0)
+g = ap.add_mutually_exclusive_group(required=True)
+g.add_argument("--expect-signal", type=int)
+g.add_argument("--expect-exit", type=int)
+ap.add_argument("cmd", nargs=argparse.REMAINDER)
+a = ap.parse_args()
+cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+
+mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+pw = pwd.getpwnam(a.user) if a.user else None
+
+
+rd, wr = os.pipe()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.dup2(wr, 2)
+        os.dup2(theirs.fileno(), 3)
+        os.closerange(4, 1 << 16)
+        if pw is not None:
+            os.setgroups([])
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        os.execv(cmd[0], cmd)
+    finally:
+        os._exit(127)
+os.close(wr)
+theirs.close()
+os.set_blocking(rd, False)
+err = b""
+
+
+def collect():
+    global err
+    try:
+        while True:
+            chunk = os.read(rd, 65536)
+            if not chunk:
+                return
+            err += chunk
+    except BlockingIOError:
+        pass
+
+
+status = None
+deadline = time.monotonic() + a.hold
+while status is None and time.monotonic() < deadline:
+    collect()
+    wpid, st = os.waitpid(pid, os.WNOHANG)
+    if wpid == pid:
+        status = st
+    else:
+        time.sleep(0.02)
+mine.close()
+if status is None:
+    deadline = time.monotonic() + 10
+    while status is None and time.monotonic() < deadline:
+        collect()
+        wpid, st = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            status = st
+        else:
+            time.sleep(0.02)
+    if status is None:
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+collect()
+err = err.decode(errors="replace")
+if os.WIFSIGNALED(status):
+    got = "signal %d" % os.WTERMSIG(status)
+    ok = a.expect_signal == os.WTERMSIG(status)
+else:
+    got = "exit %d" % os.WEXITSTATUS(status)
+    ok = a.expect_exit == os.WEXITSTATUS(status)
+print(got)
+sys.stdout.write("".join("  | " + l + "\n" for l in err.splitlines()))
+sys.exit(0 if ok else 1)
