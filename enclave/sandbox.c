@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,13 +14,11 @@
 
 int sandbox_harden(char *why, size_t why_len)
 {
-	struct rlimit none = { 0, 0 };
+	/* A non-dumpable process writes no core file and cannot be ptraced or have its memory read
+	 * through /proc by its own user. RLIMIT_CORE is left to the unit (LimitCORE=0): the
+	 * packaged unit forbids setrlimit. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
 		snprintf(why, why_len, "prctl(PR_SET_DUMPABLE, 0) failed: %s", strerror(errno));
-		return SV_ERR_INTERNAL;
-	}
-	if (setrlimit(RLIMIT_CORE, &none) != 0) {
-		snprintf(why, why_len, "setrlimit(RLIMIT_CORE, 0) failed: %s", strerror(errno));
 		return SV_ERR_INTERNAL;
 	}
 	return SV_OK;

@@ -11,7 +11,7 @@
 
 #define SANDBOX_IPC_FD 3
 
-/* PR_SET_DUMPABLE 0 and RLIMIT_CORE 0: no core dumps, no ptrace by the same user. */
+/* PR_SET_DUMPABLE 0: no core dumps, no ptrace or /proc/PID/mem by the same user. */
 int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result));
 
 /* Checks that fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
