@@ -8,3 +8,18 @@ UT_ARCHIVES += $(B)/libsvcrypto.a
 $(B)/libsvcrypto.a: $(CRYPTO_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+
+# bench-crypto (source in tests/bench/, whose build.mk belongs to the process engineer): the
+# OPAQUE costs on one pinned core and the `ke2/scalarmults: R` line; a `make bench` step.
+BENCH_CRYPTO := $(B)/tests/bench/bench-crypto
+BENCH_CRYPTO_ROUNDS ?= 61
+
+$(BENCH_CRYPTO): $(B)/tests/bench/bench-crypto.o $(B)/libsvcrypto.a $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium)
+
+BINS += $(BENCH_CRYPTO)
+BENCH_STEPS += bench-crypto
+.PHONY: bench-crypto
+bench-crypto: $(BENCH_CRYPTO)
+	$(BENCH_CRYPTO) -n $(BENCH_CRYPTO_ROUNDS)

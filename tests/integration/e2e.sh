@@ -60,6 +60,14 @@ sv register --user alice --password-file "$tmp/pw" --secret-file "$tmp/secret" -
 expect 0 "registered"
 sv register --user alice --password-file "$tmp/wrong" --secret-file "$tmp/secret2"
 expect 1 "already registered"
+# TLS is verified: without the self-signed certificate as CA the CLI refuses the server.
+set +e
+"$SV" recover --server "$SV_URL" --user alice --password-file "$tmp/pw" --out "$tmp/out" 2>"$tmp/stderr"
+rc=$?
+set -e
+err=$(cat "$tmp/stderr")
+expect 1 "certificate"
+[ ! -e "$tmp/out" ] || fail "a recovery over an unverified connection wrote $tmp/out"
 sv_server_restart
 
 say "wrong guess: exit 2, attempts left 2"
