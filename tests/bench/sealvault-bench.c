@@ -1,0 +1,448 @@
+/*
+ * sealvault-bench: drives a running sealvault over HTTPS with N concurrent clients (one
+ * libsealvault context and thread each) and reports what a full recovery costs the server.
+ *
+ *   bench mode (default): registers N users, then
+ *     1. saturation: every client recovers in a closed loop for S seconds -> recoveries/s,
+ *        p50/p99 latency, server CPU per guess (utime+stime of the enclave and the broker from
+ *        /proc, divided by the guesses made), next to the in-process cost of one KE1->KE2
+ *        (opaque_server_ke2) measured in this run, and their ratio on its own line as
+ *        `cpu-per-guess/crypto: R`;
+ *     2. half load: the same clients paced to half the saturating rate for S seconds ->
+ *        p50/p99 latency.
+ *   load mode (--load): every client registers a fresh user with a random secret, recovers it
+ *     and compares it byte for byte, in a loop for S seconds; any error or mismatch fails.
+ *
+ * The clients use a cheap KSF profile (Argon2id t=1, m=8 KiB, named in the output) so that the
+ * load generator's own KSF does not limit the rate; the server never runs the KSF.
+ * Exit status: 0 when every request succeeded and every secret matched, 1 otherwise.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "client/sealvault.h"
+#include "crypto/ksf.h"
+#include "crypto/opaque.h"
+
+#define KSF_T 1
+#define KSF_M_KIB 8
+#define SECRET_LEN 32
+
+struct opts {
+	const char *url, *cacert, *context;
+	int clients;
+	double seconds;
+	int load;
+	int enclave_pid, broker_pid;
+};
+
+struct client {
+	pthread_t th;
+	int idx;
+	struct sv_ctx *ctx;
+	char user[64];
+	uint8_t password[24];
+	uint8_t secret[SECRET_LEN];
+	/* results of the current phase */
+	uint64_t *lat_us;
+	size_t n, cap;
+	uint64_t errors, mismatches;
+	char last_error[256];
+};
+
+static struct opts o;
+static struct client *clients;
+static volatile int phase_stop;
+static double pace_interval_s; /* 0: closed loop */
+static uint64_t phase_start_ns;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void note(struct client *c, uint64_t us)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 1024;
+		uint64_t *p = realloc(c->lat_us, cap * sizeof(*p));
+		if (p == NULL) {
+			fprintf(stderr, "sealvault-bench: out of memory\n");
+			exit(1);
+		}
+		c->lat_us = p;
+		c->cap = cap;
+	}
+	c->lat_us[c->n++] = us;
+}
+
+static void error(struct client *c, const char *what, enum sv_result r)
+{
+	c->errors++;
+	snprintf(c->last_error, sizeof(c->last_error), "%s: %s: %s", what, sv_result_str(r),
+		 sv_ctx_error(c->ctx));
+}
+
+static int recover_once(struct client *c)
+{
+	uint8_t *secret = NULL;
+	size_t len = 0;
+	int left = -1;
+	uint64_t t0 = now_ns();
+	enum sv_result r = sv_recover(c->ctx, c->user, c->password, sizeof(c->password), &secret,
+				      &len, &left);
+	uint64_t t1 = now_ns();
+	if (r != SV_RESULT_OK) {
+		error(c, "recover", r);
+		return -1;
+	}
+	note(c, (t1 - t0) / 1000);
+	if (len != SECRET_LEN || sodium_memcmp(secret, c->secret, SECRET_LEN) != 0)
+		c->mismatches++;
+	sv_secret_free(secret, len);
+	return 0;
+}
+
+static int register_fresh(struct client *c, unsigned serial)
+{
+	uint8_t r8[8];
+	randombytes_buf(r8, sizeof(r8));
+	snprintf(c->user, sizeof(c->user), "bench-%d-%u-%02x%02x%02x%02x%02x%02x%02x%02x", c->idx,
+		 serial, r8[0], r8[1], r8[2], r8[3], r8[4], r8[5], r8[6], r8[7]);
+	randombytes_buf(c->password, sizeof(c->password));
+	randombytes_buf(c->secret, sizeof(c->secret));
+	enum sv_result r = sv_register(c->ctx, c->user, c->password, sizeof(c->password),
+				       c->secret, sizeof(c->secret), 0);
+	if (r != SV_RESULT_OK) {
+		error(c, "register", r);
+		return -1;
+	}
+	return 0;
+}
+
+static void *run_bench(void *arg)
+{
+	struct client *c = arg;
+	uint64_t next = phase_start_ns;
+	if (pace_interval_s > 0) /* spread the clients' first requests over one interval */
+		next += (uint64_t)(pace_interval_s * 1e9 * c->idx / o.clients);
+	while (!phase_stop) {
+		if (pace_interval_s > 0) {
+			uint64_t t = now_ns();
+			if (t < next) {
+				struct timespec ts = { (time_t)((next - t) / 1000000000u),
+						       (long)((next - t) % 1000000000u) };
+				nanosleep(&ts, NULL);
+				if (phase_stop)
+					break;
+			}
+			next += (uint64_t)(pace_interval_s * 1e9);
+		}
+		recover_once(c);
+	}
+	return NULL;
+}
+
+static void *run_load(void *arg)
+{
+	struct client *c = arg;
+	unsigned serial = 0;
+	while (!phase_stop) {
+		uint64_t t0 = now_ns();
+		if (register_fresh(c, serial++) != 0)
+			continue;
+		note(c, (now_ns() - t0) / 1000);
+		recover_once(c);
+	}
+	return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+struct summary {
+	size_t n;
+	double p50_ms, p99_ms;
+	uint64_t errors, mismatches;
+};
+
+static struct summary summarize(void)
+{
+	struct summary s = { 0 };
+	for (int i = 0; i < o.clients; i++) {
+		s.n += clients[i].n;
+		s.errors += clients[i].errors;
+		s.mismatches += clients[i].mismatches;
+	}
+	uint64_t *all = malloc((s.n ? s.n : 1) * sizeof(*all));
+	if (all == NULL)
+		exit(1);
+	size_t k = 0;
+	for (int i = 0; i < o.clients; i++) {
+		memcpy(all + k, clients[i].lat_us, clients[i].n * sizeof(*all));
+		k += clients[i].n;
+	}
+	qsort(all, s.n, sizeof(*all), cmp_u64);
+	if (s.n > 0) {
+		s.p50_ms = all[(s.n - 1) / 2] / 1000.0;
+		s.p99_ms = all[(size_t)((s.n - 1) * 0.99)] / 1000.0;
+	}
+	free(all);
+	return s;
+}
+
+static void reset_results(void)
+{
+	for (int i = 0; i < o.clients; i++) {
+		clients[i].n = 0;
+		clients[i].errors = clients[i].mismatches = 0;
+	}
+}
+
+/* utime + stime of a process, seconds; -1 if unreadable. */
+static double cpu_s(int pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long long ut, st;
+	/* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+				&ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double server_cpu_s(void)
+{
+	double e = cpu_s(o.enclave_pid), b = cpu_s(o.broker_pid);
+	if (e < 0 || b < 0) {
+		fprintf(stderr, "sealvault-bench: cannot read /proc/%d/stat or /proc/%d/stat\n",
+			o.enclave_pid, o.broker_pid);
+		exit(1);
+	}
+	return e + b;
+}
+
+/* Runs one phase of all clients for o.seconds; returns its wall time. */
+static double phase(void *(*fn)(void *))
+{
+	phase_stop = 0;
+	phase_start_ns = now_ns();
+	for (int i = 0; i < o.clients; i++)
+		if (pthread_create(&clients[i].th, NULL, fn, &clients[i]) != 0) {
+			fprintf(stderr, "sealvault-bench: cannot start client thread %d\n", i);
+			exit(1);
+		}
+	struct timespec ts = { (time_t)o.seconds, (long)((o.seconds - (time_t)o.seconds) * 1e9) };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	phase_stop = 1;
+	for (int i = 0; i < o.clients; i++)
+		pthread_join(clients[i].th, NULL);
+	return (now_ns() - phase_start_ns) / 1e9;
+}
+
+/* In-process cost of one KE1->KE2 on this machine, microseconds (median of 5 rounds). */
+static double crypto_ke2_us(void)
+{
+	struct opaque_server_key key;
+	struct opaque_params p = { .context = (const uint8_t *)o.context,
+				   .context_len = strlen(o.context) };
+	struct ksf_params ksf = { .type = KSF_ARGON2ID, .t = KSF_T, .m_kib = KSF_M_KIB };
+	uint8_t seed[OPAQUE_OPRF_SEED_LEN], req[OPAQUE_REGISTRATION_REQUEST_LEN];
+	uint8_t resp[OPAQUE_REGISTRATION_RESPONSE_LEN], rec[OPAQUE_RECORD_LEN];
+	uint8_t ek[OPAQUE_EXPORT_KEY_LEN], ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN];
+	static const uint8_t id[] = "bench-crypto", pw[] = "password";
+	struct opaque_client_state cs;
+	struct opaque_server_state ss;
+	randombytes_buf(seed, sizeof(seed));
+	if (opaque_server_key_generate(&key) != 0 ||
+	    opaque_client_registration_request(req, &cs, pw, sizeof(pw)) != 0 ||
+	    opaque_server_registration_response(resp, req, key.pk, seed, id, sizeof(id)) != 0 ||
+	    opaque_client_registration_finalize(rec, ek, &cs, pw, sizeof(pw), resp, &p, &ksf) != 0 ||
+	    opaque_client_ke1(ke1, &cs, pw, sizeof(pw)) != 0) {
+		fprintf(stderr, "sealvault-bench: in-process OPAQUE set-up failed\n");
+		exit(1);
+	}
+	double rounds[5];
+	const int iters = 400;
+	for (int r = 0; r < 5; r++) {
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < iters; i++)
+			if (opaque_server_ke2(ke2, &ss, ke1, rec, id, sizeof(id), seed, &key, &p) != 0) {
+				fprintf(stderr, "sealvault-bench: opaque_server_ke2 failed\n");
+				exit(1);
+			}
+		rounds[r] = (now_ns() - t0) / 1000.0 / iters;
+	}
+	qsort(rounds, 5, sizeof(double), cmp_double);
+	sodium_memzero(&key, sizeof(key));
+	return rounds[2];
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: sealvault-bench --url URL --cacert FILE --enclave-pid PID --broker-pid PID\n"
+		"       [--context S] [--clients N] [--seconds S] [--load]\n");
+	exit(2);
+}
+
+static void parse(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "cacert", required_argument, NULL, 'c' },
+		{ "context", required_argument, NULL, 'x' },
+		{ "clients", required_argument, NULL, 'n' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "load", no_argument, NULL, 'l' },
+		{ "enclave-pid", required_argument, NULL, 'e' },
+		{ "broker-pid", required_argument, NULL, 'b' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+	o = (struct opts){ .context = SV_DEFAULT_CONTEXT, .clients = 16, .seconds = 10 };
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'u': o.url = optarg; break;
+		case 'c': o.cacert = optarg; break;
+		case 'x': o.context = optarg; break;
+		case 'n': o.clients = atoi(optarg); break;
+		case 's': o.seconds = atof(optarg); break;
+		case 'l': o.load = 1; break;
+		case 'e': o.enclave_pid = atoi(optarg); break;
+		case 'b': o.broker_pid = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (o.url == NULL || o.cacert == NULL || o.clients < 1 || o.clients > 4096 ||
+	    o.seconds <= 0 || (!o.load && (o.enclave_pid <= 0 || o.broker_pid <= 0)))
+		usage();
+}
+
+static int report_errors(const struct summary *s)
+{
+	if (s->errors == 0 && s->mismatches == 0)
+		return 0;
+	printf("ERRORS: %llu failed requests, %llu secrets not byte-identical\n",
+	       (unsigned long long)s->errors, (unsigned long long)s->mismatches);
+	for (int i = 0; i < o.clients; i++)
+		if (clients[i].errors) {
+			printf("  e.g. client %d: %s\n", i, clients[i].last_error);
+			break;
+		}
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	parse(argc, argv);
+	if (sodium_init() < 0)
+		return 1;
+	clients = calloc((size_t)o.clients, sizeof(*clients));
+	if (clients == NULL)
+		return 1;
+	for (int i = 0; i < o.clients; i++) {
+		struct client *c = &clients[i];
+		c->idx = i;
+		if (sv_ctx_new(&c->ctx, o.url) != 0 || sv_ctx_set_cacert(c->ctx, o.cacert) != 0 ||
+		    sv_ctx_set_context(c->ctx, (const uint8_t *)o.context, strlen(o.context)) != 0 ||
+		    sv_ctx_set_ksf(c->ctx, KSF_T, KSF_M_KIB) != 0) {
+			fprintf(stderr, "sealvault-bench: cannot set up client %d\n", i);
+			return 1;
+		}
+		sv_ctx_set_timeout(c->ctx, 60);
+	}
+	printf("sealvault-bench: %s, %d clients, %.0f s per phase, client KSF Argon2id t=%d "
+	       "m=%d KiB (cheap load-generator profile)\n",
+	       o.url, o.clients, o.seconds, KSF_T, KSF_M_KIB);
+
+	if (o.load) {
+		double wall = phase(run_load);
+		struct summary s = summarize();
+		uint64_t recovered = 0;
+		for (int i = 0; i < o.clients; i++)
+			recovered += clients[i].n;
+		/* n counts registrations and recoveries; each pair is one user */
+		printf("load: %llu registrations + recoveries in %.1f s (%.1f/s), p50 %.1f ms, "
+		       "p99 %.1f ms\n",
+		       (unsigned long long)recovered, wall, recovered / wall, s.p50_ms, s.p99_ms);
+		int bad = report_errors(&s);
+		if (!bad)
+			printf("load: no errors, every secret recovered byte-identical\n");
+		return bad;
+	}
+
+	for (int i = 0; i < o.clients; i++)
+		if (register_fresh(&clients[i], 0) != 0) {
+			fprintf(stderr, "sealvault-bench: registration failed: %s\n",
+				clients[i].last_error);
+			return 1;
+		}
+	double crypto_us = crypto_ke2_us();
+
+	/* 1. saturation */
+	reset_results();
+	pace_interval_s = 0;
+	double cpu0 = server_cpu_s();
+	double wall = phase(run_bench);
+	double cpu = server_cpu_s() - cpu0;
+	struct summary s = summarize();
+	int bad = report_errors(&s);
+	double rate = s.n / wall;
+	double per_guess_us = s.n ? cpu / s.n * 1e6 : 0;
+	double ratio = crypto_us > 0 ? per_guess_us / crypto_us : 0;
+	printf("saturation: %zu full recoveries in %.1f s = %.1f recoveries/s\n", s.n, wall, rate);
+	printf("saturation latency: p50 %.2f ms, p99 %.2f ms\n", s.p50_ms, s.p99_ms);
+	printf("server CPU (enclave + broker): %.2f s = %.0f us per guess (1 guess per recovery)\n",
+	       cpu, per_guess_us);
+	printf("in-process crypto, one KE1->KE2 (opaque_server_ke2): %.0f us\n", crypto_us);
+	printf("cpu-per-guess/crypto: %.2f\n", ratio);
+
+	/* 2. half the saturating load */
+	reset_results();
+	pace_interval_s = rate > 0 ? o.clients / (rate / 2) : 1;
+	wall = phase(run_bench);
+	struct summary h = summarize();
+	bad |= report_errors(&h);
+	printf("half load (%.1f recoveries/s offered): %zu recoveries = %.1f/s, p50 %.2f ms, "
+	       "p99 %.2f ms\n",
+	       rate / 2, h.n, h.n / wall, h.p50_ms, h.p99_ms);
+	printf("targets: cpu-per-guess/crypto %.2f %s 1.5; p99 at half load %.2f ms %s 50 ms\n",
+	       ratio, ratio <= 1.5 ? "<=" : "> (MISSED)", h.p99_ms,
+	       h.p99_ms <= 50 ? "<=" : "> (MISSED)");
+	for (int i = 0; i < o.clients; i++) {
+		sv_ctx_free(clients[i].ctx);
+		free(clients[i].lat_us);
+	}
+	free(clients);
+	return bad;
+}
