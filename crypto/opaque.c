@@ -743,6 +743,8 @@ out:
 	sodium_memzero(auth_key, sizeof auth_key);
 	sodium_memzero(client_sk, sizeof client_sk);
 	sodium_memzero(ikm, sizeof ikm);
+	sodium_memzero(tag, sizeof tag);
+	sodium_memzero(mac, sizeof mac);
 	sodium_memzero(&keys, sizeof keys);
 	opaque_client_state_wipe(st);
 	if (ret < 0) {
