@@ -53,6 +53,7 @@ static struct setting settings[] = {
 	{ "tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL },
 	{ "context", TO_ENCLAVE, NULL, 1, 0, NULL },
 	{ "listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL },
+	{ "listen-fd", TO_SELF, NULL, 0, 1, NULL },
 	{ "tls-cert", TO_BROKER, "/etc/sealvault/tls/cert.pem", 0, 0, NULL },
 	{ "tls-key", TO_BROKER, "/etc/sealvault/tls/key.pem", 0, 0, NULL },
 	{ "user", TO_SELF, "sealvault", 0, 0, NULL },
@@ -245,6 +246,40 @@ static int listen_on(const char *spec)
 	if (fd < 0)
 		fprintf(stderr, "sealvaultd: cannot listen on %s: %s\n", spec, strerror(errno));
 	freeaddrinfo(res);
+	return fd;
+}
+
+/* An already listening stream socket inherited as descriptor N (systemd socket activation:
+ * sealvault.socket hands it over as fd 3), so the service needs no network of its own. The
+ * socket-activation variables are dropped so that the children do not see them. The socket or -1. */
+static int inherited_listener(const char *spec)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(spec, &end, 10);
+	int type = 0, acc = 0;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
+	if (errno != 0 || *end != '\0' || n < 3 || n > INT_MAX) {
+		fprintf(stderr, "sealvaultd: listen-fd must be a descriptor number >= 3, not '%s'\n",
+			spec);
+		return -1;
+	}
+	int fd = (int)n;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || type != SOCK_STREAM ||
+	    !acc) {
+		fprintf(stderr, "sealvaultd: descriptor %d (listen-fd) is not a listening stream socket; "
+				"start sealvaultd through sealvault.socket or use --listen HOST:PORT\n",
+			fd);
+		return -1;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+		perror("sealvaultd: listen-fd");
+		return -1;
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
 	return fd;
 }
 
@@ -448,7 +483,9 @@ int main(int argc, char **argv)
 		perror("sealvaultd: socketpair");
 		return 1;
 	}
-	if ((lfd = listen_on(get("listen"))) < 0)
+	lfd = find("listen-fd")->value != NULL ? inherited_listener(get("listen-fd"))
+						: listen_on(get("listen"));
+	if (lfd < 0)
 		return 1;
 	const char *pf = get("port-file");
 	if (pf != NULL && write_port_file(pf, lfd) != 0) {
