@@ -36,13 +36,14 @@ done
 
 WORK=$(mktemp -d /tmp/sv-pkgtest.XXXXXX)
 chmod 0755 "$WORK"
-SWTPM_PID=
 DAEMON_PID=
+# shellcheck source=tests/lib/swtpm.sh
+. tests/lib/swtpm.sh
 cleanup() {
 	local rc=$?
 	set +e
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
-	[ -n "$SWTPM_PID" ] && kill "$SWTPM_PID" 2>/dev/null && wait "$SWTPM_PID" 2>/dev/null
+	swtpm_cleanup
 	installed=""
 	for p in $PKGS; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q -E 'installed|config-files' && installed="$installed $p"
@@ -170,35 +171,9 @@ grep -q 'sealvault-admin init' "$WORK/cond.txt" || fail "the refused start condi
 echo "without a vault: $(cat "$WORK/cond.txt")"
 
 # --- 4. the installed binaries on a private swtpm, without systemd ------------------------------
-free_port_pair() {
-	python3 - <<'PY'
-import random, socket
-for _ in range(200):
-    p = random.randrange(20000, 60000, 2)
-    try:
-        socks = []
-        for q in (p, p + 1):
-            s = socket.socket(); s.bind(("127.0.0.1", q)); socks.append(s)
-        print(p); break
-    except OSError:
-        pass
-    finally:
-        for s in socks: s.close()
-PY
-}
 step "a private swtpm"
-TPM_PORT=$(free_port_pair)
-mkdir -p "$WORK/tpm"
-swtpm socket --tpm2 --tpmstate dir="$WORK/tpm" --flags not-need-init,startup-clear \
-	--server type=tcp,port="$TPM_PORT",bindaddr=127.0.0.1 \
-	--ctrl type=tcp,port=$((TPM_PORT + 1)),bindaddr=127.0.0.1 >"$WORK/swtpm.log" 2>&1 &
-SWTPM_PID=$!
-for _ in $(seq 50); do
-	ss -ltn "sport = :$TPM_PORT" | grep -q LISTEN && break
-	kill -0 "$SWTPM_PID" 2>/dev/null || { cat "$WORK/swtpm.log" >&2; fail "swtpm did not start"; }
-	sleep 0.1
-done
-TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
+swtpm_start "$WORK/tpm" || fail "cannot start swtpm"
+TCTI=$SWTPM_TCTI
 
 step "runuser -u sealvault -- sealvault-admin init --state-dir $STATE --tpm $TCTI"
 runuser -u sealvault -- /usr/sbin/sealvault-admin init --state-dir "$STATE" --tpm "$TCTI" ||
@@ -216,15 +191,25 @@ chgrp sealvault-broker "$WORK/tls/key.pem"
 chmod 0640 "$WORK/tls/key.pem"
 chmod 0755 "$WORK/tls"
 
-HTTPS_PORT=$(free_port_pair)
+HTTPS_PORT=
+for _ in $(seq 20); do
+	p=$(((RANDOM % 20000) + 40000))
+	ss -Hltn "sport = :$p" | grep -q . || { HTTPS_PORT=$p; break; }
+done
+[ -n "$HTTPS_PORT" ] || fail "no free loopback port for HTTPS"
 SERVER="https://127.0.0.1:$HTTPS_PORT"
+# sealvaultd is started exactly as sealvault.service starts it (its ExecStart= line), with the
+# listening socket handed over as fd 3 the way sealvault.socket does it (systemd-socket-activate
+# implements the same protocol without systemd as PID 1); only the TPM and the certificate are
+# the test's own. systemd-socket-activate execs sealvaultd in place on the first connection.
+read -r -a EXEC_START <<<"$(sed -n 's/^ExecStart=//p' "$UNITDIR/sealvault.service")"
+[ "${EXEC_START[0]}" = /usr/sbin/sealvaultd ] || fail "sealvault.service does not start /usr/sbin/sealvaultd"
 start_daemon() {
-	/usr/sbin/sealvaultd --config /etc/sealvault/sealvault.conf --tpm "$TCTI" \
-		--listen "127.0.0.1:$HTTPS_PORT" --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" \
-		>>"$WORK/daemon.log" 2>&1 &
+	systemd-socket-activate -l "127.0.0.1:$HTTPS_PORT" "${EXEC_START[@]}" --tpm "$TCTI" \
+		--tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem" >>"$WORK/daemon.log" 2>&1 &
 	DAEMON_PID=$!
 	for _ in $(seq 100); do
-		curl -sf --cacert "$WORK/tls/cert.pem" "$SERVER/healthz" >/dev/null 2>&1 && return 0
+		curl -sf --max-time 10 --cacert "$WORK/tls/cert.pem" "$SERVER/healthz" >/dev/null 2>&1 && return 0
 		kill -0 "$DAEMON_PID" 2>/dev/null || { cat "$WORK/daemon.log" >&2; fail "sealvaultd exited during start-up"; }
 		sleep 0.1
 	done
@@ -236,7 +221,7 @@ stop_daemon() {
 	wait "$DAEMON_PID" 2>/dev/null || true
 	DAEMON_PID=
 }
-step "sealvaultd (installed) as root: the children run as sealvault (+tss) and sealvault-broker"
+step "sealvaultd (installed, socket-activated) as root: the children run as sealvault (+tss) and sealvault-broker"
 start_daemon
 uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
 enclave_pid=$(pgrep -P "$DAEMON_PID" -f /usr/libexec/sealvault/sealvault-enclave) || fail "no sealvault-enclave child of sealvaultd"
