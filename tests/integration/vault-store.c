@@ -263,14 +263,15 @@ static int bench(void)
 		snprintf(id, sizeof(id), "l%d", i);
 		CHECK(do_register(id, "pw", 1, "blob") == SV_STATUS_OK, "register %s", id);
 	}
-	/* interleaved, so that drift of the machine or the TPM hits all three alike */
+	/* interleaved, in a rotating order, so that drift of the machine or the TPM and the position
+	 * after another kind of request hit all three alike */
+	static const char prefix[3] = { 'k', 'u', 'l' };
 	for (int i = 0; i < BENCH_N; i++) {
-		snprintf(id, sizeof(id), "k%d", i);
-		h[0][i] = timed_login(id, &t[0][i], 9, 1);
-		snprintf(id, sizeof(id), "u%d", i);
-		h[1][i] = timed_login(id, &t[1][i], 9, 1);
-		snprintf(id, sizeof(id), "l%d", i);
-		h[2][i] = timed_login(id, &t[2][i], 0, 1);
+		for (int j = 0; j < 3; j++) {
+			int k = (i + j) % 3;
+			snprintf(id, sizeof(id), "%c%d", prefix[k], i);
+			h[k][i] = timed_login(id, &t[k][i], k == 2 ? 0 : 9, 1);
+		}
 	}
 	double hm[3], tm[3];
 	for (int k = 0; k < 3; k++) {
