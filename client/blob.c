@@ -11,16 +11,16 @@
 #define BLOB_AD_MAX   (CLIENT_BLOB_HEADER_LEN + 2 + CLIENT_USER_MAX)
 
 static int derive_key(uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES],
-		      const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN])
+                      const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN])
 {
 	return hkdf_sha512_expand(key, crypto_aead_xchacha20poly1305_ietf_KEYBYTES, export_key,
-				  OPAQUE_EXPORT_KEY_LEN, (const uint8_t *)BLOB_KEY_INFO,
-				  sizeof(BLOB_KEY_INFO) - 1, NULL, 0);
+	                          OPAQUE_EXPORT_KEY_LEN, (const uint8_t *)BLOB_KEY_INFO,
+	                          sizeof(BLOB_KEY_INFO) - 1, NULL, 0);
 }
 
 /* ad = header | u16 user_len | user */
 static size_t make_ad(uint8_t ad[BLOB_AD_MAX], const uint8_t header[CLIENT_BLOB_HEADER_LEN],
-		      const uint8_t *user, size_t user_len)
+                      const uint8_t *user, size_t user_len)
 {
 	memcpy(ad, header, CLIENT_BLOB_HEADER_LEN);
 	ad[CLIENT_BLOB_HEADER_LEN] = (uint8_t)(user_len >> 8);
@@ -30,8 +30,8 @@ static size_t make_ad(uint8_t ad[BLOB_AD_MAX], const uint8_t header[CLIENT_BLOB_
 }
 
 int client_blob_seal(uint8_t *blob, size_t *blob_len, const uint8_t *secret, size_t secret_len,
-		     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const struct ksf_params *ksf,
-		     const uint8_t *user, size_t user_len)
+                     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const struct ksf_params *ksf,
+                     const uint8_t *user, size_t user_len)
 {
 	uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
 	uint8_t ad[BLOB_AD_MAX];
@@ -51,9 +51,9 @@ int client_blob_seal(uint8_t *blob, size_t *blob_len, const uint8_t *secret, siz
 	randombytes_buf(nonce, CLIENT_BLOB_NONCE_LEN);
 	size_t ad_len = make_ad(ad, blob, user, user_len);
 	unsigned long long ct_len;
-	if (crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + CLIENT_BLOB_NONCE_LEN, &ct_len, secret,
-						       secret_len, ad, ad_len, NULL, nonce,
-						       key) != 0) {
+	if (crypto_aead_xchacha20poly1305_ietf_encrypt(nonce + CLIENT_BLOB_NONCE_LEN, &ct_len,
+	                                               secret, secret_len, ad, ad_len, NULL, nonce,
+	                                               key) != 0) {
 		r = SV_ERR_CRYPTO;
 		goto out;
 	}
@@ -67,9 +67,9 @@ out:
 }
 
 int client_blob_open(uint8_t *secret, size_t *secret_len, struct ksf_params *ksf,
-		     const uint8_t *blob, size_t blob_len,
-		     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const uint8_t *user,
-		     size_t user_len)
+                     const uint8_t *blob, size_t blob_len,
+                     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const uint8_t *user,
+                     size_t user_len)
 {
 	uint8_t key[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
 	uint8_t ad[BLOB_AD_MAX];
@@ -91,9 +91,9 @@ int client_blob_open(uint8_t *secret, size_t *secret_len, struct ksf_params *ksf
 	size_t ad_len = make_ad(ad, blob, user, user_len);
 	unsigned long long pt_len;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
-		    secret, &pt_len, NULL, nonce + CLIENT_BLOB_NONCE_LEN,
-		    blob_len - CLIENT_BLOB_HEADER_LEN - CLIENT_BLOB_NONCE_LEN, ad, ad_len, nonce,
-		    key) != 0) {
+	        secret, &pt_len, NULL, nonce + CLIENT_BLOB_NONCE_LEN,
+	        blob_len - CLIENT_BLOB_HEADER_LEN - CLIENT_BLOB_NONCE_LEN, ad, ad_len, nonce,
+	        key) != 0) {
 		r = SV_ERR_AUTH;
 		goto out;
 	}

@@ -24,15 +24,15 @@
 #define CLIENT_BLOB_TAG_LEN    16
 #define CLIENT_BLOB_HEADER_LEN (1 + KSF_PARAMS_LEN)
 #define CLIENT_BLOB_OVERHEAD   (CLIENT_BLOB_HEADER_LEN + CLIENT_BLOB_NONCE_LEN + CLIENT_BLOB_TAG_LEN)
-#define CLIENT_BLOB_MAX	       512 /* the server's bound on the stored blob */
+#define CLIENT_BLOB_MAX        512 /* the server's bound on the stored blob */
 #define CLIENT_SECRET_MAX      (CLIENT_BLOB_MAX - CLIENT_BLOB_OVERHEAD)
-#define CLIENT_USER_MAX	       255
+#define CLIENT_USER_MAX        255
 
 /* Seals secret (1..CLIENT_SECRET_MAX bytes) for user (1..CLIENT_USER_MAX bytes) into blob, which
  * must hold secret_len + CLIENT_BLOB_OVERHEAD bytes; *blob_len receives that length. */
 int client_blob_seal(uint8_t *blob, size_t *blob_len, const uint8_t *secret, size_t secret_len,
-		     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const struct ksf_params *ksf,
-		     const uint8_t *user, size_t user_len) __attribute__((warn_unused_result));
+                     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const struct ksf_params *ksf,
+                     const uint8_t *user, size_t user_len) __attribute__((warn_unused_result));
 
 /* Opens a blob: checks version and profile, authenticates, writes the secret (blob_len -
  * CLIENT_BLOB_OVERHEAD bytes) into secret (room for CLIENT_SECRET_MAX) and the profile into *ksf
@@ -40,8 +40,8 @@ int client_blob_seal(uint8_t *blob, size_t *blob_len, const uint8_t *secret, siz
  * (wrong key, other user, tampered). On failure *secret_len and *ksf are left alone and the
  * secret buffer holds no plaintext. */
 int client_blob_open(uint8_t *secret, size_t *secret_len, struct ksf_params *ksf,
-		     const uint8_t *blob, size_t blob_len,
-		     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const uint8_t *user,
-		     size_t user_len) __attribute__((warn_unused_result));
+                     const uint8_t *blob, size_t blob_len,
+                     const uint8_t export_key[OPAQUE_EXPORT_KEY_LEN], const uint8_t *user,
+                     size_t user_len) __attribute__((warn_unused_result));
 
 #endif

@@ -56,22 +56,23 @@ static void secret_free(struct secret *s)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage:\n"
-		"  sealvault register --server URL --cacert FILE --user ID\n"
-		"            [--password-file FILE | --generate-code] --secret-file FILE\n"
-		"            [--max-attempts N]\n"
-		"  sealvault recover  --server URL --cacert FILE --user ID [--password-file FILE]\n"
-		"            --out FILE\n"
-		"  sealvault delete   --server URL --cacert FILE --user ID [--password-file FILE]\n"
-		"  sealvault change-password --server URL --cacert FILE --user ID\n"
-		"            [--password-file FILE] [--new-password-file FILE | --generate-code]\n"
-		"            [--max-attempts N]\n"
-		"options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS\n"
-		"Without --password-file the password is read from the terminal without echo;\n"
-		"'-' reads it from stdin (first line). Passwords are never taken from arguments.\n"
-		"Exit: 0 ok, 2 wrong password or unknown user, 3 locked out, 1 other error.\n"
-		"See sealvault(1).\n");
+	fprintf(
+	    f,
+	    "usage:\n"
+	    "  sealvault register --server URL --cacert FILE --user ID\n"
+	    "            [--password-file FILE | --generate-code] --secret-file FILE\n"
+	    "            [--max-attempts N]\n"
+	    "  sealvault recover  --server URL --cacert FILE --user ID [--password-file FILE]\n"
+	    "            --out FILE\n"
+	    "  sealvault delete   --server URL --cacert FILE --user ID [--password-file FILE]\n"
+	    "  sealvault change-password --server URL --cacert FILE --user ID\n"
+	    "            [--password-file FILE] [--new-password-file FILE | --generate-code]\n"
+	    "            [--max-attempts N]\n"
+	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS\n"
+	    "Without --password-file the password is read from the terminal without echo;\n"
+	    "'-' reads it from stdin (first line). Passwords are never taken from arguments.\n"
+	    "Exit: 0 ok, 2 wrong password or unknown user, 3 locked out, 1 other error.\n"
+	    "See sealvault(1).\n");
 }
 
 static int parse_num(const char *name, const char *s, long lo, long hi, long *out)
@@ -81,7 +82,7 @@ static int parse_num(const char *name, const char *s, long lo, long hi, long *ou
 	long v = strtol(s, &end, 10);
 	if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
 		fprintf(stderr, "sealvault: %s must be a number from %ld to %ld, not '%s'\n", name,
-			lo, hi, s);
+		        lo, hi, s);
 		return -1;
 	}
 	*out = v;
@@ -102,7 +103,7 @@ static int read_line(FILE *f, struct secret *s, const char *what)
 	while ((c = getc(f)) != EOF && c != '\n') {
 		if (s->len == SV_PASSWORD_MAX_LEN) {
 			fprintf(stderr, "sealvault: %s is longer than %d bytes\n", what,
-				SV_PASSWORD_MAX_LEN);
+			        SV_PASSWORD_MAX_LEN);
 			secret_free(s);
 			return -1;
 		}
@@ -111,8 +112,10 @@ static int read_line(FILE *f, struct secret *s, const char *what)
 	if (s->len > 0 && s->p[s->len - 1] == '\r')
 		s->len--;
 	if (ferror(f) || s->len == 0) {
-		fprintf(stderr, "sealvault: %s is empty or unreadable; put the password on the first "
-			"line\n", what);
+		fprintf(stderr,
+		        "sealvault: %s is empty or unreadable; put the password on the first "
+		        "line\n",
+		        what);
 		secret_free(s);
 		return -1;
 	}
@@ -128,7 +131,7 @@ static int read_password_file(const char *path, struct secret *s)
 	FILE *f = fopen(path, "re");
 	if (f == NULL) {
 		fprintf(stderr, "sealvault: cannot open password file %s: %s\n", path,
-			strerror(errno));
+		        strerror(errno));
 		return -1;
 	}
 	setvbuf(f, NULL, _IONBF, 0);
@@ -143,7 +146,7 @@ static int prompt(const char *text, struct secret *s)
 	FILE *tty = fopen("/dev/tty", "r+e");
 	if (tty == NULL) {
 		fprintf(stderr, "sealvault: no terminal to ask for the password; use "
-			"--password-file FILE (or - for stdin)\n");
+		                "--password-file FILE (or - for stdin)\n");
 		return -1;
 	}
 	setvbuf(tty, NULL, _IONBF, 0);
@@ -173,7 +176,7 @@ static int get_password(const char *file, const char *text, struct secret *s)
 /* A new password: from a file, generated as a recovery code (left in code, for the caller to
  * show once the server has accepted it), or prompted for twice. */
 static int get_new_password(const struct opts *o, const char *file, struct secret *s,
-			    char code[SV_CODE_LEN + 1])
+                            char code[SV_CODE_LEN + 1])
 {
 	if (o->generate_code) {
 		s->p = sodium_malloc(SV_CODE_LEN);
@@ -208,7 +211,8 @@ static int read_secret_file(const char *path, struct secret *s)
 {
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "sealvault: cannot open secret file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "sealvault: cannot open secret file %s: %s\n", path,
+		        strerror(errno));
 		return -1;
 	}
 	s->p = sodium_malloc(SV_SECRET_MAX_LEN + 1);
@@ -230,8 +234,10 @@ static int read_secret_file(const char *path, struct secret *s)
 			break;
 		s->len += (size_t)n;
 		if (s->len > SV_SECRET_MAX_LEN) {
-			fprintf(stderr, "sealvault: %s is larger than %d bytes; store a key, not a "
-				"file\n", path, SV_SECRET_MAX_LEN);
+			fprintf(stderr,
+			        "sealvault: %s is larger than %d bytes; store a key, not a "
+			        "file\n",
+			        path, SV_SECRET_MAX_LEN);
 			goto out;
 		}
 	}
@@ -251,11 +257,13 @@ out:
 static int write_out(const char *path, const uint8_t *p, size_t len)
 {
 	int fd = strcmp(path, "-") == 0
-			 ? STDOUT_FILENO
-			 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	             ? STDOUT_FILENO
+	             : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		fprintf(stderr, "sealvault: cannot create %s: %s; the key was recovered but not "
-			"saved, run recover again with another --out\n", path, strerror(errno));
+		fprintf(stderr,
+		        "sealvault: cannot create %s: %s; the key was recovered but not "
+		        "saved, run recover again with another --out\n",
+		        path, strerror(errno));
 		return -1;
 	}
 	int r = 0;
@@ -283,7 +291,7 @@ static int write_out(const char *path, const uint8_t *p, size_t len)
 static void show_code(const char *code)
 {
 	fprintf(stderr, "sealvault: your recovery code is the password from now on; write it down, "
-		"nobody can show it again:\n");
+	                "nobody can show it again:\n");
 	printf("%s\n", code);
 	fflush(stdout);
 }
@@ -292,8 +300,7 @@ static void show_code(const char *code)
 static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_left)
 {
 	switch (res) {
-	case SV_RESULT_OK:
-		return 0;
+	case SV_RESULT_OK: return 0;
 	case SV_RESULT_WRONG_PASSWORD:
 		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 		if (attempts_left >= 0)
@@ -302,12 +309,11 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 	case SV_RESULT_LOCKED:
 		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 		fprintf(stderr, "sealvault: the stored key cannot be recovered by anyone; register "
-			"again with a new key\n");
+		                "again with a new key\n");
 		return EXIT_LOCKED;
 	case SV_RESULT_EXISTS:
 	case SV_RESULT_BUSY:
-	case SV_RESULT_ERROR:
-		break;
+	case SV_RESULT_ERROR: break;
 	}
 	fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 	return 1;
@@ -315,25 +321,39 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-	enum { O_SERVER = 256, O_CACERT, O_USER, O_PWFILE, O_NEWPWFILE, O_SECRET, O_OUT, O_MAX,
-	       O_GEN, O_CONTEXT, O_KSFT, O_KSFM, O_TIMEOUT, O_VERSION };
+	enum {
+		O_SERVER = 256,
+		O_CACERT,
+		O_USER,
+		O_PWFILE,
+		O_NEWPWFILE,
+		O_SECRET,
+		O_OUT,
+		O_MAX,
+		O_GEN,
+		O_CONTEXT,
+		O_KSFT,
+		O_KSFM,
+		O_TIMEOUT,
+		O_VERSION
+	};
 	static const struct option longopts[] = {
-		{"server", required_argument, NULL, O_SERVER},
-		{"cacert", required_argument, NULL, O_CACERT},
-		{"user", required_argument, NULL, O_USER},
-		{"password-file", required_argument, NULL, O_PWFILE},
-		{"new-password-file", required_argument, NULL, O_NEWPWFILE},
-		{"secret-file", required_argument, NULL, O_SECRET},
-		{"out", required_argument, NULL, O_OUT},
-		{"max-attempts", required_argument, NULL, O_MAX},
-		{"generate-code", no_argument, NULL, O_GEN},
-		{"context", required_argument, NULL, O_CONTEXT},
-		{"ksf-t", required_argument, NULL, O_KSFT},
-		{"ksf-m", required_argument, NULL, O_KSFM},
-		{"timeout", required_argument, NULL, O_TIMEOUT},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, O_VERSION},
-		{NULL, 0, NULL, 0},
+	    {"server", required_argument, NULL, O_SERVER},
+	    {"cacert", required_argument, NULL, O_CACERT},
+	    {"user", required_argument, NULL, O_USER},
+	    {"password-file", required_argument, NULL, O_PWFILE},
+	    {"new-password-file", required_argument, NULL, O_NEWPWFILE},
+	    {"secret-file", required_argument, NULL, O_SECRET},
+	    {"out", required_argument, NULL, O_OUT},
+	    {"max-attempts", required_argument, NULL, O_MAX},
+	    {"generate-code", no_argument, NULL, O_GEN},
+	    {"context", required_argument, NULL, O_CONTEXT},
+	    {"ksf-t", required_argument, NULL, O_KSFT},
+	    {"ksf-m", required_argument, NULL, O_KSFM},
+	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, O_VERSION},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -349,7 +369,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_CONTEXT: o->context = optarg; break;
 		case O_MAX:
 			if (parse_num("--max-attempts", optarg, 1, SV_MAX_ATTEMPTS_MAX,
-				      &o->max_attempts) != 0)
+			              &o->max_attempts) != 0)
 				return -1;
 			break;
 		case O_KSFT:
@@ -358,7 +378,7 @@ static int parse(int argc, char **argv, struct opts *o)
 			break;
 		case O_KSFM:
 			if (parse_num("--ksf-m", optarg, SV_KSF_MIN_M_KIB, SV_KSF_MAX_M_KIB,
-				      &o->ksf_m) != 0)
+			              &o->ksf_m) != 0)
 				return -1;
 			break;
 		case O_TIMEOUT:
@@ -371,15 +391,19 @@ static int parse(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "sealvault: give exactly one command (register, recover, delete, "
-			"change-password)%s\n", optind < argc - 1 ? "; passwords never go on the "
-			"command line" : "");
+		fprintf(stderr,
+		        "sealvault: give exactly one command (register, recover, delete, "
+		        "change-password)%s\n",
+		        optind < argc - 1 ? "; passwords never go on the "
+		                            "command line"
+		                          : "");
 		usage(stderr);
 		return -1;
 	}
 	o->cmd = argv[optind];
-	const char *missing = o->server == NULL ? "--server URL" : o->user == NULL ? "--user ID"
-										    : NULL;
+	const char *missing = o->server == NULL ? "--server URL"
+	                      : o->user == NULL ? "--user ID"
+	                                        : NULL;
 	if (missing == NULL && strcmp(o->cmd, "register") == 0 && o->secret_file == NULL)
 		missing = "--secret-file FILE";
 	if (missing == NULL && strcmp(o->cmd, "recover") == 0 && o->out == NULL)
@@ -389,12 +413,13 @@ static int parse(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	if (o->generate_code && strcmp(o->cmd, "register") == 0 && o->password_file != NULL) {
-		fprintf(stderr, "sealvault: --generate-code makes the password; drop --password-file\n");
+		fprintf(stderr,
+		        "sealvault: --generate-code makes the password; drop --password-file\n");
 		return -1;
 	}
 	if (o->generate_code && o->new_password_file != NULL) {
 		fprintf(stderr, "sealvault: --generate-code makes the new password; drop "
-			"--new-password-file\n");
+		                "--new-password-file\n");
 		return -1;
 	}
 	return 0;
@@ -403,8 +428,9 @@ static int parse(int argc, char **argv, struct opts *o)
 static int setup(const struct opts *o, struct sv_ctx **ctx)
 {
 	if (sv_ctx_new(ctx, o->server) != 0) {
-		fprintf(stderr, "sealvault: cannot use server URL '%s': it must start with https://\n",
-			o->server);
+		fprintf(stderr,
+		        "sealvault: cannot use server URL '%s': it must start with https://\n",
+		        o->server);
 		return -1;
 	}
 	if (o->cacert != NULL && sv_ctx_set_cacert(*ctx, o->cacert) != 0)
@@ -416,7 +442,7 @@ static int setup(const struct opts *o, struct sv_ctx **ctx)
 	}
 	if ((o->ksf_t || o->ksf_m) &&
 	    sv_ctx_set_ksf(*ctx, o->ksf_t ? (uint32_t)o->ksf_t : SV_KSF_DEFAULT_T,
-			   o->ksf_m ? (uint32_t)o->ksf_m : SV_KSF_DEFAULT_M_KIB) != 0) {
+	                   o->ksf_m ? (uint32_t)o->ksf_m : SV_KSF_DEFAULT_M_KIB) != 0) {
 		fprintf(stderr, "sealvault: --ksf-t/--ksf-m out of range\n");
 		return -1;
 	}
@@ -450,7 +476,7 @@ int main(int argc, char **argv)
 		    get_new_password(&o, o.password_file, &pw, code) != 0)
 			goto out;
 		res = sv_register(ctx, o.user, pw.p, pw.len, sec.p, sec.len,
-				  (unsigned)o.max_attempts);
+		                  (unsigned)o.max_attempts);
 		rc = report(ctx, res, -1);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: registered '%s'\n", o.user);
@@ -476,7 +502,7 @@ int main(int argc, char **argv)
 		    get_new_password(&o, o.new_password_file, &newpw, code) != 0)
 			goto out;
 		res = sv_change_password(ctx, o.user, pw.p, pw.len, newpw.p, newpw.len,
-					 (unsigned)o.max_attempts, &attempts_left);
+		                         (unsigned)o.max_attempts, &attempts_left);
 		rc = report(ctx, res, attempts_left);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: changed the password of '%s'\n", o.user);

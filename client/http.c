@@ -103,7 +103,7 @@ void client_http_set_timeout(struct client_http *h, unsigned seconds)
 }
 
 static int setopts(struct client_http *h, const char *url, const uint8_t *body, size_t len,
-		   struct sink *sink, char *errbuf)
+                   struct sink *sink, char *errbuf)
 {
 	CURL *c = h->curl;
 	curl_easy_reset(c);
@@ -131,7 +131,7 @@ static int setopts(struct client_http *h, const char *url, const uint8_t *body, 
 }
 
 int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
-		     long *status, struct sv_buf *reply, char *err, size_t err_len)
+                     long *status, struct sv_buf *reply, char *err, size_t err_len)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char url[2048];
@@ -150,10 +150,13 @@ int client_http_post(struct client_http *h, const char *path, const uint8_t *bod
 	CURLcode cr = curl_easy_perform(h->curl);
 	if (cr != CURLE_OK) {
 		if (sink.overflow)
-			snprintf(err, err_len, "%s: the reply is longer than %zu bytes; is this a "
-				 "sealvault server?", url, reply->max);
+			snprintf(err, err_len,
+			         "%s: the reply is longer than %zu bytes; is this a "
+			         "sealvault server?",
+			         url, reply->max);
 		else
-			snprintf(err, err_len, "%s: %s", url, errbuf[0] ? errbuf : curl_easy_strerror(cr));
+			snprintf(err, err_len, "%s: %s", url,
+			         errbuf[0] ? errbuf : curl_easy_strerror(cr));
 		sv_buf_reset(reply);
 		return SV_ERR_IO;
 	}

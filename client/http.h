@@ -15,11 +15,11 @@ struct client_http;
 
 /* base_url: https://host[:port] (a trailing '/' is dropped). SV_ERR_CONFIG for another scheme. */
 int client_http_new(struct client_http **out, const char *base_url)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void client_http_free(struct client_http *h);
 /* CA bundle to trust (NULL: the system store). */
 int client_http_set_cacert(struct client_http *h, const char *path)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void client_http_set_timeout(struct client_http *h, unsigned seconds);
 
 /*
@@ -29,7 +29,7 @@ void client_http_set_timeout(struct client_http *h, unsigned seconds);
  * message saying what failed into err.
  */
 int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
-		     long *status, struct sv_buf *reply, char *err, size_t err_len)
-	__attribute__((warn_unused_result));
+                     long *status, struct sv_buf *reply, char *err, size_t err_len)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -46,7 +46,7 @@ struct op_secrets {
 };
 
 static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
 {
@@ -86,7 +86,7 @@ int sv_ctx_new(struct sv_ctx **out, const char *server_url)
 	ctx->ksf.m_kib = SV_KSF_DEFAULT_M_KIB;
 	if (client_http_new(&ctx->http, server_url) != 0 ||
 	    sv_ctx_set_context(ctx, (const uint8_t *)SV_DEFAULT_CONTEXT,
-			       sizeof(SV_DEFAULT_CONTEXT) - 1) != 0 ||
+	                       sizeof(SV_DEFAULT_CONTEXT) - 1) != 0 ||
 	    sv_buf_init(&ctx->req, CLIENT_WIRE_BODY_MAX) != 0 ||
 	    sv_buf_init(&ctx->rep, CLIENT_WIRE_REPLY_MAX) != 0) {
 		sv_ctx_free(ctx);
@@ -180,64 +180,62 @@ static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
  * every other answer to a result with a message. what names the step for messages.
  */
 static enum sv_result exchange(struct sv_ctx *ctx, const char *path, const char *what,
-			       int *attempts_left, int register_step)
+                               int *attempts_left, int register_step)
 {
 	char text[300];
 	long status = 0;
 	int r = client_http_post(ctx->http, path, ctx->req.data, ctx->req.len, &status, &ctx->rep,
-				 ctx->err, sizeof(ctx->err));
+	                         ctx->err, sizeof(ctx->err));
 	if (r != 0) {
 		size_t n = strlen(ctx->err);
 		snprintf(ctx->err + n, sizeof(ctx->err) - n,
-			 " (check --server, that sealvaultd runs, and --cacert)");
+		         " (check --server, that sealvaultd runs, and --cacert)");
 		return SV_RESULT_ERROR;
 	}
 	uint8_t left;
 	switch (status) {
-	case 200:
-		return SV_RESULT_OK;
+	case 200: return SV_RESULT_OK;
 	case 403:
 		if (client_wire_parse_auth_failed(&left, sv_buf_ptr(&ctx->rep),
-						  sv_buf_remaining(&ctx->rep)) == 0 &&
+		                                  sv_buf_remaining(&ctx->rep)) == 0 &&
 		    attempts_left != NULL)
 			*attempts_left = left;
 		return fail(ctx, SV_RESULT_WRONG_PASSWORD,
-			    "%s: wrong password or unknown user (or a KSF profile or context "
-			    "other than the one used at registration)",
-			    what);
+		            "%s: wrong password or unknown user (or a KSF profile or context "
+		            "other than the one used at registration)",
+		            what);
 	case 410:
 		return fail(ctx, SV_RESULT_LOCKED,
-			    "%s: too many wrong guesses; the server destroyed this record for good",
-			    what);
+		            "%s: too many wrong guesses; the server destroyed this record for good",
+		            what);
 	case 409:
 		if (register_step)
 			return fail(ctx, SV_RESULT_EXISTS,
-				    "%s: this user is already registered; recover, change the "
-				    "password or delete it instead",
-				    what);
+			            "%s: this user is already registered; recover, change the "
+			            "password or delete it instead",
+			            what);
 		return fail(ctx, SV_RESULT_ERROR,
-			    "%s: the server refused the step as out of order (%s); try again",
-			    what, reply_text(ctx, text, sizeof(text)));
+		            "%s: the server refused the step as out of order (%s); try again", what,
+		            reply_text(ctx, text, sizeof(text)));
 	case 429:
 	case 503:
 		return fail(ctx, SV_RESULT_BUSY, "%s: the server is busy (HTTP %ld); retry later",
-			    what, status);
+		            what, status);
 	case 400:
 		return fail(ctx, SV_RESULT_ERROR,
-			    "%s: the server rejected the request (%s); client and server versions "
-			    "may differ",
-			    what, reply_text(ctx, text, sizeof(text)));
+		            "%s: the server rejected the request (%s); client and server versions "
+		            "may differ",
+		            what, reply_text(ctx, text, sizeof(text)));
 	case 404:
 	case 405:
 	case 415:
 		return fail(ctx, SV_RESULT_ERROR,
-			    "%s: HTTP %ld; is --server the base URL of a sealvault server?", what,
-			    status);
+		            "%s: HTTP %ld; is --server the base URL of a sealvault server?", what,
+		            status);
 	case 500:
 		return fail(ctx, SV_RESULT_ERROR,
-			    "%s: the server failed internally (HTTP 500); its log says why", what);
-	default:
-		return fail(ctx, SV_RESULT_ERROR, "%s: unexpected HTTP status %ld", what, status);
+		            "%s: the server failed internally (HTTP 500); its log says why", what);
+	default: return fail(ctx, SV_RESULT_ERROR, "%s: unexpected HTTP status %ld", what, status);
 	}
 }
 
@@ -246,7 +244,7 @@ static enum sv_result check_user(struct sv_ctx *ctx, const char *user, size_t *l
 	*len = user ? strlen(user) : 0;
 	if (*len == 0 || *len > SV_USER_MAX_LEN)
 		return fail(ctx, SV_RESULT_ERROR, "the user id must be 1 to %d bytes",
-			    SV_USER_MAX_LEN);
+		            SV_USER_MAX_LEN);
 	return SV_RESULT_OK;
 }
 
@@ -254,15 +252,15 @@ static enum sv_result check_password(struct sv_ctx *ctx, size_t len)
 {
 	if (len == 0 || len > SV_PASSWORD_MAX_LEN)
 		return fail(ctx, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
-			    SV_PASSWORD_MAX_LEN);
+		            SV_PASSWORD_MAX_LEN);
 	return SV_RESULT_OK;
 }
 
 static enum sv_result bad_reply(struct sv_ctx *ctx, const char *what)
 {
 	return fail(ctx, SV_RESULT_ERROR,
-		    "%s: the server's answer is malformed; client and server versions may differ",
-		    what);
+	            "%s: the server's answer is malformed; client and server versions may differ",
+	            what);
 }
 
 static enum sv_result internal(struct sv_ctx *ctx, const char *what, int err)
@@ -275,32 +273,31 @@ static enum sv_result internal(struct sv_ctx *ctx, const char *what, int err)
  * with the server's response into s->record and s->export_key, then seal secret into s->blob.
  */
 static enum sv_result finalize_registration(struct sv_ctx *ctx, struct op_secrets *s,
-					    const uint8_t *user, size_t user_len,
-					    const uint8_t *pw, size_t pw_len,
-					    const uint8_t *secret, size_t secret_len)
+                                            const uint8_t *user, size_t user_len, const uint8_t *pw,
+                                            size_t pw_len, const uint8_t *secret, size_t secret_len)
 {
 	struct opaque_params p = params(ctx);
 	int r = opaque_client_registration_finalize(s->record, s->export_key, &s->reg, pw, pw_len,
-						    s->response, &p, &ctx->ksf);
+	                                            s->response, &p, &ctx->ksf);
 	if (r == SV_ERR_NOMEM)
 		return fail(ctx, SV_RESULT_ERROR,
-			    "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
-			    ctx->ksf.m_kib);
+		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
+		            ctx->ksf.m_kib);
 	if (r != 0)
 		return fail(ctx, SV_RESULT_ERROR,
-			    "the server's registration response is invalid (%s); is this the "
-			    "right server?",
-			    sv_strerror(r));
+		            "the server's registration response is invalid (%s); is this the "
+		            "right server?",
+		            sv_strerror(r));
 	r = client_blob_seal(s->blob, &s->blob_len, secret, secret_len, s->export_key, &ctx->ksf,
-			     user, user_len);
+	                     user, user_len);
 	if (r != 0)
 		return internal(ctx, "sealing the backup key", r);
 	return SV_RESULT_OK;
 }
 
 enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-			   size_t password_len, const uint8_t *secret, size_t secret_len,
-			   unsigned max_attempts)
+                           size_t password_len, const uint8_t *secret, size_t secret_len,
+                           unsigned max_attempts)
 {
 	struct op_secrets *s = NULL;
 	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
@@ -313,10 +310,11 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 		return res;
 	if (secret_len == 0 || secret_len > SV_SECRET_MAX_LEN)
 		return fail(ctx, SV_RESULT_ERROR, "the secret must be 1 to %d bytes",
-			    SV_SECRET_MAX_LEN);
+		            SV_SECRET_MAX_LEN);
 	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
-		return fail(ctx, SV_RESULT_ERROR, "the guess limit must be 1 to %d (0: server default)",
-			    SV_MAX_ATTEMPTS_MAX);
+		return fail(ctx, SV_RESULT_ERROR,
+		            "the guess limit must be 1 to %d (0: server default)",
+		            SV_MAX_ATTEMPTS_MAX);
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
@@ -332,7 +330,7 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 	if (res != SV_RESULT_OK)
 		goto out;
 	if (client_wire_parse_register_start(s->response, sv_buf_ptr(&ctx->rep),
-					     sv_buf_remaining(&ctx->rep)) != 0) {
+	                                     sv_buf_remaining(&ctx->rep)) != 0) {
 		res = bad_reply(ctx, "register");
 		goto out;
 	}
@@ -340,14 +338,14 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 	if (res != SV_RESULT_OK)
 		goto out;
 	r = client_wire_register_finish(&ctx->req, u, ulen, s->record, (uint8_t)max_attempts,
-					s->blob, s->blob_len);
+	                                s->blob, s->blob_len);
 	if (r != 0) {
 		res = internal(ctx, "building the registration record", r);
 		goto out;
 	}
 	res = exchange(ctx, "/v1/register/finish", "register", NULL, 1);
-	if (res == SV_RESULT_OK && client_wire_parse_empty(sv_buf_ptr(&ctx->rep),
-							   sv_buf_remaining(&ctx->rep)) != 0)
+	if (res == SV_RESULT_OK &&
+	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "register");
 out:
 	opaque_client_state_wipe(&s->reg);
@@ -364,8 +362,8 @@ out:
  * authoritative attempts left.
  */
 static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char *user,
-			    const uint8_t *pw, size_t pw_len, uint8_t op, const uint8_t *payload,
-			    size_t payload_len, const char *what, int *attempts_left)
+                            const uint8_t *pw, size_t pw_len, uint8_t op, const uint8_t *payload,
+                            size_t payload_len, const char *what, int *attempts_left)
 {
 	uint8_t ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN], ke3[OPAQUE_KE3_LEN];
 	struct opaque_params p = params(ctx);
@@ -385,16 +383,16 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
 	if (res != SV_RESULT_OK)
 		return res;
 	if (client_wire_parse_login_start(s->session_id, ke2, &left, sv_buf_ptr(&ctx->rep),
-					  sv_buf_remaining(&ctx->rep)) != 0)
+	                                  sv_buf_remaining(&ctx->rep)) != 0)
 		return bad_reply(ctx, what);
 	if (attempts_left != NULL)
 		*attempts_left = left;
 	r = opaque_client_ke3(ke3, s->session_key, s->export_key, NULL, &s->st, pw, pw_len, ke2, &p,
-			      &ctx->ksf);
+	                      &ctx->ksf);
 	if (r == SV_ERR_NOMEM)
 		return fail(ctx, SV_RESULT_ERROR,
-			    "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
-			    ctx->ksf.m_kib);
+		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
+		            ctx->ksf.m_kib);
 	int wrong = r != 0;
 	if (wrong) {
 		/* Not our password (or not our server): spend the charged guess visibly. */
@@ -407,27 +405,27 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
 		return internal(ctx, "deriving the session keys", SV_ERR_CRYPTO);
 	}
 	r = client_wire_login_finish(&ctx->req, &s->keys, s->session_id, ke3, op, payload,
-				     payload_len);
+	                             payload_len);
 	sodium_memzero(ke3, sizeof(ke3));
 	if (r != 0)
 		return internal(ctx, "building the login proof", r);
 	res = exchange(ctx, "/v1/login/finish", what, attempts_left, 0);
 	if (wrong && res == SV_RESULT_OK)
 		res = fail(ctx, SV_RESULT_ERROR,
-			   "%s: the server accepted a proof we know to be wrong; this is not a "
-			   "sealvault server you can trust",
-			   what);
+		           "%s: the server accepted a proof we know to be wrong; this is not a "
+		           "sealvault server you can trust",
+		           what);
 	else if (wrong && res == SV_RESULT_ERROR)
 		res = fail(ctx, SV_RESULT_WRONG_PASSWORD,
-			   "%s: wrong password or unknown user (or a KSF profile or context other "
-			   "than the one used at registration)",
-			   what);
+		           "%s: wrong password or unknown user (or a KSF profile or context other "
+		           "than the one used at registration)",
+		           what);
 	return res;
 }
 
 enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-			  size_t password_len, uint8_t **secret, size_t *secret_len,
-			  int *attempts_left)
+                          size_t password_len, uint8_t **secret, size_t *secret_len,
+                          int *attempts_left)
 {
 	struct op_secrets *s = NULL;
 	enum sv_result res;
@@ -442,22 +440,22 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
 	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_RECOVER, NULL, 0,
-		    "recover", attempts_left);
+	            "recover", attempts_left);
 	if (res != SV_RESULT_OK)
 		goto out;
 	if (client_wire_parse_recover(s->blob, sizeof(s->blob), &s->blob_len, &s->keys,
-				      s->session_id, sv_buf_ptr(&ctx->rep),
-				      sv_buf_remaining(&ctx->rep)) != 0) {
+	                              s->session_id, sv_buf_ptr(&ctx->rep),
+	                              sv_buf_remaining(&ctx->rep)) != 0) {
 		res = bad_reply(ctx, "recover");
 		goto out;
 	}
 	int r = client_blob_open(s->secret, &s->secret_len, &used, s->blob, s->blob_len,
-				 s->export_key, (const uint8_t *)user, strlen(user));
+	                         s->export_key, (const uint8_t *)user, strlen(user));
 	if (r != 0) {
 		res = fail(ctx, SV_RESULT_ERROR,
-			   "recover: the stored backup key does not open with this password (%s); "
-			   "it was stored by an incompatible client or altered",
-			   sv_strerror(r));
+		           "recover: the stored backup key does not open with this password (%s); "
+		           "it was stored by an incompatible client or altered",
+		           sv_strerror(r));
 		goto out;
 	}
 	uint8_t *out = sodium_malloc(s->secret_len);
@@ -478,7 +476,7 @@ out:
 }
 
 enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-			 size_t password_len, int *attempts_left)
+                         size_t password_len, int *attempts_left)
 {
 	struct op_secrets *s = NULL;
 	enum sv_result res;
@@ -490,7 +488,7 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
 	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_DELETE, NULL, 0, "delete",
-		    attempts_left);
+	            attempts_left);
 	if (res == SV_RESULT_OK &&
 	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "delete");
@@ -501,10 +499,9 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	return res;
 }
 
-enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
-				  const uint8_t *old_password, size_t old_len,
-				  const uint8_t *new_password, size_t new_len,
-				  unsigned max_attempts, int *attempts_left)
+enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const uint8_t *old_password,
+                                  size_t old_len, const uint8_t *new_password, size_t new_len,
+                                  unsigned max_attempts, int *attempts_left)
 {
 	struct op_secrets *s = NULL;
 	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
@@ -518,8 +515,9 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
 	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK)
 		return res;
 	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
-		return fail(ctx, SV_RESULT_ERROR, "the guess limit must be 1 to %d (0: server default)",
-			    SV_MAX_ATTEMPTS_MAX);
+		return fail(ctx, SV_RESULT_ERROR,
+		            "the guess limit must be 1 to %d (0: server default)",
+		            SV_MAX_ATTEMPTS_MAX);
 	/* The secret must be re-sealed under the new password's export key: fetch it first. */
 	res = sv_recover(ctx, user, old_password, old_len, &secret, &secret_len, attempts_left);
 	if (res != SV_RESULT_OK)
@@ -535,28 +533,28 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
 		goto out;
 	}
 	res = login(ctx, s, user, old_password, old_len, CLIENT_WIRE_OP_CHANGE, request,
-		    sizeof(request), "change-password", attempts_left);
+	            sizeof(request), "change-password", attempts_left);
 	if (res != SV_RESULT_OK)
 		goto out;
 	if (client_wire_parse_change(s->response, sv_buf_ptr(&ctx->rep),
-				     sv_buf_remaining(&ctx->rep)) != 0) {
+	                             sv_buf_remaining(&ctx->rep)) != 0) {
 		res = bad_reply(ctx, "change-password");
 		goto out;
 	}
 	size_t ulen = strlen(user);
 	res = finalize_registration(ctx, s, (const uint8_t *)user, ulen, new_password, new_len,
-				    secret, secret_len);
+	                            secret, secret_len);
 	if (res != SV_RESULT_OK)
 		goto out;
 	r = client_wire_change_finish(&ctx->req, &s->keys, s->session_id, s->record,
-				      (uint8_t)max_attempts, s->blob, s->blob_len);
+	                              (uint8_t)max_attempts, s->blob, s->blob_len);
 	if (r != 0) {
 		res = internal(ctx, "building the new record", r);
 		goto out;
 	}
 	res = exchange(ctx, "/v1/change-password/finish", "change-password", attempts_left, 0);
-	if (res == SV_RESULT_OK && client_wire_parse_empty(sv_buf_ptr(&ctx->rep),
-							   sv_buf_remaining(&ctx->rep)) != 0)
+	if (res == SV_RESULT_OK &&
+	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "change-password");
 out:
 	if (s != NULL) {

@@ -31,9 +31,9 @@ extern "C" {
 #define SV_PROTOCOL_VERSION 1
 
 /* Limits of the inputs. */
-#define SV_USER_MAX_LEN 255      /* user identifier: 1..255 bytes */
+#define SV_USER_MAX_LEN     255  /* user identifier: 1..255 bytes */
 #define SV_PASSWORD_MAX_LEN 1024 /* password: 1..1024 bytes */
-#define SV_SECRET_MAX_LEN 462    /* backup key: 1..462 bytes (a 512-byte sealed blob) */
+#define SV_SECRET_MAX_LEN   462  /* backup key: 1..462 bytes (a 512-byte sealed blob) */
 #define SV_MAX_ATTEMPTS_MAX 255  /* guess limit: 1..255, 0 = the server's default */
 
 /* The OPAQUE context string both sides bind into the handshake; sealvaultd's default. */
@@ -41,11 +41,11 @@ extern "C" {
 
 /* The Argon2id (p = 1) profile used to stretch the password. Raising it later means a password
  * change (sv_change_password) with the new profile set on the context. */
-#define SV_KSF_DEFAULT_T 3
+#define SV_KSF_DEFAULT_T     3
 #define SV_KSF_DEFAULT_M_KIB 65536
-#define SV_KSF_MIN_T 1
-#define SV_KSF_MIN_M_KIB 8
-#define SV_KSF_MAX_M_KIB (4u * 1024 * 1024)
+#define SV_KSF_MIN_T         1
+#define SV_KSF_MIN_M_KIB     8
+#define SV_KSF_MAX_M_KIB     (4u * 1024 * 1024)
 
 /* A recovery code from sv_generate_code: 25 symbols in 5 groups (125 bits), with dashes. */
 #define SV_CODE_LEN 29
@@ -84,28 +84,28 @@ SV_API const char *sv_ctx_error(const struct sv_ctx *ctx);
 /* Registers user with password and stores secret (1..SV_SECRET_MAX_LEN bytes), allowing
  * max_attempts wrong guesses (0 = the server's default). */
 SV_API enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-				  size_t password_len, const uint8_t *secret, size_t secret_len,
-				  unsigned max_attempts);
+                                  size_t password_len, const uint8_t *secret, size_t secret_len,
+                                  unsigned max_attempts);
 
 /* Recovers the secret into a buffer allocated by the library: free it with sv_secret_free(),
  * which wipes it. Costs one guess; a right password resets the count. */
 SV_API enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-				 size_t password_len, uint8_t **secret, size_t *secret_len,
-				 int *attempts_left);
+                                 size_t password_len, uint8_t **secret, size_t *secret_len,
+                                 int *attempts_left);
 SV_API void sv_secret_free(uint8_t *secret, size_t secret_len);
 
 /* Deletes the user's record after proving the password. */
 SV_API enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
-				size_t password_len, int *attempts_left);
+                                size_t password_len, int *attempts_left);
 
 /* Replaces the password (and re-encrypts the secret under the new one with the context's current
  * KSF profile), setting a new guess limit (0 = the server's default). Needs two logins: one to
  * recover the secret, one authenticated session for the change; each costs a guess that the
  * right password gives back. */
 SV_API enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
-					 const uint8_t *old_password, size_t old_len,
-					 const uint8_t *new_password, size_t new_len,
-					 unsigned max_attempts, int *attempts_left);
+                                         const uint8_t *old_password, size_t old_len,
+                                         const uint8_t *new_password, size_t new_len,
+                                         unsigned max_attempts, int *attempts_left);
 
 /* Writes a fresh random recovery code (SV_CODE_LEN characters + NUL) into code: 25 symbols from
  * a 32-letter alphabet without look-alikes, in groups of 5 joined by '-'. Returns 0 or -1. */

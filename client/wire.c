@@ -11,15 +11,15 @@
 #define INFO_SEAL "sealvault recover seal"
 
 int client_wire_keys_derive(struct client_wire_keys *k,
-			    const uint8_t session_key[OPAQUE_SESSION_KEY_LEN])
+                            const uint8_t session_key[OPAQUE_SESSION_KEY_LEN])
 {
-	int r = hkdf_sha512_expand(k->mac_key, sizeof(k->mac_key), session_key,
-				   OPAQUE_SESSION_KEY_LEN, (const uint8_t *)INFO_MAC,
-				   sizeof(INFO_MAC) - 1, NULL, 0);
+	int r =
+	    hkdf_sha512_expand(k->mac_key, sizeof(k->mac_key), session_key, OPAQUE_SESSION_KEY_LEN,
+	                       (const uint8_t *)INFO_MAC, sizeof(INFO_MAC) - 1, NULL, 0);
 	if (r == 0)
 		r = hkdf_sha512_expand(k->seal_key, sizeof(k->seal_key), session_key,
-				       OPAQUE_SESSION_KEY_LEN, (const uint8_t *)INFO_SEAL,
-				       sizeof(INFO_SEAL) - 1, NULL, 0);
+		                       OPAQUE_SESSION_KEY_LEN, (const uint8_t *)INFO_SEAL,
+		                       sizeof(INFO_SEAL) - 1, NULL, 0);
 	if (r != 0)
 		sodium_memzero(k, sizeof(*k));
 	return r;
@@ -50,15 +50,15 @@ static int put_blob(struct sv_buf *out, const uint8_t *blob, size_t blob_len)
 static int put_mac(struct sv_buf *out, const struct client_wire_keys *k, size_t off)
 {
 	uint8_t mac[CLIENT_WIRE_MAC_LEN];
-	hkdf_hmac_sha512(mac, k->mac_key, sizeof(k->mac_key), out->data + off, out->len - off,
-			 NULL, 0);
+	hkdf_hmac_sha512(mac, k->mac_key, sizeof(k->mac_key), out->data + off, out->len - off, NULL,
+	                 0);
 	int r = sv_buf_put(out, mac, sizeof(mac));
 	sodium_memzero(mac, sizeof(mac));
 	return r;
 }
 
 int client_wire_register_start(struct sv_buf *out, const uint8_t *id, size_t id_len,
-			       const uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN])
+                               const uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN])
 {
 	int r = start(out);
 	if (r == 0)
@@ -69,8 +69,8 @@ int client_wire_register_start(struct sv_buf *out, const uint8_t *id, size_t id_
 }
 
 int client_wire_register_finish(struct sv_buf *out, const uint8_t *id, size_t id_len,
-				const uint8_t record[OPAQUE_RECORD_LEN], uint8_t guess_limit,
-				const uint8_t *blob, size_t blob_len)
+                                const uint8_t record[OPAQUE_RECORD_LEN], uint8_t guess_limit,
+                                const uint8_t *blob, size_t blob_len)
 {
 	int r = start(out);
 	if (r == 0)
@@ -85,7 +85,7 @@ int client_wire_register_finish(struct sv_buf *out, const uint8_t *id, size_t id
 }
 
 int client_wire_login_start(struct sv_buf *out, const uint8_t *id, size_t id_len,
-			    const uint8_t ke1[OPAQUE_KE1_LEN])
+                            const uint8_t ke1[OPAQUE_KE1_LEN])
 {
 	int r = start(out);
 	if (r == 0)
@@ -96,9 +96,9 @@ int client_wire_login_start(struct sv_buf *out, const uint8_t *id, size_t id_len
 }
 
 int client_wire_login_finish(struct sv_buf *out, const struct client_wire_keys *k,
-			     const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
-			     const uint8_t ke3[OPAQUE_KE3_LEN], uint8_t op, const uint8_t *payload,
-			     size_t payload_len)
+                             const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
+                             const uint8_t ke3[OPAQUE_KE3_LEN], uint8_t op, const uint8_t *payload,
+                             size_t payload_len)
 {
 	if (op < CLIENT_WIRE_OP_RECOVER || op > CLIENT_WIRE_OP_CHANGE)
 		return SV_ERR_RANGE;
@@ -131,9 +131,9 @@ int client_wire_login_finish(struct sv_buf *out, const struct client_wire_keys *
 }
 
 int client_wire_change_finish(struct sv_buf *out, const struct client_wire_keys *k,
-			      const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
-			      const uint8_t record[OPAQUE_RECORD_LEN], uint8_t guess_limit,
-			      const uint8_t *blob, size_t blob_len)
+                              const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
+                              const uint8_t record[OPAQUE_RECORD_LEN], uint8_t guess_limit,
+                              const uint8_t *blob, size_t blob_len)
 {
 	/* v | session_id | record | guess_limit | blob | HMAC(everything before it) */
 	int r = start(out);
@@ -151,7 +151,7 @@ int client_wire_change_finish(struct sv_buf *out, const struct client_wire_keys 
 }
 
 int client_wire_parse_register_start(uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
-				     const uint8_t *body, size_t len)
+                                     const uint8_t *body, size_t len)
 {
 	if (len != OPAQUE_REGISTRATION_RESPONSE_LEN)
 		return SV_ERR_INVALID;
@@ -160,8 +160,8 @@ int client_wire_parse_register_start(uint8_t response[OPAQUE_REGISTRATION_RESPON
 }
 
 int client_wire_parse_login_start(uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
-				  uint8_t ke2[OPAQUE_KE2_LEN], uint8_t *attempts_left,
-				  const uint8_t *body, size_t len)
+                                  uint8_t ke2[OPAQUE_KE2_LEN], uint8_t *attempts_left,
+                                  const uint8_t *body, size_t len)
 {
 	if (len != CLIENT_WIRE_SESSION_ID_LEN + OPAQUE_KE2_LEN + 1)
 		return SV_ERR_INVALID;
@@ -180,9 +180,9 @@ int client_wire_parse_auth_failed(uint8_t *attempts_left, const uint8_t *body, s
 }
 
 int client_wire_parse_recover(uint8_t *blob, size_t blob_max, size_t *blob_len,
-			      const struct client_wire_keys *k,
-			      const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
-			      const uint8_t *body, size_t len)
+                              const struct client_wire_keys *k,
+                              const uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN],
+                              const uint8_t *body, size_t len)
 {
 	if (len <= CLIENT_WIRE_SEAL_NONCE_LEN + CLIENT_WIRE_SEAL_TAG_LEN)
 		return SV_ERR_INVALID;
@@ -190,17 +190,16 @@ int client_wire_parse_recover(uint8_t *blob, size_t blob_max, size_t *blob_len,
 	if (ct_len - CLIENT_WIRE_SEAL_TAG_LEN > blob_max)
 		return SV_ERR_RANGE;
 	unsigned long long pt_len;
-	if (crypto_aead_xchacha20poly1305_ietf_decrypt(blob, &pt_len, NULL,
-						       body + CLIENT_WIRE_SEAL_NONCE_LEN, ct_len,
-						       session_id, CLIENT_WIRE_SESSION_ID_LEN, body,
-						       k->seal_key) != 0)
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+	        blob, &pt_len, NULL, body + CLIENT_WIRE_SEAL_NONCE_LEN, ct_len, session_id,
+	        CLIENT_WIRE_SESSION_ID_LEN, body, k->seal_key) != 0)
 		return SV_ERR_AUTH;
 	*blob_len = (size_t)pt_len;
 	return SV_OK;
 }
 
 int client_wire_parse_change(uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN],
-			     const uint8_t *body, size_t len)
+                             const uint8_t *body, size_t len)
 {
 	return client_wire_parse_register_start(response, body, len);
 }

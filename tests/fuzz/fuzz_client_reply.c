@@ -40,20 +40,20 @@ static void setup(void)
 	memset(W.secret, 13, sizeof(W.secret));
 	if (client_wire_keys_derive(&W.keys, sk) != 0 ||
 	    client_blob_seal(W.blob, &W.blob_len, W.secret, sizeof(W.secret), W.export_key, &ksf,
-			     (const uint8_t *)"fuzz", 4) != 0)
+	                     (const uint8_t *)"fuzz", 4) != 0)
 		abort();
 	memset(W.sealed, 5, CLIENT_WIRE_SEAL_NONCE_LEN);
 	unsigned long long n;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(W.sealed + CLIENT_WIRE_SEAL_NONCE_LEN, &n,
-						   W.blob, W.blob_len, W.sid, sizeof(W.sid), NULL,
-						   W.sealed, W.keys.seal_key);
+	                                           W.blob, W.blob_len, W.sid, sizeof(W.sid), NULL,
+	                                           W.sealed, W.keys.seal_key);
 	W.sealed_len = CLIENT_WIRE_SEAL_NONCE_LEN + (size_t)n;
 	W.ready = 1;
 }
 
 /* msg = valid (cut or zero-extended to len) XOR data. */
 static size_t mutate(uint8_t *msg, size_t cap, const uint8_t *valid, size_t valid_len,
-		     const uint8_t *data, size_t len)
+                     const uint8_t *data, size_t len)
 {
 	if (len > cap)
 		len = cap;
@@ -86,14 +86,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 5:
 		n = mutate(msg, sizeof(msg), W.sealed, W.sealed_len, p, len);
 		if (client_wire_parse_recover(out, sizeof(out), &out_len, &W.keys, W.sid, msg, n) ==
-			    0 &&
+		        0 &&
 		    (n != W.sealed_len || memcmp(msg, W.sealed, n) != 0 || out_len != W.blob_len))
 			abort();
 		break;
 	default:
 		n = mutate(msg, CLIENT_BLOB_MAX + 1, W.blob, W.blob_len, p, len);
 		if (client_blob_open(out, &out_len, &ksf, msg, n, W.export_key,
-				     (const uint8_t *)"fuzz", 4) == 0 &&
+		                     (const uint8_t *)"fuzz", 4) == 0 &&
 		    (n != W.blob_len || memcmp(msg, W.blob, n) != 0 ||
 		     out_len != sizeof(W.secret) || memcmp(out, W.secret, out_len) != 0))
 			abort();

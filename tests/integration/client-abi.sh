@@ -62,6 +62,8 @@ case $out in
 "error 29 -1 "*127.0.0.1*) ;;
 *) fail "unexpected output: $out" ;;
 esac
-LD_LIBRARY_PATH=$lib ldd "$tmp/use" | grep -q "libsealvault.so.0 => $lib/libsealvault.so.0" ||
-	fail "the program does not load libsealvault.so.0 from \$PREFIX/lib"
+# (into a variable first: grep -q closing the pipe early would fail the pipeline under pipefail)
+deps=$(LD_LIBRARY_PATH=$lib ldd "$tmp/use")
+grep -qF "libsealvault.so.0 => $lib/libsealvault.so.0" <<<"$deps" ||
+	fail "the program does not load libsealvault.so.0 from \$PREFIX/lib: $deps"
 echo "client-abi: ok (soname libsealvault.so.0, $(wc -l <"$tmp/exported") exported sv_* functions, pkg-config)"

@@ -24,7 +24,7 @@
 #include "crypto/opaque.h"
 
 #define CONTEXT "sealvault-v1"
-#define NUSERS	4
+#define NUSERS  4
 
 struct fake_user {
 	int live;
@@ -42,7 +42,7 @@ static struct {
 	uint8_t fake_seed[OPAQUE_FAKE_SEED_LEN];
 	struct fake_user users[NUSERS];
 	/* the one pending login */
-	int pending;	 /* 1 after KE2, 2 after a change-password KE3 */
+	int pending;     /* 1 after KE2, 2 after a change-password KE3 */
 	int pending_uid; /* -1: unknown identifier */
 	uint8_t sid[16];
 	struct opaque_server_state st;
@@ -54,7 +54,7 @@ static struct {
 	int tamper_release; /* flip a byte of the sealed blob released by recover */
 	int transport_fail;
 	int extra_byte; /* append a byte to login/start replies */
-	int last_op;	/* op of the last authenticated login/finish */
+	int last_op;    /* op of the last authenticated login/finish */
 	int requests;
 } F;
 
@@ -82,9 +82,7 @@ int client_http_set_cacert(struct client_http *h, const char *path)
 	return 0;
 }
 
-void client_http_set_timeout(struct client_http *h, unsigned seconds)
-{
-}
+void client_http_set_timeout(struct client_http *h, unsigned seconds) {}
 
 static int find_user(const uint8_t *id, size_t len)
 {
@@ -98,8 +96,8 @@ static int find_user(const uint8_t *id, size_t len)
 static void mac_key(uint8_t key[64], const uint8_t sk[OPAQUE_SESSION_KEY_LEN])
 {
 	assert_int_equal(hkdf_sha512_expand(key, 64, sk, OPAQUE_SESSION_KEY_LEN,
-					    (const uint8_t *)"sealvault op mac", 16, NULL, 0),
-			 0);
+	                                    (const uint8_t *)"sealvault op mac", 16, NULL, 0),
+	                 0);
 }
 
 static int mac_ok(const uint8_t *msg, size_t len, const uint8_t *mac)
@@ -229,7 +227,7 @@ static long login_finish(struct sv_buf *in, struct sv_buf *out)
 	memcpy(covered, macced, 16);
 	memcpy(covered + 16, macced + 16 + 64, 1 + payload_len);
 	int ok = opaque_server_finish(F.session_key, &F.st, ke3) == 0 && x != NULL &&
-		 mac_ok(covered, macced_len, mac);
+	         mac_ok(covered, macced_len, mac);
 	if (!ok && !F.accept_any_ke3)
 		return failed(out, x);
 	if (x == NULL || !x->live)
@@ -239,13 +237,13 @@ static long login_finish(struct sv_buf *in, struct sv_buf *out)
 	if (op == 1) {
 		uint8_t key[32], *p;
 		assert_int_equal(hkdf_sha512_expand(key, 32, F.session_key, 64,
-						    (const uint8_t *)"sealvault recover seal", 22,
-						    NULL, 0),
-				 0);
+		                                    (const uint8_t *)"sealvault recover seal", 22,
+		                                    NULL, 0),
+		                 0);
 		assert_int_equal(sv_buf_reserve(out, 24 + x->blob_len + 16, &p), 0);
 		randombytes_buf(p, 24);
 		crypto_aead_xchacha20poly1305_ietf_encrypt(p + 24, NULL, x->blob, x->blob_len,
-							   F.sid, 16, NULL, p, key);
+		                                           F.sid, 16, NULL, p, key);
 		if (F.tamper_release)
 			p[30] ^= 1;
 		return 200;
@@ -255,7 +253,7 @@ static long login_finish(struct sv_buf *in, struct sv_buf *out)
 		return 200;
 	}
 	if (opaque_server_registration_response(resp, payload, F.key.pk, F.oprf_seed,
-						(const uint8_t *)x->id, strlen(x->id)))
+	                                        (const uint8_t *)x->id, strlen(x->id)))
 		return 400;
 	F.pending = 2;
 	assert_int_equal(sv_buf_put(out, resp, sizeof(resp)), 0);
@@ -289,7 +287,7 @@ static long change_finish(struct sv_buf *in, struct sv_buf *out)
 }
 
 int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
-		     long *status, struct sv_buf *reply, char *err, size_t err_len)
+                     long *status, struct sv_buf *reply, char *err, size_t err_len)
 {
 	struct sv_buf in;
 	F.requests++;
@@ -346,7 +344,7 @@ static int teardown(void **state)
 static void reg(struct sv_ctx *ctx, const char *user, const char *pw, unsigned limit)
 {
 	assert_int_equal(sv_register(ctx, user, PW(pw), SECRET, sizeof(SECRET), limit),
-			 SV_RESULT_OK);
+	                 SV_RESULT_OK);
 }
 
 static enum sv_result rec(struct sv_ctx *ctx, const char *user, const char *pw, int *left)
@@ -456,10 +454,10 @@ static void test_change_password(void **state)
 	int left;
 	reg(ctx, "frank", "old", 3);
 	assert_int_equal(sv_change_password(ctx, "frank", PW("bad"), PW("new"), 4, &left),
-			 SV_RESULT_WRONG_PASSWORD);
+	                 SV_RESULT_WRONG_PASSWORD);
 	assert_int_equal(left, 2);
 	assert_int_equal(sv_change_password(ctx, "frank", PW("old"), PW("new"), 4, &left),
-			 SV_RESULT_OK);
+	                 SV_RESULT_OK);
 	assert_int_equal(F.last_op, 3);
 	assert_int_equal(F.users[0].limit, 4);
 	assert_int_equal(rec(ctx, "frank", "old", &left), SV_RESULT_WRONG_PASSWORD);
@@ -470,7 +468,7 @@ static void test_change_password(void **state)
 	assert_int_equal(rec(ctx, "frank", "new", &left), SV_RESULT_WRONG_PASSWORD);
 	assert_int_equal(sv_ctx_set_ksf(ctx, 1, 8), 0);
 	assert_int_equal(sv_change_password(ctx, "frank", PW("new"), PW("newer"), 0, &left),
-			 SV_RESULT_OK);
+	                 SV_RESULT_OK);
 	assert_int_equal(F.users[0].limit, 10); /* 0: the server's default */
 	assert_int_equal(rec(ctx, "frank", "newer", &left), SV_RESULT_OK);
 }
@@ -513,10 +511,10 @@ static void test_statuses(void **state)
 		enum sv_result res;
 		const char *says;
 	} cases[] = {
-		{503, SV_RESULT_BUSY, "busy"},	 {429, SV_RESULT_BUSY, "busy"},
-		{500, SV_RESULT_ERROR, "log"},	 {404, SV_RESULT_ERROR, "base URL"},
-		{400, SV_RESULT_ERROR, "versions"}, {410, SV_RESULT_LOCKED, "destroyed"},
-		{302, SV_RESULT_ERROR, "302"},
+	    {503, SV_RESULT_BUSY, "busy"},      {429, SV_RESULT_BUSY, "busy"},
+	    {500, SV_RESULT_ERROR, "log"},      {404, SV_RESULT_ERROR, "base URL"},
+	    {400, SV_RESULT_ERROR, "versions"}, {410, SV_RESULT_LOCKED, "destroyed"},
+	    {302, SV_RESULT_ERROR, "302"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		F.force_status = cases[i].status;
@@ -548,9 +546,9 @@ static void test_input_bounds(void **state)
 	assert_int_equal(sv_register(ctx, longid, PW("pw"), SECRET, 4, 0), SV_RESULT_ERROR);
 	longid[SV_USER_MAX_LEN] = '\0';
 	assert_int_equal(sv_register(ctx, longid, PW("pw"), big, SV_SECRET_MAX_LEN, 0),
-			 SV_RESULT_OK);
+	                 SV_RESULT_OK);
 	assert_int_equal(sv_register(ctx, "u", PW("pw"), big, SV_SECRET_MAX_LEN + 1, 0),
-			 SV_RESULT_ERROR);
+	                 SV_RESULT_ERROR);
 	assert_int_equal(sv_register(ctx, "u", PW("pw"), big, 0, 0), SV_RESULT_ERROR);
 	assert_int_equal(sv_register(ctx, "u", (const uint8_t *)"", 0, big, 1, 0), SV_RESULT_ERROR);
 	assert_int_equal(sv_register(ctx, "u", PW("pw"), big, 1, 256), SV_RESULT_ERROR);
@@ -588,7 +586,8 @@ static void test_generate_code(void **state)
 		else
 			assert_non_null(strchr("0123456789ABCDEFGHJKMNPQRSTVWXYZ", a[i]));
 	}
-	assert_string_equal(sv_result_str(SV_RESULT_LOCKED), "locked out: the record was destroyed");
+	assert_string_equal(sv_result_str(SV_RESULT_LOCKED),
+	                    "locked out: the record was destroyed");
 }
 
 int main(void)
@@ -596,18 +595,18 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_register_recover, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_then_lockout, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_two_wrong_then_right, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_register_twice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_change_password, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_context_mismatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_input_bounds, setup, teardown),
-		cmocka_unit_test(test_generate_code),
+	    cmocka_unit_test_setup_teardown(test_register_recover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_then_lockout, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_wrong_then_right, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_user, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_register_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_password, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_context_mismatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_input_bounds, setup, teardown),
+	    cmocka_unit_test(test_generate_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,15 +29,15 @@ static void test_blob_round_trip(void **state)
 	randombytes_buf(secret, sizeof(secret));
 	for (size_t n = 1; n <= CLIENT_SECRET_MAX; n += CLIENT_SECRET_MAX - 1) {
 		assert_int_equal(client_blob_seal(blob, &blob_len, secret, n, ek, &KSF,
-						  (const uint8_t *)"alice", 5),
-				 0);
+		                                  (const uint8_t *)"alice", 5),
+		                 0);
 		assert_int_equal(blob_len, n + CLIENT_BLOB_OVERHEAD);
 		/* header: version 1, then the profile type | t | m_kib big-endian */
 		static const uint8_t hdr[] = {1, 1, 0, 0, 0, 3, 0, 1, 0, 0};
 		assert_memory_equal(blob, hdr, sizeof(hdr));
 		assert_int_equal(client_blob_open(out, &out_len, &got, blob, blob_len, ek,
-						  (const uint8_t *)"alice", 5),
-				 0);
+		                                  (const uint8_t *)"alice", 5),
+		                 0);
 		assert_int_equal(out_len, n);
 		assert_memory_equal(out, secret, n);
 		assert_int_equal(got.t, 3);
@@ -53,53 +53,52 @@ static void test_blob_rejects(void **state)
 	size_t blob_len, out_len = 777;
 	randombytes_buf(ek, sizeof(ek));
 	assert_int_equal(client_blob_seal(blob, &blob_len, (const uint8_t *)"key", 3, ek, &KSF,
-					  (const uint8_t *)"bob", 3),
-			 0);
+	                                  (const uint8_t *)"bob", 3),
+	                 0);
 	/* every byte flipped once must fail (header bytes: bad profile or AD mismatch) */
 	for (size_t i = 0; i < blob_len; i++) {
 		blob[i] ^= 0x40;
 		assert_int_not_equal(client_blob_open(out, &out_len, NULL, blob, blob_len, ek,
-						      (const uint8_t *)"bob", 3),
-				     0);
+		                                      (const uint8_t *)"bob", 3),
+		                     0);
 		blob[i] ^= 0x40;
 	}
 	assert_int_equal(out_len, 777);
 	/* another user's id, another key */
-	assert_int_equal(client_blob_open(out, &out_len, NULL, blob, blob_len, ek,
-					  (const uint8_t *)"bob2", 4),
-			 SV_ERR_AUTH);
+	assert_int_equal(
+	    client_blob_open(out, &out_len, NULL, blob, blob_len, ek, (const uint8_t *)"bob2", 4),
+	    SV_ERR_AUTH);
 	ek[0] ^= 1;
-	assert_int_equal(client_blob_open(out, &out_len, NULL, blob, blob_len, ek,
-					  (const uint8_t *)"bob", 3),
-			 SV_ERR_AUTH);
+	assert_int_equal(
+	    client_blob_open(out, &out_len, NULL, blob, blob_len, ek, (const uint8_t *)"bob", 3),
+	    SV_ERR_AUTH);
 	ek[0] ^= 1;
 	/* hostile lengths */
 	static const size_t lens[] = {0, 1, CLIENT_BLOB_OVERHEAD, CLIENT_BLOB_MAX + 1, SIZE_MAX};
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++)
 		assert_int_equal(client_blob_open(out, &out_len, NULL, blob, lens[i], ek,
-						  (const uint8_t *)"bob", 3),
-				 SV_ERR_INVALID);
+		                                  (const uint8_t *)"bob", 3),
+		                 SV_ERR_INVALID);
 	assert_int_equal(client_blob_open(out, &out_len, NULL, blob, blob_len - 1, ek,
-					  (const uint8_t *)"bob", 3),
-			 SV_ERR_AUTH);
-	assert_int_equal(client_blob_open(out, &out_len, NULL, blob, blob_len, ek,
-					  (const uint8_t *)"bob", 3),
-			 0);
+	                                  (const uint8_t *)"bob", 3),
+	                 SV_ERR_AUTH);
+	assert_int_equal(
+	    client_blob_open(out, &out_len, NULL, blob, blob_len, ek, (const uint8_t *)"bob", 3),
+	    0);
 	/* sealing bounds */
 	uint8_t big[CLIENT_SECRET_MAX + 1] = {0};
 	assert_int_equal(client_blob_seal(blob, &blob_len, big, sizeof(big), ek, &KSF,
-					  (const uint8_t *)"bob", 3),
-			 SV_ERR_RANGE);
-	assert_int_equal(client_blob_seal(blob, &blob_len, big, 0, ek, &KSF,
-					  (const uint8_t *)"bob", 3),
-			 SV_ERR_RANGE);
-	assert_int_equal(client_blob_seal(blob, &blob_len, big, 1, ek, &KSF,
-					  (const uint8_t *)"bob", 0),
-			 SV_ERR_RANGE);
+	                                  (const uint8_t *)"bob", 3),
+	                 SV_ERR_RANGE);
+	assert_int_equal(
+	    client_blob_seal(blob, &blob_len, big, 0, ek, &KSF, (const uint8_t *)"bob", 3),
+	    SV_ERR_RANGE);
+	assert_int_equal(
+	    client_blob_seal(blob, &blob_len, big, 1, ek, &KSF, (const uint8_t *)"bob", 0),
+	    SV_ERR_RANGE);
 	struct ksf_params bad = {.type = KSF_ARGON2ID, .t = 0, .m_kib = 8};
-	assert_int_not_equal(client_blob_seal(blob, &blob_len, big, 1, ek, &bad,
-					      (const uint8_t *)"bob", 3),
-			     0);
+	assert_int_not_equal(
+	    client_blob_seal(blob, &blob_len, big, 1, ek, &bad, (const uint8_t *)"bob", 3), 0);
 }
 
 static void test_requests(void **state)
@@ -118,9 +117,12 @@ static void test_requests(void **state)
 
 	assert_int_equal(client_wire_register_start(&b, (const uint8_t *)"ab", 2, req), 0);
 	assert_int_equal(b.len, 1 + 2 + 2 + 32);
-	assert_memory_equal(b.data, "\x01\x00\x02" "ab", 5);
+	assert_memory_equal(b.data,
+	                    "\x01\x00\x02"
+	                    "ab",
+	                    5);
 	assert_int_equal(client_wire_register_finish(&b, (const uint8_t *)"ab", 2, rec, 7, blob, 5),
-			 0);
+	                 0);
 	assert_int_equal(b.len, 1 + 4 + 192 + 1 + 2 + 5);
 	assert_int_equal(b.data[5 + 192], 7);
 	assert_int_equal(client_wire_login_start(&b, (const uint8_t *)"ab", 2, ke1), 0);
@@ -128,9 +130,9 @@ static void test_requests(void **state)
 
 	/* login/finish: v | sid | KE3 | op | payload | HMAC(mac_key, sid | op | payload) */
 	uint8_t mk[64], want[64], macced[16 + 1 + 32];
-	assert_int_equal(hkdf_sha512_expand(mk, 64, sk, 64, (const uint8_t *)"sealvault op mac",
-					    16, NULL, 0),
-			 0);
+	assert_int_equal(
+	    hkdf_sha512_expand(mk, 64, sk, 64, (const uint8_t *)"sealvault op mac", 16, NULL, 0),
+	    0);
 	assert_memory_equal(mk, k.mac_key, 64);
 	assert_int_equal(client_wire_login_finish(&b, &k, sid, ke3, 3, req, 32), 0);
 	assert_int_equal(b.len, 1 + 16 + 64 + 1 + 32 + 64);
@@ -161,7 +163,7 @@ static void test_requests(void **state)
 	assert_int_equal(client_wire_register_finish(&b, id, 255, rec, 0, bigblob, 512), 0);
 	assert_true(b.len <= CLIENT_WIRE_BODY_MAX);
 	assert_int_equal(client_wire_register_finish(&b, id, 1, rec, 0, bigblob, 513),
-			 SV_ERR_RANGE);
+	                 SV_ERR_RANGE);
 	assert_int_equal(client_wire_register_finish(&b, id, 1, rec, 0, bigblob, 0), SV_ERR_RANGE);
 	sv_buf_free(&b);
 }
@@ -178,9 +180,9 @@ static void test_replies(void **state)
 	static const size_t hostile[] = {0, 1, 63, 65, 336, 338, SIZE_MAX};
 	for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
 		assert_int_equal(client_wire_parse_register_start(resp, body, hostile[i]),
-				 SV_ERR_INVALID);
+		                 SV_ERR_INVALID);
 		assert_int_equal(client_wire_parse_login_start(sid, ke2, &left, body, hostile[i]),
-				 SV_ERR_INVALID);
+		                 SV_ERR_INVALID);
 		assert_int_equal(client_wire_parse_change(resp, body, hostile[i]), SV_ERR_INVALID);
 	}
 	assert_int_equal(left, 99);
@@ -200,31 +202,32 @@ static void test_replies(void **state)
 	randombytes_buf(sid, sizeof(sid));
 	randombytes_buf(sealed, 24);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(sealed + 24, NULL, plain, sizeof(plain), sid, 16,
-						   NULL, sealed, k.seal_key);
+	                                           NULL, sealed, k.seal_key);
 	assert_int_equal(client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed,
-						   sizeof(sealed)),
-			 0);
+	                                           sizeof(sealed)),
+	                 0);
 	assert_int_equal(blob_len, 100);
 	assert_memory_equal(blob, plain, 100);
 	for (size_t i = 0; i < sizeof(sealed); i += 7) {
 		sealed[i] ^= 1;
 		assert_int_equal(client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid,
-							   sealed, sizeof(sealed)),
-				 SV_ERR_AUTH);
+		                                           sealed, sizeof(sealed)),
+		                 SV_ERR_AUTH);
 		sealed[i] ^= 1;
 	}
 	sid[0] ^= 1;
 	assert_int_equal(client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed,
-						   sizeof(sealed)),
-			 SV_ERR_AUTH);
-	assert_int_equal(client_wire_parse_recover(blob, 99, &blob_len, &k, sid, sealed,
-						   sizeof(sealed)),
-			 SV_ERR_RANGE);
-	assert_int_equal(client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed,
-						   40),
-			 SV_ERR_INVALID);
-	assert_int_equal(client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed, 0),
-			 SV_ERR_INVALID);
+	                                           sizeof(sealed)),
+	                 SV_ERR_AUTH);
+	assert_int_equal(
+	    client_wire_parse_recover(blob, 99, &blob_len, &k, sid, sealed, sizeof(sealed)),
+	    SV_ERR_RANGE);
+	assert_int_equal(
+	    client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed, 40),
+	    SV_ERR_INVALID);
+	assert_int_equal(
+	    client_wire_parse_recover(blob, sizeof(blob), &blob_len, &k, sid, sealed, 0),
+	    SV_ERR_INVALID);
 }
 
 int main(void)
@@ -232,10 +235,10 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_blob_round_trip),
-		cmocka_unit_test(test_blob_rejects),
-		cmocka_unit_test(test_requests),
-		cmocka_unit_test(test_replies),
+	    cmocka_unit_test(test_blob_round_trip),
+	    cmocka_unit_test(test_blob_rejects),
+	    cmocka_unit_test(test_requests),
+	    cmocka_unit_test(test_replies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
