@@ -8,7 +8,7 @@
 
 #include "common/err.h"
 
-#define WAYS	4
+#define WAYS    4
 #define TAG_LEN 16
 
 struct slot {
@@ -39,7 +39,8 @@ int phantom_table_new(struct phantom_table **out, size_t cap)
 		return SV_ERR_NOMEM;
 	}
 	/* Touch every page now: a large calloc is mapped lazily, and the first charge of an unknown
-	 * identifier would otherwise pay a page fault (~10 us) that a known identifier never pays. */
+	 * identifier would otherwise pay a page fault (~10 us) that a known identifier never pays.
+	 */
 	sodium_memzero(t->slots, t->nsets * WAYS * sizeof(*t->slots)); /* not elided */
 	randombytes_buf(t->key, sizeof(t->key));
 	*out = t;
@@ -58,7 +59,7 @@ void phantom_table_free(struct phantom_table *t)
 
 /* The set and the tag of an identifier. */
 static struct slot *set_of(const struct phantom_table *t, const uint8_t *id, size_t id_len,
-			   uint8_t tag[TAG_LEN])
+                           uint8_t tag[TAG_LEN])
 {
 	uint64_t h;
 	/* crypto_generichash only fails for out-of-range sizes, which are constants here. */

@@ -1,4 +1,5 @@
-/* Pending logins: fixed-capacity table in sodium_malloc'd memory, hash index, creation-order list. */
+/* Pending logins: fixed-capacity table in sodium_malloc'd memory, hash index, creation-order list.
+ */
 #include "enclave/session.h"
 
 #include <stdlib.h>
@@ -15,7 +16,7 @@ struct session_table {
 	uint32_t *bucket;  /* nbuckets heads of hash chains */
 	size_t cap, nbuckets, count;
 	struct session_rescue *r; /* rescue_cap slots, sodium_malloc'd */
-	uint32_t *r_free;	  /* stack of free slot indices */
+	uint32_t *r_free;         /* stack of free slot indices */
 	size_t rescue_cap, r_nfree;
 	uint32_t free_head;
 	uint32_t oldest, newest;
@@ -31,7 +32,7 @@ static size_t bucket_of(const struct session_table *t, const uint8_t sid[SESSION
 }
 
 int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
-		      uint64_t timeout_ms)
+                      uint64_t timeout_ms)
 {
 	struct session_table *t = NULL;
 	int err = SV_ERR_NOMEM;
@@ -141,7 +142,7 @@ size_t session_expire(struct session_table *t, uint64_t now_ms)
 }
 
 struct session *session_find(struct session_table *t, const uint8_t sid[SESSION_ID_LEN],
-			     uint64_t now_ms)
+                             uint64_t now_ms)
 {
 	for (uint32_t i = t->bucket[bucket_of(t, sid)]; i != NIL; i = t->e[i].hnext) {
 		struct session *s = &t->e[i];
@@ -207,12 +208,18 @@ struct session_rescue *session_rescue_of(struct session_table *t, const struct s
 	return s->rescue != SESSION_NO_RESCUE ? &t->r[s->rescue] : NULL;
 }
 
-int session_rescue_available(const struct session_table *t) { return t->r_nfree > 0; }
+int session_rescue_available(const struct session_table *t)
+{
+	return t->r_nfree > 0;
+}
 
-size_t session_rescue_count(const struct session_table *t) { return t->rescue_cap - t->r_nfree; }
+size_t session_rescue_count(const struct session_table *t)
+{
+	return t->rescue_cap - t->r_nfree;
+}
 
 void session_foreach(struct session_table *t,
-		     void (*fn)(struct session_table *, struct session *, void *), void *arg)
+                     void (*fn)(struct session_table *, struct session *, void *), void *arg)
 {
 	uint32_t i = t->oldest;
 	while (i != NIL) {
@@ -222,6 +229,12 @@ void session_foreach(struct session_table *t,
 	}
 }
 
-size_t session_count(const struct session_table *t) { return t->count; }
+size_t session_count(const struct session_table *t)
+{
+	return t->count;
+}
 
-size_t session_capacity(const struct session_table *t) { return t->cap; }
+size_t session_capacity(const struct session_table *t)
+{
+	return t->cap;
+}

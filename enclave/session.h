@@ -22,7 +22,7 @@
 
 enum session_phase {
 	SESSION_FREE = 0,
-	SESSION_KE2_SENT = 1,	  /* waiting for login/finish */
+	SESSION_KE2_SENT = 1,     /* waiting for login/finish */
 	SESSION_CHANGE_READY = 2, /* KE3 verified, waiting for change-password/finish */
 };
 
@@ -41,8 +41,8 @@ struct session_rescue {
  * sid, phase, created_ms, the rescue slot and its own links. */
 struct session {
 	uint8_t sid[SESSION_ID_LEN];
-	uint8_t phase;	       /* enum session_phase */
-	uint8_t fake;	       /* 1: unknown identifier, fake KE2 (can never authenticate) */
+	uint8_t phase;         /* enum session_phase */
+	uint8_t fake;          /* 1: unknown identifier, fake KE2 (can never authenticate) */
 	uint8_t attempts_left; /* as reported with KE2 */
 	uint8_t id_len;
 	uint8_t id[STORE_ID_MAX];
@@ -50,8 +50,8 @@ struct session {
 	uint64_t created_ms;
 	/* SECRET: expected KE3 and session key; after a valid KE3 only ost.session_key is kept. */
 	struct opaque_server_state ost;
-	uint32_t rescue; /* index of the rescue slot, SESSION_NO_RESCUE when none */
-	uint32_t hnext;	 /* hash chain / free list */
+	uint32_t rescue;       /* index of the rescue slot, SESSION_NO_RESCUE when none */
+	uint32_t hnext;        /* hash chain / free list */
 	uint32_t older, newer; /* creation-order list */
 };
 
@@ -62,19 +62,19 @@ struct session_table;
 /* cap: policy pending_login_max; rescue_cap: rescue slots (1..cap); timeout_ms: policy
  * login_timeout_s * 1000. */
 int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
-		      uint64_t timeout_ms)
-	__attribute__((warn_unused_result));
+                      uint64_t timeout_ms) __attribute__((warn_unused_result));
 void session_table_free(struct session_table *t);
 
 /* A free entry with a fresh random session id, phase SESSION_KE2_SENT, created_ms = now_ms, no
- * rescue slot, all other fields zero. Drops expired entries first. SV_ERR_BUSY when the table is full. */
+ * rescue slot, all other fields zero. Drops expired entries first. SV_ERR_BUSY when the table is
+ * full. */
 int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Attaches a free rescue slot to s (zeroed, in_use set) and returns it; SV_ERR_BUSY when all are
  * taken. The slot is wiped and freed when s is closed. */
 int session_rescue_attach(struct session_table *t, struct session *s, struct session_rescue **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* The rescue slot of s, or NULL. */
 struct session_rescue *session_rescue_of(struct session_table *t, const struct session *s);
 /* Whether a rescue slot is free (so that a login can check before it charges anything). */
@@ -84,7 +84,7 @@ size_t session_rescue_count(const struct session_table *t);
 
 /* The live, unexpired entry with this id, or NULL. Does not change anything. */
 struct session *session_find(struct session_table *t, const uint8_t sid[SESSION_ID_LEN],
-			     uint64_t now_ms);
+                             uint64_t now_ms);
 
 /* Wipes the entry and returns it to the free list (a consumed session id is never found again). */
 void session_close(struct session_table *t, struct session *s);
@@ -94,9 +94,8 @@ size_t session_expire(struct session_table *t, uint64_t now_ms);
 
 /* Calls fn on every live entry (for invalidating logins of a re-registered identifier). fn may
  * close the entry it is given. */
-void session_foreach(struct session_table *t, void (*fn)(struct session_table *, struct session *,
-							 void *),
-		     void *arg);
+void session_foreach(struct session_table *t,
+                     void (*fn)(struct session_table *, struct session *, void *), void *arg);
 
 size_t session_count(const struct session_table *t);
 size_t session_capacity(const struct session_table *t);

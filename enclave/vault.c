@@ -26,16 +26,16 @@
 #include "enclave/store.h"
 #include "enclave/vaultreq.h"
 
-#define INFO_MAC	"sealvault op mac"
-#define INFO_SEAL	"sealvault recover seal"
-#define SEAL_KEY_LEN	crypto_aead_xchacha20poly1305_ietf_KEYBYTES
-#define SEAL_NONCE_LEN	crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define SEAL_TAG_LEN	crypto_aead_xchacha20poly1305_ietf_ABYTES
+#define INFO_MAC        "sealvault op mac"
+#define INFO_SEAL       "sealvault recover seal"
+#define SEAL_KEY_LEN    crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define SEAL_NONCE_LEN  crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define SEAL_TAG_LEN    crypto_aead_xchacha20poly1305_ietf_ABYTES
 #define LOGIN_REPLY_LEN (SESSION_ID_LEN + OPAQUE_KE2_LEN + 1)
 
 struct vault_counters {
 	uint64_t registrations, login_starts, logins_ok, logins_failed, last_guesses, recoveries,
-		deletions, password_changes, busy, bad_requests, out_of_order, expired;
+	    deletions, password_changes, busy, bad_requests, out_of_order, expired;
 };
 
 struct vault {
@@ -44,7 +44,7 @@ struct vault {
 	uint8_t *context;
 	struct opaque_params params;
 	struct opaque_server_key *key; /* sodium_malloc'd */
-	uint8_t *fake_record;	       /* sodium_malloc'd scratch, STORE_RECORD_LEN */
+	uint8_t *fake_record;          /* sodium_malloc'd scratch, STORE_RECORD_LEN */
 	struct session_table *sessions;
 	struct phantom_table *phantoms;
 	struct vault_counters c;
@@ -84,7 +84,7 @@ static int reply_busy(struct vault *v, struct sv_buf *reply)
 {
 	v->c.busy++;
 	return reply_text(reply, SV_STATUS_BUSY,
-			  "too many logins in progress: nothing was charged, try again shortly");
+	                  "too many logins in progress: nothing was charged, try again shortly");
 }
 
 /* A failed login: 403 with the attempts left, or 410 when none are left (record destroyed). */
@@ -119,7 +119,7 @@ static void drop_rescue_for(struct session_table *t, struct session *s, void *ar
 static void invalidate_rescues(struct vault *v, const uint8_t *id, size_t id_len)
 {
 	uint8_t copy[STORE_ID_MAX]; /* id may point into a session that gets closed */
-	struct vaultreq_register_start who = { .id = copy, .id_len = id_len };
+	struct vaultreq_register_start who = {.id = copy, .id_len = id_len};
 	if (session_rescue_count(v->sessions) == 0)
 		return;
 	memcpy(copy, id, id_len);
@@ -137,11 +137,11 @@ static int guess_limit_of(const struct vault *v, uint8_t requested, unsigned *ou
 }
 
 static int mac_check(const uint8_t session_key[OPAQUE_SESSION_KEY_LEN], const uint8_t *msg,
-		     size_t len, const uint8_t mac[VAULTREQ_MAC_LEN])
+                     size_t len, const uint8_t mac[VAULTREQ_MAC_LEN])
 {
 	uint8_t key[64], want[HKDF_SHA512_LEN];
 	int err = hkdf_sha512_expand(key, sizeof(key), session_key, OPAQUE_SESSION_KEY_LEN,
-				     (const uint8_t *)INFO_MAC, sizeof(INFO_MAC) - 1, NULL, 0);
+	                             (const uint8_t *)INFO_MAC, sizeof(INFO_MAC) - 1, NULL, 0);
 	if (err == 0) {
 		hkdf_hmac_sha512(want, key, sizeof(key), msg, len, NULL, 0);
 		err = crypto_verify_64(want, mac) == 0 ? SV_OK : SV_ERR_AUTH;
@@ -165,7 +165,7 @@ static int store_status(int err)
 /* ---- register ---- */
 
 static int handle_register_start(struct vault *v, const uint8_t *req, size_t len,
-				 struct sv_buf *reply)
+                                 struct sv_buf *reply)
 {
 	static const char route[] = "register/start";
 	struct vaultreq_register_start r;
@@ -179,21 +179,21 @@ static int handle_register_start(struct vault *v, const uint8_t *req, size_t len
 	err = store_lookup(v->store, r.id, r.id_len, &u);
 	if (err == 0 && !u.destroyed)
 		return reply_text(reply, SV_STATUS_CONFLICT,
-				  "identifier already registered: log in to change its password");
+		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
-	err = opaque_server_registration_response(resp, r.request, v->key->pk,
-						  store_secrets(v->store)->oprf_seed, r.id,
-						  r.id_len);
+	err = opaque_server_registration_response(
+	    resp, r.request, v->key->pk, store_secrets(v->store)->oprf_seed, r.id, r.id_len);
 	if (err == SV_ERR_CRYPTO)
-		return reply_bad(v, reply, route, "RegistrationRequest is not a valid group element");
+		return reply_bad(v, reply, route,
+		                 "RegistrationRequest is not a valid group element");
 	if (err != 0)
 		return err;
 	return reply_put(reply, SV_STATUS_OK, resp, sizeof(resp));
 }
 
 static int handle_register_finish(struct vault *v, const uint8_t *req, size_t len,
-				  struct sv_buf *reply)
+                                  struct sv_buf *reply)
 {
 	static const char route[] = "register/finish";
 	struct vaultreq_register_finish r;
@@ -206,20 +206,21 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 		return reply_bad(v, reply, route, why);
 	if (opaque_record_check(r.record, VAULTREQ_RECORD_LEN) != 0)
 		return reply_bad(v, reply, route,
-				 "RegistrationRecord carries an invalid client public key");
+		                 "RegistrationRecord carries an invalid client public key");
 	if (guess_limit_of(v, r.guess_limit, &limit) != 0)
 		return reply_bad(v, reply, route,
-				 "guess limit above this vault's maximum (see its policy)");
+		                 "guess limit above this vault's maximum (see its policy)");
 	err = store_lookup(v->store, r.id, r.id_len, &u);
 	if (err == 0 && !u.destroyed)
 		return reply_text(reply, SV_STATUS_CONFLICT,
-				  "identifier already registered: log in to change its password");
+		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
 	err = store_put_user(v->store, r.id, r.id_len, r.record, r.blob, r.blob_len, limit);
 	if (err != 0)
-		return store_status(err) >= 0 ? reply_put(reply, (uint8_t)store_status(err), NULL, 0)
-					      : err;
+		return store_status(err) >= 0
+		           ? reply_put(reply, (uint8_t)store_status(err), NULL, 0)
+		           : err;
 	invalidate_rescues(v, r.id, r.id_len);
 	phantom_forget(v->phantoms, r.id, r.id_len);
 	v->c.registrations++;
@@ -229,7 +230,7 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 /* ---- login ---- */
 
 static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, uint64_t now_ms,
-			      struct sv_buf *reply)
+                              struct sv_buf *reply)
 {
 	static const char route[] = "login/start";
 	const struct store_secrets *sec = store_secrets(v->store);
@@ -275,7 +276,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		return reply_busy(v, reply);
 	}
 	err = opaque_server_ke2(out + SESSION_ID_LEN, &s->ost, r.ke1, record, r.id, r.id_len,
-				sec->oprf_seed, v->key, &v->params);
+	                        sec->oprf_seed, v->key, &v->params);
 	if (err != 0) {
 		session_close(v->sessions, s);
 		if (err == SV_ERR_CRYPTO)
@@ -315,8 +316,8 @@ fail:
 	session_close(v->sessions, s);
 	if (store_status(err) >= 0)
 		return store_status(err) == SV_STATUS_BUSY
-			       ? reply_busy(v, reply)
-			       : reply_put(reply, (uint8_t)store_status(err), NULL, 0);
+		           ? reply_busy(v, reply)
+		           : reply_put(reply, (uint8_t)store_status(err), NULL, 0);
 	return err;
 }
 
@@ -353,7 +354,7 @@ static int login_reset(struct vault *v, struct session *s, int restore)
 		return store_reset_guesses(v->store, s->id, s->id_len);
 	struct session_rescue *rs = session_rescue_of(v->sessions, s);
 	return store_put_user(v->store, s->id, s->id_len, rs->record, rs->blob, rs->blob_len,
-			      rs->guess_limit);
+	                      rs->guess_limit);
 }
 
 static int reply_recover(struct vault *v, struct session *s, struct sv_buf *reply)
@@ -367,9 +368,9 @@ static int reply_recover(struct vault *v, struct session *s, struct sv_buf *repl
 		return err == SV_ERR_NOTFOUND ? SV_ERR_INTERNAL : err;
 	if (u.blob == NULL)
 		return SV_ERR_INTERNAL;
-	if ((err = hkdf_sha512_expand(key, sizeof(key), s->ost.session_key,
-				      OPAQUE_SESSION_KEY_LEN, (const uint8_t *)INFO_SEAL,
-				      sizeof(INFO_SEAL) - 1, NULL, 0)) != 0)
+	if ((err = hkdf_sha512_expand(key, sizeof(key), s->ost.session_key, OPAQUE_SESSION_KEY_LEN,
+	                              (const uint8_t *)INFO_SEAL, sizeof(INFO_SEAL) - 1, NULL,
+	                              0)) != 0)
 		goto out;
 	sv_buf_reset(reply);
 	if ((err = sv_buf_put_u8(reply, SV_STATUS_OK)) != 0 ||
@@ -377,14 +378,14 @@ static int reply_recover(struct vault *v, struct session *s, struct sv_buf *repl
 		goto out;
 	randombytes_buf(p, SEAL_NONCE_LEN);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(p + SEAL_NONCE_LEN, NULL, u.blob, u.blob_len,
-						   s->sid, SESSION_ID_LEN, NULL, p, key);
+	                                           s->sid, SESSION_ID_LEN, NULL, p, key);
 out:
 	sodium_memzero(key, sizeof(key));
 	return err;
 }
 
 static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, uint64_t now_ms,
-			       struct sv_buf *reply)
+                               struct sv_buf *reply)
 {
 	static const char route[] = "login/finish";
 	const struct store_secrets *sec = store_secrets(v->store);
@@ -401,8 +402,8 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 	s = session_find(v->sessions, r.session_id, now_ms);
 	if (s == NULL || s->phase != SESSION_KE2_SENT)
 		return reply_out_of_order(v, reply,
-					  "unknown, expired or finished login: start again with "
-					  "login/start");
+		                          "unknown, expired or finished login: start again with "
+		                          "login/start");
 	/* From here the login is consumed whatever happens: one KE3 per KE2. The state's session
 	 * key is kept in s->ost for the keys derived from it. */
 	memcpy(macced, r.session_id, SESSION_ID_LEN);
@@ -425,18 +426,19 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 		if (err == SV_STATUS_LOCKED)
 			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
 		return reply_out_of_order(v, reply,
-					  "the record changed since login/start (password changed "
-					  "or deleted): log in again");
+		                          "the record changed since login/start (password changed "
+		                          "or deleted): log in again");
 	}
 	if (r.op == VAULTREQ_OP_CHANGE) {
 		/* Checked before anything is staged, so a bad element changes nothing. */
 		err = opaque_server_registration_response(resp, r.payload, v->key->pk,
-							  sec->oprf_seed, s->id, s->id_len);
+		                                          sec->oprf_seed, s->id, s->id_len);
 		if (err != 0) {
 			session_close(v->sessions, s);
 			if (err == SV_ERR_CRYPTO)
-				return reply_bad(v, reply, route,
-						 "RegistrationRequest is not a valid group element");
+				return reply_bad(
+				    v, reply, route,
+				    "RegistrationRequest is not a valid group element");
 			return err;
 		}
 	}
@@ -467,7 +469,7 @@ fatal:
 }
 
 static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len, uint64_t now_ms,
-				struct sv_buf *reply)
+                                struct sv_buf *reply)
 {
 	static const char route[] = "change-password/finish";
 	struct vaultreq_change_finish r;
@@ -481,8 +483,8 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	s = session_find(v->sessions, r.session_id, now_ms);
 	if (s == NULL || s->phase != SESSION_CHANGE_READY)
 		return reply_out_of_order(v, reply,
-					  "no change-password login pending for this session: "
-					  "log in with operation 3 first");
+		                          "no change-password login pending for this session: "
+		                          "log in with operation 3 first");
 	if (mac_check(s->ost.session_key, req, r.macced_len, r.mac) != 0) {
 		/* Not from the client that logged in (the guesses were reset at its KE3). */
 		struct store_user_view u;
@@ -498,10 +500,10 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	/* Authenticated but malformed: the session stays usable for a corrected request. */
 	if (opaque_record_check(r.record, VAULTREQ_RECORD_LEN) != 0)
 		return reply_bad(v, reply, route,
-				 "RegistrationRecord carries an invalid client public key");
+		                 "RegistrationRecord carries an invalid client public key");
 	if (guess_limit_of(v, r.guess_limit, &limit) != 0)
 		return reply_bad(v, reply, route,
-				 "guess limit above this vault's maximum (see its policy)");
+		                 "guess limit above this vault's maximum (see its policy)");
 	if ((err = login_target(v, s, &restore)) != 0 || restore) {
 		session_close(v->sessions, s);
 		if (err < 0)
@@ -509,10 +511,10 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 		if (err == SV_STATUS_LOCKED || restore)
 			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
 		return reply_out_of_order(v, reply,
-					  "the record changed since the login: log in again");
+		                          "the record changed since the login: log in again");
 	}
 	if ((err = store_put_user(v->store, s->id, s->id_len, r.record, r.blob, r.blob_len,
-				  limit)) != 0) {
+	                          limit)) != 0) {
 		session_close(v->sessions, s);
 		return err;
 	}
@@ -568,7 +570,7 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
 	if (rescue_cap > p->pending_login_max)
 		rescue_cap = p->pending_login_max;
 	if ((err = session_table_new(&v->sessions, p->pending_login_max, rescue_cap,
-				     (uint64_t)p->login_timeout_s * 1000)) != 0 ||
+	                             (uint64_t)p->login_timeout_s * 1000)) != 0 ||
 	    (err = phantom_table_new(&v->phantoms, (size_t)p->pending_login_max * 4)) != 0)
 		goto out;
 	*out = v;
@@ -593,8 +595,8 @@ void vault_free(struct vault *v)
 	free(v);
 }
 
-int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len, uint64_t now_ms,
-		 struct sv_buf *reply)
+int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
+                 uint64_t now_ms, struct sv_buf *reply)
 {
 	int err;
 
@@ -603,10 +605,10 @@ int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_
 	case SV_MSG_REGISTER_FINISH: err = handle_register_finish(v, req, req_len, reply); break;
 	case SV_MSG_LOGIN_START: err = handle_login_start(v, req, req_len, now_ms, reply); break;
 	case SV_MSG_LOGIN_FINISH: err = handle_login_finish(v, req, req_len, now_ms, reply); break;
-	case SV_MSG_CHANGE_FINISH: err = handle_change_finish(v, req, req_len, now_ms, reply); break;
-	default:
-		err = reply_bad(v, reply, "request", "not a vault request type");
+	case SV_MSG_CHANGE_FINISH:
+		err = handle_change_finish(v, req, req_len, now_ms, reply);
 		break;
+	default: err = reply_bad(v, reply, "request", "not a vault request type"); break;
 	}
 	return err;
 }
@@ -623,36 +625,34 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 		uint64_t value;
 		int gauge;
 	} m[] = {
-		{ "registrations_total", "Registrations acknowledged.", v->c.registrations, 0 },
-		{ "login_starts_total", "Guesses charged (KE2 sent), known and unknown identifiers.",
-		  v->c.login_starts, 0 },
-		{ "logins_ok_total", "Logins with a valid KE3 and operation MAC.", v->c.logins_ok, 0 },
-		{ "logins_failed_total", "Logins with a bad KE3 or MAC.", v->c.logins_failed, 0 },
-		{ "last_guesses_total", "Logins charged the last allowed guess of an identifier.",
-		  v->c.last_guesses, 0 },
-		{ "recoveries_total", "Backup-key blobs released.", v->c.recoveries, 0 },
-		{ "deletions_total", "Records deleted by their user.", v->c.deletions, 0 },
-		{ "password_changes_total", "Password changes acknowledged.", v->c.password_changes,
-		  0 },
-		{ "busy_total", "Requests refused because the pending-login table was full.",
-		  v->c.busy, 0 },
-		{ "bad_requests_total", "Malformed requests.", v->c.bad_requests, 0 },
-		{ "out_of_order_total", "Requests for unknown, expired or finished logins.",
-		  v->c.out_of_order, 0 },
-		{ "expired_logins_total", "Pending logins dropped at the timeout.", v->c.expired, 0 },
-		{ "pending_logins", "Logins between KE2 and KE3 now.", session_count(v->sessions),
-		  1 },
-		{ "pending_logins_max", "Capacity of the pending-login table.",
-		  session_capacity(v->sessions), 1 },
+	    {"registrations_total", "Registrations acknowledged.", v->c.registrations, 0},
+	    {"login_starts_total", "Guesses charged (KE2 sent), known and unknown identifiers.",
+	     v->c.login_starts, 0},
+	    {"logins_ok_total", "Logins with a valid KE3 and operation MAC.", v->c.logins_ok, 0},
+	    {"logins_failed_total", "Logins with a bad KE3 or MAC.", v->c.logins_failed, 0},
+	    {"last_guesses_total", "Logins charged the last allowed guess of an identifier.",
+	     v->c.last_guesses, 0},
+	    {"recoveries_total", "Backup-key blobs released.", v->c.recoveries, 0},
+	    {"deletions_total", "Records deleted by their user.", v->c.deletions, 0},
+	    {"password_changes_total", "Password changes acknowledged.", v->c.password_changes, 0},
+	    {"busy_total", "Requests refused because the pending-login table was full.", v->c.busy,
+	     0},
+	    {"bad_requests_total", "Malformed requests.", v->c.bad_requests, 0},
+	    {"out_of_order_total", "Requests for unknown, expired or finished logins.",
+	     v->c.out_of_order, 0},
+	    {"expired_logins_total", "Pending logins dropped at the timeout.", v->c.expired, 0},
+	    {"pending_logins", "Logins between KE2 and KE3 now.", session_count(v->sessions), 1},
+	    {"pending_logins_max", "Capacity of the pending-login table.",
+	     session_capacity(v->sessions), 1},
 	};
 	char line[512];
 
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		int n = snprintf(line, sizeof(line),
-				 "# HELP sealvault_vault_%s %s\n# TYPE sealvault_vault_%s %s\n"
-				 "sealvault_vault_%s %llu\n",
-				 m[i].name, m[i].help, m[i].name, m[i].gauge ? "gauge" : "counter",
-				 m[i].name, (unsigned long long)m[i].value);
+		                 "# HELP sealvault_vault_%s %s\n# TYPE sealvault_vault_%s %s\n"
+		                 "sealvault_vault_%s %llu\n",
+		                 m[i].name, m[i].help, m[i].name, m[i].gauge ? "gauge" : "counter",
+		                 m[i].name, (unsigned long long)m[i].value);
 		if (n < 0 || (size_t)n >= sizeof(line))
 			return SV_ERR_INTERNAL;
 		int err = sv_buf_put(out, line, (size_t)n);

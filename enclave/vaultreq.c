@@ -21,7 +21,7 @@ static int get_version(struct sv_buf *b, const char **why)
 		return fail(why, "empty request body: expected version byte 1", SV_ERR_INVALID);
 	if (v != VAULTREQ_VERSION)
 		return fail(why, "unsupported protocol version: this vault speaks version 1",
-			    SV_ERR_INVALID);
+		            SV_ERR_INVALID);
 	return SV_OK;
 }
 
@@ -34,13 +34,13 @@ static int get_id(struct sv_buf *b, const uint8_t **id, size_t *id_len, const ch
 		return fail(why, "identifier length must be 1..255 bytes", SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, id) != 0)
 		return fail(why, "truncated body: identifier shorter than its declared length",
-			    SV_ERR_INVALID);
+		            SV_ERR_INVALID);
 	*id_len = n;
 	return SV_OK;
 }
 
 static int get_fixed(struct sv_buf *b, size_t n, const uint8_t **p, const char **why,
-		     const char *reason)
+                     const char *reason)
 {
 	if (sv_buf_get_ref(b, n, p) != 0)
 		return fail(why, reason, SV_ERR_INVALID);
@@ -56,7 +56,7 @@ static int get_blob(struct sv_buf *b, const uint8_t **blob, size_t *blob_len, co
 		return fail(why, "backup-key blob must be 1..512 bytes", SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, blob) != 0)
 		return fail(why, "truncated body: blob shorter than its declared length",
-			    SV_ERR_INVALID);
+		            SV_ERR_INVALID);
 	*blob_len = n;
 	return SV_OK;
 }
@@ -69,9 +69,9 @@ static int end(const struct sv_buf *b, const char **why)
 }
 
 int vaultreq_parse_register_start(struct vaultreq_register_start *out, const uint8_t *body,
-				  size_t len, const char **why)
+                                  size_t len, const char **why)
 {
-	struct vaultreq_register_start r = { 0 };
+	struct vaultreq_register_start r = {0};
 	struct sv_buf b;
 	int err;
 
@@ -79,7 +79,7 @@ int vaultreq_parse_register_start(struct vaultreq_register_start *out, const uin
 	sv_buf_from(&b, body, len);
 	if ((err = get_version(&b, why)) != 0 || (err = get_id(&b, &r.id, &r.id_len, why)) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_REG_REQUEST_LEN, &r.request, why,
-			     "truncated body: RegistrationRequest must be 32 bytes")) != 0 ||
+	                     "truncated body: RegistrationRequest must be 32 bytes")) != 0 ||
 	    (err = end(&b, why)) != 0)
 		return err;
 	*out = r;
@@ -87,9 +87,9 @@ int vaultreq_parse_register_start(struct vaultreq_register_start *out, const uin
 }
 
 int vaultreq_parse_register_finish(struct vaultreq_register_finish *out, const uint8_t *body,
-				   size_t len, const char **why)
+                                   size_t len, const char **why)
 {
-	struct vaultreq_register_finish r = { 0 };
+	struct vaultreq_register_finish r = {0};
 	struct sv_buf b;
 	int err;
 
@@ -97,7 +97,7 @@ int vaultreq_parse_register_finish(struct vaultreq_register_finish *out, const u
 	sv_buf_from(&b, body, len);
 	if ((err = get_version(&b, why)) != 0 || (err = get_id(&b, &r.id, &r.id_len, why)) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_RECORD_LEN, &r.record, why,
-			     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
+	                     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0)
 		return fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
@@ -108,9 +108,9 @@ int vaultreq_parse_register_finish(struct vaultreq_register_finish *out, const u
 }
 
 int vaultreq_parse_login_start(struct vaultreq_login_start *out, const uint8_t *body, size_t len,
-			       const char **why)
+                               const char **why)
 {
-	struct vaultreq_login_start r = { 0 };
+	struct vaultreq_login_start r = {0};
 	struct sv_buf b;
 	int err;
 
@@ -118,7 +118,7 @@ int vaultreq_parse_login_start(struct vaultreq_login_start *out, const uint8_t *
 	sv_buf_from(&b, body, len);
 	if ((err = get_version(&b, why)) != 0 || (err = get_id(&b, &r.id, &r.id_len, why)) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_KE1_LEN, &r.ke1, why,
-			     "truncated body: KE1 must be 96 bytes")) != 0 ||
+	                     "truncated body: KE1 must be 96 bytes")) != 0 ||
 	    (err = end(&b, why)) != 0)
 		return err;
 	*out = r;
@@ -126,9 +126,9 @@ int vaultreq_parse_login_start(struct vaultreq_login_start *out, const uint8_t *
 }
 
 int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t *body, size_t len,
-				const char **why)
+                                const char **why)
 {
-	struct vaultreq_login_finish r = { 0 };
+	struct vaultreq_login_finish r = {0};
 	struct sv_buf b;
 	int err;
 
@@ -136,29 +136,29 @@ int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t
 	sv_buf_from(&b, body, len);
 	if ((err = get_version(&b, why)) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_SESSION_ID_LEN, &r.session_id, why,
-			     "truncated body: session id must be 16 bytes")) != 0 ||
+	                     "truncated body: session id must be 16 bytes")) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_KE3_LEN, &r.ke3, why,
-			     "truncated body: KE3 must be 64 bytes")) != 0)
+	                     "truncated body: KE3 must be 64 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.op) != 0)
 		return fail(why, "truncated body: operation byte missing", SV_ERR_INVALID);
 	switch (r.op) {
 	case VAULTREQ_OP_RECOVER:
-	case VAULTREQ_OP_DELETE:
-		break;
+	case VAULTREQ_OP_DELETE: break;
 	case VAULTREQ_OP_CHANGE:
 		r.payload_len = VAULTREQ_REG_REQUEST_LEN;
 		if ((err = get_fixed(&b, r.payload_len, &r.payload, why,
-				     "truncated body: change-password needs a 32-byte "
-				     "RegistrationRequest")) != 0)
+		                     "truncated body: change-password needs a 32-byte "
+		                     "RegistrationRequest")) != 0)
 			return err;
 		break;
 	default:
-		return fail(why, "unknown operation: use 1 (recover), 2 (delete) or 3 (change-password)",
-			    SV_ERR_INVALID);
+		return fail(why,
+		            "unknown operation: use 1 (recover), 2 (delete) or 3 (change-password)",
+		            SV_ERR_INVALID);
 	}
 	if ((err = get_fixed(&b, VAULTREQ_MAC_LEN, &r.mac, why,
-			     "truncated body: operation MAC must be 64 bytes")) != 0 ||
+	                     "truncated body: operation MAC must be 64 bytes")) != 0 ||
 	    (err = end(&b, why)) != 0)
 		return err;
 	*out = r;
@@ -166,9 +166,9 @@ int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t
 }
 
 int vaultreq_parse_change_finish(struct vaultreq_change_finish *out, const uint8_t *body,
-				 size_t len, const char **why)
+                                 size_t len, const char **why)
 {
-	struct vaultreq_change_finish r = { 0 };
+	struct vaultreq_change_finish r = {0};
 	struct sv_buf b;
 	int err;
 
@@ -176,9 +176,9 @@ int vaultreq_parse_change_finish(struct vaultreq_change_finish *out, const uint8
 	sv_buf_from(&b, body, len);
 	if ((err = get_version(&b, why)) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_SESSION_ID_LEN, &r.session_id, why,
-			     "truncated body: session id must be 16 bytes")) != 0 ||
+	                     "truncated body: session id must be 16 bytes")) != 0 ||
 	    (err = get_fixed(&b, VAULTREQ_RECORD_LEN, &r.record, why,
-			     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
+	                     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0)
 		return fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
@@ -186,7 +186,7 @@ int vaultreq_parse_change_finish(struct vaultreq_change_finish *out, const uint8
 		return err;
 	r.macced_len = b.off;
 	if ((err = get_fixed(&b, VAULTREQ_MAC_LEN, &r.mac, why,
-			     "truncated body: MAC must be 64 bytes")) != 0 ||
+	                     "truncated body: MAC must be 64 bytes")) != 0 ||
 	    (err = end(&b, why)) != 0)
 		return err;
 	*out = r;

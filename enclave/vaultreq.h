@@ -13,17 +13,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VAULTREQ_VERSION	1
-#define VAULTREQ_ID_MIN		1
-#define VAULTREQ_ID_MAX		255
-#define VAULTREQ_SESSION_ID_LEN 16
+#define VAULTREQ_VERSION         1
+#define VAULTREQ_ID_MIN          1
+#define VAULTREQ_ID_MAX          255
+#define VAULTREQ_SESSION_ID_LEN  16
 #define VAULTREQ_REG_REQUEST_LEN 32  /* OPAQUE RegistrationRequest */
-#define VAULTREQ_RECORD_LEN	 192 /* OPAQUE RegistrationRecord */
-#define VAULTREQ_KE1_LEN	 96
-#define VAULTREQ_KE3_LEN	 64
-#define VAULTREQ_MAC_LEN	 64 /* HMAC-SHA512 */
-#define VAULTREQ_BLOB_MIN	 1
-#define VAULTREQ_BLOB_MAX	 512
+#define VAULTREQ_RECORD_LEN      192 /* OPAQUE RegistrationRecord */
+#define VAULTREQ_KE1_LEN         96
+#define VAULTREQ_KE3_LEN         64
+#define VAULTREQ_MAC_LEN         64 /* HMAC-SHA512 */
+#define VAULTREQ_BLOB_MIN        1
+#define VAULTREQ_BLOB_MAX        512
 
 /* login/finish operations */
 #define VAULTREQ_OP_RECOVER 1
@@ -32,7 +32,8 @@
 
 /* The largest request body any decoder accepts (register/finish with a 255-byte identifier and
  * a 512-byte blob); a broker may refuse longer bodies without forwarding them. */
-#define VAULTREQ_BODY_MAX (1 + 2 + VAULTREQ_ID_MAX + VAULTREQ_RECORD_LEN + 1 + 2 + VAULTREQ_BLOB_MAX)
+#define VAULTREQ_BODY_MAX                                                                          \
+	(1 + 2 + VAULTREQ_ID_MAX + VAULTREQ_RECORD_LEN + 1 + 2 + VAULTREQ_BLOB_MAX)
 
 #define VAULTREQ_WUR __attribute__((warn_unused_result))
 
@@ -63,9 +64,9 @@ struct vaultreq_login_start {
 /* login/finish: v | session_id | KE3 | op | op payload | op_mac */
 struct vaultreq_login_finish {
 	const uint8_t *session_id; /* VAULTREQ_SESSION_ID_LEN */
-	const uint8_t *ke3;	   /* VAULTREQ_KE3_LEN */
-	uint8_t op;		   /* VAULTREQ_OP_* */
-	const uint8_t *payload;	   /* op == CHANGE: RegistrationRequest; otherwise NULL */
+	const uint8_t *ke3;        /* VAULTREQ_KE3_LEN */
+	uint8_t op;                /* VAULTREQ_OP_* */
+	const uint8_t *payload;    /* op == CHANGE: RegistrationRequest; otherwise NULL */
 	size_t payload_len;
 	const uint8_t *mac; /* VAULTREQ_MAC_LEN, over session_id | op | op payload */
 };
@@ -82,14 +83,14 @@ struct vaultreq_change_finish {
 };
 
 int vaultreq_parse_register_start(struct vaultreq_register_start *out, const uint8_t *body,
-				  size_t len, const char **why) VAULTREQ_WUR;
+                                  size_t len, const char **why) VAULTREQ_WUR;
 int vaultreq_parse_register_finish(struct vaultreq_register_finish *out, const uint8_t *body,
-				   size_t len, const char **why) VAULTREQ_WUR;
+                                   size_t len, const char **why) VAULTREQ_WUR;
 int vaultreq_parse_login_start(struct vaultreq_login_start *out, const uint8_t *body, size_t len,
-			       const char **why) VAULTREQ_WUR;
+                               const char **why) VAULTREQ_WUR;
 int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t *body, size_t len,
-				const char **why) VAULTREQ_WUR;
+                                const char **why) VAULTREQ_WUR;
 int vaultreq_parse_change_finish(struct vaultreq_change_finish *out, const uint8_t *body,
-				 size_t len, const char **why) VAULTREQ_WUR;
+                                 size_t len, const char **why) VAULTREQ_WUR;
 
 #endif

@@ -28,7 +28,7 @@ static size_t fuzz_vault_put16(uint8_t *b, size_t n, size_t v)
  * a length change of -8..+7, and the rest are (position, xor) pairs. Returns the length. */
 static size_t fuzz_vault_body(uint8_t *out, uint16_t type, const uint8_t *data, size_t size)
 {
-	uint8_t p[5] = { 0 };
+	uint8_t p[5] = {0};
 	memcpy(p, data, size < 5 ? size : 5);
 	size_t id_len = 1 + p[0] % VAULTREQ_ID_MAX;
 	size_t blob_len = 1 + (((size_t)p[1] << 8) | p[2]) % VAULTREQ_BLOB_MAX;

@@ -38,7 +38,7 @@ static struct vault *V;
 static struct sv_vault_policy P;
 static struct sv_buf R;
 static uint64_t NOW = 1000;
-static const struct ksf_params KSF = { KSF_IDENTITY, 0, 0 };
+static const struct ksf_params KSF = {KSF_IDENTITY, 0, 0};
 static const uint8_t CONTEXT[] = "sealvault vault-store test";
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -64,7 +64,7 @@ static void vault_up(void)
 	char why[256] = "";
 	int r = store_open(&S, dir, tpm, &P, why, sizeof(why));
 	CHECK(r == 0, "store_open: %s (%s)", why, sv_strerror(r));
-	struct vault_config cfg = { CONTEXT, sizeof(CONTEXT) - 1, &P };
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
 	CHECK(vault_new(&V, S, &cfg) == 0, "vault_new");
 }
 
@@ -100,7 +100,7 @@ static size_t put_id(uint8_t *b, const char *id)
 static uint8_t do_register(const char *id, const char *pw, uint8_t limit, const char *blob)
 {
 	struct opaque_client_state st;
-	struct opaque_params pp = { CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0 };
+	struct opaque_params pp = {CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0};
 	uint8_t req[32], rec[OPAQUE_RECORD_LEN], ek[64], b[1024];
 	size_t n = 0, bl = strlen(blob);
 
@@ -113,7 +113,7 @@ static uint8_t do_register(const char *id, const char *pw, uint8_t limit, const 
 	if (status != SV_STATUS_OK)
 		return status;
 	CHECK(opaque_client_registration_finalize(rec, ek, &st, (const uint8_t *)pw, strlen(pw),
-						  R.data + 1, &pp, &KSF) == 0,
+	                                          R.data + 1, &pp, &KSF) == 0,
 	      "registration finalize");
 	n = 0;
 	b[n++] = 1;
@@ -135,7 +135,7 @@ struct login {
 static uint8_t do_login(const char *id, const char *pw, struct login *L)
 {
 	struct opaque_client_state st;
-	struct opaque_params pp = { CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0 };
+	struct opaque_params pp = {CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0};
 	uint8_t ke1[96], b[512], ek[64];
 	size_t n = 0;
 
@@ -153,7 +153,7 @@ static uint8_t do_login(const char *id, const char *pw, struct login *L)
 	memcpy(L->sid, R.data + 1, 16);
 	L->left = R.data[R.len - 1];
 	int r = opaque_client_ke3(L->ke3, L->session_key, ek, NULL, &st, (const uint8_t *)pw,
-				  strlen(pw), R.data + 1 + 16, &pp, &KSF);
+	                          strlen(pw), R.data + 1 + 16, &pp, &KSF);
 	L->authed = r == 0;
 	if (!L->authed) {
 		randombytes_buf(L->ke3, sizeof(L->ke3));
@@ -175,7 +175,7 @@ static uint8_t do_finish(const struct login *L, uint8_t op)
 	memcpy(macced, L->sid, 16);
 	macced[16] = op;
 	CHECK(hkdf_sha512_expand(key, 64, L->session_key, 64, (const uint8_t *)"sealvault op mac",
-				 16, NULL, 0) == 0,
+	                         16, NULL, 0) == 0,
 	      "mac key");
 	hkdf_hmac_sha512(b + n, key, 64, macced, sizeof(macced), NULL, 0);
 	return call(SV_MSG_LOGIN_FINISH, b, n + 64);
@@ -186,12 +186,11 @@ static void recovered(const struct login *L, const char *blob)
 	uint8_t key[32], out[STORE_BLOB_MAX];
 	unsigned long long n;
 	CHECK(hkdf_sha512_expand(key, 32, L->session_key, 64,
-				 (const uint8_t *)"sealvault recover seal", 22, NULL, 0) == 0,
+	                         (const uint8_t *)"sealvault recover seal", 22, NULL, 0) == 0,
 	      "seal key");
 	CHECK(R.len > 1 + 24 + 16 &&
-		      crypto_aead_xchacha20poly1305_ietf_decrypt(out, &n, NULL, R.data + 25,
-								 R.len - 25, L->sid, 16,
-								 R.data + 1, key) == 0,
+	          crypto_aead_xchacha20poly1305_ietf_decrypt(out, &n, NULL, R.data + 25, R.len - 25,
+	                                                     L->sid, 16, R.data + 1, key) == 0,
 	      "recover reply does not open");
 	CHECK(n == strlen(blob) && memcmp(out, blob, n) == 0, "recovered blob differs");
 }
@@ -254,7 +253,7 @@ static uint64_t timed_login(const char *id, uint64_t *total, uint8_t expect_left
 static int bench(void)
 {
 	static uint64_t h[3][BENCH_N], t[3][BENCH_N];
-	static const char *what[3] = { "known", "unknown", "last-guess" };
+	static const char *what[3] = {"known", "unknown", "last-guess"};
 	char id[32];
 
 	for (int i = 0; i < BENCH_N; i++) {
@@ -263,9 +262,9 @@ static int bench(void)
 		snprintf(id, sizeof(id), "l%d", i);
 		CHECK(do_register(id, "pw", 1, "blob") == SV_STATUS_OK, "register %s", id);
 	}
-	/* interleaved, in a rotating order, so that drift of the machine or the TPM and the position
-	 * after another kind of request hit all three alike */
-	static const char prefix[3] = { 'k', 'u', 'l' };
+	/* interleaved, in a rotating order, so that drift of the machine or the TPM and the
+	 * position after another kind of request hit all three alike */
+	static const char prefix[3] = {'k', 'u', 'l'};
 	for (int i = 0; i < BENCH_N; i++) {
 		for (int j = 0; j < 3; j++) {
 			int k = (i + j) % 3;
@@ -278,7 +277,8 @@ static int bench(void)
 		hm[k] = pct(h[k], BENCH_N, 0.5);
 		tm[k] = pct(t[k], BENCH_N, 0.5);
 		printf("vault-login-start-%s-handler-p50: %.1f us\n", what[k], hm[k]);
-		printf("vault-login-start-%s-handler-p90: %.1f us\n", what[k], pct(h[k], BENCH_N, 0.9));
+		printf("vault-login-start-%s-handler-p90: %.1f us\n", what[k],
+		       pct(h[k], BENCH_N, 0.9));
 		printf("vault-login-start-%s-with-commit-p50: %.1f us\n", what[k], tm[k]);
 		printf("vault-login-start-%s-with-commit-p90: %.1f us\n", what[k],
 		       pct(t[k], BENCH_N, 0.9));
@@ -321,7 +321,7 @@ int main(int argc, char **argv)
 	store_get_stats(S, &st);
 	uint64_t counter = st.counter;
 	CHECK(do_login("nobody", "pw", &L) == SV_STATUS_OK && !L.authed &&
-		      L.left == P.default_guess_limit - 1,
+	          L.left == P.default_guess_limit - 1,
 	      "unknown identifier login/start");
 	store_get_stats(S, &st);
 	CHECK(st.counter == counter + 1, "unknown identifier did not commit (counter %llu -> %llu)",

@@ -54,10 +54,13 @@ static struct fake_user *fake_find(struct store *s, const uint8_t *id, size_t id
 	return NULL;
 }
 
-const struct store_secrets *store_secrets(const struct store *s) { return &s->sec; }
+const struct store_secrets *store_secrets(const struct store *s)
+{
+	return &s->sec;
+}
 
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
-		 struct store_user_view *out)
+                 struct store_user_view *out)
 {
 	struct fake_user *u = fake_find((struct store *)s, id, id_len);
 	if (u == NULL)
@@ -74,8 +77,8 @@ int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
 }
 
 int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
-		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob, size_t blob_len,
-		   unsigned guess_limit)
+                   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
+                   size_t blob_len, unsigned guess_limit)
 {
 	struct fake_user *u = fake_find(s, id, id_len);
 	for (int i = 0; u == NULL && i < FAKE_USERS; i++)
@@ -144,7 +147,10 @@ int store_stage_noop(struct store *s)
 	return SV_OK;
 }
 
-size_t store_pending(const struct store *s) { return s->staged; }
+size_t store_pending(const struct store *s)
+{
+	return s->staged;
+}
 
 int store_commit(struct store *s)
 {
@@ -159,7 +165,7 @@ static struct sv_vault_policy P;
 static struct vault *V;
 static struct sv_buf R; /* the last reply */
 static uint64_t NOW = 1000000;
-static const struct ksf_params KSF = { KSF_IDENTITY, 0, 0 };
+static const struct ksf_params KSF = {KSF_IDENTITY, 0, 0};
 static const uint8_t CONTEXT[] = "sealvault test";
 
 static int setup_with(unsigned pending_max)
@@ -174,14 +180,20 @@ static int setup_with(unsigned pending_max)
 	policy_vault_defaults(&P);
 	P.max_guess_limit = 20;
 	P.pending_login_max = pending_max;
-	struct vault_config cfg = { CONTEXT, sizeof(CONTEXT) - 1, &P };
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	assert_int_equal(sv_buf_init(&R, 4096), 0);
 	return 0;
 }
 
-static int setup(void **state) { return setup_with(64); }
-static int setup_small(void **state) { return setup_with(16); }
+static int setup(void **state)
+{
+	return setup_with(64);
+}
+static int setup_small(void **state)
+{
+	return setup_with(16);
+}
 
 static int teardown(void **state)
 {
@@ -200,12 +212,18 @@ static uint8_t call(uint16_t type, const uint8_t *body, size_t len)
 	return R.data[0];
 }
 
-static const uint8_t *rbody(void) { return R.data + 1; }
-static size_t rlen(void) { return R.len - 1; }
+static const uint8_t *rbody(void)
+{
+	return R.data + 1;
+}
+static size_t rlen(void)
+{
+	return R.len - 1;
+}
 
 static struct opaque_params params(void)
 {
-	struct opaque_params p = { CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0 };
+	struct opaque_params p = {CONTEXT, sizeof(CONTEXT) - 1, NULL, 0, NULL, 0};
 	return p;
 }
 
@@ -219,7 +237,7 @@ static size_t put_id(uint8_t *b, const char *id)
 }
 
 static uint8_t register_user(const char *id, const char *pw, uint8_t limit, const uint8_t *blob,
-			     size_t blob_len)
+                             size_t blob_len)
 {
 	struct opaque_client_state st;
 	uint8_t req[OPAQUE_REGISTRATION_REQUEST_LEN], resp[OPAQUE_REGISTRATION_RESPONSE_LEN];
@@ -227,9 +245,8 @@ static uint8_t register_user(const char *id, const char *pw, uint8_t limit, cons
 	struct opaque_params pp = params();
 	size_t n = 0;
 
-	assert_int_equal(opaque_client_registration_request(req, &st, (const uint8_t *)pw,
-							     strlen(pw)),
-			 0);
+	assert_int_equal(
+	    opaque_client_registration_request(req, &st, (const uint8_t *)pw, strlen(pw)), 0);
 	b[n++] = 1;
 	n += put_id(b + n, id);
 	memcpy(b + n, req, sizeof(req));
@@ -242,8 +259,8 @@ static uint8_t register_user(const char *id, const char *pw, uint8_t limit, cons
 	assert_int_equal(rlen(), OPAQUE_REGISTRATION_RESPONSE_LEN);
 	memcpy(resp, rbody(), sizeof(resp));
 	assert_int_equal(opaque_client_registration_finalize(rec, ek, &st, (const uint8_t *)pw,
-							     strlen(pw), resp, &pp, &KSF),
-			 0);
+	                                                     strlen(pw), resp, &pp, &KSF),
+	                 0);
 	n = 0;
 	b[n++] = 1;
 	n += put_id(b + n, id);
@@ -290,7 +307,7 @@ static uint8_t login(const char *id, const char *pw, struct login *L)
 	memcpy(L->ke2, rbody() + 16, OPAQUE_KE2_LEN);
 	L->left = rbody()[16 + OPAQUE_KE2_LEN];
 	int r = opaque_client_ke3(L->ke3, L->session_key, ek, NULL, &st, (const uint8_t *)pw,
-				  strlen(pw), L->ke2, &pp, &KSF);
+	                          strlen(pw), L->ke2, &pp, &KSF);
 	assert_true(r == 0 || r == SV_ERR_AUTH);
 	L->authed = r == 0;
 	if (!L->authed) {
@@ -304,13 +321,13 @@ static uint8_t login(const char *id, const char *pw, struct login *L)
 static void mac_key(uint8_t key[64], const uint8_t session_key[64])
 {
 	assert_int_equal(hkdf_sha512_expand(key, 64, session_key, 64,
-					    (const uint8_t *)"sealvault op mac", 16, NULL, 0),
-			 0);
+	                                    (const uint8_t *)"sealvault op mac", 16, NULL, 0),
+	                 0);
 }
 
 /* Builds a login/finish body into b; returns its length. */
 static size_t finish_body(uint8_t *b, const struct login *L, uint8_t op, const uint8_t *payload,
-			  size_t payload_len)
+                          size_t payload_len)
 {
 	uint8_t key[64], macced[16 + 1 + 32];
 	size_t n = 0;
@@ -345,12 +362,11 @@ static void open_recover(const struct login *L, uint8_t *blob, size_t *blob_len)
 	unsigned long long n;
 	assert_true(rlen() > 24 + 16);
 	assert_int_equal(hkdf_sha512_expand(key, 32, L->session_key, 64,
-					    (const uint8_t *)"sealvault recover seal", 22, NULL, 0),
-			 0);
-	assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(blob, &n, NULL, rbody() + 24,
-								    rlen() - 24, L->sid, 16,
-								    rbody(), key),
-			 0);
+	                                    (const uint8_t *)"sealvault recover seal", 22, NULL, 0),
+	                 0);
+	assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(
+	                     blob, &n, NULL, rbody() + 24, rlen() - 24, L->sid, 16, rbody(), key),
+	                 0);
 	*blob_len = (size_t)n;
 }
 
@@ -370,7 +386,7 @@ static void test_register_and_recover(void **state)
 	size_t blob_len;
 
 	assert_int_equal(register_user("alice", "correct horse", 5, BLOB, sizeof(BLOB)),
-			 SV_STATUS_OK);
+	                 SV_STATUS_OK);
 	assert_non_null(user("alice"));
 	assert_int_equal(user("alice")->limit, 5);
 	assert_int_equal(login("alice", "correct horse", &L), SV_STATUS_OK);
@@ -396,10 +412,10 @@ static void test_default_limit(void **state)
 static void test_limit_above_max_rejected(void **state)
 {
 	assert_int_equal(register_user("max", "pw", (uint8_t)(P.max_guess_limit + 1), BLOB, 1),
-			 SV_STATUS_BAD_REQUEST);
+	                 SV_STATUS_BAD_REQUEST);
 	assert_null(user("max"));
 	assert_int_equal(register_user("max", "pw", (uint8_t)P.max_guess_limit, BLOB, 1),
-			 SV_STATUS_OK);
+	                 SV_STATUS_OK);
 }
 
 static void test_wrong_password(void **state)
@@ -454,7 +470,7 @@ static void test_limit_three_wrong_then_right(void **state)
 		assert_int_equal(L.left, 2 - i);
 		/* 403 with attempts left, and 410 for the last one */
 		assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0),
-				 i < 2 ? SV_STATUS_AUTH_FAILED : SV_STATUS_LOCKED);
+		                 i < 2 ? SV_STATUS_AUTH_FAILED : SV_STATUS_LOCKED);
 	}
 	assert_true(user("dave")->destroyed);
 	assert_int_equal(rlen(), 0);
@@ -463,7 +479,7 @@ static void test_limit_three_wrong_then_right(void **state)
 	assert_int_equal(rlen(), 0);
 	assert_int_equal(S.charges, charges); /* nothing charged on a destroyed record */
 	/* the record content is gone, the tombstone stays */
-	uint8_t zero[STORE_RECORD_LEN] = { 0 };
+	uint8_t zero[STORE_RECORD_LEN] = {0};
 	assert_memory_equal(user("dave")->record, zero, sizeof(zero));
 	/* a destroyed identifier may be registered again */
 	assert_int_equal(register_user("dave", "new", 3, BLOB, 4), SV_STATUS_OK);
@@ -590,16 +606,15 @@ static void test_delete(void **state)
 }
 
 static uint8_t change_password(const struct login *L, const char *pw, uint8_t limit,
-			       const uint8_t *blob, size_t blob_len, int tamper)
+                               const uint8_t *blob, size_t blob_len, int tamper)
 {
 	struct opaque_client_state st;
 	struct opaque_params pp = params();
 	uint8_t req[32], resp[64], rec[OPAQUE_RECORD_LEN], ek[64], key[64], b[1024];
 	size_t n = 0;
 
-	assert_int_equal(opaque_client_registration_request(req, &st, (const uint8_t *)pw,
-							     strlen(pw)),
-			 0);
+	assert_int_equal(
+	    opaque_client_registration_request(req, &st, (const uint8_t *)pw, strlen(pw)), 0);
 	uint8_t status = finish(L, VAULTREQ_OP_CHANGE, req, sizeof(req));
 	if (status != SV_STATUS_OK) {
 		opaque_client_state_wipe(&st);
@@ -608,8 +623,8 @@ static uint8_t change_password(const struct login *L, const char *pw, uint8_t li
 	assert_int_equal(rlen(), 64);
 	memcpy(resp, rbody(), 64);
 	assert_int_equal(opaque_client_registration_finalize(rec, ek, &st, (const uint8_t *)pw,
-							     strlen(pw), resp, &pp, &KSF),
-			 0);
+	                                                     strlen(pw), resp, &pp, &KSF),
+	                 0);
 	b[n++] = 1;
 	memcpy(b + n, L->sid, 16);
 	n += 16;
@@ -850,7 +865,7 @@ static void test_rescue_pool_busy(void **state)
 /* ---- decoders: hostile lengths, trailing bytes, version ---- */
 
 static size_t build_register_finish(uint8_t *b, size_t id_len, uint16_t decl_id, size_t blob_len,
-				    uint16_t decl_blob)
+                                    uint16_t decl_blob)
 {
 	size_t n = 0;
 	b[n++] = 1;
@@ -887,12 +902,12 @@ static void test_decode_register_finish(void **state)
 	assert_non_null(why);
 	assert_null(r.id); /* nothing half-filled */
 	/* identifier lengths 0, 256, 0xffff; blob lengths 0, 513, 0xffff; declared n-1 / n+1 */
-	uint16_t bad_ids[] = { 0, 256, 0xffff };
+	uint16_t bad_ids[] = {0, 256, 0xffff};
 	for (size_t i = 0; i < 3; i++) {
 		n = build_register_finish(b, 5, bad_ids[i], 10, 10);
 		assert_int_not_equal(vaultreq_parse_register_finish(&r, b, n, &why), 0);
 	}
-	uint16_t bad_blobs[] = { 0, 513, 0xffff };
+	uint16_t bad_blobs[] = {0, 513, 0xffff};
 	for (size_t i = 0; i < 3; i++) {
 		n = build_register_finish(b, 5, 5, 10, bad_blobs[i]);
 		assert_int_not_equal(vaultreq_parse_register_finish(&r, b, n, &why), 0);
@@ -936,7 +951,7 @@ static void test_decode_fixed_bodies(void **state)
 		n += fixed;
 		for (size_t l = 0; l <= n + 1; l++) {
 			int r = which == 0 ? vaultreq_parse_register_start(&rs, b, l, &why)
-					   : vaultreq_parse_login_start(&ls, b, l, &why);
+			                   : vaultreq_parse_login_start(&ls, b, l, &why);
 			if (l == n)
 				assert_int_equal(r, 0);
 			else
@@ -944,8 +959,8 @@ static void test_decode_fixed_bodies(void **state)
 		}
 		b[2] = 0; /* declared id length 0 */
 		assert_int_not_equal(which == 0 ? vaultreq_parse_register_start(&rs, b, n, &why)
-						: vaultreq_parse_login_start(&ls, b, n, &why),
-				     0);
+		                                : vaultreq_parse_login_start(&ls, b, n, &why),
+		                     0);
 	}
 	assert_int_not_equal(vaultreq_parse_login_start(&ls, NULL, 0, &why), 0);
 
@@ -1008,8 +1023,13 @@ static void test_hostile_bodies(void **state)
 	uint8_t b[2048];
 	assert_int_equal(register_user("uma", "pw", 5, BLOB, 8), SV_STATUS_OK);
 	unsigned used = user("uma")->used;
-	uint16_t types[] = { SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START,
-			     SV_MSG_LOGIN_FINISH, SV_MSG_CHANGE_FINISH, SV_MSG_STATS, 999 };
+	uint16_t types[] = {SV_MSG_REGISTER_START,
+	                    SV_MSG_REGISTER_FINISH,
+	                    SV_MSG_LOGIN_START,
+	                    SV_MSG_LOGIN_FINISH,
+	                    SV_MSG_CHANGE_FINISH,
+	                    SV_MSG_STATS,
+	                    999};
 	for (int round = 0; round < 300; round++) {
 		size_t n = randombytes_uniform(sizeof(b));
 		randombytes_buf(b, n);
@@ -1052,7 +1072,7 @@ static void test_hostile_bodies(void **state)
 static void test_bad_change_payload_changes_nothing(void **state)
 {
 	struct login L;
-	uint8_t zero[32] = { 0 };
+	uint8_t zero[32] = {0};
 	assert_int_equal(register_user("val", "pw", 5, BLOB, 8), SV_STATUS_OK);
 	assert_int_equal(login("val", "pw", &L), SV_STATUS_OK);
 	assert_int_equal(finish(&L, VAULTREQ_OP_CHANGE, zero, 32), SV_STATUS_BAD_REQUEST);
@@ -1081,7 +1101,7 @@ static void test_metrics(void **state)
 static void test_vault_new_checks_key(void **state)
 {
 	struct vault *v2;
-	struct vault_config cfg = { NULL, 0, &P };
+	struct vault_config cfg = {NULL, 0, &P};
 	S.sec.ake_pk[0] ^= 1;
 	assert_int_equal(vault_new(&v2, &S, &cfg), SV_ERR_STATE);
 	assert_null(v2);
@@ -1097,39 +1117,39 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_register_and_recover, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_default_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limit_above_max_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limit_two_wrong_then_right, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_limit_three_wrong_then_right, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_last_guess_expires, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_overtaken_by_last_guess, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rescue_invalidated_by_reregistration, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_identifier, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unknown_ke3_never_accepted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_register_existing_conflict, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_change_password, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_change_password_mac_tampered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stale_login_after_password_change, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_op_mac_tampering, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_replayed_ke3, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pending_cap, setup_small, teardown),
-		cmocka_unit_test_setup_teardown(test_rescue_slots_full, setup_small, teardown),
-		cmocka_unit_test_setup_teardown(test_rescue_pool_busy, setup, teardown),
-		cmocka_unit_test(test_decode_register_finish),
-		cmocka_unit_test(test_decode_fixed_bodies),
-		cmocka_unit_test(test_decode_change_finish),
-		cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_change_payload_changes_nothing, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_vault_new_checks_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_register_and_recover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_default_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limit_above_max_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wrong_password, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limit_two_wrong_then_right, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_limit_three_wrong_then_right, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_last_guess_expires, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_overtaken_by_last_guess, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rescue_invalidated_by_reregistration, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_identifier, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unknown_ke3_never_accepted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_register_existing_conflict, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_password, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_change_password_mac_tampered, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stale_login_after_password_change, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_op_mac_tampering, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_replayed_ke3, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_cap, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_rescue_slots_full, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_rescue_pool_busy, setup, teardown),
+	    cmocka_unit_test(test_decode_register_finish),
+	    cmocka_unit_test(test_decode_fixed_bodies),
+	    cmocka_unit_test(test_decode_change_finish),
+	    cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_change_payload_changes_nothing, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vault_new_checks_key, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
