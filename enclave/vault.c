@@ -300,10 +300,10 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		if ((err = store_charge_guess(v->store, r.id, r.id_len, &left)) != 0)
 			goto fail;
 	} else {
-		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
 		/* The same commit path as a real charge, so that timing does not tell. */
 		if ((err = store_stage_noop(v->store)) != 0)
 			goto fail;
+		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
 	}
 	if (left == 0)
 		v->c.last_guesses++;
