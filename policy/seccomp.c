@@ -64,6 +64,7 @@ static const struct sc_rule enclave_rules[] = {
 	{ SCMP_SYS(clock_nanosleep), ANY }, /* same, as glibc implements nanosleep */
 	{ SCMP_SYS(futex), ANY },	    /* OpenSSL and glibc locks */
 	{ SCMP_SYS(rt_sigreturn), ANY },    /* return from a signal handler */
+	{ SCMP_SYS(restart_syscall), ANY }, /* poll/nanosleep resumed after SIGSTOP/SIGCONT */
 	{ SCMP_SYS(exit), ANY },
 	{ SCMP_SYS(exit_group), ANY },
 	{ SCMP_SYS(fstat), EACCES_ERR },      /* stdio probing; harmless to refuse */
@@ -105,6 +106,7 @@ static const struct sc_rule broker_rules[] = {
 	{ SCMP_SYS(gettimeofday), ANY },
 	{ SCMP_SYS(futex), ANY },	   /* OpenSSL and glibc locks */
 	{ SCMP_SYS(rt_sigreturn), ANY },   /* libevent signal handlers (SIGTERM, SIGINT) */
+	{ SCMP_SYS(restart_syscall), ANY }, /* a timed wait resumed after SIGSTOP/SIGCONT */
 	{ SCMP_SYS(exit), ANY },
 	{ SCMP_SYS(exit_group), ANY },
 	{ SCMP_SYS(fstat), EACCES_ERR },

@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
+#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +38,7 @@ enum probe {
 	P_CONNECT,
 	P_HOOK,
 	P_PAUSE,
+	P_STOP_CONT,
 };
 
 /* Runs probe p in a child under the enclave (broker = 0) or broker filter; returns wait status.
@@ -50,6 +53,10 @@ static int run(int broker, enum probe p)
 	if (pid == 0) {
 		char why[256];
 		int r;
+		int epfd = epoll_create1(0);
+		struct epoll_event want = { .events = EPOLLIN };
+		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
+			_exit(5);
 		if (broker) {
 			struct policy_seccomp_broker cfg = { .listen_fd = pipefd[0] };
 			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
@@ -92,11 +99,33 @@ static int run(int broker, enum probe p)
 		case P_ACCEPT_OTHER: accept4(other[0], NULL, NULL, 0); _exit(0);
 		case P_CONNECT: connect(0, NULL, 0); _exit(0);
 		case P_HOOK: _exit(policy_seccomp_test_hook(broker ? "broker" : "enclave") == 0 ? 0 : 3);
+		case P_STOP_CONT: {
+			/* a timed wait stopped and continued (SIGSTOP/SIGCONT, a debugger attaching)
+			 * resumes, for poll through restart_syscall */
+			if (broker) {
+				struct epoll_event ev;
+				int n;
+				do
+					n = epoll_wait(epfd, &ev, 1, 3000);
+				while (n < 0 && errno == EINTR);
+				_exit(n == 1 ? 0 : 3);
+			}
+			struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+			_exit(poll(&pfd, 1, 3000) == 1 ? 0 : 3);
+		}
 		case P_PAUSE:
 			/* wait until the parent has inspected /proc/PID/status */
 			_exit(read(pipefd[0], &c, 1) == 1 ? 0 : 3);
 		}
 		_exit(4);
+	}
+	if (p == P_STOP_CONT) {
+		usleep(100 * 1000);
+		assert_int_equal(kill(pid, SIGSTOP), 0);
+		usleep(100 * 1000);
+		assert_int_equal(kill(pid, SIGCONT), 0);
+		usleep(100 * 1000);
+		assert_int_equal(write(pipefd[1], "g", 1), 1);
 	}
 	if (p == P_PAUSE) {
 		char path[64], line[256];
@@ -142,6 +171,7 @@ static void test_enclave_allowed(void **state)
 	assert_ok(run(0, P_SODIUM));
 	assert_ok(run(0, P_FSTAT));
 	assert_ok(run(0, P_PAUSE)); /* Seccomp: 2, NoNewPrivs: 1 */
+	assert_ok(run(0, P_STOP_CONT));
 }
 
 static void test_enclave_killed(void **state)
@@ -159,6 +189,7 @@ static void test_broker(void **state)
 	assert_ok(run(1, P_NOTHING));
 	assert_ok(run(1, P_WRITE_OTHER));
 	assert_ok(run(1, P_PAUSE));
+	assert_ok(run(1, P_STOP_CONT));
 	assert_sigsys(run(1, P_SOCKET));
 	assert_sigsys(run(1, P_EXECVE));
 	assert_sigsys(run(1, P_OPENAT));
