@@ -4,8 +4,16 @@ DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd
 INSTALL_MAN += daemon/sealvaultd.8 daemon/sealvault.conf.5
-# sealvaultd finds the two processes here unless --libexec-dir says otherwise
+# sealvaultd finds the two processes here unless --libexec-dir says otherwise. The stamp file
+# changes when LIBEXECDIR (or PREFIX) does, so `make install PREFIX=/usr` after a plain `make`
+# rebuilds sealvaultd with the right path instead of installing one that looks elsewhere.
 EXTRA_CFLAGS_daemon_main := -DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
+$(B)/daemon/main.o: $(B)/daemon/libexecdir.stamp
+$(B)/daemon/libexecdir.stamp: daemon-libexecdir-check
+	@mkdir -p $(dir $@)
+	@echo '$(LIBEXECDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR)' > $@
+.PHONY: daemon-libexecdir-check
+daemon-libexecdir-check:
 
 $(B)/libsvdaemon.a: $(B)/daemon/config.o
 	$(call msg,AR,$@)
