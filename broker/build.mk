@@ -17,8 +17,10 @@ $(B)/sealvault-broker: $(B)/broker/main.o $(B)/libsvbroker.a $(B)/libsvseccomp.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(BROKER_PKGS))
 
-# unit tests of broker modules link the broker archive and libevent
-UT_OBJS_broker_link := $(B)/libsvbroker.a $(B)/libsvcommon.a
+# unit tests of broker modules link the broker archive (and libevent, named by path because the
+# unit-test link line only adds the packages of UT_PKGS)
+UT_OBJS_broker_link := $(B)/libsvbroker.a $(B)/libsvcommon.a \
+	$(shell $(PKG_CONFIG) --variable=libdir libevent)/libevent.so
 UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a
 
 # libFuzzer target for the IPC frame decoder both processes use (rules: tests/fuzz/build.mk).

@@ -29,6 +29,9 @@ $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
+# The whole handler on the in-memory fake store (tests/lib/fake_store.h), with a real client.
+FUZZ_TARGETS += vault_handle
+FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
