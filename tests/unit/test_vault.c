@@ -1,7 +1,7 @@
 /*
  * Unit tests for enclave/vault (and its session table, phantom counters and request decoders):
  * full protocol flows through vault_handle with the real OPAQUE client from crypto/, on a small
- * in-memory fake of the store functions defined below (no TPM, no files).
+ * in-memory fake of the store functions (tests/lib/fake_store.h: no TPM, no files).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,140 +23,7 @@
 #include "enclave/vaultreq.h"
 #include "policy/vault.h"
 
-/* ---- fake store: the store.h contract, in memory ---- */
-
-#define FAKE_USERS 32
-
-struct fake_user {
-	int live;
-	uint8_t id[STORE_ID_MAX];
-	size_t id_len;
-	uint8_t record[STORE_RECORD_LEN];
-	uint8_t blob[STORE_BLOB_MAX];
-	size_t blob_len;
-	unsigned limit, used;
-	int destroyed;
-};
-
-struct store {
-	struct store_secrets sec;
-	struct fake_user u[FAKE_USERS];
-	size_t staged; /* changes since the last commit */
-	size_t noops;  /* store_stage_noop calls */
-	size_t charges;
-};
-
-static struct fake_user *fake_find(struct store *s, const uint8_t *id, size_t id_len)
-{
-	for (int i = 0; i < FAKE_USERS; i++)
-		if (s->u[i].live && s->u[i].id_len == id_len && memcmp(s->u[i].id, id, id_len) == 0)
-			return &s->u[i];
-	return NULL;
-}
-
-const struct store_secrets *store_secrets(const struct store *s)
-{
-	return &s->sec;
-}
-
-int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
-                 struct store_user_view *out)
-{
-	struct fake_user *u = fake_find((struct store *)s, id, id_len);
-	if (u == NULL)
-		return SV_ERR_NOTFOUND;
-	out->id = u->id;
-	out->id_len = u->id_len;
-	out->record = u->destroyed ? NULL : u->record;
-	out->blob = u->destroyed ? NULL : u->blob;
-	out->blob_len = u->destroyed ? 0 : u->blob_len;
-	out->guess_limit = u->limit;
-	out->guesses_used = u->used;
-	out->destroyed = u->destroyed;
-	return SV_OK;
-}
-
-int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
-                   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
-                   size_t blob_len, unsigned guess_limit)
-{
-	struct fake_user *u = fake_find(s, id, id_len);
-	for (int i = 0; u == NULL && i < FAKE_USERS; i++)
-		if (!s->u[i].live)
-			u = &s->u[i];
-	assert_non_null(u);
-	assert_true(id_len >= 1 && id_len <= STORE_ID_MAX && blob_len <= STORE_BLOB_MAX);
-	memset(u, 0, sizeof(*u));
-	u->live = 1;
-	memcpy(u->id, id, id_len);
-	u->id_len = id_len;
-	memcpy(u->record, record, STORE_RECORD_LEN);
-	memcpy(u->blob, blob, blob_len);
-	u->blob_len = blob_len;
-	u->limit = guess_limit;
-	s->staged++;
-	return SV_OK;
-}
-
-int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsigned *left)
-{
-	struct fake_user *u = fake_find(s, id, id_len);
-	if (u == NULL)
-		return SV_ERR_NOTFOUND;
-	if (u->destroyed)
-		return SV_ERR_LOCKED;
-	u->used++;
-	if (u->used >= u->limit) {
-		u->destroyed = 1;
-		sodium_memzero(u->record, sizeof(u->record));
-		sodium_memzero(u->blob, sizeof(u->blob));
-		u->blob_len = 0;
-	}
-	*left = u->limit - u->used;
-	s->staged++;
-	s->charges++;
-	return SV_OK;
-}
-
-int store_reset_guesses(struct store *s, const uint8_t *id, size_t id_len)
-{
-	struct fake_user *u = fake_find(s, id, id_len);
-	if (u == NULL)
-		return SV_ERR_NOTFOUND;
-	if (u->destroyed)
-		return SV_ERR_LOCKED;
-	u->used = 0;
-	s->staged++;
-	return SV_OK;
-}
-
-int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
-{
-	struct fake_user *u = fake_find(s, id, id_len);
-	if (u == NULL)
-		return SV_ERR_NOTFOUND;
-	memset(u, 0, sizeof(*u));
-	s->staged++;
-	return SV_OK;
-}
-
-int store_stage_noop(struct store *s)
-{
-	s->staged++;
-	s->noops++;
-	return SV_OK;
-}
-
-size_t store_pending(const struct store *s)
-{
-	return s->staged;
-}
-
-int store_commit(struct store *s)
-{
-	s->staged = 0;
-	return SV_OK;
-}
+#include "tests/lib/fake_store.h"
 
 /* ---- test fixture ---- */
 
