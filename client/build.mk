@@ -60,6 +60,12 @@ CHECK_STEPS += client-abi-check
 client-abi-check: $(CLIENT_SO)
 	$(Q)B=$(B) CC="$(CC)" tests/integration/client-abi.sh
 
+# The CLI's refusals (arguments, password and secret input), without a server.
+CHECK_STEPS += client-cli-args
+.PHONY: client-cli-args
+client-cli-args: $(B)/sealvault
+	$(Q)B=$(B) tests/integration/cli-args.sh
+
 # `make demo`: the whole story on this machine (installs build dependencies when root).
 demo:
 	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo.sh

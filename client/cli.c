@@ -355,6 +355,29 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
 	};
+	/* getopt_long accepts unambiguous abbreviations, so "--password x" would silently mean
+	 * "--password-file x"; options must be spelled out. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strncmp(argv[i], "--", 2) != 0)
+			continue;
+		size_t len = strcspn(argv[i] + 2, "=");
+		int known = 0;
+		for (const struct option *lo = longopts; lo->name != NULL; lo++)
+			known |=
+			    strlen(lo->name) == len && strncmp(lo->name, argv[i] + 2, len) == 0;
+		if (!known) {
+			fprintf(stderr,
+			        "sealvault: unknown option '%.*s'; passwords are never given "
+			        "as arguments (see --help)\n",
+			        (int)(len + 2), argv[i]);
+			return -1;
+		}
+		/* skip the value of an option that takes one */
+		for (const struct option *lo = longopts; lo->name != NULL; lo++)
+			if (strlen(lo->name) == len && strncmp(lo->name, argv[i] + 2, len) == 0 &&
+			    lo->has_arg == required_argument && argv[i][2 + len] == '\0')
+				i++;
+	}
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {

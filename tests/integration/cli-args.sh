@@ -1,0 +1,73 @@
+#!/bin/bash
+# The sealvault CLI's argument and input handling, without a server: every refusal exits 1 with
+# a message naming the problem, before any network traffic (the server URL points at a closed
+# port, so reaching the network would give a different message).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+SV=$PWD/$B/sealvault
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+fail() { echo "cli-args: FAIL: $*" >&2; exit 1; }
+
+# check RC TEXT CMD...: runs CMD, wants exit RC and TEXT in its output (stdout + stderr).
+check() {
+	local want=$1 text=$2 rc
+	shift 2
+	set +e
+	"$@" >"$tmp/out" 2>&1 </dev/null
+	rc=$?
+	set -e
+	n=$((n + 1))
+	[ "$rc" -eq "$want" ] || fail "exit $rc, want $want: $* -> $(cat "$tmp/out")"
+	grep -qF -- "$text" "$tmp/out" || fail "no '$text' in the output of: $* -> $(cat "$tmp/out")"
+}
+
+url=(--server https://127.0.0.1:9 --cacert /dev/null)
+printf 'pw\n' >"$tmp/pw"
+: >"$tmp/empty"
+head -c 462 /dev/zero >"$tmp/max"
+head -c 463 /dev/zero >"$tmp/big"
+
+check 0 "usage:" "$SV" --help
+check 0 "sealvault 0.1.0" "$SV" --version
+check 1 "exactly one command" "$SV"
+check 1 "passwords never go on the command line" "$SV" recover "${url[@]}" --user a --out x hunter2
+check 1 "unknown option '--password'" "$SV" recover "${url[@]}" --user a --password hunter2
+check 1 "unknown option '--pass'" "$SV" recover "${url[@]}" --user a --out x --pass=hunter2
+check 1 "invalid option" "$SV" recover "${url[@]}" --user a --out x -p hunter2
+check 1 "unknown command 'frobnicate'" "$SV" frobnicate "${url[@]}" --user a
+check 1 "needs --server" "$SV" recover --user a --out x
+check 1 "needs --user" "$SV" recover --server https://127.0.0.1:9 --out x
+check 1 "needs --secret-file" "$SV" register "${url[@]}" --user a
+check 1 "needs --out" "$SV" recover "${url[@]}" --user a
+check 1 "must start with https://" "$SV" recover --server http://127.0.0.1:9 --user a --out x \
+	--password-file "$tmp/pw"
+for bad in 0 256 -1 3x ''; do
+	check 1 "--max-attempts must be a number from 1 to 255" "$SV" register "${url[@]}" \
+		--user a --secret-file "$tmp/max" --password-file "$tmp/pw" --max-attempts "$bad"
+done
+check 1 "--ksf-m must be a number from 8" "$SV" recover "${url[@]}" --user a --out x --ksf-m 7
+check 1 "--ksf-t must be a number from 1" "$SV" recover "${url[@]}" --user a --out x --ksf-t 0
+check 1 "cannot open password file" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/nonexistent"
+check 1 "is empty or unreadable" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/empty"
+check 1 "is empty or unreadable" "$SV" recover "${url[@]}" --user a --out x --password-file -
+check 1 "larger than 462 bytes" "$SV" register "${url[@]}" --user a --secret-file "$tmp/big" \
+	--password-file "$tmp/pw"
+check 1 "is empty; nothing to store" "$SV" register "${url[@]}" --user a \
+	--secret-file "$tmp/empty" --password-file "$tmp/pw"
+check 1 "drop --password-file" "$SV" register "${url[@]}" --user a --secret-file "$tmp/max" \
+	--password-file "$tmp/pw" --generate-code
+check 1 "drop --new-password-file" "$SV" change-password "${url[@]}" --user a \
+	--password-file "$tmp/pw" --new-password-file "$tmp/pw" --generate-code
+check 1 "the user id must be 1 to 255 bytes" "$SV" recover "${url[@]}" --out x \
+	--password-file "$tmp/pw" --user "$(head -c 256 /dev/zero | tr '\0' u)"
+# No password option and no terminal (setsid: no controlling tty): say how to give one.
+check 1 "no terminal to ask for the password" setsid -w "$SV" recover "${url[@]}" --user a --out x
+# Everything valid: only now is the network tried, and its failure says what to check.
+check 1 "check --server, that sealvaultd runs" "$SV" register "${url[@]}" --user a \
+	--secret-file "$tmp/max" --password-file "$tmp/pw" --ksf-t 1 --ksf-m 8
+echo "cli-args: ok ($n cases)"
