@@ -503,9 +503,21 @@ static uint8_t change_password(const struct login *L, const char *pw, uint8_t li
 	memcpy(b + n, blob, blob_len);
 	n += blob_len;
 	mac_key(key, L->session_key);
+	if (tamper == 2) {
+		/* authenticated but invalid (identity client public key): 400, the login waits */
+		uint8_t bad[1024];
+		memcpy(bad, b, n);
+		memset(bad + 17, 0, 32);
+		hkdf_hmac_sha512(bad + n, key, 64, bad, n, NULL, 0);
+		assert_int_equal(call(SV_MSG_CHANGE_FINISH, bad, n + 64), SV_STATUS_BAD_REQUEST);
+		memcpy(bad + 17, b + 17, 32);
+		bad[n - 3 - blob_len] = 255; /* a valid record, but a limit above the maximum */
+		hkdf_hmac_sha512(bad + n, key, 64, bad, n, NULL, 0);
+		assert_int_equal(call(SV_MSG_CHANGE_FINISH, bad, n + 64), SV_STATUS_BAD_REQUEST);
+	}
 	hkdf_hmac_sha512(b + n, key, 64, b, n, NULL, 0);
 	n += 64;
-	if (tamper)
+	if (tamper == 1)
 		b[20] ^= 1; /* inside the record */
 	return call(SV_MSG_CHANGE_FINISH, b, n);
 }
@@ -519,7 +531,7 @@ static void test_change_password(void **state)
 
 	assert_int_equal(register_user("jo", "old", 3, BLOB, sizeof(BLOB)), SV_STATUS_OK);
 	assert_int_equal(login("jo", "old", &L), SV_STATUS_OK);
-	assert_int_equal(change_password(&L, "new", 7, NEWBLOB, sizeof(NEWBLOB), 0), SV_STATUS_OK);
+	assert_int_equal(change_password(&L, "new", 7, NEWBLOB, sizeof(NEWBLOB), 2), SV_STATUS_OK);
 	assert_int_equal(user("jo")->limit, 7);
 	assert_int_equal(user("jo")->used, 0);
 	/* the session is finished: a second change-password/finish is out of order */
