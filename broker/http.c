@@ -37,14 +37,14 @@ static const struct route {
 	uint16_t type;
 	enum metrics_endpoint ep;
 } routes[] = {
-	{ "/v1/register/start", EVHTTP_REQ_POST, SV_MSG_REGISTER_START, EP_REGISTER_START },
-	{ "/v1/register/finish", EVHTTP_REQ_POST, SV_MSG_REGISTER_FINISH, EP_REGISTER_FINISH },
-	{ "/v1/login/start", EVHTTP_REQ_POST, SV_MSG_LOGIN_START, EP_LOGIN_START },
-	{ "/v1/login/finish", EVHTTP_REQ_POST, SV_MSG_LOGIN_FINISH, EP_LOGIN_FINISH },
-	{ "/v1/change-password/finish", EVHTTP_REQ_POST, SV_MSG_CHANGE_FINISH, EP_CHANGE_FINISH },
-	{ "/v1/attestation", EVHTTP_REQ_GET, SV_MSG_ATTESTATION, EP_ATTESTATION },
-	{ "/healthz", EVHTTP_REQ_GET, SV_MSG_HEALTH, EP_HEALTHZ },
-	{ "/metrics", EVHTTP_REQ_GET, SV_MSG_STATS, EP_METRICS },
+    {"/v1/register/start", EVHTTP_REQ_POST, SV_MSG_REGISTER_START, EP_REGISTER_START},
+    {"/v1/register/finish", EVHTTP_REQ_POST, SV_MSG_REGISTER_FINISH, EP_REGISTER_FINISH},
+    {"/v1/login/start", EVHTTP_REQ_POST, SV_MSG_LOGIN_START, EP_LOGIN_START},
+    {"/v1/login/finish", EVHTTP_REQ_POST, SV_MSG_LOGIN_FINISH, EP_LOGIN_FINISH},
+    {"/v1/change-password/finish", EVHTTP_REQ_POST, SV_MSG_CHANGE_FINISH, EP_CHANGE_FINISH},
+    {"/v1/attestation", EVHTTP_REQ_GET, SV_MSG_ATTESTATION, EP_ATTESTATION},
+    {"/healthz", EVHTTP_REQ_GET, SV_MSG_HEALTH, EP_HEALTHZ},
+    {"/metrics", EVHTTP_REQ_GET, SV_MSG_STATS, EP_METRICS},
 };
 
 /* A request waiting for the enclave. */
@@ -97,7 +97,7 @@ static const char *reason(int code)
 
 /* Sends the answer (body may be NULL) and counts it. */
 static void answer(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
-		   uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
+                   uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	evhttp_add_header(oh, "Content-Type", ctype);
@@ -109,8 +109,8 @@ static void answer(struct broker_http *h, struct evhttp_request *req, enum metri
 	metrics_count(h->m, ep, code, now_us() - start_us);
 }
 
-static void answer_text(struct broker_http *h, struct evhttp_request *req,
-			enum metrics_endpoint ep, uint64_t start_us, int code, const char *text)
+static void answer_text(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
+                        uint64_t start_us, int code, const char *text)
 {
 	struct evbuffer *b = evbuffer_new();
 	if (b != NULL && evbuffer_add(b, text, strlen(text)) != 0) {
@@ -134,10 +134,11 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 	if (!bad && p->route->ep == EP_METRICS) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
 		struct metrics_gauges g = {
-			.connections = tls_open_connections(h->tls),
-			.inflight = link_inflight(h->link),
-			.rate_limited = ratelimit_refused_requests(h->rl),
-			.conns_refused = tls_refused_connections(h->tls) + ratelimit_refused_conns(h->rl),
+		    .connections = tls_open_connections(h->tls),
+		    .inflight = link_inflight(h->link),
+		    .rate_limited = ratelimit_refused_requests(h->rl),
+		    .conns_refused =
+		        tls_refused_connections(h->tls) + ratelimit_refused_conns(h->rl),
 		};
 		bad = metrics_render(h->m, &g, b) != 0;
 	} else if (!bad && p->route->ep == EP_HEALTHZ) {
@@ -211,27 +212,29 @@ static void on_request(struct evhttp_request *req, void *arg)
 			rt = &routes[i];
 	if (rt == NULL) {
 		answer_text(h, req, EP_OTHER, start, 404,
-			    "no such endpoint; see docs/protocol.md for the HTTP API\n");
+		            "no such endpoint; see docs/protocol.md for the HTTP API\n");
 		return;
 	}
 	if (evhttp_request_get_command(req) != rt->method) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
-				  rt->method == EVHTTP_REQ_POST ? "POST" : "GET");
+		                  rt->method == EVHTTP_REQ_POST ? "POST" : "GET");
 		answer_text(h, req, rt->ep, start, 405,
-			    rt->method == EVHTTP_REQ_POST ? "use POST for this endpoint\n"
-							  : "use GET for this endpoint\n");
+		            rt->method == EVHTTP_REQ_POST ? "use POST for this endpoint\n"
+		                                          : "use GET for this endpoint\n");
 		return;
 	}
 	if (rt->ep != EP_HEALTHZ && rt->ep != EP_METRICS) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-		const struct sockaddr *sa = evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
+		const struct sockaddr *sa =
+		    evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
 		uint8_t key[RATELIMIT_KEY_LEN];
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		if (ratelimit_key(sa, key) != 0 ||
-		    ratelimit_take(h->rl, key, (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) != 0) {
+		    ratelimit_take(h->rl, key, (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) !=
+		        0) {
 			answer_text(h, req, rt->ep, start, 429,
-				    "too many requests from this address; retry in a second\n");
+			            "too many requests from this address; retry in a second\n");
 			return;
 		}
 	}
@@ -240,11 +243,12 @@ static void on_request(struct evhttp_request *req, void *arg)
 	const uint8_t *payload = NULL;
 	size_t len = 0;
 	if (rt->method == EVHTTP_REQ_POST) {
-		const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req),
-						    "Content-Type");
+		const char *ct =
+		    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
 		if (!octet_stream(ct)) {
-			answer_text(h, req, rt->ep, start, 415,
-				    "request body must be Content-Type: application/octet-stream\n");
+			answer_text(
+			    h, req, rt->ep, start, 415,
+			    "request body must be Content-Type: application/octet-stream\n");
 			return;
 		}
 		struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -262,7 +266,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		int n = nonce_of(uri, nonce);
 		if (n < 0) {
 			answer_text(h, req, rt->ep, start, 400,
-				    "give ?nonce= as 1 to 64 bytes in hexadecimal\n");
+			            "give ?nonce= as 1 to 64 bytes in hexadecimal\n");
 			return;
 		}
 		payload = nonce;
@@ -274,7 +278,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		answer_text(h, req, rt->ep, start, 500, "out of memory\n");
 		return;
 	}
-	*p = (struct pending){ .h = h, .req = req, .route = rt, .start_us = start };
+	*p = (struct pending){.h = h, .req = req, .route = rt, .start_us = start};
 	int r = link_request(h->link, rt->type, payload, len, on_reply, p);
 	if (r != 0) {
 		free(p);
@@ -286,7 +290,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 }
 
 int http_new(struct broker_http **out, struct event_base *base, const struct http_config *cfg,
-	     struct link *link, struct tls *tls, struct ratelimit *rl, struct metrics *m)
+             struct link *link, struct tls *tls, struct ratelimit *rl, struct metrics *m)
 {
 	if (cfg->max_body < 64 || cfg->max_body > SV_FRAME_MAX || cfg->max_headers < 1024 ||
 	    cfg->max_headers > 65536 || cfg->idle_timeout_s < 1 || cfg->idle_timeout_s > 3600)
@@ -306,13 +310,13 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 	evhttp_set_gencb(h->http, on_request, h);
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
 	evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
-	struct timeval tv = { .tv_sec = cfg->idle_timeout_s };
+	struct timeval tv = {.tv_sec = cfg->idle_timeout_s};
 	evhttp_set_timeout_tv(h->http, &tv);
 	/* every method reaches on_request, which answers 405 itself */
 	evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-						    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                        EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(h->http, "text/plain; charset=utf-8");
 	*out = h;
 	return SV_OK;

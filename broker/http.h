@@ -16,14 +16,14 @@ struct metrics;
 struct broker_http;
 
 struct http_config {
-	size_t max_body;	/* bytes, 64..65536 (the IPC frame cap); larger bodies get 413 */
-	size_t max_headers;	/* bytes of request line + headers, 1024..65536 */
+	size_t max_body;         /* bytes, 64..65536 (the IPC frame cap); larger bodies get 413 */
+	size_t max_headers;      /* bytes of request line + headers, 1024..65536 */
 	unsigned idle_timeout_s; /* inactivity while reading or writing, 1..3600 */
 };
 
 int http_new(struct broker_http **out, struct event_base *base, const struct http_config *cfg,
-	     struct link *link, struct tls *tls, struct ratelimit *rl, struct metrics *m)
-	__attribute__((warn_unused_result));
+             struct link *link, struct tls *tls, struct ratelimit *rl, struct metrics *m)
+    __attribute__((warn_unused_result));
 /* Serves on an already listening socket (owned by the server from then on). */
 int http_serve(struct broker_http *h, int listen_fd) __attribute__((warn_unused_result));
 void http_free(struct broker_http *h);

@@ -89,11 +89,13 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (r == SV_ERR_BUSY)
 			return;
 		if (r == SV_ERR_IO) {
-			die(l, errno == 0 ? "the enclave closed the link" : "reading from the enclave failed");
+			die(l, errno == 0 ? "the enclave closed the link"
+			                  : "reading from the enclave failed");
 			return;
 		}
 		if (r != 0) {
-			snprintf(why, sizeof(why), "malformed frame from the enclave (%s)", sv_strerror(r));
+			snprintf(why, sizeof(why), "malformed frame from the enclave (%s)",
+			         sv_strerror(r));
 			die(l, why);
 			return;
 		}
@@ -101,8 +103,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 		if (f.type != SV_MSG_REPLY || f.len < 1 || (f.req_id & 0xffff) >= l->cap ||
 		    s->id != f.req_id || f.req_id == 0) {
 			snprintf(why, sizeof(why),
-				 "unexpected frame from the enclave (type %u, id %u, %zu bytes)", f.type,
-				 f.req_id, f.len);
+			         "unexpected frame from the enclave (type %u, id %u, %zu bytes)",
+			         f.type, f.req_id, f.len);
 			die(l, why);
 			return;
 		}
@@ -116,7 +118,7 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 }
 
 int link_new(struct link **out, struct event_base *base, int fd, unsigned max_inflight,
-	     link_fatal_cb on_fatal, void *fatal_arg)
+             link_fatal_cb on_fatal, void *fatal_arg)
 {
 	struct link *l = NULL;
 	int r = SV_ERR_NOMEM;
@@ -170,7 +172,7 @@ void link_free(struct link *l)
 }
 
 int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t len,
-		 link_reply_cb cb, void *arg)
+                 link_reply_cb cb, void *arg)
 {
 	if (l->dead)
 		return SV_ERR_IO;
@@ -201,7 +203,7 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
 	else
 		l->head = q;
 	l->tail = q;
-	l->slots[idx] = (struct slot){ .id = id, .cb = cb, .arg = arg };
+	l->slots[idx] = (struct slot){.id = id, .cb = cb, .arg = arg};
 	l->inflight++;
 	/* a write error shows up as the end of the link on the read side too, but say it now */
 	if (l->head == q && flush(l) != 0)
@@ -209,4 +211,7 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
 	return SV_OK;
 }
 
-unsigned link_inflight(const struct link *l) { return l->inflight; }
+unsigned link_inflight(const struct link *l)
+{
+	return l->inflight;
+}

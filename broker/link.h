@@ -22,14 +22,14 @@ typedef void (*link_fatal_cb)(void *arg, const char *why);
 
 /* fd: a connected SOCK_SEQPACKET socket (made non-blocking here). max_inflight: 1..65536. */
 int link_new(struct link **out, struct event_base *base, int fd, unsigned max_inflight,
-	     link_fatal_cb on_fatal, void *fatal_arg) __attribute__((warn_unused_result));
+             link_fatal_cb on_fatal, void *fatal_arg) __attribute__((warn_unused_result));
 void link_free(struct link *l);
 
 /* Queues one request. SV_ERR_BUSY when max_inflight requests await replies (answer 503),
  * SV_ERR_RANGE when the payload is over the frame cap, SV_ERR_NOMEM. On success cb is called
  * exactly once, later, from the event loop. */
 int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t len,
-		 link_reply_cb cb, void *arg) __attribute__((warn_unused_result));
+                 link_reply_cb cb, void *arg) __attribute__((warn_unused_result));
 
 unsigned link_inflight(const struct link *l);
 

@@ -42,18 +42,19 @@ struct options {
 };
 
 static const char usage[] =
-	"usage: sealvault-broker --tls-cert FILE --tls-key FILE (--listen HOST:PORT | --listen-fd N)\n"
-	"       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
-	"       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
-	"       [--max-conns-per-ip N] [--max-inflight N]\n"
-	"Normally started by sealvaultd(8); see sealvault-broker(8).\n";
+    "usage: sealvault-broker --tls-cert FILE --tls-key FILE (--listen HOST:PORT | --listen-fd N)\n"
+    "       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
+    "       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
+    "       [--max-conns-per-ip N] [--max-inflight N]\n"
+    "Normally started by sealvaultd(8); see sealvault-broker(8).\n";
 
 static int exit_code = 0;
 static struct event_base *the_base;
 
 static void on_fatal(void *arg, const char *why)
 {
-	fprintf(stderr, "sealvault-broker: %s; exiting so that sealvaultd restarts the pair\n", why);
+	fprintf(stderr, "sealvault-broker: %s; exiting so that sealvaultd restarts the pair\n",
+	        why);
 	exit_code = 1;
 	event_base_loopbreak(the_base);
 }
@@ -64,14 +65,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 static int number(const char *name, const char *s, unsigned long min, unsigned long max,
-		  unsigned long *out)
+                  unsigned long *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
 	if (errno != 0 || *s == '\0' || *end != '\0' || s[0] == '-' || v < min || v > max) {
 		fprintf(stderr, "sealvault-broker: --%s must be a number in %lu..%lu, not '%s'\n",
-			name, min, max, s);
+		        name, min, max, s);
 		return SV_ERR_CONFIG;
 	}
 	*out = v;
@@ -81,31 +82,31 @@ static int number(const char *name, const char *s, unsigned long min, unsigned l
 static int parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "ipc-fd", required_argument, NULL, 'i' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "listen-fd", required_argument, NULL, 'L' },
-		{ "tls-cert", required_argument, NULL, 'c' },
-		{ "tls-key", required_argument, NULL, 'k' },
-		{ "port-file", required_argument, NULL, 'p' },
-		{ "max-body", required_argument, NULL, 'b' },
-		{ "idle-timeout", required_argument, NULL, 't' },
-		{ "request-timeout", required_argument, NULL, 'T' },
-		{ "rate-limit", required_argument, NULL, 'r' },
-		{ "rate-burst", required_argument, NULL, 'B' },
-		{ "max-conns", required_argument, NULL, 'C' },
-		{ "max-conns-per-ip", required_argument, NULL, 'P' },
-		{ "max-inflight", required_argument, NULL, 'F' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"ipc-fd", required_argument, NULL, 'i'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"listen-fd", required_argument, NULL, 'L'},
+	    {"tls-cert", required_argument, NULL, 'c'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"port-file", required_argument, NULL, 'p'},
+	    {"max-body", required_argument, NULL, 'b'},
+	    {"idle-timeout", required_argument, NULL, 't'},
+	    {"request-timeout", required_argument, NULL, 'T'},
+	    {"rate-limit", required_argument, NULL, 'r'},
+	    {"rate-burst", required_argument, NULL, 'B'},
+	    {"max-conns", required_argument, NULL, 'C'},
+	    {"max-conns-per-ip", required_argument, NULL, 'P'},
+	    {"max-inflight", required_argument, NULL, 'F'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	*o = (struct options){
-		.ipc_fd = 3,
-		.listen_fd = -1,
-		.http = { .max_body = 4096, .max_headers = 8192, .idle_timeout_s = 10 },
-		.rl = { .rate = 50, .burst = 100, .conns_per_ip = 64, .table_size = 65536 },
-		.max_conns = 4096,
-		.request_timeout_s = 30,
-		.max_inflight = 4096,
+	    .ipc_fd = 3,
+	    .listen_fd = -1,
+	    .http = {.max_body = 4096, .max_headers = 8192, .idle_timeout_s = 10},
+	    .rl = {.rate = 50, .burst = 100, .conns_per_ip = 64, .table_size = 65536},
+	    .max_conns = 4096,
+	    .request_timeout_s = 30,
+	    .max_inflight = 4096,
 	};
 	int c, idx;
 	unsigned long v;
@@ -171,13 +172,15 @@ static int parse(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "sealvault-broker: unexpected argument '%s'\n%s", argv[optind], usage);
+		fprintf(stderr, "sealvault-broker: unexpected argument '%s'\n%s", argv[optind],
+		        usage);
 		return SV_ERR_CONFIG;
 	}
 	if (o->cert == NULL || o->key == NULL || (o->listen == NULL) == (o->listen_fd < 0)) {
-		fprintf(stderr, "sealvault-broker: need --tls-cert, --tls-key and exactly one of "
-				"--listen or --listen-fd\n%s",
-			usage);
+		fprintf(stderr,
+		        "sealvault-broker: need --tls-cert, --tls-key and exactly one of "
+		        "--listen or --listen-fd\n%s",
+		        usage);
 		return SV_ERR_CONFIG;
 	}
 	return SV_OK;
@@ -199,12 +202,12 @@ static int listen_on(const char *spec)
 		h++, hl -= 2;
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	int e = getaddrinfo(host, colon + 1, &hints, &res);
 	if (e != 0) {
 		fprintf(stderr, "sealvault-broker: cannot resolve --listen %s: %s\n", spec,
-			gai_strerror(e));
+		        gai_strerror(e));
 		return -1;
 	}
 	int fd = -1;
@@ -222,7 +225,8 @@ static int listen_on(const char *spec)
 		}
 	}
 	if (fd < 0)
-		fprintf(stderr, "sealvault-broker: cannot listen on %s: %s\n", spec, strerror(errno));
+		fprintf(stderr, "sealvault-broker: cannot listen on %s: %s\n", spec,
+		        strerror(errno));
 	freeaddrinfo(res);
 	return fd;
 }
@@ -233,7 +237,8 @@ static int write_port_file(const char *path, int fd)
 	socklen_t sl = sizeof(ss);
 	char port[NI_MAXSERV];
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) != 0)
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
+	        0)
 		return SV_ERR_IO;
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -269,9 +274,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (getsockopt(o.ipc_fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_SEQPACKET) {
-		fprintf(stderr, "sealvault-broker: descriptor %d is not the SOCK_SEQPACKET link to the "
-				"enclave; start the broker through sealvaultd\n",
-			o.ipc_fd);
+		fprintf(stderr,
+		        "sealvault-broker: descriptor %d is not the SOCK_SEQPACKET link to the "
+		        "enclave; start the broker through sealvaultd\n",
+		        o.ipc_fd);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -291,12 +297,13 @@ int main(int argc, char **argv)
 	if (lfd < 0)
 		return 1;
 	if (evutil_make_socket_nonblocking(lfd) != 0) {
-		fprintf(stderr, "sealvault-broker: cannot make the listening socket non-blocking\n");
+		fprintf(stderr,
+		        "sealvault-broker: cannot make the listening socket non-blocking\n");
 		return 1;
 	}
 	if (o.port_file != NULL && write_port_file(o.port_file, lfd) != 0) {
 		fprintf(stderr, "sealvault-broker: cannot write the port to %s: %s\n", o.port_file,
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	if ((the_base = event_base_new()) == NULL) {
@@ -313,8 +320,11 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	struct tls_config tc = { .cert_file = o.cert, .key_file = o.key, .max_conns = o.max_conns,
-				 .request_timeout_s = o.request_timeout_s, .rl = rl };
+	struct tls_config tc = {.cert_file = o.cert,
+	                        .key_file = o.key,
+	                        .max_conns = o.max_conns,
+	                        .request_timeout_s = o.request_timeout_s,
+	                        .rl = rl};
 	if ((r = tls_new(&tls, the_base, &tc, why, sizeof(why))) != 0) {
 		fprintf(stderr, "sealvault-broker: %s\n", why);
 		exit_code = 1;
@@ -322,7 +332,8 @@ int main(int argc, char **argv)
 	}
 	if ((r = http_new(&http, the_base, &o.http, link, tls, rl, m)) != 0 ||
 	    (r = http_serve(http, lfd)) != 0) {
-		fprintf(stderr, "sealvault-broker: cannot start the HTTP server: %s\n", sv_strerror(r));
+		fprintf(stderr, "sealvault-broker: cannot start the HTTP server: %s\n",
+		        sv_strerror(r));
 		exit_code = 1;
 		goto out;
 	}
@@ -334,7 +345,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	struct policy_seccomp_broker sc = { .listen_fd = lfd };
+	struct policy_seccomp_broker sc = {.listen_fd = lfd};
 	if (policy_seccomp_broker_install(&sc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: refusing to run without a sandbox: %s\n", why);
 		exit_code = 1;

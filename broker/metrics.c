@@ -8,25 +8,29 @@
 #include "common/err.h"
 
 /* The HTTP statuses the broker can answer with; anything else is counted under "other". */
-static const int codes[] = { 200, 400, 403, 404, 405, 408, 409, 410, 413, 415, 429, 500, 503 };
+static const int codes[] = {200, 400, 403, 404, 405, 408, 409, 410, 413, 415, 429, 500, 503};
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 
 /* Latency histogram bucket bounds, microseconds. */
-static const uint64_t bounds_us[] = { 1000, 2000, 5000, 10000, 20000, 50000, 100000, 250000, 500000,
-				      1000000, 5000000 };
+static const uint64_t bounds_us[] = {1000,   2000,   5000,   10000,   20000,  50000,
+                                     100000, 250000, 500000, 1000000, 5000000};
 #define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
 static const char *const names[EP_COUNT] = {
-	[EP_REGISTER_START] = "register_start", [EP_REGISTER_FINISH] = "register_finish",
-	[EP_LOGIN_START] = "login_start",	[EP_LOGIN_FINISH] = "login_finish",
-	[EP_CHANGE_FINISH] = "change_password_finish", [EP_ATTESTATION] = "attestation",
-	[EP_HEALTHZ] = "healthz",		[EP_METRICS] = "metrics",
-	[EP_OTHER] = "other",
+    [EP_REGISTER_START] = "register_start",
+    [EP_REGISTER_FINISH] = "register_finish",
+    [EP_LOGIN_START] = "login_start",
+    [EP_LOGIN_FINISH] = "login_finish",
+    [EP_CHANGE_FINISH] = "change_password_finish",
+    [EP_ATTESTATION] = "attestation",
+    [EP_HEALTHZ] = "healthz",
+    [EP_METRICS] = "metrics",
+    [EP_OTHER] = "other",
 };
 
 struct metrics {
 	uint64_t requests[EP_COUNT][N_CODES + 1]; /* last column: other codes */
-	uint64_t buckets[EP_COUNT][N_BOUNDS];	  /* cumulative at render time */
+	uint64_t buckets[EP_COUNT][N_BOUNDS];     /* cumulative at render time */
 	uint64_t count[EP_COUNT];
 	uint64_t sum_us[EP_COUNT];
 };
@@ -40,7 +44,10 @@ int metrics_new(struct metrics **out)
 	return SV_OK;
 }
 
-void metrics_free(struct metrics *m) { free(m); }
+void metrics_free(struct metrics *m)
+{
+	free(m);
+}
 
 const char *metrics_endpoint_name(enum metrics_endpoint ep)
 {
@@ -68,9 +75,10 @@ void metrics_count(struct metrics *m, enum metrics_endpoint ep, int http_code, u
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out)
 {
 	int bad = 0;
-	bad |= evbuffer_add_printf(out, "# HELP sealvault_http_requests_total HTTP requests answered "
-					"by the broker, by endpoint and status.\n"
-					"# TYPE sealvault_http_requests_total counter\n") < 0;
+	bad |=
+	    evbuffer_add_printf(out, "# HELP sealvault_http_requests_total HTTP requests answered "
+	                             "by the broker, by endpoint and status.\n"
+	                             "# TYPE sealvault_http_requests_total counter\n") < 0;
 	for (size_t e = 0; e < EP_COUNT; e++)
 		for (size_t c = 0; c <= N_CODES; c++) {
 			if (m->requests[e][c] == 0)
@@ -81,14 +89,15 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 			else
 				snprintf(code, sizeof(code), "other");
 			bad |= evbuffer_add_printf(out,
-						   "sealvault_http_requests_total{endpoint=\"%s\","
-						   "code=\"%s\"} %llu\n",
-						   names[e], code,
-						   (unsigned long long)m->requests[e][c]) < 0;
+			                           "sealvault_http_requests_total{endpoint=\"%s\","
+			                           "code=\"%s\"} %llu\n",
+			                           names[e], code,
+			                           (unsigned long long)m->requests[e][c]) < 0;
 		}
-	bad |= evbuffer_add_printf(out, "# HELP sealvault_http_request_duration_seconds Time from a "
-					"complete request to its answer.\n"
-					"# TYPE sealvault_http_request_duration_seconds histogram\n") < 0;
+	bad |= evbuffer_add_printf(
+	           out, "# HELP sealvault_http_request_duration_seconds Time from a "
+	                "complete request to its answer.\n"
+	                "# TYPE sealvault_http_request_duration_seconds histogram\n") < 0;
 	for (size_t e = 0; e < EP_COUNT; e++) {
 		if (m->count[e] == 0)
 			continue;
@@ -96,37 +105,38 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 		for (size_t i = 0; i < N_BOUNDS; i++) {
 			cum += m->buckets[e][i];
 			bad |= evbuffer_add_printf(out,
-						   "sealvault_http_request_duration_seconds_bucket{"
-						   "endpoint=\"%s\",le=\"%g\"} %llu\n",
-						   names[e], (double)bounds_us[i] / 1e6,
-						   (unsigned long long)cum) < 0;
+			                           "sealvault_http_request_duration_seconds_bucket{"
+			                           "endpoint=\"%s\",le=\"%g\"} %llu\n",
+			                           names[e], (double)bounds_us[i] / 1e6,
+			                           (unsigned long long)cum) < 0;
 		}
-		bad |= evbuffer_add_printf(out,
-					   "sealvault_http_request_duration_seconds_bucket{endpoint="
-					   "\"%s\",le=\"+Inf\"} %llu\n"
-					   "sealvault_http_request_duration_seconds_sum{endpoint=\"%s\"} "
-					   "%.6f\n"
-					   "sealvault_http_request_duration_seconds_count{endpoint=\"%s\"} "
-					   "%llu\n",
-					   names[e], (unsigned long long)m->count[e], names[e],
-					   (double)m->sum_us[e] / 1e6, names[e],
-					   (unsigned long long)m->count[e]) < 0;
+		bad |=
+		    evbuffer_add_printf(
+		        out,
+		        "sealvault_http_request_duration_seconds_bucket{endpoint="
+		        "\"%s\",le=\"+Inf\"} %llu\n"
+		        "sealvault_http_request_duration_seconds_sum{endpoint=\"%s\"} "
+		        "%.6f\n"
+		        "sealvault_http_request_duration_seconds_count{endpoint=\"%s\"} "
+		        "%llu\n",
+		        names[e], (unsigned long long)m->count[e], names[e],
+		        (double)m->sum_us[e] / 1e6, names[e], (unsigned long long)m->count[e]) < 0;
 	}
 	bad |= evbuffer_add_printf(
-		       out,
-		       "# HELP sealvault_broker_connections Open client connections.\n"
-		       "# TYPE sealvault_broker_connections gauge\n"
-		       "sealvault_broker_connections %llu\n"
-		       "# HELP sealvault_broker_inflight Requests waiting for the enclave.\n"
-		       "# TYPE sealvault_broker_inflight gauge\n"
-		       "sealvault_broker_inflight %llu\n"
-		       "# HELP sealvault_rate_limited_total Requests refused by the per-address rate.\n"
-		       "# TYPE sealvault_rate_limited_total counter\n"
-		       "sealvault_rate_limited_total %llu\n"
-		       "# HELP sealvault_connections_refused_total Connections refused by a cap.\n"
-		       "# TYPE sealvault_connections_refused_total counter\n"
-		       "sealvault_connections_refused_total %llu\n",
-		       (unsigned long long)g->connections, (unsigned long long)g->inflight,
-		       (unsigned long long)g->rate_limited, (unsigned long long)g->conns_refused) < 0;
+	           out,
+	           "# HELP sealvault_broker_connections Open client connections.\n"
+	           "# TYPE sealvault_broker_connections gauge\n"
+	           "sealvault_broker_connections %llu\n"
+	           "# HELP sealvault_broker_inflight Requests waiting for the enclave.\n"
+	           "# TYPE sealvault_broker_inflight gauge\n"
+	           "sealvault_broker_inflight %llu\n"
+	           "# HELP sealvault_rate_limited_total Requests refused by the per-address rate.\n"
+	           "# TYPE sealvault_rate_limited_total counter\n"
+	           "sealvault_rate_limited_total %llu\n"
+	           "# HELP sealvault_connections_refused_total Connections refused by a cap.\n"
+	           "# TYPE sealvault_connections_refused_total counter\n"
+	           "sealvault_connections_refused_total %llu\n",
+	           (unsigned long long)g->connections, (unsigned long long)g->inflight,
+	           (unsigned long long)g->rate_limited, (unsigned long long)g->conns_refused) < 0;
 	return bad ? SV_ERR_NOMEM : SV_OK;
 }

@@ -24,10 +24,10 @@ enum metrics_endpoint {
 };
 
 struct metrics_gauges {
-	uint64_t connections;	    /* open client connections */
-	uint64_t inflight;	    /* requests waiting for the enclave */
-	uint64_t rate_limited;	    /* requests refused with 429 */
-	uint64_t conns_refused;	    /* connections refused by the per-address or global cap */
+	uint64_t connections;   /* open client connections */
+	uint64_t inflight;      /* requests waiting for the enclave */
+	uint64_t rate_limited;  /* requests refused with 429 */
+	uint64_t conns_refused; /* connections refused by the per-address or global cap */
 };
 
 struct metrics;
@@ -40,7 +40,7 @@ void metrics_count(struct metrics *m, enum metrics_endpoint ep, int http_code, u
 
 /* Appends the broker's metrics as Prometheus text. */
 int metrics_render(const struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 const char *metrics_endpoint_name(enum metrics_endpoint ep);
 

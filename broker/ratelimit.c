@@ -89,7 +89,8 @@ static struct entry *find(struct ratelimit *rl, const uint8_t *key, uint64_t now
 		if (!e->used) {
 			if (victim == NULL || victim->used)
 				victim = e;
-		} else if (e->conns == 0 && (victim == NULL || (victim->used && e->last_ms < victim->last_ms))) {
+		} else if (e->conns == 0 &&
+		           (victim == NULL || (victim->used && e->last_ms < victim->last_ms))) {
 			victim = e;
 		}
 	}
@@ -104,7 +105,7 @@ static struct entry *find(struct ratelimit *rl, const uint8_t *key, uint64_t now
 }
 
 int ratelimit_take(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
-		   uint64_t now_ms)
+                   uint64_t now_ms)
 {
 	if (rl->cfg.rate == 0)
 		return SV_OK;
@@ -128,7 +129,7 @@ int ratelimit_take(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_
 }
 
 int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
-			uint64_t now_ms)
+                        uint64_t now_ms)
 {
 	if (rl->cfg.conns_per_ip == 0)
 		return SV_OK;
@@ -159,5 +160,11 @@ void ratelimit_conn_close(struct ratelimit *rl, const uint8_t key[static RATELIM
 		e->conns--;
 }
 
-uint64_t ratelimit_refused_requests(const struct ratelimit *rl) { return rl->refused_req; }
-uint64_t ratelimit_refused_conns(const struct ratelimit *rl) { return rl->refused_conn; }
+uint64_t ratelimit_refused_requests(const struct ratelimit *rl)
+{
+	return rl->refused_req;
+}
+uint64_t ratelimit_refused_conns(const struct ratelimit *rl)
+{
+	return rl->refused_conn;
+}

@@ -16,28 +16,28 @@ struct ratelimit;
 #define RATELIMIT_KEY_LEN 16 /* IPv6, or IPv4 mapped into IPv6 */
 
 struct ratelimit_config {
-	unsigned rate;          /* requests per second per address; 0 = unlimited */
-	unsigned burst;         /* bucket size; >= 1 when rate > 0 */
-	unsigned conns_per_ip;  /* concurrent connections per address; 0 = unlimited */
-	size_t table_size;      /* addresses tracked at once; power of two, 64..1048576 */
+	unsigned rate;         /* requests per second per address; 0 = unlimited */
+	unsigned burst;        /* bucket size; >= 1 when rate > 0 */
+	unsigned conns_per_ip; /* concurrent connections per address; 0 = unlimited */
+	size_t table_size;     /* addresses tracked at once; power of two, 64..1048576 */
 };
 
 int ratelimit_new(struct ratelimit **out, const struct ratelimit_config *cfg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void ratelimit_free(struct ratelimit *rl);
 
 /* The table key of a socket address (AF_INET or AF_INET6); SV_ERR_INVALID for other families. */
 int ratelimit_key(const struct sockaddr *sa, uint8_t key[static RATELIMIT_KEY_LEN])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Takes one token: 0, or SV_ERR_BUSY when the address is over its rate (answer 429). */
 int ratelimit_take(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
-		   uint64_t now_ms) __attribute__((warn_unused_result));
+                   uint64_t now_ms) __attribute__((warn_unused_result));
 
 /* Counts a new connection: 0, or SV_ERR_BUSY when the address holds conns_per_ip already. Every
  * successful call must be matched by one ratelimit_conn_close(). */
 int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
-			uint64_t now_ms) __attribute__((warn_unused_result));
+                        uint64_t now_ms) __attribute__((warn_unused_result));
 void ratelimit_conn_close(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN]);
 
 /* Requests refused by the rate so far, connections refused by the per-address cap. */

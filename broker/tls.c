@@ -66,10 +66,10 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 
 static void arm(struct conn *c)
 {
-	struct timeval tv = { .tv_sec = c->t->cfg.request_timeout_s };
+	struct timeval tv = {.tv_sec = c->t->cfg.request_timeout_s};
 	if (event_add(c->deadline, &tv) != 0)
 		fprintf(stderr, "sealvault-broker: cannot arm a request deadline; the connection "
-				"relies on the inactivity timeout only\n");
+		                "relies on the inactivity timeout only\n");
 }
 
 static void on_deadline(evutil_socket_t unused, short what, void *arg)
@@ -110,7 +110,7 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
 }
 
 int tls_new(struct tls **out, struct event_base *base, const struct tls_config *cfg, char *why,
-	    size_t why_len)
+            size_t why_len)
 {
 	struct tls *t = NULL;
 	int r = SV_ERR_CONFIG;
@@ -140,7 +140,7 @@ int tls_new(struct tls **out, struct event_base *base, const struct tls_config *
 		goto out;
 	}
 	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-					    SSL_OP_NO_COMPRESSION);
+	                                SSL_OP_NO_COMPRESSION);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert_file) != 1) {
 		ssl_why("TLS: cannot load the certificate chain", cfg->cert_file, why, why_len);
 		goto out;
@@ -151,7 +151,7 @@ int tls_new(struct tls **out, struct event_base *base, const struct tls_config *
 	}
 	if (SSL_CTX_check_private_key(t->ctx) != 1) {
 		ssl_why("TLS: the private key does not match the certificate", cfg->key_file, why,
-			why_len);
+		        why_len);
 		goto out;
 	}
 	SSL_CTX_set_client_hello_cb(t->ctx, on_client_hello, t);
@@ -204,9 +204,8 @@ struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 			t->open++; /* from here on conn_free runs on SSL_free */
 		}
 	}
-	struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl,
-								 BUFFEREVENT_SSL_ACCEPTING,
-								 BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		goto fatal;
 	if (c != NULL)
@@ -243,5 +242,11 @@ void tls_request_answered(struct tls *t, struct evhttp_request *req)
 		arm(c);
 }
 
-uint64_t tls_open_connections(const struct tls *t) { return t->open; }
-uint64_t tls_refused_connections(const struct tls *t) { return t->refused; }
+uint64_t tls_open_connections(const struct tls *t)
+{
+	return t->open;
+}
+uint64_t tls_refused_connections(const struct tls *t)
+{
+	return t->refused;
+}

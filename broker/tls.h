@@ -21,15 +21,15 @@ struct ratelimit;
 struct tls;
 
 struct tls_config {
-	const char *cert_file; /* PEM certificate chain */
-	const char *key_file;  /* PEM private key */
-	unsigned max_conns;    /* open connections at once, 1..1000000 */
+	const char *cert_file;      /* PEM certificate chain */
+	const char *key_file;       /* PEM private key */
+	unsigned max_conns;         /* open connections at once, 1..1000000 */
 	unsigned request_timeout_s; /* handshake + headers + body, 1..3600 */
-	struct ratelimit *rl;  /* per-address connection cap */
+	struct ratelimit *rl;       /* per-address connection cap */
 };
 
 int tls_new(struct tls **out, struct event_base *base, const struct tls_config *cfg, char *why,
-	    size_t why_len) __attribute__((warn_unused_result));
+            size_t why_len) __attribute__((warn_unused_result));
 void tls_free(struct tls *t);
 
 /* For evhttp_set_bevcb(http, tls_bevcb, t). */

@@ -20,10 +20,8 @@ int frame_type_known(uint16_t type)
 	case SV_MSG_ATTESTATION:
 	case SV_MSG_STATS:
 	case SV_MSG_HEALTH:
-	case SV_MSG_REPLY:
-		return 1;
-	default:
-		return 0;
+	case SV_MSG_REPLY: return 1;
+	default: return 0;
 	}
 }
 
@@ -41,7 +39,10 @@ static void put32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)v;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -49,7 +50,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 int frame_encode(uint8_t *out, size_t out_len, uint16_t type, uint32_t req_id,
-		 const uint8_t *payload, size_t len, size_t *written)
+                 const uint8_t *payload, size_t len, size_t *written)
 {
 	if (!frame_type_known(type))
 		return SV_ERR_INVALID;

@@ -40,14 +40,15 @@ int config_parse_line(char *line, config_set_fn set, void *arg, char *why, size_
 	}
 	for (const char *p = key; *p != '\0'; p++)
 		if (!islower((unsigned char)*p) && !isdigit((unsigned char)*p) && *p != '-') {
-			snprintf(why, why_len, "bad key '%.60s' (lower-case letters, digits, '-')", key);
+			snprintf(why, why_len, "bad key '%.60s' (lower-case letters, digits, '-')",
+			         key);
 			return SV_ERR_INVALID;
 		}
 	return set(arg, key, value, why, why_len);
 }
 
 int config_parse_stream(FILE *f, const char *name, config_set_fn set, void *arg, char *why,
-			size_t why_len)
+                        size_t why_len)
 {
 	char line[CONFIG_LINE_MAX + 2];
 	char inner[256];
@@ -58,7 +59,7 @@ int config_parse_stream(FILE *f, const char *name, config_set_fn set, void *arg,
 		while ((c = getc(f)) != EOF && c != '\n') {
 			if (c == '\0' || n >= CONFIG_LINE_MAX) {
 				snprintf(why, why_len, "%s:%u: %s", name, lineno + 1,
-					 c == '\0' ? "NUL byte" : "line too long");
+				         c == '\0' ? "NUL byte" : "line too long");
 				return SV_ERR_INVALID;
 			}
 			line[n++] = (char)c;

@@ -12,33 +12,29 @@
 
 struct dispatch;
 typedef int (*handler_fn)(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			  struct sv_buf *reply);
+                          struct sv_buf *reply);
 
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			struct sv_buf *reply);
+                        struct sv_buf *reply);
 static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			struct sv_buf *reply);
+                        struct sv_buf *reply);
 static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			 struct sv_buf *reply);
+                         struct sv_buf *reply);
 
 /* Everything the broker may ask. Nothing else is answered. */
 static const struct {
 	uint16_t type;
 	handler_fn fn;
 } table[] = {
-	{ SV_MSG_REGISTER_START, handle_vault },
-	{ SV_MSG_REGISTER_FINISH, handle_vault },
-	{ SV_MSG_LOGIN_START, handle_vault },
-	{ SV_MSG_LOGIN_FINISH, handle_vault },
-	{ SV_MSG_CHANGE_FINISH, handle_vault },
-	{ SV_MSG_ATTESTATION, handle_vault },
-	{ SV_MSG_STATS, handle_stats },
-	{ SV_MSG_HEALTH, handle_health },
+    {SV_MSG_REGISTER_START, handle_vault}, {SV_MSG_REGISTER_FINISH, handle_vault},
+    {SV_MSG_LOGIN_START, handle_vault},    {SV_MSG_LOGIN_FINISH, handle_vault},
+    {SV_MSG_CHANGE_FINISH, handle_vault},  {SV_MSG_ATTESTATION, handle_vault},
+    {SV_MSG_STATS, handle_stats},          {SV_MSG_HEALTH, handle_health},
 };
 
 /* Commit latency histogram bounds, microseconds. */
-static const uint64_t bounds_us[] = { 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000,
-				      500000 };
+static const uint64_t bounds_us[] = {250,   500,   1000,  2000,   5000,
+                                     10000, 20000, 50000, 100000, 500000};
 #define N_BOUNDS (sizeof(bounds_us) / sizeof(bounds_us[0]))
 
 struct dispatch {
@@ -60,7 +56,10 @@ int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
 	return SV_OK;
 }
 
-void dispatch_free(struct dispatch *d) { free(d); }
+void dispatch_free(struct dispatch *d)
+{
+	free(d);
+}
 
 int dispatch_permitted(uint16_t type)
 {
@@ -71,7 +70,7 @@ int dispatch_permitted(uint16_t type)
 }
 
 int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-		     struct sv_buf *reply)
+                     struct sv_buf *reply)
 {
 	sv_buf_reset(reply);
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
@@ -95,7 +94,7 @@ void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests)
 }
 
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			struct sv_buf *reply)
+                        struct sv_buf *reply)
 {
 	int r = vault_handle(d->vault, f->type, f->payload, f->len, now_ms, reply);
 	if (r != 0)
@@ -105,7 +104,7 @@ static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t n
 }
 
 static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			 struct sv_buf *reply)
+                         struct sv_buf *reply)
 {
 	return sv_buf_put_u8(reply, f->len == 0 ? SV_STATUS_OK : SV_STATUS_BAD_REQUEST);
 }
@@ -125,7 +124,7 @@ static int put_text(struct sv_buf *b, const char *fmt, ...)
 }
 
 static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-			struct sv_buf *reply)
+                        struct sv_buf *reply)
 {
 	if (f->len != 0)
 		return sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);

@@ -19,7 +19,7 @@ struct store;
 struct dispatch;
 
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void dispatch_free(struct dispatch *d);
 
 /* 1 if the broker may send this type. */
@@ -29,7 +29,7 @@ int dispatch_permitted(uint16_t type);
  * SV_ERR_PROTOCOL for a type not permitted; any other negative value means the process must
  * stop (vault_handle's internal error). */
 int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
-		     struct sv_buf *reply) __attribute__((warn_unused_result));
+                     struct sv_buf *reply) __attribute__((warn_unused_result));
 
 /* The serve loop reports every durable commit: its duration and how many requests it covered. */
 void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests);

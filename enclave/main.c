@@ -36,7 +36,7 @@
 #include "policy/vault.h"
 
 #define DEFAULT_CONTEXT "sealvault-v1"
-#define CONTEXT_MAX 1024
+#define CONTEXT_MAX     1024
 #define EXPIRE_EVERY_MS 1000
 
 struct options {
@@ -47,9 +47,9 @@ struct options {
 };
 
 static const char usage[] =
-	"usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
-	"       [--policy KEY=VALUE]...\n"
-	"Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
+    "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
+    "       [--policy KEY=VALUE]...\n"
+    "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -74,12 +74,12 @@ static uint64_t mono_us(void)
 static void parse(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
-		{ "state-dir", required_argument, NULL, 's' },
-		{ "tpm", required_argument, NULL, 't' },
-		{ "context", required_argument, NULL, 'c' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"tpm", required_argument, NULL, 't'},
+	    {"context", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'p'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char why[256];
 	int c;
@@ -123,7 +123,7 @@ static void send_reply(uint32_t id, const struct sv_buf *reply)
 			return;
 		if (r != SV_ERR_BUSY)
 			die("cannot send a reply to the broker (%s); exiting", sv_strerror(r));
-		struct pollfd p = { .fd = SANDBOX_IPC_FD, .events = POLLOUT };
+		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLOUT};
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			die("poll on the broker link failed: %s", strerror(errno));
 	}
@@ -165,9 +165,9 @@ static int drain(struct dispatch *d, struct batch *b, uint8_t *rbuf)
 }
 
 static int serve(struct vault *v, struct store *s, struct dispatch *d,
-		 const struct sv_vault_policy *pol)
+                 const struct sv_vault_policy *pol)
 {
-	struct batch b = { .cap = pol->max_batch };
+	struct batch b = {.cap = pol->max_batch};
 	uint8_t *rbuf = malloc(SV_FRAME_BUF_LEN);
 	b.replies = calloc(b.cap, sizeof(*b.replies));
 	b.ids = calloc(b.cap, sizeof(*b.ids));
@@ -179,7 +179,7 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 	uint64_t last_expire = mono_us() / 1000;
 	int ended = 0;
 	while (!ended) {
-		struct pollfd p = { .fd = SANDBOX_IPC_FD, .events = POLLIN };
+		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
 		int pr = poll(&p, 1, EXPIRE_EVERY_MS);
 		if (pr < 0 && errno != EINTR)
 			die("poll on the broker link failed: %s", strerror(errno));
@@ -252,9 +252,9 @@ int main(int argc, char **argv)
 		die("cannot open the TPM (%s): %s", o.tpm, why);
 	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
-	struct vault_config vc = { .context = (const uint8_t *)o.context,
-				   .context_len = strlen(o.context),
-				   .policy = &o.policy };
+	struct vault_config vc = {.context = (const uint8_t *)o.context,
+	                          .context_len = strlen(o.context),
+	                          .policy = &o.policy};
 	int r = vault_new(&vault, store, &vc);
 	if (r == 0)
 		r = dispatch_new(&d, vault, store);

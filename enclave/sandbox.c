@@ -33,10 +33,11 @@ int sandbox_check_ipc(int fd, char *why, size_t why_len)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dl) != 0 || type != SOCK_SEQPACKET ||
 	    domain != AF_UNIX || getpeername(fd, (struct sockaddr *)&peer, &pl) != 0) {
-		snprintf(why, why_len,
-			 "descriptor %d is not a connected AF_UNIX SOCK_SEQPACKET socket; start the "
-			 "enclave through sealvaultd",
-			 fd);
+		snprintf(
+		    why, why_len,
+		    "descriptor %d is not a connected AF_UNIX SOCK_SEQPACKET socket; start the "
+		    "enclave through sealvaultd",
+		    fd);
 		return SV_ERR_CONFIG;
 	}
 	return SV_OK;
@@ -50,7 +51,8 @@ int sandbox_close_inherited(char *why, size_t why_len)
 	}
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0) {
-		snprintf(why, why_len, "cannot point stdin/stdout at /dev/null: %s", strerror(errno));
+		snprintf(why, why_len, "cannot point stdin/stdout at /dev/null: %s",
+		         strerror(errno));
 		if (null >= 0)
 			close(null);
 		return SV_ERR_IO;

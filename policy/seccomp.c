@@ -35,90 +35,90 @@ struct sc_rule {
 
 /* The enclave: after set-up it only reads and writes descriptors it already holds. */
 static const struct sc_rule enclave_rules[] = {
-	{ SCMP_SYS(read), FD },		/* IPC frames, TPM responses, state files */
-	{ SCMP_SYS(write), FD },	/* IPC replies, TPM commands, journal, stderr */
-	{ SCMP_SYS(writev), FD },	/* glibc stdio on stderr */
-	{ SCMP_SYS(pread64), FD },	/* state files */
-	{ SCMP_SYS(pwrite64), FD },	/* state files */
-	{ SCMP_SYS(lseek), FD },	/* state files */
-	{ SCMP_SYS(ftruncate), FD },	/* journal truncation after a snapshot */
-	{ SCMP_SYS(fsync), FD },	/* durability of journal and snapshot */
-	{ SCMP_SYS(fdatasync), FD },	/* durability of the journal */
-	{ SCMP_SYS(close), FD },	/* teardown (ESYS finalize, store_close) */
-	{ SCMP_SYS(poll), ANY },	/* serve loop, TPM receive; poll takes no descriptor argument */
-	{ SCMP_SYS(ppoll), ANY },	/* same, as glibc may implement poll */
-	{ SCMP_SYS(mmap), NOEXEC },	/* malloc, sodium_malloc guard pages */
-	{ SCMP_SYS(mprotect), NOEXEC }, /* sodium_malloc guard pages, sodium_mprotect_* */
-	{ SCMP_SYS(munmap), ANY },	/* free, sodium_free */
-	{ SCMP_SYS(mremap), ANY },	/* realloc of large blocks */
-	{ SCMP_SYS(brk), ANY },		/* malloc */
-	{ SCMP_SYS(madvise), MADVISE }, /* malloc trim, sodium_malloc DONTDUMP */
-	{ SCMP_SYS(mlock), ANY },	/* sodium_malloc */
-	{ SCMP_SYS(munlock), ANY },	/* sodium_free */
-	{ SCMP_SYS(getrandom), ANY },	/* libsodium randombytes, OpenSSL DRBG */
-	{ SCMP_SYS(getpid), ANY },	/* OpenSSL fork detection */
-	{ SCMP_SYS(gettid), ANY },	/* glibc internals */
-	{ SCMP_SYS(clock_gettime), ANY },   /* timestamps when the vDSO falls back */
-	{ SCMP_SYS(gettimeofday), ANY },    /* same */
-	{ SCMP_SYS(nanosleep), ANY },	    /* back-off on TPM_RC_NV_RATE/RETRY */
-	{ SCMP_SYS(clock_nanosleep), ANY }, /* same, as glibc implements nanosleep */
-	{ SCMP_SYS(futex), ANY },	    /* OpenSSL and glibc locks */
-	{ SCMP_SYS(rt_sigreturn), ANY },    /* return from a signal handler */
-	{ SCMP_SYS(restart_syscall), ANY }, /* poll/nanosleep resumed after SIGSTOP/SIGCONT */
-	{ SCMP_SYS(exit), ANY },
-	{ SCMP_SYS(exit_group), ANY },
-	{ SCMP_SYS(fstat), EACCES_ERR },      /* stdio probing; harmless to refuse */
-	{ SCMP_SYS(newfstatat), EACCES_ERR }, /* same (glibc >= 2.33 fstat) */
-	{ SCMP_SYS(statx), EACCES_ERR },
+    {SCMP_SYS(read), FD},           /* IPC frames, TPM responses, state files */
+    {SCMP_SYS(write), FD},          /* IPC replies, TPM commands, journal, stderr */
+    {SCMP_SYS(writev), FD},         /* glibc stdio on stderr */
+    {SCMP_SYS(pread64), FD},        /* state files */
+    {SCMP_SYS(pwrite64), FD},       /* state files */
+    {SCMP_SYS(lseek), FD},          /* state files */
+    {SCMP_SYS(ftruncate), FD},      /* journal truncation after a snapshot */
+    {SCMP_SYS(fsync), FD},          /* durability of journal and snapshot */
+    {SCMP_SYS(fdatasync), FD},      /* durability of the journal */
+    {SCMP_SYS(close), FD},          /* teardown (ESYS finalize, store_close) */
+    {SCMP_SYS(poll), ANY},          /* serve loop, TPM receive; poll takes no descriptor argument */
+    {SCMP_SYS(ppoll), ANY},         /* same, as glibc may implement poll */
+    {SCMP_SYS(mmap), NOEXEC},       /* malloc, sodium_malloc guard pages */
+    {SCMP_SYS(mprotect), NOEXEC},   /* sodium_malloc guard pages, sodium_mprotect_* */
+    {SCMP_SYS(munmap), ANY},        /* free, sodium_free */
+    {SCMP_SYS(mremap), ANY},        /* realloc of large blocks */
+    {SCMP_SYS(brk), ANY},           /* malloc */
+    {SCMP_SYS(madvise), MADVISE},   /* malloc trim, sodium_malloc DONTDUMP */
+    {SCMP_SYS(mlock), ANY},         /* sodium_malloc */
+    {SCMP_SYS(munlock), ANY},       /* sodium_free */
+    {SCMP_SYS(getrandom), ANY},     /* libsodium randombytes, OpenSSL DRBG */
+    {SCMP_SYS(getpid), ANY},        /* OpenSSL fork detection */
+    {SCMP_SYS(gettid), ANY},        /* glibc internals */
+    {SCMP_SYS(clock_gettime), ANY}, /* timestamps when the vDSO falls back */
+    {SCMP_SYS(gettimeofday), ANY},  /* same */
+    {SCMP_SYS(nanosleep), ANY},     /* back-off on TPM_RC_NV_RATE/RETRY */
+    {SCMP_SYS(clock_nanosleep), ANY}, /* same, as glibc implements nanosleep */
+    {SCMP_SYS(futex), ANY},           /* OpenSSL and glibc locks */
+    {SCMP_SYS(rt_sigreturn), ANY},    /* return from a signal handler */
+    {SCMP_SYS(restart_syscall), ANY}, /* poll/nanosleep resumed after SIGSTOP/SIGCONT */
+    {SCMP_SYS(exit), ANY},
+    {SCMP_SYS(exit_group), ANY},
+    {SCMP_SYS(fstat), EACCES_ERR},      /* stdio probing; harmless to refuse */
+    {SCMP_SYS(newfstatat), EACCES_ERR}, /* same (glibc >= 2.33 fstat) */
+    {SCMP_SYS(statx), EACCES_ERR},
 };
 
 /* The broker: TLS and HTTP on sockets it accepts; it opens no files and makes no connections. */
 static const struct sc_rule broker_rules[] = {
-	{ SCMP_SYS(accept4), LISTEN },	   /* new client connections (evconnlistener) */
-	{ SCMP_SYS(accept), LISTEN },	   /* same, older code paths */
-	{ SCMP_SYS(read), ANY },	   /* client sockets (OpenSSL socket BIO), enclave link */
-	{ SCMP_SYS(write), ANY },	   /* same, and stderr */
-	{ SCMP_SYS(readv), ANY },	   /* evbuffer_read */
-	{ SCMP_SYS(writev), ANY },	   /* evbuffer_write */
-	{ SCMP_SYS(recvfrom), ANY },	   /* recv() as glibc implements it */
-	{ SCMP_SYS(sendto), ANY },	   /* send() as glibc implements it */
-	{ SCMP_SYS(close), ANY },	   /* closing client connections */
-	{ SCMP_SYS(shutdown), ANY },	   /* TLS close_notify then shutdown */
-	{ SCMP_SYS(epoll_wait), ANY },	   /* libevent's epoll backend */
-	{ SCMP_SYS(epoll_pwait), ANY },	   /* same */
-	{ SCMP_SYS(epoll_ctl), ANY },	   /* same */
-	{ SCMP_SYS(fcntl), FCNTL },	   /* evutil_make_socket_nonblocking / closeonexec */
-	{ SCMP_SYS(ioctl), FIONREAD_ONLY }, /* evbuffer_read sizing */
-	{ SCMP_SYS(setsockopt), ANY },	   /* TCP_NODELAY, SO_KEEPALIVE on accepted sockets */
-	{ SCMP_SYS(getsockopt), ANY },	   /* SO_ERROR */
-	{ SCMP_SYS(getsockname), ANY },	   /* evhttp connection addresses */
-	{ SCMP_SYS(getpeername), ANY },	   /* same */
-	{ SCMP_SYS(mmap), NOEXEC },	   /* malloc */
-	{ SCMP_SYS(mprotect), NOEXEC },	   /* malloc arenas */
-	{ SCMP_SYS(munmap), ANY },
-	{ SCMP_SYS(mremap), ANY },
-	{ SCMP_SYS(brk), ANY },
-	{ SCMP_SYS(madvise), MADVISE },
-	{ SCMP_SYS(getrandom), ANY },	   /* OpenSSL DRBG, libevent's arc4random */
-	{ SCMP_SYS(getpid), ANY },	   /* OpenSSL fork detection */
-	{ SCMP_SYS(gettid), ANY },
-	{ SCMP_SYS(clock_gettime), ANY },  /* libevent timers when the vDSO falls back */
-	{ SCMP_SYS(gettimeofday), ANY },
-	{ SCMP_SYS(futex), ANY },	   /* OpenSSL and glibc locks */
-	{ SCMP_SYS(rt_sigreturn), ANY },   /* libevent signal handlers (SIGTERM, SIGINT) */
-	{ SCMP_SYS(restart_syscall), ANY }, /* a timed wait resumed after SIGSTOP/SIGCONT */
-	{ SCMP_SYS(exit), ANY },
-	{ SCMP_SYS(exit_group), ANY },
-	{ SCMP_SYS(fstat), EACCES_ERR },
-	{ SCMP_SYS(newfstatat), EACCES_ERR },
-	{ SCMP_SYS(statx), EACCES_ERR },
+    {SCMP_SYS(accept4), LISTEN},      /* new client connections (evconnlistener) */
+    {SCMP_SYS(accept), LISTEN},       /* same, older code paths */
+    {SCMP_SYS(read), ANY},            /* client sockets (OpenSSL socket BIO), enclave link */
+    {SCMP_SYS(write), ANY},           /* same, and stderr */
+    {SCMP_SYS(readv), ANY},           /* evbuffer_read */
+    {SCMP_SYS(writev), ANY},          /* evbuffer_write */
+    {SCMP_SYS(recvfrom), ANY},        /* recv() as glibc implements it */
+    {SCMP_SYS(sendto), ANY},          /* send() as glibc implements it */
+    {SCMP_SYS(close), ANY},           /* closing client connections */
+    {SCMP_SYS(shutdown), ANY},        /* TLS close_notify then shutdown */
+    {SCMP_SYS(epoll_wait), ANY},      /* libevent's epoll backend */
+    {SCMP_SYS(epoll_pwait), ANY},     /* same */
+    {SCMP_SYS(epoll_ctl), ANY},       /* same */
+    {SCMP_SYS(fcntl), FCNTL},         /* evutil_make_socket_nonblocking / closeonexec */
+    {SCMP_SYS(ioctl), FIONREAD_ONLY}, /* evbuffer_read sizing */
+    {SCMP_SYS(setsockopt), ANY},      /* TCP_NODELAY, SO_KEEPALIVE on accepted sockets */
+    {SCMP_SYS(getsockopt), ANY},      /* SO_ERROR */
+    {SCMP_SYS(getsockname), ANY},     /* evhttp connection addresses */
+    {SCMP_SYS(getpeername), ANY},     /* same */
+    {SCMP_SYS(mmap), NOEXEC},         /* malloc */
+    {SCMP_SYS(mprotect), NOEXEC},     /* malloc arenas */
+    {SCMP_SYS(munmap), ANY},
+    {SCMP_SYS(mremap), ANY},
+    {SCMP_SYS(brk), ANY},
+    {SCMP_SYS(madvise), MADVISE},
+    {SCMP_SYS(getrandom), ANY}, /* OpenSSL DRBG, libevent's arc4random */
+    {SCMP_SYS(getpid), ANY},    /* OpenSSL fork detection */
+    {SCMP_SYS(gettid), ANY},
+    {SCMP_SYS(clock_gettime), ANY}, /* libevent timers when the vDSO falls back */
+    {SCMP_SYS(gettimeofday), ANY},
+    {SCMP_SYS(futex), ANY},           /* OpenSSL and glibc locks */
+    {SCMP_SYS(rt_sigreturn), ANY},    /* libevent signal handlers (SIGTERM, SIGINT) */
+    {SCMP_SYS(restart_syscall), ANY}, /* a timed wait resumed after SIGSTOP/SIGCONT */
+    {SCMP_SYS(exit), ANY},
+    {SCMP_SYS(exit_group), ANY},
+    {SCMP_SYS(fstat), EACCES_ERR},
+    {SCMP_SYS(newfstatat), EACCES_ERR},
+    {SCMP_SYS(statx), EACCES_ERR},
 };
 
-static const int madvise_ok[] = { MADV_NORMAL, MADV_DONTNEED, MADV_FREE, MADV_DONTDUMP,
-				  MADV_DODUMP };
-static const int fcntl_ok[] = { F_GETFL, F_SETFL, F_GETFD, F_SETFD };
+static const int madvise_ok[] = {MADV_NORMAL, MADV_DONTNEED, MADV_FREE, MADV_DONTDUMP, MADV_DODUMP};
+static const int fcntl_ok[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
 
-static int add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n, const struct scmp_arg_cmp *a)
+static int add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n,
+               const struct scmp_arg_cmp *a)
 {
 	return seccomp_rule_add_array(ctx, action, nr, n, a);
 }
@@ -129,10 +129,8 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 	struct scmp_arg_cmp a;
 	int rc = 0;
 	switch (r->arg) {
-	case ANY:
-		return add(ctx, SCMP_ACT_ALLOW, r->nr, 0, NULL);
-	case EACCES_ERR:
-		return add(ctx, SCMP_ACT_ERRNO(EACCES), r->nr, 0, NULL);
+	case ANY: return add(ctx, SCMP_ACT_ALLOW, r->nr, 0, NULL);
+	case EACCES_ERR: return add(ctx, SCMP_ACT_ERRNO(EACCES), r->nr, 0, NULL);
 	case NOEXEC:
 		a = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
 		return add(ctx, SCMP_ACT_ALLOW, r->nr, 1, &a);
@@ -163,7 +161,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 }
 
 static int install(const char *who, const struct sc_rule *rules, size_t n_rules, const int *fds,
-		   size_t n_fds, char *why, size_t why_len)
+                   size_t n_fds, char *why, size_t why_len)
 {
 	scmp_filter_ctx ctx = NULL;
 	int r = SV_ERR_INTERNAL;
@@ -177,10 +175,11 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 	 * seccomp(2) probe: refuse rather than fall back to something weaker. */
 	ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (ctx == NULL) {
-		snprintf(why, why_len,
-			 "%s: seccomp_init(KILL_PROCESS) failed; the kernel or a parent sandbox does "
-			 "not allow seccomp (systemd units must list 'seccomp' in SystemCallFilter=)",
-			 who);
+		snprintf(
+		    why, why_len,
+		    "%s: seccomp_init(KILL_PROCESS) failed; the kernel or a parent sandbox does "
+		    "not allow seccomp (systemd units must list 'seccomp' in SystemCallFilter=)",
+		    who);
 		goto out;
 	}
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0 ||
@@ -190,8 +189,8 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 	}
 	for (size_t i = 0; i < n_rules; i++) {
 		if ((rc = add_rule(ctx, &rules[i], fds, n_fds)) != 0) {
-			snprintf(why, why_len, "%s: adding seccomp rule for syscall %d failed: %s", who,
-				 rules[i].nr, strerror(-rc));
+			snprintf(why, why_len, "%s: adding seccomp rule for syscall %d failed: %s",
+			         who, rules[i].nr, strerror(-rc));
 			goto out;
 		}
 	}
@@ -226,7 +225,7 @@ int policy_seccomp_open_fds(struct policy_seccomp_enclave *cfg, char *why, size_
 			continue;
 		if (cfg->n_fds == POLICY_SECCOMP_MAX_FDS) {
 			snprintf(why, why_len, "more than %d descriptors open at lock-down",
-				 POLICY_SECCOMP_MAX_FDS);
+			         POLICY_SECCOMP_MAX_FDS);
 			r = SV_ERR_RANGE;
 			break;
 		}
@@ -237,26 +236,28 @@ int policy_seccomp_open_fds(struct policy_seccomp_enclave *cfg, char *why, size_
 }
 
 int policy_seccomp_enclave_install(const struct policy_seccomp_enclave *cfg, char *why,
-				   size_t why_len)
+                                   size_t why_len)
 {
 	if (cfg->n_fds == 0 || cfg->n_fds > POLICY_SECCOMP_MAX_FDS) {
 		snprintf(why, why_len, "enclave filter: %zu descriptors, need 1..%d", cfg->n_fds,
-			 POLICY_SECCOMP_MAX_FDS);
+		         POLICY_SECCOMP_MAX_FDS);
 		return SV_ERR_RANGE;
 	}
-	return install("enclave filter", enclave_rules, sizeof(enclave_rules) / sizeof(enclave_rules[0]),
-		       cfg->fds, cfg->n_fds, why, why_len);
+	return install("enclave filter", enclave_rules,
+	               sizeof(enclave_rules) / sizeof(enclave_rules[0]), cfg->fds, cfg->n_fds, why,
+	               why_len);
 }
 
 int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char *why,
-				  size_t why_len)
+                                  size_t why_len)
 {
 	if (cfg->listen_fd < 0) {
 		snprintf(why, why_len, "broker filter: no listening socket");
 		return SV_ERR_INVALID;
 	}
-	return install("broker filter", broker_rules, sizeof(broker_rules) / sizeof(broker_rules[0]),
-		       &cfg->listen_fd, 1, why, why_len);
+	return install("broker filter", broker_rules,
+	               sizeof(broker_rules) / sizeof(broker_rules[0]), &cfg->listen_fd, 1, why,
+	               why_len);
 }
 
 int policy_seccomp_test_hook(const char *who)
@@ -266,7 +267,8 @@ int policy_seccomp_test_hook(const char *who)
 		return 0;
 	/* "enclave:openat" is for the enclave only, "broker:socket" for the broker only */
 	const char *colon = strchr(what, ':');
-	if (colon != NULL && (strncmp(what, "enclave:", 8) == 0 || strncmp(what, "broker:", 7) == 0)) {
+	if (colon != NULL &&
+	    (strncmp(what, "enclave:", 8) == 0 || strncmp(what, "broker:", 7) == 0)) {
 		size_t n = (size_t)(colon - what);
 		if (strlen(who) != n || strncmp(what, who, n) != 0)
 			return 0;
@@ -276,18 +278,20 @@ int policy_seccomp_test_hook(const char *who)
 		int s = socket(AF_INET, SOCK_STREAM, 0);
 		fprintf(stderr, "sandbox test: socket() was not stopped (returned %d)\n", s);
 	} else if (strcmp(what, "execve") == 0) {
-		char *const argv[] = { (char *)"/bin/true", NULL };
-		char *const envp[] = { NULL };
+		char *const argv[] = {(char *)"/bin/true", NULL};
+		char *const envp[] = {NULL};
 		int e = execve("/bin/true", argv, envp);
 		fprintf(stderr, "sandbox test: execve() was not stopped (returned %d)\n", e);
 	} else if (strncmp(what, "openat", 6) == 0 && (what[6] == '\0' || what[6] == ':')) {
 		const char *path = what[6] == ':' ? what + 7 : "/etc/hostname";
 		int fd = openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-		fprintf(stderr, "sandbox test: openat(%s) was not stopped (returned %d)\n", path, fd);
+		fprintf(stderr, "sandbox test: openat(%s) was not stopped (returned %d)\n", path,
+		        fd);
 	} else {
-		fprintf(stderr, "sandbox test: SV_TEST_SANDBOX=%s names no test (socket, execve, "
-				"openat[:PATH]); ignored\n",
-			what);
+		fprintf(stderr,
+		        "sandbox test: SV_TEST_SANDBOX=%s names no test (socket, execve, "
+		        "openat[:PATH]); ignored\n",
+		        what);
 		return 0;
 	}
 	return SV_ERR_INTERNAL;

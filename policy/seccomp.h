@@ -30,14 +30,14 @@ struct policy_seccomp_broker {
  * Call after all set-up and before policy_seccomp_enclave_install(). SV_ERR_RANGE if more than
  * POLICY_SECCOMP_MAX_FDS are open, SV_ERR_IO if /proc is unreadable. */
 int policy_seccomp_open_fds(struct policy_seccomp_enclave *cfg, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Build and load the filters. 0 on success; otherwise a negative SV_ERR_* and a one-line reason in
  * why; the process must then exit (fail closed). */
 int policy_seccomp_enclave_install(const struct policy_seccomp_enclave *cfg, char *why,
-				   size_t why_len) __attribute__((warn_unused_result));
+                                   size_t why_len) __attribute__((warn_unused_result));
 int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char *why,
-				  size_t why_len) __attribute__((warn_unused_result));
+                                  size_t why_len) __attribute__((warn_unused_result));
 
 /* Test hook, shared by both processes (who: "enclave" or "broker"): when the environment variable
  * SV_TEST_SANDBOX is set to "socket", "execve" or "openat[:PATH]", optionally prefixed by "who:"

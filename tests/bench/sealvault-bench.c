@@ -33,8 +33,8 @@
 #include "crypto/ksf.h"
 #include "crypto/opaque.h"
 
-#define KSF_T 1
-#define KSF_M_KIB 8
+#define KSF_T      1
+#define KSF_M_KIB  8
 #define SECRET_LEN 32
 
 struct opts {
@@ -91,7 +91,7 @@ static void error(struct client *c, const char *what, enum sv_result r)
 {
 	c->errors++;
 	snprintf(c->last_error, sizeof(c->last_error), "%s: %s: %s", what, sv_result_str(r),
-		 sv_ctx_error(c->ctx));
+	         sv_ctx_error(c->ctx));
 }
 
 static int recover_once(struct client *c)
@@ -100,8 +100,8 @@ static int recover_once(struct client *c)
 	size_t len = 0;
 	int left = -1;
 	uint64_t t0 = now_ns();
-	enum sv_result r = sv_recover(c->ctx, c->user, c->password, sizeof(c->password), &secret,
-				      &len, &left);
+	enum sv_result r =
+	    sv_recover(c->ctx, c->user, c->password, sizeof(c->password), &secret, &len, &left);
 	uint64_t t1 = now_ns();
 	if (r != SV_RESULT_OK) {
 		error(c, "recover", r);
@@ -119,11 +119,11 @@ static int register_fresh(struct client *c, unsigned serial)
 	uint8_t r8[8];
 	randombytes_buf(r8, sizeof(r8));
 	snprintf(c->user, sizeof(c->user), "bench-%d-%u-%02x%02x%02x%02x%02x%02x%02x%02x", c->idx,
-		 serial, r8[0], r8[1], r8[2], r8[3], r8[4], r8[5], r8[6], r8[7]);
+	         serial, r8[0], r8[1], r8[2], r8[3], r8[4], r8[5], r8[6], r8[7]);
 	randombytes_buf(c->password, sizeof(c->password));
 	randombytes_buf(c->secret, sizeof(c->secret));
-	enum sv_result r = sv_register(c->ctx, c->user, c->password, sizeof(c->password),
-				       c->secret, sizeof(c->secret), 0);
+	enum sv_result r = sv_register(c->ctx, c->user, c->password, sizeof(c->password), c->secret,
+	                               sizeof(c->secret), 0);
 	if (r != SV_RESULT_OK) {
 		error(c, "register", r);
 		return -1;
@@ -141,8 +141,8 @@ static void *run_bench(void *arg)
 		if (pace_interval_s > 0) {
 			uint64_t t = now_ns();
 			if (t < next) {
-				struct timespec ts = { (time_t)((next - t) / 1000000000u),
-						       (long)((next - t) % 1000000000u) };
+				struct timespec ts = {(time_t)((next - t) / 1000000000u),
+				                      (long)((next - t) % 1000000000u)};
 				nanosleep(&ts, NULL);
 				if (phase_stop)
 					break;
@@ -188,7 +188,7 @@ struct summary {
 
 static struct summary summarize(void)
 {
-	struct summary s = { 0 };
+	struct summary s = {0};
 	for (int i = 0; i < o.clients; i++) {
 		s.n += clients[i].n;
 		s.errors += clients[i].errors;
@@ -232,9 +232,10 @@ static double cpu_s(int pid)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	unsigned long long ut, st;
-	/* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-				&ut, &st) != 2)
+	/* after ") ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+	 * stime */
+	if (p == NULL ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -244,7 +245,7 @@ static double server_cpu_s(void)
 	double e = cpu_s(o.enclave_pid), b = cpu_s(o.broker_pid);
 	if (e < 0 || b < 0) {
 		fprintf(stderr, "sealvault-bench: cannot read /proc/%d/stat or /proc/%d/stat\n",
-			o.enclave_pid, o.broker_pid);
+		        o.enclave_pid, o.broker_pid);
 		exit(1);
 	}
 	return e + b;
@@ -260,7 +261,7 @@ static double phase(void *(*fn)(void *))
 			fprintf(stderr, "sealvault-bench: cannot start client thread %d\n", i);
 			exit(1);
 		}
-	struct timespec ts = { (time_t)o.seconds, (long)((o.seconds - (time_t)o.seconds) * 1e9) };
+	struct timespec ts = {(time_t)o.seconds, (long)((o.seconds - (time_t)o.seconds) * 1e9)};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 	phase_stop = 1;
@@ -273,9 +274,9 @@ static double phase(void *(*fn)(void *))
 static double crypto_ke2_us(void)
 {
 	struct opaque_server_key key;
-	struct opaque_params p = { .context = (const uint8_t *)o.context,
-				   .context_len = strlen(o.context) };
-	struct ksf_params ksf = { .type = KSF_ARGON2ID, .t = KSF_T, .m_kib = KSF_M_KIB };
+	struct opaque_params p = {.context = (const uint8_t *)o.context,
+	                          .context_len = strlen(o.context)};
+	struct ksf_params ksf = {.type = KSF_ARGON2ID, .t = KSF_T, .m_kib = KSF_M_KIB};
 	uint8_t seed[OPAQUE_OPRF_SEED_LEN], req[OPAQUE_REGISTRATION_REQUEST_LEN];
 	uint8_t resp[OPAQUE_REGISTRATION_RESPONSE_LEN], rec[OPAQUE_RECORD_LEN];
 	uint8_t ek[OPAQUE_EXPORT_KEY_LEN], ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN];
@@ -286,7 +287,8 @@ static double crypto_ke2_us(void)
 	if (opaque_server_key_generate(&key) != 0 ||
 	    opaque_client_registration_request(req, &cs, pw, sizeof(pw)) != 0 ||
 	    opaque_server_registration_response(resp, req, key.pk, seed, id, sizeof(id)) != 0 ||
-	    opaque_client_registration_finalize(rec, ek, &cs, pw, sizeof(pw), resp, &p, &ksf) != 0 ||
+	    opaque_client_registration_finalize(rec, ek, &cs, pw, sizeof(pw), resp, &p, &ksf) !=
+	        0 ||
 	    opaque_client_ke1(ke1, &cs, pw, sizeof(pw)) != 0) {
 		fprintf(stderr, "sealvault-bench: in-process OPAQUE set-up failed\n");
 		exit(1);
@@ -296,7 +298,8 @@ static double crypto_ke2_us(void)
 	for (int r = 0; r < 5; r++) {
 		uint64_t t0 = now_ns();
 		for (int i = 0; i < iters; i++)
-			if (opaque_server_ke2(ke2, &ss, ke1, rec, id, sizeof(id), seed, &key, &p) != 0) {
+			if (opaque_server_ke2(ke2, &ss, ke1, rec, id, sizeof(id), seed, &key, &p) !=
+			    0) {
 				fprintf(stderr, "sealvault-bench: opaque_server_ke2 failed\n");
 				exit(1);
 			}
@@ -309,27 +312,28 @@ static double crypto_ke2_us(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: sealvault-bench --url URL --cacert FILE --enclave-pid PID --broker-pid PID\n"
-		"       [--context S] [--clients N] [--seconds S] [--load]\n");
+	fprintf(
+	    stderr,
+	    "usage: sealvault-bench --url URL --cacert FILE --enclave-pid PID --broker-pid PID\n"
+	    "       [--context S] [--clients N] [--seconds S] [--load]\n");
 	exit(2);
 }
 
 static void parse(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "url", required_argument, NULL, 'u' },
-		{ "cacert", required_argument, NULL, 'c' },
-		{ "context", required_argument, NULL, 'x' },
-		{ "clients", required_argument, NULL, 'n' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "load", no_argument, NULL, 'l' },
-		{ "enclave-pid", required_argument, NULL, 'e' },
-		{ "broker-pid", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 },
+	    {"url", required_argument, NULL, 'u'},
+	    {"cacert", required_argument, NULL, 'c'},
+	    {"context", required_argument, NULL, 'x'},
+	    {"clients", required_argument, NULL, 'n'},
+	    {"seconds", required_argument, NULL, 's'},
+	    {"load", no_argument, NULL, 'l'},
+	    {"enclave-pid", required_argument, NULL, 'e'},
+	    {"broker-pid", required_argument, NULL, 'b'},
+	    {NULL, 0, NULL, 0},
 	};
 	int ch;
-	o = (struct opts){ .context = SV_DEFAULT_CONTEXT, .clients = 16, .seconds = 10 };
+	o = (struct opts){.context = SV_DEFAULT_CONTEXT, .clients = 16, .seconds = 10};
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'u': o.url = optarg; break;
@@ -374,7 +378,8 @@ int main(int argc, char **argv)
 		struct client *c = &clients[i];
 		c->idx = i;
 		if (sv_ctx_new(&c->ctx, o.url) != 0 || sv_ctx_set_cacert(c->ctx, o.cacert) != 0 ||
-		    sv_ctx_set_context(c->ctx, (const uint8_t *)o.context, strlen(o.context)) != 0 ||
+		    sv_ctx_set_context(c->ctx, (const uint8_t *)o.context, strlen(o.context)) !=
+		        0 ||
 		    sv_ctx_set_ksf(c->ctx, KSF_T, KSF_M_KIB) != 0) {
 			fprintf(stderr, "sealvault-bench: cannot set up client %d\n", i);
 			return 1;
@@ -404,7 +409,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < o.clients; i++)
 		if (register_fresh(&clients[i], 0) != 0) {
 			fprintf(stderr, "sealvault-bench: registration failed: %s\n",
-				clients[i].last_error);
+			        clients[i].last_error);
 			return 1;
 		}
 	double crypto_us = crypto_ke2_us();

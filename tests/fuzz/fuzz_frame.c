@@ -39,8 +39,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* shaped: a valid header for a known type around the rest, with the length field either
 	 * right or perturbed by the selector byte */
-	static const uint16_t types[] = { SV_MSG_REGISTER_START, SV_MSG_LOGIN_FINISH, SV_MSG_STATS,
-					  SV_MSG_HEALTH, SV_MSG_REPLY, 0, 0xffff };
+	static const uint16_t types[] = {SV_MSG_REGISTER_START,
+	                                 SV_MSG_LOGIN_FINISH,
+	                                 SV_MSG_STATS,
+	                                 SV_MSG_HEALTH,
+	                                 SV_MSG_REPLY,
+	                                 0,
+	                                 0xffff};
 	uint8_t sel = data[0];
 	size_t len = size - 1;
 	uint32_t claimed = (uint32_t)len;

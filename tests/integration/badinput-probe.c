@@ -23,7 +23,7 @@
 
 static const char *base_url, *cacert;
 static struct opaque_params params;
-static const struct ksf_params ksf = { .type = KSF_ARGON2ID, .t = 1, .m_kib = 8 };
+static const struct ksf_params ksf = {.type = KSF_ARGON2ID, .t = 1, .m_kib = 8};
 static int failures, checks;
 static CURL *curl;
 
@@ -46,7 +46,7 @@ static size_t sink(char *p, size_t size, size_t n, void *arg)
 
 /* One request on the shared handle (connection reuse, like a real client). ctype NULL: none. */
 static void request(const char *method, const char *path, const char *ctype, const uint8_t *body,
-		    size_t len, struct resp *r)
+                    size_t len, struct resp *r)
 {
 	char url[512];
 	struct curl_slist *h = NULL;
@@ -139,7 +139,7 @@ static void do_register(const char *id, const char *pw)
 		die("register/start");
 	memcpy(resp, r.body, sizeof(resp));
 	if (opaque_client_registration_finalize(rec, export_key, &st, (const uint8_t *)pw,
-						strlen(pw), resp, &params, &ksf) != 0)
+	                                        strlen(pw), resp, &params, &ksf) != 0)
 		die("registration finalize");
 	n = put_id(body, id);
 	memcpy(body + n, rec, sizeof(rec));
@@ -187,9 +187,9 @@ static void login_start(const char *id, const char *pw, struct login *l)
 		die("login/start reply");
 	memcpy(l->sid, r.body, 16);
 	l->attempts_left = r.body[16 + OPAQUE_KE2_LEN];
-	l->ke3_ok = opaque_client_ke3(l->ke3, l->session_key, export_key, NULL, &st,
-				      (const uint8_t *)pw, strlen(pw), r.body + 16, &params,
-				      &ksf) == 0;
+	l->ke3_ok =
+	    opaque_client_ke3(l->ke3, l->session_key, export_key, NULL, &st, (const uint8_t *)pw,
+	                      strlen(pw), r.body + 16, &params, &ksf) == 0;
 	if (!l->ke3_ok)
 		memset(l->ke3, 0x42, sizeof(l->ke3)); /* a wrong password: send a wrong KE3 */
 }
@@ -200,7 +200,7 @@ static size_t finish_body(const struct login *l, uint8_t *body)
 	uint8_t mac_key[64], op = 1;
 	static const char info[] = "sealvault op mac";
 	if (hkdf_sha512_expand(mac_key, sizeof(mac_key), l->session_key, sizeof(l->session_key),
-			       (const uint8_t *)info, sizeof(info) - 1, NULL, 0) != 0)
+	                       (const uint8_t *)info, sizeof(info) - 1, NULL, 0) != 0)
 		die("HKDF");
 	size_t n = 0;
 	body[n++] = 1;
@@ -224,33 +224,32 @@ static void recover_ok(const char *id, const char *pw, int want_left)
 	if (want_left >= 0) {
 		char what[96];
 		snprintf(what, sizeof(what), "attempts left after login/start = %d (got %d)",
-			 want_left, l.attempts_left);
+		         want_left, l.attempts_left);
 		ok(what, l.attempts_left == want_left);
 	}
 	size_t n = finish_body(&l, body);
 	post("/v1/login/finish", body, n, &r);
 	expect("login/finish recover (valid)", &r, 200);
 	if (hkdf_sha512_expand(seal_key, sizeof(seal_key), l.session_key, sizeof(l.session_key),
-			       (const uint8_t *)info, sizeof(info) - 1, NULL, 0) != 0)
+	                       (const uint8_t *)info, sizeof(info) - 1, NULL, 0) != 0)
 		die("HKDF");
 	ok("recovered blob decrypts and is byte-identical",
 	   r.code == 200 && r.len == 24 + sizeof(blob) + 16 &&
-		   crypto_aead_xchacha20poly1305_ietf_decrypt(out, &outlen, NULL, r.body + 24,
-							       r.len - 24, l.sid, 16, r.body,
-							       seal_key) == 0 &&
-		   outlen == sizeof(blob) && memcmp(out, blob, sizeof(blob)) == 0);
+	       crypto_aead_xchacha20poly1305_ietf_decrypt(
+	           out, &outlen, NULL, r.body + 24, r.len - 24, l.sid, 16, r.body, seal_key) == 0 &&
+	       outlen == sizeof(blob) && memcmp(out, blob, sizeof(blob)) == 0);
 	post("/v1/login/finish", body, n, &r);
 	expect("login/finish replayed (valid KE3, consumed session)", &r, 409);
 }
 
 static void random_bodies(void)
 {
-	static const char *const paths[] = { "/v1/register/start", "/v1/register/finish",
-					     "/v1/login/start", "/v1/login/finish",
-					     "/v1/change-password/finish" };
-	static const size_t sizes[] = { 0, 1, 2, 3, 17, 100, 135, 146, 178, 500, 965, 4096 };
+	static const char *const paths[] = {"/v1/register/start", "/v1/register/finish",
+	                                    "/v1/login/start", "/v1/login/finish",
+	                                    "/v1/change-password/finish"};
+	static const size_t sizes[] = {0, 1, 2, 3, 17, 100, 135, 146, 178, 500, 965, 4096};
 	static uint8_t buf[80000];
-	uint8_t seed[randombytes_SEEDBYTES] = { 7 };
+	uint8_t seed[randombytes_SEEDBYTES] = {7};
 	struct resp r;
 	char what[128];
 	randombytes_buf_deterministic(buf, sizeof(buf), seed);
@@ -267,9 +266,9 @@ static void random_bodies(void)
 		post(paths[p], buf, sizeof(buf), &r);
 		snprintf(what, sizeof(what), "%s: 80000-byte body", paths[p]);
 		expect(what, &r, 413);
-		static const char *const types[] = { "text/plain", "application/json",
-						     "application/octet-streams",
-						     "multipart/form-data" };
+		static const char *const types[] = {"text/plain", "application/json",
+		                                    "application/octet-streams",
+		                                    "multipart/form-data"};
 		for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {
 			request("POST", paths[p], types[t], buf, 40, &r);
 			snprintf(what, sizeof(what), "%s: Content-Type %s", paths[p], types[t]);
@@ -379,7 +378,7 @@ int main(int argc, char **argv)
 	uint8_t rnd[6];
 	randombytes_buf(rnd, sizeof(rnd));
 	snprintf(id, sizeof(id), "probe-%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-		 rnd[4], rnd[5]);
+	         rnd[4], rnd[5]);
 
 	do_register(id, pw);
 	random_bodies();

@@ -82,7 +82,7 @@ static struct sv_frame peer_read(struct fixture *f)
 }
 
 static void peer_reply(struct fixture *f, uint16_t type, uint32_t id, const char *payload,
-		       size_t len)
+                       size_t len)
 {
 	assert_int_equal(frame_send(f->peer, type, id, (const uint8_t *)payload, len), 0);
 }
@@ -90,14 +90,14 @@ static void peer_reply(struct fixture *f, uint16_t type, uint32_t id, const char
 static void test_round_trip_out_of_order(void **state)
 {
 	struct fixture f;
-	struct got a = { 0 }, b = { 0 };
+	struct got a = {0}, b = {0};
 	setup(&f, 2);
-	assert_int_equal(link_request(f.l, SV_MSG_LOGIN_START, (const uint8_t *)"A", 1, on_reply, &a),
-			 0);
+	assert_int_equal(
+	    link_request(f.l, SV_MSG_LOGIN_START, (const uint8_t *)"A", 1, on_reply, &a), 0);
 	assert_int_equal(link_request(f.l, SV_MSG_HEALTH, NULL, 0, on_reply, &b), 0);
 	assert_int_equal(link_inflight(f.l), 2);
 	/* the cap: a third request waits for nothing, it is refused */
-	struct got c = { 0 };
+	struct got c = {0};
 	assert_int_equal(link_request(f.l, SV_MSG_STATS, NULL, 0, on_reply, &c), SV_ERR_BUSY);
 	struct sv_frame r1 = peer_read(&f);
 	uint32_t id1 = r1.req_id;
@@ -135,13 +135,13 @@ static void test_full_socket_buffer(void **state)
 	memset(g, 0, sizeof(g));
 	for (int i = 0; i < N; i++) {
 		big[0] = (uint8_t)i;
-		assert_int_equal(link_request(f.l, SV_MSG_REGISTER_FINISH, big, sizeof(big), on_reply,
-					      &g[i]),
-				 0);
+		assert_int_equal(
+		    link_request(f.l, SV_MSG_REGISTER_FINISH, big, sizeof(big), on_reply, &g[i]),
+		    0);
 	}
-	assert_int_equal(link_request(f.l, SV_MSG_REGISTER_FINISH, big, sizeof(big) + 1, on_reply,
-				      &g[0]),
-			 SV_ERR_RANGE);
+	assert_int_equal(
+	    link_request(f.l, SV_MSG_REGISTER_FINISH, big, sizeof(big) + 1, on_reply, &g[0]),
+	    SV_ERR_RANGE);
 	/* the enclave side reads everything, in order, while the loop flushes the queue */
 	for (int i = 0; i < N; i++) {
 		struct sv_frame fr;
@@ -164,10 +164,10 @@ static void test_full_socket_buffer(void **state)
 static void bad_reply(uint16_t type, int id_delta, size_t len, const char *want)
 {
 	struct fixture f;
-	struct got g = { 0 };
+	struct got g = {0};
 	setup(&f, 4);
-	assert_int_equal(link_request(f.l, SV_MSG_LOGIN_START, (const uint8_t *)"A", 1, on_reply, &g),
-			 0);
+	assert_int_equal(
+	    link_request(f.l, SV_MSG_LOGIN_START, (const uint8_t *)"A", 1, on_reply, &g), 0);
 	struct sv_frame r = peer_read(&f);
 	peer_reply(&f, type, r.req_id + (uint32_t)id_delta, "\0abc", len);
 	spin(&f);
@@ -182,14 +182,14 @@ static void bad_reply(uint16_t type, int id_delta, size_t len, const char *want)
 static void test_misbehaving_enclave(void **state)
 {
 	bad_reply(SV_MSG_REGISTER_START, 0, 4, "unexpected frame"); /* not a reply */
-	bad_reply(SV_MSG_REPLY, 1, 4, "unexpected frame");	   /* id not in flight */
-	bad_reply(SV_MSG_REPLY, 0x10000, 4, "unexpected frame");   /* stale generation */
-	bad_reply(SV_MSG_REPLY, 0, 0, "unexpected frame");	   /* no status byte */
+	bad_reply(SV_MSG_REPLY, 1, 4, "unexpected frame");          /* id not in flight */
+	bad_reply(SV_MSG_REPLY, 0x10000, 4, "unexpected frame");    /* stale generation */
+	bad_reply(SV_MSG_REPLY, 0, 0, "unexpected frame");          /* no status byte */
 
 	/* a frame that does not decode */
 	struct fixture f;
 	setup(&f, 4);
-	uint8_t junk[5] = { 0, 9, 0, 64, 0 };
+	uint8_t junk[5] = {0, 9, 0, 64, 0};
 	assert_int_equal(write(f.peer, junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	spin(&f);
 	assert_int_equal(fatal_calls, 1);
@@ -215,7 +215,7 @@ static void test_bounds(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
 	assert_int_equal(link_new(&l, base, sv[0], 0, on_fatal, NULL), SV_ERR_RANGE);
 	assert_int_equal(link_new(&l, base, sv[0], LINK_INFLIGHT_MAX + 1, on_fatal, NULL),
-			 SV_ERR_RANGE);
+	                 SV_ERR_RANGE);
 	assert_int_equal(link_new(&l, base, -1, 4, on_fatal, NULL), SV_ERR_IO);
 	close(sv[0]);
 	close(sv[1]);
@@ -225,10 +225,10 @@ static void test_bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_out_of_order),
-		cmocka_unit_test(test_full_socket_buffer),
-		cmocka_unit_test(test_misbehaving_enclave),
-		cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_round_trip_out_of_order),
+	    cmocka_unit_test(test_full_socket_buffer),
+	    cmocka_unit_test(test_misbehaving_enclave),
+	    cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

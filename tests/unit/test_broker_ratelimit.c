@@ -34,7 +34,7 @@ static void key_of(const char *ip, uint8_t key[RATELIMIT_KEY_LEN])
 static void test_bucket(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = { .rate = 10, .burst = 3, .table_size = 64 };
+	struct ratelimit_config cfg = {.rate = 10, .burst = 3, .table_size = 64};
 	uint8_t a[RATELIMIT_KEY_LEN], b[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("192.0.2.1", a);
@@ -44,7 +44,7 @@ static void test_bucket(void **state)
 	assert_int_equal(ratelimit_take(rl, a, 1000), SV_ERR_BUSY);
 	assert_int_equal(ratelimit_take(rl, b, 1000), 0); /* another address is not affected */
 	assert_int_equal(ratelimit_take(rl, a, 1050), SV_ERR_BUSY); /* half a token */
-	assert_int_equal(ratelimit_take(rl, a, 1100), 0);	      /* one token after 100 ms */
+	assert_int_equal(ratelimit_take(rl, a, 1100), 0);           /* one token after 100 ms */
 	assert_int_equal(ratelimit_take(rl, a, 1100), SV_ERR_BUSY);
 	for (int i = 0; i < 3; i++) /* a long pause refills only up to the burst */
 		assert_int_equal(ratelimit_take(rl, a, 100000), 0);
@@ -56,7 +56,7 @@ static void test_bucket(void **state)
 static void test_unlimited_and_bounds(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = { .rate = 0, .burst = 0, .table_size = 64 };
+	struct ratelimit_config cfg = {.rate = 0, .burst = 0, .table_size = 64};
 	uint8_t a[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("2001:db8::1", a);
@@ -66,11 +66,11 @@ static void test_unlimited_and_bounds(void **state)
 		assert_int_equal(ratelimit_conn_open(rl, a, 0), 0);
 	ratelimit_free(rl);
 	struct ratelimit_config bad[] = {
-		{ .rate = 1, .burst = 0, .table_size = 64 },
-		{ .rate = 1, .burst = 1, .table_size = 63 },
-		{ .rate = 1, .burst = 1, .table_size = 100 },
-		{ .rate = 1, .burst = 1, .table_size = 32 },
-		{ .rate = 1, .burst = 1, .table_size = 1u << 21 },
+	    {.rate = 1, .burst = 0, .table_size = 64},
+	    {.rate = 1, .burst = 1, .table_size = 63},
+	    {.rate = 1, .burst = 1, .table_size = 100},
+	    {.rate = 1, .burst = 1, .table_size = 32},
+	    {.rate = 1, .burst = 1, .table_size = 1u << 21},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(ratelimit_new(&rl, &bad[i]), SV_ERR_RANGE);
@@ -82,7 +82,7 @@ static void test_keys(void **state)
 	key_of("198.51.100.7", a);
 	key_of("::ffff:198.51.100.7", b);
 	assert_memory_equal(a, b, RATELIMIT_KEY_LEN); /* the same client over v4 and v4-mapped v6 */
-	struct sockaddr sa = { .sa_family = AF_UNIX };
+	struct sockaddr sa = {.sa_family = AF_UNIX};
 	assert_int_equal(ratelimit_key(&sa, a), SV_ERR_INVALID);
 	assert_int_equal(ratelimit_key(NULL, a), SV_ERR_INVALID);
 }
@@ -90,7 +90,7 @@ static void test_keys(void **state)
 static void test_connections(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = { .rate = 5, .burst = 5, .conns_per_ip = 2, .table_size = 64 };
+	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 2, .table_size = 64};
 	uint8_t a[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("203.0.113.9", a);
@@ -106,7 +106,7 @@ static void test_connections(void **state)
 static void test_full_table(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = { .rate = 5, .burst = 5, .conns_per_ip = 4, .table_size = 64 };
+	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 4, .table_size = 64};
 	uint8_t k[RATELIMIT_KEY_LEN];
 	char ip[32];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
@@ -139,9 +139,9 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_bucket),	    cmocka_unit_test(test_unlimited_and_bounds),
-		cmocka_unit_test(test_keys),	    cmocka_unit_test(test_connections),
-		cmocka_unit_test(test_full_table),
+	    cmocka_unit_test(test_bucket),     cmocka_unit_test(test_unlimited_and_bounds),
+	    cmocka_unit_test(test_keys),       cmocka_unit_test(test_connections),
+	    cmocka_unit_test(test_full_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,10 +46,10 @@ static void test_good(void **state)
 	struct seen s;
 	char why[256];
 	assert_int_equal(parse_text("# comment\n\n  state-dir = /var/lib/x  \n"
-				    "context =\n\tlisten=127.0.0.1:8443\n"
-				    "tpm = swtpm:host=127.0.0.1,port=2321\nlast = no newline",
-				    &s, why, sizeof(why)),
-			 0);
+	                            "context =\n\tlisten=127.0.0.1:8443\n"
+	                            "tpm = swtpm:host=127.0.0.1,port=2321\nlast = no newline",
+	                            &s, why, sizeof(why)),
+	                 0);
 	assert_int_equal(s.n, 5);
 	assert_string_equal(s.key[0], "state-dir");
 	assert_string_equal(s.value[0], "/var/lib/x");
@@ -69,7 +69,7 @@ static void test_bad(void **state)
 	struct seen s;
 	char why[256];
 	assert_int_equal(parse_text("ok = 1\nno equals sign\n", &s, why, sizeof(why)),
-			 SV_ERR_INVALID);
+	                 SV_ERR_INVALID);
 	assert_non_null(strstr(why, "test.conf:2"));
 	assert_int_equal(parse_text(" = value\n", &s, why, sizeof(why)), SV_ERR_INVALID);
 	assert_int_equal(parse_text("Upper = 1\n", &s, why, sizeof(why)), SV_ERR_INVALID);
@@ -97,8 +97,8 @@ static void test_bad(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good),
-		cmocka_unit_test(test_bad),
+	    cmocka_unit_test(test_good),
+	    cmocka_unit_test(test_bad),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,10 +33,10 @@ static void test_round_trip(void **state)
 	uint8_t out[64];
 	size_t n = 0;
 	assert_int_equal(frame_encode(out, sizeof(out), SV_MSG_LOGIN_START, 0x01020304,
-				      (const uint8_t *)"abc", 3, &n),
-			 0);
+	                              (const uint8_t *)"abc", 3, &n),
+	                 0);
 	assert_int_equal(n, SV_FRAME_HDR_LEN + 3);
-	static const uint8_t want[] = { 0, 1, 0, 3, 0, 0, 0, 3, 1, 2, 3, 4, 'a', 'b', 'c' };
+	static const uint8_t want[] = {0, 1, 0, 3, 0, 0, 0, 3, 1, 2, 3, 4, 'a', 'b', 'c'};
 	assert_memory_equal(out, want, sizeof(want));
 	struct sv_frame f;
 	assert_int_equal(frame_decode(out, n, &f), 0);
@@ -52,17 +52,20 @@ static void test_encode_bounds(void **state)
 	size_t n = 0;
 	uint8_t *payload = calloc(1, SV_FRAME_MAX + 1);
 	assert_non_null(payload);
-	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, payload, SV_FRAME_MAX, &n), 0);
+	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, payload, SV_FRAME_MAX, &n),
+	                 0);
 	assert_int_equal(n, SV_FRAME_HDR_LEN + SV_FRAME_MAX);
-	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, payload, SV_FRAME_MAX + 1, &n),
-			 SV_ERR_RANGE);
+	assert_int_equal(
+	    frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, payload, SV_FRAME_MAX + 1, &n),
+	    SV_ERR_RANGE);
 	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, payload, SIZE_MAX, &n),
-			 SV_ERR_RANGE);
+	                 SV_ERR_RANGE);
 	assert_int_equal(frame_encode(big, SV_FRAME_HDR_LEN + 4, SV_MSG_REPLY, 1, payload, 5, &n),
-			 SV_ERR_RANGE);
+	                 SV_ERR_RANGE);
 	assert_int_equal(frame_encode(big, 11, SV_MSG_REPLY, 1, payload, 0, &n), SV_ERR_RANGE);
 	assert_int_equal(frame_encode(big, sizeof(big), 999, 1, payload, 0, &n), SV_ERR_INVALID);
-	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, NULL, 4, &n), SV_ERR_INVALID);
+	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_REPLY, 1, NULL, 4, &n),
+	                 SV_ERR_INVALID);
 	assert_int_equal(frame_encode(big, sizeof(big), SV_MSG_HEALTH, 7, NULL, 0, &n), 0);
 	assert_int_equal(n, SV_FRAME_HDR_LEN);
 	free(payload);
@@ -72,7 +75,7 @@ static void test_decode_hostile_lengths(void **state)
 {
 	struct sv_frame f;
 	memset(&f, 0x5a, sizeof(f));
-	const uint32_t lens[] = { 1, SV_FRAME_MAX, SV_FRAME_MAX + 1, 0xffffffffu };
+	const uint32_t lens[] = {1, SV_FRAME_MAX, SV_FRAME_MAX + 1, 0xffffffffu};
 	memset(big, 0, sizeof(big));
 	/* header claims more than the datagram holds */
 	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
@@ -105,7 +108,7 @@ static void test_decode_version_and_type(void **state)
 	assert_int_equal(frame_decode(m, sizeof(m), &f), SV_ERR_PROTOCOL);
 	hdr(m, SV_IPC_VERSION + 1, SV_MSG_HEALTH, 0, 1);
 	assert_int_equal(frame_decode(m, sizeof(m), &f), SV_ERR_PROTOCOL);
-	const uint16_t bad[] = { 0, 7, 31, 34, 63, 65, 0xffff };
+	const uint16_t bad[] = {0, 7, 31, 34, 63, 65, 0xffff};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		hdr(m, SV_IPC_VERSION, bad[i], 0, 1);
 		assert_int_equal(frame_decode(m, sizeof(m), &f), SV_ERR_PROTOCOL);
@@ -134,7 +137,7 @@ static void test_socketpair(void **state)
 	/* an oversized datagram (consistent header) is caught although read() truncates it */
 	hdr(big, SV_IPC_VERSION, SV_MSG_REPLY, SV_FRAME_MAX + 8, 3);
 	assert_int_equal(write(sv[0], big, SV_FRAME_HDR_LEN + SV_FRAME_MAX + 8),
-			 SV_FRAME_HDR_LEN + SV_FRAME_MAX + 8);
+	                 SV_FRAME_HDR_LEN + SV_FRAME_MAX + 8);
 	assert_int_equal(frame_recv(sv[1], buf, &f), SV_ERR_RANGE);
 
 	/* nothing to read on a non-blocking socket */
@@ -154,11 +157,11 @@ static void test_socketpair(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_encode_bounds),
-		cmocka_unit_test(test_decode_hostile_lengths),
-		cmocka_unit_test(test_decode_version_and_type),
-		cmocka_unit_test(test_socketpair),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_encode_bounds),
+	    cmocka_unit_test(test_decode_hostile_lengths),
+	    cmocka_unit_test(test_decode_version_and_type),
+	    cmocka_unit_test(test_socketpair),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

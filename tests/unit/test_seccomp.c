@@ -54,15 +54,15 @@ static int run(int broker, enum probe p)
 		char why[256];
 		int r;
 		int epfd = epoll_create1(0);
-		struct epoll_event want = { .events = EPOLLIN };
+		struct epoll_event want = {.events = EPOLLIN};
 		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
 			_exit(5);
 		if (broker) {
-			struct policy_seccomp_broker cfg = { .listen_fd = pipefd[0] };
+			struct policy_seccomp_broker cfg = {.listen_fd = pipefd[0]};
 			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
 		} else {
-			struct policy_seccomp_enclave cfg = { .fds = { 0, 1, 2, pipefd[0], pipefd[1] },
-							      .n_fds = 5 };
+			struct policy_seccomp_enclave cfg = {.fds = {0, 1, 2, pipefd[0], pipefd[1]},
+			                                     .n_fds = 5};
 			r = policy_seccomp_enclave_install(&cfg, why, sizeof(why));
 		}
 		if (r != 0) {
@@ -74,7 +74,7 @@ static int run(int broker, enum probe p)
 		case P_NOTHING: _exit(0);
 		case P_SOCKET: socket(AF_INET, SOCK_STREAM, 0); _exit(0);
 		case P_EXECVE: {
-			char *const argv[] = { (char *)"/bin/true", NULL };
+			char *const argv[] = {(char *)"/bin/true", NULL};
 			execve("/bin/true", argv, argv + 1);
 			_exit(0);
 		}
@@ -98,10 +98,11 @@ static int run(int broker, enum probe p)
 		}
 		case P_ACCEPT_OTHER: accept4(other[0], NULL, NULL, 0); _exit(0);
 		case P_CONNECT: connect(0, NULL, 0); _exit(0);
-		case P_HOOK: _exit(policy_seccomp_test_hook(broker ? "broker" : "enclave") == 0 ? 0 : 3);
+		case P_HOOK:
+			_exit(policy_seccomp_test_hook(broker ? "broker" : "enclave") == 0 ? 0 : 3);
 		case P_STOP_CONT: {
-			/* a timed wait stopped and continued (SIGSTOP/SIGCONT, a debugger attaching)
-			 * resumes, for poll through restart_syscall */
+			/* a timed wait stopped and continued (SIGSTOP/SIGCONT, a debugger
+			 * attaching) resumes, for poll through restart_syscall */
 			if (broker) {
 				struct epoll_event ev;
 				int n;
@@ -110,7 +111,7 @@ static int run(int broker, enum probe p)
 				while (n < 0 && errno == EINTR);
 				_exit(n == 1 ? 0 : 3);
 			}
-			struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+			struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
 			_exit(poll(&pfd, 1, 3000) == 1 ? 0 : 3);
 		}
 		case P_PAUSE:
@@ -202,7 +203,7 @@ static void test_hook(void **state)
 {
 	unsetenv("SV_TEST_SANDBOX");
 	assert_ok(run(0, P_HOOK));
-	const char *kinds[] = { "socket", "execve", "openat", "openat:/proc/self/status" };
+	const char *kinds[] = {"socket", "execve", "openat", "openat:/proc/self/status"};
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		setenv("SV_TEST_SANDBOX", kinds[i], 1);
 		assert_sigsys(run(0, P_HOOK));
@@ -238,10 +239,11 @@ static void test_open_fds(void **state)
 	assert_int_equal(policy_seccomp_open_fds(&cfg, why, sizeof(why)), 0);
 	for (size_t i = 0; i < cfg.n_fds; i++)
 		assert_int_not_equal(cfg.fds[i], fd);
-	struct policy_seccomp_enclave none = { .n_fds = 0 };
+	struct policy_seccomp_enclave none = {.n_fds = 0};
 	assert_int_equal(policy_seccomp_enclave_install(&none, why, sizeof(why)), SV_ERR_RANGE);
-	struct policy_seccomp_broker nolisten = { .listen_fd = -1 };
-	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)), SV_ERR_INVALID);
+	struct policy_seccomp_broker nolisten = {.listen_fd = -1};
+	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)),
+	                 SV_ERR_INVALID);
 }
 
 int main(void)
@@ -249,9 +251,9 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_enclave_allowed), cmocka_unit_test(test_enclave_killed),
-		cmocka_unit_test(test_broker),		cmocka_unit_test(test_hook),
-		cmocka_unit_test(test_open_fds),
+	    cmocka_unit_test(test_enclave_allowed), cmocka_unit_test(test_enclave_killed),
+	    cmocka_unit_test(test_broker),          cmocka_unit_test(test_hook),
+	    cmocka_unit_test(test_open_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
