@@ -3,7 +3,8 @@
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
  * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener),
  * each under its own user when run as root. When either child ends, the other is stopped and
- * sealvaultd exits non-zero so that systemd restarts the pair. See sealvaultd(8), sealvault.conf(5).
+ * sealvaultd exits non-zero so that systemd restarts the pair. See sealvaultd(8),
+ * sealvault.conf(5).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -48,34 +49,34 @@ struct setting {
 };
 
 static struct setting settings[] = {
-	{ "config", TO_SELF, DEFAULT_CONFIG, 0, 0, NULL },
-	{ "state-dir", TO_ENCLAVE, "/var/lib/sealvault", 0, 0, NULL },
-	{ "tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL },
-	{ "context", TO_ENCLAVE, NULL, 1, 0, NULL },
-	{ "listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL },
-	{ "listen-fd", TO_SELF, NULL, 0, 1, NULL },
-	{ "tls-cert", TO_BROKER, "/etc/sealvault/tls/cert.pem", 0, 0, NULL },
-	{ "tls-key", TO_BROKER, "/etc/sealvault/tls/key.pem", 0, 0, NULL },
-	{ "user", TO_SELF, "sealvault", 0, 0, NULL },
-	{ "broker-user", TO_SELF, "sealvault-broker", 0, 0, NULL },
-	{ "libexec-dir", TO_SELF, SV_LIBEXECDIR, 0, 0, NULL },
-	{ "port-file", TO_SELF, NULL, 0, 0, NULL },
-	{ "max-body", TO_BROKER, NULL, 0, 1, NULL },
-	{ "idle-timeout", TO_BROKER, NULL, 0, 1, NULL },
-	{ "request-timeout", TO_BROKER, NULL, 0, 1, NULL },
-	{ "rate-limit", TO_BROKER, NULL, 0, 1, NULL },
-	{ "rate-burst", TO_BROKER, NULL, 0, 1, NULL },
-	{ "max-conns", TO_BROKER, NULL, 0, 1, NULL },
-	{ "max-conns-per-ip", TO_BROKER, NULL, 0, 1, NULL },
-	{ "max-inflight", TO_BROKER, NULL, 0, 1, NULL },
-	{ "default-guess-limit", TO_POLICY, NULL, 0, 0, NULL },
-	{ "max-guess-limit", TO_POLICY, NULL, 0, 0, NULL },
-	{ "batch-window-us", TO_POLICY, NULL, 0, 0, NULL },
-	{ "max-batch", TO_POLICY, NULL, 0, 0, NULL },
-	{ "pending-login-max", TO_POLICY, NULL, 0, 0, NULL },
-	{ "login-timeout-s", TO_POLICY, NULL, 0, 0, NULL },
-	{ "nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL },
-	{ "counter-scheme", TO_POLICY, NULL, 0, 0, NULL },
+    {"config", TO_SELF, DEFAULT_CONFIG, 0, 0, NULL},
+    {"state-dir", TO_ENCLAVE, "/var/lib/sealvault", 0, 0, NULL},
+    {"tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL},
+    {"context", TO_ENCLAVE, NULL, 1, 0, NULL},
+    {"listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL},
+    {"listen-fd", TO_SELF, NULL, 0, 1, NULL},
+    {"tls-cert", TO_BROKER, "/etc/sealvault/tls/cert.pem", 0, 0, NULL},
+    {"tls-key", TO_BROKER, "/etc/sealvault/tls/key.pem", 0, 0, NULL},
+    {"user", TO_SELF, "sealvault", 0, 0, NULL},
+    {"broker-user", TO_SELF, "sealvault-broker", 0, 0, NULL},
+    {"libexec-dir", TO_SELF, SV_LIBEXECDIR, 0, 0, NULL},
+    {"port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"max-body", TO_BROKER, NULL, 0, 1, NULL},
+    {"idle-timeout", TO_BROKER, NULL, 0, 1, NULL},
+    {"request-timeout", TO_BROKER, NULL, 0, 1, NULL},
+    {"rate-limit", TO_BROKER, NULL, 0, 1, NULL},
+    {"rate-burst", TO_BROKER, NULL, 0, 1, NULL},
+    {"max-conns", TO_BROKER, NULL, 0, 1, NULL},
+    {"max-conns-per-ip", TO_BROKER, NULL, 0, 1, NULL},
+    {"max-inflight", TO_BROKER, NULL, 0, 1, NULL},
+    {"default-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
+    {"max-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
+    {"batch-window-us", TO_POLICY, NULL, 0, 0, NULL},
+    {"max-batch", TO_POLICY, NULL, 0, 0, NULL},
+    {"pending-login-max", TO_POLICY, NULL, 0, 0, NULL},
+    {"login-timeout-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
+    {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -126,23 +127,25 @@ static int from_file(void *arg, const char *key, const char *value, char *why, s
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: sealvaultd [--config FILE] [--KEY VALUE]...\n"
-		   "Every key of sealvault.conf(5) is also a flag; flags override the file. Keys:\n");
+	fprintf(f,
+	        "usage: sealvaultd [--config FILE] [--KEY VALUE]...\n"
+	        "Every key of sealvault.conf(5) is also a flag; flags override the file. Keys:\n");
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		fprintf(f, "  --%s%s%s\n", settings[i].name, settings[i].def ? " (default: " : "",
-			settings[i].def ? settings[i].def : "");
+		        settings[i].def ? settings[i].def : "");
 	fprintf(f, "Defaults shown end with the default value; see sealvaultd(8).\n");
 }
 
 static int parse(int argc, char **argv)
 {
 	struct option longopts[N_SETTINGS + 2];
-	const char *flagged[N_SETTINGS] = { 0 };
+	const char *flagged[N_SETTINGS] = {0};
 	char why[512];
 	for (size_t i = 0; i < N_SETTINGS; i++)
-		longopts[i] = (struct option){ settings[i].name, required_argument, NULL, 256 + (int)i };
-	longopts[N_SETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
-	longopts[N_SETTINGS + 1] = (struct option){ NULL, 0, NULL, 0 };
+		longopts[i] =
+		    (struct option){settings[i].name, required_argument, NULL, 256 + (int)i};
+	longopts[N_SETTINGS] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[N_SETTINGS + 1] = (struct option){NULL, 0, NULL, 0};
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h') {
@@ -162,7 +165,7 @@ static int parse(int argc, char **argv)
 	}
 	if (optind != argc) {
 		fprintf(stderr, "sealvaultd: unexpected argument '%s'; options are --KEY VALUE\n",
-			argv[optind]);
+		        argv[optind]);
 		return SV_ERR_CONFIG;
 	}
 	const char *path = get("config");
@@ -171,7 +174,7 @@ static int parse(int argc, char **argv)
 	if (f == NULL) {
 		if (explicit || errno != ENOENT) {
 			fprintf(stderr, "sealvaultd: cannot read the configuration %s: %s\n", path,
-				strerror(errno));
+			        strerror(errno));
 			return SV_ERR_CONFIG;
 		}
 		return SV_OK; /* no default file: flags and built-in defaults only */
@@ -193,7 +196,8 @@ static int check_policy(void)
 	for (size_t i = 0; i < N_SETTINGS; i++) {
 		if (settings[i].dest != TO_POLICY || settings[i].value == NULL)
 			continue;
-		if (policy_vault_set(&p, settings[i].name, settings[i].value, why, sizeof(why)) != 0) {
+		if (policy_vault_set(&p, settings[i].name, settings[i].value, why, sizeof(why)) !=
+		    0) {
 			fprintf(stderr, "sealvaultd: %s\n", why);
 			return SV_ERR_CONFIG;
 		}
@@ -221,12 +225,12 @@ static int listen_on(const char *spec)
 		h++, hl -= 2;
 	memcpy(host, h, hl);
 	host[hl] = '\0';
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	int e = getaddrinfo(host, colon + 1, &hints, &res);
 	if (e != 0) {
 		fprintf(stderr, "sealvaultd: cannot resolve listen address %s: %s\n", spec,
-			gai_strerror(e));
+		        gai_strerror(e));
 		return -1;
 	}
 	int fd = -1;
@@ -251,7 +255,8 @@ static int listen_on(const char *spec)
 
 /* An already listening stream socket inherited as descriptor N (systemd socket activation:
  * sealvault.socket hands it over as fd 3), so the service needs no network of its own. The
- * socket-activation variables are dropped so that the children do not see them. The socket or -1. */
+ * socket-activation variables are dropped so that the children do not see them. The socket or -1.
+ */
 static int inherited_listener(const char *spec)
 {
 	char *end;
@@ -260,17 +265,18 @@ static int inherited_listener(const char *spec)
 	int type = 0, acc = 0;
 	socklen_t tl = sizeof(type), al = sizeof(acc);
 	if (errno != 0 || *end != '\0' || n < 3 || n > INT_MAX) {
-		fprintf(stderr, "sealvaultd: listen-fd must be a descriptor number >= 3, not '%s'\n",
-			spec);
+		fprintf(stderr,
+		        "sealvaultd: listen-fd must be a descriptor number >= 3, not '%s'\n", spec);
 		return -1;
 	}
 	int fd = (int)n;
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
 	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || type != SOCK_STREAM ||
 	    !acc) {
-		fprintf(stderr, "sealvaultd: descriptor %d (listen-fd) is not a listening stream socket; "
-				"start sealvaultd through sealvault.socket or use --listen HOST:PORT\n",
-			fd);
+		fprintf(stderr,
+		        "sealvaultd: descriptor %d (listen-fd) is not a listening stream socket; "
+		        "start sealvaultd through sealvault.socket or use --listen HOST:PORT\n",
+		        fd);
 		return -1;
 	}
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -289,7 +295,8 @@ static int write_port_file(const char *path, int fd)
 	socklen_t sl = sizeof(ss);
 	char port[NI_MAXSERV], tmp[PATH_MAX];
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) != 0)
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
+	        0)
 		return SV_ERR_IO;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return SV_ERR_RANGE;
@@ -305,14 +312,14 @@ struct child {
 	const char *name;
 	pid_t pid;
 	const struct passwd *pw; /* NULL: keep the current user */
-	int fds[2];		 /* descriptors to place at 3 and 4 (-1: none) */
+	int fds[2];              /* descriptors to place at 3 and 4 (-1: none) */
 	char *argv[2 * N_SETTINGS + 8];
 };
 
 /* In the child: move fds to 3 (and 4), close everything else, drop privileges, exec. */
 static void start_child(struct child *c, const sigset_t *oldmask)
 {
-	int hi[2] = { -1, -1 };
+	int hi[2] = {-1, -1};
 	for (int i = 0; i < 2; i++)
 		if (c->fds[i] >= 0 && (hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			goto fail;
@@ -326,7 +333,7 @@ static void start_child(struct child *c, const sigset_t *oldmask)
 		    setresgid(c->pw->pw_gid, c->pw->pw_gid, c->pw->pw_gid) != 0 ||
 		    setresuid(c->pw->pw_uid, c->pw->pw_uid, c->pw->pw_uid) != 0 || setuid(0) == 0) {
 			fprintf(stderr, "sealvaultd: cannot switch %s to user %s: %s\n", c->name,
-				c->pw->pw_name, strerror(errno));
+			        c->pw->pw_name, strerror(errno));
 			_exit(1);
 		}
 	}
@@ -337,7 +344,7 @@ static void start_child(struct child *c, const sigset_t *oldmask)
 	execv(c->argv[0], c->argv);
 fail:
 	fprintf(stderr, "sealvaultd: cannot start %s (%s): %s\n", c->name, c->argv[0],
-		strerror(errno));
+	        strerror(errno));
 	_exit(1);
 }
 
@@ -387,13 +394,13 @@ static void describe(const struct child *c, int status)
 {
 	if (WIFEXITED(status))
 		fprintf(stderr, "sealvaultd: %s (pid %d) exited with status %d\n", c->name,
-			(int)c->pid, WEXITSTATUS(status));
+		        (int)c->pid, WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		fprintf(stderr, "sealvaultd: %s (pid %d) was killed by signal %d (%s)%s\n", c->name,
-			(int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
-			WTERMSIG(status) == SIGSYS ? ": it made a system call outside its seccomp "
-						     "allowlist (policy/seccomp.c)"
-						   : "");
+		        (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
+		        WTERMSIG(status) == SIGSYS ? ": it made a system call outside its seccomp "
+		                                     "allowlist (policy/seccomp.c)"
+		                                   : "");
 }
 
 /* Stops the children still running: SIGTERM, then SIGKILL after a grace period. */
@@ -415,13 +422,13 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 		}
 		if (!left)
 			return;
-		struct timespec now, wait = { 0, 100 * 1000 * 1000 };
+		struct timespec now, wait = {0, 100 * 1000 * 1000};
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec >= deadline.tv_sec) {
 			for (size_t i = 0; i < n; i++)
 				if (kids[i].pid > 0) {
 					fprintf(stderr, "sealvaultd: %s did not stop; killing it\n",
-						kids[i].name);
+					        kids[i].name);
 					kill(kids[i].pid, SIGKILL);
 					waitpid(kids[i].pid, NULL, 0);
 					kids[i].pid = 0;
@@ -435,8 +442,8 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 int main(int argc, char **argv)
 {
 	struct child kids[2] = {
-		{ .name = "sealvault-enclave", .fds = { -1, -1 } },
-		{ .name = "sealvault-broker", .fds = { -1, -1 } },
+	    {.name = "sealvault-enclave", .fds = {-1, -1}},
+	    {.name = "sealvault-broker", .fds = {-1, -1}},
 	};
 	int sv[2], lfd;
 	sigset_t set, old;
@@ -444,19 +451,21 @@ int main(int argc, char **argv)
 	if (parse(argc, argv) != 0 || check_policy() != 0)
 		return 2;
 	if (geteuid() == 0) {
-		const char *names[2] = { get("user"), get("broker-user") };
+		const char *names[2] = {get("user"), get("broker-user")};
 		for (int i = 0; i < 2; i++) {
 			struct passwd *pw = getpwnam(names[i]);
 			if (pw == NULL) {
-				fprintf(stderr, "sealvaultd: user '%s' does not exist; create it "
-						"(the Debian package's sysusers file does) or name "
-						"another with --%s\n",
-					names[i], i == 0 ? "user" : "broker-user");
+				fprintf(stderr,
+				        "sealvaultd: user '%s' does not exist; create it "
+				        "(the Debian package's sysusers file does) or name "
+				        "another with --%s\n",
+				        names[i], i == 0 ? "user" : "broker-user");
 				return 1;
 			}
 			if (pw->pw_uid == 0) {
-				fprintf(stderr, "sealvaultd: refusing to run %s as root (--%s %s)\n",
-					kids[i].name, i == 0 ? "user" : "broker-user", names[i]);
+				fprintf(stderr,
+				        "sealvaultd: refusing to run %s as root (--%s %s)\n",
+				        kids[i].name, i == 0 ? "user" : "broker-user", names[i]);
 				return 1;
 			}
 			struct passwd *copy = malloc(sizeof(*copy));
@@ -469,13 +478,15 @@ int main(int argc, char **argv)
 			kids[i].pw = copy;
 		}
 		if (kids[0].pw->pw_uid == kids[1].pw->pw_uid) {
-			fprintf(stderr, "sealvaultd: the enclave and the broker must run as different "
-					"users (--user, --broker-user)\n");
+			fprintf(stderr,
+			        "sealvaultd: the enclave and the broker must run as different "
+			        "users (--user, --broker-user)\n");
 			return 1;
 		}
 	} else if (find("user")->value != NULL || find("broker-user")->value != NULL) {
-		fprintf(stderr, "sealvaultd: --user and --broker-user need root; unprivileged, both "
-				"processes run as the current user\n");
+		fprintf(stderr,
+		        "sealvaultd: --user and --broker-user need root; unprivileged, both "
+		        "processes run as the current user\n");
 		return 1;
 	}
 
@@ -484,16 +495,17 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	lfd = find("listen-fd")->value != NULL ? inherited_listener(get("listen-fd"))
-						: listen_on(get("listen"));
+	                                       : listen_on(get("listen"));
 	if (lfd < 0)
 		return 1;
 	const char *pf = get("port-file");
 	if (pf != NULL && write_port_file(pf, lfd) != 0) {
-		fprintf(stderr, "sealvaultd: cannot write the port to %s: %s\n", pf, strerror(errno));
+		fprintf(stderr, "sealvaultd: cannot write the port to %s: %s\n", pf,
+		        strerror(errno));
 		return 1;
 	}
-	static char *enclave_extra[] = { NULL };
-	static char *broker_extra[] = { "--ipc-fd=3", "--listen-fd=4", NULL };
+	static char *enclave_extra[] = {NULL};
+	static char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL};
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0) {
 		fprintf(stderr, "sealvaultd: out of memory\n");
@@ -522,8 +534,9 @@ int main(int argc, char **argv)
 	close(sv[0]);
 	close(sv[1]);
 	close(lfd);
-	fprintf(stderr, "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
-		(int)kids[0].pid, (int)kids[1].pid);
+	fprintf(stderr,
+	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
+	        (int)kids[0].pid, (int)kids[1].pid);
 
 	for (;;) {
 		siginfo_t si;
@@ -531,7 +544,8 @@ int main(int argc, char **argv)
 		if (sig < 0)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-			fprintf(stderr, "sealvaultd: %s; stopping both processes\n", strsignal(sig));
+			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
+			        strsignal(sig));
 			stop_all(kids, 2, &set);
 			return 0;
 		}
@@ -540,9 +554,10 @@ int main(int argc, char **argv)
 			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
 				describe(&kids[i], st);
 				kids[i].pid = 0;
-				fprintf(stderr, "sealvaultd: stopping %s and exiting so that the pair is "
-						"restarted\n",
-					kids[1 - i].name);
+				fprintf(stderr,
+				        "sealvaultd: stopping %s and exiting so that the pair is "
+				        "restarted\n",
+				        kids[1 - i].name);
 				stop_all(kids, 2, &set);
 				return 1;
 			}
