@@ -1,0 +1,141 @@
+/* Unit tests for enclave/session: capacity, lookup, close, expiry in creation order, rescue slots,
+ * wiping on close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "common/err.h"
+#include "enclave/session.h"
+
+static void test_capacity_and_lookup(void **state)
+{
+	struct session_table *t;
+	struct session *s[17], *x;
+	assert_int_equal(session_table_new(&t, 16, 4, 1000), 0);
+	for (int i = 0; i < 16; i++) {
+		assert_int_equal(session_open(t, 100, &s[i]), 0);
+		assert_int_equal(s[i]->phase, SESSION_KE2_SENT);
+		s[i]->id[0] = (uint8_t)i;
+	}
+	assert_int_equal(session_count(t), 16);
+	assert_int_equal(session_open(t, 100, &s[16]), SV_ERR_BUSY);
+	assert_null(s[16]);
+	for (int i = 0; i < 16; i++) {
+		x = session_find(t, s[i]->sid, 100);
+		assert_ptr_equal(x, s[i]);
+		assert_int_equal(x->id[0], i);
+	}
+	uint8_t sid[SESSION_ID_LEN];
+	memcpy(sid, s[3]->sid, sizeof(sid));
+	session_close(t, s[3]);
+	assert_null(session_find(t, sid, 100)); /* a closed id is never found again */
+	session_close(t, s[3]);                 /* closing twice is harmless */
+	assert_int_equal(session_count(t), 15);
+	assert_int_equal(session_open(t, 100, &s[16]), 0);
+	assert_memory_not_equal(s[16]->sid, sid, sizeof(sid));
+	session_table_free(t);
+}
+
+static void test_expiry_in_order(void **state)
+{
+	struct session_table *t;
+	struct session *a, *b, *c;
+	uint8_t sa[SESSION_ID_LEN], sb[SESSION_ID_LEN], sc[SESSION_ID_LEN];
+	assert_int_equal(session_table_new(&t, 16, 16, 1000), 0);
+	assert_int_equal(session_open(t, 0, &a), 0);
+	memcpy(sa, a->sid, sizeof(sa));
+	assert_int_equal(session_open(t, 500, &b), 0);
+	memcpy(sb, b->sid, sizeof(sb));
+	assert_int_equal(session_open(t, 900, &c), 0);
+	memcpy(sc, c->sid, sizeof(sc));
+	assert_non_null(session_find(t, sa, 999));
+	assert_null(session_find(t, sa, 1000)); /* timeout reached: not found even before expire */
+	assert_int_equal(session_expire(t, 1499), 1);
+	assert_int_equal(session_count(t), 2);
+	assert_non_null(session_find(t, sb, 1499));
+	assert_int_equal(session_expire(t, 1900), 2);
+	assert_int_equal(session_count(t), 0);
+	assert_null(session_find(t, sc, 1900));
+	session_table_free(t);
+}
+
+static void test_rescue_slots(void **state)
+{
+	struct session_table *t;
+	struct session *s[3];
+	struct session_rescue *r, *r2;
+	assert_int_equal(session_table_new(&t, 16, 2, 1000), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(session_open(t, 1, &s[i]), 0);
+	assert_null(session_rescue_of(t, s[0]));
+	assert_int_equal(session_rescue_attach(t, s[0], &r), 0);
+	assert_int_equal(session_rescue_attach(t, s[0], &r2), SV_ERR_INTERNAL); /* one per login */
+	memset(r->record, 0xaa, sizeof(r->record));
+	r->blob_len = 3;
+	assert_ptr_equal(session_rescue_of(t, s[0]), r);
+	assert_int_equal(session_rescue_attach(t, s[1], &r2), 0);
+	assert_false(session_rescue_available(t));
+	assert_int_equal(session_rescue_attach(t, s[2], &r2), SV_ERR_BUSY);
+	assert_int_equal(session_rescue_count(t), 2);
+	session_close(t, s[0]); /* frees and wipes the slot */
+	static const uint8_t zero[STORE_RECORD_LEN];
+	assert_memory_equal(r->record, zero, sizeof(zero));
+	assert_int_equal(r->blob_len, 0);
+	assert_true(session_rescue_available(t));
+	assert_int_equal(session_rescue_attach(t, s[2], &r2), 0);
+	assert_ptr_equal(r2, r);
+	session_table_free(t);
+}
+
+static void close_odd(struct session_table *t, struct session *s, void *arg)
+{
+	int *n = arg;
+	if (s->id[0] % 2)
+		session_close(t, s);
+	(*n)++;
+}
+
+static void test_foreach_may_close(void **state)
+{
+	struct session_table *t;
+	struct session *s;
+	int n = 0;
+	assert_int_equal(session_table_new(&t, 16, 1, 1000), 0);
+	for (int i = 0; i < 10; i++) {
+		assert_int_equal(session_open(t, 1, &s), 0);
+		s->id[0] = (uint8_t)i;
+	}
+	session_foreach(t, close_odd, &n);
+	assert_int_equal(n, 10);
+	assert_int_equal(session_count(t), 5);
+	session_table_free(t);
+}
+
+static void test_bounds(void **state)
+{
+	struct session_table *t;
+	assert_int_equal(session_table_new(&t, 0, 1, 1000), SV_ERR_RANGE);
+	assert_int_equal(session_table_new(&t, 16, 0, 1000), SV_ERR_RANGE);
+	assert_int_equal(session_table_new(&t, 16, 17, 1000), SV_ERR_RANGE);
+	assert_int_equal(session_table_new(&t, 16, 1, 0), SV_ERR_RANGE);
+	assert_null(t);
+}
+
+int main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_capacity_and_lookup),
+	    cmocka_unit_test(test_expiry_in_order),
+	    cmocka_unit_test(test_rescue_slots),
+	    cmocka_unit_test(test_foreach_may_close),
+	    cmocka_unit_test(test_bounds),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
