@@ -8,7 +8,7 @@
 #      sealvault-admin init as user sealvault, sealvaultd by hand (it drops the enclave to
 #      sealvault+tss and the broker to sealvault-broker), the installed `sealvault` CLI:
 #      register -> wrong guess (exit 2, attempts left) -> recover (byte-identical) -> lock-out (3);
-#   5. reinstall (an upgrade's maintainer scripts): the vault is untouched and still serves;
+#   5. upgrade (the package repacked with a higher version): the vault is untouched and serves;
 #   6. apt-get remove, then apt-get purge: /var/lib/sealvault survives both, byte for byte, and
 #      purge says how to destroy a vault deliberately.
 # Everything it starts or installs is stopped and removed on exit, also on failure. It refuses
@@ -70,12 +70,12 @@ DEBS=""
 for p in $PKGS; do
 	f="$DEB_OUT/${p}_${version}_${arch}.deb"
 	[ -f "$f" ] || fail "$f was not built"
-	DEBS="$DEBS ./$f"
+	DEBS="$DEBS $(realpath "$f")"
 done
 
 step "lintian (fails on any error or warning)"
 changes="$DEB_OUT/sealvault_${version}_${arch}.changes"
-lintian --fail-on error,warning --display-info --no-tag-display-limit "$changes" | tee "$WORK/lintian.log" ||
+lintian --fail-on error,warning --display-info --tag-display-limit 0 "$changes" | tee "$WORK/lintian.log" ||
 	fail "lintian found errors or warnings (above)"
 
 # --- 2. install -------------------------------------------------------------------------------
@@ -103,12 +103,12 @@ dpkg-query -W -f='${Conffiles}\n' sealvault | grep -q '/etc/sealvault/sealvault.
 dpkg-query -W -f='${Depends}\n' sealvault | grep -q 'tpm-udev' || fail "sealvault does not depend on tpm-udev"
 
 step "every installed program has a man page, and so has sealvault.conf(5)"
-for p in $PKGS; do
-	dpkg -L "$p" | grep -E '^/usr/(s?bin|libexec/sealvault)/[^/]+$' | while read -r prog; do
-		[ -f "$prog" ] || continue
-		name=$(basename "$prog")
-		man -w "$name" >/dev/null 2>&1 || fail "no man page for $prog"
-	done
+progs=$(dpkg -L $PKGS | grep -E '^/usr/(s?bin|libexec/sealvault)/[^/]+$' || true)
+[ -n "$progs" ] || fail "the packages install no programs"
+for prog in $progs; do
+	[ -f "$prog" ] || continue
+	man -w "$(basename "$prog")" >/dev/null 2>&1 || fail "no man page for $prog"
+	echo "$prog: $(man -w "$(basename "$prog")")"
 done
 man -w 5 sealvault.conf >/dev/null 2>&1 || fail "no man page sealvault.conf(5)"
 
@@ -131,7 +131,7 @@ int main(void)
 C
 # shellcheck disable=SC2046
 cc -o "$WORK/use" "$WORK/use.c" $(pkg-config --cflags --libs sealvault) || fail "cannot build against the installed libsealvault-dev"
-ldd "$WORK/use" | grep -q 'libsealvault.so.0 => /usr/lib/' || fail "the program is not linked to the installed libsealvault.so.0"
+ldd "$WORK/use" | grep -Eq 'libsealvault.so.0 => /(usr/)?lib/' || fail "the program is not linked to the installed libsealvault.so.0"
 "$WORK/use" || fail "a program using the installed libsealvault failed (exit $?)"
 
 # --- 3. units -----------------------------------------------------------------------------------
@@ -149,10 +149,13 @@ for u in "$UNITDIR"/sealvault*.service; do
 	}
 	grep 'Overall exposure' "$WORK/security.txt"
 	# The properties the issue names, read back as systemd parsed them.
-	for want in 'PrivateNetwork=' 'RestrictAddressFamilies=~AF_(INET|INET6)' 'DevicePolicy=' \
+	for want in 'PrivateNetwork=' 'RestrictAddressFamilies=~AF_(INET|INET6)' 'RestrictSUIDSGID=' \
 		'NoNewPrivileges=' 'CapabilityBoundingSet=~CAP_SYS_ADMIN'; do
 		grep -F -- "$want" "$WORK/security.txt" | grep -q '✓' || fail "$(basename "$u"): $want is not set as required"
 	done
+	# Devices: the TPM and nothing else (ProtectClock= adds read access to the RTC by itself).
+	grep -E '^. DeviceAllow=' "$WORK/security.txt" | grep -Eq 'special devices: char-rtc:r /dev/tpmrm0:rw +[0-9.]+$' ||
+		fail "$(basename "$u"): the device ACL must be /dev/tpmrm0 only: $(grep DeviceAllow= "$WORK/security.txt")"
 done
 grep -Eq '^SystemCallFilter=.*\bseccomp\b' "$UNITDIR/sealvault.service" ||
 	fail "sealvault.service must allow seccomp(2) in SystemCallFilter= so the processes can install their own filters"
@@ -270,20 +273,29 @@ rc=0
 cli recover --user alice --password-file "$WORK/pw" --out "$WORK/out" 2>/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "after the lock-out even the right password must get exit 3, got $rc"
 
-# --- 5. upgrade (reinstall): the vault is kept and still serves ---------------------------------
+# --- 5. upgrade: the vault is kept and still serves -------------------------------------------
 stop_daemon
 snapshot() { (cd "$STATE" && find . -printf '%p %U:%G %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 snapshot >"$WORK/state.before"
-step "reinstall the packages (an upgrade's maintainer scripts run)"
-# shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall $DEBS >"$WORK/reinstall.log" 2>&1 || {
-	cat "$WORK/reinstall.log" >&2
-	fail "reinstalling the packages failed"
+# A real upgrade (old prerm "upgrade", new postinst "configure OLD"): the same package repacked
+# with a higher version.
+step "upgrade sealvault $version -> $version+upgradetest"
+dpkg-deb -R "$DEB_OUT/sealvault_${version}_${arch}.deb" "$WORK/repack"
+sed -i "s/^Version: .*/Version: ${version}+upgradetest/" "$WORK/repack/DEBIAN/control"
+dpkg-deb -b "$WORK/repack" "$WORK/sealvault_${version}+upgradetest_${arch}.deb" >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$WORK/sealvault_${version}+upgradetest_${arch}.deb" \
+	>"$WORK/upgrade.log" 2>&1 || {
+	cat "$WORK/upgrade.log" >&2
+	fail "upgrading the sealvault package failed"
 }
-snapshot | diff -u "$WORK/state.before" - || fail "reinstalling the packages changed $STATE"
+[ "$(dpkg-query -W -f='${Version}' sealvault)" = "${version}+upgradetest" ] || fail "the upgrade did not happen"
+if grep -q 'no vault is provisioned' "$WORK/upgrade.log"; then
+	fail "the upgrade claims that no vault is provisioned"
+fi
+snapshot | diff -u "$WORK/state.before" - || fail "upgrading the package changed $STATE"
 start_daemon
-cli recover --user bob --password-file "$WORK/pw" --out "$WORK/out" || fail "bob cannot recover after the reinstall"
-cmp "$WORK/secret" "$WORK/out" || fail "bob's secret differs after the reinstall"
+cli recover --user bob --password-file "$WORK/pw" --out "$WORK/out" || fail "bob cannot recover after the upgrade"
+cmp "$WORK/secret" "$WORK/out" || fail "bob's secret differs after the upgrade"
 stop_daemon
 snapshot >"$WORK/state.before"
 
@@ -298,8 +310,15 @@ DEBIAN_FRONTEND=noninteractive apt-get remove -y -q $PKGS >"$WORK/remove.log" 2>
 snapshot | diff -u "$WORK/state.before" - || fail "apt-get remove changed $STATE"
 
 step "apt-get purge"
+# Packages without conffiles are gone with the remove already; purge the ones dpkg still knows.
+left=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q config-files && left="$left $p"
+done
+echo "left after remove (config files):$left"
+case " $left " in *" sealvault "*) ;; *) fail "sealvault left no config files after remove (its conffile should stay until purge)" ;; esac
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $PKGS >"$WORK/purge.log" 2>&1 || {
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $left >"$WORK/purge.log" 2>&1 || {
 	cat "$WORK/purge.log" >&2
 	fail "apt-get purge failed"
 }
