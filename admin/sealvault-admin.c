@@ -43,8 +43,10 @@ static void usage_cmd(FILE *f, const char *cmd)
 	if (strcmp(cmd, "init") == 0)
 		fprintf(f,
 			"usage: %s init --state-dir DIR --tpm TCTI [--nv-index HEX]\n"
-			"  Defines a plain NV counter (default index 0x%08x), seals a new vault key\n"
-			"  under a noDA primary key, generates the OPRF seed and AKE key pair (stored\n"
+			"  Defines a plain NV counter (default index 0x%08x), seals a new vault "
+			"key\n"
+			"  under a noDA primary key, generates the OPRF seed and AKE key pair "
+			"(stored\n"
 			"  only encrypted) and writes an empty snapshot and journal to DIR.\n"
 			"  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
 			"  swtpm:host=H,port=P.\n",
@@ -52,14 +54,18 @@ static void usage_cmd(FILE *f, const char *cmd)
 	else if (strcmp(cmd, "status") == 0)
 		fprintf(f,
 			"usage: %s status --state-dir DIR --tpm TCTI\n"
-			"  Verifies the state read-only (unseal, replay, compare with the TPM counter)\n"
-			"  and prints one 'name: value' line per figure. Needs the vault stopped.\n",
+			"  Verifies the state read-only (unseal, replay, compare with the TPM "
+			"counter)\n"
+			"  and prints one 'name: value' line per figure. Needs the vault "
+			"stopped.\n",
 			prog);
 	else
 		fprintf(f,
 			"usage: %s delete --state-dir DIR --tpm TCTI --user ID\n"
-			"  Removes the record of ID for good and commits the change. Needs the vault\n"
-			"  stopped. The record is never shown and guess counters are never reset.\n",
+			"  Removes the record of ID for good and commits the change. Needs the "
+			"vault\n"
+			"  stopped. The record is never shown and guess counters are never "
+			"reset.\n",
 			prog);
 }
 
@@ -118,7 +124,8 @@ int main(int argc, char **argv)
 			unsigned long v = strtoul(optarg, &end, 16);
 			if (errno != 0 || *end != '\0' || v < 0x01000000ul || v > 0x013ffffful) {
 				fprintf(stderr,
-					"%s: --nv-index %s: expected a hex index in the owner range "
+					"%s: --nv-index %s: expected a hex index in the owner "
+					"range "
 					"0x01000000..0x013fffff\n",
 					prog, optarg);
 				return EX_USAGE;
@@ -149,7 +156,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "init") == 0) {
 		r = store_init(dir, tpm, nv_index, why, sizeof(why));
 		if (r == SV_OK)
-			printf("initialised vault in %s (NV counter 0x%08x, counter scheme plain)\n",
+			printf("initialised vault in %s (NV counter 0x%08x, counter scheme "
+			       "plain)\n",
 			       dir, nv_index);
 	} else if (strcmp(cmd, "status") == 0) {
 		printf("state-dir: %s\n", dir);

@@ -10,11 +10,11 @@
 
 #include "common/err.h"
 
-#define FRAME_MAGIC 0x53564631u /* "SVF1" */
-#define HEAD_MAGIC 0x53564a31u  /* "SVJ1" */
-#define STATE_MAGIC 0x53564831u /* "SVH1" */
-#define HEAD_VERSION 1
-#define STATE_VERSION 1
+#define FRAME_MAGIC    0x53564631u /* "SVF1" */
+#define HEAD_MAGIC     0x53564a31u /* "SVJ1" */
+#define STATE_MAGIC    0x53564831u /* "SVH1" */
+#define HEAD_VERSION   1
+#define STATE_VERSION  1
 #define STATE_RESERVED 16
 
 static const char kdf_ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 'j', 'o', 'u', 'r', 'n', '1'};
@@ -173,12 +173,9 @@ int journal_op_put(struct sv_buf *b, const struct journal_op *op)
 		if (r == SV_OK)
 			r = put_record(b, op);
 		break;
-	case JOURNAL_OP_CHARGE:
-		r = sv_buf_put_u8(b, op->used);
-		break;
+	case JOURNAL_OP_CHARGE: r = sv_buf_put_u8(b, op->used); break;
 	case JOURNAL_OP_RESET:
-	case JOURNAL_OP_DELETE:
-		break;
+	case JOURNAL_OP_DELETE: break;
 	case JOURNAL_OP_USER:
 		if (op->limit == 0 || op->used > op->limit || op->destroyed > 1) {
 			r = SV_ERR_RANGE;
@@ -191,8 +188,7 @@ int journal_op_put(struct sv_buf *b, const struct journal_op *op)
 		if (!op->destroyed)
 			r = put_record(b, op);
 		break;
-	default:
-		r = SV_ERR_INVALID;
+	default: r = SV_ERR_INVALID;
 	}
 out:
 	if (r != SV_OK)
@@ -241,8 +237,7 @@ int journal_op_get(struct sv_buf *b, struct journal_op *op)
 			r = SV_ERR_INVALID;
 		break;
 	case JOURNAL_OP_RESET:
-	case JOURNAL_OP_DELETE:
-		break;
+	case JOURNAL_OP_DELETE: break;
 	case JOURNAL_OP_USER:
 		if ((r = sv_buf_get_u8(b, &op->limit)) != SV_OK ||
 		    (r = sv_buf_get_u8(b, &op->used)) != SV_OK ||
@@ -256,8 +251,7 @@ int journal_op_get(struct sv_buf *b, struct journal_op *op)
 		if (!op->destroyed)
 			r = get_record(b, op);
 		break;
-	default:
-		r = SV_ERR_INVALID;
+	default: r = SV_ERR_INVALID;
 	}
 out:
 	if (r != SV_OK) {
@@ -323,8 +317,7 @@ static int get_str(struct sv_buf *b, uint8_t *dst, size_t max, size_t *n)
 	return r;
 }
 
-int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h,
-			 size_t *ad_len)
+int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
 {
 	struct sv_buf b;
 	uint32_t magic = 0;
@@ -336,7 +329,8 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	memset(h, 0, sizeof(*h));
 	if ((r = sv_buf_get_u32(&b, &magic)) != SV_OK ||
 	    (r = sv_buf_get_u16(&b, &version)) != SV_OK ||
-	    (r = sv_buf_get_u8(&b, &h->scheme)) != SV_OK || (r = sv_buf_get_u8(&b, &pad)) != SV_OK ||
+	    (r = sv_buf_get_u8(&b, &h->scheme)) != SV_OK ||
+	    (r = sv_buf_get_u8(&b, &pad)) != SV_OK ||
 	    (r = sv_buf_get_u32(&b, &h->nv_index)) != SV_OK ||
 	    (r = get_str(&b, h->nv_name, JOURNAL_NAME_MAX, &h->nv_name_len)) != SV_OK ||
 	    (r = get_str(&b, h->primary_name, JOURNAL_NAME_MAX, &h->primary_name_len)) != SV_OK ||

@@ -22,23 +22,23 @@
 
 #include "common/buf.h"
 
-#define JOURNAL_KEY_LEN 32
-#define JOURNAL_MAC_LEN 32
+#define JOURNAL_KEY_LEN       32
+#define JOURNAL_MAC_LEN       32
 #define JOURNAL_FRAME_HDR_LEN 32
-#define JOURNAL_NONCE_LEN 24
-#define JOURNAL_TAG_LEN 16
-#define JOURNAL_FRAME_OVERHEAD (JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + JOURNAL_TAG_LEN + \
-				JOURNAL_MAC_LEN)
-#define JOURNAL_FRAME_MAX 0x7fffffffu /* bytes of ciphertext in one frame */
-#define JOURNAL_HEAD_LEN 48
-#define JOURNAL_ID_MAX 255
-#define JOURNAL_RECORD_LEN 192
-#define JOURNAL_BLOB_MAX 512
-#define JOURNAL_NAME_MAX 68
-#define JOURNAL_SEALED_MAX 1024
-#define JOURNAL_SECRETS_LEN 160
+#define JOURNAL_NONCE_LEN     24
+#define JOURNAL_TAG_LEN       16
+#define JOURNAL_FRAME_OVERHEAD                                                                     \
+	(JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + JOURNAL_TAG_LEN + JOURNAL_MAC_LEN)
+#define JOURNAL_FRAME_MAX      0x7fffffffu /* bytes of ciphertext in one frame */
+#define JOURNAL_HEAD_LEN       48
+#define JOURNAL_ID_MAX         255
+#define JOURNAL_RECORD_LEN     192
+#define JOURNAL_BLOB_MAX       512
+#define JOURNAL_NAME_MAX       68
+#define JOURNAL_SEALED_MAX     1024
+#define JOURNAL_SECRETS_LEN    160
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
-#define JOURNAL_SCHEME_PLAIN 1
+#define JOURNAL_SCHEME_PLAIN   1
 
 enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2 };
 
@@ -124,7 +124,7 @@ int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
 /* Encodes the state header; the secrets' AD is the first *ad_len bytes of the output. */
 int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
 	__attribute__((warn_unused_result));
-int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h,
-			 size_t *ad_len) __attribute__((warn_unused_result));
+int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
+	__attribute__((warn_unused_result));
 
 #endif

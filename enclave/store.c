@@ -28,12 +28,12 @@
 #include "enclave/journal.h"
 #include "enclave/tpm.h"
 
-#define FN_HDR "vault.hdr"
-#define FN_JOURNAL "journal"
-#define FN_SLOT_A "snap.a"
-#define FN_SLOT_B "snap.b"
-#define FN_LOCK "lock"
-#define PENDING_MAX (64u << 20)
+#define FN_HDR       "vault.hdr"
+#define FN_JOURNAL   "journal"
+#define FN_SLOT_A    "snap.a"
+#define FN_SLOT_B    "snap.b"
+#define FN_LOCK      "lock"
+#define PENDING_MAX  (64u << 20)
 #define SNAPSHOT_MAX ((size_t)JOURNAL_FRAME_MAX)
 
 struct user {
@@ -64,6 +64,7 @@ struct store {
 	uint64_t counter, nv_writes, snap_counter;
 	uint8_t head_mac[JOURNAL_MAC_LEN];
 	uint64_t jlen, tail_bytes;
+	uint64_t snap_bytes; /* size of the active snapshot */
 	int roll_forward;
 	uint32_t nv_index;
 	uint8_t scheme;
@@ -261,12 +262,9 @@ static int apply_op(struct store *s, const struct journal_op *op)
 	case JOURNAL_OP_CHARGE:
 		r = apply_charge(s, op->id, op->id_len, &used);
 		return r != SV_OK ? r : used == op->used ? SV_OK : SV_ERR_INVALID;
-	case JOURNAL_OP_RESET:
-		return apply_reset(s, op->id, op->id_len);
-	case JOURNAL_OP_DELETE:
-		return apply_delete(s, op->id, op->id_len);
-	case JOURNAL_OP_NOOP:
-		return SV_OK;
+	case JOURNAL_OP_RESET: return apply_reset(s, op->id, op->id_len);
+	case JOURNAL_OP_DELETE: return apply_delete(s, op->id, op->id_len);
+	case JOURNAL_OP_NOOP: return SV_OK;
 	case JOURNAL_OP_USER:
 		if (get(s, op->id, op->id_len) != NULL)
 			return SV_ERR_INVALID;
@@ -286,8 +284,7 @@ static int apply_op(struct store *s, const struct journal_op *op)
 			return r;
 		get(s, op->id, op->id_len)->used = op->used;
 		return SV_OK;
-	default:
-		return SV_ERR_INVALID;
+	default: return SV_ERR_INVALID;
 	}
 }
 
@@ -349,8 +346,8 @@ static int write_journal_head(struct store *s, uint64_t base, const uint8_t mac[
 	uint8_t enc[JOURNAL_HEAD_LEN];
 	memcpy(h.base_mac, mac, JOURNAL_MAC_LEN);
 	journal_head_encode(&h, enc);
-	if (pwrite_all(s->jfd, enc, sizeof(enc), 0) != SV_OK || ftruncate(s->jfd, sizeof(enc)) != 0 ||
-	    fdatasync(s->jfd) != 0)
+	if (pwrite_all(s->jfd, enc, sizeof(enc), 0) != SV_OK ||
+	    ftruncate(s->jfd, sizeof(enc)) != 0 || fdatasync(s->jfd) != 0)
 		return SV_ERR_IO;
 	s->jlen = sizeof(enc);
 	memcpy(s->head_mac, mac, JOURNAL_MAC_LEN);
@@ -405,8 +402,8 @@ void store_close(struct store *s)
 	free(s);
 }
 
-static int open_at(int dfd, const char *name, int flags, const char *dir, char *why,
-		   size_t why_len, int *fd)
+static int open_at(int dfd, const char *name, int flags, const char *dir, char *why, size_t why_len,
+		   int *fd)
 {
 	*fd = openat(dfd, name, flags | O_CLOEXEC, 0600);
 	if (*fd >= 0)
@@ -507,9 +504,9 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 's', 'e', 'c', 'r', 't', '1'};
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
 	unsigned long long plen = 0;
-	int d = crypto_aead_xchacha20poly1305_ietf_decrypt(
-		(uint8_t *)s->secrets, &plen, NULL, h->secrets_ct, JOURNAL_SECRETS_CT_LEN, buf,
-		ad_len, h->nonce, sk);
+	int d = crypto_aead_xchacha20poly1305_ietf_decrypt((uint8_t *)s->secrets, &plen, NULL,
+							   h->secrets_ct, JOURNAL_SECRETS_CT_LEN,
+							   buf, ad_len, h->nonce, sk);
 	sodium_memzero(sk, sizeof(sk));
 	if (d != 0 || plen != JOURNAL_SECRETS_LEN) {
 		snprintf(why, why_len,
@@ -546,8 +543,9 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 	int r = read_all(s->slot_fd[i], SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD, &buf, &len);
 	if (r == SV_OK)
 		r = journal_frame_open(s->keys, zero, buf, len, &f, &flen, &plain, &plen, mac);
-	if (r == SV_ERR_INVALID || r == SV_ERR_AUTH || (r == SV_OK && (flen != len ||
-	    f.kind != JOURNAL_KIND_SNAPSHOT || f.scheme != s->scheme))) {
+	if (r == SV_ERR_INVALID || r == SV_ERR_AUTH ||
+	    (r == SV_OK &&
+	     (flen != len || f.kind != JOURNAL_KIND_SNAPSHOT || f.scheme != s->scheme))) {
 		r = SV_ERR_AUTH; /* not a valid snapshot: the caller tries the other slot */
 		goto out;
 	}
@@ -574,6 +572,7 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 	s->nv_writes = f.nv_writes;
 	memcpy(s->head_mac, mac, sizeof(mac));
 	s->active = i;
+	s->snap_bytes = len;
 	r = SV_OK;
 	goto out;
 bad:
@@ -601,8 +600,7 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		return r;
 	}
 	r = SV_ERR_STATE;
-	if (len < JOURNAL_HEAD_LEN ||
-	    journal_head_decode(buf, JOURNAL_HEAD_LEN, &h) != SV_OK) {
+	if (len < JOURNAL_HEAD_LEN || journal_head_decode(buf, JOURNAL_HEAD_LEN, &h) != SV_OK) {
 		snprintf(why, why_len,
 			 "journal header in %s is missing or damaged: restore the state directory "
 			 "from backup",
@@ -635,11 +633,11 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 			break; /* the tail; judged against the TPM counter by the caller */
 		if (f.kind != JOURNAL_KIND_COMMIT || f.counter != s->counter + 1 ||
 		    f.scheme != s->scheme || f.nv_writes <= s->nv_writes) {
-			snprintf(why, why_len,
-				 "journal record at byte %zu is out of sequence (counter %llu after "
-				 "%llu): restore the state directory from backup",
-				 off, (unsigned long long)f.counter,
-				 (unsigned long long)s->counter);
+			snprintf(
+				why, why_len,
+				"journal record at byte %zu is out of sequence (counter %llu after "
+				"%llu): restore the state directory from backup",
+				off, (unsigned long long)f.counter, (unsigned long long)s->counter);
 			goto out;
 		}
 		struct sv_buf b;
@@ -737,18 +735,20 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 	uint64_t hd = s->counter;
 	if (hd + 1 == c || hd + 1 < c) {
 		if (s->tail_bytes > 0)
-			snprintf(why, why_len,
-				 "journal is damaged at byte %llu (records after counter %llu fail "
-				 "their MAC) while the TPM counter is %llu: committed changes are "
-				 "lost; restore the latest state directory (see docs/operations.md)",
-				 (unsigned long long)s->jlen, (unsigned long long)hd,
-				 (unsigned long long)c);
+			snprintf(
+				why, why_len,
+				"journal is damaged at byte %llu (records after counter %llu fail "
+				"their MAC) while the TPM counter is %llu: committed changes are "
+				"lost; restore the latest state directory (see docs/operations.md)",
+				(unsigned long long)s->jlen, (unsigned long long)hd,
+				(unsigned long long)c);
 		else
-			snprintf(why, why_len,
-				 "state is older than the TPM: journal ends at counter %llu but the "
-				 "TPM counter is %llu (rolled back or lost writes); restore the "
-				 "latest state directory, never an older copy",
-				 (unsigned long long)hd, (unsigned long long)c);
+			snprintf(
+				why, why_len,
+				"state is older than the TPM: journal ends at counter %llu but the "
+				"TPM counter is %llu (rolled back or lost writes); restore the "
+				"latest state directory, never an older copy",
+				(unsigned long long)hd, (unsigned long long)c);
 		goto out;
 	}
 	if (hd > c + 1) {
@@ -863,8 +863,8 @@ static int finish(struct store *s, size_t mark, int r)
 }
 
 int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
-		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob, size_t blob_len,
-		   unsigned guess_limit)
+		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
+		   size_t blob_len, unsigned guess_limit)
 {
 	size_t mark;
 	int r;
@@ -873,8 +873,12 @@ int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
 	if (check_id(id, id_len) != SV_OK || blob_len > STORE_BLOB_MAX ||
 	    (blob == NULL && blob_len > 0) || guess_limit == 0 || guess_limit > 255)
 		return SV_ERR_RANGE;
-	struct journal_op op = {.type = JOURNAL_OP_PUT, .id = id, .id_len = id_len,
-				.limit = (uint8_t)guess_limit, .record = record, .blob = blob,
+	struct journal_op op = {.type = JOURNAL_OP_PUT,
+				.id = id,
+				.id_len = id_len,
+				.limit = (uint8_t)guess_limit,
+				.record = record,
+				.blob = blob,
 				.blob_len = blob_len};
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
@@ -896,7 +900,9 @@ int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsign
 	if (u->destroyed)
 		return SV_ERR_LOCKED;
 	unsigned limit = u->limit;
-	struct journal_op op = {.type = JOURNAL_OP_CHARGE, .id = id, .id_len = id_len,
+	struct journal_op op = {.type = JOURNAL_OP_CHARGE,
+				.id = id,
+				.id_len = id_len,
 				.used = (uint8_t)(u->used + 1)};
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
@@ -975,8 +981,10 @@ int store_commit(struct store *s)
 	if (s->npending == 0)
 		return SV_OK;
 	uint64_t t0 = now_us();
-	struct journal_frame f = {.kind = JOURNAL_KIND_COMMIT, .scheme = s->scheme,
-				  .counter = s->counter + 1, .nv_writes = s->nv_writes + 1,
+	struct journal_frame f = {.kind = JOURNAL_KIND_COMMIT,
+				  .scheme = s->scheme,
+				  .counter = s->counter + 1,
+				  .nv_writes = s->nv_writes + 1,
 				  .count = (uint32_t)s->npending};
 	if ((r = sv_buf_init(&frame, PENDING_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
 		return r;
@@ -1002,7 +1010,9 @@ int store_commit(struct store *s)
 	s->changes += s->npending;
 	s->npending = 0;
 	sv_buf_reset(&s->pending);
-	if (s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES)
+	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
+	 * floor and the last snapshot (so a big vault is not rewritten every few commits). */
+	if (s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes)
 		r = store_snapshot(s);
 	s->last_commit_us = now_us() - t0;
 out:
@@ -1029,8 +1039,11 @@ int store_snapshot(struct store *s)
 		const struct user *u = s->tab[i];
 		if (u == NULL || u == DELETED)
 			continue;
-		struct journal_op op = {.type = JOURNAL_OP_USER, .id = u->data,
-					.id_len = u->id_len, .limit = u->limit, .used = u->used,
+		struct journal_op op = {.type = JOURNAL_OP_USER,
+					.id = u->data,
+					.id_len = u->id_len,
+					.limit = u->limit,
+					.used = u->used,
 					.destroyed = u->destroyed,
 					.record = u->data + u->id_len,
 					.blob = u->data + u->id_len + STORE_RECORD_LEN,
@@ -1039,15 +1052,18 @@ int store_snapshot(struct store *s)
 			goto out;
 		count++;
 	}
-	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT, .scheme = s->scheme,
-				  .counter = s->counter, .nv_writes = s->nv_writes,
+	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
+				  .scheme = s->scheme,
+				  .counter = s->counter,
+				  .nv_writes = s->nv_writes,
 				  .count = count};
 	if ((r = journal_frame_seal(s->keys, zero, &f, plain.data, plain.len, &frame, mac)) !=
 	    SV_OK)
 		goto out;
 	int slot = 1 - s->active;
 	if (pwrite_all(s->slot_fd[slot], frame.data, frame.len, 0) != SV_OK ||
-	    ftruncate(s->slot_fd[slot], (off_t)frame.len) != 0 || fdatasync(s->slot_fd[slot]) != 0) {
+	    ftruncate(s->slot_fd[slot], (off_t)frame.len) != 0 ||
+	    fdatasync(s->slot_fd[slot]) != 0) {
 		r = SV_ERR_IO;
 		goto out;
 	}
@@ -1055,6 +1071,7 @@ int store_snapshot(struct store *s)
 		goto out;
 	s->active = slot;
 	s->snap_counter = s->counter;
+	s->snap_bytes = frame.len;
 out:
 	sv_buf_free(&plain);
 	sv_buf_free(&frame);
@@ -1118,16 +1135,18 @@ static int init_files(struct store *s, int dfd, const char *dir, struct journal_
 	if ((r = journal_state_encode(h, &hdr, &ad_len)) != SV_OK)
 		goto out;
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(h->secrets_ct, NULL,
-						   (const uint8_t *)s->secrets,
+	crypto_aead_xchacha20poly1305_ietf_encrypt(h->secrets_ct, NULL, (const uint8_t *)s->secrets,
 						   JOURNAL_SECRETS_LEN, hdr.data, ad_len, NULL,
 						   h->nonce, sk);
 	sodium_memzero(sk, sizeof(sk));
 	sv_buf_reset(&hdr);
 	if ((r = journal_state_encode(h, &hdr, &ad_len)) != SV_OK)
 		goto out;
-	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT, .scheme = JOURNAL_SCHEME_PLAIN,
-				  .counter = s->counter, .nv_writes = s->nv_writes, .count = 0};
+	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
+				  .scheme = JOURNAL_SCHEME_PLAIN,
+				  .counter = s->counter,
+				  .nv_writes = s->nv_writes,
+				  .count = 0};
 	if ((r = journal_frame_seal(s->keys, zero, &f, NULL, 0, &snap, mac)) != SV_OK)
 		goto out;
 	struct journal_head jh = {.base_counter = s->counter};

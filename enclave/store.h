@@ -104,7 +104,9 @@ void store_get_stats(const struct store *s, struct store_stats *out);
 
 /* ---- Additions for the admin tool, the state driver and the bench (state engineer). ---- */
 
-#define STORE_SNAPSHOT_JOURNAL_BYTES (8u << 20) /* a commit that leaves a bigger journal snapshots */
+/* A commit that leaves the journal bigger than this AND bigger than the last snapshot takes a
+ * new snapshot. */
+#define STORE_SNAPSHOT_JOURNAL_BYTES (8u << 20)
 
 /* Provisions a new vault in state_dir (created 0700 if missing; refused if it already holds a
  * vault or any state file): defines the NV counter at nv_index, seals a new vault key, generates
@@ -131,7 +133,7 @@ void store_get_info(const struct store *s, struct store_info *out);
 
 /* Writes a snapshot of the committed state into the other A/B slot and empties the journal.
  * Refused while changes are pending. store_commit calls it when the journal grows past
- * STORE_SNAPSHOT_JOURNAL_BYTES. */
+ * STORE_SNAPSHOT_JOURNAL_BYTES and the size of the last snapshot. */
 int store_snapshot(struct store *s) __attribute__((warn_unused_result));
 
 #endif

@@ -22,8 +22,8 @@
 
 #include "common/err.h"
 
-#define TCTI_FD_MAGIC 0x73766663746931ULL /* "svfcti1" */
-#define TPM_HDR_LEN 10
+#define TCTI_FD_MAGIC    0x73766663746931ULL /* "svfcti1" */
+#define TPM_HDR_LEN      10
 #define TPM_MAX_RESPONSE 4096
 
 enum tcti_state { ST_IDLE, ST_SENT, ST_RECEIVED };
@@ -274,8 +274,10 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 	if (strncmp(spec, "device:", 7) == 0) {
 		const char *path = spec + 7;
 		if (path[0] != '/') {
-			snprintf(why, why_len, "TPM: '%s': device needs an absolute path, e.g. "
-					       "device:/dev/tpmrm0", spec);
+			snprintf(why, why_len,
+				 "TPM: '%s': device needs an absolute path, e.g. "
+				 "device:/dev/tpmrm0",
+				 spec);
 			return SV_ERR_CONFIG;
 		}
 		int d = open(path, O_RDWR | O_CLOEXEC);
@@ -291,8 +293,8 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 	if (strncmp(spec, "swtpm:", 6) == 0) {
 		char host[256], port[16];
 		if (parse_swtpm(spec + 6, host, sizeof(host), port, sizeof(port)) != SV_OK) {
-			snprintf(why, why_len,
-				 "TPM: '%s' is not of the form swtpm:host=H,port=P", spec);
+			snprintf(why, why_len, "TPM: '%s' is not of the form swtpm:host=H,port=P",
+				 spec);
 			return SV_ERR_CONFIG;
 		}
 		return connect_tcp(host, port, fd, why, why_len);

@@ -20,8 +20,8 @@
 #include "common/err.h"
 #include "enclave/tcti-fd.h"
 
-#define RETRY_FIRST_NS 1000000L    /* 1 ms */
-#define RETRY_MAX_NS 256000000L    /* 256 ms */
+#define RETRY_FIRST_NS  1000000L      /* 1 ms */
+#define RETRY_MAX_NS    256000000L    /* 256 ms */
 #define RETRY_BUDGET_NS 60000000000LL /* 60 s */
 
 struct tpm {
@@ -63,23 +63,77 @@ static int session_attrs(struct tpm *t, TPMA_SESSION extra)
 }
 
 static const TPM2B_PUBLIC primary_template = {
-	.publicArea = {
-		.type = TPM2_ALG_ECC,
-		.nameAlg = TPM2_ALG_SHA256,
-		.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
-				    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-				    TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
-				    TPMA_OBJECT_NODA,
-		.parameters.eccDetail = {
-			.symmetric = {.algorithm = TPM2_ALG_AES,
-				      .keyBits.aes = 128,
-				      .mode.aes = TPM2_ALG_CFB},
-			.scheme = {.scheme = TPM2_ALG_NULL},
-			.curveID = TPM2_ECC_NIST_P256,
-			.kdf = {.scheme = TPM2_ALG_NULL},
+	.publicArea =
+		{
+			.type = TPM2_ALG_ECC,
+			.nameAlg = TPM2_ALG_SHA256,
+			.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+					    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+					    TPMA_OBJECT_SENSITIVEDATAORIGIN |
+					    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+			.parameters.eccDetail =
+				{
+					.symmetric = {.algorithm = TPM2_ALG_AES,
+						      .keyBits.aes = 128,
+						      .mode.aes = TPM2_ALG_CFB},
+					.scheme = {.scheme = TPM2_ALG_NULL},
+					.curveID = TPM2_ECC_NIST_P256,
+					.kdf = {.scheme = TPM2_ALG_NULL},
+				},
 		},
-	},
 };
+
+/* swtpm has no resource manager: transient objects and sessions of a predecessor that was
+ * killed stay loaded and exhaust its three slots. Before ESYS starts, list them with a raw
+ * GetCapability and flush them (the kernel's /dev/tpmrm0 does this itself on close). */
+static TSS2_RC raw_command(TSS2_TCTI_CONTEXT *tcti, const uint8_t *cmd, size_t len, uint8_t *resp,
+			   size_t *resp_len)
+{
+	TSS2_RC rc = Tss2_Tcti_Transmit(tcti, len, cmd);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Tss2_Tcti_Receive(tcti, resp_len, resp, TSS2_TCTI_TIMEOUT_BLOCK);
+	return rc;
+}
+
+static void flush_stale(TSS2_TCTI_CONTEXT *tcti)
+{
+	static const TPM2_HT types[] = {TPM2_HT_TRANSIENT, TPM2_HT_LOADED_SESSION,
+					TPM2_HT_SAVED_SESSION};
+	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+		uint8_t cmd[22], resp[4096];
+		size_t off = 0, rlen = sizeof(resp);
+		if (Tss2_MU_TPM2_ST_Marshal(TPM2_ST_NO_SESSIONS, cmd, sizeof(cmd), &off) ||
+		    Tss2_MU_UINT32_Marshal(sizeof(cmd), cmd, sizeof(cmd), &off) ||
+		    Tss2_MU_TPM2_CC_Marshal(TPM2_CC_GetCapability, cmd, sizeof(cmd), &off) ||
+		    Tss2_MU_UINT32_Marshal(TPM2_CAP_HANDLES, cmd, sizeof(cmd), &off) ||
+		    Tss2_MU_UINT32_Marshal((uint32_t)types[k] << TPM2_HR_SHIFT, cmd, sizeof(cmd),
+					   &off) ||
+		    Tss2_MU_UINT32_Marshal(TPM2_MAX_CAP_HANDLES, cmd, sizeof(cmd), &off))
+			return;
+		if (raw_command(tcti, cmd, off, resp, &rlen) != TSS2_RC_SUCCESS || rlen < 11)
+			return;
+		TPMS_CAPABILITY_DATA cap;
+		size_t roff = 11; /* header(10) + moreData(1) */
+		uint32_t code = (uint32_t)resp[6] << 24 | (uint32_t)resp[7] << 16 |
+				(uint32_t)resp[8] << 8 | resp[9];
+		if (code != TPM2_RC_SUCCESS ||
+		    Tss2_MU_TPMS_CAPABILITY_DATA_Unmarshal(resp, rlen, &roff, &cap) !=
+			    TSS2_RC_SUCCESS ||
+		    cap.capability != TPM2_CAP_HANDLES)
+			continue;
+		for (uint32_t i = 0; i < cap.data.handles.count; i++) {
+			uint8_t fl[14];
+			size_t foff = 0, flen = sizeof(resp);
+			if (Tss2_MU_TPM2_ST_Marshal(TPM2_ST_NO_SESSIONS, fl, sizeof(fl), &foff) ||
+			    Tss2_MU_UINT32_Marshal(sizeof(fl), fl, sizeof(fl), &foff) ||
+			    Tss2_MU_TPM2_CC_Marshal(TPM2_CC_FlushContext, fl, sizeof(fl), &foff) ||
+			    Tss2_MU_UINT32_Marshal(cap.data.handles.handle[i], fl, sizeof(fl),
+						   &foff))
+				return;
+			(void)raw_command(tcti, fl, foff, resp, &flen);
+		}
+	}
+}
 
 int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 {
@@ -101,6 +155,9 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		r = SV_ERR_CRYPTO;
 		goto out;
 	}
+	/* ESYS logs refused commands to stderr; our callers print one line that says what to do.
+	 * TSS2_LOG set by the operator (e.g. TSS2_LOG=esys+debug) still wins. */
+	(void)setenv("TSS2_LOG", "all+NONE", 0);
 	r = tcti_fd_connect(tcti, &fd, why, why_len);
 	if (r != SV_OK)
 		goto out;
@@ -110,6 +167,8 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		goto out;
 	}
 	r = SV_ERR_TPM;
+	if (strncmp(tcti, "swtpm:", 6) == 0)
+		flush_stale(t->tcti);
 	rc = Esys_Initialize(&t->ctx, t->tcti, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(why, why_len, "TPM: ESYS initialisation failed: %s", Tss2_RC_Decode(rc));
@@ -139,7 +198,8 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		goto out;
 	}
 	t->primary_name = *name;
-	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+	TPMT_SYM_DEF sym = {
+		.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
 	rc = Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
 				   ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256,
 				   &t->session);
@@ -218,13 +278,14 @@ int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, s
 	sens.sensitive.data.size = TPM_VAULT_KEY_LEN;
 	memcpy(sens.sensitive.data.buffer, key, TPM_VAULT_KEY_LEN);
 	TPM2B_PUBLIC tmpl = {
-		.publicArea = {
-			.type = TPM2_ALG_KEYEDHASH,
-			.nameAlg = TPM2_ALG_SHA256,
-			.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-			.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
-		},
+		.publicArea =
+			{
+				.type = TPM2_ALG_KEYEDHASH,
+				.nameAlg = TPM2_ALG_SHA256,
+				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+				.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+			},
 	};
 	TPM2B_DATA outside = {0};
 	TPML_PCR_SELECTION pcrs = {0};
@@ -253,8 +314,7 @@ out:
 	return r;
 }
 
-int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len,
-	       uint8_t key[TPM_VAULT_KEY_LEN])
+int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
@@ -296,14 +356,15 @@ int tpm_counter_define(struct tpm *t, uint32_t index)
 {
 	TPM2B_AUTH auth = {0};
 	TPM2B_NV_PUBLIC pub = {
-		.nvPublic = {
-			.nvIndex = index,
-			.nameAlg = TPM2_ALG_SHA256,
-			.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) |
-				      TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD |
-				      TPMA_NV_NO_DA,
-			.dataSize = 8,
-		},
+		.nvPublic =
+			{
+				.nvIndex = index,
+				.nameAlg = TPM2_ALG_SHA256,
+				.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) |
+					      TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD |
+					      TPMA_NV_OWNERREAD | TPMA_NV_NO_DA,
+				.dataSize = 8,
+			},
 	};
 	ESYS_TR h = ESYS_TR_NONE;
 	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
@@ -330,8 +391,7 @@ int tpm_counter_undefine(struct tpm *t, uint32_t index)
 	return SV_OK;
 }
 
-int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
-		       size_t *name_len)
+int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
 {
 	TPM2B_NAME *n = NULL;
 	int r = SV_ERR_TPM;

@@ -8,14 +8,21 @@
  * OpenSSL config and provider loading, ESYS crypto) and warms up the session crypto with one
  * encrypted GetRandom, so it must be called BEFORE the seccomp filter is installed.
  *
- * Steady-state syscalls after tpm_open (measured with strace -f on a state-driver run against
- * swtpm, covering NV_Read, NV_Increment, Load, Unseal, FlushContext in the salted session):
- *   write, read, poll          on the TPM descriptor
- *   getrandom                  OpenSSL DRBG reseeding (session nonces)
- *   clock_nanosleep            only when retrying TPM_RC_NV_RATE/RETRY/YIELDED (back-off)
- *   brk, mmap, munmap          allocation inside ESYS/OpenSSL (per-command OSSL_LIB_CTX)
- *   futex                      OpenSSL locks (uncontended; may appear)
- * No open/openat/stat/socket/connect after tpm_open (verified: none appear in the trace).
+ * Steady-state syscalls after tpm_open + store_open, measured with strace -f on a state-driver
+ * run against swtpm (NV_Read, NV_Increment in the salted session, journal commits):
+ *   read, write, poll            the TPM descriptor (and pwrite64, fdatasync on the journal)
+ *   getrandom                    OpenSSL/libsodium randomness (session nonces, AEAD nonces)
+ *   getpid                       OpenSSL's fork check, on every crypto call
+ *   futex                        OpenSSL locks (uncontended)
+ *   mmap, munmap, mprotect, madvise, brk, mlock, munlock
+ *                                allocation (ESYS/OpenSSL per-command contexts; sodium_malloc)
+ *   clock_nanosleep              only while retrying TPM_RC_NV_RATE/RETRY/YIELDED (back-off)
+ *   ftruncate                    snapshots and dropping an uncommitted journal tail (store)
+ *   close                        only at shutdown (tpm_close/store_close)
+ * clock_gettime goes through the vDSO. No open/openat/stat/socket/connect after tpm_open: the
+ * trace shows none between the warm-up and exit (ESYS' OpenSSL backend opens nothing lazily).
+ * tpm_open itself needs: socket, connect, setsockopt (swtpm) or openat (device), and OpenSSL's
+ * config/provider loading (openat, newfstatat, read).
  */
 #ifndef SV_ENCLAVE_TPM_H
 #define SV_ENCLAVE_TPM_H
@@ -23,9 +30,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TPM_NAME_MAX 68        /* TPM2B_NAME buffer */
-#define TPM_SEALED_MAX 1024    /* marshalled TPM2B_PUBLIC || TPM2B_PRIVATE of the sealed key */
-#define TPM_VAULT_KEY_LEN 32   /* the sealed vault key */
+#define TPM_NAME_MAX         68   /* TPM2B_NAME buffer */
+#define TPM_SEALED_MAX       1024 /* marshalled TPM2B_PUBLIC || TPM2B_PRIVATE of the sealed key */
+#define TPM_VAULT_KEY_LEN    32   /* the sealed vault key */
 #define TPM_NV_INDEX_DEFAULT 0x01005356u /* owner range; "SV" */
 
 struct tpm;
@@ -52,8 +59,8 @@ int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, s
 		 size_t *blob_len) __attribute__((warn_unused_result));
 /* Loads the blob under the primary and unseals it with response encryption. SV_ERR_TPM when the
  * TPM refuses (wrong TPM, damaged blob); SV_ERR_INVALID when the blob does not parse. */
-int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len,
-	       uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
+int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
+	__attribute__((warn_unused_result));
 
 /* Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth).
  * SV_ERR_EXISTS if the index is already defined. */
@@ -61,8 +68,8 @@ int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused
 int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 /* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
  * index name (hash of its public area: attributes, size, index) is returned for pinning. */
-int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
-		       size_t *name_len) __attribute__((warn_unused_result));
+int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
+	__attribute__((warn_unused_result));
 /* Reads the counter through the salted session (a forged answer fails the response HMAC).
  * SV_ERR_NOTFOUND when the counter was never incremented. */
 int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));

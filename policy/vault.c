@@ -21,7 +21,10 @@ struct opt {
 	unsigned max;
 };
 
-#define OPT(n, f, lo, hi) {n, offsetof(struct sv_vault_policy, f), lo, hi}
+#define OPT(n, f, lo, hi)                                                                          \
+	{                                                                                          \
+		n, offsetof(struct sv_vault_policy, f), lo, hi                                     \
+	}
 
 static const struct opt opts[] = {
 	OPT("default-guess-limit", default_guess_limit, 1, 255),

@@ -22,7 +22,7 @@ swtpm_pid() {
 	local pid
 	[ -f "$1/pid" ] || return 0
 	pid=$(cat "$1/pid" 2>/dev/null) || return 0
-	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+	[ -n "$pid" ] && _swtpm_alive "$pid" && echo "$pid"
 	return 0
 }
 
@@ -65,11 +65,17 @@ swtpm_start() {
 	return 1
 }
 
+_swtpm_alive() { # a zombie (exited, not yet reaped by a container's init) counts as gone
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
 _swtpm_wait_gone() {
 	local pid=$1 i
-	for i in $(seq 1 200); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.02
+	for i in $(seq 1 500); do
+		_swtpm_alive "$pid" || return 0
+		sleep 0.01
 	done
 	return 1
 }

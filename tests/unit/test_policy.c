@@ -41,9 +41,9 @@ static void test_bounds(void **state)
 		struct sv_vault_policy p;
 		policy_vault_defaults(&p);
 		if (b[i].below != NULL)
-			assert_int_equal(policy_vault_set(&p, b[i].name, b[i].below, why,
-							  sizeof(why)),
-					 SV_ERR_CONFIG);
+			assert_int_equal(
+				policy_vault_set(&p, b[i].name, b[i].below, why, sizeof(why)),
+				SV_ERR_CONFIG);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].lo, why, sizeof(why)), SV_OK);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].hi, why, sizeof(why)), SV_OK);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].above, why, sizeof(why)),
@@ -56,8 +56,8 @@ static void test_bad_values(void **state)
 {
 	struct sv_vault_policy p;
 	policy_vault_defaults(&p);
-	static const char *bad[] = {"", "-1", "+5", " 5", "5 ", "5x", "0x10", "4294967296",
-				    "99999999999999999999"};
+	static const char *bad[] = {
+		"", "-1", "+5", " 5", "5 ", "5x", "0x10", "4294967296", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(policy_vault_set(&p, "max-batch", bad[i], why, sizeof(why)),
 				 SV_ERR_CONFIG);

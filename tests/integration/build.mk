@@ -1,0 +1,51 @@
+# tests/integration/: real processes, real swtpm, real files. Each engineer appends their own
+# section; every scenario is a phony target listed in CHECK_STEPS (or BENCH_STEPS).
+
+# --- durable state and TPM (state engineer) ---
+STATE_DRIVER := $(B)/tests/integration/state-driver
+EXTRA_CFLAGS_tests_integration_state-driver := $(call pc_cflags,libsodium)
+$(STATE_DRIVER): $(B)/tests/integration/state-driver.o $(B)/libsvstate.a $(B)/libsvpolicy.a \
+		 $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread \
+		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
+STATE_ENV = STATE_DRIVER=$(STATE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin
+.PHONY: check-state-crash check-state-powercut check-state-rollback check-state-bitflip \
+	check-state-othertpm check-state-admin bench-state
+check-state-crash: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-crash.sh kill 50
+check-state-powercut: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-crash.sh powercut 15
+check-state-rollback: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-rollback.sh
+check-state-bitflip: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-bitflip.sh
+check-state-othertpm: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-othertpm.sh
+check-state-admin: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-admin.sh
+bench-state: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-bench.sh
+CHECK_STEPS += check-state-admin check-state-crash check-state-powercut check-state-rollback \
+	       check-state-bitflip check-state-othertpm
+BENCH_STEPS += bench-state
+BINS += $(STATE_DRIVER)
+
+# --- vault semantics on the real store and swtpm (vault engineer) ---
+VAULT_STORE_DRIVER := $(B)/tests/integration/vault-store
+$(VAULT_STORE_DRIVER): $(B)/tests/integration/vault-store.o $(B)/libsvvault.a $(B)/libsvstate.a \
+		       $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
+		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
+.PHONY: check-vault-store
+check-vault-store: $(VAULT_STORE_DRIVER) $(B)/sealvault-admin
+	$(Q)VAULT_STORE_DRIVER=$(VAULT_STORE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \
+		tests/integration/vault-store.sh
+.PHONY: bench-vault
+bench-vault: $(VAULT_STORE_DRIVER) $(B)/sealvault-admin
+	$(Q)VAULT_STORE_DRIVER=$(VAULT_STORE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \
+		tests/integration/vault-bench.sh
+CHECK_STEPS += check-vault-store
+BENCH_STEPS += bench-vault
+BINS += $(VAULT_STORE_DRIVER)

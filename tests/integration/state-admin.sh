@@ -1,0 +1,70 @@
+#!/bin/bash
+# sealvault-admin against a private swtpm: --help, init (and its refusals), status, delete (and
+# its refusals: unknown user, vault in use).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/swtpm.sh
+DRIVER=${STATE_DRIVER:?}
+ADMIN=${SEALVAULT_ADMIN:?}
+T=$(mktemp -d /tmp/sv-state-admin.XXXXXX)
+trap 'swtpm_cleanup; rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+expect() { # expected-exit command... ; output in $T/out, $T/err
+	local want=$1 rc=0
+	shift
+	"$@" >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" -eq "$want" ] || { cat "$T/out" "$T/err"; fail "$* exited $rc, want $want"; }
+}
+swtpm_start "$T/tpm"
+S="$T/state"
+for c in "" init status delete; do
+	expect 0 "$ADMIN" $c --help
+	grep -q '^usage: sealvault-admin' "$T/out" || fail "no usage for '$c --help'"
+done
+expect 2 "$ADMIN"
+expect 2 "$ADMIN" frobnicate
+expect 2 "$ADMIN" init --state-dir "$S"
+expect 2 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI" --nv-index 0x81000000
+expect 1 "$ADMIN" init --state-dir "$S" --tpm nonsense:foo
+grep -q 'unknown TPM descriptor' "$T/err" || fail "bad TCTI message"
+
+expect 0 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI"
+expect 5 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI"
+grep -q 'refusing to overwrite' "$T/err" || fail "init overwrote a vault"
+expect 5 "$ADMIN" init --state-dir "$T/state2" --tpm "$SWTPM_TCTI"
+grep -q 'already defined' "$T/err" || fail "NV index clash not reported"
+[ ! -e "$T/state2/vault.hdr" ] || fail "failed init left a vault behind"
+expect 0 "$ADMIN" init --state-dir "$T/state2" --tpm "$SWTPM_TCTI" --nv-index 0x01005357
+
+D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI"; }
+D put --user alice >/dev/null
+D put --user bob >/dev/null
+expect 0 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI"
+for k in nv-index counter-scheme tpm-counter journal-head snapshot users destroyed nv-writes agree; do
+	grep -q "^$k: " "$T/out" || fail "status lacks $k"
+done
+grep -qx 'users: 2' "$T/out" && grep -qx 'agree: yes' "$T/out" && grep -qx 'nv-writes: 4' "$T/out" ||
+	{ cat "$T/out"; fail "status figures"; }
+c1=$(sed -n 's/^tpm-counter: //p' "$T/out")
+h1=$(sed -n 's/^journal-head: //p' "$T/out")
+[ "$c1" = "$h1" ] || fail "counter $c1 and head $h1 differ"
+
+expect 0 "$ADMIN" delete --state-dir "$S" --tpm "$SWTPM_TCTI" --user alice
+D lookup --user alice | grep -q 'absent' || fail "alice not deleted"
+D lookup --user bob | grep -q 'used 0 limit 3' || fail "bob damaged"
+expect 5 "$ADMIN" delete --state-dir "$S" --tpm "$SWTPM_TCTI" --user alice
+grep -q "no user 'alice'" "$T/err" || fail "unknown-user message"
+expect 2 "$ADMIN" delete --state-dir "$S" --tpm "$SWTPM_TCTI"
+
+# vault in use: another process holds the state-directory lock
+exec 9<>"$S/lock"
+flock -x 9
+expect 4 "$ADMIN" delete --state-dir "$S" --tpm "$SWTPM_TCTI" --user bob
+grep -q 'in use' "$T/err" || fail "in-use message"
+expect 4 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI"
+flock -u 9
+exec 9>&-
+D lookup --user bob | grep -q 'used 0' || fail "bob deleted while in use"
+expect 0 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI"
+grep -qx 'users: 1' "$T/out" || fail "users after delete"
+echo "state-admin: help, init, status, delete and their refusals behave"

@@ -1,0 +1,54 @@
+#!/bin/bash
+# Rollback (issue 3, integration 3): copy the state directory, make more changes, put the copy
+# back -> the vault refuses to start; put the real one back -> it serves with every change.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/swtpm.sh
+DRIVER=${STATE_DRIVER:?}
+ADMIN=${SEALVAULT_ADMIN:?}
+T=$(mktemp -d /tmp/sv-state-rollback.XXXXXX)
+trap 'swtpm_cleanup; rm -rf "$T"' EXIT
+swtpm_start "$T/tpm"
+S="$T/state"
+D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI" --seed 42 --batch 3; }
+"$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI" >/dev/null
+D run --ops 60 >/dev/null
+cp -a "$S" "$T/copy"
+D run --ops 120 --acked 59 >/dev/null
+mv "$S" "$T/real"
+
+# 1. the old copy: every file intact and authentic, but older than the TPM counter
+cp -a "$T/copy" "$S"
+rc=0
+D check --ops 120 --acked 59 >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] || { echo "FAIL: rolled-back state was not refused (exit $rc)"; cat "$T/err"; exit 1; }
+grep -q 'state is older than the TPM' "$T/err" || { echo "FAIL: wrong reason:"; cat "$T/err"; exit 1; }
+rc=0
+"$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI" >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] && grep -qx 'agree: no' "$T/out" || { echo "FAIL: status agreed on a rollback"; exit 1; }
+echo "rollback refused: $(cat "$T/err")"
+
+# 2. the real directory with only its last journal record cut off: also refused
+rm -rf "$S"
+cp -a "$T/real" "$S"
+python3 - "$S/journal" <<'PY'
+import struct, sys
+p = sys.argv[1]
+d = open(p, 'rb').read()
+off, last = 48, 48
+while off < len(d):
+    last = off
+    ct = struct.unpack('>I', d[off + 28:off + 32])[0]
+    off += 32 + 24 + ct + 32
+open(p, 'r+b').truncate(last)
+PY
+rc=0
+D check --ops 120 --acked 59 >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] || { echo "FAIL: truncated journal was not refused (exit $rc)"; exit 1; }
+
+# 3. the real directory again: serves, with every acknowledged change
+rm -rf "$S"
+mv "$T/real" "$S"
+D check --ops 120 --acked 119 >"$T/out" 2>"$T/err" || { echo "FAIL: real state refused"; cat "$T/err"; exit 1; }
+grep -q '^position 120 ' "$T/out" || { echo "FAIL: not every change present: $(cat "$T/out")"; exit 1; }
+echo "state-rollback: old copy and truncated journal refused; real state serves all 120 changes"
