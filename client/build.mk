@@ -66,6 +66,14 @@ CHECK_STEPS += client-cli-args
 client-cli-args: $(B)/sealvault
 	$(Q)B=$(B) tests/integration/cli-args.sh
 
+# End to end: the CLI against a real sealvaultd on a private swtpm over TLS (needs root for the
+# memory scans of the enclave and the broker; see the script).
+CHECK_STEPS += client-e2e
+.PHONY: client-e2e
+client-e2e: $(B)/sealvault $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker \
+		$(B)/sealvault-admin
+	$(Q)B=$(B) tests/integration/e2e.sh
+
 # `make demo`: the whole story on this machine (installs build dependencies when root).
 demo:
 	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo.sh
