@@ -264,12 +264,16 @@ static void run_xmd(const char *file, struct json_object *root)
 		}
 		len = strtoul(lenstr, NULL, 16);
 		dl = strlen(dst);
+		ml = strlen(msg);
+		if (dl > 255 || 128 + ml + 3 + dl + 1 > sizeof msg_prime) {
+			vfail(&v, "DST or msg longer than this runner handles");
+			vec_end(&v);
+			continue;
+		}
 		/* DST_prime and msg_prime as RFC 9380 §5.3.1 lays them out */
 		memcpy(dst_prime, dst, dl);
 		dst_prime[dl] = (uint8_t)dl;
 		expect_field(&v, t, "DST_prime", dst_prime, dl + 1);
-		ml = strlen(msg);
-		k = 0;
 		memset(msg_prime, 0, 128);
 		k = 128;
 		memcpy(msg_prime + k, msg, ml);
