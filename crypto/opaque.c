@@ -487,6 +487,8 @@ int opaque_server_finish(uint8_t session_key[OPAQUE_SESSION_KEY_LEN],
 	if (sodium_memcmp(ke3, st->expected_client_mac, OPAQUE_MAC_LEN) == 0) {
 		memcpy(session_key, st->session_key, OPAQUE_SESSION_KEY_LEN);
 		ret = 0;
+	} else {
+		sodium_memzero(session_key, OPAQUE_SESSION_KEY_LEN);
 	}
 	sodium_memzero(st, sizeof *st);
 	return ret;
@@ -517,8 +519,10 @@ int opaque_client_registration_request_det(uint8_t request[OPAQUE_REGISTRATION_R
 	opaque_client_state_wipe(st);
 	memcpy(st->blind, blind, NSK);
 	ret = oprf_blind_det(request, OPRF_MODE_OPRF, blind, password, password_len);
-	if (ret < 0)
+	if (ret < 0) {
 		opaque_client_state_wipe(st);
+		sodium_memzero(request, OPAQUE_REGISTRATION_REQUEST_LEN);
+	}
 	return ret;
 }
 

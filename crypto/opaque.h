@@ -5,7 +5,7 @@
  *
  * Conventions
  * - Every function returns 0 or a negative SV_ERR_* (common/err.h). On failure no output is
- *   valid: outputs are wiped.
+ *   valid, and whatever had been written to an output is wiped.
  * - Every message argument has the exact fixed size of its macro; decoding rejects
  *   non-canonical encodings and the identity element (SV_ERR_CRYPTO).
  * - Public functions draw nonces and seeds from the system RNG; the `_det` variants take them as

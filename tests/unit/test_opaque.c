@@ -357,7 +357,9 @@ static void test_tamper_ke3(void **state)
 		memcpy(ke3, t.ke3, sizeof ke3);
 		ke3[i] ^= (uint8_t)(0x80u >> (i % 8));
 		s = t.sst;
+		memset(sk, 0xaa, sizeof sk);
 		assert_int_equal(opaque_server_finish(sk, &s, ke3), SV_ERR_AUTH);
+		assert_true(sodium_is_zero(sk, sizeof sk));
 		assert_true(sodium_is_zero((const uint8_t *)&s, sizeof s));
 	}
 	s = t.sst;
