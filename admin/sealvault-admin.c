@@ -42,14 +42,16 @@ static void usage_cmd(FILE *f, const char *cmd)
 {
 	if (strcmp(cmd, "init") == 0)
 		fprintf(f,
-			"usage: %s init --state-dir DIR --tpm TCTI [--nv-index HEX]\n"
+			"usage: %s init --state-dir DIR --tpm TCTI [--nv-index HEX] [--pcrs LIST]\n"
 			"  Defines a plain NV counter (default index 0x%08x), seals a new vault "
 			"key\n"
 			"  under a noDA primary key, generates the OPRF seed and AKE key pair "
 			"(stored\n"
 			"  only encrypted) and writes an empty snapshot and journal to DIR.\n"
 			"  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
-			"  swtpm:host=H,port=P.\n",
+			"  swtpm:host=H,port=P. --pcrs 0,2,7 seals the vault key to the current\n"
+			"  values of those SHA-256 PCRs (it then unseals only in that boot "
+			"state).\n",
 			prog, TPM_NV_INDEX_DEFAULT);
 	else if (strcmp(cmd, "status") == 0)
 		fprintf(f,
@@ -67,6 +69,39 @@ static void usage_cmd(FILE *f, const char *cmd)
 			"  stopped. The record is never shown and guess counters are never "
 			"reset.\n",
 			prog);
+}
+
+/* "0,2,7" -> bits; 0 on success. */
+static int parse_pcrs(const char *s, uint32_t *mask)
+{
+	uint32_t m = 0;
+	while (*s != '\0') {
+		char *end = NULL;
+		if (*s < '0' || *s > '9')
+			return -1;
+		unsigned long v = strtoul(s, &end, 10);
+		if (v > 23 || (*end != ',' && *end != '\0') || (*end == ',' && end[1] == '\0'))
+			return -1;
+		m |= 1u << v;
+		s = *end == ',' ? end + 1 : end;
+	}
+	if (m == 0)
+		return -1;
+	*mask = m;
+	return 0;
+}
+
+static void print_pcrs(uint32_t mask)
+{
+	printf("pcr-policy: ");
+	if (mask == 0)
+		printf("none");
+	for (int i = 0, first = 1; i < 24; i++)
+		if (mask & (1u << i)) {
+			printf(first ? "sha256:%d" : ",%d", i);
+			first = 0;
+		}
+	printf("\n");
 }
 
 static int exit_for(int r)
@@ -89,11 +124,12 @@ int main(int argc, char **argv)
 		{"tpm", required_argument, NULL, 't'},
 		{"nv-index", required_argument, NULL, 'n'},
 		{"user", required_argument, NULL, 'u'},
+		{"pcrs", required_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *tcti = NULL, *user = NULL;
-	uint32_t nv_index = TPM_NV_INDEX_DEFAULT;
+	uint32_t nv_index = TPM_NV_INDEX_DEFAULT, pcr_mask = 0;
 	char why[512] = "";
 	struct tpm *tpm = NULL;
 	struct store *st = NULL;
@@ -133,13 +169,22 @@ int main(int argc, char **argv)
 			nv_index = (uint32_t)v;
 			break;
 		}
+		case 'p':
+			if (parse_pcrs(optarg, &pcr_mask) != 0) {
+				fprintf(stderr,
+					"%s: --pcrs %s: expected a comma-separated list of PCR "
+					"numbers 0..23, e.g. 7 or 0,2,4,7\n",
+					prog, optarg);
+				return EX_USAGE;
+			}
+			break;
 		case 'h': usage_cmd(stdout, cmd); return EX_OK;
 		default: usage_cmd(stderr, cmd); return EX_USAGE;
 		}
 	}
 	if (optind != argc || dir == NULL || tcti == NULL ||
 	    (strcmp(cmd, "delete") == 0) != (user != NULL) ||
-	    (strcmp(cmd, "init") != 0 && nv_index != TPM_NV_INDEX_DEFAULT)) {
+	    (strcmp(cmd, "init") != 0 && (nv_index != TPM_NV_INDEX_DEFAULT || pcr_mask != 0))) {
 		fprintf(stderr, "%s %s: missing or unexpected arguments\n", prog, cmd);
 		usage_cmd(stderr, cmd);
 		return EX_USAGE;
@@ -154,7 +199,7 @@ int main(int argc, char **argv)
 		return EX_FAIL;
 	}
 	if (strcmp(cmd, "init") == 0) {
-		r = store_init(dir, tpm, nv_index, why, sizeof(why));
+		r = store_init(dir, tpm, nv_index, pcr_mask, why, sizeof(why));
 		if (r == SV_OK)
 			printf("initialised vault in %s (NV counter 0x%08x, counter scheme "
 			       "plain)\n",
@@ -168,6 +213,7 @@ int main(int argc, char **argv)
 			store_get_stats(st, &s);
 			store_get_info(st, &in);
 			printf("nv-index: 0x%08x\n", in.nv_index);
+			print_pcrs(in.pcr_mask);
 			printf("counter-scheme: %s\n",
 			       in.counter_scheme == JOURNAL_SCHEME_PLAIN ? "plain" : "unknown");
 			printf("tpm-counter: %llu\n", (unsigned long long)s.counter);

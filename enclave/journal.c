@@ -286,7 +286,7 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	size_t start = out->len;
 	int r;
 	if (h->nv_name_len > JOURNAL_NAME_MAX || h->primary_name_len > JOURNAL_NAME_MAX ||
-	    h->sealed_len > JOURNAL_SEALED_MAX)
+	    h->sealed_len > JOURNAL_SEALED_MAX || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
 		return SV_ERR_RANGE;
 	if ((r = sv_buf_put_u32(out, STATE_MAGIC)) != SV_OK ||
 	    (r = sv_buf_put_u16(out, STATE_VERSION)) != SV_OK ||
@@ -296,6 +296,7 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	    (r = sv_buf_put_str16(out, h->primary_name, h->primary_name_len)) != SV_OK ||
 	    (r = sv_buf_put_str16(out, h->sealed, h->sealed_len)) != SV_OK ||
 	    (r = sv_buf_put_u64(out, h->init_counter)) != SV_OK ||
+	    (r = sv_buf_put_u32(out, h->pcr_mask)) != SV_OK ||
 	    (r = sv_buf_put(out, zero, sizeof(zero))) != SV_OK)
 		goto out;
 	*ad_len = out->len - start;
@@ -336,6 +337,7 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	    (r = get_str(&b, h->primary_name, JOURNAL_NAME_MAX, &h->primary_name_len)) != SV_OK ||
 	    (r = get_str(&b, h->sealed, JOURNAL_SEALED_MAX, &h->sealed_len)) != SV_OK ||
 	    (r = sv_buf_get_u64(&b, &h->init_counter)) != SV_OK ||
+	    (r = sv_buf_get_u32(&b, &h->pcr_mask)) != SV_OK ||
 	    (r = sv_buf_get_ref(&b, STATE_RESERVED, &reserved)) != SV_OK)
 		goto out;
 	*ad_len = b.off;
@@ -345,7 +347,7 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 		goto out;
 	r = SV_ERR_INVALID;
 	if (magic != STATE_MAGIC || version != STATE_VERSION || pad != 0 ||
-	    h->scheme != JOURNAL_SCHEME_PLAIN)
+	    h->scheme != JOURNAL_SCHEME_PLAIN || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
 		goto out;
 	for (size_t i = 0; i < STATE_RESERVED; i++)
 		if (reserved[i] != 0)

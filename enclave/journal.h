@@ -11,7 +11,8 @@
  *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
  *             commit frames chained from base_mac, counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
- *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 | 16 zero
+ *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 |
+ *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) | 16 zero
  *             bytes (room for the hybrid scheme) | nonce(24) | secrets ct(176, AD = all before)
  */
 #ifndef SV_ENCLAVE_JOURNAL_H
@@ -39,6 +40,7 @@
 #define JOURNAL_SECRETS_LEN    160
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
 #define JOURNAL_SCHEME_PLAIN   1
+#define JOURNAL_PCR_MASK_ALL 0x00ffffffu /* PCRs 0..23 */
 
 enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2 };
 
@@ -92,6 +94,7 @@ struct journal_state_hdr {
 	uint8_t sealed[JOURNAL_SEALED_MAX];
 	size_t sealed_len;
 	uint64_t init_counter;
+	uint32_t pcr_mask;
 	uint8_t nonce[JOURNAL_NONCE_LEN];
 	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
 };

@@ -67,6 +67,7 @@ struct store {
 	uint64_t snap_bytes; /* size of the active snapshot */
 	int roll_forward;
 	uint32_t nv_index;
+	uint32_t pcr_mask;
 	uint8_t scheme;
 	struct sv_buf pending;
 	size_t npending;
@@ -494,10 +495,20 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 			 h->nv_index);
 		goto out;
 	}
-	if (tpm_unseal(s->tpm, h->sealed, h->sealed_len, s->key) != SV_OK) {
-		snprintf(why, why_len,
-			 "the TPM refused to unseal the vault key: the state directory belongs to "
-			 "another TPM or vault.hdr was altered; restore it from backup");
+	s->pcr_mask = h->pcr_mask;
+	if (tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key) != SV_OK) {
+		if (h->pcr_mask != 0)
+			snprintf(why, why_len,
+				 "the TPM refused to unseal the vault key: the PCRs of its policy "
+				 "(mask 0x%06x) no longer hold the values of init (different boot "
+				 "chain or build), or vault.hdr was altered; boot the measured "
+				 "configuration the vault was sealed to",
+				 h->pcr_mask);
+		else
+			snprintf(why, why_len,
+				 "the TPM refused to unseal the vault key: the state directory "
+				 "belongs to another TPM or vault.hdr was altered; restore it from "
+				 "backup");
 		goto out;
 	}
 	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
@@ -1094,6 +1105,7 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 void store_get_info(const struct store *s, struct store_info *out)
 {
 	out->nv_index = s->nv_index;
+	out->pcr_mask = s->pcr_mask;
 	out->counter_scheme = s->scheme;
 	out->active_slot = s->active == 0 ? 'a' : 'b';
 	out->snapshot_counter = s->snap_counter;
@@ -1168,7 +1180,8 @@ out:
 	return r;
 }
 
-int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, char *why, size_t why_len)
+int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, char *why,
+	       size_t why_len)
 {
 	static const char *files[] = {FN_HDR, FN_JOURNAL, FN_SLOT_A, FN_SLOT_B};
 	struct store *s = NULL;
@@ -1207,8 +1220,14 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, char *why, s
 			goto out;
 		}
 	}
+	if ((pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0) {
+		snprintf(why, why_len, "PCR selection 0x%x: only PCRs 0..23 exist", pcr_mask);
+		r = SV_ERR_CONFIG;
+		goto out;
+	}
 	h->scheme = JOURNAL_SCHEME_PLAIN;
 	h->nv_index = nv_index;
+	h->pcr_mask = pcr_mask;
 	s->scheme = JOURNAL_SCHEME_PLAIN;
 	s->nv_index = nv_index;
 	if ((r = tpm_primary_name(tpm, h->primary_name, &h->primary_name_len)) != SV_OK)
@@ -1240,13 +1259,13 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, char *why, s
 		goto out;
 	s->nv_writes = 2; /* DefineSpace + first increment */
 	h->init_counter = s->counter;
-	if ((r = tpm_seal_new(tpm, s->key, h->sealed, sizeof(h->sealed), &h->sealed_len)) !=
-	    SV_OK) {
+	if ((r = tpm_seal_new(tpm, pcr_mask, s->key, h->sealed, sizeof(h->sealed),
+			      &h->sealed_len)) != SV_OK) {
 		snprintf(why, why_len, "cannot create the sealed vault key in the TPM");
 		goto out;
 	}
 	uint8_t check[TPM_VAULT_KEY_LEN];
-	r = tpm_unseal(tpm, h->sealed, h->sealed_len, check);
+	r = tpm_unseal(tpm, pcr_mask, h->sealed, h->sealed_len, check);
 	int same = r == SV_OK && sodium_memcmp(check, s->key, sizeof(check)) == 0;
 	sodium_memzero(check, sizeof(check));
 	if (!same) {

@@ -109,10 +109,11 @@ void store_get_stats(const struct store *s, struct store_stats *out);
 #define STORE_SNAPSHOT_JOURNAL_BYTES (8u << 20)
 
 /* Provisions a new vault in state_dir (created 0700 if missing; refused if it already holds a
- * vault or any state file): defines the NV counter at nv_index, seals a new vault key, generates
- * the global secrets and writes an empty snapshot and journal. */
-int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, char *why,
-	       size_t why_len) __attribute__((warn_unused_result));
+ * vault or any state file): defines the NV counter at nv_index, seals a new vault key (bound to
+ * the current values of the SHA-256 PCRs in pcr_mask when non-zero), generates the global
+ * secrets and writes an empty snapshot and journal. */
+int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask,
+	       char *why, size_t why_len) __attribute__((warn_unused_result));
 
 /* Like store_open, but changes nothing: no roll-forward increment, no tail truncation, no journal
  * reset. For `sealvault-admin status`. Mutations and store_commit are refused (SV_ERR_STATE). */
@@ -122,6 +123,7 @@ int store_open_readonly(struct store **out, const char *state_dir, struct tpm *t
 
 struct store_info {
 	uint32_t nv_index;
+	uint32_t pcr_mask;          /* PCRs the vault key is sealed to (0: none) */
 	uint8_t counter_scheme;     /* JOURNAL_SCHEME_* recorded in the state header */
 	char active_slot;           /* 'a' or 'b': the snapshot the journal continues */
 	uint64_t snapshot_counter;  /* counter value of that snapshot */

@@ -255,8 +255,48 @@ int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len
 	return SV_OK;
 }
 
-int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
-		 size_t *blob_len)
+static void pcr_selection(uint32_t mask, TPML_PCR_SELECTION *sel)
+{
+	memset(sel, 0, sizeof(*sel));
+	sel->count = 1;
+	sel->pcrSelections[0].hash = TPM2_ALG_SHA256;
+	sel->pcrSelections[0].sizeofSelect = 3;
+	for (int i = 0; i < 3; i++)
+		sel->pcrSelections[0].pcrSelect[i] = (uint8_t)(mask >> (8 * i));
+}
+
+/* PolicyPCR over the SHA-256 bank's current values of the PCRs in mask, computed in a trial
+ * session: the sealed key's authPolicy. */
+static int pcr_policy_digest(struct tpm *t, uint32_t mask, TPM2B_DIGEST *out)
+{
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	TPML_PCR_SELECTION sel;
+	TPM2B_DIGEST empty = {0}, *d = NULL;
+	ESYS_TR trial = ESYS_TR_NONE;
+	int r = SV_ERR_TPM;
+	pcr_selection(mask, &sel);
+	if (Esys_StartAuthSession(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+				  ESYS_TR_NONE, NULL, TPM2_SE_TRIAL, &sym, TPM2_ALG_SHA256,
+				  &trial) != TSS2_RC_SUCCESS) {
+		trial = ESYS_TR_NONE;
+		goto out;
+	}
+	if (Esys_PolicyPCR(t->ctx, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel) !=
+		    TSS2_RC_SUCCESS ||
+	    Esys_PolicyGetDigest(t->ctx, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &d) !=
+		    TSS2_RC_SUCCESS)
+		goto out;
+	*out = *d;
+	r = SV_OK;
+out:
+	if (trial != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->ctx, trial);
+	Esys_Free(d);
+	return r;
+}
+
+int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
+		 size_t blob_max, size_t *blob_len)
 {
 	TPM2B_DIGEST *rnd = NULL;
 	TPM2B_PRIVATE *priv = NULL;
@@ -287,6 +327,12 @@ int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, s
 				.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
 			},
 	};
+	if (pcr_mask != 0) {
+		/* Policy only: the key unseals only while the selected PCRs hold today's values. */
+		if (pcr_policy_digest(t, pcr_mask, &tmpl.publicArea.authPolicy) != SV_OK)
+			goto out;
+		tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	}
 	TPM2B_DATA outside = {0};
 	TPML_PCR_SELECTION pcrs = {0};
 	/* inSensitive travels encrypted (DECRYPT); outPrivate comes back encrypted (ENCRYPT). */
@@ -314,12 +360,13 @@ out:
 	return r;
 }
 
-int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
+int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
+	       uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
 	TPM2B_SENSITIVE_DATA *data = NULL;
-	ESYS_TR obj = ESYS_TR_NONE;
+	ESYS_TR obj = ESYS_TR_NONE, auth = t->session, policy = ESYS_TR_NONE;
 	size_t off = 0;
 	int r = SV_ERR_INVALID;
 	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob, blob_len, &off, &pub) != TSS2_RC_SUCCESS ||
@@ -332,11 +379,32 @@ int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[
 	if (Esys_Load(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
 		      &obj) != TSS2_RC_SUCCESS)
 		goto out;
-	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
+	if (pcr_mask != 0) {
+		/* A policy session salted like the HMAC session, so the unsealed key is still
+		 * encrypted on the bus; it ends with the Unseal. */
+		TPMT_SYM_DEF sym = {
+			.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+		TPM2B_DIGEST empty = {0};
+		TPML_PCR_SELECTION sel;
+		pcr_selection(pcr_mask, &sel);
+		if (Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE,
+					  ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
+					  TPM2_ALG_SHA256, &policy) != TSS2_RC_SUCCESS) {
+			policy = ESYS_TR_NONE;
+			goto out;
+		}
+		if (Esys_TRSess_SetAttributes(t->ctx, policy, TPMA_SESSION_ENCRYPT, 0xff) !=
+			    TSS2_RC_SUCCESS ||
+		    Esys_PolicyPCR(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty,
+				   &sel) != TSS2_RC_SUCCESS)
+			goto out;
+		auth = policy;
+	} else if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK) {
 		goto out;
-	if (Esys_Unseal(t->ctx, obj, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &data) !=
-	    TSS2_RC_SUCCESS)
+	}
+	if (Esys_Unseal(t->ctx, obj, auth, ESYS_TR_NONE, ESYS_TR_NONE, &data) != TSS2_RC_SUCCESS)
 		goto out;
+	policy = ESYS_TR_NONE; /* continueSession was clear: the TPM ended it */
 	if (data->size != TPM_VAULT_KEY_LEN) {
 		r = SV_ERR_INVALID;
 		goto out;
@@ -344,6 +412,8 @@ int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[
 	memcpy(key, data->buffer, TPM_VAULT_KEY_LEN);
 	r = SV_OK;
 out:
+	if (policy != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->ctx, policy);
 	if (obj != ESYS_TR_NONE)
 		(void)Esys_FlushContext(t->ctx, obj);
 	if (data != NULL)

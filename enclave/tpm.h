@@ -54,13 +54,16 @@ int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len
 
 /* Creates a new random vault key sealed under the primary (noDA, fixedTPM). The key comes from
  * the TPM's RNG (encrypted GetRandom) mixed with the host RNG, and is sealed through the salted
- * session with command-parameter encryption. Returns the key and the blob to store. */
-int tpm_seal_new(struct tpm *t, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
-		 size_t *blob_len) __attribute__((warn_unused_result));
-/* Loads the blob under the primary and unseals it with response encryption. SV_ERR_TPM when the
- * TPM refuses (wrong TPM, damaged blob); SV_ERR_INVALID when the blob does not parse. */
-int tpm_unseal(struct tpm *t, const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
-	__attribute__((warn_unused_result));
+ * session with command-parameter encryption. pcr_mask (bit i = PCR i of the SHA-256 bank, 0..23)
+ * non-zero binds it to a PolicyPCR over those PCRs' current values (policy only, no auth value).
+ * Returns the key and the blob to store. */
+int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
+		 size_t blob_max, size_t *blob_len) __attribute__((warn_unused_result));
+/* Loads the blob under the primary and unseals it with response encryption (for a PCR policy in a
+ * salted policy session). SV_ERR_TPM when the TPM refuses (wrong TPM, damaged blob, PCRs
+ * changed); SV_ERR_INVALID when the blob does not parse. */
+int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
+	       uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
 
 /* Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth).
  * SV_ERR_EXISTS if the index is already defined. */
