@@ -310,6 +310,14 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 	evhttp_set_gencb(h->http, on_request, h);
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
 	evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
+	/* An over-long body is read and discarded before the 413 goes out: closing at once resets
+	 * the connection while the client is still sending, and it never sees the answer. The
+	 * request deadline bounds how long that reading may take. */
+	if (evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0) {
+		evhttp_free(h->http);
+		free(h);
+		return SV_ERR_INTERNAL;
+	}
 	struct timeval tv = {.tv_sec = cfg->idle_timeout_s};
 	evhttp_set_timeout_tv(h->http, &tv);
 	/* every method reaches on_request, which answers 405 itself */

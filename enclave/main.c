@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,6 +241,9 @@ int main(int argc, char **argv)
 
 	if (sandbox_harden(why, sizeof(why)) != 0)
 		die("%s", why);
+	/* a reply to a broker that has gone must end in a message and exit 1, not a silent SIGPIPE
+	 * (rt_sigaction is not allowed once the filter is in, so this is set now) */
+	signal(SIGPIPE, SIG_IGN);
 	parse(argc, argv, &o);
 	if (sandbox_check_ipc(SANDBOX_IPC_FD, why, sizeof(why)) != 0 ||
 	    sandbox_close_inherited(why, sizeof(why)) != 0)
