@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -104,6 +105,25 @@ static void print_pcrs(uint32_t mask)
 	printf("\n");
 }
 
+/* NV writes per day since init and the days left at that rate before NV_ENDURANCE writes. */
+static void print_projection(const struct store_stats *s, const struct store_info *in)
+{
+	time_t now = time(NULL);
+	double days =
+		now > (time_t)in->init_time ? (double)(now - (time_t)in->init_time) / 86400.0 : 0.0;
+	if (days < 1.0 / 24) {
+		printf("nv-writes-per-day: unknown (vault younger than an hour)\n");
+		return;
+	}
+	double rate = (double)s->nv_writes / days;
+	printf("nv-writes-per-day: %.1f\n", rate);
+	if (s->nv_writes >= NV_ENDURANCE)
+		printf("projected-nv-lifetime: exhausted\n");
+	else
+		printf("projected-nv-lifetime: %.0f days\n",
+		       (double)(NV_ENDURANCE - s->nv_writes) / rate);
+}
+
 static int exit_for(int r)
 {
 	switch (r) {
@@ -193,6 +213,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
 		return EX_FAIL;
 	}
+	if (strcmp(cmd, "init") != 0 &&
+	    (r = store_check_unlocked(dir, why, sizeof(why))) != SV_OK) {
+		fprintf(stderr, "%s: %s\n", prog, why);
+		return exit_for(r);
+	}
 	r = tpm_open(&tpm, tcti, why, sizeof(why));
 	if (r != SV_OK) {
 		fprintf(stderr, "%s: %s\n", prog, why);
@@ -227,6 +252,7 @@ int main(int argc, char **argv)
 			printf("nv-writes: %llu\n", (unsigned long long)s.nv_writes);
 			printf("nv-endurance-used: %.3f %% of %u writes\n",
 			       100.0 * (double)s.nv_writes / NV_ENDURANCE, NV_ENDURANCE);
+			print_projection(&s, &in);
 			printf("agree: yes%s\n",
 			       in.roll_forward ? " (journal one ahead: an interrupted commit, "
 						 "completed at the next start)"

@@ -13,6 +13,9 @@ UT_WRAP_tpm := tcti_fd_connect tcti_fd_new tcti_fd_free Esys_Initialize Esys_Fin
 	Esys_Startup Esys_CreatePrimary Esys_TR_GetName Esys_StartAuthSession \
 	Esys_TRSess_SetAttributes Esys_GetRandom Esys_FlushContext Esys_TR_FromTPMPublic \
 	Esys_NV_Increment nanosleep
+# libFuzzer target for the journal, snapshot and state-header decoders (tests/fuzz/build.mk).
+FUZZ_TARGETS += journal
+FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
 VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c

@@ -297,6 +297,7 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	    (r = sv_buf_put_str16(out, h->sealed, h->sealed_len)) != SV_OK ||
 	    (r = sv_buf_put_u64(out, h->init_counter)) != SV_OK ||
 	    (r = sv_buf_put_u32(out, h->pcr_mask)) != SV_OK ||
+	    (r = sv_buf_put_u64(out, h->init_time)) != SV_OK ||
 	    (r = sv_buf_put(out, zero, sizeof(zero))) != SV_OK)
 		goto out;
 	*ad_len = out->len - start;
@@ -338,6 +339,7 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	    (r = get_str(&b, h->sealed, JOURNAL_SEALED_MAX, &h->sealed_len)) != SV_OK ||
 	    (r = sv_buf_get_u64(&b, &h->init_counter)) != SV_OK ||
 	    (r = sv_buf_get_u32(&b, &h->pcr_mask)) != SV_OK ||
+	    (r = sv_buf_get_u64(&b, &h->init_time)) != SV_OK ||
 	    (r = sv_buf_get_ref(&b, STATE_RESERVED, &reserved)) != SV_OK)
 		goto out;
 	*ad_len = b.off;

@@ -12,7 +12,8 @@
  *             commit frames chained from base_mac, counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
  *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 |
- *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) | 16 zero
+ *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) |
+ *             init_time u64 (seconds since the epoch, for NV wear projections) | 16 zero
  *             bytes (room for the hybrid scheme) | nonce(24) | secrets ct(176, AD = all before)
  */
 #ifndef SV_ENCLAVE_JOURNAL_H
@@ -95,6 +96,7 @@ struct journal_state_hdr {
 	size_t sealed_len;
 	uint64_t init_counter;
 	uint32_t pcr_mask;
+	uint64_t init_time;
 	uint8_t nonce[JOURNAL_NONCE_LEN];
 	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
 };

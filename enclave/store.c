@@ -68,6 +68,7 @@ struct store {
 	int roll_forward;
 	uint32_t nv_index;
 	uint32_t pcr_mask;
+	uint64_t init_time;
 	uint8_t scheme;
 	struct sv_buf pending;
 	size_t npending;
@@ -496,6 +497,7 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 		goto out;
 	}
 	s->pcr_mask = h->pcr_mask;
+	s->init_time = h->init_time;
 	if (tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key) != SV_OK) {
 		if (h->pcr_mask != 0)
 			snprintf(why, why_len,
@@ -1106,12 +1108,33 @@ void store_get_info(const struct store *s, struct store_info *out)
 {
 	out->nv_index = s->nv_index;
 	out->pcr_mask = s->pcr_mask;
+	out->init_time = s->init_time;
 	out->counter_scheme = s->scheme;
 	out->active_slot = s->active == 0 ? 'a' : 'b';
 	out->snapshot_counter = s->snap_counter;
 	out->journal_bytes = s->jlen;
 	out->tail_bytes = s->tail_bytes;
 	out->roll_forward = s->roll_forward;
+}
+
+int store_check_unlocked(const char *dir, char *why, size_t why_len)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), fd, r = SV_OK;
+	if (dfd < 0)
+		return SV_OK; /* store_open says what is wrong with the directory */
+	fd = openat(dfd, FN_LOCK, O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			snprintf(why, why_len,
+				 "state directory %s is in use by another process (lock held): "
+				 "stop the running enclave first",
+				 dir);
+			r = SV_ERR_BUSY;
+		}
+		close(fd); /* releases the probe lock */
+	}
+	close(dfd);
+	return r;
 }
 
 /* ---------- provisioning ---------- */
@@ -1228,6 +1251,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	h->scheme = JOURNAL_SCHEME_PLAIN;
 	h->nv_index = nv_index;
 	h->pcr_mask = pcr_mask;
+	h->init_time = (uint64_t)time(NULL);
 	s->scheme = JOURNAL_SCHEME_PLAIN;
 	s->nv_index = nv_index;
 	if ((r = tpm_primary_name(tpm, h->primary_name, &h->primary_name_len)) != SV_OK)

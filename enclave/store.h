@@ -121,9 +121,16 @@ int store_open_readonly(struct store **out, const char *state_dir, struct tpm *t
 			const struct sv_vault_policy *pol, char *why, size_t why_len)
 	__attribute__((warn_unused_result));
 
+/* SV_ERR_BUSY (reason in why) when another process holds the state directory's lock. A probe
+ * for tools that must not touch the TPM of a running vault (on swtpm a second connection would
+ * wait behind the enclave's); store_open itself takes the lock for good. */
+int store_check_unlocked(const char *state_dir, char *why, size_t why_len)
+	__attribute__((warn_unused_result));
+
 struct store_info {
 	uint32_t nv_index;
 	uint32_t pcr_mask;          /* PCRs the vault key is sealed to (0: none) */
+	uint64_t init_time;         /* when init ran, seconds since the epoch */
 	uint8_t counter_scheme;     /* JOURNAL_SCHEME_* recorded in the state header */
 	char active_slot;           /* 'a' or 'b': the snapshot the journal continues */
 	uint64_t snapshot_counter;  /* counter value of that snapshot */

@@ -40,7 +40,8 @@ D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI"; }
 D put --user alice >/dev/null
 D put --user bob >/dev/null
 expect 0 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI"
-for k in nv-index counter-scheme tpm-counter journal-head snapshot users destroyed nv-writes agree; do
+for k in nv-index pcr-policy counter-scheme tpm-counter journal-head snapshot users destroyed \
+	nv-writes nv-writes-per-day agree; do
 	grep -q "^$k: " "$T/out" || fail "status lacks $k"
 done
 grep -qx 'users: 2' "$T/out" && grep -qx 'agree: yes' "$T/out" && grep -qx 'nv-writes: 4' "$T/out" ||

@@ -314,6 +314,7 @@ static void test_state_header(void **state)
 	memset(h.sealed, 3, 300);
 	h.init_counter = 77;
 	h.pcr_mask = 0x800081; /* PCRs 0, 7, 23 */
+	h.init_time = 1764000000;
 	memset(h.nonce, 4, sizeof(h.nonce));
 	memset(h.secrets_ct, 5, sizeof(h.secrets_ct));
 	struct sv_buf b;
@@ -328,6 +329,7 @@ static void test_state_header(void **state)
 	assert_memory_equal(g.sealed, h.sealed, 300);
 	assert_int_equal(g.init_counter, 77);
 	assert_int_equal(g.pcr_mask, 0x800081);
+	assert_int_equal(g.init_time, 1764000000);
 	for (size_t n = 0; n < b.len; n++)
 		assert_int_equal(journal_state_decode(b.data, n, &g, &ad2), SV_ERR_INVALID);
 	uint8_t *longer = malloc(b.len + 1);
@@ -341,7 +343,7 @@ static void test_state_header(void **state)
 	longer[6] = 2; /* unknown counter scheme */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	memcpy(longer, b.data, b.len);
-	longer[ad - 16 - 4] = 0x01; /* pcr_mask: PCR 24 does not exist */
+	longer[ad - 16 - 8 - 4] = 0x01; /* pcr_mask: PCR 24 does not exist */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	free(longer);
 	h.pcr_mask = 0x1000000;
