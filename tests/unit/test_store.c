@@ -1,0 +1,346 @@
+/* Unit tests for enclave/store.c on real files in a temporary directory, with the TPM replaced
+ * through --wrap by an in-memory counter: commit, replay, a failed NV increment (memory ahead of
+ * disk: the store refuses further work; the next open completes the commit), rollback, a counter
+ * ahead, another TPM, snapshots and a crash between snapshot and journal reset. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "common/err.h"
+#include "enclave/store.h"
+#include "enclave/tpm.h"
+
+/* ---- fake TPM ---- */
+static uint64_t counter;
+static int counter_defined, fail_increment;
+static uint8_t primary_name[34] = {0x00, 0x0b, 1};
+static uint8_t sealed_key[TPM_VAULT_KEY_LEN];
+
+int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len);
+int __wrap_tpm_counter_define(struct tpm *t, uint32_t index);
+int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index);
+int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
+			      size_t *name_len);
+int __wrap_tpm_counter_read(struct tpm *t, uint64_t *value);
+int __wrap_tpm_counter_increment(struct tpm *t);
+int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
+			uint8_t *blob, size_t blob_max, size_t *blob_len);
+int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
+		      uint8_t key[TPM_VAULT_KEY_LEN]);
+
+int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
+{
+	memcpy(out, primary_name, sizeof(primary_name));
+	*len = sizeof(primary_name);
+	return SV_OK;
+}
+int __wrap_tpm_counter_define(struct tpm *t, uint32_t index)
+{
+	if (counter_defined)
+		return SV_ERR_EXISTS;
+	counter_defined = 1;
+	counter = 1000; /* a new counter starts at the highest value any counter had */
+	return SV_OK;
+}
+int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index)
+{
+	counter_defined = 0;
+	return SV_OK;
+}
+int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
+			      size_t *name_len)
+{
+	if (!counter_defined)
+		return SV_ERR_NOTFOUND;
+	memset(name, 0x77, 34);
+	*name_len = 34;
+	return SV_OK;
+}
+int __wrap_tpm_counter_read(struct tpm *t, uint64_t *value)
+{
+	*value = counter;
+	return SV_OK;
+}
+int __wrap_tpm_counter_increment(struct tpm *t)
+{
+	if (fail_increment)
+		return SV_ERR_TPM;
+	counter++;
+	return SV_OK;
+}
+int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
+			uint8_t *blob, size_t blob_max, size_t *blob_len)
+{
+	randombytes_buf(sealed_key, sizeof(sealed_key));
+	memcpy(key, sealed_key, sizeof(sealed_key));
+	memset(blob, 0x5e, 64);
+	*blob_len = 64;
+	return SV_OK;
+}
+int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
+		      uint8_t key[TPM_VAULT_KEY_LEN])
+{
+	if (blob_len != 64 || blob[0] != 0x5e)
+		return SV_ERR_TPM;
+	memcpy(key, sealed_key, sizeof(sealed_key));
+	return SV_OK;
+}
+
+/* ---- helpers ---- */
+static char dir[64];
+static char why[512];
+static struct tpm *const fake = (struct tpm *)&counter;
+static const uint8_t rec[STORE_RECORD_LEN] = {1, 2, 3};
+
+static int setup(void **state)
+{
+	if (sodium_init() < 0)
+		return -1;
+	snprintf(dir, sizeof(dir), "/tmp/sv-test-store.XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	counter_defined = fail_increment = 0;
+	primary_name[2] = 1;
+	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)) == SV_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static struct store *open_ok(void)
+{
+	struct store *s = NULL;
+	int r = store_open(&s, dir, fake, NULL, why, sizeof(why));
+	if (r != SV_OK)
+		fail_msg("store_open: %s", why);
+	return s;
+}
+
+static int open_refused(const char *reason)
+{
+	struct store *s = NULL;
+	int r = store_open(&s, dir, fake, NULL, why, sizeof(why));
+	store_close(s);
+	if (r == SV_ERR_STATE && strstr(why, reason) == NULL)
+		fail_msg("refused for another reason: %s", why);
+	return r;
+}
+
+static void put(struct store *s, const char *id, unsigned limit)
+{
+	assert_int_equal(store_put_user(s, (const uint8_t *)id, strlen(id), rec,
+					(const uint8_t *)"blob", 4, limit),
+			 SV_OK);
+}
+
+static unsigned used(struct store *s, const char *id)
+{
+	struct store_user_view v;
+	assert_int_equal(store_lookup(s, (const uint8_t *)id, strlen(id), &v), SV_OK);
+	return v.guesses_used;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "cp '%s/%s' '%s/%s'", dir, from, dir, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- tests ---- */
+static void test_commit_and_replay(void **state)
+{
+	struct store *s = open_ok();
+	unsigned left = 0;
+	put(s, "alice", 3);
+	put(s, "bob", 2);
+	assert_int_equal(store_pending(s), 2);
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(counter, 1002);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"alice", 5, &left), SV_OK);
+	assert_int_equal(left, 2);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"bob", 3, &left), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"bob", 3, &left), SV_OK);
+	assert_int_equal(left, 0);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"bob", 3, &left), SV_ERR_LOCKED);
+	assert_int_equal(store_commit(s), SV_OK); /* one commit for three changes */
+	assert_int_equal(counter, 1003);
+	struct store_stats st;
+	store_get_stats(s, &st);
+	assert_int_equal(st.nv_writes, 4);
+	assert_int_equal(st.users, 1);
+	assert_int_equal(st.destroyed, 1);
+	store_close(s);
+
+	s = open_ok();
+	assert_int_equal(used(s, "alice"), 1);
+	struct store_user_view v;
+	assert_int_equal(store_lookup(s, (const uint8_t *)"bob", 3, &v), SV_OK);
+	assert_int_equal(v.destroyed, 1);
+	assert_null(v.record);
+	store_get_stats(s, &st);
+	assert_int_equal(st.counter, 1003);
+	assert_int_equal(st.journal_head, 1003);
+	assert_int_equal(st.nv_writes, 4);
+	/* the lock: a second open of the same directory is refused while this one is open */
+	struct store *s2 = NULL;
+	assert_int_equal(store_open(&s2, dir, fake, NULL, why, sizeof(why)), SV_ERR_BUSY);
+	store_close(s);
+}
+
+static void test_failed_increment_rolls_forward(void **state)
+{
+	struct store *s = open_ok();
+	put(s, "carol", 5);
+	fail_increment = 1;
+	assert_int_not_equal(store_commit(s), SV_OK);
+	/* memory is ahead of the durable state: nothing more is accepted */
+	assert_int_equal(store_put_user(s, (const uint8_t *)"dave", 4, rec, NULL, 0, 3),
+			 SV_ERR_STATE);
+	assert_int_equal(store_commit(s), SV_ERR_STATE);
+	store_close(s);
+	fail_increment = 0;
+	assert_int_equal(counter, 1001);
+	s = open_ok(); /* journal one ahead: the increment is completed */
+	assert_int_equal(counter, 1002);
+	assert_int_equal(used(s, "carol"), 0);
+	store_close(s);
+	s = open_ok();
+	store_close(s);
+}
+
+static void test_rollback_and_counter_ahead(void **state)
+{
+	struct store *s = open_ok();
+	put(s, "erin", 5);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal", "journal.old");
+	s = open_ok();
+	unsigned left;
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"erin", 4, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal", "journal.new");
+	copy_file("journal.old", "journal");
+	assert_int_equal(open_refused("older than the TPM"), SV_ERR_STATE);
+	copy_file("journal.new", "journal");
+	counter += 2; /* counter ahead of the journal: same as a journal that is too old */
+	assert_int_equal(open_refused("older than the TPM"), SV_ERR_STATE);
+	counter -= 4; /* journal two ahead of the counter: not ours */
+	assert_int_equal(open_refused("ahead of TPM counter"), SV_ERR_STATE);
+	counter += 2;
+	primary_name[2] = 2;
+	assert_int_equal(open_refused("different TPM"), SV_ERR_STATE);
+	primary_name[2] = 1;
+	s = open_ok();
+	assert_int_equal(used(s, "erin"), 1);
+	store_close(s);
+}
+
+static void test_snapshot_and_interrupted_reset(void **state)
+{
+	struct store *s = open_ok();
+	char id[16];
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "user-%d", i);
+		put(s, id, 9);
+	}
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_delete_user(s, (const uint8_t *)"user-3", 6), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	put(s, "late", 4);
+	assert_int_equal(store_snapshot(s), SV_ERR_BUSY); /* never with staged changes */
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal", "journal.before-snapshot");
+	s = open_ok();
+	assert_int_equal(store_snapshot(s), SV_OK);
+	struct store_info in;
+	store_get_info(s, &in);
+	assert_int_equal(in.active_slot, 'b');
+	assert_int_equal(in.journal_bytes, 48);
+	unsigned left;
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"late", 4, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(used(s, "late"), 1);
+	struct store_user_view v;
+	assert_int_equal(store_lookup(s, (const uint8_t *)"user-3", 6, &v), SV_ERR_NOTFOUND);
+	assert_int_equal(store_lookup(s, (const uint8_t *)"user-49", 7, &v), SV_OK);
+	store_close(s);
+
+	/* A crash after writing a snapshot, before emptying the journal: the old journal (based on
+	 * the older snapshot) is obsolete and the snapshot holds everything. */
+	assert_int_equal(teardown(NULL), 0);
+	assert_int_equal(setup(NULL), 0);
+	s = open_ok();
+	put(s, "x", 3);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal", "journal.pre");
+	s = open_ok();
+	assert_int_equal(store_snapshot(s), SV_OK);
+	store_close(s);
+	copy_file("journal.pre", "journal");
+	s = open_ok();
+	assert_int_equal(used(s, "x"), 0);
+	store_get_info(s, &in);
+	assert_int_equal(in.journal_bytes, 48); /* reset at open */
+	store_close(s);
+}
+
+static void test_bad_arguments(void **state)
+{
+	struct store *s = open_ok();
+	uint8_t id[STORE_ID_MAX + 1];
+	memset(id, 'a', sizeof(id));
+	unsigned left;
+	assert_int_equal(store_put_user(s, id, 0, rec, NULL, 0, 3), SV_ERR_RANGE);
+	assert_int_equal(store_put_user(s, id, STORE_ID_MAX + 1, rec, NULL, 0, 3), SV_ERR_RANGE);
+	assert_int_equal(store_put_user(s, id, 1, rec, id, STORE_BLOB_MAX + 1, 3), SV_ERR_RANGE);
+	assert_int_equal(store_put_user(s, id, 1, rec, NULL, 0, 0), SV_ERR_RANGE);
+	assert_int_equal(store_put_user(s, id, 1, rec, NULL, 0, 256), SV_ERR_RANGE);
+	assert_int_equal(store_charge_guess(s, id, 1, &left), SV_ERR_NOTFOUND);
+	assert_int_equal(store_reset_guesses(s, id, 1), SV_ERR_NOTFOUND);
+	assert_int_equal(store_delete_user(s, id, 1), SV_ERR_NOTFOUND);
+	assert_int_equal(store_pending(s), 0);
+	assert_int_equal(store_put_user(s, id, STORE_ID_MAX, rec, id, STORE_BLOB_MAX, 255), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	/* init refuses to overwrite */
+	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)),
+			 SV_ERR_EXISTS);
+	s = open_ok();
+	struct store_user_view v;
+	assert_int_equal(store_lookup(s, id, STORE_ID_MAX, &v), SV_OK);
+	assert_int_equal(v.blob_len, STORE_BLOB_MAX);
+	store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
