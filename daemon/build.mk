@@ -33,9 +33,11 @@ $(PROBE): $(B)/tests/integration/badinput-probe.o $(B)/libsvcrypto.a $(B)/libsvc
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libcurl libsodium)
 BINS += $(PROBE)
 PROC_TEST_DEPS := $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker $(B)/sealvault-admin
-.PHONY: check-sandbox check-badinput
+.PHONY: check-sandbox check-badinput check-daemon-config
 check-sandbox: $(PROC_TEST_DEPS)
 	$(Q)B=$(B) tests/integration/sandbox.sh
 check-badinput: $(PROC_TEST_DEPS) $(PROBE)
 	$(Q)B=$(B) tests/integration/badinput.sh
-CHECK_STEPS += check-sandbox check-badinput
+check-daemon-config: $(PROC_TEST_DEPS) $(PROBE)
+	$(Q)B=$(B) tests/integration/daemon-config.sh
+CHECK_STEPS += check-sandbox check-badinput check-daemon-config
