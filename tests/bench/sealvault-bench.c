@@ -417,9 +417,11 @@ int main(int argc, char **argv)
 	/* 1. saturation */
 	reset_results();
 	pace_interval_s = 0;
+	double e0 = cpu_s(o.enclave_pid), b0 = cpu_s(o.broker_pid);
 	double cpu0 = server_cpu_s();
 	double wall = phase(run_bench);
 	double cpu = server_cpu_s() - cpu0;
+	double e_cpu = cpu_s(o.enclave_pid) - e0, b_cpu = cpu_s(o.broker_pid) - b0;
 	struct summary s = summarize();
 	int bad = report_errors(&s);
 	double rate = s.n / wall;
@@ -429,6 +431,8 @@ int main(int argc, char **argv)
 	printf("saturation latency: p50 %.2f ms, p99 %.2f ms\n", s.p50_ms, s.p99_ms);
 	printf("server CPU (enclave + broker): %.2f s = %.0f us per guess (1 guess per recovery)\n",
 	       cpu, per_guess_us);
+	printf("  of which enclave %.0f us, broker %.0f us per guess\n",
+	       s.n ? e_cpu / s.n * 1e6 : 0, s.n ? b_cpu / s.n * 1e6 : 0);
 	printf("in-process crypto, one KE1->KE2 (opaque_server_ke2): %.0f us\n", crypto_us);
 	printf("cpu-per-guess/crypto: %.2f\n", ratio);
 
