@@ -5,6 +5,9 @@
 #                        private swtpm, check the units, remove and purge (root only; as CI runs)
 DEB_OUT := build-deb
 
+# Runs as root (CI does); one run per machine at a time (it takes a lock), ~2 min on 2 cores.
+CHECK_STEPS += check-packaging
+
 .PHONY: deb check-packaging
 deb:
 	$(Q)packaging/build-deb.sh $(DEB_OUT)

@@ -27,9 +27,14 @@ fail() {
 step() { echo "== check-packaging: $*"; }
 
 [ "$(id -u)" -eq 0 ] || fail "must run as root (it installs packages); run: sudo make check-packaging"
+# One run at a time per machine: the packages, the users and /var/lib/sealvault are machine-wide.
+exec 9>/run/lock/sealvault-check-packaging.lock
+flock -w 900 9 || fail "another check-packaging run has held /run/lock/sealvault-check-packaging.lock for 15 minutes"
+# Wait for the dpkg lock instead of failing when another apt/dpkg is busy.
+APT="apt-get -o DPkg::Lock::Timeout=300"
 for p in $PKGS; do
-	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
-		fail "$p is already installed on this machine; this test installs and purges its own build, so run it on a machine (or container) without sealvault"
+	if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q -E 'installed|config-files'; then
+		fail "$p is already installed (or its config files are) on this machine; this test installs and purges its own build, so run it on a machine (or container) without sealvault"
 	fi
 done
 [ ! -e "$STATE" ] || fail "$STATE already exists (a vault?); this test provisions and removes its own vault there, so it will not touch an existing one"
@@ -49,7 +54,7 @@ cleanup() {
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q -E 'installed|config-files' && installed="$installed $p"
 	done
 	# shellcheck disable=SC2086
-	[ -n "$installed" ] && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $installed >/dev/null 2>&1
+	[ -n "$installed" ] && DEBIAN_FRONTEND=noninteractive $APT purge -y -qq $installed >/dev/null 2>&1
 	# The test's own vault (we refused to start if one existed).
 	rm -rf "$STATE" "$WORK"
 	if [ $rc -eq 0 ]; then echo "check-packaging: PASS"; else echo "check-packaging: FAILED (rc $rc)" >&2; fi
@@ -81,7 +86,7 @@ lintian --fail-on error,warning --display-info --tag-display-limit 0 "$changes" 
 # --- 2. install -------------------------------------------------------------------------------
 step "apt-get install $DEBS"
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q $DEBS >"$WORK/install.log" 2>&1 || {
+DEBIAN_FRONTEND=noninteractive $APT install -y -q $DEBS >"$WORK/install.log" 2>&1 || {
 	cat "$WORK/install.log" >&2
 	fail "apt-get install of the built packages failed"
 }
@@ -283,7 +288,7 @@ step "upgrade sealvault $version -> $version+upgradetest"
 dpkg-deb -R "$DEB_OUT/sealvault_${version}_${arch}.deb" "$WORK/repack"
 sed -i "s/^Version: .*/Version: ${version}+upgradetest/" "$WORK/repack/DEBIAN/control"
 dpkg-deb -b "$WORK/repack" "$WORK/sealvault_${version}+upgradetest_${arch}.deb" >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$WORK/sealvault_${version}+upgradetest_${arch}.deb" \
+DEBIAN_FRONTEND=noninteractive $APT install -y -q "$WORK/sealvault_${version}+upgradetest_${arch}.deb" \
 	>"$WORK/upgrade.log" 2>&1 || {
 	cat "$WORK/upgrade.log" >&2
 	fail "upgrading the sealvault package failed"
@@ -302,7 +307,7 @@ snapshot >"$WORK/state.before"
 # --- 6. remove and purge: the vault survives --------------------------------------------------
 step "apt-get remove"
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get remove -y -q $PKGS >"$WORK/remove.log" 2>&1 || {
+DEBIAN_FRONTEND=noninteractive $APT remove -y -q $PKGS >"$WORK/remove.log" 2>&1 || {
 	cat "$WORK/remove.log" >&2
 	fail "apt-get remove failed"
 }
@@ -318,7 +323,7 @@ done
 echo "left after remove (config files):$left"
 case " $left " in *" sealvault "*) ;; *) fail "sealvault left no config files after remove (its conffile should stay until purge)" ;; esac
 # shellcheck disable=SC2086
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -q $left >"$WORK/purge.log" 2>&1 || {
+DEBIAN_FRONTEND=noninteractive $APT purge -y -q $left >"$WORK/purge.log" 2>&1 || {
 	cat "$WORK/purge.log" >&2
 	fail "apt-get purge failed"
 }
