@@ -12,7 +12,7 @@ BENCH_DEPS := $(SV_BENCH) $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-
 # BENCH_CLIENTS / BENCH_SECONDS / LOAD_CLIENTS / LOAD_SECONDS may be set on the command line.
 .PHONY: bench-https bench-load
 bench-https: $(BENCH_DEPS)
-	$(Q)B=$(B) tests/bench/bench.sh bench $(or $(BENCH_CLIENTS),32) $(or $(BENCH_SECONDS),10)
+	$(Q)B=$(B) tests/bench/bench.sh bench $(or $(BENCH_CLIENTS),128) $(or $(BENCH_SECONDS),10)
 bench-load: $(BENCH_DEPS)
 	$(Q)B=$(B) tests/bench/bench.sh load $(or $(LOAD_CLIENTS),200) $(or $(LOAD_SECONDS),60)
 BENCH_STEPS += bench-https bench-load

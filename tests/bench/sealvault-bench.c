@@ -445,7 +445,7 @@ int main(int argc, char **argv)
 	printf("half load (%.1f recoveries/s offered): %zu recoveries = %.1f/s, p50 %.2f ms, "
 	       "p99 %.2f ms\n",
 	       rate / 2, h.n, h.n / wall, h.p50_ms, h.p99_ms);
-	printf("targets: cpu-per-guess/crypto %.2f %s 1.5; p99 at half load %.2f ms %s 50 ms\n",
+	printf("targets: cpu-per-guess/crypto %.3f %s 1.5; p99 at half load %.2f ms %s 50 ms\n",
 	       ratio, ratio <= 1.5 ? "<=" : "> (MISSED)", h.p99_ms,
 	       h.p99_ms <= 50 ? "<=" : "> (MISSED)");
 	for (int i = 0; i < o.clients; i++) {
