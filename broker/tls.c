@@ -30,6 +30,7 @@ struct conn {
 	struct tls *t;
 	SSL *ssl;
 	struct event *deadline;
+	struct event *admit; /* one-shot: apply the caps once the descriptor is attached */
 	uint8_t key[RATELIMIT_KEY_LEN];
 	int checked; /* the ClientHello was seen and the caps applied */
 	int counted; /* holds a per-address connection slot */
@@ -61,6 +62,8 @@ static void conn_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long
 	c->t->open--;
 	if (c->deadline != NULL)
 		event_free(c->deadline);
+	if (c->admit != NULL)
+		event_free(c->admit);
 	free(c);
 }
 
@@ -81,31 +84,54 @@ static void on_deadline(evutil_socket_t unused, short what, void *arg)
 		shutdown(fd, SHUT_RDWR);
 }
 
-static int on_client_hello(SSL *ssl, int *alert, void *arg)
+/* Applies the connection caps once per connection, as soon as its descriptor is known: 0 to
+ * admit, -1 to refuse. */
+static int admit(struct conn *c)
 {
-	struct tls *t = arg;
-	struct conn *c = SSL_get_ex_data(ssl, t->ex_idx);
-	if (c == NULL)
-		return SSL_CLIENT_HELLO_ERROR;
+	struct tls *t = c->t;
 	if (c->checked)
-		return SSL_CLIENT_HELLO_SUCCESS;
+		return c->counted ? 0 : -1;
+	int fd = SSL_get_fd(c->ssl);
+	if (fd < 0)
+		return 0; /* not attached yet: decided later */
 	c->checked = 1;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd = SSL_get_fd(ssl);
-	if (t->open > t->cfg.max_conns || fd < 0 ||
-	    getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	if (t->open > t->cfg.max_conns || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
 	    ratelimit_key((struct sockaddr *)&ss, c->key) != 0 ||
 	    ratelimit_conn_open(t->cfg.rl, c->key, now_ms()) != 0) {
 		t->refused++;
-		*alert = SSL_AD_INTERNAL_ERROR;
-		return SSL_CLIENT_HELLO_ERROR;
+		return -1;
 	}
 	c->counted = 1;
 	/* answers are small and written in pieces (headers, body): without this, Nagle's algorithm
 	 * and the client's delayed ACK add ~40 ms to every answer */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return 0;
+}
+
+/* Runs on the loop iteration after the connection was accepted (evhttp attaches the descriptor
+ * right after tls_bevcb returns), so that a client that never sends a ClientHello still counts
+ * against its address's cap. A refused connection is shut down; evhttp then frees it. */
+static void on_admit(evutil_socket_t unused, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (admit(c) != 0) {
+		int fd = SSL_get_fd(c->ssl);
+		if (fd >= 0)
+			shutdown(fd, SHUT_RDWR);
+	}
+}
+
+static int on_client_hello(SSL *ssl, int *alert, void *arg)
+{
+	struct tls *t = arg;
+	struct conn *c = SSL_get_ex_data(ssl, t->ex_idx);
+	if (c == NULL || admit(c) != 0 || !c->checked) {
+		*alert = SSL_AD_INTERNAL_ERROR;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -195,9 +221,13 @@ struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 		c->t = t;
 		c->ssl = ssl;
 		c->deadline = evtimer_new(base, on_deadline, c);
-		if (c->deadline == NULL || SSL_set_ex_data(ssl, t->ex_idx, c) != 1) {
+		c->admit = evtimer_new(base, on_admit, c);
+		if (c->deadline == NULL || c->admit == NULL ||
+		    SSL_set_ex_data(ssl, t->ex_idx, c) != 1) {
 			if (c->deadline != NULL)
 				event_free(c->deadline);
+			if (c->admit != NULL)
+				event_free(c->admit);
 			free(c);
 			c = NULL;
 		} else {
@@ -208,8 +238,10 @@ struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		goto fatal;
-	if (c != NULL)
+	if (c != NULL) {
 		arm(c);
+		event_active(c->admit, EV_TIMEOUT, 1);
+	}
 	return bev;
 fatal:
 	fprintf(stderr, "sealvault-broker: out of memory for a new TLS connection; exiting\n");

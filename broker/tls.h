@@ -3,9 +3,10 @@
  * 1.2, no renegotiation) and the per-connection bufferevents evhttp uses (evhttp_set_bevcb).
  *
  * Each connection also carries the broker's defences against slow and greedy clients: a global cap
- * on open connections and a per-address cap (both checked when the ClientHello arrives, refusals
- * end the handshake), and a deadline by which a whole request (TLS handshake, headers and body)
- * must have arrived; a connection that misses it is shut down. The deadline is stopped while the
+ * on open connections and a per-address cap (both applied as soon as the connection is accepted,
+ * whether or not it ever sends a ClientHello; a refused connection is shut down or fails its
+ * handshake), and a deadline by which a whole request (TLS handshake, headers and body) must have
+ * arrived; a connection that misses it is shut down. The deadline is stopped while the
  * enclave works on a request and restarted when the answer goes out.
  */
 #ifndef SV_BROKER_TLS_H

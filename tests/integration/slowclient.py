@@ -5,8 +5,9 @@ usage: slowclient.py PORT CACERT CAP MAX_CLOSE_S
 CAP is the broker's --max-conns-per-ip. Opens CAP - 1 TLS connections that trickle a request one
 byte every 0.3 s, checks that a normal request made meanwhile is answered, fills the last slot,
 checks that one more connection is refused, and that the server closes every trickling
-connection within MAX_CLOSE_S seconds; afterwards a normal request works again. Prints one line
-per check; exit status 0 when all passed.
+connection within MAX_CLOSE_S seconds; afterwards a normal request works again. Then the same
+with CAP connections that never send a byte (not even a TLS ClientHello). Prints one line per
+check; exit status 0 when all passed.
 """
 import socket
 import ssl
@@ -89,5 +90,35 @@ if closed:
     check("slowest close after %.1f s (limit %.1f s)" % (worst, max_close), worst <= max_close)
 status = request("/healthz")
 check("a normal request afterwards is answered: %s" % status.decode(errors="replace"),
+      status.startswith(b"HTTP/1.1 200"))
+
+# Connections that never even send a ClientHello count against the cap too, and are closed by
+# the deadline.
+raw = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(cap)]
+time.sleep(0.5)
+try:
+    extra = connect()
+    extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    refused = extra.recv(100) == b""
+except (ssl.SSLError, OSError):
+    refused = True
+check("with %d silent connections held, one more is refused" % cap, refused)
+start = time.monotonic()
+open_raw = list(raw)
+while open_raw and time.monotonic() - start < max_close + 5:
+    for s in list(open_raw):
+        try:
+            s.settimeout(0.05)
+            if s.recv(1) == b"":
+                open_raw.remove(s)
+        except socket.timeout:
+            pass
+        except OSError:
+            open_raw.remove(s)
+worst = time.monotonic() - start
+check("server closed all %d silent connections (%d left) within %.1f s" % (cap, len(open_raw), worst),
+      not open_raw and worst <= max_close)
+status = request("/healthz")
+check("a normal request after that is answered: %s" % status.decode(errors="replace"),
       status.startswith(b"HTTP/1.1 200"))
 sys.exit(1 if failures else 0)
