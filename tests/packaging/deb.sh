@@ -298,6 +298,15 @@ cli recover --user alice --password-file "$WORK/pw" --out "$WORK/out" 2>/dev/nul
 
 # --- 5. upgrade: the vault is kept and still serves -------------------------------------------
 stop_daemon
+step "sealvault-admin status (vault stopped): state and TPM agree; it names the NV index"
+runuser -u sealvault -- /usr/sbin/sealvault-admin status --state-dir "$STATE" --tpm "$TCTI" >"$WORK/status.txt" ||
+	fail "sealvault-admin status failed (exit $?)"
+cat "$WORK/status.txt"
+grep -qx 'agree: yes' "$WORK/status.txt" || fail "sealvault-admin status: state and TPM do not agree"
+grep -qx 'users: 1' "$WORK/status.txt" && grep -qx 'destroyed: 1' "$WORK/status.txt" ||
+	fail "sealvault-admin status should count bob as a user and alice as destroyed"
+grep -q '^nv-index: ' "$WORK/status.txt" ||
+	fail "sealvault-admin status does not print nv-index (the purge message tells operators it does)"
 snapshot() { (cd "$STATE" && find . -printf '%p %U:%G %m %s\n' | sort && find . -type f -exec sha256sum {} + | sort); }
 snapshot >"$WORK/state.before"
 # A real upgrade (old prerm "upgrade", new postinst "configure OLD"): the same package repacked
