@@ -902,13 +902,9 @@ static void test_hostile_bodies(void **state)
 	uint8_t b[2048];
 	assert_int_equal(register_user("uma", "pw", 5, BLOB, 8), SV_STATUS_OK);
 	unsigned used = user("uma")->used;
-	uint16_t types[] = {SV_MSG_REGISTER_START,
-	                    SV_MSG_REGISTER_FINISH,
-	                    SV_MSG_LOGIN_START,
-	                    SV_MSG_LOGIN_FINISH,
-	                    SV_MSG_CHANGE_FINISH,
-	                    SV_MSG_STATS,
-	                    999};
+	uint16_t types[] = {
+	    SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START, SV_MSG_LOGIN_FINISH,
+	    SV_MSG_CHANGE_FINISH,  SV_MSG_STATS,           SV_MSG_ATTESTATION, 999};
 	for (int round = 0; round < 300; round++) {
 		size_t n = randombytes_uniform(sizeof(b));
 		randombytes_buf(b, n);
