@@ -83,8 +83,10 @@ static int reply_out_of_order(struct vault *v, struct sv_buf *reply, const char 
 static int reply_busy(struct vault *v, struct sv_buf *reply)
 {
 	v->c.busy++;
-	return reply_text(reply, SV_STATUS_BUSY,
-	                  "too many logins in progress: nothing was charged, try again shortly");
+	return reply_text(
+	    reply, SV_STATUS_BUSY,
+	    "the vault is busy: this request changed nothing (no guess was charged), try "
+	    "again shortly");
 }
 
 /* A failed login: 403 with the attempts left, or 410 when none are left (record destroyed). */
@@ -445,27 +447,30 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 	v->c.logins_ok++;
 	switch (r.op) {
 	case VAULTREQ_OP_RECOVER:
-		if ((err = login_reset(v, s, restore)) == 0 &&
-		    (err = reply_recover(v, s, reply)) == 0)
+		if ((err = login_reset(v, s, restore)) != 0)
+			goto fail;
+		if ((err = reply_recover(v, s, reply)) == 0)
 			v->c.recoveries++;
 		session_close(v->sessions, s);
 		return err;
 	case VAULTREQ_OP_DELETE:
 		/* A tombstone (this login's own last guess) is removed as well. */
 		if ((err = store_delete_user(v->store, s->id, s->id_len)) != 0)
-			goto fatal;
+			goto fail;
 		v->c.deletions++;
 		session_close(v->sessions, s);
 		return reply_put(reply, SV_STATUS_OK, NULL, 0);
 	default: /* VAULTREQ_OP_CHANGE */
 		if ((err = login_reset(v, s, restore)) != 0)
-			goto fatal;
+			goto fail;
 		s->phase = SESSION_CHANGE_READY;
 		return reply_put(reply, SV_STATUS_OK, resp, sizeof(resp));
 	}
-fatal:
+fail:
+	/* The store refused to stage (its pending buffer is full): nothing changed; the client logs
+	 * in again. Anything else stops the enclave. */
 	session_close(v->sessions, s);
-	return err;
+	return err == SV_ERR_BUSY ? reply_busy(v, reply) : err;
 }
 
 static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len, uint64_t now_ms,
@@ -516,7 +521,7 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	if ((err = store_put_user(v->store, s->id, s->id_len, r.record, r.blob, r.blob_len,
 	                          limit)) != 0) {
 		session_close(v->sessions, s);
-		return err;
+		return err == SV_ERR_BUSY ? reply_busy(v, reply) : err;
 	}
 	invalidate_rescues(v, s->id, s->id_len);
 	session_close(v->sessions, s);
