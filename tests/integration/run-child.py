@@ -2,9 +2,12 @@
 """Run sealvault-enclave or sealvault-broker the way sealvaultd does (one end of a SOCK_SEQPACKET
 socketpair on descriptor 3, optionally as another user) and report how it ended.
 
-usage: run-child.py [--user NAME] [--hold S] (--expect-signal N | --expect-exit N) -- PROG ARG...
-The socketpair stays open for at most S seconds (default 10) and is then closed. Prints
-"signal N" or "exit N" and the child's stderr; exit status 0 when it ended as expected.
+usage: run-child.py [--user NAME] [--hold S] [--send HEX]... [--expect-reply]
+                    (--expect-signal N | --expect-exit N) -- PROG ARG...
+The socketpair stays open for at most S seconds (default 10) and is then closed. With --send, once
+the child says on stderr that it is serving, each HEX datagram is written to it in turn (with
+--expect-reply, one answer datagram must come back for each). Prints "signal N" or "exit N" and
+the child's stderr; exit status 0 when it ended as expected.
 """
 import argparse
 import os
@@ -17,6 +20,8 @@ import time
 ap = argparse.ArgumentParser()
 ap.add_argument("--user")
 ap.add_argument("--hold", type=float, default=10.0)
+ap.add_argument("--send", action="append", default=[])
+ap.add_argument("--expect-reply", action="store_true")
 g = ap.add_mutually_exclusive_group(required=True)
 g.add_argument("--expect-signal", type=int)
 g.add_argument("--expect-exit", type=int)
@@ -61,9 +66,20 @@ def collect():
 
 
 status = None
+replies = 0
 deadline = time.monotonic() + a.hold
+pending = list(a.send)
 while status is None and time.monotonic() < deadline:
     collect()
+    if pending and b"serving" in err:
+        mine.send(bytes.fromhex(pending.pop(0)))
+        if a.expect_reply:
+            mine.settimeout(5)
+            try:
+                if mine.recv(70000):
+                    replies += 1
+            except OSError:
+                pass
     wpid, st = os.waitpid(pid, os.WNOHANG)
     if wpid == pid:
         status = st
@@ -90,6 +106,9 @@ if os.WIFSIGNALED(status):
 else:
     got = "exit %d" % os.WEXITSTATUS(status)
     ok = a.expect_exit == os.WEXITSTATUS(status)
+if a.expect_reply and replies != len(a.send):
+    ok = False
+    got += " (%d of %d requests answered)" % (replies, len(a.send))
 print(got)
 sys.stdout.write("".join("  | " + l + "\n" for l in err.splitlines()))
 sys.exit(0 if ok else 1)

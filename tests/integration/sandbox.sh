@@ -72,6 +72,22 @@ for call in socket execve openat "openat:$D/state"; do
 	echo "sandbox: enclave trying $call after start-up: $(echo "$out" | head -n1) (SIGSYS)"
 done
 
+# The enclave's dispatch table: permitted requests are answered; a type it does not serve, a frame
+# whose length disagrees with its header, or another version ends the enclave (exit 1, reason).
+hdr() { printf '%04x%04x%08x%08x' "$1" "$2" "$3" "$4"; } # version type length id
+fresh_tpm
+out=$(python3 tests/integration/run-child.py "${user[@]}" --hold 3 --expect-exit 1 \
+	--send "$(hdr 1 33 0 1)" --send "$(hdr 1 32 0 2)" --send "$(hdr 1 3 1 3)00" \
+	--expect-reply -- "${enclave[@]}") || fail "health/stats/bad body not all answered: $out"
+echo "$out" | grep -q 'broker closed the link' || fail "enclave did not serve until the link closed: $out"
+for bad in "$(hdr 1 64 0 7)" "$(hdr 1 99 0 7)" "$(hdr 1 33 5 7)00" "$(hdr 2 33 0 7)" "00"; do
+	fresh_tpm
+	out=$(python3 tests/integration/run-child.py "${user[@]}" --hold 5 --expect-exit 1 \
+		--send "$bad" -- "${enclave[@]}") || fail "enclave given frame $bad: $out"
+	echo "$out" | grep -q -E 'protocol violation' || fail "frame $bad: no protocol violation: $out"
+done
+echo "sandbox: enclave answers permitted requests, exits on reply/unknown types, bad lengths, versions"
+
 # The broker alone: it cannot open the state directory or make a socket (to reach the TPM).
 buser=()
 [ "$(id -u)" -eq 0 ] && buser=(--user "$SV_BROKER_USER")
