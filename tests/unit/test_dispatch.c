@@ -1,0 +1,177 @@
+/* Unit tests for enclave/dispatch: the table of permitted requests, the vault hand-off, HEALTH and
+ * STATS. The vault and the store are replaced through --wrap (see enclave/build.mk). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/frame.h"
+#include "common/msg.h"
+#include "enclave/dispatch.h"
+#include "enclave/store.h"
+#include "enclave/vault.h"
+
+int __wrap_vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
+                        uint64_t now_ms, struct sv_buf *reply);
+int __wrap_vault_metrics(const struct vault *v, struct sv_buf *out);
+void __wrap_store_get_stats(const struct store *s, struct store_stats *out);
+
+static int handle_result; /* what the fake vault_handle returns */
+static int handle_empty;  /* 1: it writes nothing */
+static uint16_t seen_type;
+static size_t seen_len;
+static size_t metrics_fill; /* bytes of filler the fake vault_metrics appends */
+
+int __wrap_vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
+                        uint64_t now_ms, struct sv_buf *reply)
+{
+	seen_type = type;
+	seen_len = req_len;
+	if (handle_result != 0)
+		return handle_result;
+	if (handle_empty)
+		return 0;
+	assert_int_equal(sv_buf_put_u8(reply, SV_STATUS_OK), 0);
+	return sv_buf_put(reply, req, req_len);
+}
+
+int __wrap_vault_metrics(const struct vault *v, struct sv_buf *out)
+{
+	static const char line[] = "sealvault_vault_login_starts_total 7\n";
+	int r = sv_buf_put(out, line, sizeof(line) - 1);
+	for (size_t i = 0; r == 0 && i < metrics_fill; i++)
+		r = sv_buf_put_u8(out, '#');
+	return r;
+}
+
+void __wrap_store_get_stats(const struct store *s, struct store_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->nv_writes = 42;
+	out->users = 3;
+	out->destroyed = 1;
+}
+
+static struct sv_frame frame(uint16_t type, const char *payload, size_t len)
+{
+	struct sv_frame f = {.version = SV_IPC_VERSION,
+	                     .type = type,
+	                     .req_id = 9,
+	                     .payload = (const uint8_t *)payload,
+	                     .len = len};
+	return f;
+}
+
+static void test_table(void **state)
+{
+	const uint16_t ok[] = {SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START,
+	                       SV_MSG_LOGIN_FINISH,   SV_MSG_CHANGE_FINISH,   SV_MSG_ATTESTATION,
+	                       SV_MSG_STATS,          SV_MSG_HEALTH};
+	const uint16_t bad[] = {0, 7, 31, 34, SV_MSG_REPLY, 0xffff};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		assert_true(dispatch_permitted(ok[i]));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(dispatch_permitted(bad[i]));
+
+	struct dispatch *d;
+	struct sv_buf reply;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	struct sv_frame f = frame(SV_MSG_REPLY, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_PROTOCOL);
+	f = frame(99, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_PROTOCOL);
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
+static void test_vault_handoff(void **state)
+{
+	struct dispatch *d;
+	struct sv_buf reply;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	handle_result = handle_empty = 0;
+	struct sv_frame f = frame(SV_MSG_LOGIN_START, "abc", 3);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(seen_type, SV_MSG_LOGIN_START);
+	assert_int_equal(seen_len, 3);
+	assert_int_equal(reply.len, 4);
+	assert_memory_equal(reply.data, "\0abc", 4);
+	/* the reply buffer is reset for every request */
+	f = frame(SV_MSG_REGISTER_START, "z", 1);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, 2);
+	/* a vault that answers nothing is a bug, an internal error stops the process */
+	handle_empty = 1;
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_INTERNAL);
+	handle_empty = 0;
+	handle_result = SV_ERR_NOMEM;
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_NOMEM);
+	handle_result = 0;
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
+static void test_health_and_stats(void **state)
+{
+	struct dispatch *d;
+	struct sv_buf reply;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	struct sv_frame f = frame(SV_MSG_HEALTH, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	f = frame(SV_MSG_HEALTH, "x", 1);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.data[0], SV_STATUS_BAD_REQUEST);
+
+	dispatch_note_commit(d, 1500, 10);
+	dispatch_note_commit(d, 30000, 5);
+	metrics_fill = 0;
+	f = frame(SV_MSG_STATS, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	assert_int_equal(sv_buf_put_u8(&reply, 0), 0); /* terminate for strstr */
+	const char *text = (const char *)reply.data + 1;
+	assert_non_null(strstr(text, "sealvault_vault_login_starts_total 7\n"));
+	assert_non_null(strstr(text, "sealvault_nv_writes_total 42\n"));
+	assert_non_null(strstr(text, "sealvault_users 3\n"));
+	assert_non_null(strstr(text, "sealvault_users_destroyed 1\n"));
+	assert_non_null(strstr(text, "sealvault_commit_duration_seconds_bucket{le=\"0.001\"} 0\n"));
+	assert_non_null(strstr(text, "sealvault_commit_duration_seconds_bucket{le=\"0.002\"} 1\n"));
+	assert_non_null(strstr(text, "sealvault_commit_duration_seconds_bucket{le=\"0.05\"} 2\n"));
+	assert_non_null(strstr(text, "sealvault_commit_duration_seconds_count 2\n"));
+	assert_non_null(strstr(text, "sealvault_commit_requests_total 15\n"));
+	/* requests counted: 2 HEALTH + this STATS */
+	assert_non_null(strstr(text, "sealvault_enclave_requests_total 3\n"));
+	f = frame(SV_MSG_STATS, "x", 1);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_BAD_REQUEST);
+	/* text that cannot fit a frame: an honest INTERNAL, not half the text */
+	metrics_fill = SV_FRAME_MAX - 100;
+	f = frame(SV_MSG_STATS, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_INTERNAL);
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_vault_handoff),
+	    cmocka_unit_test(test_health_and_stats),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
