@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/msg.h"
@@ -70,5 +71,69 @@ static size_t fuzz_vault_body(uint8_t *out, uint16_t type, const uint8_t *data, 
 		out[((size_t)data[i] * 4) % n] ^= data[i + 1];
 	return n;
 }
+
+/* ---- Re-encoding an accepted body: it must give back exactly the input (so the decoder accepts
+ * no trailing or skipped byte). ---- */
+
+static uint8_t fuzz_vault_out[FUZZ_VAULT_BUF + 64] __attribute__((unused));
+static size_t fuzz_vault_n __attribute__((unused));
+
+static inline void fuzz_vault_put(const void *p, size_t len)
+{
+	if (fuzz_vault_n + len > sizeof(fuzz_vault_out))
+		abort();
+	if (len > 0)
+		memcpy(fuzz_vault_out + fuzz_vault_n, p, len);
+	fuzz_vault_n += len;
+}
+
+static inline void fuzz_vault_put_u8(uint8_t v)
+{
+	fuzz_vault_put(&v, 1);
+}
+
+static inline void fuzz_vault_put_u16(size_t v)
+{
+	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+	fuzz_vault_put(b, 2);
+}
+
+/* After a decoder call returning rc: 1 when it refused, having checked the refusal contract (a
+ * reason, and the output struct of r_len bytes left zeroed); 0 when it accepted, with the
+ * re-encoder reset and the version byte put. */
+static inline int fuzz_vault_refused(int rc, const void *r, size_t r_len, const char *why)
+{
+	if (rc != 0) {
+		const uint8_t *b = r;
+		if (why == NULL)
+			abort();
+		for (size_t i = 0; i < r_len; i++)
+			if (b[i] != 0)
+				abort();
+		return 1;
+	}
+	fuzz_vault_n = 0;
+	fuzz_vault_put_u8(VAULTREQ_VERSION);
+	return 0;
+}
+
+/* Aborts unless the re-encoding equals the accepted input. */
+static inline void fuzz_vault_same(const uint8_t *data, size_t size)
+{
+	if (fuzz_vault_n != size || memcmp(fuzz_vault_out, data, size) != 0)
+		abort();
+}
+
+/* The entry point of a target whose static check(data, size) tests one body: the raw fuzzer input,
+ * then a valid body of the given type shaped by it. */
+#define FUZZ_VAULT_ENTRY(type)                                                                     \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                              \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                               \
+	{                                                                                          \
+		static uint8_t body[FUZZ_VAULT_BUF];                                               \
+		check(data, size);                                                                 \
+		check(body, fuzz_vault_body(body, (type), data, size));                            \
+		return 0;                                                                          \
+	}
 
 #endif

@@ -8,60 +8,22 @@
 #include "enclave/vaultreq.h"
 #include "tests/fuzz/fuzz_vault.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t out[VAULTREQ_BODY_MAX + 64];
-static size_t n;
-
-static void put(const void *p, size_t len)
-{
-	if (n + len > sizeof(out))
-		abort();
-	if (len > 0)
-		memcpy(out + n, p, len);
-	n += len;
-}
-
-static void put_u8(uint8_t v)
-{
-	put(&v, 1);
-}
-
-static void put_u16(size_t v)
-{
-	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	put(b, 2);
-}
-
 static void check(const uint8_t *data, size_t size)
 {
-	struct vaultreq_change_finish r, zero;
+	struct vaultreq_change_finish r;
 	const char *why = NULL;
 
-	memset(&zero, 0, sizeof(zero));
-	if (vaultreq_parse_change_finish(&r, data, size, &why) != 0) {
-		if (why == NULL || memcmp(&r, &zero, sizeof(r)) != 0)
-			abort();
+	if (fuzz_vault_refused(vaultreq_parse_change_finish(&r, data, size, &why), &r, sizeof(r), why))
 		return;
-	}
-	n = 0;
-	put_u8(VAULTREQ_VERSION);
-	put(r.session_id, VAULTREQ_SESSION_ID_LEN);
-	put(r.record, VAULTREQ_RECORD_LEN);
-	put_u8(r.guess_limit);
-	put_u16(r.blob_len);
-	put(r.blob, r.blob_len);
-	if (r.macced_len != n)
+	fuzz_vault_put(r.session_id, VAULTREQ_SESSION_ID_LEN);
+	fuzz_vault_put(r.record, VAULTREQ_RECORD_LEN);
+	fuzz_vault_put_u8(r.guess_limit);
+	fuzz_vault_put_u16(r.blob_len);
+	fuzz_vault_put(r.blob, r.blob_len);
+	if (r.macced_len != fuzz_vault_n)
 		abort();
-	put(r.mac, VAULTREQ_MAC_LEN);
-	if (n != size || memcmp(out, data, size) != 0)
-		abort();
+	fuzz_vault_put(r.mac, VAULTREQ_MAC_LEN);
+	fuzz_vault_same(data, size);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	static uint8_t body[FUZZ_VAULT_BUF];
-	check(data, size);
-	check(body, fuzz_vault_body(body, SV_MSG_CHANGE_FINISH, data, size));
-	return 0;
-}
+FUZZ_VAULT_ENTRY(SV_MSG_CHANGE_FINISH)

@@ -8,54 +8,22 @@
 #include "enclave/vaultreq.h"
 #include "tests/fuzz/fuzz_vault.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t out[VAULTREQ_BODY_MAX + 64];
-static size_t n;
-
-static void put(const void *p, size_t len)
-{
-	if (n + len > sizeof(out))
-		abort();
-	if (len > 0)
-		memcpy(out + n, p, len);
-	n += len;
-}
-
-static void put_u8(uint8_t v)
-{
-	put(&v, 1);
-}
-
 static void check(const uint8_t *data, size_t size)
 {
-	struct vaultreq_login_finish r, zero;
+	struct vaultreq_login_finish r;
 	const char *why = NULL;
 
-	memset(&zero, 0, sizeof(zero));
-	if (vaultreq_parse_login_finish(&r, data, size, &why) != 0) {
-		if (why == NULL || memcmp(&r, &zero, sizeof(r)) != 0)
-			abort();
+	if (fuzz_vault_refused(vaultreq_parse_login_finish(&r, data, size, &why), &r, sizeof(r), why))
 		return;
-	}
-	n = 0;
-	put_u8(VAULTREQ_VERSION);
 	if (r.op < VAULTREQ_OP_RECOVER || r.op > VAULTREQ_OP_CHANGE ||
 	    (r.op == VAULTREQ_OP_CHANGE) != (r.payload_len == VAULTREQ_REG_REQUEST_LEN))
 		abort();
-	put(r.session_id, VAULTREQ_SESSION_ID_LEN);
-	put(r.ke3, VAULTREQ_KE3_LEN);
-	put_u8(r.op);
-	put(r.payload, r.payload_len);
-	put(r.mac, VAULTREQ_MAC_LEN);
-	if (n != size || memcmp(out, data, size) != 0)
-		abort();
+	fuzz_vault_put(r.session_id, VAULTREQ_SESSION_ID_LEN);
+	fuzz_vault_put(r.ke3, VAULTREQ_KE3_LEN);
+	fuzz_vault_put_u8(r.op);
+	fuzz_vault_put(r.payload, r.payload_len);
+	fuzz_vault_put(r.mac, VAULTREQ_MAC_LEN);
+	fuzz_vault_same(data, size);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	static uint8_t body[FUZZ_VAULT_BUF];
-	check(data, size);
-	check(body, fuzz_vault_body(body, SV_MSG_LOGIN_FINISH, data, size));
-	return 0;
-}
+FUZZ_VAULT_ENTRY(SV_MSG_LOGIN_FINISH)

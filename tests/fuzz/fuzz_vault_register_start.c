@@ -8,57 +8,19 @@
 #include "enclave/vaultreq.h"
 #include "tests/fuzz/fuzz_vault.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static uint8_t out[VAULTREQ_BODY_MAX + 64];
-static size_t n;
-
-static void put(const void *p, size_t len)
-{
-	if (n + len > sizeof(out))
-		abort();
-	if (len > 0)
-		memcpy(out + n, p, len);
-	n += len;
-}
-
-static void put_u8(uint8_t v)
-{
-	put(&v, 1);
-}
-
-static void put_u16(size_t v)
-{
-	uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-	put(b, 2);
-}
-
 static void check(const uint8_t *data, size_t size)
 {
-	struct vaultreq_register_start r, zero;
+	struct vaultreq_register_start r;
 	const char *why = NULL;
 
-	memset(&zero, 0, sizeof(zero));
-	if (vaultreq_parse_register_start(&r, data, size, &why) != 0) {
-		if (why == NULL || memcmp(&r, &zero, sizeof(r)) != 0)
-			abort();
+	if (fuzz_vault_refused(vaultreq_parse_register_start(&r, data, size, &why), &r, sizeof(r), why))
 		return;
-	}
-	n = 0;
-	put_u8(VAULTREQ_VERSION);
 	if (r.id_len < VAULTREQ_ID_MIN || r.id_len > VAULTREQ_ID_MAX)
 		abort();
-	put_u16(r.id_len);
-	put(r.id, r.id_len);
-	put(r.request, VAULTREQ_REG_REQUEST_LEN);
-	if (n != size || memcmp(out, data, size) != 0)
-		abort();
+	fuzz_vault_put_u16(r.id_len);
+	fuzz_vault_put(r.id, r.id_len);
+	fuzz_vault_put(r.request, VAULTREQ_REG_REQUEST_LEN);
+	fuzz_vault_same(data, size);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-	static uint8_t body[FUZZ_VAULT_BUF];
-	check(data, size);
-	check(body, fuzz_vault_body(body, SV_MSG_REGISTER_START, data, size));
-	return 0;
-}
+FUZZ_VAULT_ENTRY(SV_MSG_REGISTER_START)
