@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/net.h"
 #include "daemon/config.h"
 #include "policy/vault.h"
 
@@ -209,47 +210,13 @@ static int check_policy(void)
 	return SV_OK;
 }
 
-/* Binds HOST:PORT ([v6]:PORT for IPv6 literals); the listening socket or -1. */
+/* net_listen, with its reason on stderr; the socket or -1. */
 static int listen_on(const char *spec)
 {
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) ||
-	    colon[1] == '\0') {
-		fprintf(stderr, "sealvaultd: listen must be HOST:PORT, not '%s'\n", spec);
-		return -1;
-	}
-	const char *h = spec;
-	size_t hl = (size_t)(colon - spec);
-	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
-		h++, hl -= 2;
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-	struct addrinfo *res = NULL;
-	int e = getaddrinfo(host, colon + 1, &hints, &res);
-	if (e != 0) {
-		fprintf(stderr, "sealvaultd: cannot resolve listen address %s: %s\n", spec,
-		        gai_strerror(e));
-		return -1;
-	}
-	int fd = -1;
-	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		int one = 1;
-		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-		    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-			e = errno;
-			close(fd);
-			fd = -1;
-			errno = e;
-		}
-	}
+	char why[512];
+	int fd = net_listen(spec, why, sizeof(why));
 	if (fd < 0)
-		fprintf(stderr, "sealvaultd: cannot listen on %s: %s\n", spec, strerror(errno));
-	freeaddrinfo(res);
+		fprintf(stderr, "sealvaultd: %s\n", why);
 	return fd;
 }
 

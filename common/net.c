@@ -1,0 +1,52 @@
+#include "common/net.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int net_listen(const char *spec, char *why, size_t why_len)
+{
+	char host[256];
+	const char *colon = strrchr(spec, ':');
+	if (colon == NULL || colon == spec || (size_t)(colon - spec) >= sizeof(host) ||
+	    colon[1] == '\0') {
+		snprintf(why, why_len, "the listen address must be HOST:PORT, not '%s'", spec);
+		return -1;
+	}
+	const char *h = spec;
+	size_t hl = (size_t)(colon - spec);
+	if (hl >= 2 && spec[0] == '[' && spec[hl - 1] == ']')
+		h++, hl -= 2;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+	struct addrinfo *res = NULL;
+	int e = getaddrinfo(host, colon + 1, &hints, &res);
+	if (e != 0) {
+		snprintf(why, why_len, "cannot resolve the listen address %s: %s", spec,
+			 gai_strerror(e));
+		return -1;
+	}
+	int fd = -1;
+	for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		int one = 1;
+		if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+		    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+			e = errno;
+			close(fd);
+			fd = -1;
+			errno = e;
+		}
+	}
+	if (fd < 0)
+		snprintf(why, why_len, "cannot listen on %s: %s", spec, strerror(errno));
+	freeaddrinfo(res);
+	return fd;
+}
