@@ -13,6 +13,22 @@
 #                        by swtpm_trap_exit; call it yourself if you install your own trap.
 #   swtpm_trap_exit [CMD] Install `trap 'CMD; swtpm_cleanup' EXIT` (CMD: your own cleanup).
 #
+# TPMs with endorsement certificates (attestation tests, `make demo`):
+#   swtpm_ca_init CADIR  Write a PRIVATE swtpm-localca configuration into CADIR (the CA's keys,
+#                        certificates and serial live there; /etc and /var/lib/swtpm-localca are
+#                        never read or written). The root and intermediate CA are created by
+#                        swtpm_localca when the first certificate is issued. Idempotent.
+#   swtpm_provision_ek DIR CADIR
+#                        Provision DIR (before its first swtpm_start) with swtpm_setup
+#                        --create-ek-cert --create-platform-cert: RSA-2048 EK (TCG template L-1,
+#                        persistent 0x81010001) and its certificate in NV 0x01c00002, an ECC EK,
+#                        a platform certificate, SHA-256 PCR bank only; all certificates issued by
+#                        the CA in CADIR (swtpm_ca_init is done if needed). Every DIR gets its own
+#                        endorsement seed, so two provisioned DIRs have different EKs. Writes
+#                        CADIR/bundle.pem (root + intermediate PEMs, the TPM CA bundle a verifier
+#                        takes) and sets SWTPM_CA_BUNDLE to it. About 0.7 s per TPM (+0.7 s for
+#                        the first one of a CA, which creates the CA) on the 2-core build box.
+#
 # Each instance logs to DIR/log. Ports: random even port in 20000-39998, ctrl = port + 1,
 # checked free with ss and retried if swtpm fails to bind.
 
@@ -63,6 +79,52 @@ swtpm_start() {
 	done
 	echo "swtpm.sh: could not start swtpm in $dir, see $dir/log" >&2
 	return 1
+}
+
+swtpm_ca_init() {
+	local ca=$1
+	mkdir -p "$ca"
+	ca=$(cd "$ca" && pwd)
+	[ -f "$ca/swtpm_setup.conf" ] && return 0
+	cat >"$ca/swtpm-localca.conf" <<-EOF
+		statedir = $ca
+		signingkey = $ca/signkey.pem
+		issuercert = $ca/issuercert.pem
+		certserial = $ca/certserial
+	EOF
+	cat >"$ca/swtpm-localca.options" <<-EOF
+		--platform-manufacturer sealvault-test
+		--platform-version 2.1
+		--platform-model swtpm
+	EOF
+	cat >"$ca/swtpm_setup.conf.tmp" <<-EOF
+		create_certs_tool = /usr/bin/swtpm_localca
+		create_certs_tool_config = $ca/swtpm-localca.conf
+		create_certs_tool_options = $ca/swtpm-localca.options
+		active_pcr_banks = sha256
+	EOF
+	mv "$ca/swtpm_setup.conf.tmp" "$ca/swtpm_setup.conf"
+}
+
+swtpm_provision_ek() {
+	local dir=$1 ca=$2
+	swtpm_ca_init "$ca" || return 1
+	ca=$(cd "$ca" && pwd)
+	mkdir -p "$dir"
+	dir=$(cd "$dir" && pwd)
+	swtpm_setup --tpm2 --tpmstate "$dir" --create-ek-cert --create-platform-cert \
+		--config "$ca/swtpm_setup.conf" --overwrite >"$dir/setup.log" 2>&1 || {
+		echo "swtpm.sh: swtpm_setup with the CA in $ca failed, see $dir/setup.log" >&2
+		return 1
+	}
+	grep -q 'created NVRAM area 0x1c00002' "$dir/setup.log" || {
+		echo "swtpm.sh: swtpm_setup wrote no RSA EK certificate (NV 0x01c00002), see $dir/setup.log" >&2
+		return 1
+	}
+	cat "$ca/swtpm-localca-rootca-cert.pem" "$ca/issuercert.pem" >"$ca/bundle.pem.tmp" &&
+		mv "$ca/bundle.pem.tmp" "$ca/bundle.pem" || return 1
+	SWTPM_CA_BUNDLE=$ca/bundle.pem
+	touch "$dir/.provisioned"
 }
 
 _swtpm_alive() { # a zombie (exited, not yet reaped by a container's init) counts as gone
