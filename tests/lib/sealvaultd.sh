@@ -4,10 +4,15 @@
 #
 #   sv_server_init DIR B   Make DIR/cert.pem + DIR/key.pem (self-signed, P-256, for 127.0.0.1),
 #                          start a swtpm in DIR/tpm and run `B/sealvault-admin init` on DIR/state.
-#                          Sets SV_DIR, SV_B, SV_CACERT.
+#                          Sets SV_DIR, SV_B, SV_CACERT. Optional, set before the call:
+#                          SV_TPM_HOOK, a command run after the swtpm started and before init
+#                          (e.g. extend PCRs while nothing else holds the swtpm); SV_INIT_ARGS,
+#                          an array of extra `sealvault-admin init` options. To give the swtpm
+#                          an EK certificate, run swtpm_provision_ek DIR/tpm CADIR first.
 #   sv_server_start        Start B/sealvaultd on a free loopback port (port 0 + --port-file)
 #                          and wait until it answers GET /healthz over TLS. Sets SV_URL,
-#                          SV_PORT, SV_PID. Logs to DIR/sealvaultd.log.
+#                          SV_PORT, SV_PID. Logs to DIR/sealvaultd.log. SV_DAEMON_ARGS (an
+#                          array, optional) adds sealvaultd options.
 #   sv_server_stop         Stop it (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
 #   sv_server_restart      Stop, then start (same state, same TPM, a new port).
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
@@ -37,8 +42,14 @@ sv_server_init() {
 		return 1
 	}
 	swtpm_start "$SV_DIR/tpm" || return 1
+	if [ -n "${SV_TPM_HOOK:-}" ]; then
+		eval "$SV_TPM_HOOK" || {
+			echo "sealvaultd.sh: SV_TPM_HOOK ($SV_TPM_HOOK) failed" >&2
+			return 1
+		}
+	fi
 	"$SV_B/sealvault-admin" init --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
-		>"$SV_DIR/admin-init.log" 2>&1 || {
+		${SV_INIT_ARGS[@]+"${SV_INIT_ARGS[@]}"} >"$SV_DIR/admin-init.log" 2>&1 || {
 		echo "sealvaultd.sh: sealvault-admin init failed:" >&2
 		cat "$SV_DIR/admin-init.log" >&2
 		return 1
@@ -57,7 +68,8 @@ sv_server_start() {
 	"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
 		--listen 127.0.0.1:0 --port-file "$SV_DIR/port" --tls-cert "$SV_DIR/cert.pem" \
 		--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
-		--libexec-dir "$SV_B" "${users[@]}" >>"$SV_DIR/sealvaultd.log" 2>&1 &
+		--libexec-dir "$SV_B" "${users[@]}" ${SV_DAEMON_ARGS[@]+"${SV_DAEMON_ARGS[@]}"} \
+		>>"$SV_DIR/sealvaultd.log" 2>&1 &
 	SV_PID=$!
 	for i in $(seq 1 500); do
 		kill -0 "$SV_PID" 2>/dev/null || break
