@@ -1,0 +1,304 @@
+#!/bin/bash
+# Attestation end to end (issue 6): real sealvaultd on swtpms whose EK certificates come from a
+# private swtpm-localca CA, boot PCRs 0-7 and PCR 10 extended from synthetic TCG / IMA logs
+# (tests/attest/synthlog.py, an independent oracle), the expected-values file from
+# `sealvault-admin expect`, and `sealvault verify` / `register --expect` / `recover --expect`.
+# Verification passes on the fresh vault; every tampering below must fail with exit 4 AND the
+# contract's check name (docs/attestation.md), not merely fail.
+#
+# Two vaults: vault 2 (EK certified by a second private CA) only lends its evidence, its quote
+# and its swtpm; vault 1 is the one under test. Everything lives in a temporary directory,
+# removed on exit together with every process started here (also on failure).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+B=${B:-build}
+SV=$PWD/$B/sealvault
+ADMIN=$PWD/$B/sealvault-admin
+SYNTH=$PWD/tests/attest/synthlog.py
+. tests/lib/swtpm.sh
+. tests/lib/sealvaultd.sh
+
+tmp=$(mktemp -d /tmp/sv-attest.XXXXXX)
+chmod 0755 "$tmp"
+cleanup() {
+	set +e
+	sv_server_cleanup
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+t0=$(date +%s)
+
+step=0
+fail() {
+	echo "attest: FAIL (step $step): $*" >&2
+	if [ -n "${SV_DIR:-}" ] && [ -f "$SV_DIR/sealvaultd.log" ]; then
+		echo "attest: sealvaultd log tail ($SV_DIR):" >&2
+		tail -n 20 "$SV_DIR/sealvaultd.log" >&2
+	fi
+	exit 1
+}
+say() { step=$((step + 1)); echo "attest: [$step] $*"; }
+nonce() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+
+# extend_logs DIR: the synthetic boot and IMA logs of one machine, extended into the swtpm that
+# was just started (SV_TPM_HOOK: nothing else is connected yet), and the oracle's replay
+# checked against the TPM's PCRs.
+extend_logs() {
+	local d=$1
+	"$SYNTH" boot --event-log "$d/event.log" --tcti "$SWTPM_TCTI"
+	"$SYNTH" ima --event-log "$d/event.log" --ima-log "$d/ima.log" --bin "$PWD/$B" \
+		--allow-out "$tmp/ima-allow" --tcti "$SWTPM_TCTI"
+	"$SYNTH" replay --event-log "$d/event.log" --ima-log "$d/ima.log" >"$d/replay.json"
+	TPM2TOOLS_TCTI=$SWTPM_TCTI tpm2_pcrread sha256:0,1,2,3,4,5,6,7,10 -o "$d/pcrs.bin" >/dev/null
+	python3 - "$d/replay.json" "$d/pcrs.bin" <<-'EOF'
+		import json, sys
+		r = json.load(open(sys.argv[1]))
+		b = open(sys.argv[2], "rb").read()
+		for i, k in enumerate(["0", "1", "2", "3", "4", "5", "6", "7", "10"]):
+		    if b[32 * i : 32 * i + 32].hex() != r[k]:
+		        sys.exit("attest: PCR %s in the swtpm differs from the oracle's replay" % k)
+	EOF
+}
+
+# vault_init NAME CADIR: a vault in $tmp/NAME on a swtpm with an EK certificate from CADIR.
+vault_init() {
+	local d=$tmp/$1
+	swtpm_provision_ek "$d/tpm" "$2"
+	SV_TPM_HOOK="extend_logs $d"
+	SV_INIT_ARGS=(--policy-key-out "$d/policy-key.pem")
+	sv_server_init "$d" "$B"
+	SV_DAEMON_ARGS=(--event-log "$d/event.log" --ima-log "$d/ima.log")
+}
+
+# sv CMD ARGS...: the CLI against the current server; sets rc, out (stdout), err (stderr).
+sv() {
+	set +e
+	"$SV" "$1" --server "$SV_URL" --cacert "$SV_CACERT" "${@:2}" >"$tmp/stdout" 2>"$tmp/stderr"
+	rc=$?
+	set -e
+	out=$(cat "$tmp/stdout")
+	err=$(cat "$tmp/stderr")
+}
+# verify [ARGS...]: sealvault verify with the CA bundle of vault 1's CA unless ARGS give one.
+verify() { sv verify "$@"; }
+passes() { # passes WHAT
+	[ "$rc" -eq 0 ] || fail "$1: exit $rc, want 0; stderr: $err"
+	grep -q '^verified: ' <<<"$out$err" || fail "$1: no 'verified:' summary line: $out $err"
+}
+refused() { # refused CHECK WHAT: exit 4 and the message names CHECK
+	[ "$rc" -eq 4 ] || fail "$2: exit $rc, want 4 (check $1); stderr: $err"
+	grep -qF "sealvault: verification failed: $1: " <<<"$err" ||
+		fail "$2: the failure does not name check '$1': $err"
+	echo "attest:     refused as expected: $(grep -F 'verification failed' <<<"$err" | head -n 1)"
+}
+# json_edit IN OUT PYTHON: OUT = IN (JSON, as d) after the statement(s) PYTHON.
+json_edit() {
+	python3 - "$1" "$2" "$3" <<-'EOF'
+		import json, sys
+		d = json.load(open(sys.argv[1]))
+		exec(sys.argv[3])
+		json.dump(d, open(sys.argv[2], "w"), indent=1)
+	EOF
+}
+fetch() { # fetch NONCE FILE: the evidence as the server gives it to anyone
+	curl -fsS --max-time 30 --cacert "$SV_CACERT" "$SV_URL/v1/attestation?nonce=$1" -o "$2" ||
+		fail "GET /v1/attestation failed"
+}
+
+head -c 32 /dev/urandom >"$tmp/secret"
+printf 'correct horse battery staple\n' >"$tmp/pw"
+
+say "vault 2 on a swtpm certified by another private CA: its evidence, for later"
+vault_init v2 "$tmp/ca2"
+CA2=$SWTPM_CA_BUNDLE
+TCTI2=$SWTPM_TCTI
+sv_server_start
+n2=$(nonce)
+fetch "$n2" "$tmp/ev2.json"
+sv_server_stop
+
+say "vault 1 on a swtpm certified by the CA the verifier trusts; the expected-values file"
+vault_init v1 "$tmp/ca1"
+CA1=$SWTPM_CA_BUNDLE
+TCTI1=$SWTPM_TCTI
+V1=$tmp/v1
+# boot PCR values read from the TPM (nothing holds it before sealvaultd starts) and the
+# allow-list of the synthetic files; no server key pinned, no TPM CA inside (--tpm-ca gives it).
+"$ADMIN" expect --bindir "$B" --boot-pcrs-from-tpm "$TCTI1" --ima-allow "$tmp/ima-allow" \
+	>"$tmp/expect.json" 2>"$tmp/stderr" || fail "sealvault-admin expect: $(cat "$tmp/stderr")"
+python3 - "$tmp/expect.json" "$V1/replay.json" "$PWD/$B" <<-'EOF' || fail "the expected-values file is wrong"
+	import hashlib, json, sys
+	e = json.load(open(sys.argv[1]))
+	r = json.load(open(sys.argv[2]))
+	assert e["version"] == 1
+	assert e["boot_pcrs"] == list(range(8)), e["boot_pcrs"]
+	for i in range(8):
+	    assert e["boot_pcr_values"][str(i)] == r[str(i)], "PCR %d differs from the oracle" % i
+	bh = hashlib.sha256()
+	for n in ["sealvaultd", "sealvault-enclave", "sealvault-broker"]:
+	    h = hashlib.sha256(open(sys.argv[3] + "/" + n, "rb").read()).digest()
+	    assert e["binaries"][n] == h.hex(), n
+	    bh.update(n.encode() + b"\0" + h)
+	assert e["build_hash"] == bh.hexdigest(), "build_hash"
+	assert "server_public_key" not in e
+EOF
+sv_server_start
+
+say "a fresh vault verifies (live nonce): exit 0 and a summary line"
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+passes "live verification"
+echo "attest:     $(grep '^verified: ' <<<"$out$err")"
+
+say "register --expect and recover --expect work"
+sv register --user alice --password-file "$tmp/pw" --secret-file "$tmp/secret" \
+	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+[ "$rc" -eq 0 ] || fail "register --expect: exit $rc: $err"
+sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out" \
+	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+[ "$rc" -eq 0 ] || fail "recover --expect: exit $rc: $err"
+cmp -s "$tmp/secret" "$tmp/out" || fail "the secret recovered with --expect differs"
+
+say "saved evidence verifies with the nonce it was fetched for"
+n1=$(nonce)
+fetch "$n1" "$tmp/ev1.json"
+python3 - "$tmp/ev1.json" "$n1" "$V1/replay.json" <<-'EOF' || fail "the evidence is not what the contract says"
+	import base64, json, sys
+	ev = json.load(open(sys.argv[1]))
+	r = json.load(open(sys.argv[3]))
+	assert ev["version"] == 1 and ev["nonce"] == sys.argv[2]
+	for k in ["ek_public", "ek_certificate", "ak_public", "event_log", "ima_log"]:
+	    base64.b64decode(ev[k], validate=True)
+	assert sorted(ev["quote"]["pcrs"], key=int) == [str(i) for i in list(range(8)) + [10]]
+	for k, v in ev["quote"]["pcrs"].items():
+	    assert v == r[k], "quoted PCR %s differs from the oracle" % k
+	body = base64.b64decode(ev["statement"]["body"])
+	assert len(body) == 144 and body[:16] == b"sealvault-stmt-1"
+	assert body[16:48].hex() == ev["statement"]["server_public_key"]
+EOF
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev1.json" --nonce "$n1"
+passes "saved evidence"
+
+say "replayed evidence (fetched for another nonce): nonce"
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev1.json" --nonce "$(nonce)"
+refused nonce "replayed evidence"
+
+say "wrong nonce (the JSON says the new nonce, the quote was made over the old one): nonce"
+n3=$(nonce)
+json_edit "$tmp/ev1.json" "$tmp/ev-nonce.json" "d['nonce'] = '$n3'"
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev-nonce.json" --nonce "$n3"
+refused nonce "evidence with the nonce field rewritten"
+
+say "evidence of another swtpm, verified against vault 1: ak-binding"
+cat "$CA1" "$CA2" >"$tmp/ca12.pem"
+verify --expect "$tmp/expect.json" --tpm-ca "$tmp/ca12.pem" --evidence "$tmp/ev2.json" --nonce "$n2"
+refused ak-binding "vault 2's evidence against vault 1's TPM"
+
+say "vault 1's evidence with vault 2's quote spliced in: quote-signature"
+python3 - "$tmp/ev1.json" "$tmp/ev2.json" "$tmp/ev-splice.json" <<-'EOF'
+	import json, sys
+	a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+	assert a["quote"]["pcrs"] == b["quote"]["pcrs"], "both swtpms should be in the same state"
+	a["quote"] = b["quote"]
+	json.dump(a, open(sys.argv[3], "w"))
+EOF
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev-splice.json" --nonce "$n1"
+refused quote-signature "spliced quote"
+
+say "an EK certificate outside the given CA bundle (vault 1's EK against the other CA): ek-chain"
+verify --expect "$tmp/expect.json" --tpm-ca "$CA2"
+refused ek-chain "EK certificate from an untrusted CA"
+
+say "a changed server public key (the expect file pins another vault's key): server-key"
+k2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["statement"]["server_public_key"])' "$tmp/ev2.json")
+k1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["statement"]["server_public_key"])' "$tmp/ev1.json")
+[ "$k1" != "$k2" ] || fail "the two vaults have the same server key"
+json_edit "$tmp/expect.json" "$tmp/expect-k1.json" "d['server_public_key'] = '$k1'"
+verify --expect "$tmp/expect-k1.json" --tpm-ca "$CA1"
+passes "expect file pinning vault 1's own key"
+json_edit "$tmp/expect.json" "$tmp/expect-k2.json" "d['server_public_key'] = '$k2'"
+verify --expect "$tmp/expect-k2.json" --tpm-ca "$CA1"
+refused server-key "expect file pinning vault 2's key"
+
+say "a changed binary hash (the expect file names another build): build-hash"
+json_edit "$tmp/expect.json" "$tmp/expect-build.json" \
+	"import hashlib; d['build_hash'] = hashlib.sha256(b'another build').hexdigest()"
+verify --expect "$tmp/expect-build.json" --tpm-ca "$CA1"
+refused build-hash "expect file of another build"
+
+say "a changed boot PCR value in the expect file: boot-pcrs"
+json_edit "$tmp/expect.json" "$tmp/expect-pcr.json" "d['boot_pcr_values']['4'] = '00' * 32"
+verify --expect "$tmp/expect-pcr.json" --tpm-ca "$CA1"
+refused boot-pcrs "expect file with another PCR 4"
+
+say "a boot PCR that does not replay (event log rewritten under the running vault): boot-pcrs"
+"$SYNTH" tamper-boot --event-log "$V1/event.log" --pcr 4
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused boot-pcrs "event log whose PCR 4 does not replay"
+"$SYNTH" tamper-boot --event-log "$V1/event.log" --pcr 4 # flips the bit back
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+passes "event log restored"
+
+say "a changed vault policy (sealvaultd restarted with another max-guess-limit): policy-hash"
+sv_server_stop
+base_args=("${SV_DAEMON_ARGS[@]}")
+SV_DAEMON_ARGS+=(--max-guess-limit 20)
+sv_server_start
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused policy-hash "vault with max-guess-limit 20"
+sv_server_stop
+SV_DAEMON_ARGS=("${base_args[@]}")
+sv_server_start
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+passes "default policy again"
+
+say "an identity key policy without the boot PCRs (authorize-pcrs --boot-pcrs 0): identity-policy"
+sv_server_stop
+"$ADMIN" authorize-pcrs --state-dir "$V1/state" --tpm "$TCTI1" --policy-key "$V1/policy-key.pem" \
+	--boot-pcrs 0 >"$tmp/stdout" 2>"$tmp/stderr" || fail "authorize-pcrs: $(cat "$tmp/stderr")"
+[ "$(id -u)" -ne 0 ] || chown -R "$SV_ENCLAVE_USER" "$V1/state"
+sv_server_start
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused identity-policy "identity key policy over PCR 0 only"
+sv_server_stop
+"$ADMIN" authorize-pcrs --state-dir "$V1/state" --tpm "$TCTI1" --policy-key "$V1/policy-key.pem" \
+	--boot-pcrs 0,1,2,3,4,5,6,7 >"$tmp/stdout" 2>"$tmp/stderr" ||
+	fail "authorize-pcrs: $(cat "$tmp/stderr")"
+[ "$(id -u)" -ne 0 ] || chown -R "$SV_ENCLAVE_USER" "$V1/state"
+
+say "the enclave refuses vault 1's state on vault 2's swtpm (a swapped TPM)"
+users=()
+[ "$(id -u)" -ne 0 ] || users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
+set +e
+timeout 60 "$B/sealvaultd" --state-dir "$V1/state" --tpm "$TCTI2" --listen 127.0.0.1:0 \
+	--tls-cert "$V1/cert.pem" --tls-key "$V1/key.pem" --context "$SV_CONTEXT" \
+	--libexec-dir "$B" "${users[@]}" >"$tmp/swap.log" 2>&1
+rc=$?
+set -e
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "sealvaultd on a swapped TPM: exit $rc; $(tail -n 5 "$tmp/swap.log")"
+grep -qiE 'endorsement key|EK' "$tmp/swap.log" ||
+	fail "the refusal does not say the EK differs: $(cat "$tmp/swap.log")"
+echo "attest:     $(grep -iE 'endorsement key|EK' "$tmp/swap.log" | head -n 1)"
+sv_server_start
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+passes "vault 1 back on its own TPM, full boot policy"
+
+say "an unexpected executable in the IMA log (PCR 10 extended accordingly): ima"
+sv_server_stop
+"$SYNTH" ima-exec --ima-log "$V1/ima.log" --path /usr/local/bin/keylogger --tcti "$TCTI1"
+sv_server_start
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused ima "unexpected executable"
+
+say "register --expect against the failing vault: refused, and nothing was registered"
+sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret" \
+	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused ima "register --expect"
+sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out2" \
+	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+refused ima "recover --expect"
+[ ! -e "$tmp/out2" ] || fail "a refused recovery wrote a file"
+# bob does not exist: registering him without --expect succeeds (an existing id is refused).
+sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret"
+[ "$rc" -eq 0 ] || fail "bob exists after a refused register --expect: exit $rc: $err"
+
+echo "attest: ok ($step steps, $(($(date +%s) - t0)) s)"
