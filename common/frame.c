@@ -18,6 +18,7 @@ int frame_type_known(uint16_t type)
 	case SV_MSG_LOGIN_FINISH:
 	case SV_MSG_CHANGE_FINISH:
 	case SV_MSG_ATTESTATION:
+	case SV_MSG_ACTIVATE:
 	case SV_MSG_STATS:
 	case SV_MSG_HEALTH:
 	case SV_MSG_REPLY: return 1;

@@ -20,6 +20,7 @@ enum sv_msg_type {
 	SV_MSG_LOGIN_FINISH = 4,    /* POST /v1/login/finish */
 	SV_MSG_CHANGE_FINISH = 5,   /* POST /v1/change-password/finish */
 	SV_MSG_ATTESTATION = 6,     /* GET  /v1/attestation?nonce=HEX (payload = nonce bytes) */
+	SV_MSG_ACTIVATE = 7,        /* POST /v1/attestation/activate (credential activation) */
 	/* broker -> enclave: housekeeping (payload empty) */
 	SV_MSG_STATS = 32, /* counters for GET /metrics; reply body is Prometheus text */
 	SV_MSG_HEALTH = 33, /* GET /healthz */

@@ -42,8 +42,8 @@ FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
-ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp
-ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
+ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
+ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
 	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 BINS += $(B)/sealvault-enclave
 INSTALL_LIBEXEC += $(B)/sealvault-enclave
@@ -57,3 +57,17 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats
+
+# --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
+ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c
+ATTEST_OBJS := $(ATTEST_SRCS:%.c=$(B)/%.o)
+$(B)/libsvattest.a: $(ATTEST_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+UT_ARCHIVES := $(B)/libsvattest.a $(UT_ARCHIVES)
+EXTRA_CFLAGS_enclave_evidence := $(call pc_cflags,json-c)
+# libFuzzer target for the activate request body and the two evidence file decoders.
+FUZZ_TARGETS += attest_activate
+FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/tpm.c enclave/tcti-fd.c \
+	common/attest_stmt.c common/buf.c common/err.c
+FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c

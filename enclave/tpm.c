@@ -541,3 +541,10 @@ void tpm_get_stats(const struct tpm *t, struct tpm_stats *out)
 {
 	*out = t->stats;
 }
+
+ESYS_CONTEXT *tpm_esys(struct tpm *t, uint32_t *primary, uint32_t *session)
+{
+	*primary = t->primary;
+	*session = t->session;
+	return t->ctx;
+}

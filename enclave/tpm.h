@@ -82,4 +82,9 @@ int tpm_counter_increment(struct tpm *t) __attribute__((warn_unused_result));
 
 void tpm_get_stats(const struct tpm *t, struct tpm_stats *out);
 
+/* For enclave/attest.c, which builds on this context: the ESYS context, the storage primary's
+ * ESYS handle and the salted HMAC session (ESYS_TR values). */
+struct ESYS_CONTEXT;
+struct ESYS_CONTEXT *tpm_esys(struct tpm *t, uint32_t *primary, uint32_t *session);
+
 #endif

@@ -17,24 +17,35 @@ expect() { # expected-exit command... ; output in $T/out, $T/err
 }
 swtpm_start "$T/tpm"
 S="$T/state"
-for c in "" init status delete; do
+for c in "" init status delete authorize-pcrs attest; do
 	expect 0 "$ADMIN" $c --help
 	grep -q '^usage: sealvault-admin' "$T/out" || fail "no usage for '$c --help'"
 done
 expect 2 "$ADMIN"
 expect 2 "$ADMIN" frobnicate
 expect 2 "$ADMIN" init --state-dir "$S"
-expect 2 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI" --nv-index 0x81000000
-expect 1 "$ADMIN" init --state-dir "$S" --tpm nonsense:foo
+expect 2 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" --nv-index 0x81000000
+expect 1 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm nonsense:foo
 grep -q 'unknown TPM descriptor' "$T/err" || fail "bad TCTI message"
 
-expect 0 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI"
-expect 5 "$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI"
+expect 0 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI"
+[ "$(stat -c %a "$S".policy-key)" = 600 ] || fail "the policy key file is not mode 0600"
+[ -s "$S/attest.bin" ] && [ -s "$S/attest-policy.bin" ] || fail "init stored no attestation evidence"
+! grep -rq 'PRIVATE KEY' "$S" || fail "the policy key's private part is in the state directory"
+expect 2 "$ADMIN" init --state-dir "$T/state9" --tpm "$SWTPM_TCTI"
+grep -q -- '--policy-key-out FILE is required' "$T/err" || fail "init without --policy-key-out not refused"
+expect 5 "$ADMIN" init --state-dir "$T/state9" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI"
+grep -q 'never overwrites a key' "$T/err" || fail "init overwrote an existing policy key file"
+[ ! -e "$T/state9/vault.hdr" ] || fail "init went on after refusing the policy key file"
+expect 5 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key2 --tpm "$SWTPM_TCTI"
 grep -q 'refusing to overwrite' "$T/err" || fail "init overwrote a vault"
-expect 5 "$ADMIN" init --state-dir "$T/state2" --tpm "$SWTPM_TCTI"
+[ ! -e "$S".policy-key2 ] || fail "a refused init left its policy key file behind"
+expect 5 "$ADMIN" init --state-dir "$T/state2" --policy-key-out "$T/state2".policy-key --tpm "$SWTPM_TCTI"
 grep -q 'already defined' "$T/err" || fail "NV index clash not reported"
 [ ! -e "$T/state2/vault.hdr" ] || fail "failed init left a vault behind"
-expect 0 "$ADMIN" init --state-dir "$T/state2" --tpm "$SWTPM_TCTI" --nv-index 0x01005357
+[ ! -e "$T/state2/attest.bin" ] && [ ! -e "$T/state2".policy-key ] ||
+	fail "failed init left attestation evidence or its policy key behind"
+expect 0 "$ADMIN" init --state-dir "$T/state2" --policy-key-out "$T/state2".policy-key --tpm "$SWTPM_TCTI" --nv-index 0x01005357
 
 D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI"; }
 D put --user alice >/dev/null
@@ -69,9 +80,9 @@ D lookup --user bob | grep -q 'used 0' || fail "bob deleted while in use"
 expect 0 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI"
 grep -qx 'users: 1' "$T/out" || fail "users after delete"
 # PCR policy: a vault sealed to PCR 23 stops unsealing once PCR 23 changes.
-expect 2 "$ADMIN" init --state-dir "$T/state3" --tpm "$SWTPM_TCTI" --pcrs 24
+expect 2 "$ADMIN" init --state-dir "$T/state3" --policy-key-out "$T/state3".policy-key --tpm "$SWTPM_TCTI" --pcrs 24
 expect 2 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI" --pcrs 7
-expect 0 "$ADMIN" init --state-dir "$T/state3" --tpm "$SWTPM_TCTI" --nv-index 0x01005358 --pcrs 7,23
+expect 0 "$ADMIN" init --state-dir "$T/state3" --policy-key-out "$T/state3".policy-key --tpm "$SWTPM_TCTI" --nv-index 0x01005358 --pcrs 7,23
 expect 0 "$ADMIN" status --state-dir "$T/state3" --tpm "$SWTPM_TCTI"
 grep -qx 'pcr-policy: sha256:7,23' "$T/out" && grep -qx 'agree: yes' "$T/out" || fail "pcr status"
 TPM2TOOLS_TCTI=$SWTPM_TCTI tpm2_pcrextend 23:sha256=$(printf '%064d' 1) || fail "tpm2_pcrextend"

@@ -14,7 +14,7 @@ trap 'swtpm_cleanup; rm -rf "$T"' EXIT
 swtpm_start "$T/tpm"
 S="$T/state"
 D() { "$DRIVER" "$@" --tpm "$SWTPM_TCTI" --seed 7 --batch 3 --ops 90; }
-"$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI" >/dev/null
+"$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" >/dev/null
 D run --state-dir "$S" --snapshot-every 7 >/dev/null
 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI" >"$T/status"
 slot=$(sed -n 's/^snapshot: slot \(.\) .*/\1/p' "$T/status")

@@ -30,7 +30,7 @@ SEED=$((RANDOM * 32768 + RANDOM))
 BATCH=3
 echo "state-crash $MODE x$N (seed $SEED)"
 swtpm_start "$T/tpm"
-"$ADMIN" init --state-dir "$T/state" --tpm "$SWTPM_TCTI" >/dev/null
+"$ADMIN" init --state-dir "$T/state" --policy-key-out "$T/state".policy-key --tpm "$SWTPM_TCTI" >/dev/null
 
 acked=-1
 minpos=0

@@ -12,7 +12,7 @@ swtpm_start "$T/tpm-a"
 A=$SWTPM_TCTI
 swtpm_start "$T/tpm-b"
 B=$SWTPM_TCTI
-"$ADMIN" init --state-dir "$T/state-a" --tpm "$A" >/dev/null
+"$ADMIN" init --state-dir "$T/state-a" --policy-key-out "$T/state-a".policy-key --tpm "$A" >/dev/null
 "$DRIVER" run --state-dir "$T/state-a" --tpm "$A" --seed 3 --batch 3 --ops 30 >/dev/null
 for round in no-vault-on-b vault-on-b; do
 	rc=0
@@ -20,7 +20,7 @@ for round in no-vault-on-b vault-on-b; do
 		>"$T/out" 2>"$T/err" || rc=$?
 	[ "$rc" -eq 3 ] || { echo "FAIL ($round): started on the wrong TPM (exit $rc)"; exit 1; }
 	grep -q 'provisioned on a different TPM' "$T/err" || { echo "FAIL: reason"; cat "$T/err"; exit 1; }
-	"$ADMIN" init --state-dir "$T/state-b" --tpm "$B" >/dev/null 2>&1 || true
+	"$ADMIN" init --state-dir "$T/state-b" --policy-key-out "$T/state-b".policy-key --tpm "$B" >/dev/null 2>&1 || true
 done
 echo "refused on the other TPM: $(cat "$T/err")"
 "$DRIVER" check --state-dir "$T/state-a" --tpm "$A" --seed 3 --batch 3 --ops 30 --acked 29 |

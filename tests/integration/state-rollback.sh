@@ -11,7 +11,7 @@ trap 'swtpm_cleanup; rm -rf "$T"' EXIT
 swtpm_start "$T/tpm"
 S="$T/state"
 D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI" --seed 42 --batch 3; }
-"$ADMIN" init --state-dir "$S" --tpm "$SWTPM_TCTI" >/dev/null
+"$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" >/dev/null
 D run --ops 60 >/dev/null
 cp -a "$S" "$T/copy"
 D run --ops 120 --acked 59 >/dev/null

@@ -9,5 +9,5 @@ ADMIN=${SEALVAULT_ADMIN:?}
 T=$(mktemp -d /tmp/sv-vault-bench.XXXXXX)
 swtpm_trap_exit 'rm -rf "$T"'
 swtpm_start "$T/tpm"
-"$ADMIN" init --state-dir "$T/state" --tpm "$SWTPM_TCTI" >/dev/null
+"$ADMIN" init --state-dir "$T/state" --policy-key-out "$T/state".policy-key --tpm "$SWTPM_TCTI" >/dev/null
 taskset -c 0 "$DRIVER" "$T/state" "$SWTPM_TCTI" bench

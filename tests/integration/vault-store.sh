@@ -10,5 +10,5 @@ ADMIN=${SEALVAULT_ADMIN:?}
 T=$(mktemp -d /tmp/sv-vault-store.XXXXXX)
 swtpm_trap_exit 'rm -rf "$T"'
 swtpm_start "$T/tpm"
-"$ADMIN" init --state-dir "$T/state" --tpm "$SWTPM_TCTI" >/dev/null
+"$ADMIN" init --state-dir "$T/state" --policy-key-out "$T/state".policy-key --tpm "$SWTPM_TCTI" >/dev/null
 "$DRIVER" "$T/state" "$SWTPM_TCTI"

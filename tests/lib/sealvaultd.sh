@@ -48,7 +48,7 @@ sv_server_init() {
 			return 1
 		}
 	fi
-	"$SV_B/sealvault-admin" init --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
+	"$SV_B/sealvault-admin" init --state-dir "$SV_DIR/state" --policy-key-out "$SV_DIR/state".policy-key --tpm "$SWTPM_TCTI" \
 		${SV_INIT_ARGS[@]+"${SV_INIT_ARGS[@]}"} >"$SV_DIR/admin-init.log" 2>&1 || {
 		echo "sealvaultd.sh: sealvault-admin init failed:" >&2
 		cat "$SV_DIR/admin-init.log" >&2

@@ -183,8 +183,10 @@ step "a private swtpm"
 swtpm_start "$WORK/tpm" || fail "cannot start swtpm"
 TCTI=$SWTPM_TCTI
 
-step "runuser -u sealvault -- sealvault-admin init --state-dir $STATE --tpm $TCTI"
-runuser -u sealvault -- /usr/sbin/sealvault-admin init --state-dir "$STATE" --tpm "$TCTI" ||
+install -d -o sealvault -m 0700 "$WORK/offline"
+step "runuser -u sealvault -- sealvault-admin init --state-dir $STATE --tpm $TCTI --policy-key-out $WORK/offline/policy-key.pem"
+runuser -u sealvault -- /usr/sbin/sealvault-admin init --state-dir "$STATE" --tpm "$TCTI" \
+	--policy-key-out "$WORK/offline/policy-key.pem" ||
 	fail "sealvault-admin init failed as user sealvault"
 [ -n "$(ls -A "$STATE")" ] || fail "sealvault-admin init left $STATE empty"
 rc=0
