@@ -3,7 +3,7 @@ BROKER_SRCS := broker/main.c broker/http.c broker/tls.c broker/link.c broker/rat
 	broker/metrics.c
 BROKER_OBJS := $(BROKER_SRCS:%.c=$(B)/%.o)
 BROKER_LIB_OBJS := $(filter-out $(B)/broker/main.o,$(BROKER_OBJS))
-BROKER_PKGS := libevent libevent_openssl openssl libsodium libseccomp
+BROKER_PKGS := libevent libevent_openssl openssl libsodium libseccomp json-c
 BINS += $(B)/sealvault-broker
 INSTALL_LIBEXEC += $(B)/sealvault-broker
 INSTALL_MAN += broker/sealvault-broker.8

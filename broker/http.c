@@ -11,17 +11,20 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <json-c/json.h>
 #include <sodium.h>
 
 #include "broker/link.h"
 #include "broker/metrics.h"
 #include "broker/ratelimit.h"
 #include "broker/tls.h"
+#include "common/attest_log.h"
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
 
-#define NONCE_MAX 64 /* attestation nonce, bytes */
+#define NONCE_MIN 8  /* attestation nonce, bytes */
+#define NONCE_MAX 64
 
 struct broker_http {
 	struct evhttp *http;
@@ -29,6 +32,7 @@ struct broker_http {
 	struct tls *tls;
 	struct ratelimit *rl;
 	struct metrics *m;
+	int log_fds[2]; /* boot event log, IMA log; -1: none */
 };
 
 static const struct route {
@@ -43,6 +47,7 @@ static const struct route {
     {"/v1/login/finish", EVHTTP_REQ_POST, SV_MSG_LOGIN_FINISH, EP_LOGIN_FINISH},
     {"/v1/change-password/finish", EVHTTP_REQ_POST, SV_MSG_CHANGE_FINISH, EP_CHANGE_FINISH},
     {"/v1/attestation", EVHTTP_REQ_GET, SV_MSG_ATTESTATION, EP_ATTESTATION},
+    {"/v1/attestation/activate", EVHTTP_REQ_POST, SV_MSG_ACTIVATE, EP_ACTIVATE},
     {"/healthz", EVHTTP_REQ_GET, SV_MSG_HEALTH, EP_HEALTHZ},
     {"/metrics", EVHTTP_REQ_GET, SV_MSG_STATS, EP_METRICS},
 };
@@ -122,6 +127,51 @@ static void answer_text(struct broker_http *h, struct evhttp_request *req, enum 
 		evbuffer_free(b);
 }
 
+/* The enclave's evidence JSON with the two logs added, read now (after the quote: logs only
+ * grow, so the verifier replays a prefix). A log that cannot be read is left out. */
+static int evidence_with_logs(struct broker_http *h, const uint8_t *json, size_t len,
+                              struct evbuffer *out)
+{
+	static const char *const keys[2] = {"event_log", "ima_log"};
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *root = NULL;
+	int r = -1;
+	if (tok == NULL)
+		return -1;
+	root = json_tokener_parse_ex(tok, (const char *)json, (int)len);
+	if (root == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(root, json_type_object))
+		goto out;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *data = NULL;
+		size_t n = 0;
+		if (h->log_fds[i] < 0)
+			continue;
+		if (attest_log_read(h->log_fds[i], &data, &n) != SV_OK) {
+			fprintf(stderr, "sealvault-broker: cannot read the %s (descriptor %d); the "
+			                "attestation answer leaves it out\n",
+			        keys[i], h->log_fds[i]);
+			continue;
+		}
+		char *b64 = attest_log_b64(data, n);
+		free(data);
+		struct json_object *v = b64 != NULL ? json_object_new_string(b64) : NULL;
+		free(b64);
+		if (v == NULL || json_object_object_add(root, keys[i], v) != 0) {
+			json_object_put(v);
+			goto out;
+		}
+	}
+	size_t tlen;
+	const char *text = json_object_to_json_string_length(
+	    root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &tlen);
+	r = text != NULL && evbuffer_add(out, text, tlen) == 0 ? 0 : -1;
+out:
+	json_object_put(root);
+	json_tokener_free(tok);
+	return r;
+}
+
 static void on_reply(void *arg, const uint8_t *reply, size_t len)
 {
 	struct pending *p = arg;
@@ -141,6 +191,13 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 		        tls_refused_connections(h->tls) + ratelimit_refused_conns(h->rl),
 		};
 		bad = metrics_render(h->m, &g, b) != 0;
+	} else if (!bad && p->route->ep == EP_ATTESTATION && code == 200) {
+		ctype = "application/json";
+		bad = evidence_with_logs(h, reply + 1, len - 1, b) != 0;
+		len = 1; /* the body is in b already */
+	} else if (!bad && (p->route->ep == EP_ATTESTATION || p->route->ep == EP_ACTIVATE) &&
+	           code != 200) {
+		ctype = "text/plain; charset=utf-8";
 	} else if (!bad && p->route->ep == EP_HEALTHZ) {
 		ctype = "text/plain; charset=utf-8";
 		if (code == 200)
@@ -186,7 +243,7 @@ static int nonce_of(const struct evhttp_uri *uri, uint8_t out[static NONCE_MAX])
 	if (hex == NULL || strlen(hex) > 2 * NONCE_MAX)
 		goto out;
 	if (sodium_hex2bin(out, NONCE_MAX, hex, strlen(hex), NULL, &n, &end) != 0 || *end != '\0' ||
-	    n < 1)
+	    n < NONCE_MIN)
 		goto out;
 	r = (int)n;
 out:
@@ -266,7 +323,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		int n = nonce_of(uri, nonce);
 		if (n < 0) {
 			answer_text(h, req, rt->ep, start, 400,
-			            "give ?nonce= as 1 to 64 bytes in hexadecimal\n");
+			            "give ?nonce= as 8 to 64 bytes in hexadecimal\n");
 			return;
 		}
 		payload = nonce;
@@ -302,6 +359,7 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 	h->tls = tls;
 	h->rl = rl;
 	h->m = m;
+	h->log_fds[0] = h->log_fds[1] = -1;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		free(h);
 		return SV_ERR_NOMEM;
@@ -333,6 +391,12 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 int http_serve(struct broker_http *h, int listen_fd)
 {
 	return evhttp_accept_socket_with_handle(h->http, listen_fd) != NULL ? SV_OK : SV_ERR_IO;
+}
+
+void http_set_logs(struct broker_http *h, int event_log_fd, int ima_log_fd)
+{
+	h->log_fds[0] = event_log_fd;
+	h->log_fds[1] = ima_log_fd;
 }
 
 void http_free(struct broker_http *h)

@@ -40,13 +40,14 @@ struct options {
 	struct http_config http;
 	struct ratelimit_config rl;
 	unsigned max_conns, request_timeout_s, max_inflight;
+	int log_fds[2]; /* boot and IMA log, opened by sealvaultd (-1: none) */
 };
 
 static const char usage[] =
     "usage: sealvault-broker --tls-cert FILE --tls-key FILE (--listen HOST:PORT | --listen-fd N)\n"
     "       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
     "       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
-    "       [--max-conns-per-ip N] [--max-inflight N]\n"
+    "       [--max-conns-per-ip N] [--max-inflight N] [--event-log-fd N] [--ima-log-fd N]\n"
     "Normally started by sealvaultd(8); see sealvault-broker(8).\n";
 
 static int exit_code = 0;
@@ -97,6 +98,8 @@ static int parse(int argc, char **argv, struct options *o)
 	    {"max-conns", required_argument, NULL, 'C'},
 	    {"max-conns-per-ip", required_argument, NULL, 'P'},
 	    {"max-inflight", required_argument, NULL, 'F'},
+	    {"event-log-fd", required_argument, NULL, 'E'},
+	    {"ima-log-fd", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -108,6 +111,7 @@ static int parse(int argc, char **argv, struct options *o)
 	    .max_conns = 4096,
 	    .request_timeout_s = 30,
 	    .max_inflight = 4096,
+	    .log_fds = {-1, -1},
 	};
 	int c, idx;
 	unsigned long v;
@@ -118,6 +122,12 @@ static int parse(int argc, char **argv, struct options *o)
 			if (number(name, optarg, 0, INT_MAX, &v) != 0)
 				return SV_ERR_CONFIG;
 			o->ipc_fd = (int)v;
+			break;
+		case 'E':
+		case 'I':
+			if (number(name, optarg, 3, INT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->log_fds[c == 'E' ? 0 : 1] = (int)v;
 			break;
 		case 'L':
 			if (number(name, optarg, 0, INT_MAX, &v) != 0)
@@ -311,7 +321,8 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	struct policy_seccomp_broker sc = {.listen_fd = lfd};
+	http_set_logs(http, o.log_fds[0], o.log_fds[1]);
+	struct policy_seccomp_broker sc = {.listen_fd = lfd, .log_fds = {o.log_fds[0], o.log_fds[1]}};
 	if (policy_seccomp_broker_install(&sc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: refusing to run without a sandbox: %s\n", why);
 		exit_code = 1;

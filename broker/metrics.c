@@ -23,6 +23,7 @@ static const char *const names[EP_COUNT] = {
     [EP_LOGIN_FINISH] = "login_finish",
     [EP_CHANGE_FINISH] = "change_password_finish",
     [EP_ATTESTATION] = "attestation",
+    [EP_ACTIVATE] = "attestation_activate",
     [EP_HEALTHZ] = "healthz",
     [EP_METRICS] = "metrics",
     [EP_OTHER] = "other",

@@ -17,6 +17,7 @@ enum metrics_endpoint {
 	EP_LOGIN_FINISH,
 	EP_CHANGE_FINISH,
 	EP_ATTESTATION,
+	EP_ACTIVATE,
 	EP_HEALTHZ,
 	EP_METRICS,
 	EP_OTHER, /* unknown routes */

@@ -62,6 +62,8 @@ static struct setting settings[] = {
     {"broker-user", TO_SELF, "sealvault-broker", 0, 0, NULL},
     {"libexec-dir", TO_SELF, SV_LIBEXECDIR, 0, 0, NULL},
     {"port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"event-log", TO_SELF, "/sys/kernel/security/tpm0/binary_bios_measurements", 0, 0, NULL},
+    {"ima-log", TO_SELF, "/sys/kernel/security/ima/ascii_runtime_measurements", 0, 0, NULL},
     {"max-body", TO_BROKER, NULL, 0, 1, NULL},
     {"idle-timeout", TO_BROKER, NULL, 0, 1, NULL},
     {"request-timeout", TO_BROKER, NULL, 0, 1, NULL},
@@ -279,21 +281,23 @@ struct child {
 	const char *name;
 	pid_t pid;
 	const struct passwd *pw; /* NULL: keep the current user */
-	int fds[2];              /* descriptors to place at 3 and 4 (-1: none) */
+	int fds[4];              /* descriptors to place at 3, 4, ... (-1: none, and none after) */
 	char *argv[2 * N_SETTINGS + 8];
 };
 
 /* In the child: move fds to 3 (and 4), close everything else, drop privileges, exec. */
 static void start_child(struct child *c, const sigset_t *oldmask)
 {
-	int hi[2] = {-1, -1};
-	for (int i = 0; i < 2; i++)
-		if (c->fds[i] >= 0 && (hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+	int hi[4] = {-1, -1, -1, -1}, n = 0;
+	while (n < 4 && c->fds[n] >= 0)
+		n++;
+	for (int i = 0; i < n; i++)
+		if ((hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			goto fail;
-	for (int i = 0; i < 2; i++)
-		if (hi[i] >= 0 && dup2(hi[i], 3 + i) != 3 + i)
+	for (int i = 0; i < n; i++)
+		if (dup2(hi[i], 3 + i) != 3 + i)
 			goto fail;
-	if (close_range(hi[1] >= 0 ? 5 : 4, ~0U, 0) != 0)
+	if (close_range(3 + (unsigned)n, ~0U, 0) != 0)
 		goto fail;
 	if (c->pw != NULL) {
 		if (initgroups(c->pw->pw_name, c->pw->pw_gid) != 0 ||
@@ -409,8 +413,8 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 int main(int argc, char **argv)
 {
 	struct child kids[2] = {
-	    {.name = "sealvault-enclave", .fds = {-1, -1}},
-	    {.name = "sealvault-broker", .fds = {-1, -1}},
+	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1}},
+	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1}},
 	};
 	int sv[2], lfd;
 	sigset_t set, old;
@@ -471,8 +475,46 @@ int main(int argc, char **argv)
 		        strerror(errno));
 		return 1;
 	}
-	static char *enclave_extra[] = {NULL};
-	static char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL};
+	/* The attestation statement hashes this program and the broker: tell the enclave which
+	 * files they are. The boot and IMA logs are opened here, as root, for the broker (which
+	 * re-reads them for every attestation request); a missing log is left out. */
+	char self[4096];
+	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (sl <= 0) {
+		fprintf(stderr, "sealvaultd: cannot read /proc/self/exe: %s\n", strerror(errno));
+		return 1;
+	}
+	self[sl] = '\0';
+	char *broker_path = path_join(get("libexec-dir"), "sealvault-broker");
+	size_t dlen = strlen(self) + 16, blen = broker_path ? strlen(broker_path) + 16 : 0;
+	char *darg = malloc(dlen), *barg = broker_path ? malloc(blen) : NULL;
+	if (darg == NULL || barg == NULL) {
+		fprintf(stderr, "sealvaultd: out of memory\n");
+		return 1;
+	}
+	snprintf(darg, dlen, "--daemon-bin=%s", self);
+	snprintf(barg, blen, "--broker-bin=%s", broker_path);
+	char *enclave_extra[] = {darg, barg, NULL};
+	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL, NULL, NULL};
+	int logfd[2] = {-1, -1}, nextra = 2;
+	const char *lognames[2] = {"event-log", "ima-log"};
+	for (int i = 0; i < 2; i++) {
+		const char *lp = get(lognames[i]);
+		logfd[i] = open(lp, O_RDONLY | O_CLOEXEC);
+		if (logfd[i] < 0) {
+			if (errno != ENOENT)
+				fprintf(stderr,
+				        "sealvaultd: warning: cannot open the %s %s (%s); attestation "
+				        "evidence leaves it out\n",
+				        lognames[i], lp, strerror(errno));
+			continue;
+		}
+		int slot = 5 + (logfd[0] >= 0 && i == 1 ? 1 : 0);
+		kids[1].fds[slot - 3] = logfd[i];
+		static char args[2][32];
+		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot);
+		broker_extra[nextra++] = args[i];
+	}
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0) {
 		fprintf(stderr, "sealvaultd: out of memory\n");
@@ -501,6 +543,9 @@ int main(int argc, char **argv)
 	close(sv[0]);
 	close(sv[1]);
 	close(lfd);
+	for (int i = 0; i < 2; i++)
+		if (logfd[i] >= 0)
+			close(logfd[i]);
 	fprintf(stderr,
 	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
 	        (int)kids[0].pid, (int)kids[1].pid);

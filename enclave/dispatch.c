@@ -20,6 +20,8 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
                         struct sv_buf *reply);
 static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                          struct sv_buf *reply);
+static int handle_attest(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                         struct sv_buf *reply);
 
 /* Everything the broker may ask. Nothing else is answered. */
 static const struct {
@@ -28,8 +30,9 @@ static const struct {
 } table[] = {
     {SV_MSG_REGISTER_START, handle_vault}, {SV_MSG_REGISTER_FINISH, handle_vault},
     {SV_MSG_LOGIN_START, handle_vault},    {SV_MSG_LOGIN_FINISH, handle_vault},
-    {SV_MSG_CHANGE_FINISH, handle_vault},  {SV_MSG_ATTESTATION, handle_vault},
-    {SV_MSG_STATS, handle_stats},          {SV_MSG_HEALTH, handle_health},
+    {SV_MSG_CHANGE_FINISH, handle_vault},  {SV_MSG_ATTESTATION, handle_attest},
+    {SV_MSG_ACTIVATE, handle_attest},      {SV_MSG_STATS, handle_stats},
+    {SV_MSG_HEALTH, handle_health},
 };
 
 /* Commit latency histogram bounds, microseconds. */
@@ -43,6 +46,8 @@ struct dispatch {
 	uint64_t commit_buckets[N_BOUNDS];
 	uint64_t commit_count, commit_sum_us, commit_requests;
 	uint64_t requests;
+	dispatch_attest_fn attest;
+	void *attest_arg;
 };
 
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
@@ -54,6 +59,12 @@ int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
 	d->store = s;
 	*out = d;
 	return SV_OK;
+}
+
+void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg)
+{
+	d->attest = fn;
+	d->attest_arg = arg;
 }
 
 void dispatch_free(struct dispatch *d)
@@ -100,6 +111,20 @@ static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t n
 	if (r != 0)
 		return r;
 	/* vault_handle promises a status byte; an empty reply would be a bug, not a client error */
+	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
+}
+
+static int handle_attest(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                         struct sv_buf *reply)
+{
+	if (d->attest == NULL) {
+		static const char msg[] = "attestation is not set up in this enclave";
+		int r = sv_buf_put_u8(reply, SV_STATUS_INTERNAL);
+		return r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
+	}
+	int r = d->attest(d->attest_arg, f->type, f->payload, f->len, reply);
+	if (r != 0)
+		return r;
 	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
 }
 

@@ -1,7 +1,7 @@
 /*
  * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
- * broker may send maps to one handler. Client protocol types go to vault_handle(); SV_MSG_STATS
- * and SV_MSG_HEALTH are answered here. A type not in the table (including SV_MSG_REPLY, which
+ * broker may send maps to one handler. Client protocol types go to vault_handle(), the two
+ * attestation types to the attestation hook; SV_MSG_STATS and SV_MSG_HEALTH are answered here. A type not in the table (including SV_MSG_REPLY, which
  * only the enclave sends) is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL
  * and the serve loop exits.
  */
@@ -21,6 +21,12 @@ struct dispatch;
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
     __attribute__((warn_unused_result));
 void dispatch_free(struct dispatch *d);
+
+/* SV_MSG_ATTESTATION and SV_MSG_ACTIVATE go to fn (enclave/attestsrv.h: attestsrv_handle), which
+ * writes a complete reply payload; without one they are answered 500. */
+typedef int (*dispatch_attest_fn)(void *arg, uint16_t type, const uint8_t *req, size_t len,
+                                  struct sv_buf *reply);
+void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg);
 
 /* 1 if the broker may send this type. */
 int dispatch_permitted(uint16_t type);

@@ -28,6 +28,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "enclave/attestsrv.h"
 #include "enclave/dispatch.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
@@ -44,12 +45,14 @@ struct options {
 	const char *state_dir;
 	const char *tpm;
 	const char *context;
+	const char *daemon_bin; /* hashed into the attestation statement (build_hash) */
+	const char *broker_bin;
 	struct sv_vault_policy policy;
 };
 
 static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
-    "       [--policy KEY=VALUE]...\n"
+    "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
     "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -79,6 +82,8 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"tpm", required_argument, NULL, 't'},
 	    {"context", required_argument, NULL, 'c'},
 	    {"policy", required_argument, NULL, 'p'},
+	    {"daemon-bin", required_argument, NULL, 'D'},
+	    {"broker-bin", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -101,6 +106,8 @@ static void parse(int argc, char **argv, struct options *o)
 				die("%s", why);
 			break;
 		}
+		case 'D': o->daemon_bin = optarg; break;
+		case 'B': o->broker_bin = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -256,6 +263,24 @@ int main(int argc, char **argv)
 		die("cannot open the TPM (%s): %s", o.tpm, why);
 	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
+	/* The attestation statement: EK check, build_hash (sealvaultd and the broker default to
+	 * this program's directory, as in a build tree), signed once by the identity key. */
+	char self_dir[4096], dbin[4200], bbin[4200];
+	ssize_t sl = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
+	self_dir[sl > 0 ? sl : 0] = '\0';
+	char *slash = strrchr(self_dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	snprintf(dbin, sizeof(dbin), "%s/sealvaultd", self_dir);
+	snprintf(bbin, sizeof(bbin), "%s/sealvault-broker", self_dir);
+	const char *bins[ATTEST_NBINARIES] = {o.daemon_bin ? o.daemon_bin : dbin, "/proc/self/exe",
+	                                      o.broker_bin ? o.broker_bin : bbin};
+	uint8_t policy_hash[ATTEST_HASH_LEN];
+	struct attestsrv *attest = NULL;
+	policy_vault_hash(&o.policy, policy_hash);
+	if (attestsrv_open(&attest, tpm, o.state_dir, bins, store_secrets(store)->ake_pk,
+	                   policy_hash, why, sizeof(why)) != 0)
+		die("refusing to serve: %s", why);
 	struct vault_config vc = {.context = (const uint8_t *)o.context,
 	                          .context_len = strlen(o.context),
 	                          .policy = &o.policy};
@@ -264,6 +289,7 @@ int main(int argc, char **argv)
 		r = dispatch_new(&d, vault, store);
 	if (r != 0)
 		die("cannot set up the vault: %s", sv_strerror(r));
+	dispatch_set_attest(d, attestsrv_handle, attest);
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));
@@ -275,6 +301,7 @@ int main(int argc, char **argv)
 	serve(vault, store, d, &o.policy);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
 	dispatch_free(d);
+	attestsrv_free(attest);
 	vault_free(vault);
 	store_close(store);
 	tpm_close(tpm);

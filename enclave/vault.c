@@ -613,10 +613,6 @@ int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_
 	case SV_MSG_CHANGE_FINISH:
 		err = handle_change_finish(v, req, req_len, now_ms, reply);
 		break;
-	case SV_MSG_ATTESTATION:
-		err = reply_bad(v, reply, "attestation",
-		                "not available in this version of the vault (no TPM quotes yet)");
-		break;
 	default: err = reply_bad(v, reply, "request", "not a vault request type"); break;
 	}
 	return err;

@@ -7,6 +7,7 @@
  *   FCNTL    arg1 is F_GETFL, F_SETFL, F_GETFD or F_SETFD
  *   FIONREAD arg1 == FIONREAD (libevent sizes reads with it)
  *   LISTEN   arg0 is the broker's listening socket
+ *   LOGFD    arg0 is one of the broker's boot/IMA log descriptors (attestation evidence)
  *   EACCES   not allowed, but fails with EACCES instead of killing (library probing of fstat)
  */
 #include "policy/seccomp.h"
@@ -26,7 +27,7 @@
 
 #include "common/err.h"
 
-enum arg_rule { ANY, FD, NOEXEC, MADVISE, FCNTL, FIONREAD_ONLY, LISTEN, EACCES_ERR };
+enum arg_rule { ANY, FD, NOEXEC, MADVISE, FCNTL, FIONREAD_ONLY, LISTEN, LOGFD, EACCES_ERR };
 
 struct sc_rule {
 	int nr;
@@ -76,6 +77,7 @@ static const struct sc_rule enclave_rules[] = {
 static const struct sc_rule broker_rules[] = {
     {SCMP_SYS(accept4), LISTEN},      /* new client connections (evconnlistener) */
     {SCMP_SYS(accept), LISTEN},       /* same, older code paths */
+    {SCMP_SYS(pread64), LOGFD},       /* boot and IMA logs, re-read for each attestation */
     {SCMP_SYS(read), ANY},            /* client sockets (OpenSSL socket BIO), enclave link */
     {SCMP_SYS(write), ANY},           /* same, and stderr */
     {SCMP_SYS(readv), ANY},           /* evbuffer_read */
@@ -150,8 +152,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 		}
 		return rc;
 	case FD:
-	case LISTEN:
-		for (size_t i = 0; rc == 0 && i < n_fds; i++) {
+	case LISTEN: /* the broker's fds: [0] the listener, [1..] the log descriptors */
+	case LOGFD:
+		for (size_t i = r->arg == LOGFD ? 1 : 0;
+		     rc == 0 && i < (r->arg == LISTEN ? 1 : n_fds); i++) {
 			a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fds[i]);
 			rc = add(ctx, SCMP_ACT_ALLOW, r->nr, 1, &a);
 		}
@@ -255,9 +259,13 @@ int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char 
 		snprintf(why, why_len, "broker filter: no listening socket");
 		return SV_ERR_INVALID;
 	}
+	int fds[3] = {cfg->listen_fd};
+	size_t n = 1;
+	for (size_t i = 0; i < 2; i++)
+		if (cfg->log_fds[i] >= 0)
+			fds[n++] = cfg->log_fds[i];
 	return install("broker filter", broker_rules,
-	               sizeof(broker_rules) / sizeof(broker_rules[0]), &cfg->listen_fd, 1, why,
-	               why_len);
+	               sizeof(broker_rules) / sizeof(broker_rules[0]), fds, n, why, why_len);
 }
 
 int policy_seccomp_test_hook(const char *who)

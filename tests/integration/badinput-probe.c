@@ -292,6 +292,40 @@ static void random_bodies(void)
 	expect("attestation with a non-hex nonce", &r, 400);
 	request("GET", "/v1/attestation", NULL, NULL, 0, &r);
 	expect("attestation without a nonce", &r, 400);
+	request("GET", "/v1/attestation?nonce=00112233445566", NULL, NULL, 0, &r);
+	expect("attestation with a 7-byte nonce", &r, 400);
+	request("GET",
+	        "/v1/attestation?nonce=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
+	        NULL, NULL, 0, &r);
+	expect("attestation with a 65-byte nonce", &r, 400);
+	request("GET", "/v1/attestation?nonce=0011223344556677", NULL, NULL, 0, &r);
+	expect("attestation with an 8-byte nonce", &r, 200);
+	/* activate bodies: v=1 | u16 len | TPM2B_ID_OBJECT | u16 len | TPM2B_ENCRYPTED_SECRET */
+	static const uint8_t good_shape[] = {1, 0, 4, 0, 2, 0xaa, 0xbb, 0, 3, 0, 1, 0xcc};
+	uint8_t act[sizeof(good_shape) + 1];
+	memcpy(act, good_shape, sizeof(good_shape));
+	request("POST", "/v1/attestation/activate", OCTET, act, 0, &r);
+	expect("activate: empty body", &r, 400);
+	act[0] = 2;
+	request("POST", "/v1/attestation/activate", OCTET, act, sizeof(good_shape), &r);
+	expect("activate: version 2", &r, 400);
+	act[0] = 1;
+	for (size_t n = 1; n < sizeof(good_shape); n++) {
+		request("POST", "/v1/attestation/activate", OCTET, act, n, &r);
+		snprintf(what, sizeof(what), "activate: truncated to %zu bytes", n);
+		expect(what, &r, 400);
+	}
+	act[sizeof(good_shape)] = 0;
+	request("POST", "/v1/attestation/activate", OCTET, act, sizeof(act), &r);
+	expect("activate: a trailing byte", &r, 400);
+	act[2] = 5; /* outer length disagrees with the TPM2B's own size */
+	request("POST", "/v1/attestation/activate", OCTET, act, sizeof(good_shape), &r);
+	expect("activate: inconsistent lengths", &r, 400);
+	act[2] = 4;
+	/* well-formed, but not made for this TPM: the TPM refuses it */
+	request("POST", "/v1/attestation/activate", OCTET, act, sizeof(good_shape), &r);
+	expect("activate: a credential the TPM refuses", &r, 403);
 }
 
 static void out_of_order(const char *id, const char *pw)

@@ -72,8 +72,8 @@ static void test_table(void **state)
 {
 	const uint16_t ok[] = {SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START,
 	                       SV_MSG_LOGIN_FINISH,   SV_MSG_CHANGE_FINISH,   SV_MSG_ATTESTATION,
-	                       SV_MSG_STATS,          SV_MSG_HEALTH};
-	const uint16_t bad[] = {0, 7, 31, 34, SV_MSG_REPLY, 0xffff};
+	                       SV_MSG_ACTIVATE,       SV_MSG_STATS,           SV_MSG_HEALTH};
+	const uint16_t bad[] = {0, 8, 31, 34, SV_MSG_REPLY, 0xffff};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_true(dispatch_permitted(ok[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -115,6 +115,45 @@ static void test_vault_handoff(void **state)
 	handle_result = SV_ERR_NOMEM;
 	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_NOMEM);
 	handle_result = 0;
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
+static uint16_t attest_type;
+static size_t attest_len;
+
+static int fake_attest(void *arg, uint16_t type, const uint8_t *req, size_t len,
+                       struct sv_buf *reply)
+{
+	attest_type = type;
+	attest_len = len;
+	*(int *)arg += 1;
+	return sv_buf_put_u8(reply, SV_STATUS_OK);
+}
+
+/* The attestation types go to the hook, never to the vault; without a hook they get a 500. */
+static void test_attest_hook(void **state)
+{
+	struct dispatch *d;
+	struct sv_buf reply;
+	int calls = 0;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	seen_type = 0;
+	struct sv_frame f = frame(SV_MSG_ATTESTATION, "01234567", 8);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.data[0], SV_STATUS_INTERNAL);
+	dispatch_set_attest(d, fake_attest, &calls);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(attest_type, SV_MSG_ATTESTATION);
+	assert_int_equal(attest_len, 8);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	f = frame(SV_MSG_ACTIVATE, "x", 1);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(attest_type, SV_MSG_ACTIVATE);
+	assert_int_equal(calls, 2);
+	assert_int_equal(seen_type, 0); /* vault_handle never saw them */
 	sv_buf_free(&reply);
 	dispatch_free(d);
 }
@@ -171,6 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),
 	    cmocka_unit_test(test_vault_handoff),
+	    cmocka_unit_test(test_attest_hook),
 	    cmocka_unit_test(test_health_and_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

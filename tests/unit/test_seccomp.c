@@ -39,6 +39,8 @@ enum probe {
 	P_HOOK,
 	P_PAUSE,
 	P_STOP_CONT,
+	P_PREAD_LOG,
+	P_PREAD_OTHER,
 };
 
 /* Runs probe p in a child under the enclave (broker = 0) or broker filter; returns wait status.
@@ -58,7 +60,9 @@ static int run(int broker, enum probe p)
 		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
 			_exit(5);
 		if (broker) {
-			struct policy_seccomp_broker cfg = {.listen_fd = pipefd[0]};
+			/* other[0] stands for a log descriptor: pread64 is allowed on it only */
+			struct policy_seccomp_broker cfg = {.listen_fd = pipefd[0],
+			                                    .log_fds = {other[0], -1}};
 			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
 		} else {
 			struct policy_seccomp_enclave cfg = {.fds = {0, 1, 2, pipefd[0], pipefd[1]},
@@ -114,6 +118,10 @@ static int run(int broker, enum probe p)
 			struct pollfd pfd = {.fd = pipefd[0], .events = POLLIN};
 			_exit(poll(&pfd, 1, 3000) == 1 ? 0 : 3);
 		}
+		case P_PREAD_LOG:
+			/* allowed by the filter; a pipe answers ESPIPE */
+			_exit(pread(other[0], &c, 1, 0) < 0 && errno == ESPIPE ? 0 : 3);
+		case P_PREAD_OTHER: _exit(pread(pipefd[1], &c, 1, 0) < 0 ? 0 : 3);
 		case P_PAUSE:
 			/* wait until the parent has inspected /proc/PID/status */
 			_exit(read(pipefd[0], &c, 1) == 1 ? 0 : 3);
@@ -197,6 +205,8 @@ static void test_broker(void **state)
 	assert_sigsys(run(1, P_CONNECT));
 	assert_sigsys(run(1, P_MMAP_EXEC));
 	assert_sigsys(run(1, P_ACCEPT_OTHER));
+	assert_ok(run(1, P_PREAD_LOG));
+	assert_sigsys(run(1, P_PREAD_OTHER));
 }
 
 static void test_hook(void **state)
@@ -241,7 +251,7 @@ static void test_open_fds(void **state)
 		assert_int_not_equal(cfg.fds[i], fd);
 	struct policy_seccomp_enclave none = {.n_fds = 0};
 	assert_int_equal(policy_seccomp_enclave_install(&none, why, sizeof(why)), SV_ERR_RANGE);
-	struct policy_seccomp_broker nolisten = {.listen_fd = -1};
+	struct policy_seccomp_broker nolisten = {.listen_fd = -1, .log_fds = {-1, -1}};
 	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)),
 	                 SV_ERR_INVALID);
 }
