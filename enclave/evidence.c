@@ -194,6 +194,18 @@ int evidence_save_policy(const char *dir, const struct attest_policy *pol, char 
 	}
 	if ((r = write_file(dfd, dir, EVIDENCE_FN_POLICY ".new", &p, 0, why, why_len)) != SV_OK)
 		goto out;
+	/* keep the owner (the vault's user) when root runs authorize-pcrs */
+	struct stat old;
+	if (fstatat(dfd, EVIDENCE_FN_POLICY, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fchownat(dfd, EVIDENCE_FN_POLICY ".new", old.st_uid, old.st_gid, AT_SYMLINK_NOFOLLOW) !=
+	        0 &&
+	    errno != EPERM) {
+		snprintf(why, why_len, "cannot give %s/%s its previous owner: %s", dir,
+		         EVIDENCE_FN_POLICY, strerror(errno));
+		(void)unlinkat(dfd, EVIDENCE_FN_POLICY ".new", 0);
+		r = SV_ERR_IO;
+		goto out;
+	}
 	if (renameat(dfd, EVIDENCE_FN_POLICY ".new", dfd, EVIDENCE_FN_POLICY) != 0 ||
 	    fsync(dfd) != 0) {
 		snprintf(why, why_len, "cannot replace %s/%s: %s", dir, EVIDENCE_FN_POLICY,

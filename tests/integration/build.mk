@@ -49,3 +49,9 @@ bench-vault: $(VAULT_STORE_DRIVER) $(B)/sealvault-admin
 CHECK_STEPS += check-vault-store
 BENCH_STEPS += bench-vault
 BINS += $(VAULT_STORE_DRIVER)
+
+# --- attestation producer: init/attest/authorize-pcrs and the endpoint (attestation engineer A) ---
+.PHONY: check-attest-admin
+check-attest-admin: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/attest-admin.sh
+CHECK_STEPS += check-attest-admin
