@@ -574,8 +574,8 @@ int attest_provision(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, struct atte
 	if ((r = ek_cert_read(&c, st->ek_cert, sizeof(st->ek_cert), &st->ek_cert_len)) != SV_OK)
 		goto out;
 	*warn_no_cert = st->ek_cert_len == 0;
-	/* three slots on swtpm: the primary, the EK and one more; the EK comes back later */
-	ek_release(&c, &ek, ek_transient);
+	/* three slots on swtpm: the primary, the EK (kept: creating it is the slow part) and the
+	 * AK below; Create loads nothing */
 
 	snprintf(why, why_len, "the policy key is not an ECC P-256 key");
 	if ((r = k_public(k, &kp)) != SV_OK || (r = blob_public(&kp, &st->policy_key)) != SV_OK)
@@ -603,8 +603,7 @@ int attest_provision(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, struct atte
 	/* AK <-> EK: a credential made for (EK, AK name) must come back through this TPM. */
 	snprintf(why, why_len, "the attestation key does not activate a credential with the EK");
 	r = SV_ERR_TPM;
-	if (load_key(&c, &st->ak_public, &st->ak_private, &ak) != SV_OK ||
-	    ek_load(&c, &ek, &ek_transient, &ekpub, kname) != SV_OK)
+	if (load_key(&c, &st->ak_public, &st->ak_private, &ak) != SV_OK)
 		goto out;
 	TPM2B_DIGEST want = {.size = 32};
 	TPM2B_NAME akname = {.size = ATTEST_NAME_LEN};
