@@ -22,6 +22,7 @@
 #include <openssl/pem.h>
 #include <sodium.h>
 
+#include "admin/expect.h"
 #include "common/attest_log.h"
 #include "common/attest_stmt.h"
 #include "common/err.h"
@@ -52,6 +53,7 @@ static void usage_main(FILE *f)
 		"  delete  destroy one user's record for good (never reads or resets)\n"
 		"  authorize-pcrs  approve the current boot PCR values for the identity key\n"
 		"  attest  print attestation evidence (TPM quote over a nonce) as JSON\n"
+		"  expect  print the expected values clients verify attestation against\n"
 		"Run '%s COMMAND --help' for a command's options; see sealvault-admin(8).\n",
 		prog, prog);
 }
@@ -276,7 +278,7 @@ static int cmd_authorize(struct tpm *tpm, const char *dir, const char *key_path,
 	if (st == NULL || old == NULL || pol == NULL)
 		goto out;
 	if ((r = evidence_load(dir, st, old, why, why_len)) != SV_OK ||
-	    (r = attest_check_ek(tpm, st, why, why_len)) != SV_OK ||
+	    	    (r = attest_check_ek(tpm, st, NULL, why, why_len)) != SV_OK ||
 	    (r = read_policy_key(key_path, &k, why, why_len)) != SV_OK)
 		goto out;
 	if (boot_pcrs == 0)
@@ -443,6 +445,8 @@ int main(int argc, char **argv)
 		usage_main(stdout);
 		return EX_OK;
 	}
+	if (strcmp(cmd, "expect") == 0) /* no state directory, no TPM unless asked: admin/expect.c */
+		return admin_expect_main(argc - 1, argv + 1);
 	int is_init = strcmp(cmd, "init") == 0, is_auth = strcmp(cmd, "authorize-pcrs") == 0,
 	    is_attest = strcmp(cmd, "attest") == 0;
 	if (!is_init && !is_auth && !is_attest && strcmp(cmd, "status") != 0 &&

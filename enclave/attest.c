@@ -502,7 +502,18 @@ int attest_authorize(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, const struc
 	return SV_OK;
 }
 
-int attest_check_ek(struct tpm *t, const struct attest_state *st, char *why, size_t why_len)
+void attest_ek_release(struct tpm *t, struct attest_ek *ek)
+{
+	struct ctx c;
+	ESYS_TR h = ek->handle;
+	get_ctx(t, &c);
+	ek_release(&c, &h, ek->transient);
+	ek->handle = ESYS_TR_NONE;
+	ek->transient = 0;
+}
+
+int attest_check_ek(struct tpm *t, const struct attest_state *st, struct attest_ek *keep, char *why,
+                    size_t why_len)
 {
 	struct ctx c;
 	ESYS_TR ek;
@@ -514,8 +525,14 @@ int attest_check_ek(struct tpm *t, const struct attest_state *st, char *why, siz
 		snprintf(why, why_len, "cannot read the TPM's endorsement key");
 		return SV_ERR_TPM;
 	}
-	ek_release(&c, &ek, transient);
-	if (memcmp(name, st->ek_name, ATTEST_NAME_LEN) != 0) {
+	int same = memcmp(name, st->ek_name, ATTEST_NAME_LEN) == 0;
+	if (keep != NULL && same) {
+		keep->handle = ek;
+		keep->transient = transient;
+	} else {
+		ek_release(&c, &ek, transient);
+	}
+	if (!same) {
 		snprintf(why, why_len,
 		         "the TPM's endorsement key is not the one of init (another TPM, or the "
 		         "vault was copied to another machine); run the vault on the machine it "
@@ -760,8 +777,8 @@ int attest_activate_decode(const uint8_t *body, size_t len, const uint8_t **id, 
 	return SV_OK;
 }
 
-int attest_activate(struct tpm *t, const struct attest_state *st, const uint8_t *body, size_t len,
-                    uint8_t out[ATTEST_CRED_MAX], size_t *out_len)
+int attest_activate(struct tpm *t, const struct attest_state *st, const struct attest_ek *held,
+                    const uint8_t *body, size_t len, uint8_t out[ATTEST_CRED_MAX], size_t *out_len)
 {
 	struct ctx c;
 	const uint8_t *idp, *sp;
@@ -769,10 +786,8 @@ int attest_activate(struct tpm *t, const struct attest_state *st, const uint8_t 
 	TPM2B_ID_OBJECT io;
 	TPM2B_ENCRYPTED_SECRET es;
 	TPM2B_DIGEST *cred = NULL;
-	TPM2B_PUBLIC ekpub;
-	uint8_t name[ATTEST_NAME_LEN];
-	ESYS_TR ak = ESYS_TR_NONE, ek = ESYS_TR_NONE;
-	int ek_transient = 0, r;
+	ESYS_TR ak = ESYS_TR_NONE;
+	int r;
 	get_ctx(t, &c);
 	if ((r = attest_activate_decode(body, len, &idp, &idl, &sp, &sl)) != SV_OK)
 		return r;
@@ -781,9 +796,7 @@ int attest_activate(struct tpm *t, const struct attest_state *st, const uint8_t 
 	(void)Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(sp, sl, &off, &es);
 	if ((r = load_key(&c, &st->ak_public, &st->ak_private, &ak)) != SV_OK)
 		goto out;
-	if ((r = ek_load(&c, &ek, &ek_transient, &ekpub, name)) != SV_OK)
-		goto out;
-	if ((r = activate_blobs(&c, ak, ek, &io, &es, &cred)) != SV_OK)
+	if ((r = activate_blobs(&c, ak, held->handle, &io, &es, &cred)) != SV_OK)
 		goto out;
 	if (cred->size == 0 || cred->size > ATTEST_CRED_MAX) {
 		r = SV_ERR_AUTH;
@@ -793,7 +806,6 @@ int attest_activate(struct tpm *t, const struct attest_state *st, const uint8_t 
 	*out_len = cred->size;
 out:
 	flush(&c, &ak);
-	ek_release(&c, &ek, ek_transient);
 	Esys_Free(cred);
 	return r;
 }

@@ -79,9 +79,18 @@ int attest_provision(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
 int attest_authorize(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
                      const struct attest_state *st, struct attest_policy *pol, char *why,
                      size_t why_len) __attribute__((warn_unused_result));
-/* SV_ERR_STATE (reason in why) when the TPM's EK is not the one of init. */
-int attest_check_ek(struct tpm *t, const struct attest_state *st, char *why, size_t why_len)
-    __attribute__((warn_unused_result));
+/* The EK held loaded for attest_activate: creating it (no persistent EK) takes an RSA key
+ * generation, far too slow to repeat per request on a hardware TPM. */
+struct attest_ek {
+	uint32_t handle; /* ESYS_TR */
+	int transient;   /* created (flush at release) rather than persistent */
+};
+/* Loads the EK and compares its name with init's: SV_ERR_STATE (reason in why) when it differs.
+ * With keep non-NULL the EK stays loaded (one of swtpm's three object slots) until
+ * attest_ek_release; otherwise it is released at once. */
+int attest_check_ek(struct tpm *t, const struct attest_state *st, struct attest_ek *keep, char *why,
+                    size_t why_len) __attribute__((warn_unused_result));
+void attest_ek_release(struct tpm *t, struct attest_ek *ek);
 /* TPM2_Sign by the identity key over SHA-256(stmt) in the PolicyPCR -> PolicyAuthorize session.
  * SV_ERR_STATE when the boot PCRs do not satisfy the approved policy. */
 int attest_sign_statement(struct tpm *t, const struct attest_state *st,
@@ -96,8 +105,8 @@ int attest_activate_decode(const uint8_t *body, size_t len, const uint8_t **id, 
                            const uint8_t **secret, size_t *secret_len)
     __attribute__((warn_unused_result));
 /* ActivateCredential(AK, EK). SV_ERR_INVALID: malformed body; SV_ERR_AUTH: the TPM refused. */
-int attest_activate(struct tpm *t, const struct attest_state *st, const uint8_t *body, size_t len,
-                    uint8_t out[ATTEST_CRED_MAX], size_t *out_len)
+int attest_activate(struct tpm *t, const struct attest_state *st, const struct attest_ek *ek,
+                    const uint8_t *body, size_t len, uint8_t out[ATTEST_CRED_MAX], size_t *out_len)
     __attribute__((warn_unused_result));
 
 #endif

@@ -15,6 +15,7 @@ struct attestsrv {
 	struct attest_policy pol;
 	uint8_t stmt[ATTEST_STMT_LEN];
 	struct attest_blob stmt_sig;
+	struct attest_ek ek; /* held loaded for activation */
 };
 
 int attestsrv_open(struct attestsrv **out, struct tpm *t, const char *state_dir,
@@ -28,13 +29,15 @@ int attestsrv_open(struct attestsrv **out, struct tpm *t, const char *state_dir,
 	if (a == NULL)
 		return SV_ERR_NOMEM;
 	a->tpm = t;
+	int held = 0;
 	r = evidence_load(state_dir, &a->st, &a->pol, why, why_len);
 	if (r == SV_ERR_NOTFOUND)
 		r = SV_ERR_STATE;
 	if (r != SV_OK)
 		goto out;
-	if ((r = attest_check_ek(t, &a->st, why, why_len)) != SV_OK)
+	if ((r = attest_check_ek(t, &a->st, &a->ek, why, why_len)) != SV_OK)
 		goto out;
+	held = 1;
 	if ((r = attest_build_hash_paths(bins, s.build_hash)) != SV_OK) {
 		snprintf(
 		    why, why_len,
@@ -58,6 +61,8 @@ int attestsrv_open(struct attestsrv **out, struct tpm *t, const char *state_dir,
 		snprintf(why, why_len, "the identity key could not sign the attestation statement");
 out:
 	if (r != SV_OK) {
+		if (held)
+			attest_ek_release(t, &a->ek);
 		free(a);
 		return r;
 	}
@@ -67,6 +72,9 @@ out:
 
 void attestsrv_free(struct attestsrv *a)
 {
+	if (a == NULL)
+		return;
+	attest_ek_release(a->tpm, &a->ek);
 	free(a);
 }
 
@@ -112,7 +120,7 @@ int attestsrv_handle(void *arg, uint16_t type, const uint8_t *req, size_t len, s
 	if (type == SV_MSG_ACTIVATE) {
 		uint8_t cred[ATTEST_CRED_MAX];
 		size_t n = 0;
-		r = attest_activate(a->tpm, &a->st, req, len, cred, &n);
+		r = attest_activate(a->tpm, &a->st, &a->ek, req, len, cred, &n);
 		if (r == SV_ERR_INVALID)
 			return reply_text(reply, SV_STATUS_BAD_REQUEST,
 			                  "attestation/activate: malformed body (v=1, u16 length + "
