@@ -1,10 +1,15 @@
 # client/: libsealvault (shared library with a versioned soname, plus a static archive the CLI
 # and the tests link) and the `sealvault` CLI; the end-to-end test and `make demo`.
-CLIENT_VERSION := 0.1.0
+CLIENT_VERSION := 0.2.0
 CLIENT_SONAME  := libsealvault.so.0
 CLIENT_SO      := $(B)/libsealvault.so.$(CLIENT_VERSION)
-CLIENT_PKGS    := libsodium libcurl
-CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/libsealvault.c
+CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
+# The attestation verifier (issue 6): TPM structures (tss2-mu), EK chain and signatures
+# (OpenSSL), evidence and expect files (json-c).
+CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
+	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
+CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/libsealvault.c \
+	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
 
@@ -51,7 +56,8 @@ install-libsealvault: $(CLIENT_SO)
 
 # Unit tests: the library's flows against an in-test fake server (tests/unit/test_client.c
 # replaces http.c), and the pure wire/blob code.
-UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o $(CLIENT_DEPS)
+UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o \
+	$(CLIENT_ATTEST_SRCS:%.c=$(B)/%.o) $(CLIENT_DEPS)
 UT_OBJS_client_wire := $(B)/client/blob.o $(B)/client/wire.o $(CLIENT_DEPS)
 
 # The installed library as a downstream sees it: pkg-config, soname, exported symbols.

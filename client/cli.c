@@ -3,7 +3,8 @@
  *
  * Passwords come from a prompt without echo, a file, or stdin (--password-file -); never from the
  * command line. Exit codes: 0 success, 2 wrong password or unknown user (attempts left on stderr
- * when the server says), 3 locked out (the record was destroyed), 1 anything else.
+ * when the server says), 3 locked out (the record was destroyed), 4 the server failed
+ * attestation (`verify`, or --expect on the other commands), 1 anything else.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,12 @@
 
 #include "client/sealvault.h"
 
-#define EXIT_WRONG  2
-#define EXIT_LOCKED 3
+#define EXIT_WRONG      2
+#define EXIT_LOCKED     3
+#define EXIT_UNVERIFIED 4
+#define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
+#define NONCE_MIN       8
+#define NONCE_MAX       64
 
 struct opts {
 	const char *cmd;
@@ -33,6 +38,10 @@ struct opts {
 	const char *secret_file;
 	const char *out;
 	const char *context;
+	const char *expect;
+	const char *tpm_ca;
+	const char *evidence;
+	const char *nonce;
 	int generate_code;
 	long max_attempts;
 	long ksf_t;
@@ -68,10 +77,15 @@ static void usage(FILE *f)
 	    "  sealvault change-password --server URL --cacert FILE --user ID\n"
 	    "            [--password-file FILE] [--new-password-file FILE | --generate-code]\n"
 	    "            [--max-attempts N]\n"
-	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS\n"
+	    "  sealvault verify   --server URL --cacert FILE --expect FILE [--tpm-ca FILE]\n"
+	    "            [--evidence FILE --nonce HEX]\n"
+	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS;\n"
+	    "register, recover, delete, change-password: --expect FILE [--tpm-ca FILE] verify the\n"
+	    "server's attestation first and refuse a server that fails it.\n"
 	    "Without --password-file the password is read from the terminal without echo;\n"
 	    "'-' reads it from stdin (first line). Passwords are never taken from arguments.\n"
-	    "Exit: 0 ok, 2 wrong password or unknown user, 3 locked out, 1 other error.\n"
+	    "Exit: 0 ok, 2 wrong password or unknown user, 3 locked out, 4 verification failed,\n"
+	    "1 other error.\n"
 	    "See sealvault(1).\n");
 }
 
@@ -311,6 +325,12 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 		fprintf(stderr, "sealvault: the stored key cannot be recovered by anyone; register "
 		                "again with a new key\n");
 		return EXIT_LOCKED;
+	case SV_RESULT_UNVERIFIED:
+		fprintf(stderr, "sealvault: verification failed: %s\n", sv_ctx_error(ctx));
+		fprintf(stderr,
+		        "sealvault: nothing was sent to this vault; do not use it until its "
+		        "provider explains the failed check\n");
+		return EXIT_UNVERIFIED;
 	case SV_RESULT_EXISTS:
 	case SV_RESULT_BUSY:
 	case SV_RESULT_ERROR: break;
@@ -335,6 +355,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_KSFT,
 		O_KSFM,
 		O_TIMEOUT,
+		O_EXPECT,
+		O_TPMCA,
+		O_EVIDENCE,
+		O_NONCE,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -351,6 +375,10 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"ksf-t", required_argument, NULL, O_KSFT},
 	    {"ksf-m", required_argument, NULL, O_KSFM},
 	    {"timeout", required_argument, NULL, O_TIMEOUT},
+	    {"expect", required_argument, NULL, O_EXPECT},
+	    {"tpm-ca", required_argument, NULL, O_TPMCA},
+	    {"evidence", required_argument, NULL, O_EVIDENCE},
+	    {"nonce", required_argument, NULL, O_NONCE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -390,6 +418,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_OUT: o->out = optarg; break;
 		case O_GEN: o->generate_code = 1; break;
 		case O_CONTEXT: o->context = optarg; break;
+		case O_EXPECT: o->expect = optarg; break;
+		case O_TPMCA: o->tpm_ca = optarg; break;
+		case O_EVIDENCE: o->evidence = optarg; break;
+		case O_NONCE: o->nonce = optarg; break;
 		case O_MAX:
 			if (parse_num("--max-attempts", optarg, 1, SV_MAX_ATTEMPTS_MAX,
 			              &o->max_attempts) != 0)
@@ -416,7 +448,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	if (optind != argc - 1) {
 		fprintf(stderr,
 		        "sealvault: give exactly one command (register, recover, delete, "
-		        "change-password)%s\n",
+		        "change-password, verify)%s\n",
 		        optind < argc - 1 ? "; passwords never go on the "
 		                            "command line"
 		                          : "");
@@ -424,15 +456,29 @@ static int parse(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	o->cmd = argv[optind];
-	const char *missing = o->server == NULL ? "--server URL"
-	                      : o->user == NULL ? "--user ID"
-	                                        : NULL;
+	int verify = strcmp(o->cmd, "verify") == 0;
+	const char *missing = o->server == NULL             ? "--server URL"
+	                      : verify && o->expect == NULL ? "--expect FILE"
+	                      : !verify && o->user == NULL  ? "--user ID"
+	                                                    : NULL;
+	if (missing == NULL && verify && (o->evidence == NULL) != (o->nonce == NULL))
+		missing = o->evidence == NULL
+		              ? "--evidence FILE with --nonce"
+		              : "--nonce HEX (the nonce the evidence was fetched for)";
 	if (missing == NULL && strcmp(o->cmd, "register") == 0 && o->secret_file == NULL)
 		missing = "--secret-file FILE";
 	if (missing == NULL && strcmp(o->cmd, "recover") == 0 && o->out == NULL)
 		missing = "--out FILE";
 	if (missing != NULL) {
 		fprintf(stderr, "sealvault: %s needs %s\n", o->cmd, missing);
+		return -1;
+	}
+	if (!verify && (o->evidence != NULL || o->nonce != NULL)) {
+		fprintf(stderr, "sealvault: --evidence and --nonce are options of verify only\n");
+		return -1;
+	}
+	if (o->tpm_ca != NULL && o->expect == NULL) {
+		fprintf(stderr, "sealvault: --tpm-ca is used only with --expect FILE\n");
 		return -1;
 	}
 	if (o->generate_code && strcmp(o->cmd, "register") == 0 && o->password_file != NULL) {
@@ -471,7 +517,79 @@ static int setup(const struct opts *o, struct sv_ctx **ctx)
 	}
 	if (o->timeout)
 		sv_ctx_set_timeout(*ctx, (unsigned)o->timeout);
+	if (o->expect != NULL && sv_ctx_set_expect(*ctx, o->expect) != 0) {
+		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(*ctx));
+		return -1;
+	}
+	if (o->tpm_ca != NULL && sv_ctx_set_tpm_ca(*ctx, o->tpm_ca) != 0) {
+		fprintf(stderr, "sealvault: --tpm-ca: %s\n", sv_ctx_error(*ctx));
+		return -1;
+	}
 	return 0;
+}
+
+/* The whole evidence file into a malloc'd buffer. */
+static int read_evidence(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	long size;
+	if (f == NULL) {
+		fprintf(stderr, "sealvault: cannot open evidence file %s: %s\n", path,
+		        strerror(errno));
+		return -1;
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
+	    size == 0 || size > EVIDENCE_MAX) {
+		fprintf(stderr,
+		        "sealvault: evidence file %s is empty, unreadable or larger than %ld "
+		        "bytes\n",
+		        path, EVIDENCE_MAX);
+		fclose(f);
+		return -1;
+	}
+	buf = malloc((size_t)size);
+	if (buf == NULL || fread(buf, 1, (size_t)size, f) != (size_t)size) {
+		fprintf(stderr, "sealvault: reading %s failed\n", path);
+		free(buf);
+		fclose(f);
+		return -1;
+	}
+	fclose(f);
+	*out = buf;
+	*len = (size_t)size;
+	return 0;
+}
+
+/* `sealvault verify`: prints "verified: <summary>" and exits 0, or names the failed check. */
+static int cmd_verify(const struct opts *o, struct sv_ctx *ctx)
+{
+	uint8_t nonce[NONCE_MAX];
+	size_t nonce_len = 0, ev_len = 0;
+	char *ev = NULL, summary[512];
+	const char *end = NULL;
+	if (o->nonce != NULL && (sodium_hex2bin(nonce, sizeof(nonce), o->nonce, strlen(o->nonce),
+	                                        NULL, &nonce_len, &end) != 0 ||
+	                         *end != '\0' || nonce_len < NONCE_MIN)) {
+		fprintf(stderr, "sealvault: --nonce must be %d to %d bytes in hex\n", NONCE_MIN,
+		        NONCE_MAX);
+		return 1;
+	}
+	if (o->evidence != NULL && read_evidence(o->evidence, &ev, &ev_len) != 0)
+		return 1;
+	enum sv_result res =
+	    sv_verify(ctx, ev ? nonce : NULL, nonce_len, ev, ev_len, summary, sizeof(summary));
+	free(ev);
+	if (res == SV_RESULT_OK) {
+		printf("verified: %s\n", summary);
+		return 0;
+	}
+	if (res == SV_RESULT_UNVERIFIED) {
+		fprintf(stderr, "sealvault: verification failed: %s\n", sv_ctx_error(ctx));
+		return EXIT_UNVERIFIED;
+	}
+	fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -494,7 +612,9 @@ int main(int argc, char **argv)
 		return 1;
 	if (setup(&o, &ctx) != 0)
 		goto out;
-	if (strcmp(o.cmd, "register") == 0) {
+	if (strcmp(o.cmd, "verify") == 0) {
+		rc = cmd_verify(&o, ctx);
+	} else if (strcmp(o.cmd, "register") == 0) {
 		if (read_secret_file(o.secret_file, &sec) != 0 ||
 		    get_new_password(&o, o.password_file, &pw, code) != 0)
 			goto out;

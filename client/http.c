@@ -117,21 +117,25 @@ static int setopts(struct client_http *h, const char *url, const uint8_t *body, 
 	bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
 	if (h->cacert != NULL)
 		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->cacert) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len) != CURLE_OK;
+	if (body != NULL) {
+		bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body) != CURLE_OK;
+		bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len) != CURLE_OK;
+	} else {
+		bad |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+	}
 	bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, sink) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)h->timeout_s) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "libsealvault/0.1") != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "libsealvault/0.2") != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf) != CURLE_OK;
 	return bad ? SV_ERR_INTERNAL : SV_OK;
 }
 
-int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
-                     long *status, struct sv_buf *reply, char *err, size_t err_len)
+static int request(struct client_http *h, const char *path, const uint8_t *body, size_t len,
+                   long *status, struct sv_buf *reply, char *err, size_t err_len)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char url[2048];
@@ -165,4 +169,17 @@ int client_http_post(struct client_http *h, const char *path, const uint8_t *bod
 		return SV_ERR_IO;
 	}
 	return SV_OK;
+}
+
+int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
+                     long *status, struct sv_buf *reply, char *err, size_t err_len)
+{
+	static const uint8_t empty[1];
+	return request(h, path, body != NULL ? body : empty, len, status, reply, err, err_len);
+}
+
+int client_http_get(struct client_http *h, const char *path, long *status, struct sv_buf *reply,
+                    char *err, size_t err_len)
+{
+	return request(h, path, NULL, 0, status, reply, err, err_len);
 }

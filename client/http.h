@@ -31,5 +31,8 @@ void client_http_set_timeout(struct client_http *h, unsigned seconds);
 int client_http_post(struct client_http *h, const char *path, const uint8_t *body, size_t len,
                      long *status, struct sv_buf *reply, char *err, size_t err_len)
     __attribute__((warn_unused_result));
+/* GETs base_url + path (the query included), otherwise as client_http_post. */
+int client_http_get(struct client_http *h, const char *path, long *status, struct sv_buf *reply,
+                    char *err, size_t err_len) __attribute__((warn_unused_result));
 
 #endif

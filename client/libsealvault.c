@@ -11,7 +11,10 @@
 
 #include <sodium.h>
 
+#include "client/attest.h"
 #include "client/blob.h"
+#include "client/evidence.h"
+#include "client/expect.h"
 #include "client/http.h"
 #include "client/wire.h"
 #include "common/err.h"
@@ -26,7 +29,14 @@ struct sv_ctx {
 	struct ksf_params ksf;
 	struct sv_buf req;
 	struct sv_buf rep;
-	char err[512];
+	char err[768];
+	/* attestation (sv_ctx_set_expect): when expect is set, every operation verifies first */
+	struct client_expect *expect;
+	struct client_expect extra_ca; /* only .ca is used: the --tpm-ca PEM texts */
+	const char *failed_check;      /* the check that failed last, or NULL */
+	int op_depth;                  /* > 0 inside an operation that already verified */
+	int attested;                  /* attested_key holds the verified statement's key */
+	uint8_t attested_key[OPAQUE_PK_LEN];
 };
 
 /* SECRET: everything one operation derives; sodium_malloc'd, wiped on free. */
@@ -66,6 +76,7 @@ const char *sv_result_str(enum sv_result r)
 	case SV_RESULT_EXISTS: return "already registered";
 	case SV_RESULT_BUSY: return "server busy";
 	case SV_RESULT_ERROR: return "error";
+	case SV_RESULT_UNVERIFIED: return "attestation verification failed";
 	}
 	return "unknown result";
 }
@@ -101,6 +112,10 @@ void sv_ctx_free(struct sv_ctx *ctx)
 	if (ctx == NULL)
 		return;
 	client_http_free(ctx->http);
+	if (ctx->expect != NULL)
+		client_expect_clear(ctx->expect);
+	free(ctx->expect);
+	client_expect_clear(&ctx->extra_ca);
 	free(ctx->context);
 	sv_buf_free(&ctx->req);
 	sv_buf_free(&ctx->rep);
@@ -145,6 +160,231 @@ void sv_ctx_set_timeout(struct sv_ctx *ctx, unsigned seconds)
 const char *sv_ctx_error(const struct sv_ctx *ctx)
 {
 	return ctx->err;
+}
+
+/* ---- attestation (docs/attestation.md) ---- */
+
+int sv_ctx_set_expect(struct sv_ctx *ctx, const char *path)
+{
+	struct client_expect *e = NULL;
+	ctx->err[0] = '\0';
+	if (path != NULL) {
+		e = calloc(1, sizeof(*e));
+		if (e == NULL) {
+			fail(ctx, SV_RESULT_ERROR, "out of memory");
+			return -1;
+		}
+		if (client_expect_load(e, path, ctx->err, sizeof(ctx->err)) != SV_OK) {
+			free(e);
+			return -1;
+		}
+	}
+	if (ctx->expect != NULL)
+		client_expect_clear(ctx->expect);
+	free(ctx->expect);
+	ctx->expect = e;
+	return 0;
+}
+
+int sv_ctx_set_tpm_ca(struct sv_ctx *ctx, const char *path)
+{
+	ctx->err[0] = '\0';
+	return client_expect_add_ca_file(&ctx->extra_ca, path, ctx->err, sizeof(ctx->err)) == SV_OK
+	           ? 0
+	           : -1;
+}
+
+const char *sv_ctx_failed_check(const struct sv_ctx *ctx)
+{
+	return ctx->failed_check;
+}
+
+/* GET /v1/attestation?nonce=HEX into reply. */
+static enum sv_result fetch_evidence(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                                     struct sv_buf *reply)
+{
+	char path[64 + 2 * CLIENT_EVIDENCE_NONCE_MAX], text[300];
+	long status = 0;
+	size_t n = (size_t)snprintf(path, sizeof(path), "/v1/attestation?nonce=");
+	sodium_bin2hex(path + n, sizeof(path) - n, nonce, nonce_len);
+	if (client_http_get(ctx->http, path, &status, reply, ctx->err, sizeof(ctx->err)) != 0) {
+		size_t l = strlen(ctx->err);
+		snprintf(ctx->err + l, sizeof(ctx->err) - l,
+		         " (check --server, that sealvaultd runs, and --cacert)");
+		return SV_RESULT_ERROR;
+	}
+	switch (status) {
+	case 200: return SV_RESULT_OK;
+	case 400: {
+		/* reply_text reads ctx->rep; the evidence buffer is separate */
+		size_t len =
+		    sv_buf_remaining(reply) < sizeof(text) - 1 ? sv_buf_remaining(reply) : 0;
+		memcpy(text, sv_buf_ptr(reply), len);
+		text[len] = '\0';
+		for (size_t i = 0; i < len; i++)
+			if (text[i] < 0x20 || text[i] > 0x7e)
+				text[i] = '?';
+		return fail(ctx, SV_RESULT_ERROR,
+		            "attestation: the server refused the request (%s); does it run a "
+		            "sealvault with attestation (sealvault-admin init after issue 6)?",
+		            len ? text : "no reason given");
+	}
+	case 429:
+	case 503:
+		return fail(ctx, SV_RESULT_BUSY,
+		            "attestation: the server is busy (HTTP %ld); retry later", status);
+	default:
+		return fail(ctx, SV_RESULT_ERROR,
+		            "attestation: HTTP %ld; is --server the base URL of a sealvault server "
+		            "with attestation?",
+		            status);
+	}
+}
+
+/* The live credential activation of check 2 (client_attest_activate_fn). */
+static int activate(void *arg, const uint8_t *body, size_t len,
+                    uint8_t answer[CLIENT_ATTEST_ANSWER_MAX], size_t *answer_len, char *why,
+                    size_t why_len)
+{
+	struct sv_ctx *ctx = arg;
+	struct sv_buf rep;
+	long status = 0;
+	int r = sv_buf_init(&rep, 1024);
+	if (r != 0)
+		return r;
+	r = client_http_post(ctx->http, "/v1/attestation/activate", body, len, &status, &rep, why,
+	                     why_len);
+	if (r != 0)
+		goto out;
+	size_t n = sv_buf_remaining(&rep);
+	if (status == 200 && n >= 1 && n <= CLIENT_ATTEST_ANSWER_MAX) {
+		memcpy(answer, sv_buf_ptr(&rep), n);
+		*answer_len = n;
+		r = SV_OK;
+	} else if (status == 200) {
+		snprintf(why, why_len, "the answer is %zu bytes, not 1 to %d", n,
+		         CLIENT_ATTEST_ANSWER_MAX);
+		r = SV_ERR_AUTH;
+	} else if (status == 403) {
+		snprintf(why, why_len, "HTTP 403");
+		r = SV_ERR_AUTH;
+	} else {
+		snprintf(why, why_len,
+		         "POST /v1/attestation/activate answered HTTP %ld; client and server "
+		         "versions may differ",
+		         status);
+		r = SV_ERR_PROTOCOL;
+	}
+out:
+	sv_buf_free(&rep);
+	return r;
+}
+
+/* Verifies evidence (fetched live for a fresh nonce when json is NULL); on success remembers
+ * the attested OPAQUE server key for the operation that follows. */
+static enum sv_result verify(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                             const char *json, size_t json_len, char *summary, size_t summary_len)
+{
+	uint8_t fresh[32];
+	struct sv_buf reply = {0};
+	struct client_evidence *ev = NULL;
+	struct client_attest_result *res = NULL;
+	char why[512];
+	enum sv_result out = SV_RESULT_ERROR;
+
+	ctx->failed_check = NULL;
+	ctx->attested = 0;
+	if (summary != NULL && summary_len > 0)
+		summary[0] = '\0';
+	if (ctx->expect == NULL)
+		return fail(ctx, SV_RESULT_ERROR,
+		            "no expected values to verify against: set an expect file "
+		            "(sv_ctx_set_expect, --expect FILE)");
+	if ((json != NULL) != (nonce != NULL) ||
+	    (nonce != NULL &&
+	     (nonce_len < CLIENT_EVIDENCE_NONCE_MIN || nonce_len > CLIENT_EVIDENCE_NONCE_MAX)))
+		return fail(ctx, SV_RESULT_ERROR,
+		            "saved evidence needs the nonce it was fetched for (8 to 64 bytes)");
+	ev = calloc(1, sizeof(*ev));
+	res = calloc(1, sizeof(*res));
+	if (ev == NULL || res == NULL) {
+		out = fail(ctx, SV_RESULT_ERROR, "out of memory");
+		goto out;
+	}
+	if (json == NULL) {
+		randombytes_buf(fresh, sizeof(fresh));
+		nonce = fresh;
+		nonce_len = sizeof(fresh);
+		if (sv_buf_init(&reply, CLIENT_EVIDENCE_JSON_MAX) != 0) {
+			out = fail(ctx, SV_RESULT_ERROR, "out of memory");
+			goto out;
+		}
+		if ((out = fetch_evidence(ctx, nonce, nonce_len, &reply)) != SV_RESULT_OK)
+			goto out;
+		json = (const char *)sv_buf_ptr(&reply);
+		json_len = sv_buf_remaining(&reply);
+	}
+	if (client_evidence_decode(ev, json, json_len, why, sizeof(why)) != SV_OK) {
+		out = fail(ctx, SV_RESULT_ERROR, "the attestation evidence is malformed: %s", why);
+		goto out;
+	}
+	int r = client_attest_verify(res, ctx->expect, (const char *const *)ctx->extra_ca.ca,
+	                             ctx->extra_ca.n_ca, ev, nonce, nonce_len, activate, ctx);
+	if (r == SV_OK) {
+		memcpy(ctx->attested_key, res->stmt.server_public_key, OPAQUE_PK_LEN);
+		ctx->attested = 1;
+		if (summary != NULL && summary_len > 0)
+			snprintf(summary, summary_len, "%s", res->summary);
+		out = SV_RESULT_OK;
+	} else if (res->check != NULL) {
+		ctx->failed_check = res->check;
+		out = fail(ctx, SV_RESULT_UNVERIFIED, "%s: %s", res->check, res->reason);
+	} else {
+		out = fail(ctx, SV_RESULT_ERROR, "attestation: %s", res->reason);
+	}
+out:
+	if (ev != NULL)
+		client_evidence_clear(ev);
+	free(ev);
+	free(res);
+	sv_buf_free(&reply);
+	return out;
+}
+
+enum sv_result sv_verify(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                         const char *evidence_json, size_t evidence_len, char *summary,
+                         size_t summary_len)
+{
+	ctx->err[0] = '\0';
+	enum sv_result r =
+	    verify(ctx, nonce, nonce_len, evidence_json, evidence_len, summary, summary_len);
+	ctx->attested = 0; /* a standalone verification vouches for no later operation */
+	return r;
+}
+
+/* At the start of an operation: with an expect file, verify the server first (once for an
+ * operation made of others, like change-password). */
+static enum sv_result gate(struct sv_ctx *ctx)
+{
+	ctx->failed_check = NULL;
+	if (ctx->expect == NULL || ctx->op_depth > 0)
+		return SV_RESULT_OK;
+	return verify(ctx, NULL, 0, NULL, 0, NULL, 0);
+}
+
+/* The OPAQUE server key the protocol just authenticated must be the attested one. */
+static enum sv_result check_server_key(struct sv_ctx *ctx, const uint8_t pk[OPAQUE_PK_LEN])
+{
+	if (ctx->expect == NULL)
+		return SV_RESULT_OK;
+	if (!ctx->attested || sodium_memcmp(pk, ctx->attested_key, OPAQUE_PK_LEN) != 0) {
+		ctx->failed_check = CLIENT_ATTEST_SERVER_KEY;
+		return fail(ctx, SV_RESULT_UNVERIFIED,
+		            "%s: the server used another OPAQUE key than the attested vault's; it "
+		            "is not the verified vault (nothing more was sent)",
+		            CLIENT_ATTEST_SERVER_KEY);
+	}
+	return SV_RESULT_OK;
 }
 
 void sv_secret_free(uint8_t *secret, size_t secret_len)
@@ -315,6 +555,8 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 		return fail(ctx, SV_RESULT_ERROR,
 		            "the guess limit must be 1 to %d (0: server default)",
 		            SV_MAX_ATTEMPTS_MAX);
+	if ((res = gate(ctx)) != SV_RESULT_OK)
+		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
@@ -334,6 +576,10 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 		res = bad_reply(ctx, "register");
 		goto out;
 	}
+	/* RegistrationResponse = evaluated_message | server_public_key */
+	res = check_server_key(ctx, s->response + OPAQUE_REGISTRATION_RESPONSE_LEN - OPAQUE_PK_LEN);
+	if (res != SV_RESULT_OK)
+		goto out;
 	res = finalize_registration(ctx, s, u, ulen, password, password_len, secret, secret_len);
 	if (res != SV_RESULT_OK)
 		goto out;
@@ -352,6 +598,7 @@ out:
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
+	ctx->attested = 0;
 	return res;
 }
 
@@ -366,6 +613,7 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
                             size_t payload_len, const char *what, int *attempts_left)
 {
 	uint8_t ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN], ke3[OPAQUE_KE3_LEN];
+	uint8_t server_pk[OPAQUE_PK_LEN];
 	struct opaque_params p = params(ctx);
 	uint8_t left;
 	size_t ulen;
@@ -387,13 +635,17 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
 		return bad_reply(ctx, what);
 	if (attempts_left != NULL)
 		*attempts_left = left;
-	r = opaque_client_ke3(ke3, s->session_key, s->export_key, NULL, &s->st, pw, pw_len, ke2, &p,
-	                      &ctx->ksf);
+	r = opaque_client_ke3(ke3, s->session_key, s->export_key, server_pk, &s->st, pw, pw_len,
+	                      ke2, &p, &ctx->ksf);
 	if (r == SV_ERR_NOMEM)
 		return fail(ctx, SV_RESULT_ERROR,
 		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
 		            ctx->ksf.m_kib);
 	int wrong = r != 0;
+	if (!wrong && (res = check_server_key(ctx, server_pk)) != SV_RESULT_OK) {
+		sodium_memzero(ke3, sizeof(ke3));
+		return res;
+	}
 	if (wrong) {
 		/* Not our password (or not our server): spend the charged guess visibly. */
 		randombytes_buf(ke3, sizeof(ke3));
@@ -436,6 +688,8 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	*secret_len = 0;
 	if (attempts_left != NULL)
 		*attempts_left = -1;
+	if ((res = gate(ctx)) != SV_RESULT_OK)
+		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
@@ -472,6 +726,8 @@ out:
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
+	if (ctx->op_depth == 0)
+		ctx->attested = 0;
 	return res;
 }
 
@@ -484,6 +740,8 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	ctx->err[0] = '\0';
 	if (attempts_left != NULL)
 		*attempts_left = -1;
+	if ((res = gate(ctx)) != SV_RESULT_OK)
+		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
@@ -496,6 +754,7 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
+	ctx->attested = 0;
 	return res;
 }
 
@@ -518,10 +777,13 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 		return fail(ctx, SV_RESULT_ERROR,
 		            "the guess limit must be 1 to %d (0: server default)",
 		            SV_MAX_ATTEMPTS_MAX);
+	if ((res = gate(ctx)) != SV_RESULT_OK)
+		return res;
 	/* The secret must be re-sealed under the new password's export key: fetch it first. */
+	ctx->op_depth++;
 	res = sv_recover(ctx, user, old_password, old_len, &secret, &secret_len, attempts_left);
 	if (res != SV_RESULT_OK)
-		return res;
+		goto out;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL) {
 		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
@@ -565,6 +827,8 @@ out:
 	sv_secret_free(secret, secret_len);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
+	ctx->op_depth--;
+	ctx->attested = 0;
 	return res;
 }
 

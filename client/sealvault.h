@@ -26,7 +26,7 @@ extern "C" {
 
 #define SV_API __attribute__((visibility("default")))
 
-#define SV_LIB_VERSION "0.1.0"
+#define SV_LIB_VERSION "0.2.0"
 /* The wire protocol version this library speaks (first byte of every request body). */
 #define SV_PROTOCOL_VERSION 1
 
@@ -57,6 +57,7 @@ enum sv_result {
 	SV_RESULT_EXISTS = 3,         /* register: the user is already registered */
 	SV_RESULT_BUSY = 4,           /* the server is overloaded or rate-limits us; retry later */
 	SV_RESULT_ERROR = 5,          /* anything else: sv_ctx_error() explains */
+	SV_RESULT_UNVERIFIED = 6,     /* the server failed attestation; sv_ctx_failed_check() */
 };
 
 struct sv_ctx;
@@ -80,6 +81,36 @@ SV_API int sv_ctx_set_ksf(struct sv_ctx *ctx, uint32_t t, uint32_t m_kib);
 SV_API void sv_ctx_set_timeout(struct sv_ctx *ctx, unsigned seconds);
 /* The last error message of this context ("" if none). Valid until the next call on ctx. */
 SV_API const char *sv_ctx_error(const struct sv_ctx *ctx);
+
+/*
+ * Attestation (since 0.2.0; docs/attestation.md). With an expected-values file set, every
+ * operation below first verifies the server: a TPM quote over a fresh nonce, the TPM's EK
+ * certificate chain, the AK's binding to that EK, the boot and IMA logs, and the statement
+ * binding the vault's OPAQUE key, policy and build to that boot state. When a check fails the
+ * operation sends nothing to the vault and returns SV_RESULT_UNVERIFIED; sv_ctx_error() says
+ * "<check>: <reason>" and sv_ctx_failed_check() names the check. The OPAQUE server key the
+ * protocol then uses must be the attested one (else SV_RESULT_UNVERIFIED, check "server-key").
+ */
+/* Reads the expect file at path (as written by `sealvault-admin expect`); NULL turns
+ * verification off. Returns 0, or -1 with the reason in sv_ctx_error(). */
+SV_API int sv_ctx_set_expect(struct sv_ctx *ctx, const char *path);
+/* Adds the TPM manufacturer CA certificates (PEM, root and intermediates) in path to those of
+ * the expect file. Returns 0, or -1 with the reason in sv_ctx_error(). */
+SV_API int sv_ctx_set_tpm_ca(struct sv_ctx *ctx, const char *path);
+/*
+ * Verifies the server against the expect file. With nonce and evidence_json NULL, fetches
+ * evidence for a fresh random nonce (GET /v1/attestation); otherwise checks the saved evidence
+ * (evidence_len bytes of JSON) for the nonce (8..64 bytes) it was fetched for. Either way the AK
+ * binding is checked live with the server. On SV_RESULT_OK a one-line summary goes into summary
+ * (may be NULL). SV_RESULT_UNVERIFIED: a check failed (sv_ctx_failed_check); SV_RESULT_ERROR:
+ * verification could not run (network, malformed evidence, no expect file).
+ */
+SV_API enum sv_result sv_verify(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_len,
+                                const char *evidence_json, size_t evidence_len, char *summary,
+                                size_t summary_len);
+/* The stable name of the check that failed in the last call ("ek-chain", "nonce", ...; see
+ * docs/attestation.md), or NULL. */
+SV_API const char *sv_ctx_failed_check(const struct sv_ctx *ctx);
 
 /* Registers user with password and stores secret (1..SV_SECRET_MAX_LEN bytes), allowing
  * max_attempts wrong guesses (0 = the server's default). */

@@ -118,6 +118,14 @@ int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *val
 	return SV_ERR_CONFIG;
 }
 
+int policy_vault_is_option(const char *key)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strcmp(opts[i].name, key) == 0)
+			return 1;
+	return 0;
+}
+
 int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_len)
 {
 	for (size_t i = 0; i < NOPTS; i++) {

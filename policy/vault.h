@@ -30,6 +30,8 @@ void policy_vault_defaults(struct sv_vault_policy *p);
  * unknown names and out-of-bounds values with a one-line reason in why. */
 int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
 		     size_t why_len) __attribute__((warn_unused_result));
+/* 1 when key names a policy option (what policy_vault_set accepts), else 0. */
+int policy_vault_is_option(const char *key);
 /* Checks every bound and the relations between fields (default <= max). */
 int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_len)
 	__attribute__((warn_unused_result));

@@ -5,7 +5,7 @@ EXTRA_CFLAGS_tests_bench_sealvault-bench := $(call pc_cflags,libcurl libsodium)
 $(SV_BENCH): $(B)/tests/bench/sealvault-bench.o $(B)/libsvclient.a $(B)/libsvcrypto.a \
 		$(B)/libsvcommon.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread $(call pc_libs,libcurl libsodium)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread $(call pc_libs,$(CLIENT_PKGS))
 BINS += $(SV_BENCH)
 BENCH_DEPS := $(SV_BENCH) $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker \
 	$(B)/sealvault-admin

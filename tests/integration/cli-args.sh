@@ -31,7 +31,7 @@ head -c 462 /dev/zero >"$tmp/max"
 head -c 463 /dev/zero >"$tmp/big"
 
 check 0 "usage:" "$SV" --help
-check 0 "sealvault 0.1.0" "$SV" --version
+check 0 "sealvault 0.2.0" "$SV" --version
 check 1 "exactly one command" "$SV"
 check 1 "passwords never go on the command line" "$SV" recover "${url[@]}" --user a --out x hunter2
 check 1 "unknown option '--password'" "$SV" recover "${url[@]}" --user a --password hunter2
@@ -67,6 +67,38 @@ check 1 "the user id must be 1 to 255 bytes" "$SV" recover "${url[@]}" --out x \
 	--password-file "$tmp/pw" --user "$(head -c 256 /dev/zero | tr '\0' u)"
 # No password option and no terminal (setsid: no controlling tty): say how to give one.
 check 1 "no terminal to ask for the password" setsid -w "$SV" recover "${url[@]}" --user a --out x
+# Attestation options (sealvault verify, --expect on the other commands).
+printf '{"version": 1, "build_hash": "00"}' >"$tmp/bad-expect.json"
+z=0000000000000000000000000000000000000000000000000000000000000000
+printf '{"version":1,"build_hash":"%s","binaries":{"sealvaultd":"%s","sealvault-enclave":"%s",
+"sealvault-broker":"%s"},"policy_hash":"%s","boot_pcrs":[0,1,2,3,4,5,6,7]}' \
+	$z $z $z $z $z >"$tmp/expect.json"
+printf 'not a certificate\n' >"$tmp/ca.pem"
+check 1 "verify needs --expect FILE" "$SV" verify "${url[@]}"
+check 1 "needs --nonce HEX" "$SV" verify "${url[@]}" --expect "$tmp/expect.json" \
+	--evidence "$tmp/empty"
+check 1 "needs --evidence FILE with --nonce" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json" --nonce 0011223344556677
+check 1 "--evidence and --nonce are options of verify only" "$SV" recover "${url[@]}" --user a \
+	--out x --evidence "$tmp/empty" --nonce 0011223344556677
+check 1 "--tpm-ca is used only with --expect FILE" "$SV" recover "${url[@]}" --user a --out x \
+	--tpm-ca "$tmp/ca.pem"
+check 1 "cannot open $tmp/nonexistent" "$SV" verify "${url[@]}" --expect "$tmp/nonexistent"
+check 1 "member \"build_hash\": not hex of the right length" "$SV" recover "${url[@]}" --user a \
+	--out x --password-file "$tmp/pw" --expect "$tmp/bad-expect.json"
+check 1 "--tpm-ca: $tmp/ca.pem: not a PEM file with a certificate" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json" --tpm-ca "$tmp/ca.pem"
+check 1 "--nonce must be 8 to 64 bytes in hex" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json" --evidence "$tmp/max" --nonce 00112233
+check 1 "evidence file $tmp/empty is empty" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json" --evidence "$tmp/empty" --nonce 0011223344556677
+check 1 "the attestation evidence is malformed: not valid JSON" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json" --evidence "$tmp/max" --nonce 0011223344556677
+# With --expect the attestation request is the first network traffic.
+check 1 "/v1/attestation?nonce=" "$SV" register "${url[@]}" --user a --secret-file "$tmp/max" \
+	--password-file "$tmp/pw" --expect "$tmp/expect.json"
+check 1 "check --server, that sealvaultd runs" "$SV" verify "${url[@]}" \
+	--expect "$tmp/expect.json"
 # Everything valid: only now is the network tried, and its failure says what to check.
 check 1 "check --server, that sealvaultd runs" "$SV" register "${url[@]}" --user a \
 	--secret-file "$tmp/max" --password-file "$tmp/pw" --ksf-t 1 --ksf-m 8

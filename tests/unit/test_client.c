@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sodium.h>
 
 #include "client/http.h"
 #include "client/sealvault.h"
+#include "common/attest_stmt.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "crypto/hkdf.h"
@@ -83,6 +85,19 @@ int client_http_set_cacert(struct client_http *h, const char *path)
 }
 
 void client_http_set_timeout(struct client_http *h, unsigned seconds) {}
+
+/* GET is only used for attestation evidence: this fake vault answers with a JSON text that is
+ * not evidence, and counts the requests. */
+static int get_requests;
+int client_http_get(struct client_http *h, const char *path, long *status, struct sv_buf *reply,
+                    char *err, size_t err_len)
+{
+	get_requests++;
+	assert_non_null(strstr(path, "/v1/attestation?nonce="));
+	sv_buf_reset(reply);
+	*status = 200;
+	return sv_buf_put(reply, "{\"version\": 1}", 14);
+}
 
 static int find_user(const uint8_t *id, size_t len)
 {
@@ -573,6 +588,54 @@ static void test_input_bounds(void **state)
 	assert_int_equal(sv_ctx_set_context(ctx, NULL, 0), 0);
 }
 
+/* With an expect file every operation verifies first; a server whose evidence does not verify
+ * gets nothing but the attestation request. */
+static void test_expect_refuses_first(void **state)
+{
+	struct sv_ctx *ctx = *state;
+	char path[] = "/tmp/test_client_expect_XXXXXX";
+	const char *z = "0000000000000000000000000000000000000000000000000000000000000000";
+	char text[1024];
+	uint8_t *out = NULL;
+	size_t n = 0;
+	int left, fd = mkstemp(path);
+	assert_true(fd >= 0);
+	/* build_hash must be the hash of the three binary hashes: all-zero digests */
+	uint8_t d[ATTEST_NBINARIES][ATTEST_HASH_LEN] = {{0}}, bh[32];
+	char bhx[65];
+	attest_build_hash_digests((const uint8_t(*)[ATTEST_HASH_LEN])d, bh);
+	sodium_bin2hex(bhx, sizeof(bhx), bh, 32);
+	int len = snprintf(text, sizeof(text),
+	                   "{\"version\":1,\"build_hash\":\"%s\",\"binaries\":{\"sealvaultd\":\"%s\","
+	                   "\"sealvault-enclave\":\"%s\",\"sealvault-broker\":\"%s\"},"
+	                   "\"policy_hash\":\"%s\",\"boot_pcrs\":[0,1,2,3,4,5,6,7]}",
+	                   bhx, z, z, z, z);
+	assert_int_equal(write(fd, text, (size_t)len), len);
+	close(fd);
+	assert_int_equal(sv_verify(ctx, NULL, 0, NULL, 0, NULL, 0), SV_RESULT_ERROR);
+	assert_non_null(strstr(sv_ctx_error(ctx), "no expected values"));
+	assert_int_equal(sv_ctx_set_expect(ctx, "/nonexistent/expect.json"), -1);
+	assert_non_null(strstr(sv_ctx_error(ctx), "cannot open"));
+	assert_int_equal(sv_ctx_set_expect(ctx, path), 0);
+	unlink(path);
+	get_requests = 0;
+	F.requests = 0;
+	assert_int_equal(sv_register(ctx, "carol", PW("pw"), SECRET, sizeof(SECRET), 3),
+	                 SV_RESULT_ERROR);
+	assert_non_null(strstr(sv_ctx_error(ctx), "evidence is malformed"));
+	assert_int_equal(sv_recover(ctx, "carol", PW("pw"), &out, &n, &left), SV_RESULT_ERROR);
+	assert_int_equal(sv_delete(ctx, "carol", PW("pw"), &left), SV_RESULT_ERROR);
+	assert_int_equal(
+	    sv_change_password(ctx, "carol", PW("pw"), PW("new"), 3, &left), SV_RESULT_ERROR);
+	assert_int_equal(get_requests, 4);
+	assert_int_equal(F.requests, 0); /* nothing reached the vault */
+	assert_null(out);
+	/* turning verification off restores the plain protocol */
+	assert_int_equal(sv_ctx_set_expect(ctx, NULL), 0);
+	reg(ctx, "carol", "pw", 3);
+	assert_int_equal(get_requests, 4);
+}
+
 static void test_generate_code(void **state)
 {
 	char a[SV_CODE_LEN + 1], b[SV_CODE_LEN + 1];
@@ -606,6 +669,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_input_bounds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expect_refuses_first, setup, teardown),
 	    cmocka_unit_test(test_generate_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

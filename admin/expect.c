@@ -1,0 +1,300 @@
+#include "admin/expect.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <tss2/tss2_esys.h>
+
+#include "client/expect.h"
+#include "common/attest_stmt.h"
+#include "common/err.h"
+#include "daemon/config.h"
+#include "enclave/tpm.h"
+#include "policy/vault.h"
+
+#ifndef SV_LIBEXECDIR
+#define SV_LIBEXECDIR "/usr/libexec/sealvault"
+#endif
+
+enum { EXPECT_OK = 0, EXPECT_FAIL = 1, EXPECT_USAGE = 2 };
+
+static const char *prog = "sealvault-admin expect";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: sealvault-admin expect [--config FILE] [--policy KEY=VALUE]...\n"
+	        "       [--bindir DIR] [--boot-pcrs LIST] [--boot-pcrs-from-tpm TCTI]\n"
+	        "       [--ima-allow FILE]... [--tpm-ca FILE]... [--server-public-key HEX]\n"
+	        "  Prints the expected-values file (JSON) for `sealvault verify --expect`: the\n"
+	        "  SHA-256 of sealvaultd, sealvault-enclave and sealvault-broker in --bindir\n"
+	        "  (default: next to this program in a build tree, else the installed paths),\n"
+	        "  the hash of the vault policy of --config (sealvault.conf) and --policy\n"
+	        "  (default: the built-in policy), the boot PCR selection (default 0-7) and,\n"
+	        "  with --boot-pcrs-from-tpm, their current values on that TPM. --ima-allow\n"
+	        "  lists other files allowed to run ('<sha256 hex> /path' lines), --tpm-ca adds\n"
+	        "  TPM manufacturer CA certificates (PEM), --server-public-key pins one vault.\n");
+}
+
+/* The same rule as the enclave's paths in sealvaultd and `sealvault-admin attest`. */
+static void binary_paths(const char *bindir, char paths[ATTEST_NBINARIES][4096])
+{
+	char self[4096], probe[4096 + 32];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	self[n > 0 ? n : 0] = '\0';
+	const char *here = n > 0 ? dirname(self) : ".";
+	snprintf(probe, sizeof(probe), "%s/sealvault-enclave", here);
+	const char *libexec = access(probe, F_OK) == 0 ? here : SV_LIBEXECDIR;
+	for (int i = 0; i < ATTEST_NBINARIES; i++) {
+		const char *d = bindir != NULL ? bindir : (i == 0 ? here : libexec);
+		snprintf(paths[i], sizeof(paths[i]), "%s/%s", d, attest_binary_names[i]);
+	}
+}
+
+static int hash_binaries(struct client_expect *e, const char *bindir)
+{
+	char paths[ATTEST_NBINARIES][4096];
+	binary_paths(bindir, paths);
+	for (int i = 0; i < ATTEST_NBINARIES; i++) {
+		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr,
+			        "%s: cannot open %s: %s; give the directory of the built "
+			        "binaries with --bindir DIR\n",
+			        prog, paths[i], strerror(errno));
+			return -1;
+		}
+		int r = attest_file_sha256_fd(fd, e->binaries[i]);
+		close(fd);
+		if (r != SV_OK) {
+			fprintf(stderr, "%s: reading %s: %s\n", prog, paths[i], sv_strerror(r));
+			return -1;
+		}
+	}
+	attest_build_hash_digests((const uint8_t(*)[ATTEST_HASH_LEN])e->binaries, e->build_hash);
+	return 0;
+}
+
+/* sealvault.conf: the policy options; the daemon's other options are not part of the hash. */
+static int from_config(void *arg, const char *key, const char *value, char *why, size_t why_len)
+{
+	if (!policy_vault_is_option(key))
+		return SV_OK;
+	return policy_vault_set(arg, key, value, why, why_len);
+}
+
+static int read_config(struct sv_vault_policy *p, const char *path)
+{
+	char why[512];
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		fprintf(stderr, "%s: cannot read %s: %s\n", prog, path, strerror(errno));
+		return -1;
+	}
+	int r = config_parse_stream(f, path, from_config, p, why, sizeof(why));
+	fclose(f);
+	if (r != SV_OK) {
+		fprintf(stderr, "%s: %s\n", prog, why);
+		return -1;
+	}
+	return 0;
+}
+
+/* The current SHA-256 values of the boot PCRs (PCR_Read answers at most 8 per call). */
+static int read_pcrs(struct client_expect *e, const char *tcti)
+{
+	struct tpm *t = NULL;
+	char why[512];
+	uint32_t primary, session, left = e->boot_pcrs;
+	int ok = 1;
+	if (tpm_open(&t, tcti, why, sizeof(why)) != SV_OK) {
+		fprintf(stderr, "%s: --boot-pcrs-from-tpm: %s\n", prog, why);
+		return -1;
+	}
+	ESYS_CONTEXT *esys = tpm_esys(t, &primary, &session);
+	while (ok && left != 0) {
+		TPML_PCR_SELECTION in = {.count = 1}, *sel = NULL;
+		TPML_DIGEST *d = NULL;
+		UINT32 counter;
+		in.pcrSelections[0].hash = TPM2_ALG_SHA256;
+		in.pcrSelections[0].sizeofSelect = 3;
+		for (int i = 0; i < 3; i++)
+			in.pcrSelections[0].pcrSelect[i] = (uint8_t)(left >> (8 * i));
+		if (Esys_PCR_Read(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &in, &counter,
+		                  &sel, &d) != TSS2_RC_SUCCESS) {
+			ok = 0;
+			break;
+		}
+		uint32_t got = 0;
+		if (sel->count == 1 && sel->pcrSelections[0].hash == TPM2_ALG_SHA256)
+			for (int i = 0; i < 3; i++)
+				got |= (uint32_t)sel->pcrSelections[0].pcrSelect[i] << (8 * i);
+		ok = got != 0 && (got & ~left) == 0 && attest_pcrs_count(got) == d->count;
+		for (uint32_t i = 0, k = 0; ok && i < ATTEST_PCR_COUNT; i++) {
+			if (!(got & (1u << i)))
+				continue;
+			ok = d->digests[k].size == ATTEST_HASH_LEN;
+			if (ok)
+				memcpy(e->boot_values[i], d->digests[k].buffer, ATTEST_HASH_LEN);
+			k++;
+		}
+		left &= ~got;
+		Esys_Free(sel);
+		Esys_Free(d);
+	}
+	tpm_close(t);
+	if (!ok) {
+		fprintf(stderr,
+		        "%s: the TPM at %s did not return the SHA-256 PCR values; does it "
+		        "have a SHA-256 bank?\n",
+		        prog, tcti);
+		return -1;
+	}
+	e->has_boot_values = 1;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct client_expect *e, struct sv_vault_policy *pol,
+                 const char **bindir, const char **tcti)
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"policy", required_argument, NULL, 'P'},
+	    {"bindir", required_argument, NULL, 'B'},
+	    {"boot-pcrs", required_argument, NULL, 'b'},
+	    {"boot-pcrs-from-tpm", required_argument, NULL, 'T'},
+	    {"ima-allow", required_argument, NULL, 'I'},
+	    {"tpm-ca", required_argument, NULL, 'C'},
+	    {"server-public-key", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char why[512];
+	const char *config = NULL;
+	char *policy[32];
+	size_t n_policy = 0;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': config = optarg; break;
+		case 'B': *bindir = optarg; break;
+		case 'T': *tcti = optarg; break;
+		case 'b':
+			if (attest_pcrs_parse(optarg, &e->boot_pcrs) != SV_OK ||
+			    e->boot_pcrs == 0 || (e->boot_pcrs & (1u << ATTEST_PCR_IMA))) {
+				fprintf(stderr,
+				        "%s: --boot-pcrs %s: expected PCR numbers 0..23 but not 10 "
+				        "(IMA's), e.g. 0-7 or 0,2,4,7\n",
+				        prog, optarg);
+				return EXPECT_USAGE;
+			}
+			break;
+		case 'P':
+			if (n_policy == sizeof(policy) / sizeof(policy[0])) {
+				fprintf(stderr, "%s: too many --policy options\n", prog);
+				return EXPECT_USAGE;
+			}
+			policy[n_policy++] = optarg;
+			break;
+		case 'I':
+			if (client_expect_add_allow_file(e, optarg, why, sizeof(why)) != SV_OK) {
+				fprintf(stderr, "%s: --ima-allow: %s\n", prog, why);
+				return EXPECT_USAGE;
+			}
+			break;
+		case 'C':
+			if (client_expect_add_ca_file(e, optarg, why, sizeof(why)) != SV_OK) {
+				fprintf(stderr, "%s: --tpm-ca: %s\n", prog, why);
+				return EXPECT_USAGE;
+			}
+			break;
+		case 'k': {
+			size_t got = 0;
+			const char *end = NULL;
+			if (sodium_hex2bin(e->server_key, sizeof(e->server_key), optarg,
+			                   strlen(optarg), NULL, &got, &end) != 0 ||
+			    *end != '\0' || got != sizeof(e->server_key)) {
+				fprintf(stderr, "%s: --server-public-key must be 64 hex digits\n",
+				        prog);
+				return EXPECT_USAGE;
+			}
+			e->has_server_key = 1;
+			break;
+		}
+		case 'h': usage(stdout); exit(EXPECT_OK);
+		default: usage(stderr); return EXPECT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+		usage(stderr);
+		return EXPECT_USAGE;
+	}
+	/* the configuration file first, then the flags, as sealvaultd applies them */
+	if (config != NULL && read_config(pol, config) != 0)
+		return EXPECT_USAGE;
+	for (size_t i = 0; i < n_policy; i++) {
+		char *eq = strchr(policy[i], '=');
+		if (eq == NULL) {
+			fprintf(stderr, "%s: --policy takes KEY=VALUE, not '%s'\n", prog,
+			        policy[i]);
+			return EXPECT_USAGE;
+		}
+		*eq = '\0';
+		if (policy_vault_set(pol, policy[i], eq + 1, why, sizeof(why)) != SV_OK) {
+			fprintf(stderr, "%s: --policy: %s\n", prog, why);
+			return EXPECT_USAGE;
+		}
+	}
+	return EXPECT_OK;
+}
+
+int admin_expect_main(int argc, char **argv)
+{
+	struct client_expect e;
+	struct sv_vault_policy pol;
+	const char *bindir = NULL, *tcti = NULL;
+	char why[512], *text = NULL;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	policy_vault_defaults(&pol);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "%s: libsodium failed to initialise\n", prog);
+		return EXPECT_FAIL;
+	}
+	if ((rc = parse(argc, argv, &e, &pol, &bindir, &tcti)) != EXPECT_OK)
+		goto out;
+	if (e.boot_pcrs == 0)
+		e.boot_pcrs = ATTEST_PCRS_DEFAULT;
+	if (policy_vault_check(&pol, why, sizeof(why)) != SV_OK) {
+		fprintf(stderr, "%s: %s\n", prog, why);
+		rc = EXPECT_USAGE;
+		goto out;
+	}
+	policy_vault_hash(&pol, e.policy_hash);
+	rc = EXPECT_FAIL;
+	if (hash_binaries(&e, bindir) != 0 || (tcti != NULL && read_pcrs(&e, tcti) != 0))
+		goto out;
+	if (client_expect_encode(&e, &text) != SV_OK) {
+		fprintf(stderr, "%s: out of memory\n", prog);
+		goto out;
+	}
+	if (fputs(text, stdout) < 0 || fflush(stdout) != 0) {
+		fprintf(stderr, "%s: writing the file to stdout: %s\n", prog, strerror(errno));
+		goto out;
+	}
+	rc = EXPECT_OK;
+out:
+	free(text);
+	client_expect_clear(&e);
+	return rc;
+}
