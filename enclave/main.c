@@ -257,7 +257,15 @@ int main(int argc, char **argv)
 		die("%s", why);
 	if (sodium_init() < 0)
 		die("cannot initialise libsodium");
-	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+	/* tpm2-tss 3.2 creates a fresh OSSL_LIB_CTX for every hash, HMAC and nonce of a session
+	 * (several per TPM command), and OpenSSL 3.0 fills each new context's name map by walking
+	 * the legacy cipher and digest name tables: two thirds of the CPU of a salted NV
+	 * increment. The enclave fetches algorithms by name and never looks up legacy aliases
+	 * (EVP_get_digestbyname), so those tables are left empty. Must precede any other OpenSSL
+	 * call. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+	                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+	                        NULL) != 1)
 		die("cannot initialise OpenSSL");
 	if (tpm_open(&tpm, o.tpm, why, sizeof(why)) != 0)
 		die("cannot open the TPM (%s): %s", o.tpm, why);
