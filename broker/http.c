@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <json-c/json.h>
@@ -105,12 +106,19 @@ static void answer(struct broker_http *h, struct evhttp_request *req, enum metri
                    uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	evhttp_add_header(oh, "Content-Type", ctype);
 	evhttp_add_header(oh, "Cache-Control", "no-store");
 	if (code == 429 || code == 503)
 		evhttp_add_header(oh, "Retry-After", "1");
 	tls_request_answered(h->tls, req);
 	evhttp_send_reply(req, code, reason(code), body);
+	/* One TLS record and one write(2) per answer instead of two: evhttp leaves the header and
+	 * the body in separate buffer chains, and bufferevent_openssl calls SSL_write once per
+	 * chain. Nothing is sent before the event loop runs again, so joining them here is safe. */
+	if (bev != NULL)
+		(void)evbuffer_pullup(bufferevent_get_output(bev), -1);
 	metrics_count(h->m, ep, code, now_us() - start_us);
 }
 
