@@ -231,6 +231,11 @@ static int check_ima(struct run *c)
 		return failed(c, CLIENT_ATTEST_IMA,
 		              "the server sent no IMA log, so nothing shows what ran on the host "
 		              "(boot it with IMA: ima_policy=tcb ima_hash=sha256)");
+	static const uint8_t zero[ATTEST_HASH_LEN];
+	if (eq(c->ev->quote_values[ATTEST_PCR_IMA], zero, ATTEST_HASH_LEN))
+		return failed(c, CLIENT_ATTEST_IMA,
+		              "PCR 10 is zero: IMA does not run on the host, so nothing shows what "
+		              "ran there (boot it with ima_policy=tcb ima_hash=sha256)");
 	int r = client_imalog_check(&ir, c->ev->ima_log, c->ev->ima_log_len,
 	                            c->ev->quote_values[ATTEST_PCR_IMA], allow_cb, (void *)c->exp,
 	                            why, sizeof(why));

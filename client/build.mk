@@ -88,3 +88,21 @@ demo:
 # recursive "=" because crypto/build.mk, which sets CRYPTO_SRCS, is read after this file.
 FUZZ_TARGETS += client_reply
 FUZZ_SRCS_client_reply = client/wire.c client/blob.c $(CRYPTO_SRCS) common/buf.c common/err.c
+
+# Unit tests of the verifier's parsers (one binary per module).
+UT_OBJS_client_eventlog := $(B)/client/eventlog.o $(CLIENT_DEPS)
+UT_OBJS_client_imalog := $(B)/client/imalog.o $(CLIENT_DEPS)
+UT_OBJS_client_evidence := $(B)/client/evidence.o $(B)/client/jfield.o $(CLIENT_DEPS)
+UT_OBJS_client_makecred := $(B)/client/makecred.o $(B)/client/tpmobj.o $(CLIENT_DEPS)
+UT_OBJS_client_expect := $(B)/client/expect.o $(B)/client/jfield.o $(CLIENT_DEPS)
+
+# libFuzzer targets of the verifier's decoders (tests/fuzz/build.mk runs them in fuzz-quick).
+FUZZ_TARGETS += eventlog imalog evidence expect
+FUZZ_SRCS_eventlog := client/eventlog.c common/err.c
+FUZZ_SRCS_imalog := client/imalog.c common/err.c
+FUZZ_PKGS_imalog := openssl
+FUZZ_SRCS_evidence := client/evidence.c client/jfield.c common/err.c
+FUZZ_PKGS_evidence := json-c
+FUZZ_SRCS_expect := client/expect.c client/jfield.c common/attest_stmt.c common/buf.c \
+	common/err.c
+FUZZ_PKGS_expect := json-c

@@ -124,7 +124,7 @@ int client_imalog_check(struct client_imalog_result *res, const char *log, size_
 	uint8_t pcr[32] = {0}, t[TEMPLATE_MAX], d[32];
 	size_t lineno = 0, bad_line = 0;
 	char bad_path[256] = "";
-	int matched = is_zero(pcr10, 32) ? 1 : 0; /* an empty prefix replays to zero */
+	int matched = 0; /* the empty prefix does not count: IMA always logs boot_aggregate */
 	size_t matched_at = 0;
 
 	memset(res, 0, sizeof(*res));

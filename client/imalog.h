@@ -26,9 +26,9 @@ struct client_imalog_result {
 };
 
 /*
- * 0 when a prefix of log replays to pcr10 and every entry of it but a first boot_aggregate is
- * allowed. SV_ERR_INVALID for a malformed log, SV_ERR_AUTH when no prefix replays or an entry
- * is not allowed; why says which line and why.
+ * 0 when a non-empty prefix of log replays to pcr10 and every entry of it but a first
+ * boot_aggregate is allowed. SV_ERR_INVALID for a malformed log, SV_ERR_AUTH when no prefix replays
+ * or an entry is not allowed; why says which line and why.
  */
 int client_imalog_check(struct client_imalog_result *res, const char *log, size_t len,
                         const uint8_t pcr10[static 32], client_imalog_allow_fn allow, void *arg,

@@ -605,11 +605,12 @@ static void test_expect_refuses_first(void **state)
 	char bhx[65];
 	attest_build_hash_digests((const uint8_t(*)[ATTEST_HASH_LEN])d, bh);
 	sodium_bin2hex(bhx, sizeof(bhx), bh, 32);
-	int len = snprintf(text, sizeof(text),
-	                   "{\"version\":1,\"build_hash\":\"%s\",\"binaries\":{\"sealvaultd\":\"%s\","
-	                   "\"sealvault-enclave\":\"%s\",\"sealvault-broker\":\"%s\"},"
-	                   "\"policy_hash\":\"%s\",\"boot_pcrs\":[0,1,2,3,4,5,6,7]}",
-	                   bhx, z, z, z, z);
+	int len =
+	    snprintf(text, sizeof(text),
+	             "{\"version\":1,\"build_hash\":\"%s\",\"binaries\":{\"sealvaultd\":\"%s\","
+	             "\"sealvault-enclave\":\"%s\",\"sealvault-broker\":\"%s\"},"
+	             "\"policy_hash\":\"%s\",\"boot_pcrs\":[0,1,2,3,4,5,6,7]}",
+	             bhx, z, z, z, z);
 	assert_int_equal(write(fd, text, (size_t)len), len);
 	close(fd);
 	assert_int_equal(sv_verify(ctx, NULL, 0, NULL, 0, NULL, 0), SV_RESULT_ERROR);
@@ -625,8 +626,8 @@ static void test_expect_refuses_first(void **state)
 	assert_non_null(strstr(sv_ctx_error(ctx), "evidence is malformed"));
 	assert_int_equal(sv_recover(ctx, "carol", PW("pw"), &out, &n, &left), SV_RESULT_ERROR);
 	assert_int_equal(sv_delete(ctx, "carol", PW("pw"), &left), SV_RESULT_ERROR);
-	assert_int_equal(
-	    sv_change_password(ctx, "carol", PW("pw"), PW("new"), 3, &left), SV_RESULT_ERROR);
+	assert_int_equal(sv_change_password(ctx, "carol", PW("pw"), PW("new"), 3, &left),
+	                 SV_RESULT_ERROR);
 	assert_int_equal(get_requests, 4);
 	assert_int_equal(F.requests, 0); /* nothing reached the vault */
 	assert_null(out);
