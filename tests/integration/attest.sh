@@ -6,9 +6,11 @@
 # Verification passes on the fresh vault; every tampering below must fail with exit 4 AND the
 # contract's check name (docs/attestation.md), not merely fail.
 #
-# Two vaults: vault 2 (EK certified by a second private CA) only lends its evidence, its quote
-# and its swtpm; vault 1 is the one under test. Everything lives in a temporary directory,
-# removed on exit together with every process started here (also on failure).
+# Two vaults: vault 2 (EK certified by a second private CA) lends its evidence, its quote and its
+# swtpm, and at the end gets its EK changed (TPM2_ChangeEPS); vault 1 is the one under test.
+# Irreversible steps (PCR 10 extended with an unexpected executable) come last. Everything
+# lives in a temporary directory, removed on exit together with every process started here
+# (also on failure). About 12 s on the 2-core build box.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -65,7 +67,7 @@ vault_init() {
 	local d=$tmp/$1
 	swtpm_provision_ek "$d/tpm" "$2"
 	SV_TPM_HOOK="extend_logs $d"
-	SV_INIT_ARGS=(--policy-key-out "$d/policy-key.pem")
+	SV_INIT_ARGS=(--policy-key-out "$d/policy-key.pem") # the last --policy-key-out counts
 	sv_server_init "$d" "$B"
 	SV_DAEMON_ARGS=(--event-log "$d/event.log" --ima-log "$d/ima.log")
 }
@@ -225,6 +227,25 @@ json_edit "$tmp/expect.json" "$tmp/expect-build.json" \
 verify --expect "$tmp/expect-build.json" --tpm-ca "$CA1"
 refused build-hash "expect file of another build"
 
+say "the expect file of a build with another enclave binary: ima (the IMA log shows what runs)"
+mkdir "$tmp/otherbin"
+cp "$B/sealvaultd" "$B/sealvault-broker" "$B/sealvault-enclave" "$tmp/otherbin/"
+printf 'another build' >>"$tmp/otherbin/sealvault-enclave"
+"$ADMIN" expect --bindir "$tmp/otherbin" --ima-allow "$tmp/ima-allow" >"$tmp/expect-other0.json" \
+	2>"$tmp/stderr" || fail "sealvault-admin expect --bindir otherbin: $(cat "$tmp/stderr")"
+python3 - "$tmp/expect.json" "$tmp/expect-other0.json" "$tmp/expect-other.json" <<-'EOF'
+	import json, sys
+	e, o = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+	assert o["build_hash"] != e["build_hash"]
+	assert o["binaries"]["sealvault-enclave"] != e["binaries"]["sealvault-enclave"]
+	assert o["binaries"]["sealvaultd"] == e["binaries"]["sealvaultd"]
+	o["boot_pcr_values"] = e["boot_pcr_values"]
+	json.dump(o, open(sys.argv[3], "w"))
+EOF
+verify --expect "$tmp/expect-other.json" --tpm-ca "$CA1"
+refused ima "expect file of another enclave build"
+grep -qF "$PWD/$B/sealvault-enclave" <<<"$err" || fail "the ima refusal does not name the binary"
+
 say "a changed boot PCR value in the expect file: boot-pcrs"
 json_edit "$tmp/expect.json" "$tmp/expect-pcr.json" "d['boot_pcr_values']['4'] = '00' * 32"
 verify --expect "$tmp/expect-pcr.json" --tpm-ca "$CA1"
@@ -251,36 +272,72 @@ sv_server_start
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
 passes "default policy again"
 
-say "an identity key policy without the boot PCRs (authorize-pcrs --boot-pcrs 0): identity-policy"
+say "an identity key whose approved policy lacks boot PCRs 1-7 (authorize-pcrs --boot-pcrs 0)"
 sv_server_stop
-"$ADMIN" authorize-pcrs --state-dir "$V1/state" --tpm "$TCTI1" --policy-key "$V1/policy-key.pem" \
-	--boot-pcrs 0 >"$tmp/stdout" 2>"$tmp/stderr" || fail "authorize-pcrs: $(cat "$tmp/stderr")"
-[ "$(id -u)" -ne 0 ] || chown -R "$SV_ENCLAVE_USER" "$V1/state"
+authorize() { # authorize LIST: approve the boot PCRs LIST with vault 1's policy key
+	"$ADMIN" authorize-pcrs --state-dir "$V1/state" --tpm "$TCTI1" \
+		--policy-key "$V1/policy-key.pem" --boot-pcrs "$1" >"$tmp/stdout" 2>"$tmp/stderr" ||
+		fail "authorize-pcrs --boot-pcrs $1: $(cat "$tmp/stderr")"
+}
+authorize 0
 sv_server_start
+n4=$(nonce)
+fetch "$n4" "$tmp/ev-weak.json"
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
-refused identity-policy "identity key policy over PCR 0 only"
+refused quote-pcrs "identity key approved for PCR 0 only (live: the quote follows that selection)"
+# The same K-signed weak policy inside evidence whose quote covers every boot PCR: every check
+# up to the identity key's certification holds, its policy does not.
+python3 - "$tmp/ev1.json" "$tmp/ev-weak.json" "$tmp/ev-weakpol.json" <<-'EOF'
+	import json, sys
+	a, w = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+	assert w["identity"]["boot_pcrs"] == [0] and w["identity"]["public"] == a["identity"]["public"]
+	a["identity"] = w["identity"]
+	json.dump(a, open(sys.argv[3], "w"))
+EOF
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev-weakpol.json" --nonce "$n1"
+refused identity-policy "K-signed policy over PCR 0 only"
 sv_server_stop
-"$ADMIN" authorize-pcrs --state-dir "$V1/state" --tpm "$TCTI1" --policy-key "$V1/policy-key.pem" \
-	--boot-pcrs 0,1,2,3,4,5,6,7 >"$tmp/stdout" 2>"$tmp/stderr" ||
-	fail "authorize-pcrs: $(cat "$tmp/stderr")"
-[ "$(id -u)" -ne 0 ] || chown -R "$SV_ENCLAVE_USER" "$V1/state"
+authorize 0,1,2,3,4,5,6,7
 
-say "the enclave refuses vault 1's state on vault 2's swtpm (a swapped TPM)"
-users=()
-[ "$(id -u)" -ne 0 ] || users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
-set +e
-timeout 60 "$B/sealvaultd" --state-dir "$V1/state" --tpm "$TCTI2" --listen 127.0.0.1:0 \
-	--tls-cert "$V1/cert.pem" --tls-key "$V1/key.pem" --context "$SV_CONTEXT" \
-	--libexec-dir "$B" "${users[@]}" >"$tmp/swap.log" 2>&1
-rc=$?
-set -e
-[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "sealvaultd on a swapped TPM: exit $rc; $(tail -n 5 "$tmp/swap.log")"
-grep -qiE 'endorsement key|EK' "$tmp/swap.log" ||
-	fail "the refusal does not say the EK differs: $(cat "$tmp/swap.log")"
-echo "attest:     $(grep -iE 'endorsement key|EK' "$tmp/swap.log" | head -n 1)"
+# refuses_start NAME STATE TCTI: sealvaultd on STATE and TCTI must exit on its own (the enclave
+# refuses); its output goes to $tmp/NAME.log.
+refuses_start() {
+	local users=()
+	[ "$(id -u)" -ne 0 ] || users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
+	set +e
+	timeout 60 "$B/sealvaultd" --state-dir "$2" --tpm "$3" --listen 127.0.0.1:0 \
+		--tls-cert "$V1/cert.pem" --tls-key "$V1/key.pem" --context "$SV_CONTEXT" \
+		--libexec-dir "$B" "${users[@]}" >"$tmp/$1.log" 2>&1
+	rc=$?
+	set -e
+	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] ||
+		fail "sealvaultd ($1): exit $rc, want a refusal; $(tail -n 5 "$tmp/$1.log")"
+	grep -q 'sealvault-enclave: refusing to serve: ' "$tmp/$1.log" ||
+		fail "sealvaultd ($1): no refusal by the enclave: $(cat "$tmp/$1.log")"
+	echo "attest:     $(grep 'refusing to serve' "$tmp/$1.log" | head -n 1)"
+}
+
+say "a swapped TPM: vault 1's state directory on vault 2's swtpm is refused"
+refuses_start swap "$V1/state" "$TCTI2"
+grep -q 'provisioned on a different TPM' "$tmp/swap.log" ||
+	fail "the refusal does not say the TPM differs: $(cat "$tmp/swap.log")"
+
+say "a changed EK on the vault's own TPM (TPM2_ChangeEPS on vault 2's swtpm) is refused"
+TPM2TOOLS_TCTI=$TCTI2 tpm2_changeeps >/dev/null 2>&1 || fail "tpm2_changeeps on vault 2's swtpm"
+refuses_start ek "$tmp/v2/state" "$TCTI2"
+grep -q "endorsement key is not the one of init" "$tmp/ek.log" ||
+	fail "the refusal does not say the EK differs: $(cat "$tmp/ek.log")"
+
 sv_server_start
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
 passes "vault 1 back on its own TPM, full boot policy"
+
+say "IMA log entries after the quote (logged, PCR 10 not yet extended) are not judged yet"
+cp "$V1/ima.log" "$tmp/ima.saved"
+"$SYNTH" ima-exec --ima-log "$V1/ima.log" --path /usr/local/bin/later
+verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
+passes "IMA log with an entry newer than the quote"
+cat "$tmp/ima.saved" >"$V1/ima.log" # same inode: the broker's descriptor sees it
 
 say "an unexpected executable in the IMA log (PCR 10 extended accordingly): ima"
 sv_server_stop
@@ -288,6 +345,7 @@ sv_server_stop
 sv_server_start
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
 refused ima "unexpected executable"
+grep -qF "/usr/local/bin/keylogger" <<<"$err" || fail "the ima refusal does not name the executable"
 
 say "register --expect against the failing vault: refused, and nothing was registered"
 sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret" \
