@@ -295,16 +295,22 @@ int client_expect_add_allow_file(struct client_expect *e, const char *path, char
 		if (n > 0 && line[n - 1] == '\r')
 			line[--n] = '\0';
 		if (n > 0 && line[0] != '#') {
+			/* one space, or sha256sum's two spaces or space and '*' */
+			size_t p = 64;
+			while (p < n && p < 66 && line[p] == ' ')
+				p++;
+			if (p < n && line[p] == '*' && p == 65)
+				p++;
 			if (n < 66 || line[64] != ' ' ||
 			    sodium_hex2bin(sha, 32, line, 64, NULL, &got, NULL) != 0 || got != 32 ||
-			    line[65] != '/' || memchr(line, '\0', n) != NULL) {
+			    p >= n || line[p] != '/' || memchr(line, '\0', n) != NULL) {
 				snprintf(why, why_len,
 				         "%s line %zu: want '<sha256 hex> /absolute/path'", path,
 				         lineno);
 				r = SV_ERR_INVALID;
 				break;
 			}
-			if ((r = push_allow(e, sha, line + 65, n - 65)) != SV_OK) {
+			if ((r = push_allow(e, sha, line + p, n - p)) != SV_OK) {
 				snprintf(why, why_len, "%s: too many entries", path);
 				break;
 			}

@@ -51,8 +51,10 @@ static void test_round_trip(void **state)
 	char *allow = write_tmp("# comment\n\n"
 	                        "0101010101010101010101010101010101010101010101010101010101010101 "
 	                        "/usr/bin/a b\r\n"
-	                        "0202020202020202020202020202020202020202020202020202020202020202 "
-	                        "/lib/x.so\n");
+	                        "0202020202020202020202020202020202020202020202020202020202020202  "
+	                        "/lib/x.so\n" /* sha256sum's two spaces */
+	                        "0303030303030303030303030303030303030303030303030303030303030303 "
+	                        "*/bin/y\n"); /* and its binary mode */
 	assert_int_equal(client_expect_add_allow_file(&e, allow, why, sizeof(why)), SV_OK);
 	unlink(allow);
 	char *ca = write_tmp("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
@@ -67,7 +69,7 @@ static void test_round_trip(void **state)
 	assert_true(d.has_boot_values);
 	assert_memory_equal(d.boot_values[7], e.boot_values[7], 32);
 	assert_true(d.has_server_key);
-	assert_int_equal(d.n_allow, 2);
+	assert_int_equal(d.n_allow, 3);
 	assert_int_equal(d.n_ca, 1);
 	assert_string_equal(d.ca[0], e.ca[0]);
 	uint8_t h[32];
@@ -80,6 +82,7 @@ static void test_round_trip(void **state)
 	assert_true(client_expect_allowed(&d, h, "/anywhere"));
 	memset(h, 3, 32);
 	assert_false(client_expect_allowed(&d, h, "/lib/x.so"));
+	assert_true(client_expect_allowed(&d, h, "/bin/y"));
 	free(text);
 	client_expect_clear(&d);
 	client_expect_clear(&e);
