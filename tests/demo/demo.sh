@@ -3,8 +3,11 @@
 # Installs missing build dependencies (as root), builds, starts a private software TPM (swtpm),
 # provisions a vault with sealvault-admin init, runs sealvaultd on 127.0.0.1 with a self-signed
 # certificate, then: register a backup key, a wrong guess (attempts left), recovery (the key
-# matches), and lock-out after the guess limit. Everything lives in a temporary directory that
-# is removed on exit, and every process started here is stopped.
+# matches), and lock-out after the guess limit; at the end a client verifies the vault's TPM
+# attestation against the expected-values file (the swtpm gets an EK certificate from a private
+# CA made here, and boot PCRs from a synthetic event log: tests/attest/synthlog.py). Everything
+# lives in a temporary directory that is removed on exit, and every process started here is
+# stopped.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -47,10 +50,31 @@ trap cleanup EXIT
 SV=$B/sealvault
 
 step "A private TPM and a fresh vault" \
-	"swtpm plays the server's TPM 2.0. sealvault-admin init creates the vault keys, seals them" \
-	"to the TPM and defines the NV counter that makes the guess counts rollback-proof."
+	"swtpm plays the server's TPM 2.0, with an endorsement key certificate from a private CA" \
+	"made here (a real TPM's comes from its manufacturer). swtpm has no measured boot, so a" \
+	"synthetic boot and IMA log are extended into its PCRs. sealvault-admin init creates the" \
+	"vault keys, seals them to the TPM, defines the NV counter that makes the guess counts" \
+	"rollback-proof, and creates the attestation key and the vault identity key."
+# shellcheck disable=SC2034 # used by sv_server_init / sv_server_start
+{
+	SV_TPM_HOOK='tests/attest/synthlog.py boot --event-log "$tmp/event.log" --tcti "$SWTPM_TCTI" &&
+		tests/attest/synthlog.py ima --event-log "$tmp/event.log" --ima-log "$tmp/ima.log" \
+			--bin "$PWD/$B" --allow-out "$tmp/ima-allow" --tcti "$SWTPM_TCTI"'
+	SV_INIT_ARGS=(--policy-key-out "$tmp/policy-key.pem")
+	SV_DAEMON_ARGS=(--event-log "$tmp/event.log" --ima-log "$tmp/ima.log")
+}
+swtpm_provision_ek "$tmp/srv/tpm" "$tmp/tpm-ca" || die "swtpm_setup could not provision the swtpm"
 sv_server_init "$tmp/srv" "$B"
 echo "   swtpm on 127.0.0.1:$SWTPM_PORT, state in $tmp/srv/state"
+echo "   TPM CA bundle (root + intermediate): $SWTPM_CA_BUNDLE"
+
+step "Publish the expected values" \
+	"The provider publishes what an honest vault looks like: the hashes of the three sealvault" \
+	"binaries, the vault policy, the boot PCR values and the files the host may run (IMA)."
+show "sealvault-admin expect --bindir $B --boot-pcrs-from-tpm TCTI --ima-allow ima-allow > expect.json"
+"$B/sealvault-admin" expect --bindir "$B" --boot-pcrs-from-tpm "$SWTPM_TCTI" \
+	--ima-allow "$tmp/ima-allow" >"$tmp/expect.json" || die "sealvault-admin expect failed"
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print("   build_hash  %s\n   policy_hash %s" % (e["build_hash"], e["policy_hash"]))' "$tmp/expect.json"
 
 step "Start sealvaultd" \
 	"It runs two sandboxed processes: the enclave (vault, TPM, no network) and the broker" \
@@ -131,6 +155,34 @@ rc=$?
 set -e
 echo "   exit status: $rc"
 [ "$rc" -eq 3 ] || die "expected exit status 3"
+
+step "Verify the vault before trusting it" \
+	"A client asks for evidence over a fresh nonce and checks it against expect.json and the" \
+	"TPM CA bundle: EK certificate chain, the attestation key's binding to that EK (a live" \
+	"credential activation), the quote's signature and nonce, boot PCRs replayed from the event" \
+	"log, IMA (only the sealvault binaries and allow-listed files ran), the identity key's" \
+	"certification and PCR policy, and the statement it signed: server key, policy, build."
+show "sealvault verify --server $SV_URL --cacert cert.pem --expect expect.json --tpm-ca tpm-ca.pem"
+svc verify --expect "$tmp/expect.json" --tpm-ca "$SWTPM_CA_BUNDLE" | sed 's/^/   /' ||
+	die "the vault did not verify"
+echo "   A vault that differs is refused with exit 4 and the name of the failed check; here the"
+echo "   expect file of another build (its build_hash changed):"
+python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); e["build_hash"]="00"*32; json.dump(e,open(sys.argv[2],"w"))' \
+	"$tmp/expect.json" "$tmp/other-build.json"
+show "sealvault verify --server $SV_URL --cacert cert.pem --expect other-build.json --tpm-ca tpm-ca.pem"
+set +e
+svc verify --expect "$tmp/other-build.json" --tpm-ca "$SWTPM_CA_BUNDLE"
+rc=$?
+set -e
+echo "   exit status: $rc"
+[ "$rc" -eq 4 ] || die "expected exit status 4"
+echo "   'sealvault register/recover --expect expect.json' run this check first and refuse a"
+echo "   vault that fails it (exit 4, naming the check)."
+echo "   What a swtpm cannot prove: its EK certificate comes from a CA created a minute ago on"
+echo "   this machine, so the chain says nothing about hardware; the boot log here is synthetic."
+echo "   On a real server the EK chains to the TPM maker's CA and firmware measures the boot."
+echo "   Even then a TPM does not protect the enclave's memory from root on a running host:"
+echo "   see docs/attestation.md for the appliance set-up that narrows this."
 
 step "Done" \
 	"Stopping sealvaultd and the swtpm, removing $tmp." \
