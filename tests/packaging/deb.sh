@@ -252,8 +252,8 @@ grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$DAEMON_PID/status" || fail "sealvaul
 want_bnd=$(setpriv --bounding-set="$BOUNDING" grep CapBnd /proc/self/status | awk '{print $2}')
 [ "$(awk '/^CapBnd:/ {print $2}' "/proc/$DAEMON_PID/status")" = "$want_bnd" ] || fail "sealvaultd's bounding set is not the unit's"
 uid_of() { awk '/^Uid:/ {print $2}' "/proc/$1/status"; }
-enclave_pid=$(pgrep -P "$DAEMON_PID" -f /usr/libexec/sealvault/sealvault-enclave) || fail "no sealvault-enclave child of sealvaultd"
-broker_pid=$(pgrep -P "$DAEMON_PID" -f /usr/libexec/sealvault/sealvault-broker) || fail "no sealvault-broker child of sealvaultd"
+enclave_pid=$(pgrep -P "$DAEMON_PID" -f "^/usr/libexec/sealvault/sealvault-enclave ") || fail "no sealvault-enclave child of sealvaultd"
+broker_pid=$(pgrep -P "$DAEMON_PID" -f "^/usr/libexec/sealvault/sealvault-broker ") || fail "no sealvault-broker child of sealvaultd"
 [ "$(uid_of "$enclave_pid")" = "$(id -u sealvault)" ] || fail "the enclave does not run as user sealvault"
 [ "$(uid_of "$broker_pid")" = "$(id -u sealvault-broker)" ] || fail "the broker does not run as user sealvault-broker"
 awk '/^Groups:/' "/proc/$enclave_pid/status" | tr ' \t' '\n\n' | grep -qx "$(getent group tss | cut -d: -f3)" ||
