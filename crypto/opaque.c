@@ -47,6 +47,8 @@
 
 static const char dh_info[] = "OPAQUE-DeriveDiffieHellmanKeyPair";
 static const char oprf_key_info[] = "OPAQUE-DeriveKeyPair";
+/* RFC 9380 §3.1 style tag for the fake records' client public keys. */
+#define FAKE_PK_DST "sealvault-v1-FakeClientKey-ristretto255_XMD:SHA-512_R255MAP_RO_"
 
 struct ids {
 	const uint8_t *client, *server;
@@ -319,22 +321,23 @@ int opaque_fake_record_derive(uint8_t record[OPAQUE_RECORD_LEN],
                               const uint8_t fake_seed[OPAQUE_FAKE_SEED_LEN],
                               const uint8_t *credential_id, size_t credential_id_len)
 {
-	uint8_t seed[OPAQUE_SEED_LEN], sk[NSK];
+	/* A group element with no known discrete log (not even to the vault): hashing to the group
+	 * costs one xmd and two Elligator maps, less than DeriveKeyPair's base multiplication,
+	 * and the vault pays it on every login/start. */
+	const struct h2c_part pk_in[] = {{fake_seed, OPAQUE_FAKE_SEED_LEN},
+	                                 {credential_id, credential_id_len}};
 	int ret;
 
 	if ((ret = cred_id_check(credential_id, credential_id_len)) < 0)
 		return ret;
-	ret = hkdf_sha512_expand(seed, sizeof seed, fake_seed, OPAQUE_FAKE_SEED_LEN,
-	                         LIT("SealvaultFakeClientKey"), credential_id, credential_id_len);
-	if (ret < 0 || (ret = dh_keypair(sk, record + REC_PK, seed)) < 0)
+	ret = h2c_hash_to_group(record + REC_PK, pk_in, 2, LIT(FAKE_PK_DST));
+	if (ret < 0)
 		goto out;
 	ret = hkdf_sha512_expand(record + REC_MASKING, OPAQUE_MASKING_KEY_LEN, fake_seed,
 	                         OPAQUE_FAKE_SEED_LEN, LIT("SealvaultFakeMaskingKey"),
 	                         credential_id, credential_id_len);
 	memset(record + REC_ENVELOPE, 0, OPAQUE_ENVELOPE_LEN);
 out:
-	sodium_memzero(seed, sizeof seed);
-	sodium_memzero(sk, sizeof sk);
 	if (ret < 0)
 		sodium_memzero(record, OPAQUE_RECORD_LEN);
 	return ret;

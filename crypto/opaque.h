@@ -118,11 +118,12 @@ int opaque_server_registration_response(uint8_t response[OPAQUE_REGISTRATION_RES
 int opaque_record_check(const uint8_t *record, size_t len) OPAQUE_WUR;
 
 /* The fake record for an identifier that is not registered (RFC 9807 §10.9): a client public
- * key and a masking key derived from fake_seed and credential_id, an all-zero envelope. It is a
- * deterministic function of (fake_seed, credential_id), so repeated logins for the same unknown
- * identifier look like a stable user. Costs about one HashToScalar plus one base mult: to keep
- * unknown and known identifiers indistinguishable in time, callers should derive it for known
- * identifiers too (and discard it), or cache it per identifier. */
+ * key (hashed to the group, so nobody knows its private key) and a masking key derived from
+ * fake_seed and credential_id, an all-zero envelope (docs/protocol.md). It is a deterministic
+ * function of (fake_seed, credential_id), so repeated logins for the same unknown identifier
+ * look like a stable user. Costs one HashToGroup and one HKDF-Expand (~20 us): to keep unknown
+ * and known identifiers indistinguishable in time, callers derive it for known identifiers too
+ * (and discard it). */
 int opaque_fake_record_derive(uint8_t record[OPAQUE_RECORD_LEN],
                               const uint8_t fake_seed[OPAQUE_FAKE_SEED_LEN],
                               const uint8_t *credential_id, size_t credential_id_len) OPAQUE_WUR;

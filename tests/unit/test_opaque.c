@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "crypto/h2c.h"
 #include "crypto/opaque.h"
 
 static const uint8_t oprf_seed[OPAQUE_OPRF_SEED_LEN] = {1, 2, 3};
@@ -173,6 +174,12 @@ static void test_fake_record(void **state)
 	assert_memory_not_equal(r1, r3, 96);                     /* differs across identifiers */
 	assert_true(sodium_is_zero(r1 + 96, 96));                /* all-zero envelope */
 	assert_int_equal(opaque_record_check(r1, sizeof r1), 0); /* a valid-looking record */
+	/* client public key = HashToGroup(fake_seed | credential_identifier), docs/protocol.md */
+	static const char dst[] = "sealvault-v1-FakeClientKey-ristretto255_XMD:SHA-512_R255MAP_RO_";
+	const struct h2c_part in[] = {{fake_seed, 32}, {cred_id, sizeof cred_id - 1}};
+	uint8_t pk[32];
+	assert_int_equal(h2c_hash_to_group(pk, in, 2, (const uint8_t *)dst, sizeof dst - 1), 0);
+	assert_memory_equal(r1, pk, sizeof pk);
 	assert_int_equal(opaque_fake_record_derive(r3, fake_seed, NULL, 0), SV_ERR_RANGE);
 	assert_int_equal(opaque_fake_record_derive(r3, fake_seed, cred_id, 0), SV_ERR_RANGE);
 	/* A login against a fake record runs the whole server path and fails on the client. */
