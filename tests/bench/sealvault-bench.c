@@ -398,6 +398,10 @@ int main(int argc, char **argv)
 	printf("sealvault-bench: %s, %d clients, %.0f s per phase, client KSF Argon2id t=%d "
 	       "m=%d KiB (cheap load-generator profile)\n",
 	       o.url, o.clients, o.seconds, KSF_T, KSF_M_KIB);
+	printf("sealvault-bench: each client keeps one TLS connection open across its "
+	       "requests\n  (libsealvault reuses its libcurl handle's connection, as any "
+	       "client of it does):\n  the server CPU figures count guesses, not TLS "
+	       "handshakes\n");
 
 	if (o.load) {
 		double wall = phase(run_load);
