@@ -55,3 +55,7 @@ BINS += $(VAULT_STORE_DRIVER)
 check-attest-admin: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/attest-admin.sh
 CHECK_STEPS += check-attest-admin
+.PHONY: bench-attest
+bench-attest: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/attest-bench.sh
+BENCH_STEPS += bench-attest
