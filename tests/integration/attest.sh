@@ -209,6 +209,19 @@ refused quote-signature "spliced quote"
 say "an EK certificate outside the given CA bundle (vault 1's EK against the other CA): ek-chain"
 verify --expect "$tmp/expect.json" --tpm-ca "$CA2"
 refused ek-chain "EK certificate from an untrusted CA"
+# The CA bundle inside the expect file (sealvault-admin expect --tpm-ca), no --tpm-ca option.
+for n in 1 2; do
+	ca=CA$n
+	"$ADMIN" expect --bindir "$B" --ima-allow "$tmp/ima-allow" --tpm-ca "${!ca}" \
+		>"$tmp/expect-ca$n.0" 2>"$tmp/stderr" || fail "expect --tpm-ca: $(cat "$tmp/stderr")"
+	json_edit "$tmp/expect-ca$n.0" "$tmp/expect-ca$n.json" \
+		"d['boot_pcr_values'] = $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot_pcr_values"])' "$tmp/expect.json")
+assert sum(p.count('BEGIN CERTIFICATE') for p in d['tpm_ca']) == 2"
+done
+verify --expect "$tmp/expect-ca1.json"
+passes "the expect file's own tpm_ca (vault 1's CA)"
+verify --expect "$tmp/expect-ca2.json"
+refused ek-chain "the expect file's tpm_ca is another CA"
 
 say "a changed server public key (the expect file pins another vault's key): server-key"
 k2=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["statement"]["server_public_key"])' "$tmp/ev2.json")
