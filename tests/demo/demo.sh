@@ -55,7 +55,7 @@ step "A private TPM and a fresh vault" \
 	"synthetic boot and IMA log are extended into its PCRs. sealvault-admin init creates the" \
 	"vault keys, seals them to the TPM, defines the NV counter that makes the guess counts" \
 	"rollback-proof, and creates the attestation key and the vault identity key."
-# shellcheck disable=SC2034 # used by sv_server_init / sv_server_start
+# shellcheck disable=SC2034,SC2016 # used by sv_server_init / sv_server_start, which eval the hook
 {
 	SV_TPM_HOOK='tests/attest/synthlog.py boot --event-log "$tmp/event.log" --tcti "$SWTPM_TCTI" &&
 		tests/attest/synthlog.py ima --event-log "$tmp/event.log" --ima-log "$tmp/ima.log" \

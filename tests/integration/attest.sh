@@ -323,8 +323,9 @@ refuses_start() {
 		--libexec-dir "$B" "${users[@]}" >"$tmp/$1.log" 2>&1
 	rc=$?
 	set -e
-	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] ||
+	if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
 		fail "sealvaultd ($1): exit $rc, want a refusal; $(tail -n 5 "$tmp/$1.log")"
+	fi
 	grep -q 'sealvault-enclave: refusing to serve: ' "$tmp/$1.log" ||
 		fail "sealvaultd ($1): no refusal by the enclave: $(cat "$tmp/$1.log")"
 	echo "attest:     $(grep 'refusing to serve' "$tmp/$1.log" | head -n 1)"
