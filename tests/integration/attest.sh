@@ -362,6 +362,19 @@ refused ima "unexpected executable"
 grep -qF "/usr/local/bin/keylogger" <<<"$err" || fail "the ima refusal does not name the executable"
 
 say "register --expect against the failing vault: refused, and nothing was registered"
+# requests_by KIND: the broker's request count (/metrics) of the vault endpoints (KIND=vault) or
+# of the two attestation endpoints (KIND=attest).
+requests_by() {
+	curl -fsS --max-time 30 --cacert "$SV_CACERT" "$SV_URL/metrics" | awk -v kind="$1" '
+		/^sealvault_http_requests_total\{/ {
+			a = $0 ~ /endpoint="attestation(_activate)?"/
+			o = $0 ~ /endpoint="(healthz|metrics)"/
+			if ((kind == "attest" && a) || (kind == "vault" && !a && !o)) s += $NF
+		}
+		END { print s + 0 }'
+}
+vault0=$(requests_by vault)
+attest0=$(requests_by attest)
 sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret" \
 	--expect "$tmp/expect.json" --tpm-ca "$CA1"
 refused ima "register --expect"
@@ -369,8 +382,14 @@ sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out2" \
 	--expect "$tmp/expect.json" --tpm-ca "$CA1"
 refused ima "recover --expect"
 [ ! -e "$tmp/out2" ] || fail "a refused recovery wrote a file"
+[ "$(requests_by vault)" -eq "$vault0" ] ||
+	fail "register/recover --expect sent vault requests ($vault0 -> $(requests_by vault)) to a vault that failed verification"
+# each verification: GET /v1/attestation and POST /v1/attestation/activate
+[ "$(requests_by attest)" -ge $((attest0 + 4)) ] ||
+	fail "the refusals were not based on attestation requests ($attest0 -> $(requests_by attest))"
 # bob does not exist: registering him without --expect succeeds (an existing id is refused).
 sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret"
 [ "$rc" -eq 0 ] || fail "bob exists after a refused register --expect: exit $rc: $err"
+[ "$(requests_by vault)" -ge $((vault0 + 2)) ] || fail "/metrics does not count vault requests"
 
 echo "attest: ok ($step steps, $(($(date +%s) - t0)) s)"
