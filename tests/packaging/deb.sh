@@ -136,7 +136,10 @@ int main(void)
 C
 # shellcheck disable=SC2046
 cc -o "$WORK/use" "$WORK/use.c" $(pkg-config --cflags --libs sealvault) || fail "cannot build against the installed libsealvault-dev"
-ldd "$WORK/use" | grep -Eq 'libsealvault.so.0 => /(usr/)?lib/' || fail "the program is not linked to the installed libsealvault.so.0"
+# (into a variable first: grep -q closing the pipe early would fail the pipeline under pipefail,
+# more often now that libsealvault pulls in OpenSSL, json-c and tss2-mu)
+deps=$(ldd "$WORK/use")
+grep -Eq 'libsealvault.so.0 => /(usr/)?lib/' <<<"$deps" || fail "the program is not linked to the installed libsealvault.so.0"
 "$WORK/use" || fail "a program using the installed libsealvault failed (exit $?)"
 
 # --- 3. units -----------------------------------------------------------------------------------
