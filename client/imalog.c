@@ -8,13 +8,17 @@
 
 #include "common/err.h"
 
-#define TEMPLATE_MAX (4 + 8 + 32 + 4 + CLIENT_IMALOG_PATH_MAX + 1)
+#define SIG_MAX      2048 /* an ima-sig signature (IMA digital signature v2: header + RSA/ECDSA) */
+#define TEMPLATE_MAX (4 + 8 + 32 + 4 + CLIENT_IMALOG_PATH_MAX + 1 + 4 + SIG_MAX)
 
 struct entry {
 	uint8_t tmpl_hash[32]; /* as logged (20 or 32 bytes used) */
 	size_t tmpl_hash_len;
 	uint8_t file_hash[32];
 	char path[CLIENT_IMALOG_PATH_MAX + 1];
+	int ima_sig; /* template ima-sig: a third field, the file's signature */
+	size_t sig_len;
+	uint8_t sig[SIG_MAX];
 };
 
 static int hex(const char *s, size_t n, uint8_t *out, size_t out_len)
@@ -59,8 +63,9 @@ static int parse_line(struct entry *e, const char *line, size_t n, const char **
 	}
 	p = sp + 1;
 	FIELD(l);
-	if (l != 6 || memcmp(p, "ima-ng", 6) != 0) {
-		*what = "not an ima-ng entry (set ima_template=ima-ng)";
+	e->ima_sig = l == 7 && memcmp(p, "ima-sig", 7) == 0;
+	if (!e->ima_sig && (l != 6 || memcmp(p, "ima-ng", 6) != 0)) {
+		*what = "not an ima-ng or ima-sig entry (set ima_template=ima-ng)";
 		return -1;
 	}
 	p = sp + 1;
@@ -71,6 +76,22 @@ static int parse_line(struct entry *e, const char *line, size_t n, const char **
 	}
 	p = sp + 1;
 #undef FIELD
+	if (e->ima_sig) {
+		/* "<path> <signature hex>": the signature (maybe empty) has no spaces, the path may
+		 */
+		const char *last = NULL;
+		for (const char *q = p; q < end; q++)
+			if (*q == ' ')
+				last = q;
+		size_t sl = last ? (size_t)(end - last - 1) : 0;
+		if (last == NULL || sl % 2 != 0 || sl / 2 > SIG_MAX ||
+		    (sl > 0 && hex(last + 1, sl, e->sig, sl / 2) != 0)) {
+			*what = "the ima-sig signature field is not hex of at most 2048 bytes";
+			return -1;
+		}
+		e->sig_len = sl / 2;
+		end = last;
+	}
 	l = (size_t)(end - p);
 	if (l == 0 || l > CLIENT_IMALOG_PATH_MAX || memchr(p, '\0', l) != NULL) {
 		*what = "the path is empty, too long or contains a NUL";
@@ -81,7 +102,7 @@ static int parse_line(struct entry *e, const char *line, size_t n, const char **
 	return 0;
 }
 
-/* The ima-ng template data of an entry: d-ng then n-ng, each with a u32le length. */
+/* The template data of an entry: d-ng, n-ng (and sig for ima-sig), each with a u32le length. */
 static size_t template_data(const struct entry *e, uint8_t out[static TEMPLATE_MAX])
 {
 	size_t o = 0, plen = strlen(e->path) + 1;
@@ -92,6 +113,11 @@ static size_t template_data(const struct entry *e, uint8_t out[static TEMPLATE_M
 	uint8_t le[4] = {(uint8_t)plen, (uint8_t)(plen >> 8), (uint8_t)(plen >> 16), 0};
 	memcpy(out + o, le, 4), o += 4;
 	memcpy(out + o, e->path, plen), o += plen;
+	if (e->ima_sig) {
+		uint8_t sl[4] = {(uint8_t)e->sig_len, (uint8_t)(e->sig_len >> 8), 0, 0};
+		memcpy(out + o, sl, 4), o += 4;
+		memcpy(out + o, e->sig, e->sig_len), o += e->sig_len;
+	}
 	return o;
 }
 

@@ -1,12 +1,13 @@
 /*
  * The IMA measurement list in its ascii form (/sys/kernel/security/ima/ascii_runtime_measurements),
- * template ima-ng with SHA-256 file hashes only:
+ * templates ima-ng and ima-sig with SHA-256 file hashes only:
  *   10 <template hash: 40 or 64 hex> ima-ng sha256:<64 hex> <path>\n
- * Each entry's template data (u32le length + "sha256:" NUL digest, u32le length + path NUL) is
- * rebuilt and hashed; PCR 10 of the SHA-256 bank is replayed with SHA-256 of it (0xff.. for a
- * violation entry, whose template hash is zero). The log may have grown since the quote: the
- * first prefix that replays to the quoted value is the attested part, and only its entries are
- * checked against the allow callback.
+ *   10 <template hash: 40 or 64 hex> ima-sig sha256:<64 hex> <path> <signature hex or empty>\n
+ * Each entry's template data (u32le length + "sha256:" NUL digest, u32le length + path NUL, and
+ * for ima-sig u32le length + signature) is rebuilt and hashed; PCR 10 of the SHA-256 bank is
+ * replayed with SHA-256 of it (0xff.. for a violation entry, whose template hash is zero). The log
+ * may have grown since the quote: the first prefix that replays to the quoted value is the attested
+ * part, and only its entries are checked against the allow callback.
  */
 #ifndef SV_CLIENT_IMALOG_H
 #define SV_CLIENT_IMALOG_H

@@ -168,8 +168,8 @@ static void test_malformed(void **state)
 	malformed(line, "line 4: no end of line");
 	snprintf(line, sizeof(line), "11 %s ima-ng sha256:%s /x\n", h40, h64);
 	malformed(line, "not a PCR 10 entry");
-	snprintf(line, sizeof(line), "10 %s ima-sig sha256:%s /x\n", h40, h64);
-	malformed(line, "not an ima-ng entry");
+	snprintf(line, sizeof(line), "10 %s ima-buf sha256:%s /x\n", h40, h64);
+	malformed(line, "not an ima-ng or ima-sig entry");
 	snprintf(line, sizeof(line), "10 %s ima-ng sha1:%s /x\n", h40, h40);
 	malformed(line, "sha256:<64 hex>");
 	snprintf(line, sizeof(line), "10 %.39s ima-ng sha256:%s /x\n", h40, h64);
@@ -225,6 +225,64 @@ static void test_empty_and_truncations(void **state)
 	}
 }
 
+/* ima-sig (appraisal set-ups): a third template field, the signature, printed in hex after the
+ * path (nothing after the separating space when the file has none); paths may hold spaces. */
+static void add_sig(struct ima *m, const uint8_t file[32], const char *path, const uint8_t *sig,
+                    size_t sig_len)
+{
+	uint8_t t[1024], th[32], buf[64];
+	size_t o = 0, pl = strlen(path) + 1;
+	char fh[65], col[65], sh[2 * 300 + 1] = "";
+	t[o++] = 40, t[o++] = 0, t[o++] = 0, t[o++] = 0;
+	memcpy(t + o, "sha256:\0", 8), o += 8;
+	memcpy(t + o, file, 32), o += 32;
+	t[o++] = (uint8_t)pl, t[o++] = (uint8_t)(pl >> 8), t[o++] = 0, t[o++] = 0;
+	memcpy(t + o, path, pl), o += pl;
+	t[o++] = (uint8_t)sig_len, t[o++] = (uint8_t)(sig_len >> 8), t[o++] = 0, t[o++] = 0;
+	memcpy(t + o, sig, sig_len), o += sig_len;
+	crypto_hash_sha256(th, t, o);
+	sodium_bin2hex(fh, sizeof(fh), file, 32);
+	sodium_bin2hex(col, sizeof(col), th, 32);
+	if (sig_len)
+		sodium_bin2hex(sh, sizeof(sh), sig, sig_len);
+	m->n += (size_t)snprintf(m->text + m->n, sizeof(m->text) - m->n,
+	                         "10 %s ima-sig sha256:%s %s %s\n", col, fh, path, sh);
+	memcpy(buf, m->pcr, 32);
+	memcpy(buf + 32, th, 32);
+	crypto_hash_sha256(m->pcr, buf, 64);
+	memcpy(m->after[m->lines++], m->pcr, 32);
+}
+
+static void test_ima_sig(void **state)
+{
+	struct ima m;
+	struct client_imalog_result r;
+	char why[512];
+	uint8_t sig[264];
+	int calls = 0;
+	memset(&m, 0, sizeof(m));
+	memset(sig, 0x03, sizeof(sig));
+	add_sig(&m, F1, "/usr/bin/signed file", sig, sizeof(sig));
+	add_sig(&m, F1, "/usr/bin/unsigned", NULL, 0);
+	add(&m, F1, "/usr/bin/ng", 1); /* the templates may mix */
+	assert_int_equal(
+	    client_imalog_check(&r, m.text, m.n, m.pcr, allow, &calls, why, sizeof(why)), SV_OK);
+	assert_int_equal(r.entries, 3);
+	/* the signature is covered by the template hash */
+	char *p = strstr(m.text, " 0303");
+	assert_non_null(p);
+	p[2] = '4';
+	assert_int_equal(
+	    client_imalog_check(&r, m.text, m.n, m.pcr, allow, &calls, why, sizeof(why)),
+	    SV_ERR_INVALID);
+	assert_non_null(strstr(why, "line 1: the template hash does not match"));
+	p[2] = 'x';
+	assert_int_equal(
+	    client_imalog_check(&r, m.text, m.n, m.pcr, allow, &calls, why, sizeof(why)),
+	    SV_ERR_INVALID);
+	assert_non_null(strstr(why, "signature field"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +291,7 @@ int main(void)
 	    cmocka_unit_test(test_violation),
 	    cmocka_unit_test(test_malformed),
 	    cmocka_unit_test(test_empty_and_truncations),
+	    cmocka_unit_test(test_ima_sig),
 	};
 	if (sodium_init() < 0)
 		return 1;
