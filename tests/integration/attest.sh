@@ -22,8 +22,19 @@ SYNTH=$PWD/tests/attest/synthlog.py
 
 tmp=$(mktemp -d /tmp/sv-attest.XXXXXX)
 chmod 0755 "$tmp"
+# While vault 2 runs next to vault 1, the pid not in SV_PID is in V1_PID or V2_PID.
+V1_PID='' V2_PID='' PROXY_PID=''
 cleanup() {
 	set +e
+	local cur=$SV_PID p
+	[ -z "$PROXY_PID" ] || kill "$PROXY_PID"
+	for p in "$V1_PID" "$V2_PID"; do
+		if [ -n "$p" ] && [ "$p" != "$cur" ]; then
+			SV_PID=$p
+			sv_server_stop
+		fi
+	done
+	SV_PID=$cur
 	sv_server_cleanup
 	rm -rf "$tmp"
 }
@@ -205,6 +216,85 @@ python3 - "$tmp/ev1.json" "$tmp/ev2.json" "$tmp/ev-splice.json" <<-'EOF'
 EOF
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev-splice.json" --nonce "$n1"
 refused quote-signature "spliced quote"
+
+say "a proxy that attests with vault 1 but runs OPAQUE with vault 2: server-key, nothing registered"
+# Vault 2 runs next to vault 1 (the helper's globals swapped for the moment).
+V1_PID=$SV_PID
+v1_saved=("$SV_DIR" "$SV_URL" "$SV_PORT" "$SV_CACERT" "$SWTPM_TCTI")
+v1_args=("${SV_DAEMON_ARGS[@]}")
+SV_DIR=$tmp/v2 SV_PID='' SV_CACERT=$tmp/v2/cert.pem SWTPM_TCTI=$TCTI2
+SV_DAEMON_ARGS=(--event-log "$tmp/v2/event.log" --ima-log "$tmp/v2/ima.log")
+sv_server_start
+V2_PID=$SV_PID V2_URL=$SV_URL
+SV_DIR=${v1_saved[0]} SV_PID=$V1_PID SV_URL=${v1_saved[1]} SV_PORT=${v1_saved[2]}
+SV_CACERT=${v1_saved[3]} SWTPM_TCTI=${v1_saved[4]}
+SV_DAEMON_ARGS=("${v1_args[@]}")
+cat >"$tmp/proxy.py" <<-'EOF'
+	# A TLS reverse proxy with vault 1's certificate: /v1/attestation* to vault 1, the rest to
+	# vault 2. Usage: proxy.py CERT KEY PORTFILE URL1 CA1 URL2 CA2
+	import http.server, ssl, sys, urllib.error, urllib.request
+	cert, key, portfile, url1, ca1, url2, ca2 = sys.argv[1:8]
+	ctx1 = ssl.create_default_context(cafile=ca1)
+	ctx2 = ssl.create_default_context(cafile=ca2)
+	class H(http.server.BaseHTTPRequestHandler):
+	    protocol_version = "HTTP/1.1"
+	    def log_message(self, *a):
+	        pass
+	    def relay(self):
+	        n = int(self.headers.get("Content-Length") or 0)
+	        body = self.rfile.read(n) if n else None
+	        a = self.path.startswith("/v1/attestation")
+	        req = urllib.request.Request((url1 if a else url2) + self.path, data=body,
+	                                     method=self.command)
+	        if self.headers.get("Content-Type"):
+	            req.add_header("Content-Type", self.headers["Content-Type"])
+	        try:
+	            r = urllib.request.urlopen(req, context=ctx1 if a else ctx2, timeout=30)
+	        except urllib.error.HTTPError as e:
+	            r = e
+	        data = r.read()
+	        self.send_response(r.status)
+	        self.send_header("Content-Type", r.headers.get("Content-Type", "text/plain"))
+	        self.send_header("Content-Length", str(len(data)))
+	        self.end_headers()
+	        self.wfile.write(data)
+	    do_GET = do_POST = relay
+	srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+	tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+	tls.load_cert_chain(cert, key)
+	srv.socket = tls.wrap_socket(srv.socket, server_side=True)
+	open(portfile + ".tmp", "w").write(str(srv.server_address[1]))
+	__import__("os").rename(portfile + ".tmp", portfile)
+	srv.serve_forever()
+EOF
+python3 "$tmp/proxy.py" "$V1/cert.pem" "$V1/key.pem" "$tmp/proxy.port" "$SV_URL" "$SV_CACERT" \
+	"$V2_URL" "$tmp/v2/cert.pem" 2>"$tmp/proxy.log" &
+PROXY_PID=$!
+for _ in $(seq 1 250); do [ -s "$tmp/proxy.port" ] && break; sleep 0.02; done
+[ -s "$tmp/proxy.port" ] || fail "the proxy did not start: $(cat "$tmp/proxy.log")"
+set +e
+"$SV" register --server "https://127.0.0.1:$(cat "$tmp/proxy.port")" --cacert "$SV_CACERT" \
+	--user carol --password-file "$tmp/pw" --secret-file "$tmp/secret" \
+	--expect "$tmp/expect.json" --tpm-ca "$CA1" >"$tmp/stdout" 2>"$tmp/stderr"
+rc=$?
+set -e
+err=$(cat "$tmp/stderr")
+[ "$rc" -eq 4 ] || fail "register through the splitting proxy: exit $rc, want 4; $err"
+grep -qF "server-key: " <<<"$err" || fail "register through the splitting proxy: not server-key: $err"
+echo "attest:     refused as expected: $(head -n 1 <<<"$err")"
+kill "$PROXY_PID"
+wait "$PROXY_PID" 2>/dev/null || true
+PROXY_PID=''
+# carol is unknown to vault 2: registering her there directly works.
+set +e
+"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user carol \
+	--password-file "$tmp/pw" --secret-file "$tmp/secret" >"$tmp/stdout" 2>"$tmp/stderr"
+rc=$?
+set -e
+[ "$rc" -eq 0 ] || fail "carol exists on vault 2 after the refused registration: $(cat "$tmp/stderr")"
+SV_PID=$V2_PID
+sv_server_stop
+SV_PID=$V1_PID V1_PID='' V2_PID=''
 
 say "an EK certificate outside the given CA bundle (vault 1's EK against the other CA): ek-chain"
 verify --expect "$tmp/expect.json" --tpm-ca "$CA2"
