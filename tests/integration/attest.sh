@@ -217,6 +217,23 @@ EOF
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1" --evidence "$tmp/ev-splice.json" --nonce "$n1"
 refused quote-signature "spliced quote"
 
+say "EK certificate and EK edited in saved evidence (both CAs trusted): ek-chain, ek-chain, ak-binding"
+json_edit "$tmp/ev1.json" "$tmp/ev-nocert.json" "del d['ek_certificate']"
+verify --expect "$tmp/expect.json" --tpm-ca "$tmp/ca12.pem" --evidence "$tmp/ev-nocert.json" --nonce "$n1"
+refused ek-chain "evidence without an EK certificate"
+python3 - "$tmp/ev1.json" "$tmp/ev2.json" <<-'EOF'
+	import json, sys
+	a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+	a["ek_certificate"] = b["ek_certificate"]  # genuine, chains, but not this EK's
+	json.dump(a, open(sys.argv[1] + ".cert2", "w"))
+	a["ek_public"] = b["ek_public"]  # a genuine, consistent EK of another TPM
+	json.dump(a, open(sys.argv[1] + ".ek2", "w"))
+EOF
+verify --expect "$tmp/expect.json" --tpm-ca "$tmp/ca12.pem" --evidence "$tmp/ev1.json.cert2" --nonce "$n1"
+refused ek-chain "another TPM's EK certificate with vault 1's EK"
+verify --expect "$tmp/expect.json" --tpm-ca "$tmp/ca12.pem" --evidence "$tmp/ev1.json.ek2" --nonce "$n1"
+refused ak-binding "another TPM's EK and certificate with vault 1's AK"
+
 say "a proxy that attests with vault 1 but runs OPAQUE with vault 2: server-key, nothing registered"
 # Vault 2 runs next to vault 1 (the helper's globals swapped for the moment).
 V1_PID=$SV_PID
