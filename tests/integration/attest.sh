@@ -10,7 +10,7 @@
 # swtpm, and at the end gets its EK changed (TPM2_ChangeEPS); vault 1 is the one under test.
 # Irreversible steps (PCR 10 extended with an unexpected executable) come last. Everything
 # lives in a temporary directory, removed on exit together with every process started here
-# (also on failure). About 12 s on the 2-core build box.
+# (also on failure). About 10-16 s on the 2-core build box.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
