@@ -12,7 +12,7 @@ EXTRA_CFLAGS_admin_expect := $(call pc_cflags,libsodium tss2-esys json-c) \
 EXTRA_CFLAGS_admin_sealvault-admin := $(call pc_cflags,libsodium tss2-esys json-c) -DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
 $(ADMIN_BIN): $(B)/admin/sealvault-admin.o $(ADMIN_EXPECT_OBJS) $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-sys tss2-mu tss2-rc json-c)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc json-c)
 
 # `make expect`: the expected-values file of this build with the default policy and boot PCRs
 # 0-7 (no PCR values: verifiers replay them from the event log), for a provider to publish next

@@ -2,7 +2,7 @@
 # Each engineer keeps to their own section below; append, don't rewrite.
 
 # --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
-STATE_SRCS := enclave/tpm.c enclave/tpmsess.c enclave/tcti-fd.c enclave/journal.c enclave/store.c
+STATE_SRCS := enclave/tpm.c enclave/tcti-fd.c enclave/journal.c enclave/store.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
 $(B)/libsvstate.a: $(STATE_OBJS)
 	$(call msg,AR,$@)
@@ -12,11 +12,7 @@ UT_ARCHIVES := $(B)/libsvstate.a $(UT_ARCHIVES)
 UT_WRAP_tpm := tcti_fd_connect tcti_fd_new tcti_fd_free Esys_Initialize Esys_Finalize \
 	Esys_Startup Esys_CreatePrimary Esys_TR_GetName Esys_StartAuthSession \
 	Esys_TRSess_SetAttributes Esys_GetRandom Esys_FlushContext Esys_TR_FromTPMPublic \
-	Esys_NV_Increment nanosleep tpmsess_start tpmsess_nv_increment tpmsess_close
-# tests/unit/test_tpmsess.c: the counter's own session against a fake TPM (SAPI/ESYS --wrap).
-UT_OBJS_tpmsess := $(B)/enclave/tpmsess.o $(B)/libsvcommon.a
-UT_WRAP_tpmsess := Esys_GetSysContext Esys_TR_GetTpmHandle Esys_TR_GetName \
-	Tss2_Sys_StartAuthSession Tss2_Sys_NV_Increment Tss2_Sys_FlushContext
+	Esys_NV_Increment nanosleep
 # tests/unit/test_store.c runs the store on real files with an in-memory TPM.
 UT_WRAP_store := tpm_primary_name tpm_counter_define tpm_counter_undefine tpm_counter_attach \
 	tpm_counter_read tpm_counter_increment tpm_seal_new tpm_unseal
@@ -46,7 +42,7 @@ FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
-ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-sys tss2-mu tss2-rc libseccomp json-c
+ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
 	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 BINS += $(B)/sealvault-enclave
@@ -72,7 +68,6 @@ UT_ARCHIVES := $(B)/libsvattest.a $(UT_ARCHIVES)
 EXTRA_CFLAGS_enclave_evidence := $(call pc_cflags,json-c)
 # libFuzzer target for the activate request body and the two evidence file decoders.
 FUZZ_TARGETS += attest_activate
-FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/tpm.c enclave/tpmsess.c \
-	enclave/tcti-fd.c \
+FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/tpm.c enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
-FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-sys tss2-mu tss2-rc json-c
+FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c

@@ -19,7 +19,6 @@
 
 #include "common/err.h"
 #include "enclave/tcti-fd.h"
-#include "enclave/tpmsess.h"
 
 #define RETRY_FIRST_NS  1000000L      /* 1 ms */
 #define RETRY_MAX_NS    256000000L    /* 256 ms */
@@ -32,9 +31,6 @@ struct tpm {
 	ESYS_TR session;
 	ESYS_TR nv;
 	TPM2B_NAME primary_name;
-	TPMS_ECC_POINT primary_pub;
-	struct tpmsess *counter_session; /* NV_Increment after the first (enclave/tpmsess.h) */
-	int nv_written;                  /* ESYS has the counter's name with TPMA_NV_WRITTEN */
 	struct tpm_stats stats;
 };
 
@@ -202,7 +198,6 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		goto out;
 	}
 	t->primary_name = *name;
-	t->primary_pub = pub->publicArea.unique.ecc;
 	TPMT_SYM_DEF sym = {
 		.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
 	rc = Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -240,7 +235,6 @@ void tpm_close(struct tpm *t)
 {
 	if (t == NULL)
 		return;
-	tpmsess_close(t->counter_session, t->ctx);
 	if (t->ctx != NULL) {
 		if (t->session != ESYS_TR_NONE)
 			(void)Esys_FlushContext(t->ctx, t->session);
@@ -486,11 +480,6 @@ int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX]
 		goto out;
 	memcpy(name, n->name, n->size);
 	*name_len = n->size;
-	/* The counter's own session, salted to the primary, for tpm_counter_increment. Started
-	 * here, before any seccomp filter: it generates an ephemeral P-256 key with OpenSSL. */
-	if (t->counter_session == NULL &&
-	    tpmsess_start(&t->counter_session, t->ctx, t->primary, &t->primary_pub) != SV_OK)
-		goto out;
 	r = SV_OK;
 out:
 	Esys_Free(n);
@@ -530,15 +519,9 @@ int tpm_counter_increment(struct tpm *t)
 	if (session_attrs(t, 0) != SV_OK)
 		return SV_ERR_TPM;
 	for (;;) {
-		/* The first increment goes through ESYS, which then knows the counter's name with
-		 * TPMA_NV_WRITTEN set; the rest through the counter's own session, which costs a
-		 * fraction of the CPU (enclave/tpmsess.h) and checks the response HMAC the same. */
-		TSS2_RC rc = t->nv_written && t->counter_session != NULL
-				     ? tpmsess_nv_increment(t->counter_session, t->ctx, t->nv)
-				     : Esys_NV_Increment(t->ctx, t->nv, t->nv, t->session,
-							 ESYS_TR_NONE, ESYS_TR_NONE);
+		TSS2_RC rc = Esys_NV_Increment(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE,
+					       ESYS_TR_NONE);
 		if (rc == TSS2_RC_SUCCESS) {
-			t->nv_written = 1;
 			t->stats.nv_increments++;
 			return SV_OK;
 		}

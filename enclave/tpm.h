@@ -3,9 +3,6 @@
  * context over it, a pinned primary key (ECC P-256, fixedTPM, noDA) and ONE salted,
  * parameter-encrypted HMAC session started at tpm_open and reused for every command that carries
  * a secret or whose answer must not be forged (unseal, sealed-object creation, NV read/increment).
- * The one command of every group commit, NV_Increment, runs (after the first of a process) in a
- * second salted HMAC session of its own, started by tpm_counter_attach and computed with
- * libsodium (enclave/tpmsess.h): through ESYS it cost ~0.5 ms of CPU per increment.
  *
  * tpm_open does everything that may open files or dlopen (socket/open of the TPM, getaddrinfo,
  * OpenSSL config and provider loading, ESYS crypto) and warms up the session crypto with one
@@ -73,16 +70,14 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 /* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
- * index name (hash of its public area: attributes, size, index) is returned for pinning. Also
- * starts the counter's own session (an OpenSSL key generation: before any seccomp filter). */
+ * index name (hash of its public area: attributes, size, index) is returned for pinning. */
 int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
 	__attribute__((warn_unused_result));
 /* Reads the counter through the salted session (a forged answer fails the response HMAC).
  * SV_ERR_NOTFOUND when the counter was never incremented. */
 int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
-/* One NV_Increment, in a salted HMAC session whose response HMAC is checked (a forged success is
- * SV_ERR_TPM); TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried with
- * exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). */
+/* One NV_Increment; TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried
+ * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). */
 int tpm_counter_increment(struct tpm *t) __attribute__((warn_unused_result));
 
 void tpm_get_stats(const struct tpm *t, struct tpm_stats *out);

@@ -8,7 +8,7 @@ $(STATE_DRIVER): $(B)/tests/integration/state-driver.o $(B)/libsvstate.a $(B)/li
 		 $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread \
-		$(call pc_libs,libsodium openssl tss2-esys tss2-sys tss2-mu tss2-rc)
+		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
 STATE_ENV = STATE_DRIVER=$(STATE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin
 .PHONY: check-state-crash check-state-powercut check-state-rollback check-state-bitflip \
 	check-state-othertpm check-state-admin bench-state
@@ -37,7 +37,7 @@ $(VAULT_STORE_DRIVER): $(B)/tests/integration/vault-store.o $(B)/libsvvault.a $(
 		       $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(call pc_libs,libsodium openssl tss2-esys tss2-sys tss2-mu tss2-rc)
+		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
 .PHONY: check-vault-store
 check-vault-store: $(VAULT_STORE_DRIVER) $(B)/sealvault-admin
 	$(Q)VAULT_STORE_DRIVER=$(VAULT_STORE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \

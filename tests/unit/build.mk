@@ -6,7 +6,7 @@
 .SECONDEXPANSION:
 UT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_TESTS += $(UT_SRCS:tests/unit/%.c=$(B)/tests/unit/%)
-UT_PKGS := cmocka libsodium json-c openssl tss2-esys tss2-sys tss2-mu tss2-rc libseccomp
+UT_PKGS := cmocka libsodium json-c openssl tss2-esys tss2-mu tss2-rc libseccomp
 UT_ARCHIVES += $(B)/libsvcommon.a
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(if $$(UT_OBJS_$$*),$$(UT_OBJS_$$*),$$(UT_ARCHIVES))

@@ -14,7 +14,6 @@
 
 #include "common/err.h"
 #include "enclave/tpm.h"
-#include "enclave/tpmsess.h"
 
 /* ---- fakes: tpm_open succeeds without a TPM ---- */
 int __wrap_tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len);
@@ -42,10 +41,6 @@ TSS2_RC __wrap_Esys_TR_FromTPMPublic(ESYS_CONTEXT *ctx, TPM2_HANDLE h, ESYS_TR s
 TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ESYS_TR s1,
 				 ESYS_TR s2, ESYS_TR s3);
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem);
-int __wrap_tpmsess_start(struct tpmsess **out, ESYS_CONTEXT *ctx, ESYS_TR primary,
-			 const TPMS_ECC_POINT *pub);
-TSS2_RC __wrap_tpmsess_nv_increment(struct tpmsess *s, ESYS_CONTEXT *ctx, ESYS_TR nv);
-void __wrap_tpmsess_close(struct tpmsess *s, ESYS_CONTEXT *ctx);
 
 static int fake_ctx;
 
@@ -142,34 +137,6 @@ TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ES
 	return rc;
 }
 
-/* The counter's own session (enclave/tpmsess.c has its own test): same answer queue. */
-static int fake_sess, sess_started, sess_closed;
-static size_t fast_increments;
-
-int __wrap_tpmsess_start(struct tpmsess **out, ESYS_CONTEXT *ctx, ESYS_TR primary,
-			 const TPMS_ECC_POINT *pub)
-{
-	assert_int_equal(primary, 0x100); /* salted to the primary */
-	*out = (struct tpmsess *)&fake_sess;
-	sess_started++;
-	return SV_OK;
-}
-TSS2_RC __wrap_tpmsess_nv_increment(struct tpmsess *s, ESYS_CONTEXT *ctx, ESYS_TR nv)
-{
-	assert_ptr_equal(s, &fake_sess);
-	assert_int_equal(nv, 0x300);
-	increments++;
-	fast_increments++;
-	TSS2_RC rc = answers[next_answer < n_answers ? next_answer : n_answers - 1];
-	next_answer++;
-	return rc;
-}
-void __wrap_tpmsess_close(struct tpmsess *s, ESYS_CONTEXT *ctx)
-{
-	if (s != NULL)
-		sess_closed++;
-}
-
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
 {
 	if (n_sleeps < sizeof(sleeps) / sizeof(sleeps[0]))
@@ -186,7 +153,7 @@ static struct tpm *open_fake(void)
 	size_t len;
 	assert_int_equal(tpm_open(&t, "swtpm:host=127.0.0.1,port=1", why, sizeof(why)), SV_OK);
 	assert_int_equal(tpm_counter_attach(t, TPM_NV_INDEX_DEFAULT, name, &len), SV_OK);
-	n_answers = next_answer = increments = n_sleeps = fast_increments = 0;
+	n_answers = next_answer = increments = n_sleeps = 0;
 	return t;
 }
 
@@ -244,48 +211,12 @@ static void test_retry_budget_ends(void **state)
 	tpm_close(t);
 }
 
-/* The first increment goes through ESYS; the following ones through the counter's own session,
- * with the same retries, and a response whose HMAC fails is an error, never retried. */
-static void test_counter_session(void **state)
-{
-	sess_started = sess_closed = 0;
-	struct tpm *t = open_fake();
-	assert_int_equal(sess_started, 1);
-	const TSS2_RC ok[] = {TSS2_RC_SUCCESS};
-	queue(1, ok);
-	assert_int_equal(tpm_counter_increment(t), SV_OK);
-	assert_int_equal(fast_increments, 0);
-	assert_int_equal(tpm_counter_increment(t), SV_OK);
-	assert_int_equal(tpm_counter_increment(t), SV_OK);
-	assert_int_equal(fast_increments, 2);
-	assert_int_equal(increments, 3);
-	const TSS2_RC rate[] = {TPM2_RC_NV_RATE, TSS2_RC_SUCCESS};
-	next_answer = 0;
-	queue(2, rate);
-	assert_int_equal(tpm_counter_increment(t), SV_OK);
-	assert_int_equal(fast_increments, 4);
-	assert_int_equal(n_sleeps, 1);
-	const TSS2_RC forged[] = {TSS2_ESYS_RC_RSP_AUTH_FAILED};
-	next_answer = 0;
-	n_sleeps = 0;
-	queue(1, forged);
-	assert_int_equal(tpm_counter_increment(t), SV_ERR_TPM);
-	assert_int_equal(fast_increments, 5);
-	assert_int_equal(n_sleeps, 0);
-	struct tpm_stats st;
-	tpm_get_stats(t, &st);
-	assert_int_equal(st.nv_increments, 4);
-	tpm_close(t);
-	assert_int_equal(sess_closed, 1);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_retry_then_success),
 		cmocka_unit_test(test_no_retry_on_real_errors),
 		cmocka_unit_test(test_retry_budget_ends),
-		cmocka_unit_test(test_counter_session),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
