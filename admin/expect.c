@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 #include <sodium.h>
-#include <tss2/tss2_esys.h>
 
 #include "client/expect.h"
 #include "common/attest_stmt.h"
 #include "common/err.h"
 #include "daemon/config.h"
+#include "enclave/attest.h"
 #include "enclave/tpm.h"
 #include "policy/vault.h"
 
@@ -43,8 +43,7 @@ static void usage(FILE *f)
 	        "  TPM manufacturer CA certificates (PEM), --server-public-key pins one vault.\n");
 }
 
-/* The same rule as the enclave's paths in sealvaultd and `sealvault-admin attest`. */
-static void binary_paths(const char *bindir, char paths[ATTEST_NBINARIES][4096])
+void admin_binary_paths(const char *bindir, char paths[ATTEST_NBINARIES][4096])
 {
 	char self[4096], probe[4096 + 32];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -61,7 +60,7 @@ static void binary_paths(const char *bindir, char paths[ATTEST_NBINARIES][4096])
 static int hash_binaries(struct client_expect *e, const char *bindir)
 {
 	char paths[ATTEST_NBINARIES][4096];
-	binary_paths(bindir, paths);
+	admin_binary_paths(bindir, paths);
 	for (int i = 0; i < ATTEST_NBINARIES; i++) {
 		int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
 		if (fd < 0) {
@@ -107,56 +106,28 @@ static int read_config(struct sv_vault_policy *p, const char *path)
 	return 0;
 }
 
-/* The current SHA-256 values of the boot PCRs (PCR_Read answers at most 8 per call). */
+/* The current SHA-256 values of the boot PCRs, by PCR number. */
 static int read_pcrs(struct client_expect *e, const char *tcti)
 {
 	struct tpm *t = NULL;
 	char why[512];
-	uint32_t primary, session, left = e->boot_pcrs;
-	int ok = 1;
+	uint8_t values[ATTEST_PCR_COUNT][ATTEST_HASH_LEN];
 	if (tpm_open(&t, tcti, why, sizeof(why)) != SV_OK) {
 		fprintf(stderr, "%s: --boot-pcrs-from-tpm: %s\n", prog, why);
 		return -1;
 	}
-	ESYS_CONTEXT *esys = tpm_esys(t, &primary, &session);
-	while (ok && left != 0) {
-		TPML_PCR_SELECTION in = {.count = 1}, *sel = NULL;
-		TPML_DIGEST *d = NULL;
-		UINT32 counter;
-		in.pcrSelections[0].hash = TPM2_ALG_SHA256;
-		in.pcrSelections[0].sizeofSelect = 3;
-		for (int i = 0; i < 3; i++)
-			in.pcrSelections[0].pcrSelect[i] = (uint8_t)(left >> (8 * i));
-		if (Esys_PCR_Read(esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &in, &counter,
-		                  &sel, &d) != TSS2_RC_SUCCESS) {
-			ok = 0;
-			break;
-		}
-		uint32_t got = 0;
-		if (sel->count == 1 && sel->pcrSelections[0].hash == TPM2_ALG_SHA256)
-			for (int i = 0; i < 3; i++)
-				got |= (uint32_t)sel->pcrSelections[0].pcrSelect[i] << (8 * i);
-		ok = got != 0 && (got & ~left) == 0 && attest_pcrs_count(got) == d->count;
-		for (uint32_t i = 0, k = 0; ok && i < ATTEST_PCR_COUNT; i++) {
-			if (!(got & (1u << i)))
-				continue;
-			ok = d->digests[k].size == ATTEST_HASH_LEN;
-			if (ok)
-				memcpy(e->boot_values[i], d->digests[k].buffer, ATTEST_HASH_LEN);
-			k++;
-		}
-		left &= ~got;
-		Esys_Free(sel);
-		Esys_Free(d);
-	}
+	int r = attest_pcr_read(t, e->boot_pcrs, values);
 	tpm_close(t);
-	if (!ok) {
+	if (r != SV_OK) {
 		fprintf(stderr,
 		        "%s: the TPM at %s did not return the SHA-256 PCR values; does it "
 		        "have a SHA-256 bank?\n",
 		        prog, tcti);
 		return -1;
 	}
+	for (uint32_t i = 0, k = 0; i < ATTEST_PCR_COUNT; i++)
+		if (e->boot_pcrs & (1u << i))
+			memcpy(e->boot_values[i], values[k++], ATTEST_HASH_LEN);
 	e->has_boot_values = 1;
 	return 0;
 }

@@ -308,24 +308,6 @@ out:
 	return r;
 }
 
-/* The three binaries the statement hashes: DIR/{sealvaultd,sealvault-enclave,sealvault-broker};
- * without --bindir, next to this program when the enclave is there (a build tree), else
- * sealvaultd next to this program and the other two in the libexec directory. */
-static void binary_paths(const char *bindir, char paths[ATTEST_NBINARIES][4096])
-{
-	char self[4096];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	self[n > 0 ? n : 0] = '\0';
-	const char *here = n > 0 ? dirname(self) : ".";
-	char probe[4096 + 32];
-	snprintf(probe, sizeof(probe), "%s/sealvault-enclave", here);
-	const char *libexec = access(probe, F_OK) == 0 ? here : SV_LIBEXECDIR;
-	for (int i = 0; i < ATTEST_NBINARIES; i++) {
-		const char *d = bindir != NULL ? bindir : (i == 0 ? here : libexec);
-		snprintf(paths[i], sizeof(paths[i]), "%s/%s", d, attest_binary_names[i]);
-	}
-}
-
 static int add_log(struct json_object *root, const char *key, const char *path, char *why,
 		   size_t why_len)
 {
@@ -378,7 +360,7 @@ static int cmd_attest(struct tpm *tpm, const char *dir, const char *nonce_hex,
 	}
 	if ((r = store_open_readonly(&st, dir, tpm, vpol, why, why_len)) != SV_OK)
 		goto out;
-	binary_paths(bindir, paths);
+	admin_binary_paths(bindir, paths);
 	for (int i = 0; i < ATTEST_NBINARIES; i++)
 		bins[i] = paths[i];
 	policy_vault_hash(vpol, phash);

@@ -312,6 +312,13 @@ static int pcr_read(struct ctx *c, uint32_t mask, uint8_t values[][ATTEST_HASH_L
 	return SV_OK;
 }
 
+int attest_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][ATTEST_HASH_LEN])
+{
+	struct ctx c;
+	get_ctx(t, &c);
+	return pcr_read(&c, mask, values);
+}
+
 /* K's public area as the TPM sees it after LoadExternal: ECC P-256, sign, ECDSA-SHA256. */
 static int k_public(EVP_PKEY *k, TPM2B_PUBLIC *p)
 {

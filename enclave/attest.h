@@ -71,6 +71,11 @@ struct evp_pkey_st;
  * by MakeCredential + ActivateCredential on this TPM, the certification, the approved policy for
  * the current values of boot_pcrs signed by K, and one statement signature as a self-test.
  */
+/* The SHA-256 values of the PCRs in mask, in index order (values[0] is the lowest PCR of mask).
+ * SV_ERR_TPM when the TPM refuses or has no SHA-256 bank. */
+int attest_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][ATTEST_HASH_LEN])
+	__attribute__((warn_unused_result));
+
 int attest_provision(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
                      struct attest_state *st, struct attest_policy *pol, int *warn_no_cert,
                      char *why, size_t why_len) __attribute__((warn_unused_result));
