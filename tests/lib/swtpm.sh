@@ -11,7 +11,8 @@
 #   swtpm_pid DIR        Print its pid (empty when not running).
 #   swtpm_cleanup        Kill every swtpm started by this shell. Installed with `trap ... EXIT`
 #                        by swtpm_trap_exit; call it yourself if you install your own trap.
-#   swtpm_trap_exit [CMD] Install `trap 'CMD; swtpm_cleanup' EXIT` (CMD: your own cleanup).
+#   swtpm_trap_exit [CMD] Install `trap 'swtpm_cleanup; CMD' EXIT` (CMD: your own cleanup; it runs
+#                        after the swtpms are gone, so it may delete their directories).
 #
 # TPMs with endorsement certificates (attestation tests, `make demo`):
 #   swtpm_ca_init CADIR  Write a PRIVATE swtpm-localca configuration into CADIR (the CA's keys,
@@ -167,6 +168,7 @@ swtpm_cleanup() {
 }
 
 swtpm_trap_exit() {
+	# swtpm_cleanup first: it finds each swtpm through DIR/pid, which CMD may delete
 	# shellcheck disable=SC2064
-	trap "${1:+$1;} swtpm_cleanup" EXIT
+	trap "swtpm_cleanup; ${1:-:}" EXIT
 }
