@@ -5,9 +5,11 @@
  *
  * Serve loop with group commit: read every frame that is ready (up to the policy's max-batch),
  * answer each into its own buffer, wait up to batch-window-us for more if anything is staged, make
- * the batch durable with ONE store_commit(), and only then send the answers. A failed commit ends
- * the process without answering (nothing unacknowledged is lost, nothing uncommitted is
- * acknowledged). See sealvault-enclave(8).
+ * the batch durable with ONE journal frame and fsync (store_write), send the answers that need no
+ * anchor (guess resets, requests that changed nothing), increment the NV counter (store_anchor),
+ * and only then send the rest. A failed commit ends the process without answering what it had not
+ * answered (nothing acknowledged is lost, nothing undurable is acknowledged). See
+ * sealvault-enclave(8).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -140,11 +142,12 @@ static void send_reply(uint32_t id, const struct sv_buf *reply)
 struct batch {
 	struct sv_buf *replies;
 	uint32_t *ids;
+	uint8_t *anchored; /* the reply waits for the NV increment (store_pending_anchored grew) */
 	size_t n, cap;
 };
 
 /* Reads and answers frames until none is ready or the batch is full; 1 if the link ended. */
-static int drain(struct dispatch *d, struct batch *b, uint8_t *rbuf)
+static int drain(struct dispatch *d, struct store *s, struct batch *b, uint8_t *rbuf)
 {
 	while (b->n < b->cap) {
 		struct sv_frame f;
@@ -162,7 +165,9 @@ static int drain(struct dispatch *d, struct batch *b, uint8_t *rbuf)
 		if (!dispatch_permitted(f.type))
 			die("frame type %u is not a permitted request: protocol violation, exiting",
 			    f.type);
+		size_t anchored = store_pending_anchored(s);
 		r = dispatch_request(d, &f, mono_us() / 1000, &b->replies[b->n]);
+		b->anchored[b->n] = store_pending_anchored(s) != anchored;
 		sodium_memzero(rbuf, SV_FRAME_HDR_LEN + f.len);
 		if (r != 0)
 			die("internal error handling request type %u (%s); exiting", f.type,
@@ -179,7 +184,8 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 	uint8_t *rbuf = malloc(SV_FRAME_BUF_LEN);
 	b.replies = calloc(b.cap, sizeof(*b.replies));
 	b.ids = calloc(b.cap, sizeof(*b.ids));
-	if (rbuf == NULL || b.replies == NULL || b.ids == NULL)
+	b.anchored = calloc(b.cap, sizeof(*b.anchored));
+	if (rbuf == NULL || b.replies == NULL || b.ids == NULL || b.anchored == NULL)
 		die("out of memory for a batch of %zu replies", b.cap);
 	for (size_t i = 0; i < b.cap; i++)
 		if (sv_buf_init(&b.replies[i], SV_FRAME_MAX) != 0)
@@ -199,7 +205,7 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 		if (pr <= 0)
 			continue;
 		b.n = 0;
-		ended = drain(d, &b, rbuf);
+		ended = drain(d, s, &b, rbuf);
 		/* group commit: give other clients up to batch-window-us to join this commit */
 		if (!ended && store_pending(s) > 0 && pol->batch_window_us > 0) {
 			uint64_t until = mono_us() + pol->batch_window_us;
@@ -211,20 +217,31 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 				p.revents = 0;
 				if (poll(&p, 1, ms) <= 0)
 					break;
-				ended = drain(d, &b, rbuf);
+				ended = drain(d, s, &b, rbuf);
 			}
 		}
+		/* Journal frame and fsync; then the replies that need no anchor (guess resets after a
+		 * valid KE3, and requests that changed nothing); then the NV increment; then the rest
+		 * (store.h, store_write). */
+		uint64_t t0 = mono_us();
+		int r = store_write(s);
+		if (r != 0)
+			die("writing the journal failed (%s); exiting without answering the %zu "
+			    "requests of this batch",
+			    sv_strerror(r), b.n);
+		for (size_t i = 0; i < b.n; i++)
+			if (!b.anchored[i])
+				send_reply(b.ids[i], &b.replies[i]);
 		if (store_pending(s) > 0) {
-			uint64_t t0 = mono_us();
-			int r = store_commit(s);
-			if (r != 0)
-				die("store_commit failed (%s); exiting without answering the %zu "
-				    "requests of this batch",
-				    sv_strerror(r), b.n);
+			if ((r = store_anchor(s)) != 0)
+				die("the NV counter increment failed (%s); exiting without answering "
+				    "the requests of this batch that charged a guess or changed a record",
+				    sv_strerror(r));
 			dispatch_note_commit(d, mono_us() - t0, b.n);
 		}
 		for (size_t i = 0; i < b.n; i++) {
-			send_reply(b.ids[i], &b.replies[i]);
+			if (b.anchored[i])
+				send_reply(b.ids[i], &b.replies[i]);
 			sv_buf_reset(&b.replies[i]);
 		}
 	}
@@ -232,6 +249,7 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 		sv_buf_free(&b.replies[i]);
 	free(b.replies);
 	free(b.ids);
+	free(b.anchored);
 	sodium_memzero(rbuf, SV_FRAME_BUF_LEN);
 	free(rbuf);
 	return 0;

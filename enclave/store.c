@@ -72,6 +72,12 @@ struct store {
 	uint8_t scheme;
 	struct sv_buf pending;
 	size_t npending;
+	size_t nanchored; /* staged changes whose reply must wait for the NV increment */
+	/* store_write done, store_anchor not yet: the sealed frame's length and MAC */
+	int written;
+	size_t written_len;
+	uint8_t written_mac[JOURNAL_MAC_LEN];
+	uint64_t write_t0;
 	uint64_t commits, changes, last_commit_us;
 };
 
@@ -851,7 +857,7 @@ int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
 
 static int writable(const struct store *s)
 {
-	return s->readonly || s->failed ? SV_ERR_STATE : SV_OK;
+	return s->readonly || s->failed || s->written ? SV_ERR_STATE : SV_OK;
 }
 
 /* Stages op; if apply then fails, the staged bytes are taken back. */
@@ -872,6 +878,9 @@ static int finish(struct store *s, size_t mark, int r)
 		return r;
 	}
 	s->npending++;
+	/* Only a guess reset may be acknowledged before the increment (store_write). */
+	if (s->pending.data[mark] != JOURNAL_OP_RESET)
+		s->nanchored++;
 	return SV_OK;
 }
 
@@ -984,16 +993,20 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-int store_commit(struct store *s)
+size_t store_pending_anchored(const struct store *s)
+{
+	return s->nanchored;
+}
+
+int store_write(struct store *s)
 {
 	struct sv_buf frame;
-	uint8_t mac[JOURNAL_MAC_LEN];
 	int r;
 	if ((r = writable(s)) != SV_OK)
 		return r;
 	if (s->npending == 0)
 		return SV_OK;
-	uint64_t t0 = now_us();
+	s->write_t0 = now_us();
 	struct journal_frame f = {.kind = JOURNAL_KIND_COMMIT,
 				  .scheme = s->scheme,
 				  .counter = s->counter + 1,
@@ -1004,7 +1017,7 @@ int store_commit(struct store *s)
 	/* From here on a failure leaves memory ahead of disk: the store refuses further work. */
 	s->failed = 1;
 	r = journal_frame_seal(s->keys, s->head_mac, &f, s->pending.data, s->pending.len, &frame,
-			       mac);
+			       s->written_mac);
 	if (r != SV_OK)
 		goto out;
 	if (pwrite_all(s->jfd, frame.data, frame.len, (off_t)s->jlen) != SV_OK ||
@@ -1012,25 +1025,48 @@ int store_commit(struct store *s)
 		r = SV_ERR_IO;
 		goto out;
 	}
-	if ((r = tpm_counter_increment(s->tpm)) != SV_OK)
-		goto out;
 	s->failed = 0;
-	s->counter = f.counter;
-	s->nv_writes = f.nv_writes;
-	s->jlen += frame.len;
-	memcpy(s->head_mac, mac, sizeof(mac));
+	s->written = 1;
+	s->written_len = frame.len;
+out:
+	sv_buf_free(&frame);
+	return r;
+}
+
+int store_anchor(struct store *s)
+{
+	int r;
+	if (s->readonly || s->failed)
+		return SV_ERR_STATE;
+	if (!s->written)
+		return s->npending == 0 ? SV_OK : SV_ERR_STATE;
+	/* A failure leaves the frame on disk one ahead of the TPM: the next start completes it. */
+	s->failed = 1;
+	if ((r = tpm_counter_increment(s->tpm)) != SV_OK)
+		return r;
+	s->failed = 0;
+	s->written = 0;
+	s->counter++;
+	s->nv_writes++;
+	s->jlen += s->written_len;
+	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
 	s->commits++;
 	s->changes += s->npending;
 	s->npending = 0;
+	s->nanchored = 0;
 	sv_buf_reset(&s->pending);
 	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
 	 * floor and the last snapshot (so a big vault is not rewritten every few commits). */
 	if (s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes)
 		r = store_snapshot(s);
-	s->last_commit_us = now_us() - t0;
-out:
-	sv_buf_free(&frame);
+	s->last_commit_us = now_us() - s->write_t0;
 	return r;
+}
+
+int store_commit(struct store *s)
+{
+	int r = store_write(s);
+	return r == SV_OK ? store_anchor(s) : r;
 }
 
 int store_snapshot(struct store *s)

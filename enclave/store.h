@@ -4,7 +4,8 @@
  *
  * Contract: mutations (store_put_user, store_charge_guess, ...) apply in memory at once and are
  * staged for the next commit. NOTHING they change may be acknowledged to anyone until
- * store_commit() has returned 0 (append, fsync, NV increment). If store_commit() fails, memory is
+ * store_commit() has returned 0 (append, fsync, NV increment) — except a guess reset, which may be
+ * acknowledged once store_write() has returned 0 (see there). If a commit fails, memory is
  * ahead of the durable state: the caller must exit without answering (I3, I4).
  *
  * After store_open() returns, no function here opens a path: everything works on descriptors
@@ -97,8 +98,23 @@ int store_stage_noop(struct store *s) __attribute__((warn_unused_result));
 /* Number of staged, not yet durable changes. */
 size_t store_pending(const struct store *s);
 /* Makes every staged change durable: append journal records, fsync, increment the NV counter
- * (TPM_RC_NV_RATE/RETRY/YIELDED retried with back-off). No-op when nothing is pending. */
+ * (TPM_RC_NV_RATE/RETRY/YIELDED retried with back-off). No-op when nothing is pending.
+ * Equivalent to store_write() followed by store_anchor(). */
 int store_commit(struct store *s) __attribute__((warn_unused_result));
+
+/* store_commit in two halves, so that a reply which needs no anchor leaves before the TPM round
+ * trip. store_write appends the staged changes as one journal frame under the next counter value
+ * and fsyncs it; store_anchor then increments the NV counter. In between nothing may be staged
+ * (mutations return SV_ERR_STATE), and the only replies that may leave are those whose changes
+ * were all guess resets (store_pending_anchored() did not grow while they were handled): a reset
+ * is durable once fsynced (I3), and a rollback of the disk that removed it would leave the user
+ * charged, never give anyone a guess (I2); every other change (a charge, the unknown-user no-op
+ * that must time like one, a registration, a deletion) waits for store_anchor. If store_anchor
+ * fails the frame is on disk one ahead of the TPM and the next start completes it. */
+int store_write(struct store *s) __attribute__((warn_unused_result));
+int store_anchor(struct store *s) __attribute__((warn_unused_result));
+/* Staged changes that must not be acknowledged before store_anchor. */
+size_t store_pending_anchored(const struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 

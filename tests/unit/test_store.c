@@ -1,7 +1,8 @@
 /* Unit tests for enclave/store.c on real files in a temporary directory, with the TPM replaced
  * through --wrap by an in-memory counter: commit, replay, a failed NV increment (memory ahead of
  * disk: the store refuses further work; the next open completes the commit), rollback, a counter
- * ahead, another TPM, snapshots and a crash between snapshot and journal reset. */
+ * ahead, another TPM, snapshots and a crash between snapshot and journal reset, and the
+ * store_write/store_anchor split (what may be answered before the increment). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -221,6 +222,51 @@ static void test_failed_increment_rolls_forward(void **state)
 	store_close(s);
 }
 
+/* store_write then store_anchor: only resets count as acknowledgeable before the anchor; nothing
+ * can be staged in between; a crash in between (the increment fails) keeps the reset. */
+static void test_write_then_anchor(void **state)
+{
+	struct store *s = open_ok();
+	unsigned left;
+	put(s, "frank", 5);
+	assert_int_equal(store_pending_anchored(s), 1); /* a registration waits for the anchor */
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
+	assert_int_equal(store_pending_anchored(s), 1);
+	assert_int_equal(store_stage_noop(s), SV_OK);
+	assert_int_equal(store_pending_anchored(s), 2); /* the unknown-user no-op times like a charge */
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_pending_anchored(s), 0);
+	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"frank", 5), SV_OK);
+	assert_int_equal(store_pending(s), 1);
+	assert_int_equal(store_pending_anchored(s), 0); /* a reset alone may leave after the fsync */
+	uint64_t before = counter;
+	assert_int_equal(store_write(s), SV_OK);
+	assert_int_equal(counter, before); /* fsynced, not anchored yet */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_ERR_STATE);
+	assert_int_equal(store_write(s), SV_ERR_STATE);
+	fail_increment = 1; /* the process dies between the reply and the increment */
+	assert_int_not_equal(store_anchor(s), SV_OK);
+	store_close(s);
+	fail_increment = 0;
+	s = open_ok(); /* the frame is one ahead: completed, and the acknowledged reset is kept */
+	assert_int_equal(counter, before + 1);
+	assert_int_equal(used(s, "frank"), 0);
+	/* a rollback that drops the frame of a reset leaves the guess charged, never uncharged */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal", "journal.charged");
+	s = open_ok();
+	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"frank", 5), SV_OK);
+	assert_int_equal(store_write(s), SV_OK);
+	store_close(s); /* killed after the reply, before the increment */
+	copy_file("journal.charged", "journal");
+	s = open_ok();
+	assert_int_equal(used(s, "frank"), 1);
+	store_close(s);
+}
+
 static void test_rollback_and_counter_ahead(void **state)
 {
 	struct store *s = open_ok();
@@ -337,6 +383,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_write_then_anchor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup,
 						teardown),
