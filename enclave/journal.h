@@ -7,9 +7,11 @@
  *             nonce(24) | ct(ct_len: XChaCha20-Poly1305 of the payload, AD = hdr) |
  *             mac(32) = BLAKE2b-256 keyed with k_mac over prev_mac | hdr | nonce | ct
  *             A commit frame holds `count` change ops and commits under NV counter `counter`;
+ *             a flush frame holds `count` guess resets and repeats the counter (and nv_writes)
+ *             of the frame before it (no NV write);
  *             a snapshot frame holds `count` user entries and chains from 32 zero bytes.
  *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
- *             commit frames chained from base_mac, counters base+1, base+2, ...
+ *             commit and flush frames chained from base_mac, commit counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
  *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 |
  *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) |
@@ -43,7 +45,9 @@
 #define JOURNAL_SCHEME_PLAIN   1
 #define JOURNAL_PCR_MASK_ALL 0x00ffffffu /* PCRs 0..23 */
 
-enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2 };
+/* A flush frame holds only guess resets; it is fsynced but not anchored: it carries the counter
+ * value of the commit before it (the TPM's current value) and follows it in the chain. */
+enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2, JOURNAL_KIND_FLUSH = 3 };
 
 enum journal_op_type {
 	JOURNAL_OP_PUT = 1,    /* id, limit, record, blob: new or replaced user, used = 0 */

@@ -206,8 +206,9 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 			continue;
 		b.n = 0;
 		ended = drain(d, s, &b, rbuf);
-		/* group commit: give other clients up to batch-window-us to join this commit */
-		if (!ended && store_pending(s) > 0 && pol->batch_window_us > 0) {
+		/* group commit: give other clients up to batch-window-us to join this commit (only
+		 * for changes that need the NV increment; resets alone are flushed at once) */
+		if (!ended && store_pending_anchored(s) > 0 && pol->batch_window_us > 0) {
 			uint64_t until = mono_us() + pol->batch_window_us;
 			while (!ended && b.n < b.cap) {
 				uint64_t t = mono_us();

@@ -74,11 +74,11 @@ struct store {
 	size_t npending;
 	size_t nanchored; /* staged changes whose reply must wait for the NV increment */
 	/* store_write done, store_anchor not yet: the sealed frame's length and MAC */
-	int written;
+	int written; /* JOURNAL_KIND_COMMIT or _FLUSH */
 	size_t written_len;
 	uint8_t written_mac[JOURNAL_MAC_LEN];
 	uint64_t write_t0;
-	uint64_t commits, changes, last_commit_us;
+	uint64_t commits, flushes, changes, last_commit_us;
 };
 
 /* ---------- user table ---------- */
@@ -650,8 +650,11 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		if (journal_frame_open(s->keys, s->head_mac, buf + off, len - off, &f, &flen,
 				       &plain, &plen, mac) != SV_OK)
 			break; /* the tail; judged against the TPM counter by the caller */
-		if (f.kind != JOURNAL_KIND_COMMIT || f.counter != s->counter + 1 ||
-		    f.scheme != s->scheme || f.nv_writes <= s->nv_writes) {
+		/* a commit moves the counter by one; a flush repeats it and holds only resets */
+		int flush = f.kind == JOURNAL_KIND_FLUSH;
+		if ((f.kind != JOURNAL_KIND_COMMIT && !flush) || f.scheme != s->scheme ||
+		    (!flush && (f.counter != s->counter + 1 || f.nv_writes <= s->nv_writes)) ||
+		    (flush && (f.counter != s->counter || f.nv_writes != s->nv_writes))) {
 			snprintf(
 				why, why_len,
 				"journal record at byte %zu is out of sequence (counter %llu after "
@@ -664,7 +667,7 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		for (uint32_t n = 0; n < f.count; n++) {
 			struct journal_op op;
 			if (journal_op_get(&b, &op) != SV_OK || op.type == JOURNAL_OP_USER ||
-			    apply_op(s, &op) != SV_OK) {
+			    (flush && op.type != JOURNAL_OP_RESET) || apply_op(s, &op) != SV_OK) {
 				snprintf(why, why_len,
 					 "journal record for counter %llu does not apply to the "
 					 "state (corrupt): restore the state directory from backup",
@@ -1007,10 +1010,12 @@ int store_write(struct store *s)
 	if (s->npending == 0)
 		return SV_OK;
 	s->write_t0 = now_us();
-	struct journal_frame f = {.kind = JOURNAL_KIND_COMMIT,
+	/* Nothing but resets: a flush frame, durable without an NV write (store.h, store_write). */
+	int flush = s->nanchored == 0;
+	struct journal_frame f = {.kind = flush ? JOURNAL_KIND_FLUSH : JOURNAL_KIND_COMMIT,
 				  .scheme = s->scheme,
-				  .counter = s->counter + 1,
-				  .nv_writes = s->nv_writes + 1,
+				  .counter = s->counter + !flush,
+				  .nv_writes = s->nv_writes + !flush,
 				  .count = (uint32_t)s->npending};
 	if ((r = sv_buf_init(&frame, PENDING_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
 		return r;
@@ -1026,7 +1031,7 @@ int store_write(struct store *s)
 		goto out;
 	}
 	s->failed = 0;
-	s->written = 1;
+	s->written = f.kind;
 	s->written_len = frame.len;
 out:
 	sv_buf_free(&frame);
@@ -1040,17 +1045,22 @@ int store_anchor(struct store *s)
 		return SV_ERR_STATE;
 	if (!s->written)
 		return s->npending == 0 ? SV_OK : SV_ERR_STATE;
-	/* A failure leaves the frame on disk one ahead of the TPM: the next start completes it. */
-	s->failed = 1;
-	if ((r = tpm_counter_increment(s->tpm)) != SV_OK)
-		return r;
-	s->failed = 0;
+	if (s->written == JOURNAL_KIND_FLUSH) {
+		s->flushes++;
+	} else {
+		/* A failure leaves the frame on disk one ahead of the TPM: the next start completes
+		 * it. */
+		s->failed = 1;
+		if ((r = tpm_counter_increment(s->tpm)) != SV_OK)
+			return r;
+		s->failed = 0;
+		s->counter++;
+		s->nv_writes++;
+		s->commits++;
+	}
 	s->written = 0;
-	s->counter++;
-	s->nv_writes++;
 	s->jlen += s->written_len;
 	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
-	s->commits++;
 	s->changes += s->npending;
 	s->npending = 0;
 	s->nanchored = 0;
@@ -1134,6 +1144,7 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 	out->journal_head = s->counter;
 	out->nv_writes = s->nv_writes - (s->roll_forward && s->readonly ? 1 : 0);
 	out->commits = s->commits;
+	out->flushes = s->flushes;
 	out->changes = s->changes;
 	out->users = s->users;
 	out->destroyed = s->destroyed;

@@ -50,7 +50,8 @@ struct store_stats {
 	uint64_t counter;        /* TPM NV counter value */
 	uint64_t journal_head;   /* counter value of the last journal record */
 	uint64_t nv_writes;      /* NV writes caused by this vault since init */
-	uint64_t commits;        /* durable commits since start */
+	uint64_t commits;        /* durable commits since start (each one NV increment) */
+	uint64_t flushes;        /* durable flushes since start (resets only, no NV write) */
 	uint64_t changes;        /* state changes committed since start */
 	uint64_t users;          /* active records */
 	uint64_t destroyed;      /* tombstones */
@@ -104,7 +105,10 @@ int store_commit(struct store *s) __attribute__((warn_unused_result));
 
 /* store_commit in two halves, so that a reply which needs no anchor leaves before the TPM round
  * trip. store_write appends the staged changes as one journal frame under the next counter value
- * and fsyncs it; store_anchor then increments the NV counter. In between nothing may be staged
+ * and fsyncs it; store_anchor then increments the NV counter. When every staged change is a
+ * reset, store_write writes a flush frame instead, under the current counter value, and
+ * store_anchor increments nothing (the next commit's increment covers it, and nothing needs it
+ * before then: see below). In between nothing may be staged
  * (mutations return SV_ERR_STATE), and the only replies that may leave are those whose changes
  * were all guess resets (store_pending_anchored() did not grow while they were handled): a reset
  * is durable once fsynced (I3), and a rollback of the disk that removed it would leave the user

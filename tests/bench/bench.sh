@@ -55,5 +55,5 @@ args=(--url "https://127.0.0.1:$PORT" --cacert "$D/cert.pem" --clients "$clients
 [ "$mode" = load ] && args+=(--load)
 "$B/sealvault-bench" "${args[@]}"
 curl -fsS --cacert "$D/cert.pem" "https://127.0.0.1:$PORT/metrics" |
-	grep -E "^sealvault_(commits_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total)[ {]" |
+	grep -E "^sealvault_(commits_total|flushes_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total)[ {]" |
 	sed 's/^/bench: metrics: /'

@@ -149,7 +149,7 @@ static void test_frame_hostile_lengths(void **state)
 		journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
 		SV_ERR_INVALID);
 	free(copy);
-	struct journal_frame bad = {.kind = 3};
+	struct journal_frame bad = {.kind = 4};
 	assert_int_equal(journal_frame_seal(&keys, zero, &bad, NULL, 0, &a, mac), SV_ERR_INVALID);
 	sv_buf_free(&a);
 }

@@ -223,13 +223,17 @@ static void test_failed_increment_rolls_forward(void **state)
 }
 
 /* store_write then store_anchor: only resets count as acknowledgeable before the anchor; nothing
- * can be staged in between; a crash in between (the increment fails) keeps the reset. */
+ * can be staged in between; resets alone are a flush (no NV write) that survives a restart; a
+ * mixed batch cut between reply and increment keeps its reset; a rollback can drop a flush (the
+ * user stays charged) but not a commit that followed it. */
 static void test_write_then_anchor(void **state)
 {
 	struct store *s = open_ok();
 	unsigned left;
+	struct store_stats st;
 	put(s, "frank", 5);
-	assert_int_equal(store_pending_anchored(s), 1); /* a registration waits for the anchor */
+	put(s, "gina", 5);
+	assert_int_equal(store_pending_anchored(s), 2); /* registrations wait for the anchor */
 	assert_int_equal(store_commit(s), SV_OK);
 	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
 	assert_int_equal(store_pending_anchored(s), 1);
@@ -237,34 +241,62 @@ static void test_write_then_anchor(void **state)
 	assert_int_equal(store_pending_anchored(s), 2); /* the unknown-user no-op times like a charge */
 	assert_int_equal(store_commit(s), SV_OK);
 	assert_int_equal(store_pending_anchored(s), 0);
+	uint64_t c0 = counter;
+
+	/* resets only: a flush frame, no NV write, durable */
 	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"frank", 5), SV_OK);
 	assert_int_equal(store_pending(s), 1);
-	assert_int_equal(store_pending_anchored(s), 0); /* a reset alone may leave after the fsync */
-	uint64_t before = counter;
+	assert_int_equal(store_pending_anchored(s), 0);
 	assert_int_equal(store_write(s), SV_OK);
-	assert_int_equal(counter, before); /* fsynced, not anchored yet */
 	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_ERR_STATE);
 	assert_int_equal(store_write(s), SV_ERR_STATE);
-	fail_increment = 1; /* the process dies between the reply and the increment */
+	assert_int_equal(store_anchor(s), SV_OK);
+	assert_int_equal(counter, c0);
+	store_get_stats(s, &st);
+	assert_int_equal(st.flushes, 1);
+	assert_int_equal(st.journal_head, c0);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(used(s, "frank"), 0);
+	assert_int_equal(counter, c0);
+
+	/* a reset and a charge: one commit; killed between the reset's reply and the increment */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"gina", 4, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"gina", 4), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
+	assert_int_equal(store_pending_anchored(s), 1);
+	assert_int_equal(store_write(s), SV_OK);
+	fail_increment = 1;
 	assert_int_not_equal(store_anchor(s), SV_OK);
 	store_close(s);
 	fail_increment = 0;
-	s = open_ok(); /* the frame is one ahead: completed, and the acknowledged reset is kept */
-	assert_int_equal(counter, before + 1);
-	assert_int_equal(used(s, "frank"), 0);
-	/* a rollback that drops the frame of a reset leaves the guess charged, never uncharged */
-	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
-	assert_int_equal(store_commit(s), SV_OK);
+	s = open_ok(); /* one ahead: completed, with the acknowledged reset */
+	assert_int_equal(counter, c0 + 2);
+	assert_int_equal(used(s, "gina"), 0);
+	assert_int_equal(used(s, "frank"), 1);
 	store_close(s);
+
+	/* a rollback that drops a flush leaves the guess charged; one that drops the commit after a
+	 * flush is refused */
 	copy_file("journal", "journal.charged");
 	s = open_ok();
 	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"frank", 5), SV_OK);
-	assert_int_equal(store_write(s), SV_OK);
-	store_close(s); /* killed after the reply, before the increment */
+	assert_int_equal(store_commit(s), SV_OK); /* a flush */
+	store_close(s);
+	copy_file("journal", "journal.flushed");
 	copy_file("journal.charged", "journal");
 	s = open_ok();
 	assert_int_equal(used(s, "frank"), 1);
 	store_close(s);
+	copy_file("journal.flushed", "journal");
+	s = open_ok();
+	assert_int_equal(used(s, "frank"), 0);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	copy_file("journal.flushed", "journal");
+	assert_int_equal(open_refused("older than the TPM"), SV_ERR_STATE);
 }
 
 static void test_rollback_and_counter_ahead(void **state)
