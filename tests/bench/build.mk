@@ -16,3 +16,8 @@ bench-https: $(BENCH_DEPS)
 bench-load: $(BENCH_DEPS)
 	$(Q)B=$(B) tests/bench/bench.sh load $(or $(LOAD_CLIENTS),200) $(or $(LOAD_SECONDS),60)
 BENCH_STEPS += bench-https bench-load
+# The load test of issue 4 (200 clients registering and recovering for 60 s: no error, every
+# secret byte-identical) is also a check step: it asserts correctness under concurrency, not speed.
+.PHONY: check-load
+check-load: bench-load
+CHECK_STEPS += check-load
