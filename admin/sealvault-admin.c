@@ -46,79 +46,81 @@ static const char *prog = "sealvault-admin";
 static void usage_main(FILE *f)
 {
 	fprintf(f,
-		"usage: %s COMMAND [OPTIONS]\n"
-		"commands:\n"
-		"  init    provision a new vault in a state directory on a TPM\n"
-		"  status  show counter, journal head, users, NV writes and TPM agreement\n"
-		"  delete  destroy one user's record for good (never reads or resets)\n"
-		"  authorize-pcrs  approve the current boot PCR values for the identity key\n"
-		"  attest  print attestation evidence (TPM quote over a nonce) as JSON\n"
-		"  expect  print the expected values clients verify attestation against\n"
-		"Run '%s COMMAND --help' for a command's options; see sealvault-admin(8).\n",
-		prog, prog);
+	        "usage: %s COMMAND [OPTIONS]\n"
+	        "commands:\n"
+	        "  init    provision a new vault in a state directory on a TPM\n"
+	        "  status  show counter, journal head, users, NV writes and TPM agreement\n"
+	        "  delete  destroy one user's record for good (never reads or resets)\n"
+	        "  authorize-pcrs  approve the current boot PCR values for the identity key\n"
+	        "  attest  print attestation evidence (TPM quote over a nonce) as JSON\n"
+	        "  expect  print the expected values clients verify attestation against\n"
+	        "Run '%s COMMAND --help' for a command's options; see sealvault-admin(8).\n",
+	        prog, prog);
 }
 
 static void usage_cmd(FILE *f, const char *cmd)
 {
 	if (strcmp(cmd, "init") == 0)
-		fprintf(f,
-			"usage: %s init --state-dir DIR --tpm TCTI --policy-key-out FILE\n"
-			"       [--boot-pcrs LIST] [--nv-index HEX] [--pcrs LIST]\n"
-			"  Defines a plain NV counter (default index 0x%08x), seals a new vault "
-			"key\n"
-			"  under a noDA primary key, generates the OPRF seed and AKE key pair "
-			"(stored\n"
-			"  only encrypted) and writes an empty snapshot and journal to DIR.\n"
-			"  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
-			"  swtpm:host=H,port=P. --pcrs 0,2,7 seals the vault key to the current\n"
-			"  values of those SHA-256 PCRs (it then unseals only in that boot "
-			"state).\n"
-			"  Attestation: creates an attestation key bound to the TPM's EK and a "
-			"vault\n"
-			"  identity key that signs only while the --boot-pcrs (default 0-7) hold "
-			"the\n"
-			"  values approved by the policy key K; K's private key is written only to\n"
-			"  --policy-key-out FILE (new file, 0600): keep it offline.\n",
-			prog, TPM_NV_INDEX_DEFAULT);
+		fprintf(
+		    f,
+		    "usage: %s init --state-dir DIR --tpm TCTI --policy-key-out FILE\n"
+		    "       [--boot-pcrs LIST] [--nv-index HEX] [--pcrs LIST]\n"
+		    "  Defines a plain NV counter (default index 0x%08x), seals a new vault "
+		    "key\n"
+		    "  under a noDA primary key, generates the OPRF seed and AKE key pair "
+		    "(stored\n"
+		    "  only encrypted) and writes an empty snapshot and journal to DIR.\n"
+		    "  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
+		    "  swtpm:host=H,port=P. --pcrs 0,2,7 seals the vault key to the current\n"
+		    "  values of those SHA-256 PCRs (it then unseals only in that boot "
+		    "state).\n"
+		    "  Attestation: creates an attestation key bound to the TPM's EK and a "
+		    "vault\n"
+		    "  identity key that signs only while the --boot-pcrs (default 0-7) hold "
+		    "the\n"
+		    "  values approved by the policy key K; K's private key is written only to\n"
+		    "  --policy-key-out FILE (new file, 0600): keep it offline.\n",
+		    prog, TPM_NV_INDEX_DEFAULT);
 	else if (strcmp(cmd, "authorize-pcrs") == 0)
 		fprintf(f,
-			"usage: %s authorize-pcrs --state-dir DIR --tpm TCTI --policy-key FILE\n"
-			"       [--boot-pcrs LIST]\n"
-			"  Signs, with the policy key written by init, a new approved policy for "
-			"the\n"
-			"  current values of the boot PCRs (after a firmware or boot loader "
-			"upgrade).\n"
-			"  Needs the vault stopped.\n",
-			prog);
+		        "usage: %s authorize-pcrs --state-dir DIR --tpm TCTI --policy-key FILE\n"
+		        "       [--boot-pcrs LIST]\n"
+		        "  Signs, with the policy key written by init, a new approved policy for "
+		        "the\n"
+		        "  current values of the boot PCRs (after a firmware or boot loader "
+		        "upgrade).\n"
+		        "  Needs the vault stopped.\n",
+		        prog);
 	else if (strcmp(cmd, "attest") == 0)
-		fprintf(f,
-			"usage: %s attest --state-dir DIR --tpm TCTI --nonce HEX\n"
-			"       [--event-log PATH] [--ima-log PATH] [--bindir DIR] [--policy "
-			"KEY=VALUE]...\n"
-			"  Prints the evidence JSON of GET /v1/attestation (docs/attestation.md) "
-			"for\n"
-			"  a nonce of 8..64 bytes. The statement hashes the binaries in --bindir\n"
-			"  (default: next to this program, else the installed paths) and the vault\n"
-			"  policy given with --policy (default: the default policy). Needs the "
-			"vault\n"
-			"  stopped.\n",
-			prog);
+		fprintf(
+		    f,
+		    "usage: %s attest --state-dir DIR --tpm TCTI --nonce HEX\n"
+		    "       [--event-log PATH] [--ima-log PATH] [--bindir DIR] [--policy "
+		    "KEY=VALUE]...\n"
+		    "  Prints the evidence JSON of GET /v1/attestation (docs/attestation.md) "
+		    "for\n"
+		    "  a nonce of 8..64 bytes. The statement hashes the binaries in --bindir\n"
+		    "  (default: next to this program, else the installed paths) and the vault\n"
+		    "  policy given with --policy (default: the default policy). Needs the "
+		    "vault\n"
+		    "  stopped.\n",
+		    prog);
 	else if (strcmp(cmd, "status") == 0)
 		fprintf(f,
-			"usage: %s status --state-dir DIR --tpm TCTI\n"
-			"  Verifies the state read-only (unseal, replay, compare with the TPM "
-			"counter)\n"
-			"  and prints one 'name: value' line per figure. Needs the vault "
-			"stopped.\n",
-			prog);
+		        "usage: %s status --state-dir DIR --tpm TCTI\n"
+		        "  Verifies the state read-only (unseal, replay, compare with the TPM "
+		        "counter)\n"
+		        "  and prints one 'name: value' line per figure. Needs the vault "
+		        "stopped.\n",
+		        prog);
 	else
 		fprintf(f,
-			"usage: %s delete --state-dir DIR --tpm TCTI --user ID\n"
-			"  Removes the record of ID for good and commits the change. Needs the "
-			"vault\n"
-			"  stopped. The record is never shown and guess counters are never "
-			"reset.\n",
-			prog);
+		        "usage: %s delete --state-dir DIR --tpm TCTI --user ID\n"
+		        "  Removes the record of ID for good and commits the change. Needs the "
+		        "vault\n"
+		        "  stopped. The record is never shown and guess counters are never "
+		        "reset.\n",
+		        prog);
 }
 
 /* "0,2,7" -> bits; 0 on success. */
@@ -159,7 +161,7 @@ static void print_projection(const struct store_stats *s, const struct store_inf
 {
 	time_t now = time(NULL);
 	double days =
-		now > (time_t)in->init_time ? (double)(now - (time_t)in->init_time) / 86400.0 : 0.0;
+	    now > (time_t)in->init_time ? (double)(now - (time_t)in->init_time) / 86400.0 : 0.0;
 	if (days < 1.0 / 24) {
 		printf("nv-writes-per-day: unknown (vault younger than an hour)\n");
 		return;
@@ -194,14 +196,14 @@ static int write_policy_key(const char *path, EVP_PKEY *k, char *why, size_t why
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		snprintf(why, why_len,
-			 "cannot create the policy key file %s: %s (it must not exist; init never "
-			 "overwrites a key)",
-			 path, strerror(errno));
+		         "cannot create the policy key file %s: %s (it must not exist; init never "
+		         "overwrites a key)",
+		         path, strerror(errno));
 		return errno == EEXIST ? SV_ERR_EXISTS : SV_ERR_IO;
 	}
 	FILE *f = fdopen(fd, "w");
 	int ok = f != NULL && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1 &&
-		 fflush(f) == 0 && fsync(fd) == 0;
+	         fflush(f) == 0 && fsync(fd) == 0;
 	if (f != NULL)
 		ok &= fclose(f) == 0;
 	else
@@ -219,7 +221,7 @@ static int read_policy_key(const char *path, EVP_PKEY **k, char *why, size_t why
 	FILE *f = fopen(path, "re");
 	if (f == NULL) {
 		snprintf(why, why_len, "cannot open the policy key file %s: %s", path,
-			 strerror(errno));
+		         strerror(errno));
 		return SV_ERR_IO;
 	}
 	*k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
@@ -233,7 +235,7 @@ static int read_policy_key(const char *path, EVP_PKEY **k, char *why, size_t why
 
 /* init's attestation part, before store_init: K, AK, identity key, certification, policy. */
 static int init_attest(struct tpm *tpm, const char *dir, uint32_t boot_pcrs, const char *key_out,
-		       char *why, size_t why_len)
+                       char *why, size_t why_len)
 {
 	struct attest_state *st = malloc(sizeof(*st));
 	struct attest_policy *pol = malloc(sizeof(*pol));
@@ -250,15 +252,15 @@ static int init_attest(struct tpm *tpm, const char *dir, uint32_t boot_pcrs, con
 		goto out;
 	if (warn)
 		fprintf(stderr,
-			"%s: warning: this TPM has no EK certificate (NV 0x%08x); verifiers "
-			"cannot check that it is a genuine TPM\n",
-			prog, ATTEST_EK_CERT_NV);
+		        "%s: warning: this TPM has no EK certificate (NV 0x%08x); verifiers "
+		        "cannot check that it is a genuine TPM\n",
+		        prog, ATTEST_EK_CERT_NV);
 	r = evidence_save(dir, st, pol, why, why_len);
 	if (r == SV_ERR_EXISTS)
 		snprintf(why, why_len,
-			 "%s already holds a vault (%s exists): refusing to overwrite it; choose "
-			 "an empty --state-dir",
-			 dir, EVIDENCE_FN_STATE);
+		         "%s already holds a vault (%s exists): refusing to overwrite it; choose "
+		         "an empty --state-dir",
+		         dir, EVIDENCE_FN_STATE);
 out:
 	if (r != SV_OK && key_written)
 		(void)unlink(key_out);
@@ -268,8 +270,8 @@ out:
 	return r;
 }
 
-static int cmd_authorize(struct tpm *tpm, const char *dir, const char *key_path,
-			 uint32_t boot_pcrs, char *why, size_t why_len)
+static int cmd_authorize(struct tpm *tpm, const char *dir, const char *key_path, uint32_t boot_pcrs,
+                         char *why, size_t why_len)
 {
 	struct attest_state *st = malloc(sizeof(*st));
 	struct attest_policy *old = malloc(sizeof(*old)), *pol = malloc(sizeof(*pol));
@@ -278,7 +280,7 @@ static int cmd_authorize(struct tpm *tpm, const char *dir, const char *key_path,
 	if (st == NULL || old == NULL || pol == NULL)
 		goto out;
 	if ((r = evidence_load(dir, st, old, why, why_len)) != SV_OK ||
-	    	    (r = attest_check_ek(tpm, st, NULL, why, why_len)) != SV_OK ||
+	    (r = attest_check_ek(tpm, st, NULL, why, why_len)) != SV_OK ||
 	    (r = read_policy_key(key_path, &k, why, why_len)) != SV_OK)
 		goto out;
 	if (boot_pcrs == 0)
@@ -309,20 +311,21 @@ out:
 }
 
 static int add_log(struct json_object *root, const char *key, const char *path, char *why,
-		   size_t why_len)
+                   size_t why_len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	uint8_t *data = NULL;
 	size_t len = 0;
 	if (fd < 0)
-		return errno == ENOENT ? SV_OK : (snprintf(why, why_len, "cannot open %s: %s", path,
-							   strerror(errno)),
-						  SV_ERR_IO);
+		return errno == ENOENT
+		           ? SV_OK
+		           : (snprintf(why, why_len, "cannot open %s: %s", path, strerror(errno)),
+		              SV_ERR_IO);
 	int r = attest_log_read(fd, &data, &len);
 	close(fd);
 	if (r != SV_OK) {
 		snprintf(why, why_len, "cannot read %s (%s; the cap is %u bytes)", path,
-			 sv_strerror(r), ATTEST_LOG_MAX);
+		         sv_strerror(r), ATTEST_LOG_MAX);
 		return r;
 	}
 	char *b64 = attest_log_b64(data, len);
@@ -337,8 +340,8 @@ static int add_log(struct json_object *root, const char *key, const char *path, 
 }
 
 static int cmd_attest(struct tpm *tpm, const char *dir, const char *nonce_hex,
-		      const struct sv_vault_policy *vpol, const char *bindir, const char *event_log,
-		      const char *ima_log, char *why, size_t why_len)
+                      const struct sv_vault_policy *vpol, const char *bindir, const char *event_log,
+                      const char *ima_log, char *why, size_t why_len)
 {
 	uint8_t nonce[ATTEST_NONCE_MAX + 1], phash[ATTEST_HASH_LEN];
 	size_t nlen = 0;
@@ -351,8 +354,8 @@ static int cmd_attest(struct tpm *tpm, const char *dir, const char *nonce_hex,
 	int r;
 	if (sv_buf_init(&out, 1u << 20) != SV_OK)
 		return SV_ERR_NOMEM;
-	if (sodium_hex2bin(nonce, sizeof(nonce), nonce_hex, strlen(nonce_hex), NULL, &nlen,
-			   NULL) != 0 ||
+	if (sodium_hex2bin(nonce, sizeof(nonce), nonce_hex, strlen(nonce_hex), NULL, &nlen, NULL) !=
+	        0 ||
 	    nlen < ATTEST_NONCE_MIN || nlen > ATTEST_NONCE_MAX) {
 		snprintf(why, why_len, "--nonce: expected 8 to 64 bytes in hex (16..128 digits)");
 		r = SV_ERR_CONFIG;
@@ -365,7 +368,7 @@ static int cmd_attest(struct tpm *tpm, const char *dir, const char *nonce_hex,
 		bins[i] = paths[i];
 	policy_vault_hash(vpol, phash);
 	if ((r = attestsrv_open(&a, tpm, dir, bins, store_secrets(st)->ake_pk, phash, why,
-				why_len)) != SV_OK)
+	                        why_len)) != SV_OK)
 		goto out;
 	if ((r = attestsrv_evidence(a, nonce, nlen, &out)) != SV_OK ||
 	    (r = sv_buf_put_u8(&out, 0)) != SV_OK) {
@@ -379,7 +382,7 @@ static int cmd_attest(struct tpm *tpm, const char *dir, const char *nonce_hex,
 	    (r = add_log(root, "ima_log", ima_log, why, why_len)) != SV_OK)
 		goto out;
 	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								 JSON_C_TO_STRING_NOSLASHESCAPE));
+	                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
 out:
 	json_object_put(root);
 	attestsrv_free(a);
@@ -391,21 +394,21 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, 'd'},
-		{"tpm", required_argument, NULL, 't'},
-		{"nv-index", required_argument, NULL, 'n'},
-		{"user", required_argument, NULL, 'u'},
-		{"pcrs", required_argument, NULL, 'p'},
-		{"policy-key-out", required_argument, NULL, 'K'},
-		{"policy-key", required_argument, NULL, 'k'},
-		{"boot-pcrs", required_argument, NULL, 'b'},
-		{"nonce", required_argument, NULL, 'N'},
-		{"event-log", required_argument, NULL, 'E'},
-		{"ima-log", required_argument, NULL, 'I'},
-		{"bindir", required_argument, NULL, 'B'},
-		{"policy", required_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"tpm", required_argument, NULL, 't'},
+	    {"nv-index", required_argument, NULL, 'n'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"pcrs", required_argument, NULL, 'p'},
+	    {"policy-key-out", required_argument, NULL, 'K'},
+	    {"policy-key", required_argument, NULL, 'k'},
+	    {"boot-pcrs", required_argument, NULL, 'b'},
+	    {"nonce", required_argument, NULL, 'N'},
+	    {"event-log", required_argument, NULL, 'E'},
+	    {"ima-log", required_argument, NULL, 'I'},
+	    {"bindir", required_argument, NULL, 'B'},
+	    {"policy", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *tcti = NULL, *user = NULL;
 	const char *key_out = NULL, *key_in = NULL, *nonce = NULL, *bindir = NULL;
@@ -427,7 +430,8 @@ int main(int argc, char **argv)
 		usage_main(stdout);
 		return EX_OK;
 	}
-	if (strcmp(cmd, "expect") == 0) /* no state directory, no TPM unless asked: admin/expect.c */
+	if (strcmp(cmd, "expect") ==
+	    0) /* no state directory, no TPM unless asked: admin/expect.c */
 		return admin_expect_main(argc - 1, argv + 1);
 	int is_init = strcmp(cmd, "init") == 0, is_auth = strcmp(cmd, "authorize-pcrs") == 0,
 	    is_attest = strcmp(cmd, "attest") == 0;
@@ -450,10 +454,10 @@ int main(int argc, char **argv)
 			unsigned long v = strtoul(optarg, &end, 16);
 			if (errno != 0 || *end != '\0' || v < 0x01000000ul || v > 0x013ffffful) {
 				fprintf(stderr,
-					"%s: --nv-index %s: expected a hex index in the owner "
-					"range "
-					"0x01000000..0x013fffff\n",
-					prog, optarg);
+				        "%s: --nv-index %s: expected a hex index in the owner "
+				        "range "
+				        "0x01000000..0x013fffff\n",
+				        prog, optarg);
 				return EX_USAGE;
 			}
 			nv_index = (uint32_t)v;
@@ -462,9 +466,9 @@ int main(int argc, char **argv)
 		case 'p':
 			if (parse_pcrs(optarg, &pcr_mask) != 0) {
 				fprintf(stderr,
-					"%s: --pcrs %s: expected a comma-separated list of PCR "
-					"numbers 0..23, e.g. 7 or 0,2,4,7\n",
-					prog, optarg);
+				        "%s: --pcrs %s: expected a comma-separated list of PCR "
+				        "numbers 0..23, e.g. 7 or 0,2,4,7\n",
+				        prog, optarg);
 				return EX_USAGE;
 			}
 			break;
@@ -477,9 +481,9 @@ int main(int argc, char **argv)
 		case 'b':
 			if (attest_pcrs_parse(optarg, &boot_pcrs) != SV_OK || boot_pcrs == 0) {
 				fprintf(stderr,
-					"%s: --boot-pcrs %s: expected PCR numbers 0..23 as a list "
-					"and ranges, e.g. 0-7 or 0,2,4,7\n",
-					prog, optarg);
+				        "%s: --boot-pcrs %s: expected PCR numbers 0..23 as a list "
+				        "and ranges, e.g. 0-7 or 0,2,4,7\n",
+				        prog, optarg);
 				return EX_USAGE;
 			}
 			break;
@@ -488,7 +492,7 @@ int main(int argc, char **argv)
 			char pwhy[256];
 			if (eq == NULL) {
 				fprintf(stderr, "%s: --policy takes KEY=VALUE, not '%s'\n", prog,
-					optarg);
+				        optarg);
 				return EX_USAGE;
 			}
 			*eq = '\0';
@@ -515,15 +519,16 @@ int main(int argc, char **argv)
 	}
 	if (is_init && key_out == NULL) {
 		fprintf(stderr,
-			"%s init: --policy-key-out FILE is required: the private policy key that "
-			"approves boot PCR values is written there (keep it offline)\n",
-			prog);
+		        "%s init: --policy-key-out FILE is required: the private policy key that "
+		        "approves boot PCR values is written there (keep it offline)\n",
+		        prog);
 		return EX_USAGE;
 	}
 	if (is_auth && key_in == NULL) {
-		fprintf(stderr, "%s authorize-pcrs: --policy-key FILE is required (the file init "
-				"wrote with --policy-key-out)\n",
-			prog);
+		fprintf(stderr,
+		        "%s authorize-pcrs: --policy-key FILE is required (the file init "
+		        "wrote with --policy-key-out)\n",
+		        prog);
 		return EX_USAGE;
 	}
 	if (is_init && boot_pcrs == 0)
@@ -565,7 +570,7 @@ int main(int argc, char **argv)
 		r = cmd_authorize(tpm, dir, key_in, boot_pcrs, why, sizeof(why));
 	} else if (is_attest) {
 		r = cmd_attest(tpm, dir, nonce, &vpol, bindir, event_log, ima_log, why,
-			       sizeof(why));
+		               sizeof(why));
 	} else if (strcmp(cmd, "status") == 0) {
 		printf("state-dir: %s\n", dir);
 		r = store_open_readonly(&st, dir, tpm, NULL, why, sizeof(why));
@@ -592,8 +597,8 @@ int main(int argc, char **argv)
 			print_projection(&s, &in);
 			printf("agree: yes%s\n",
 			       in.roll_forward ? " (journal one ahead: an interrupted commit, "
-						 "completed at the next start)"
-					       : "");
+			                         "completed at the next start)"
+			                       : "");
 		} else if (r == SV_ERR_STATE) {
 			printf("agree: no\n");
 		}
@@ -606,9 +611,9 @@ int main(int argc, char **argv)
 				r = SV_ERR_NOTFOUND;
 			} else if (r == SV_OK && (r = store_commit(st)) != SV_OK) {
 				snprintf(why, sizeof(why),
-					 "the deletion could not be committed (%s); it is not "
-					 "durable, run the command again",
-					 sv_strerror(r));
+				         "the deletion could not be committed (%s); it is not "
+				         "durable, run the command again",
+				         sv_strerror(r));
 			} else if (r == SV_OK) {
 				printf("deleted user '%s'\n", user);
 			}

@@ -24,7 +24,7 @@
 #include "common/frame.h"
 #include "common/msg.h"
 
-#define NONCE_MIN 8  /* attestation nonce, bytes */
+#define NONCE_MIN 8 /* attestation nonce, bytes */
 #define NONCE_MAX 64
 
 struct broker_http {
@@ -156,8 +156,9 @@ static int evidence_with_logs(struct broker_http *h, const uint8_t *json, size_t
 		if (h->log_fds[i] < 0)
 			continue;
 		if (attest_log_read(h->log_fds[i], &data, &n) != SV_OK) {
-			fprintf(stderr, "sealvault-broker: cannot read the %s (descriptor %d); the "
-			                "attestation answer leaves it out\n",
+			fprintf(stderr,
+			        "sealvault-broker: cannot read the %s (descriptor %d); the "
+			        "attestation answer leaves it out\n",
 			        keys[i], h->log_fds[i]);
 			continue;
 		}

@@ -330,7 +330,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	http_set_logs(http, o.log_fds[0], o.log_fds[1]);
-	struct policy_seccomp_broker sc = {.listen_fd = lfd, .log_fds = {o.log_fds[0], o.log_fds[1]}};
+	struct policy_seccomp_broker sc = {.listen_fd = lfd,
+	                                   .log_fds = {o.log_fds[0], o.log_fds[1]}};
 	if (policy_seccomp_broker_install(&sc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: refusing to run without a sandbox: %s\n", why);
 		exit_code = 1;

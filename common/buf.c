@@ -86,17 +86,20 @@ int sv_buf_put(struct sv_buf *b, const void *p, size_t n)
 	return SV_OK;
 }
 
-int sv_buf_put_u8(struct sv_buf *b, uint8_t v) { return sv_buf_put(b, &v, 1); }
+int sv_buf_put_u8(struct sv_buf *b, uint8_t v)
+{
+	return sv_buf_put(b, &v, 1);
+}
 
 int sv_buf_put_u16(struct sv_buf *b, uint16_t v)
 {
-	uint8_t x[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t x[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 	return sv_buf_put(b, x, sizeof(x));
 }
 
 int sv_buf_put_u32(struct sv_buf *b, uint32_t v)
 {
-	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+	uint8_t x[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
 	return sv_buf_put(b, x, sizeof(x));
 }
 
@@ -136,7 +139,10 @@ int sv_buf_get(struct sv_buf *b, void *p, size_t n)
 	return SV_OK;
 }
 
-int sv_buf_get_u8(struct sv_buf *b, uint8_t *v) { return sv_buf_get(b, v, 1); }
+int sv_buf_get_u8(struct sv_buf *b, uint8_t *v)
+{
+	return sv_buf_get(b, v, 1);
+}
 
 int sv_buf_get_u16(struct sv_buf *b, uint16_t *v)
 {

@@ -11,12 +11,12 @@
 #define SV_WUR __attribute__((warn_unused_result))
 
 struct sv_buf {
-	uint8_t *data;   /* storage: owned unless borrowed */
-	size_t cap;      /* bytes allocated */
-	size_t max;      /* hard upper bound on len */
-	size_t off;      /* read position */
-	size_t len;      /* bytes written */
-	int borrowed;    /* 1: data points into caller memory, read-only */
+	uint8_t *data; /* storage: owned unless borrowed */
+	size_t cap;    /* bytes allocated */
+	size_t max;    /* hard upper bound on len */
+	size_t off;    /* read position */
+	size_t len;    /* bytes written */
+	int borrowed;  /* 1: data points into caller memory, read-only */
 };
 
 /* Writable buffer that may grow up to max bytes. */
@@ -28,8 +28,14 @@ void sv_buf_free(struct sv_buf *b);
 /* Wipes contents and rewinds; keeps storage. */
 void sv_buf_reset(struct sv_buf *b);
 
-static inline size_t sv_buf_remaining(const struct sv_buf *b) { return b->len - b->off; }
-static inline const uint8_t *sv_buf_ptr(const struct sv_buf *b) { return b->data + b->off; }
+static inline size_t sv_buf_remaining(const struct sv_buf *b)
+{
+	return b->len - b->off;
+}
+static inline const uint8_t *sv_buf_ptr(const struct sv_buf *b)
+{
+	return b->data + b->off;
+}
 
 SV_WUR int sv_buf_put(struct sv_buf *b, const void *p, size_t n);
 SV_WUR int sv_buf_put_u8(struct sv_buf *b, uint8_t v);

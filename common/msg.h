@@ -22,7 +22,7 @@ enum sv_msg_type {
 	SV_MSG_ATTESTATION = 6,     /* GET  /v1/attestation?nonce=HEX (payload = nonce bytes) */
 	SV_MSG_ACTIVATE = 7,        /* POST /v1/attestation/activate (credential activation) */
 	/* broker -> enclave: housekeeping (payload empty) */
-	SV_MSG_STATS = 32, /* counters for GET /metrics; reply body is Prometheus text */
+	SV_MSG_STATS = 32,  /* counters for GET /metrics; reply body is Prometheus text */
 	SV_MSG_HEALTH = 33, /* GET /healthz */
 	/* enclave -> broker */
 	SV_MSG_REPLY = 64, /* u8 status (enum sv_status), then the body */
@@ -30,14 +30,14 @@ enum sv_msg_type {
 
 /* First byte of every SV_MSG_REPLY payload; the broker maps it to an HTTP status. */
 enum sv_status {
-	SV_STATUS_OK = 0,          /* 200 */
-	SV_STATUS_BAD_REQUEST = 1, /* 400: malformed body; nothing changed */
-	SV_STATUS_AUTH_FAILED = 2, /* 403: wrong password / bad KE3; attempts left in body */
-	SV_STATUS_LOCKED = 3,      /* 410: record destroyed after too many guesses */
-	SV_STATUS_CONFLICT = 4,    /* 409: identifier already registered */
+	SV_STATUS_OK = 0,           /* 200 */
+	SV_STATUS_BAD_REQUEST = 1,  /* 400: malformed body; nothing changed */
+	SV_STATUS_AUTH_FAILED = 2,  /* 403: wrong password / bad KE3; attempts left in body */
+	SV_STATUS_LOCKED = 3,       /* 410: record destroyed after too many guesses */
+	SV_STATUS_CONFLICT = 4,     /* 409: identifier already registered */
 	SV_STATUS_OUT_OF_ORDER = 5, /* 409: unknown or expired session, replayed KE3 */
-	SV_STATUS_BUSY = 6,        /* 503: too many pending logins, NV budget exhausted */
-	SV_STATUS_INTERNAL = 7,    /* 500 */
+	SV_STATUS_BUSY = 6,         /* 503: too many pending logins, NV budget exhausted */
+	SV_STATUS_INTERNAL = 7,     /* 500 */
 };
 
 #endif

@@ -28,7 +28,7 @@ int net_listen(const char *spec, char *why, size_t why_len)
 	int e = getaddrinfo(host, colon + 1, &hints, &res);
 	if (e != 0) {
 		snprintf(why, why_len, "cannot resolve the listen address %s: %s", spec,
-			 gai_strerror(e));
+		         gai_strerror(e));
 		return -1;
 	}
 	int fd = -1;

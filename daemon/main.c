@@ -503,10 +503,11 @@ int main(int argc, char **argv)
 		logfd[i] = open(lp, O_RDONLY | O_CLOEXEC);
 		if (logfd[i] < 0) {
 			if (errno != ENOENT)
-				fprintf(stderr,
-				        "sealvaultd: warning: cannot open the %s %s (%s); attestation "
-				        "evidence leaves it out\n",
-				        lognames[i], lp, strerror(errno));
+				fprintf(
+				    stderr,
+				    "sealvaultd: warning: cannot open the %s %s (%s); attestation "
+				    "evidence leaves it out\n",
+				    lognames[i], lp, strerror(errno));
 			continue;
 		}
 		int slot = 5 + (logfd[0] >= 0 && i == 1 ? 1 : 0);

@@ -74,7 +74,7 @@ struct evp_pkey_st;
 /* The SHA-256 values of the PCRs in mask, in index order (values[0] is the lowest PCR of mask).
  * SV_ERR_TPM when the TPM refuses or has no SHA-256 bank. */
 int attest_pcr_read(struct tpm *t, uint32_t mask, uint8_t values[][ATTEST_HASH_LEN])
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 int attest_provision(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
                      struct attest_state *st, struct attest_policy *pol, int *warn_no_cert,

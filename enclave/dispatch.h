@@ -1,9 +1,9 @@
 /*
  * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
  * broker may send maps to one handler. Client protocol types go to vault_handle(), the two
- * attestation types to the attestation hook; SV_MSG_STATS and SV_MSG_HEALTH are answered here. A type not in the table (including SV_MSG_REPLY, which
- * only the enclave sends) is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL
- * and the serve loop exits.
+ * attestation types to the attestation hook; SV_MSG_STATS and SV_MSG_HEALTH are answered here. A
+ * type not in the table (including SV_MSG_REPLY, which only the enclave sends) is a protocol
+ * violation: dispatch_request() returns SV_ERR_PROTOCOL and the serve loop exits.
  */
 #ifndef SV_ENCLAVE_DISPATCH_H
 #define SV_ENCLAVE_DISPATCH_H

@@ -50,7 +50,7 @@ static uint64_t get64(const uint8_t *p)
 }
 
 static void frame_hdr(uint8_t h[JOURNAL_FRAME_HDR_LEN], const struct journal_frame *f,
-		      uint32_t ct_len)
+                      uint32_t ct_len)
 {
 	be32(h, FRAME_MAGIC);
 	h[4] = f->kind;
@@ -63,7 +63,7 @@ static void frame_hdr(uint8_t h[JOURNAL_FRAME_HDR_LEN], const struct journal_fra
 }
 
 static void frame_mac(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
-		      const uint8_t *frame, size_t n, uint8_t mac[JOURNAL_MAC_LEN])
+                      const uint8_t *frame, size_t n, uint8_t mac[JOURNAL_MAC_LEN])
 {
 	crypto_generichash_state st;
 	crypto_generichash_init(&st, k->mac, sizeof(k->mac), JOURNAL_MAC_LEN);
@@ -73,8 +73,8 @@ static void frame_mac(const struct journal_keys *k, const uint8_t prev[JOURNAL_M
 }
 
 int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
-		       const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
-		       struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
+                       const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
+                       struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
 {
 	if (f->kind != JOURNAL_KIND_COMMIT && f->kind != JOURNAL_KIND_SNAPSHOT &&
 	    f->kind != JOURNAL_KIND_FLUSH)
@@ -91,7 +91,7 @@ int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_
 	randombytes_buf(nonce, JOURNAL_NONCE_LEN);
 	unsigned long long clen = 0;
 	crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &clen, plain, plain_len, hdr,
-						   JOURNAL_FRAME_HDR_LEN, NULL, nonce, k->enc);
+	                                           JOURNAL_FRAME_HDR_LEN, NULL, nonce, k->enc);
 	if (clen != ct_len) {
 		out->len = start;
 		return SV_ERR_CRYPTO;
@@ -102,16 +102,16 @@ int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_
 }
 
 int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
-		       uint8_t *data, size_t len, struct journal_frame *f, size_t *frame_len,
-		       const uint8_t **plain, size_t *plain_len, uint8_t mac[JOURNAL_MAC_LEN])
+                       uint8_t *data, size_t len, struct journal_frame *f, size_t *frame_len,
+                       const uint8_t **plain, size_t *plain_len, uint8_t mac[JOURNAL_MAC_LEN])
 {
 	if (len < JOURNAL_FRAME_OVERHEAD || get32(data) != FRAME_MAGIC)
 		return SV_ERR_INVALID;
 	uint8_t kind = data[4];
 	uint32_t ct_len = get32(data + 28);
 	if ((kind != JOURNAL_KIND_COMMIT && kind != JOURNAL_KIND_SNAPSHOT &&
-	     kind != JOURNAL_KIND_FLUSH) || data[6] != 0 ||
-	    data[7] != 0 || ct_len < JOURNAL_TAG_LEN || ct_len > JOURNAL_FRAME_MAX)
+	     kind != JOURNAL_KIND_FLUSH) ||
+	    data[6] != 0 || data[7] != 0 || ct_len < JOURNAL_TAG_LEN || ct_len > JOURNAL_FRAME_MAX)
 		return SV_ERR_INVALID;
 	size_t body = JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + (size_t)ct_len;
 	if (len - JOURNAL_MAC_LEN < body)
@@ -123,7 +123,7 @@ int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_
 	uint8_t *nonce = data + JOURNAL_FRAME_HDR_LEN, *ct = nonce + JOURNAL_NONCE_LEN;
 	unsigned long long plen = 0;
 	if (crypto_aead_xchacha20poly1305_ietf_decrypt(ct, &plen, NULL, ct, ct_len, data,
-						       JOURNAL_FRAME_HDR_LEN, nonce, k->enc) != 0)
+	                                               JOURNAL_FRAME_HDR_LEN, nonce, k->enc) != 0)
 		return SV_ERR_AUTH;
 	f->kind = kind;
 	f->scheme = data[5];

@@ -43,7 +43,7 @@
 #define JOURNAL_SECRETS_LEN    160
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
 #define JOURNAL_SCHEME_PLAIN   1
-#define JOURNAL_PCR_MASK_ALL 0x00ffffffu /* PCRs 0..23 */
+#define JOURNAL_PCR_MASK_ALL   0x00ffffffu /* PCRs 0..23 */
 
 /* A flush frame holds only guess resets; it is fsynced but not anchored: it carries the counter
  * value of the commit before it (the TPM's current value) and follows it in the chain. */
@@ -55,7 +55,7 @@ enum journal_op_type {
 	JOURNAL_OP_RESET = 3,  /* id */
 	JOURNAL_OP_DELETE = 4, /* id */
 	JOURNAL_OP_USER = 5,   /* snapshot entry: id, limit, used, destroyed, record+blob unless
-				  destroyed */
+	                          destroyed */
 	JOURNAL_OP_NOOP = 6,   /* type byte only: no effect on replay (store_stage_noop) */
 };
 
@@ -110,30 +110,30 @@ void journal_keys_derive(struct journal_keys *k, const uint8_t vault_key[32]);
 
 /* Appends one sealed frame to out and returns its MAC (the next frame's prev). */
 int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
-		       const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
-		       struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
-	__attribute__((warn_unused_result));
+                       const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
+                       struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
+    __attribute__((warn_unused_result));
 /* Verifies and decrypts IN PLACE the frame at the start of data[0..len). SV_ERR_INVALID: not a
  * complete frame (truncated, bad magic or lengths); SV_ERR_AUTH: MAC or AEAD failure. On success
  * *frame_len is the frame's size and *plain points into data. Nothing is decrypted on failure. */
 int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_MAC_LEN],
-		       uint8_t *data, size_t len, struct journal_frame *f, size_t *frame_len,
-		       const uint8_t **plain, size_t *plain_len, uint8_t mac[JOURNAL_MAC_LEN])
-	__attribute__((warn_unused_result));
+                       uint8_t *data, size_t len, struct journal_frame *f, size_t *frame_len,
+                       const uint8_t **plain, size_t *plain_len, uint8_t mac[JOURNAL_MAC_LEN])
+    __attribute__((warn_unused_result));
 
 int journal_op_put(struct sv_buf *b, const struct journal_op *op)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Decodes one op; validates type, lengths and flags. Pointers refer into b. */
 int journal_op_get(struct sv_buf *b, struct journal_op *op) __attribute__((warn_unused_result));
 
 void journal_head_encode(const struct journal_head *h, uint8_t out[JOURNAL_HEAD_LEN]);
 int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Encodes the state header; the secrets' AD is the first *ad_len bytes of the output. */
 int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif

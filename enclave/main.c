@@ -221,9 +221,9 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 				ended = drain(d, s, &b, rbuf);
 			}
 		}
-		/* Journal frame and fsync; then the replies that need no anchor (guess resets after a
-		 * valid KE3, and requests that changed nothing); then the NV increment; then the rest
-		 * (store.h, store_write). */
+		/* Journal frame and fsync; then the replies that need no anchor (guess resets after
+		 * a valid KE3, and requests that changed nothing); then the NV increment; then the
+		 * rest (store.h, store_write). */
 		uint64_t t0 = mono_us();
 		int r = store_write(s);
 		if (r != 0)
@@ -235,8 +235,10 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 				send_reply(b.ids[i], &b.replies[i]);
 		if (store_pending(s) > 0) {
 			if ((r = store_anchor(s)) != 0)
-				die("the NV counter increment failed (%s); exiting without answering "
-				    "the requests of this batch that charged a guess or changed a record",
+				die("the NV counter increment failed (%s); exiting without "
+				    "answering "
+				    "the requests of this batch that charged a guess or changed a "
+				    "record",
 				    sv_strerror(r));
 			dispatch_note_commit(d, mono_us() - t0, b.n);
 		}

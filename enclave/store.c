@@ -164,7 +164,7 @@ static struct user *get(const struct store *s, const uint8_t *id, size_t n)
 }
 
 static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t *record,
-		     const uint8_t *blob, size_t blob_len, unsigned limit)
+                     const uint8_t *blob, size_t blob_len, unsigned limit)
 {
 	int r = grow_table(s);
 	if (r != SV_OK)
@@ -266,7 +266,7 @@ static int apply_op(struct store *s, const struct journal_op *op)
 	switch (op->type) {
 	case JOURNAL_OP_PUT:
 		return apply_put(s, op->id, op->id_len, op->record, op->blob, op->blob_len,
-				 op->limit);
+		                 op->limit);
 	case JOURNAL_OP_CHARGE:
 		r = apply_charge(s, op->id, op->id_len, &used);
 		return r != SV_OK ? r : used == op->used ? SV_OK : SV_ERR_INVALID;
@@ -288,7 +288,7 @@ static int apply_op(struct store *s, const struct journal_op *op)
 			return SV_OK;
 		}
 		if ((r = apply_put(s, op->id, op->id_len, op->record, op->blob, op->blob_len,
-				   op->limit)) != SV_OK)
+		                   op->limit)) != SV_OK)
 			return r;
 		get(s, op->id, op->id_len)->used = op->used;
 		return SV_OK;
@@ -411,33 +411,33 @@ void store_close(struct store *s)
 }
 
 static int open_at(int dfd, const char *name, int flags, const char *dir, char *why, size_t why_len,
-		   int *fd)
+                   int *fd)
 {
 	*fd = openat(dfd, name, flags | O_CLOEXEC, 0600);
 	if (*fd >= 0)
 		return SV_OK;
 	if (errno == ENOENT)
 		snprintf(why, why_len,
-			 "state file %s/%s is missing: the state directory is incomplete; restore "
-			 "it from the latest backup (see docs/operations.md)",
-			 dir, name);
+		         "state file %s/%s is missing: the state directory is incomplete; restore "
+		         "it from the latest backup (see docs/operations.md)",
+		         dir, name);
 	else
 		snprintf(why, why_len, "cannot open %s/%s: %s", dir, name, strerror(errno));
 	return errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
 }
 
 static int take_lock(struct store *s, int dfd, const char *dir, int create, char *why,
-		     size_t why_len)
+                     size_t why_len)
 {
-	int r = open_at(dfd, FN_LOCK, O_RDWR | (create ? O_CREAT : 0), dir, why, why_len,
-			&s->lock_fd);
+	int r =
+	    open_at(dfd, FN_LOCK, O_RDWR | (create ? O_CREAT : 0), dir, why, why_len, &s->lock_fd);
 	if (r != SV_OK)
 		return r;
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		snprintf(why, why_len,
-			 "state directory %s is in use by another process (lock held): stop the "
-			 "running enclave first",
-			 dir);
+		         "state directory %s is in use by another process (lock held): stop the "
+		         "running enclave first",
+		         dir);
 		return SV_ERR_BUSY;
 	}
 	return SV_OK;
@@ -450,7 +450,7 @@ static const char *slot_name(int i)
 
 /* Loads the header, checks the TPM binding, unseals and decrypts the secrets. */
 static int load_header(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
-		       char *why, size_t why_len)
+                       char *why, size_t why_len)
 {
 	uint8_t *buf = NULL, name[TPM_NAME_MAX], nv_name[TPM_NAME_MAX];
 	size_t len = 0, ad_len = 0, name_len = 0, nv_name_len = 0;
@@ -458,9 +458,9 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	if ((r = open_at(dfd, FN_HDR, O_RDONLY, dir, why, why_len, &fd)) != SV_OK) {
 		if (r == SV_ERR_STATE)
 			snprintf(why, why_len,
-				 "no vault in %s (vault.hdr missing): provision one with "
-				 "sealvault-admin init, or pass the right --state-dir",
-				 dir);
+			         "no vault in %s (vault.hdr missing): provision one with "
+			         "sealvault-admin init, or pass the right --state-dir",
+			         dir);
 		return r;
 	}
 	r = read_all(fd, 4096, &buf, &len);
@@ -469,9 +469,9 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 		r = journal_state_decode(buf, len, h, &ad_len);
 	if (r != SV_OK) {
 		snprintf(why, why_len,
-			 "state header %s/vault.hdr is damaged or not a sealvault header: restore "
-			 "the state directory from backup",
-			 dir);
+		         "state header %s/vault.hdr is damaged or not a sealvault header: restore "
+		         "the state directory from backup",
+		         dir);
 		r = SV_ERR_STATE;
 		goto out;
 	}
@@ -481,25 +481,25 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	if (tpm_primary_name(s->tpm, name, &name_len) != SV_OK || name_len != h->primary_name_len ||
 	    memcmp(name, h->primary_name, name_len) != 0) {
 		snprintf(why, why_len,
-			 "this state directory was provisioned on a different TPM (primary key "
-			 "name mismatch): start it on its own TPM, or provision a new vault");
+		         "this state directory was provisioned on a different TPM (primary key "
+		         "name mismatch): start it on its own TPM, or provision a new vault");
 		goto out;
 	}
 	int a = tpm_counter_attach(s->tpm, h->nv_index, nv_name, &nv_name_len);
 	if (a == SV_ERR_NOTFOUND) {
 		snprintf(why, why_len,
-			 "NV counter index 0x%08x does not exist on this TPM: the state directory "
-			 "belongs to another TPM or the index was deleted; the vault cannot be "
-			 "trusted, provision a new one",
-			 h->nv_index);
+		         "NV counter index 0x%08x does not exist on this TPM: the state directory "
+		         "belongs to another TPM or the index was deleted; the vault cannot be "
+		         "trusted, provision a new one",
+		         h->nv_index);
 		goto out;
 	}
 	if (a != SV_OK || nv_name_len != h->nv_name_len ||
 	    memcmp(nv_name, h->nv_name, nv_name_len) != 0) {
 		snprintf(why, why_len,
-			 "NV counter index 0x%08x differs from the one provisioned (redefined?): "
-			 "refusing to trust it; provision a new vault",
-			 h->nv_index);
+		         "NV counter index 0x%08x differs from the one provisioned (redefined?): "
+		         "refusing to trust it; provision a new vault",
+		         h->nv_index);
 		goto out;
 	}
 	s->pcr_mask = h->pcr_mask;
@@ -507,16 +507,16 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	if (tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key) != SV_OK) {
 		if (h->pcr_mask != 0)
 			snprintf(why, why_len,
-				 "the TPM refused to unseal the vault key: the PCRs of its policy "
-				 "(mask 0x%06x) no longer hold the values of init (different boot "
-				 "chain or build), or vault.hdr was altered; boot the measured "
-				 "configuration the vault was sealed to",
-				 h->pcr_mask);
+			         "the TPM refused to unseal the vault key: the PCRs of its policy "
+			         "(mask 0x%06x) no longer hold the values of init (different boot "
+			         "chain or build), or vault.hdr was altered; boot the measured "
+			         "configuration the vault was sealed to",
+			         h->pcr_mask);
 		else
 			snprintf(why, why_len,
-				 "the TPM refused to unseal the vault key: the state directory "
-				 "belongs to another TPM or vault.hdr was altered; restore it from "
-				 "backup");
+			         "the TPM refused to unseal the vault key: the state directory "
+			         "belongs to another TPM or vault.hdr was altered; restore it from "
+			         "backup");
 		goto out;
 	}
 	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
@@ -524,13 +524,13 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
 	unsigned long long plen = 0;
 	int d = crypto_aead_xchacha20poly1305_ietf_decrypt((uint8_t *)s->secrets, &plen, NULL,
-							   h->secrets_ct, JOURNAL_SECRETS_CT_LEN,
-							   buf, ad_len, h->nonce, sk);
+	                                                   h->secrets_ct, JOURNAL_SECRETS_CT_LEN,
+	                                                   buf, ad_len, h->nonce, sk);
 	sodium_memzero(sk, sizeof(sk));
 	if (d != 0 || plen != JOURNAL_SECRETS_LEN) {
 		snprintf(why, why_len,
-			 "state header vault.hdr fails authentication: it was altered; restore the "
-			 "state directory from backup");
+		         "state header vault.hdr fails authentication: it was altered; restore the "
+		         "state directory from backup");
 		goto out;
 	}
 	journal_keys_derive(s->keys, s->key);
@@ -597,9 +597,9 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 bad:
 	if (r != SV_ERR_NOMEM) {
 		snprintf(why, why_len,
-			 "snapshot %s does not decode although its MAC is valid (internal "
-			 "corruption): restore the state directory from backup",
-			 slot_name(i));
+		         "snapshot %s does not decode although its MAC is valid (internal "
+		         "corruption): restore the state directory from backup",
+		         slot_name(i));
 		r = SV_ERR_STATE;
 	}
 out:
@@ -621,9 +621,9 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 	r = SV_ERR_STATE;
 	if (len < JOURNAL_HEAD_LEN || journal_head_decode(buf, JOURNAL_HEAD_LEN, &h) != SV_OK) {
 		snprintf(why, why_len,
-			 "journal header in %s is missing or damaged: restore the state directory "
-			 "from backup",
-			 dir);
+		         "journal header in %s is missing or damaged: restore the state directory "
+		         "from backup",
+		         dir);
 		goto out;
 	}
 	if (h.base_counter < s->snap_counter) {
@@ -636,9 +636,9 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 	if (h.base_counter > s->snap_counter ||
 	    sodium_memcmp(h.base_mac, s->head_mac, JOURNAL_MAC_LEN) != 0) {
 		snprintf(why, why_len,
-			 "the journal continues a snapshot (counter %llu) that is missing or "
-			 "damaged: restore the state directory from backup",
-			 (unsigned long long)h.base_counter);
+		         "the journal continues a snapshot (counter %llu) that is missing or "
+		         "damaged: restore the state directory from backup",
+		         (unsigned long long)h.base_counter);
 		goto out;
 	}
 	size_t off = JOURNAL_HEAD_LEN;
@@ -648,7 +648,7 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		const uint8_t *plain = NULL;
 		uint8_t mac[JOURNAL_MAC_LEN];
 		if (journal_frame_open(s->keys, s->head_mac, buf + off, len - off, &f, &flen,
-				       &plain, &plen, mac) != SV_OK)
+		                       &plain, &plen, mac) != SV_OK)
 			break; /* the tail; judged against the TPM counter by the caller */
 		/* a commit moves the counter by one; a flush repeats it and holds only resets */
 		int flush = f.kind == JOURNAL_KIND_FLUSH;
@@ -656,10 +656,10 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		    (!flush && (f.counter != s->counter + 1 || f.nv_writes <= s->nv_writes)) ||
 		    (flush && (f.counter != s->counter || f.nv_writes != s->nv_writes))) {
 			snprintf(
-				why, why_len,
-				"journal record at byte %zu is out of sequence (counter %llu after "
-				"%llu): restore the state directory from backup",
-				off, (unsigned long long)f.counter, (unsigned long long)s->counter);
+			    why, why_len,
+			    "journal record at byte %zu is out of sequence (counter %llu after "
+			    "%llu): restore the state directory from backup",
+			    off, (unsigned long long)f.counter, (unsigned long long)s->counter);
 			goto out;
 		}
 		struct sv_buf b;
@@ -669,15 +669,15 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 			if (journal_op_get(&b, &op) != SV_OK || op.type == JOURNAL_OP_USER ||
 			    (flush && op.type != JOURNAL_OP_RESET) || apply_op(s, &op) != SV_OK) {
 				snprintf(why, why_len,
-					 "journal record for counter %llu does not apply to the "
-					 "state (corrupt): restore the state directory from backup",
-					 (unsigned long long)f.counter);
+				         "journal record for counter %llu does not apply to the "
+				         "state (corrupt): restore the state directory from backup",
+				         (unsigned long long)f.counter);
 				goto out;
 			}
 		}
 		if (sv_buf_expect_end(&b) != SV_OK) {
 			snprintf(why, why_len, "journal record for counter %llu has trailing bytes",
-				 (unsigned long long)f.counter);
+			         (unsigned long long)f.counter);
 			goto out;
 		}
 		s->counter = f.counter;
@@ -694,7 +694,7 @@ out:
 }
 
 static int open_common(struct store **out, const char *dir, struct tpm *tpm,
-		       const struct sv_vault_policy *pol, int readonly, char *why, size_t why_len)
+                       const struct sv_vault_policy *pol, int readonly, char *why, size_t why_len)
 {
 	struct store *s = NULL;
 	struct journal_state_hdr *h = NULL;
@@ -737,9 +737,9 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 			r = load_snapshot(s, order[k], why, why_len);
 	if (r == SV_ERR_AUTH) {
 		snprintf(why, why_len,
-			 "no valid snapshot in %s (snap.a and snap.b are both damaged or empty): "
-			 "restore the state directory from backup",
-			 dir);
+		         "no valid snapshot in %s (snap.a and snap.b are both damaged or empty): "
+		         "restore the state directory from backup",
+		         dir);
 		r = SV_ERR_STATE;
 		goto out;
 	}
@@ -749,7 +749,7 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 	r = tpm_counter_read(tpm, &c);
 	if (r != SV_OK) {
 		snprintf(why, why_len, "cannot read NV counter 0x%08x: %s", s->nv_index,
-			 sv_strerror(r));
+		         sv_strerror(r));
 		r = SV_ERR_TPM;
 		goto out;
 	}
@@ -758,26 +758,26 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 	if (hd + 1 == c || hd + 1 < c) {
 		if (s->tail_bytes > 0)
 			snprintf(
-				why, why_len,
-				"journal is damaged at byte %llu (records after counter %llu fail "
-				"their MAC) while the TPM counter is %llu: committed changes are "
-				"lost; restore the latest state directory (see docs/operations.md)",
-				(unsigned long long)s->jlen, (unsigned long long)hd,
-				(unsigned long long)c);
+			    why, why_len,
+			    "journal is damaged at byte %llu (records after counter %llu fail "
+			    "their MAC) while the TPM counter is %llu: committed changes are "
+			    "lost; restore the latest state directory (see docs/operations.md)",
+			    (unsigned long long)s->jlen, (unsigned long long)hd,
+			    (unsigned long long)c);
 		else
 			snprintf(
-				why, why_len,
-				"state is older than the TPM: journal ends at counter %llu but the "
-				"TPM counter is %llu (rolled back or lost writes); restore the "
-				"latest state directory, never an older copy",
-				(unsigned long long)hd, (unsigned long long)c);
+			    why, why_len,
+			    "state is older than the TPM: journal ends at counter %llu but the "
+			    "TPM counter is %llu (rolled back or lost writes); restore the "
+			    "latest state directory, never an older copy",
+			    (unsigned long long)hd, (unsigned long long)c);
 		goto out;
 	}
 	if (hd > c + 1) {
 		snprintf(why, why_len,
-			 "journal is at counter %llu, ahead of TPM counter %llu by more than one: "
-			 "this state directory does not belong to this TPM's counter",
-			 (unsigned long long)hd, (unsigned long long)c);
+		         "journal is at counter %llu, ahead of TPM counter %llu by more than one: "
+		         "this state directory does not belong to this TPM's counter",
+		         (unsigned long long)hd, (unsigned long long)c);
 		goto out;
 	}
 	s->roll_forward = hd == c + 1;
@@ -786,19 +786,19 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 			r = write_journal_head(s, s->snap_counter, s->head_mac);
 		else if (s->tail_bytes > 0)
 			r = ftruncate(s->jfd, (off_t)s->jlen) == 0 && fdatasync(s->jfd) == 0
-				    ? SV_OK
-				    : SV_ERR_IO;
+			        ? SV_OK
+			        : SV_ERR_IO;
 		else
 			r = SV_OK;
 		if (r != SV_OK) {
 			snprintf(why, why_len, "cannot repair %s/journal: %s", dir,
-				 strerror(errno));
+			         strerror(errno));
 			goto out;
 		}
 		if (s->roll_forward && tpm_counter_increment(tpm) != SV_OK) {
 			snprintf(why, why_len,
-				 "cannot complete the interrupted commit (NV increment failed): "
-				 "check the TPM and start again");
+			         "cannot complete the interrupted commit (NV increment failed): "
+			         "check the TPM and start again");
 			r = SV_ERR_TPM;
 			goto out;
 		}
@@ -816,13 +816,13 @@ out:
 }
 
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
-	       const struct sv_vault_policy *pol, char *why, size_t why_len)
+               const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
 	return open_common(out, state_dir, tpm, pol, 0, why, why_len);
 }
 
 int store_open_readonly(struct store **out, const char *state_dir, struct tpm *tpm,
-			const struct sv_vault_policy *pol, char *why, size_t why_len)
+                        const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
 	return open_common(out, state_dir, tpm, pol, 1, why, why_len);
 }
@@ -840,7 +840,7 @@ static int check_id(const uint8_t *id, size_t n)
 }
 
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
-		 struct store_user_view *out)
+                 struct store_user_view *out)
 {
 	if (check_id(id, id_len) != SV_OK)
 		return SV_ERR_RANGE;
@@ -888,8 +888,8 @@ static int finish(struct store *s, size_t mark, int r)
 }
 
 int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
-		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
-		   size_t blob_len, unsigned guess_limit)
+                   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
+                   size_t blob_len, unsigned guess_limit)
 {
 	size_t mark;
 	int r;
@@ -899,12 +899,12 @@ int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
 	    (blob == NULL && blob_len > 0) || guess_limit == 0 || guess_limit > 255)
 		return SV_ERR_RANGE;
 	struct journal_op op = {.type = JOURNAL_OP_PUT,
-				.id = id,
-				.id_len = id_len,
-				.limit = (uint8_t)guess_limit,
-				.record = record,
-				.blob = blob,
-				.blob_len = blob_len};
+	                        .id = id,
+	                        .id_len = id_len,
+	                        .limit = (uint8_t)guess_limit,
+	                        .record = record,
+	                        .blob = blob,
+	                        .blob_len = blob_len};
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	return finish(s, mark, apply_put(s, id, id_len, record, blob, blob_len, guess_limit));
@@ -925,10 +925,8 @@ int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsign
 	if (u->destroyed)
 		return SV_ERR_LOCKED;
 	unsigned limit = u->limit;
-	struct journal_op op = {.type = JOURNAL_OP_CHARGE,
-				.id = id,
-				.id_len = id_len,
-				.used = (uint8_t)(u->used + 1)};
+	struct journal_op op = {
+	    .type = JOURNAL_OP_CHARGE, .id = id, .id_len = id_len, .used = (uint8_t)(u->used + 1)};
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	r = finish(s, mark, apply_charge(s, id, id_len, &used));
@@ -1013,16 +1011,16 @@ int store_write(struct store *s)
 	/* Nothing but resets: a flush frame, durable without an NV write (store.h, store_write). */
 	int flush = s->nanchored == 0;
 	struct journal_frame f = {.kind = flush ? JOURNAL_KIND_FLUSH : JOURNAL_KIND_COMMIT,
-				  .scheme = s->scheme,
-				  .counter = s->counter + !flush,
-				  .nv_writes = s->nv_writes + !flush,
-				  .count = (uint32_t)s->npending};
+	                          .scheme = s->scheme,
+	                          .counter = s->counter + !flush,
+	                          .nv_writes = s->nv_writes + !flush,
+	                          .count = (uint32_t)s->npending};
 	if ((r = sv_buf_init(&frame, PENDING_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
 		return r;
 	/* From here on a failure leaves memory ahead of disk: the store refuses further work. */
 	s->failed = 1;
 	r = journal_frame_seal(s->keys, s->head_mac, &f, s->pending.data, s->pending.len, &frame,
-			       s->written_mac);
+	                       s->written_mac);
 	if (r != SV_OK)
 		goto out;
 	if (pwrite_all(s->jfd, frame.data, frame.len, (off_t)s->jlen) != SV_OK ||
@@ -1099,23 +1097,23 @@ int store_snapshot(struct store *s)
 		if (u == NULL || u == DELETED)
 			continue;
 		struct journal_op op = {.type = JOURNAL_OP_USER,
-					.id = u->data,
-					.id_len = u->id_len,
-					.limit = u->limit,
-					.used = u->used,
-					.destroyed = u->destroyed,
-					.record = u->data + u->id_len,
-					.blob = u->data + u->id_len + STORE_RECORD_LEN,
-					.blob_len = u->blob_len};
+		                        .id = u->data,
+		                        .id_len = u->id_len,
+		                        .limit = u->limit,
+		                        .used = u->used,
+		                        .destroyed = u->destroyed,
+		                        .record = u->data + u->id_len,
+		                        .blob = u->data + u->id_len + STORE_RECORD_LEN,
+		                        .blob_len = u->blob_len};
 		if ((r = journal_op_put(&plain, &op)) != SV_OK)
 			goto out;
 		count++;
 	}
 	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
-				  .scheme = s->scheme,
-				  .counter = s->counter,
-				  .nv_writes = s->nv_writes,
-				  .count = count};
+	                          .scheme = s->scheme,
+	                          .counter = s->counter,
+	                          .nv_writes = s->nv_writes,
+	                          .count = count};
 	if ((r = journal_frame_seal(s->keys, zero, &f, plain.data, plain.len, &frame, mac)) !=
 	    SV_OK)
 		goto out;
@@ -1173,9 +1171,9 @@ int store_check_unlocked(const char *dir, char *why, size_t why_len)
 	if (fd >= 0) {
 		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 			snprintf(why, why_len,
-				 "state directory %s is in use by another process (lock held): "
-				 "stop the running enclave first",
-				 dir);
+			         "state directory %s is in use by another process (lock held): "
+			         "stop the running enclave first",
+			         dir);
 			r = SV_ERR_BUSY;
 		}
 		close(fd); /* releases the probe lock */
@@ -1187,7 +1185,7 @@ int store_check_unlocked(const char *dir, char *why, size_t why_len)
 /* ---------- provisioning ---------- */
 
 static int create_file(int dfd, const char *name, const char *dir, const uint8_t *p, size_t n,
-		       char *why, size_t why_len)
+                       char *why, size_t why_len)
 {
 	int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -1202,7 +1200,7 @@ static int create_file(int dfd, const char *name, const char *dir, const uint8_t
 }
 
 static int init_files(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
-		      char *why, size_t why_len)
+                      char *why, size_t why_len)
 {
 	struct sv_buf hdr, snap;
 	uint8_t zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN], head[JOURNAL_HEAD_LEN];
@@ -1218,17 +1216,17 @@ static int init_files(struct store *s, int dfd, const char *dir, struct journal_
 		goto out;
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(h->secrets_ct, NULL, (const uint8_t *)s->secrets,
-						   JOURNAL_SECRETS_LEN, hdr.data, ad_len, NULL,
-						   h->nonce, sk);
+	                                           JOURNAL_SECRETS_LEN, hdr.data, ad_len, NULL,
+	                                           h->nonce, sk);
 	sodium_memzero(sk, sizeof(sk));
 	sv_buf_reset(&hdr);
 	if ((r = journal_state_encode(h, &hdr, &ad_len)) != SV_OK)
 		goto out;
 	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
-				  .scheme = JOURNAL_SCHEME_PLAIN,
-				  .counter = s->counter,
-				  .nv_writes = s->nv_writes,
-				  .count = 0};
+	                          .scheme = JOURNAL_SCHEME_PLAIN,
+	                          .counter = s->counter,
+	                          .nv_writes = s->nv_writes,
+	                          .count = 0};
 	if ((r = journal_frame_seal(s->keys, zero, &f, NULL, 0, &snap, mac)) != SV_OK)
 		goto out;
 	struct journal_head jh = {.base_counter = s->counter};
@@ -1251,7 +1249,7 @@ out:
 }
 
 int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, char *why,
-	       size_t why_len)
+               size_t why_len)
 {
 	static const char *files[] = {FN_HDR, FN_JOURNAL, FN_SLOT_A, FN_SLOT_B};
 	struct store *s = NULL;
@@ -1267,7 +1265,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	memset(h, 0, sizeof(*h));
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(why, why_len, "cannot create state directory %s: %s", dir,
-			 strerror(errno));
+		         strerror(errno));
 		r = SV_ERR_IO;
 		goto out;
 	}
@@ -1283,9 +1281,9 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		struct stat st;
 		if (fstatat(dfd, files[i], &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			snprintf(why, why_len,
-				 "%s already holds %sa vault (%s exists): refusing to overwrite "
-				 "it; choose an empty --state-dir",
-				 dir, strcmp(files[i], FN_HDR) == 0 ? "" : "part of ", files[i]);
+			         "%s already holds %sa vault (%s exists): refusing to overwrite "
+			         "it; choose an empty --state-dir",
+			         dir, strcmp(files[i], FN_HDR) == 0 ? "" : "part of ", files[i]);
 			r = SV_ERR_EXISTS;
 			goto out;
 		}
@@ -1306,14 +1304,14 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	r = tpm_counter_define(tpm, nv_index);
 	if (r == SV_ERR_EXISTS) {
 		snprintf(why, why_len,
-			 "NV index 0x%08x is already defined on this TPM (another vault?): choose "
-			 "another --nv-index, or remove it with tpm2_nvundefine if it is unused",
-			 nv_index);
+		         "NV index 0x%08x is already defined on this TPM (another vault?): choose "
+		         "another --nv-index, or remove it with tpm2_nvundefine if it is unused",
+		         nv_index);
 		goto out;
 	}
 	if (r != SV_OK) {
 		snprintf(why, why_len, "cannot define NV counter 0x%08x (owner auth must be empty)",
-			 nv_index);
+		         nv_index);
 		goto out;
 	}
 	defined = 1;
@@ -1322,7 +1320,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	    (r = tpm_counter_increment(tpm)) != SV_OK ||
 	    (r = tpm_counter_read(tpm, &s->counter)) != SV_OK) {
 		snprintf(why, why_len, "cannot initialise NV counter 0x%08x: %s", nv_index,
-			 sv_strerror(r));
+		         sv_strerror(r));
 		goto out;
 	}
 	/* NV_Increment changed the index's WRITTEN attribute, so take its name now. */
@@ -1331,7 +1329,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	s->nv_writes = 2; /* DefineSpace + first increment */
 	h->init_counter = s->counter;
 	if ((r = tpm_seal_new(tpm, pcr_mask, s->key, h->sealed, sizeof(h->sealed),
-			      &h->sealed_len)) != SV_OK) {
+	                      &h->sealed_len)) != SV_OK) {
 		snprintf(why, why_len, "cannot create the sealed vault key in the TPM");
 		goto out;
 	}
@@ -1357,8 +1355,8 @@ out:
 	if (r != SV_OK && defined) {
 		if (tpm_counter_undefine(tpm, nv_index) != SV_OK)
 			snprintf(why + strlen(why), why_len - strlen(why),
-				 "; NV index 0x%08x stays defined, remove it with tpm2_nvundefine",
-				 nv_index);
+			         "; NV index 0x%08x stays defined, remove it with tpm2_nvundefine",
+			         nv_index);
 		for (size_t i = 0; dfd >= 0 && r != SV_ERR_EXISTS && i < 4; i++)
 			(void)unlinkat(dfd, files[i], 0);
 	}

@@ -19,9 +19,9 @@
 
 #include "policy/vault.h"
 
-#define STORE_ID_MAX 255     /* credential identifier, bytes */
+#define STORE_ID_MAX     255 /* credential identifier, bytes */
 #define STORE_RECORD_LEN 192 /* OPAQUE RegistrationRecord */
-#define STORE_BLOB_MAX 512   /* client-encrypted backup-key blob, bytes */
+#define STORE_BLOB_MAX   512 /* client-encrypted backup-key blob, bytes */
 
 struct store;
 struct tpm;
@@ -62,33 +62,33 @@ struct store_stats {
  * compares the head with the TPM counter. Refusal: SV_ERR_STATE with a one-line reason an operator
  * can act on in why. */
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
-	       const struct sv_vault_policy *pol, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+               const struct sv_vault_policy *pol, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 void store_close(struct store *s);
 
 const struct store_secrets *store_secrets(const struct store *s);
 
 /* SV_ERR_NOTFOUND when the identifier was never registered (or was deleted). */
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
-		 struct store_user_view *out) __attribute__((warn_unused_result));
+                 struct store_user_view *out) __attribute__((warn_unused_result));
 
 /* New record, or replacement of an existing one (password change); guesses_used becomes 0. Also
  * accepted for a destroyed identifier: the tombstone becomes an active record again (the vault
  * uses this for re-registration and to write back a record whose last guess succeeded). */
 int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
-		   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob, size_t blob_len,
-		   unsigned guess_limit) __attribute__((warn_unused_result));
+                   const uint8_t record[static STORE_RECORD_LEN], const uint8_t *blob,
+                   size_t blob_len, unsigned guess_limit) __attribute__((warn_unused_result));
 /* guesses_used + 1; when it reaches the limit the record is destroyed (zeroised, tombstoned).
  * *left receives limit - used afterwards. SV_ERR_LOCKED if already destroyed. */
 int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsigned *left)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* guesses_used = 0 after a successful login. */
 int store_reset_guesses(struct store *s, const uint8_t *id, size_t id_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Removes the record for good (user-requested or operator delete); the identifier becomes free.
  * Also removes a tombstone. */
 int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Stages a change that alters no user: a journal record without effect on replay, committed by
  * store_commit like any other change (append, fsync, NV increment). The vault stages one for a
@@ -133,30 +133,30 @@ void store_get_stats(const struct store *s, struct store_stats *out);
  * the current values of the SHA-256 PCRs in pcr_mask when non-zero), generates the global
  * secrets and writes an empty snapshot and journal. */
 int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask,
-	       char *why, size_t why_len) __attribute__((warn_unused_result));
+               char *why, size_t why_len) __attribute__((warn_unused_result));
 
 /* Like store_open, but changes nothing: no roll-forward increment, no tail truncation, no journal
  * reset. For `sealvault-admin status`. Mutations and store_commit are refused (SV_ERR_STATE). */
 int store_open_readonly(struct store **out, const char *state_dir, struct tpm *tpm,
-			const struct sv_vault_policy *pol, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+                        const struct sv_vault_policy *pol, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* SV_ERR_BUSY (reason in why) when another process holds the state directory's lock. A probe
  * for tools that must not touch the TPM of a running vault (on swtpm a second connection would
  * wait behind the enclave's); store_open itself takes the lock for good. */
 int store_check_unlocked(const char *state_dir, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 struct store_info {
 	uint32_t nv_index;
-	uint32_t pcr_mask;          /* PCRs the vault key is sealed to (0: none) */
-	uint64_t init_time;         /* when init ran, seconds since the epoch */
-	uint8_t counter_scheme;     /* JOURNAL_SCHEME_* recorded in the state header */
-	char active_slot;           /* 'a' or 'b': the snapshot the journal continues */
-	uint64_t snapshot_counter;  /* counter value of that snapshot */
-	uint64_t journal_bytes;     /* valid journal length */
-	uint64_t tail_bytes;        /* uncommitted tail found at open (dropped unless read-only) */
-	int roll_forward;           /* 1: the journal was one ahead of the TPM at open */
+	uint32_t pcr_mask;         /* PCRs the vault key is sealed to (0: none) */
+	uint64_t init_time;        /* when init ran, seconds since the epoch */
+	uint8_t counter_scheme;    /* JOURNAL_SCHEME_* recorded in the state header */
+	char active_slot;          /* 'a' or 'b': the snapshot the journal continues */
+	uint64_t snapshot_counter; /* counter value of that snapshot */
+	uint64_t journal_bytes;    /* valid journal length */
+	uint64_t tail_bytes;       /* uncommitted tail found at open (dropped unless read-only) */
+	int roll_forward;          /* 1: the journal was one ahead of the TPM at open */
 };
 void store_get_info(const struct store *s, struct store_info *out);
 

@@ -90,7 +90,7 @@ static TSS2_RC read_response(struct tcti_fd *t, int32_t timeout)
 		if (have >= TPM_HDR_LEN) {
 			const uint8_t *h = t->resp;
 			uint32_t sz = (uint32_t)h[2] << 24 | (uint32_t)h[3] << 16 |
-				      (uint32_t)h[4] << 8 | h[5];
+			              (uint32_t)h[4] << 8 | h[5];
 			if (sz < TPM_HDR_LEN || sz > sizeof(t->resp))
 				return TSS2_TCTI_RC_MALFORMED_RESPONSE;
 			want = sz;
@@ -152,7 +152,7 @@ static TSS2_RC fd_cancel(TSS2_TCTI_CONTEXT *ctx)
 }
 
 static TSS2_RC fd_get_poll_handles(TSS2_TCTI_CONTEXT *ctx, TSS2_TCTI_POLL_HANDLE *handles,
-				   size_t *num)
+                                   size_t *num)
 {
 	struct tcti_fd *t = from_ctx(ctx);
 	if (t == NULL)
@@ -240,7 +240,7 @@ static int connect_tcp(const char *host, const char *port, int *fd, char *why, s
 	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai != 0) {
 		snprintf(why, why_len, "TPM: cannot resolve swtpm host %s: %s", host,
-			 gai_strerror(gai));
+		         gai_strerror(gai));
 		return SV_ERR_IO;
 	}
 	int err = 0, s = -1;
@@ -259,8 +259,8 @@ static int connect_tcp(const char *host, const char *port, int *fd, char *why, s
 	freeaddrinfo(res);
 	if (s < 0) {
 		snprintf(why, why_len,
-			 "TPM: cannot connect to swtpm at %s port %s: %s (is swtpm running?)", host,
-			 port, strerror(err));
+		         "TPM: cannot connect to swtpm at %s port %s: %s (is swtpm running?)", host,
+		         port, strerror(err));
 		return SV_ERR_IO;
 	}
 	int one = 1;
@@ -275,16 +275,16 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 		const char *path = spec + 7;
 		if (path[0] != '/') {
 			snprintf(why, why_len,
-				 "TPM: '%s': device needs an absolute path, e.g. "
-				 "device:/dev/tpmrm0",
-				 spec);
+			         "TPM: '%s': device needs an absolute path, e.g. "
+			         "device:/dev/tpmrm0",
+			         spec);
 			return SV_ERR_CONFIG;
 		}
 		int d = open(path, O_RDWR | O_CLOEXEC);
 		if (d < 0) {
 			snprintf(why, why_len,
-				 "TPM: cannot open %s: %s (is the user in group tss?)", path,
-				 strerror(errno));
+			         "TPM: cannot open %s: %s (is the user in group tss?)", path,
+			         strerror(errno));
 			return SV_ERR_IO;
 		}
 		*fd = d;
@@ -294,13 +294,13 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 		char host[256], port[16];
 		if (parse_swtpm(spec + 6, host, sizeof(host), port, sizeof(port)) != SV_OK) {
 			snprintf(why, why_len, "TPM: '%s' is not of the form swtpm:host=H,port=P",
-				 spec);
+			         spec);
 			return SV_ERR_CONFIG;
 		}
 		return connect_tcp(host, port, fd, why, why_len);
 	}
 	snprintf(why, why_len,
-		 "TPM: unknown TPM descriptor '%s'; use device:/dev/tpmrm0 or swtpm:host=H,port=P",
-		 spec);
+	         "TPM: unknown TPM descriptor '%s'; use device:/dev/tpmrm0 or swtpm:host=H,port=P",
+	         spec);
 	return SV_ERR_CONFIG;
 }

@@ -14,7 +14,7 @@
 /* Opens the descriptor named by spec: "device:/dev/tpmrm0" or "swtpm:host=H,port=P" (H numeric
  * or a name, resolved now). Returns the fd in *fd, or a negative SV_ERR_* with a reason in why. */
 int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Wraps fd in a TCTI context that owns it (finalize closes it). */
 int tcti_fd_new(TSS2_TCTI_CONTEXT **out, int fd) __attribute__((warn_unused_result));

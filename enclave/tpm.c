@@ -58,36 +58,36 @@ static int retryable(TSS2_RC rc)
 static int session_attrs(struct tpm *t, TPMA_SESSION extra)
 {
 	TSS2_RC rc = Esys_TRSess_SetAttributes(t->ctx, t->session,
-					       TPMA_SESSION_CONTINUESESSION | extra, 0xff);
+	                                       TPMA_SESSION_CONTINUESESSION | extra, 0xff);
 	return esys_err(rc);
 }
 
 static const TPM2B_PUBLIC primary_template = {
-	.publicArea =
-		{
-			.type = TPM2_ALG_ECC,
-			.nameAlg = TPM2_ALG_SHA256,
-			.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
-					    TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-					    TPMA_OBJECT_SENSITIVEDATAORIGIN |
-					    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-			.parameters.eccDetail =
-				{
-					.symmetric = {.algorithm = TPM2_ALG_AES,
-						      .keyBits.aes = 128,
-						      .mode.aes = TPM2_ALG_CFB},
-					.scheme = {.scheme = TPM2_ALG_NULL},
-					.curveID = TPM2_ECC_NIST_P256,
-					.kdf = {.scheme = TPM2_ALG_NULL},
-				},
-		},
+    .publicArea =
+        {
+            .type = TPM2_ALG_ECC,
+            .nameAlg = TPM2_ALG_SHA256,
+            .objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT |
+                                TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                                TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH |
+                                TPMA_OBJECT_NODA,
+            .parameters.eccDetail =
+                {
+                    .symmetric = {.algorithm = TPM2_ALG_AES,
+                                  .keyBits.aes = 128,
+                                  .mode.aes = TPM2_ALG_CFB},
+                    .scheme = {.scheme = TPM2_ALG_NULL},
+                    .curveID = TPM2_ECC_NIST_P256,
+                    .kdf = {.scheme = TPM2_ALG_NULL},
+                },
+        },
 };
 
 /* swtpm has no resource manager: transient objects and sessions of a predecessor that was
  * killed stay loaded and exhaust its three slots. Before ESYS starts, list them with a raw
  * GetCapability and flush them (the kernel's /dev/tpmrm0 does this itself on close). */
 static TSS2_RC raw_command(TSS2_TCTI_CONTEXT *tcti, const uint8_t *cmd, size_t len, uint8_t *resp,
-			   size_t *resp_len)
+                           size_t *resp_len)
 {
 	TSS2_RC rc = Tss2_Tcti_Transmit(tcti, len, cmd);
 	if (rc == TSS2_RC_SUCCESS)
@@ -98,7 +98,7 @@ static TSS2_RC raw_command(TSS2_TCTI_CONTEXT *tcti, const uint8_t *cmd, size_t l
 static void flush_stale(TSS2_TCTI_CONTEXT *tcti)
 {
 	static const TPM2_HT types[] = {TPM2_HT_TRANSIENT, TPM2_HT_LOADED_SESSION,
-					TPM2_HT_SAVED_SESSION};
+	                                TPM2_HT_SAVED_SESSION};
 	for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
 		uint8_t cmd[22], resp[4096];
 		size_t off = 0, rlen = sizeof(resp);
@@ -107,7 +107,7 @@ static void flush_stale(TSS2_TCTI_CONTEXT *tcti)
 		    Tss2_MU_TPM2_CC_Marshal(TPM2_CC_GetCapability, cmd, sizeof(cmd), &off) ||
 		    Tss2_MU_UINT32_Marshal(TPM2_CAP_HANDLES, cmd, sizeof(cmd), &off) ||
 		    Tss2_MU_UINT32_Marshal((uint32_t)types[k] << TPM2_HR_SHIFT, cmd, sizeof(cmd),
-					   &off) ||
+		                           &off) ||
 		    Tss2_MU_UINT32_Marshal(TPM2_MAX_CAP_HANDLES, cmd, sizeof(cmd), &off))
 			return;
 		if (raw_command(tcti, cmd, off, resp, &rlen) != TSS2_RC_SUCCESS || rlen < 11)
@@ -115,10 +115,10 @@ static void flush_stale(TSS2_TCTI_CONTEXT *tcti)
 		TPMS_CAPABILITY_DATA cap;
 		size_t roff = 11; /* header(10) + moreData(1) */
 		uint32_t code = (uint32_t)resp[6] << 24 | (uint32_t)resp[7] << 16 |
-				(uint32_t)resp[8] << 8 | resp[9];
+		                (uint32_t)resp[8] << 8 | resp[9];
 		if (code != TPM2_RC_SUCCESS ||
 		    Tss2_MU_TPMS_CAPABILITY_DATA_Unmarshal(resp, rlen, &roff, &cap) !=
-			    TSS2_RC_SUCCESS ||
+		        TSS2_RC_SUCCESS ||
 		    cap.capability != TPM2_CAP_HANDLES)
 			continue;
 		for (uint32_t i = 0; i < cap.data.handles.count; i++) {
@@ -128,7 +128,7 @@ static void flush_stale(TSS2_TCTI_CONTEXT *tcti)
 			    Tss2_MU_UINT32_Marshal(sizeof(fl), fl, sizeof(fl), &foff) ||
 			    Tss2_MU_TPM2_CC_Marshal(TPM2_CC_FlushContext, fl, sizeof(fl), &foff) ||
 			    Tss2_MU_UINT32_Marshal(cap.data.handles.handle[i], fl, sizeof(fl),
-						   &foff))
+			                           &foff))
 				return;
 			(void)raw_command(tcti, fl, foff, resp, &flen);
 		}
@@ -148,8 +148,8 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 	t->primary = t->session = t->nv = ESYS_TR_NONE;
 	/* OpenSSL reads openssl.cnf on first use; do it now, before any sandbox. */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
-					OPENSSL_INIT_ADD_ALL_DIGESTS,
-				NULL) != 1 ||
+	                            OPENSSL_INIT_ADD_ALL_DIGESTS,
+	                        NULL) != 1 ||
 	    sodium_init() < 0) {
 		snprintf(why, why_len, "TPM: crypto library initialisation failed");
 		r = SV_ERR_CRYPTO;
@@ -183,13 +183,13 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 	TPM2B_DATA outside = {0};
 	TPML_PCR_SELECTION pcrs = {0};
 	rc = Esys_CreatePrimary(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-				ESYS_TR_NONE, &in_sens, &primary_template, &outside, &pcrs,
-				&t->primary, &pub, NULL, NULL, NULL);
+	                        ESYS_TR_NONE, &in_sens, &primary_template, &outside, &pcrs,
+	                        &t->primary, &pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(why, why_len,
-			 "TPM: cannot create the primary key: %s (owner hierarchy must have an "
-			 "empty auth value)",
-			 Tss2_RC_Decode(rc));
+		         "TPM: cannot create the primary key: %s (owner hierarchy must have an "
+		         "empty auth value)",
+		         Tss2_RC_Decode(rc));
 		goto out;
 	}
 	rc = Esys_TR_GetName(t->ctx, t->primary, &name);
@@ -199,13 +199,13 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 	}
 	t->primary_name = *name;
 	TPMT_SYM_DEF sym = {
-		.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+	    .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
 	rc = Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-				   ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256,
-				   &t->session);
+	                           ESYS_TR_NONE, NULL, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256,
+	                           &t->session);
 	if (rc != TSS2_RC_SUCCESS) {
 		snprintf(why, why_len, "TPM: cannot start the salted session: %s",
-			 Tss2_RC_Decode(rc));
+		         Tss2_RC_Decode(rc));
 		goto out;
 	}
 	/* Warm-up: one encrypted command runs every crypto path ESYS needs later. */
@@ -276,15 +276,15 @@ static int pcr_policy_digest(struct tpm *t, uint32_t mask, TPM2B_DIGEST *out)
 	int r = SV_ERR_TPM;
 	pcr_selection(mask, &sel);
 	if (Esys_StartAuthSession(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-				  ESYS_TR_NONE, NULL, TPM2_SE_TRIAL, &sym, TPM2_ALG_SHA256,
-				  &trial) != TSS2_RC_SUCCESS) {
+	                          ESYS_TR_NONE, NULL, TPM2_SE_TRIAL, &sym, TPM2_ALG_SHA256,
+	                          &trial) != TSS2_RC_SUCCESS) {
 		trial = ESYS_TR_NONE;
 		goto out;
 	}
 	if (Esys_PolicyPCR(t->ctx, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty, &sel) !=
-		    TSS2_RC_SUCCESS ||
+	        TSS2_RC_SUCCESS ||
 	    Esys_PolicyGetDigest(t->ctx, trial, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &d) !=
-		    TSS2_RC_SUCCESS)
+	        TSS2_RC_SUCCESS)
 		goto out;
 	*out = *d;
 	r = SV_OK;
@@ -296,7 +296,7 @@ out:
 }
 
 int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
-		 size_t blob_max, size_t *blob_len)
+                 size_t blob_max, size_t *blob_len)
 {
 	TPM2B_DIGEST *rnd = NULL;
 	TPM2B_PRIVATE *priv = NULL;
@@ -307,8 +307,8 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	TSS2_RC rc;
 	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
 		goto out;
-	rc = Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, TPM_VAULT_KEY_LEN,
-			    &rnd);
+	rc =
+	    Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, TPM_VAULT_KEY_LEN, &rnd);
 	if (rc != TSS2_RC_SUCCESS || rnd->size != TPM_VAULT_KEY_LEN)
 		goto out;
 	/* TPM RNG XOR host RNG: as strong as the better of the two. */
@@ -318,14 +318,14 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	sens.sensitive.data.size = TPM_VAULT_KEY_LEN;
 	memcpy(sens.sensitive.data.buffer, key, TPM_VAULT_KEY_LEN);
 	TPM2B_PUBLIC tmpl = {
-		.publicArea =
-			{
-				.type = TPM2_ALG_KEYEDHASH,
-				.nameAlg = TPM2_ALG_SHA256,
-				.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-						    TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
-				.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
-			},
+	    .publicArea =
+	        {
+	            .type = TPM2_ALG_KEYEDHASH,
+	            .nameAlg = TPM2_ALG_SHA256,
+	            .objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+	                                TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA,
+	            .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
+	        },
 	};
 	if (pcr_mask != 0) {
 		/* Policy only: the key unseals only while the selected PCRs hold today's values. */
@@ -339,7 +339,7 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	if (session_attrs(t, TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT) != SV_OK)
 		goto out;
 	rc = Esys_Create(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
-			 &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+	                 &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS)
 		goto out;
 	r = SV_ERR_RANGE;
@@ -361,7 +361,7 @@ out:
 }
 
 int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-	       uint8_t key[TPM_VAULT_KEY_LEN])
+               uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
@@ -377,26 +377,26 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 	if (session_attrs(t, 0) != SV_OK)
 		goto out;
 	if (Esys_Load(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
-		      &obj) != TSS2_RC_SUCCESS)
+	              &obj) != TSS2_RC_SUCCESS)
 		goto out;
 	if (pcr_mask != 0) {
 		/* A policy session salted like the HMAC session, so the unsealed key is still
 		 * encrypted on the bus; it ends with the Unseal. */
 		TPMT_SYM_DEF sym = {
-			.algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+		    .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
 		TPM2B_DIGEST empty = {0};
 		TPML_PCR_SELECTION sel;
 		pcr_selection(pcr_mask, &sel);
 		if (Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE,
-					  ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
-					  TPM2_ALG_SHA256, &policy) != TSS2_RC_SUCCESS) {
+		                          ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
+		                          TPM2_ALG_SHA256, &policy) != TSS2_RC_SUCCESS) {
 			policy = ESYS_TR_NONE;
 			goto out;
 		}
 		if (Esys_TRSess_SetAttributes(t->ctx, policy, TPMA_SESSION_ENCRYPT, 0xff) !=
-			    TSS2_RC_SUCCESS ||
+		        TSS2_RC_SUCCESS ||
 		    Esys_PolicyPCR(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty,
-				   &sel) != TSS2_RC_SUCCESS)
+		                   &sel) != TSS2_RC_SUCCESS)
 			goto out;
 		auth = policy;
 	} else if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK) {
@@ -426,19 +426,18 @@ int tpm_counter_define(struct tpm *t, uint32_t index)
 {
 	TPM2B_AUTH auth = {0};
 	TPM2B_NV_PUBLIC pub = {
-		.nvPublic =
-			{
-				.nvIndex = index,
-				.nameAlg = TPM2_ALG_SHA256,
-				.attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) |
-					      TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD |
-					      TPMA_NV_OWNERREAD | TPMA_NV_NO_DA,
-				.dataSize = 8,
-			},
+	    .nvPublic =
+	        {
+	            .nvIndex = index,
+	            .nameAlg = TPM2_ALG_SHA256,
+	            .attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_AUTHWRITE |
+	                          TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD | TPMA_NV_NO_DA,
+	            .dataSize = 8,
+	        },
 	};
 	ESYS_TR h = ESYS_TR_NONE;
 	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-					 ESYS_TR_NONE, &auth, &pub, &h);
+	                                 ESYS_TR_NONE, &auth, &pub, &h);
 	if (base_rc(rc) == TPM2_RC_NV_DEFINED)
 		return SV_ERR_EXISTS;
 	if (rc != TSS2_RC_SUCCESS)
@@ -451,10 +450,10 @@ int tpm_counter_undefine(struct tpm *t, uint32_t index)
 {
 	ESYS_TR h = t->nv;
 	if (h == ESYS_TR_NONE && Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
-						       ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
+	                                               ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
 		return SV_ERR_NOTFOUND;
 	TSS2_RC rc = Esys_NV_UndefineSpace(t->ctx, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD,
-					   ESYS_TR_NONE, ESYS_TR_NONE);
+	                                   ESYS_TR_NONE, ESYS_TR_NONE);
 	if (rc != TSS2_RC_SUCCESS)
 		return SV_ERR_TPM;
 	t->nv = ESYS_TR_NONE;
@@ -467,13 +466,13 @@ int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX]
 	int r = SV_ERR_TPM;
 	if (t->nv == ESYS_TR_NONE) {
 		TSS2_RC rc = Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
-						   ESYS_TR_NONE, &t->nv);
+		                                   ESYS_TR_NONE, &t->nv);
 		if (rc != TSS2_RC_SUCCESS) {
 			t->nv = ESYS_TR_NONE;
 			return base_rc(rc) == (TPM2_RC_HANDLE | TPM2_RC_1) ||
-					       base_rc(rc) == TPM2_RC_HANDLE
-				       ? SV_ERR_NOTFOUND
-				       : SV_ERR_TPM;
+			               base_rc(rc) == TPM2_RC_HANDLE
+			           ? SV_ERR_NOTFOUND
+			           : SV_ERR_TPM;
 		}
 	}
 	if (Esys_TR_GetName(t->ctx, t->nv, &n) != TSS2_RC_SUCCESS || n->size > TPM_NAME_MAX)
@@ -494,8 +493,8 @@ int tpm_counter_read(struct tpm *t, uint64_t *value)
 		return SV_ERR_INTERNAL;
 	if (session_attrs(t, 0) != SV_OK)
 		return SV_ERR_TPM;
-	TSS2_RC rc = Esys_NV_Read(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 8,
-				  0, &data);
+	TSS2_RC rc =
+	    Esys_NV_Read(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
 		return SV_ERR_NOTFOUND;
 	if (rc != TSS2_RC_SUCCESS || data->size != 8)
@@ -519,8 +518,8 @@ int tpm_counter_increment(struct tpm *t)
 	if (session_attrs(t, 0) != SV_OK)
 		return SV_ERR_TPM;
 	for (;;) {
-		TSS2_RC rc = Esys_NV_Increment(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE,
-					       ESYS_TR_NONE);
+		TSS2_RC rc =
+		    Esys_NV_Increment(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE);
 		if (rc == TSS2_RC_SUCCESS) {
 			t->stats.nv_increments++;
 			return SV_OK;
@@ -529,7 +528,7 @@ int tpm_counter_increment(struct tpm *t)
 			return SV_ERR_TPM;
 		t->stats.retries++;
 		struct timespec ts = {.tv_sec = delay / 1000000000L,
-				      .tv_nsec = delay % 1000000000L};
+		                      .tv_nsec = delay % 1000000000L};
 		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 			;
 		waited += delay;

@@ -45,12 +45,12 @@ struct tpm_stats {
 /* tcti: "device:/dev/tpmrm0" or "swtpm:host=H,port=P". On failure returns a negative SV_ERR_*
  * and a one-line reason in why. */
 int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void tpm_close(struct tpm *t);
 
 /* The primary key's name (to be pinned in the state header and compared on every start). */
 int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /* Creates a new random vault key sealed under the primary (noDA, fixedTPM). The key comes from
  * the TPM's RNG (encrypted GetRandom) mixed with the host RNG, and is sealed through the salted
@@ -58,12 +58,12 @@ int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len
  * non-zero binds it to a PolicyPCR over those PCRs' current values (policy only, no auth value).
  * Returns the key and the blob to store. */
 int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
-		 size_t blob_max, size_t *blob_len) __attribute__((warn_unused_result));
+                 size_t blob_max, size_t *blob_len) __attribute__((warn_unused_result));
 /* Loads the blob under the primary and unseals it with response encryption (for a PCR policy in a
  * salted policy session). SV_ERR_TPM when the TPM refuses (wrong TPM, damaged blob, PCRs
  * changed); SV_ERR_INVALID when the blob does not parse. */
 int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-	       uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
+               uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
 
 /* Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth).
  * SV_ERR_EXISTS if the index is already defined. */
@@ -72,7 +72,7 @@ int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unus
 /* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
  * index name (hash of its public area: attributes, size, index) is returned for pinning. */
 int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* Reads the counter through the salted session (a forged answer fails the response HMAC).
  * SV_ERR_NOTFOUND when the counter was never incremented. */
 int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));

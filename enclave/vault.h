@@ -1,6 +1,7 @@
 /*
  * The vault: request handlers for the client protocol (docs/protocol.md), on top of the OPAQUE
- * core (crypto/) and the durable store (store.h). Single-threaded; the enclave's serve loop owns it.
+ * core (crypto/) and the durable store (store.h). Single-threaded; the enclave's serve loop owns
+ * it.
  *
  * Group commit: vault_handle() may stage store changes. The caller collects the replies of a batch
  * of requests, calls store_commit() once, and only then sends those replies. A reply that depends
@@ -25,15 +26,15 @@ struct vault_config {
 };
 
 int vault_new(struct vault **out, struct store *store, const struct vault_config *cfg)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 void vault_free(struct vault *v);
 
 /* Handles one client request; type is an SV_MSG_* request type from common/msg.h. Always writes a
  * complete SV_MSG_REPLY payload (status byte, then body) into reply and returns 0, including for
  * bad input (SV_STATUS_BAD_REQUEST, nothing changed). Returns a negative SV_ERR_* only when the
  * process must stop (internal error); then reply is undefined. */
-int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len, uint64_t now_ms,
-		 struct sv_buf *reply) __attribute__((warn_unused_result));
+int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
+                 uint64_t now_ms, struct sv_buf *reply) __attribute__((warn_unused_result));
 
 /* Drops pending logins older than the policy timeout (an expired login stays charged). */
 void vault_expire(struct vault *v, uint64_t now_ms);

@@ -27,14 +27,14 @@ struct opt {
 	}
 
 static const struct opt opts[] = {
-	OPT("default-guess-limit", default_guess_limit, 1, 255),
-	OPT("max-guess-limit", max_guess_limit, 1, 255),
-	OPT("batch-window-us", batch_window_us, 0, 100000),
-	OPT("max-batch", max_batch, 1, 4096),
-	OPT("pending-login-max", pending_login_max, 16, 1048576),
-	OPT("login-timeout-s", login_timeout_s, 1, 600),
-	OPT("nv-flush-budget-per-day", nv_flush_budget_per_day, 1, 10000),
-	OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_PLAIN),
+    OPT("default-guess-limit", default_guess_limit, 1, 255),
+    OPT("max-guess-limit", max_guess_limit, 1, 255),
+    OPT("batch-window-us", batch_window_us, 0, 100000),
+    OPT("max-batch", max_batch, 1, 4096),
+    OPT("pending-login-max", pending_login_max, 16, 1048576),
+    OPT("login-timeout-s", login_timeout_s, 1, 600),
+    OPT("nv-flush-budget-per-day", nv_flush_budget_per_day, 1, 10000),
+    OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_PLAIN),
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -88,7 +88,7 @@ static int parse_value(const struct opt *o, const char *value, unsigned *out)
 }
 
 int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
-		     size_t why_len)
+                     size_t why_len)
 {
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
@@ -97,18 +97,18 @@ int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *val
 		unsigned v = 0;
 		if (parse_value(o, value, &v) != SV_OK) {
 			snprintf(why, why_len, "policy option %s: '%s' is not a valid value", key,
-				 value);
+			         value);
 			return SV_ERR_CONFIG;
 		}
 		if (v < o->min || v > o->max) {
 			if (strcmp(o->name, "counter-scheme") == 0)
 				snprintf(why, why_len,
-					 "policy option counter-scheme: only 'plain' is "
-					 "implemented in this version");
+				         "policy option counter-scheme: only 'plain' is "
+				         "implemented in this version");
 			else
 				snprintf(why, why_len,
-					 "policy option %s: %u is out of bounds (%u..%u)", key, v,
-					 o->min, o->max);
+				         "policy option %s: %u is out of bounds (%u..%u)", key, v,
+				         o->min, o->max);
 			return SV_ERR_CONFIG;
 		}
 		*field(p, o) = v;
@@ -132,15 +132,15 @@ int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_le
 		unsigned v = cfield(p, &opts[i]);
 		if (v < opts[i].min || v > opts[i].max) {
 			snprintf(why, why_len, "policy option %s: %u is out of bounds (%u..%u)",
-				 opts[i].name, v, opts[i].min, opts[i].max);
+			         opts[i].name, v, opts[i].min, opts[i].max);
 			return SV_ERR_CONFIG;
 		}
 	}
 	if (p->default_guess_limit > p->max_guess_limit) {
 		snprintf(why, why_len,
-			 "policy: default-guess-limit %u exceeds max-guess-limit %u; lower the "
-			 "default or raise the maximum",
-			 p->default_guess_limit, p->max_guess_limit);
+		         "policy: default-guess-limit %u exceeds max-guess-limit %u; lower the "
+		         "default or raise the maximum",
+		         p->default_guess_limit, p->max_guess_limit);
 		return SV_ERR_CONFIG;
 	}
 	return SV_OK;
@@ -156,9 +156,9 @@ void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32])
 	for (size_t i = 0; i < NOPTS; i++) {
 		unsigned v = cfield(p, &opts[i]);
 		uint8_t be[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8),
-				 (uint8_t)v};
+		                 (uint8_t)v};
 		crypto_hash_sha256_update(&st, (const uint8_t *)opts[i].name,
-					  strlen(opts[i].name) + 1);
+		                          strlen(opts[i].name) + 1);
 		crypto_hash_sha256_update(&st, be, sizeof(be));
 	}
 	crypto_hash_sha256_final(&st, out);

@@ -15,13 +15,13 @@ enum policy_counter_scheme {
 
 struct sv_vault_policy {
 	unsigned default_guess_limit; /* used when a registration names none; default 10 */
-	unsigned max_guess_limit;     /* highest limit a registration may ask for; 1..255, default 10 */
-	unsigned batch_window_us;     /* group commit: wait this long for more changes; 0..100000 */
-	unsigned max_batch;           /* state changes per commit; 1..4096 */
-	unsigned pending_login_max;   /* logins between KE2 and KE3 held in memory; 16..1048576 */
-	unsigned login_timeout_s;     /* a pending login expires after this; 1..600 */
+	unsigned max_guess_limit; /* highest limit a registration may ask for; 1..255, default 10 */
+	unsigned batch_window_us; /* group commit: wait this long for more changes; 0..100000 */
+	unsigned max_batch;       /* state changes per commit; 1..4096 */
+	unsigned pending_login_max; /* logins between KE2 and KE3 held in memory; 16..1048576 */
+	unsigned login_timeout_s;   /* a pending login expires after this; 1..600 */
 	unsigned nv_flush_budget_per_day; /* forced NV flushes per day (hybrid scheme); 1..10000 */
-	unsigned counter_scheme;      /* enum policy_counter_scheme */
+	unsigned counter_scheme;          /* enum policy_counter_scheme */
 };
 
 /* Fills in the documented defaults. */
@@ -29,12 +29,12 @@ void policy_vault_defaults(struct sv_vault_policy *p);
 /* Sets one option by its config-file name (e.g. "max-guess-limit", "batch-window-us"); rejects
  * unknown names and out-of-bounds values with a one-line reason in why. */
 int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
-		     size_t why_len) __attribute__((warn_unused_result));
+                     size_t why_len) __attribute__((warn_unused_result));
 /* 1 when key names a policy option (what policy_vault_set accepts), else 0. */
 int policy_vault_is_option(const char *key);
 /* Checks every bound and the relations between fields (default <= max). */
 int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_len)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 /* SHA-256 over a canonical encoding of the policy, for attestation statements. */
 void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32]);
 

@@ -65,16 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Seal the input as a frame and open it again: must round-trip exactly. */
 	struct sv_buf out;
 	struct journal_frame in = {.kind = JOURNAL_KIND_COMMIT,
-				   .scheme = JOURNAL_SCHEME_PLAIN,
-				   .counter = size,
-				   .nv_writes = size + 1,
-				   .count = 1};
+	                           .scheme = JOURNAL_SCHEME_PLAIN,
+	                           .counter = size,
+	                           .nv_writes = size + 1,
+	                           .count = 1};
 	if (sv_buf_init(&out, size + JOURNAL_FRAME_OVERHEAD) != SV_OK)
 		abort();
 	if (journal_frame_seal(&keys, zero, &in, data, size, &out, mac) != SV_OK)
 		abort();
 	if (journal_frame_open(&keys, zero, out.data, out.len, &f, &flen, &plain, &plen, mac2) !=
-		    SV_OK ||
+	        SV_OK ||
 	    flen != out.len || plen != size || (size && memcmp(plain, data, size) != 0) ||
 	    memcmp(mac, mac2, sizeof(mac)) != 0 || f.counter != size)
 		abort();

@@ -13,7 +13,8 @@ static void check(const uint8_t *data, size_t size)
 	struct vaultreq_change_finish r;
 	const char *why = NULL;
 
-	if (fuzz_vault_refused(vaultreq_parse_change_finish(&r, data, size, &why), &r, sizeof(r), why))
+	if (fuzz_vault_refused(vaultreq_parse_change_finish(&r, data, size, &why), &r, sizeof(r),
+	                       why))
 		return;
 	fuzz_vault_put(r.session_id, VAULTREQ_SESSION_ID_LEN);
 	fuzz_vault_put(r.record, VAULTREQ_RECORD_LEN);

@@ -13,7 +13,8 @@ static void check(const uint8_t *data, size_t size)
 	struct vaultreq_login_finish r;
 	const char *why = NULL;
 
-	if (fuzz_vault_refused(vaultreq_parse_login_finish(&r, data, size, &why), &r, sizeof(r), why))
+	if (fuzz_vault_refused(vaultreq_parse_login_finish(&r, data, size, &why), &r, sizeof(r),
+	                       why))
 		return;
 	if (r.op < VAULTREQ_OP_RECOVER || r.op > VAULTREQ_OP_CHANGE ||
 	    (r.op == VAULTREQ_OP_CHANGE) != (r.payload_len == VAULTREQ_REG_REQUEST_LEN))

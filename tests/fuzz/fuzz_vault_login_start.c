@@ -13,7 +13,8 @@ static void check(const uint8_t *data, size_t size)
 	struct vaultreq_login_start r;
 	const char *why = NULL;
 
-	if (fuzz_vault_refused(vaultreq_parse_login_start(&r, data, size, &why), &r, sizeof(r), why))
+	if (fuzz_vault_refused(vaultreq_parse_login_start(&r, data, size, &why), &r, sizeof(r),
+	                       why))
 		return;
 	if (r.id_len < VAULTREQ_ID_MIN || r.id_len > VAULTREQ_ID_MAX)
 		abort();

@@ -13,7 +13,8 @@ static void check(const uint8_t *data, size_t size)
 	struct vaultreq_register_finish r;
 	const char *why = NULL;
 
-	if (fuzz_vault_refused(vaultreq_parse_register_finish(&r, data, size, &why), &r, sizeof(r), why))
+	if (fuzz_vault_refused(vaultreq_parse_register_finish(&r, data, size, &why), &r, sizeof(r),
+	                       why))
 		return;
 	if (r.blob_len < VAULTREQ_BLOB_MIN || r.blob_len > VAULTREQ_BLOB_MAX)
 		abort();

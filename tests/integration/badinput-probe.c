@@ -294,10 +294,11 @@ static void random_bodies(void)
 	expect("attestation without a nonce", &r, 400);
 	request("GET", "/v1/attestation?nonce=00112233445566", NULL, NULL, 0, &r);
 	expect("attestation with a 7-byte nonce", &r, 400);
-	request("GET",
-	        "/v1/attestation?nonce=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
-	        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
-	        NULL, NULL, 0, &r);
+	request(
+	    "GET",
+	    "/v1/attestation?nonce=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff00",
+	    NULL, NULL, 0, &r);
 	expect("attestation with a 65-byte nonce", &r, 400);
 	request("GET", "/v1/attestation?nonce=0011223344556677", NULL, NULL, 0, &r);
 	expect("attestation with an 8-byte nonce", &r, 200);

@@ -157,7 +157,7 @@ static double now_s(void)
 }
 
 static int open_vault(struct store **s, struct tpm **t, const char *dir, const char *tcti,
-		      const struct sv_vault_policy *pol)
+                      const struct sv_vault_policy *pol)
 {
 	char why[512];
 	int r = tpm_open(t, tcti, why, sizeof(why));
@@ -176,7 +176,7 @@ static uint64_t min_pos; /* --min-pos: where the previous run found the vault */
  * acknowledged op and is at most one batch beyond them (one commit may be durable but not yet
  * acknowledged: killed after store_commit, or between fsync and NV increment). */
 static int locate(const struct store *s, struct muser *m, uint64_t ops, uint64_t batch,
-		  long long acked, uint64_t *pos)
+                  long long acked, uint64_t *pos)
 {
 	struct muser cur[NUSERS] = {{0}};
 	int found = 0;
@@ -202,10 +202,10 @@ static int locate(const struct store *s, struct muser *m, uint64_t ops, uint64_t
 	}
 	if (*pos < need || *pos > need + batch) {
 		fprintf(stderr,
-			"state-driver: vault is at op %llu but ops up to %lld were acknowledged "
-			"(allowed: %llu or %llu)\n",
-			(unsigned long long)*pos, acked, (unsigned long long)need,
-			(unsigned long long)(need + batch));
+		        "state-driver: vault is at op %llu but ops up to %lld were acknowledged "
+		        "(allowed: %llu or %llu)\n",
+		        (unsigned long long)*pos, acked, (unsigned long long)need,
+		        (unsigned long long)(need + batch));
 		return 4;
 	}
 	return 0;
@@ -214,7 +214,7 @@ static int locate(const struct store *s, struct muser *m, uint64_t ops, uint64_t
 static unsigned snapshot_every; /* run: store_snapshot after every N commits (0: never) */
 
 static int cmd_run(const char *dir, const char *tcti, uint64_t ops, uint64_t batch, long long acked,
-		   int do_run)
+                   int do_run)
 {
 	struct store *s = NULL;
 	struct tpm *t = NULL;
@@ -239,7 +239,7 @@ static int cmd_run(const char *dir, const char *tcti, uint64_t ops, uint64_t bat
 			int r = store_apply(s, &o, k);
 			if (r != SV_OK) {
 				fprintf(stderr, "state-driver: op %llu failed: %s\n",
-					(unsigned long long)k, sv_strerror(r));
+				        (unsigned long long)k, sv_strerror(r));
 				ex = 1;
 				goto out;
 			}
@@ -345,8 +345,8 @@ static void *committer_main(void *arg)
 			r = store_lookup(b->s, id, len, &v);
 			if (r == SV_OK)
 				r = v.guesses_used + 2 >= v.guess_limit
-					    ? store_reset_guesses(b->s, id, len)
-					    : store_charge_guess(b->s, id, len, &left);
+				        ? store_reset_guesses(b->s, id, len)
+				        : store_charge_guess(b->s, id, len, &left);
 		}
 		if (r == SV_OK)
 			r = store_commit(b->s);
@@ -387,7 +387,7 @@ static int bench_round(struct store *s, unsigned writers, unsigned per_writer, u
 	pthread_create(&ct, NULL, committer_main, &b);
 	for (unsigned i = 0; i < writers; i++) {
 		w[i] = (struct writer){
-			.b = &b, .idx = i, .n = per_writer, .lat = lat + (size_t)i * per_writer};
+		    .b = &b, .idx = i, .n = per_writer, .lat = lat + (size_t)i * per_writer};
 		pthread_create(&th[i], NULL, writer_main, &w[i]);
 	}
 	for (unsigned i = 0; i < writers; i++)
@@ -403,7 +403,7 @@ static int bench_round(struct store *s, unsigned writers, unsigned per_writer, u
 	uint64_t commits = s1.commits - s0.commits, changes = s1.changes - s0.changes;
 	char wn[64];
 	snprintf(wn, sizeof(wn), "%u-writer%s%s", writers, writers == 1 ? "" : "s",
-		 window_us ? "-window" : "");
+	         window_us ? "-window" : "");
 	printf("commit-latency-%s-p50: %.2f ms\n", wn, lat[n / 2] * 1e3);
 	printf("commit-latency-%s-p99: %.2f ms\n", wn, lat[n * 99 / 100] * 1e3);
 	printf("changes/nv-increment-%s: %.1f changes\n", wn, (double)changes / (double)commits);
@@ -453,7 +453,7 @@ static int cmd_bench_commit(const char *dir, const char *tcti, unsigned writers,
 	if (ex == 0) {
 		printf("batch-window: %u us\n", pol.batch_window_us);
 		ex = bench_round(s, writers, changes / writers > 0 ? changes / writers : 1,
-				 pol.batch_window_us);
+		                 pol.batch_window_us);
 	}
 out:
 	store_close(s);
@@ -541,7 +541,7 @@ static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 	store_get_stats(s, &st);
 	if (st.users != users) {
 		fprintf(stderr, "state-driver: reopened vault has %llu users, expected %u\n",
-			(unsigned long long)st.users, users);
+		        (unsigned long long)st.users, users);
 		ex = 1;
 		goto out;
 	}
@@ -556,19 +556,19 @@ out:
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"state-dir", required_argument, NULL, 'd'},
-		{"tpm", required_argument, NULL, 't'},
-		{"seed", required_argument, NULL, 's'},
-		{"ops", required_argument, NULL, 'o'},
-		{"batch", required_argument, NULL, 'b'},
-		{"acked", required_argument, NULL, 'a'},
-		{"writers", required_argument, NULL, 'w'},
-		{"changes", required_argument, NULL, 'c'},
-		{"users", required_argument, NULL, 'u'},
-		{"user", required_argument, NULL, 'U'},
-		{"snapshot-every", required_argument, NULL, 'S'},
-		{"min-pos", required_argument, NULL, 'P'},
-		{NULL, 0, NULL, 0},
+	    {"state-dir", required_argument, NULL, 'd'},
+	    {"tpm", required_argument, NULL, 't'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"ops", required_argument, NULL, 'o'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"acked", required_argument, NULL, 'a'},
+	    {"writers", required_argument, NULL, 'w'},
+	    {"changes", required_argument, NULL, 'c'},
+	    {"users", required_argument, NULL, 'u'},
+	    {"user", required_argument, NULL, 'U'},
+	    {"snapshot-every", required_argument, NULL, 'S'},
+	    {"min-pos", required_argument, NULL, 'P'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *dir = NULL, *tcti = NULL, *user = NULL;
 	uint64_t ops = 1000, batch = 4;

@@ -62,7 +62,7 @@ static void test_max_is_enforced(void **state)
 
 static void test_short_reads_consume_nothing(void **state)
 {
-	const uint8_t in[3] = { 1, 2, 3 };
+	const uint8_t in[3] = {1, 2, 3};
 	struct sv_buf b;
 	uint32_t v32;
 	uint64_t v64;
@@ -81,10 +81,10 @@ static void test_short_reads_consume_nothing(void **state)
 static void test_hostile_str16_lengths(void **state)
 {
 	/* declared lengths 0xffff, n+1 and above the caller's max must all be refused intact */
-	const uint8_t huge[] = { 0xff, 0xff, 'a', 'b' };
-	const uint8_t one_more[] = { 0x00, 0x03, 'a', 'b' };
-	const uint8_t zero[] = { 0x00, 0x00 };
-	const uint8_t over_max[] = { 0x00, 0x02, 'a', 'b' };
+	const uint8_t huge[] = {0xff, 0xff, 'a', 'b'};
+	const uint8_t one_more[] = {0x00, 0x03, 'a', 'b'};
+	const uint8_t zero[] = {0x00, 0x00};
+	const uint8_t over_max[] = {0x00, 0x02, 'a', 'b'};
 	struct sv_buf b;
 	const uint8_t *p;
 	size_t n = 99;
@@ -122,11 +122,11 @@ static void test_reset_wipes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_max_is_enforced),
-		cmocka_unit_test(test_short_reads_consume_nothing),
-		cmocka_unit_test(test_hostile_str16_lengths),
-		cmocka_unit_test(test_reset_wipes),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_max_is_enforced),
+	    cmocka_unit_test(test_short_reads_consume_nothing),
+	    cmocka_unit_test(test_hostile_str16_lengths),
+	    cmocka_unit_test(test_reset_wipes),
 	};
 	return cmocka_run_group_tests_name("common/buf", tests, NULL, NULL);
 }

@@ -28,13 +28,13 @@ static int setup(void **state)
 }
 
 static void seal(const uint8_t prev[32], uint64_t counter, const uint8_t *plain, size_t n,
-		 struct sv_buf *out, uint8_t mac[32])
+                 struct sv_buf *out, uint8_t mac[32])
 {
 	struct journal_frame f = {.kind = JOURNAL_KIND_COMMIT,
-				  .scheme = JOURNAL_SCHEME_PLAIN,
-				  .counter = counter,
-				  .nv_writes = counter + 1,
-				  .count = 1};
+	                          .scheme = JOURNAL_SCHEME_PLAIN,
+	                          .counter = counter,
+	                          .nv_writes = counter + 1,
+	                          .count = 1};
 	assert_int_equal(sv_buf_init(out, 1 << 20), SV_OK);
 	assert_int_equal(journal_frame_seal(&keys, prev, &f, plain, n, out, mac), SV_OK);
 }
@@ -55,13 +55,13 @@ static void test_frame_roundtrip_and_chain(void **state)
 	/* The second frame only opens against the first frame's MAC (the chain). */
 	memcpy(copy, b.data, b.len);
 	assert_int_equal(
-		journal_frame_open(&keys, zero, copy, b.len, &f, &flen, &plain, &plen, got),
-		SV_ERR_AUTH);
+	    journal_frame_open(&keys, zero, copy, b.len, &f, &flen, &plain, &plen, got),
+	    SV_ERR_AUTH);
 	assert_int_equal(
-		journal_frame_open(&keys, mac2, copy, b.len, &f, &flen, &plain, &plen, got),
-		SV_ERR_AUTH);
+	    journal_frame_open(&keys, mac2, copy, b.len, &f, &flen, &plain, &plen, got),
+	    SV_ERR_AUTH);
 	assert_int_equal(
-		journal_frame_open(&keys, mac1, copy, b.len, &f, &flen, &plain, &plen, got), SV_OK);
+	    journal_frame_open(&keys, mac1, copy, b.len, &f, &flen, &plain, &plen, got), SV_OK);
 	assert_int_equal(flen, b.len);
 	assert_int_equal(f.counter, 8);
 	assert_int_equal(f.nv_writes, 9);
@@ -75,8 +75,8 @@ static void test_frame_roundtrip_and_chain(void **state)
 	journal_keys_derive(&other, vk);
 	memcpy(copy, b.data, b.len);
 	assert_int_equal(
-		journal_frame_open(&other, mac1, copy, b.len, &f, &flen, &plain, &plen, got),
-		SV_ERR_AUTH);
+	    journal_frame_open(&other, mac1, copy, b.len, &f, &flen, &plain, &plen, got),
+	    SV_ERR_AUTH);
 	free(copy);
 	sv_buf_free(&a);
 	sv_buf_free(&b);
@@ -101,15 +101,14 @@ static void test_frame_every_flip_and_truncation(void **state)
 	for (size_t n = 0; n < a.len; n++) {
 		memcpy(copy, a.data, a.len);
 		assert_int_equal(
-			journal_frame_open(&keys, zero, copy, n, &f, &flen, &plain, &plen, got),
-			SV_ERR_INVALID);
+		    journal_frame_open(&keys, zero, copy, n, &f, &flen, &plain, &plen, got),
+		    SV_ERR_INVALID);
 	}
 	/* Trailing bytes belong to the next frame: consumed length is exact. */
 	memcpy(copy, a.data, a.len);
 	copy[a.len] = 0xee;
 	assert_int_equal(
-		journal_frame_open(&keys, zero, copy, a.len + 1, &f, &flen, &plain, &plen, got),
-		SV_OK);
+	    journal_frame_open(&keys, zero, copy, a.len + 1, &f, &flen, &plain, &plen, got), SV_OK);
 	assert_int_equal(flen, a.len);
 	free(copy);
 	sv_buf_free(&a);
@@ -132,8 +131,8 @@ static void test_frame_hostile_lengths(void **state)
 		copy[30] = (uint8_t)(lens[i] >> 8);
 		copy[31] = (uint8_t)lens[i];
 		assert_int_equal(
-			journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
-			SV_ERR_INVALID);
+		    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
+		    SV_ERR_INVALID);
 		free(copy);
 	}
 	/* Unknown kind and nonzero padding are not frames. */
@@ -141,13 +140,13 @@ static void test_frame_hostile_lengths(void **state)
 	memcpy(copy, a.data, a.len);
 	copy[4] = 9;
 	assert_int_equal(
-		journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
-		SV_ERR_INVALID);
+	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
+	    SV_ERR_INVALID);
 	memcpy(copy, a.data, a.len);
 	copy[7] = 1;
 	assert_int_equal(
-		journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
-		SV_ERR_INVALID);
+	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
+	    SV_ERR_INVALID);
 	free(copy);
 	struct journal_frame bad = {.kind = 4};
 	assert_int_equal(journal_frame_seal(&keys, zero, &bad, NULL, 0, &a, mac), SV_ERR_INVALID);
@@ -160,30 +159,30 @@ static void test_ops_roundtrip(void **state)
 	memset(rec, 0xaa, sizeof(rec));
 	memset(blob, 0xbb, sizeof(blob));
 	const struct journal_op ops[] = {
-		{.type = JOURNAL_OP_PUT,
-		 .id = (const uint8_t *)"alice",
-		 .id_len = 5,
-		 .limit = 10,
-		 .record = rec,
-		 .blob = blob,
-		 .blob_len = JOURNAL_BLOB_MAX},
-		{.type = JOURNAL_OP_CHARGE, .id = (const uint8_t *)"alice", .id_len = 5, .used = 1},
-		{.type = JOURNAL_OP_RESET, .id = (const uint8_t *)"alice", .id_len = 5},
-		{.type = JOURNAL_OP_DELETE, .id = (const uint8_t *)"alice", .id_len = 5},
-		{.type = JOURNAL_OP_USER,
-		 .id = (const uint8_t *)"bob",
-		 .id_len = 3,
-		 .limit = 3,
-		 .used = 3,
-		 .destroyed = 1},
-		{.type = JOURNAL_OP_USER,
-		 .id = (const uint8_t *)"eve",
-		 .id_len = 3,
-		 .limit = 3,
-		 .used = 2,
-		 .record = rec,
-		 .blob = NULL,
-		 .blob_len = 0},
+	    {.type = JOURNAL_OP_PUT,
+	     .id = (const uint8_t *)"alice",
+	     .id_len = 5,
+	     .limit = 10,
+	     .record = rec,
+	     .blob = blob,
+	     .blob_len = JOURNAL_BLOB_MAX},
+	    {.type = JOURNAL_OP_CHARGE, .id = (const uint8_t *)"alice", .id_len = 5, .used = 1},
+	    {.type = JOURNAL_OP_RESET, .id = (const uint8_t *)"alice", .id_len = 5},
+	    {.type = JOURNAL_OP_DELETE, .id = (const uint8_t *)"alice", .id_len = 5},
+	    {.type = JOURNAL_OP_USER,
+	     .id = (const uint8_t *)"bob",
+	     .id_len = 3,
+	     .limit = 3,
+	     .used = 3,
+	     .destroyed = 1},
+	    {.type = JOURNAL_OP_USER,
+	     .id = (const uint8_t *)"eve",
+	     .id_len = 3,
+	     .limit = 3,
+	     .used = 2,
+	     .record = rec,
+	     .blob = NULL,
+	     .blob_len = 0},
 	};
 	struct sv_buf b;
 	assert_int_equal(sv_buf_init(&b, 1 << 16), SV_OK);
@@ -232,12 +231,12 @@ static void test_ops_hostile(void **state)
 	op.id_len = 256;
 	assert_int_equal(journal_op_put(&b, &op), SV_ERR_RANGE);
 	op = (struct journal_op){.type = JOURNAL_OP_PUT,
-				 .id = id,
-				 .id_len = 255,
-				 .limit = 1,
-				 .record = rec,
-				 .blob = rec,
-				 .blob_len = JOURNAL_BLOB_MAX + 1};
+	                         .id = id,
+	                         .id_len = 255,
+	                         .limit = 1,
+	                         .record = rec,
+	                         .blob = rec,
+	                         .blob_len = JOURNAL_BLOB_MAX + 1};
 	assert_int_equal(journal_op_put(&b, &op), SV_ERR_RANGE);
 	op.limit = 0;
 	op.blob_len = 1;
@@ -247,15 +246,15 @@ static void test_ops_hostile(void **state)
 	assert_int_equal(b.len, 0);
 
 	static const uint8_t bad[][8] = {
-		{JOURNAL_OP_RESET, 0},              /* empty id */
-		{99, 1, 'a'},                       /* unknown type */
-		{0, 1, 'a'},                        /* type 0 */
-		{JOURNAL_OP_CHARGE, 1, 'a', 0},     /* charge to used 0 */
-		{JOURNAL_OP_PUT, 1, 'a', 0},        /* limit 0 */
-		{JOURNAL_OP_USER, 1, 'a', 3, 4, 0}, /* used > limit */
-		{JOURNAL_OP_USER, 1, 'a', 3, 3, 0}, /* at limit but not destroyed */
-		{JOURNAL_OP_USER, 1, 'a', 3, 1, 2}, /* destroyed flag 2 */
-		{JOURNAL_OP_RESET, 0xff, 'a'},      /* id longer than the input */
+	    {JOURNAL_OP_RESET, 0},              /* empty id */
+	    {99, 1, 'a'},                       /* unknown type */
+	    {0, 1, 'a'},                        /* type 0 */
+	    {JOURNAL_OP_CHARGE, 1, 'a', 0},     /* charge to used 0 */
+	    {JOURNAL_OP_PUT, 1, 'a', 0},        /* limit 0 */
+	    {JOURNAL_OP_USER, 1, 'a', 3, 4, 0}, /* used > limit */
+	    {JOURNAL_OP_USER, 1, 'a', 3, 3, 0}, /* at limit but not destroyed */
+	    {JOURNAL_OP_USER, 1, 'a', 3, 1, 2}, /* destroyed flag 2 */
+	    {JOURNAL_OP_RESET, 0xff, 'a'},      /* id longer than the input */
 	};
 	static const size_t bad_len[] = {2, 3, 3, 4, 4, 6, 6, 6, 3};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -357,13 +356,13 @@ static void test_state_header(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_frame_roundtrip_and_chain),
-		cmocka_unit_test(test_frame_every_flip_and_truncation),
-		cmocka_unit_test(test_frame_hostile_lengths),
-		cmocka_unit_test(test_ops_roundtrip),
-		cmocka_unit_test(test_ops_hostile),
-		cmocka_unit_test(test_head),
-		cmocka_unit_test(test_state_header),
+	    cmocka_unit_test(test_frame_roundtrip_and_chain),
+	    cmocka_unit_test(test_frame_every_flip_and_truncation),
+	    cmocka_unit_test(test_frame_hostile_lengths),
+	    cmocka_unit_test(test_ops_roundtrip),
+	    cmocka_unit_test(test_ops_hostile),
+	    cmocka_unit_test(test_head),
+	    cmocka_unit_test(test_state_header),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -30,24 +30,24 @@ struct bound {
 static void test_bounds(void **state)
 {
 	static const struct bound b[] = {
-		{"max-guess-limit", "0", "1", "255", "256"},
-		{"batch-window-us", NULL, "0", "100000", "100001"},
-		{"max-batch", "0", "1", "4096", "4097"},
-		{"pending-login-max", "15", "16", "1048576", "1048577"},
-		{"login-timeout-s", "0", "1", "600", "601"},
-		{"nv-flush-budget-per-day", "0", "1", "10000", "10001"},
+	    {"max-guess-limit", "0", "1", "255", "256"},
+	    {"batch-window-us", NULL, "0", "100000", "100001"},
+	    {"max-batch", "0", "1", "4096", "4097"},
+	    {"pending-login-max", "15", "16", "1048576", "1048577"},
+	    {"login-timeout-s", "0", "1", "600", "601"},
+	    {"nv-flush-budget-per-day", "0", "1", "10000", "10001"},
 	};
 	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
 		struct sv_vault_policy p;
 		policy_vault_defaults(&p);
 		if (b[i].below != NULL)
 			assert_int_equal(
-				policy_vault_set(&p, b[i].name, b[i].below, why, sizeof(why)),
-				SV_ERR_CONFIG);
+			    policy_vault_set(&p, b[i].name, b[i].below, why, sizeof(why)),
+			    SV_ERR_CONFIG);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].lo, why, sizeof(why)), SV_OK);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].hi, why, sizeof(why)), SV_OK);
 		assert_int_equal(policy_vault_set(&p, b[i].name, b[i].above, why, sizeof(why)),
-				 SV_ERR_CONFIG);
+		                 SV_ERR_CONFIG);
 		assert_non_null(strstr(why, b[i].name));
 	}
 }
@@ -57,16 +57,16 @@ static void test_bad_values(void **state)
 	struct sv_vault_policy p;
 	policy_vault_defaults(&p);
 	static const char *bad[] = {
-		"", "-1", "+5", " 5", "5 ", "5x", "0x10", "4294967296", "99999999999999999999"};
+	    "", "-1", "+5", " 5", "5 ", "5x", "0x10", "4294967296", "99999999999999999999"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_equal(policy_vault_set(&p, "max-batch", bad[i], why, sizeof(why)),
-				 SV_ERR_CONFIG);
+		                 SV_ERR_CONFIG);
 	assert_int_equal(p.max_batch, 256);
 	assert_int_equal(policy_vault_set(&p, "no-such-option", "1", why, sizeof(why)),
-			 SV_ERR_CONFIG);
+	                 SV_ERR_CONFIG);
 	assert_non_null(strstr(why, "no-such-option"));
 	assert_int_equal(policy_vault_set(&p, "counter-scheme", "hybrid", why, sizeof(why)),
-			 SV_ERR_CONFIG);
+	                 SV_ERR_CONFIG);
 	assert_int_equal(policy_vault_set(&p, "counter-scheme", "plain", why, sizeof(why)), SV_OK);
 }
 
@@ -75,7 +75,7 @@ static void test_relations(void **state)
 	struct sv_vault_policy p;
 	policy_vault_defaults(&p);
 	assert_int_equal(policy_vault_set(&p, "default-guess-limit", "20", why, sizeof(why)),
-			 SV_OK);
+	                 SV_OK);
 	assert_int_equal(policy_vault_check(&p, why, sizeof(why)), SV_ERR_CONFIG);
 	assert_non_null(strstr(why, "default-guess-limit"));
 	p.max_guess_limit = 20;
@@ -104,9 +104,9 @@ static void test_hash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_bounds),
-		cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_relations),
-		cmocka_unit_test(test_hash),
+	    cmocka_unit_test(test_defaults_valid), cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_bad_values),     cmocka_unit_test(test_relations),
+	    cmocka_unit_test(test_hash),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

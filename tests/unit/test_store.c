@@ -29,13 +29,13 @@ int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size
 int __wrap_tpm_counter_define(struct tpm *t, uint32_t index);
 int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index);
 int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
-			      size_t *name_len);
+                              size_t *name_len);
 int __wrap_tpm_counter_read(struct tpm *t, uint64_t *value);
 int __wrap_tpm_counter_increment(struct tpm *t);
 int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
-			uint8_t *blob, size_t blob_max, size_t *blob_len);
+                        uint8_t *blob, size_t blob_max, size_t *blob_len);
 int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-		      uint8_t key[TPM_VAULT_KEY_LEN]);
+                      uint8_t key[TPM_VAULT_KEY_LEN]);
 
 int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
 {
@@ -57,7 +57,7 @@ int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index)
 	return SV_OK;
 }
 int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
-			      size_t *name_len)
+                              size_t *name_len)
 {
 	if (!counter_defined)
 		return SV_ERR_NOTFOUND;
@@ -78,7 +78,7 @@ int __wrap_tpm_counter_increment(struct tpm *t)
 	return SV_OK;
 }
 int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
-			uint8_t *blob, size_t blob_max, size_t *blob_len)
+                        uint8_t *blob, size_t blob_max, size_t *blob_len)
 {
 	randombytes_buf(sealed_key, sizeof(sealed_key));
 	memcpy(key, sealed_key, sizeof(sealed_key));
@@ -87,7 +87,7 @@ int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_
 	return SV_OK;
 }
 int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-		      uint8_t key[TPM_VAULT_KEY_LEN])
+                      uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	if (blob_len != 64 || blob[0] != 0x5e)
 		return SV_ERR_TPM;
@@ -142,8 +142,8 @@ static int open_refused(const char *reason)
 static void put(struct store *s, const char *id, unsigned limit)
 {
 	assert_int_equal(store_put_user(s, (const uint8_t *)id, strlen(id), rec,
-					(const uint8_t *)"blob", 4, limit),
-			 SV_OK);
+	                                (const uint8_t *)"blob", 4, limit),
+	                 SV_OK);
 }
 
 static unsigned used(struct store *s, const char *id)
@@ -209,7 +209,7 @@ static void test_failed_increment_rolls_forward(void **state)
 	assert_int_not_equal(store_commit(s), SV_OK);
 	/* memory is ahead of the durable state: nothing more is accepted */
 	assert_int_equal(store_put_user(s, (const uint8_t *)"dave", 4, rec, NULL, 0, 3),
-			 SV_ERR_STATE);
+	                 SV_ERR_STATE);
 	assert_int_equal(store_commit(s), SV_ERR_STATE);
 	store_close(s);
 	fail_increment = 0;
@@ -238,7 +238,8 @@ static void test_write_then_anchor(void **state)
 	assert_int_equal(store_charge_guess(s, (const uint8_t *)"frank", 5, &left), SV_OK);
 	assert_int_equal(store_pending_anchored(s), 1);
 	assert_int_equal(store_stage_noop(s), SV_OK);
-	assert_int_equal(store_pending_anchored(s), 2); /* the unknown-user no-op times like a charge */
+	assert_int_equal(store_pending_anchored(s),
+	                 2); /* the unknown-user no-op times like a charge */
 	assert_int_equal(store_commit(s), SV_OK);
 	assert_int_equal(store_pending_anchored(s), 0);
 	uint64_t c0 = counter;
@@ -401,7 +402,7 @@ static void test_bad_arguments(void **state)
 	store_close(s);
 	/* init refuses to overwrite */
 	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)),
-			 SV_ERR_EXISTS);
+	                 SV_ERR_EXISTS);
 	s = open_ok();
 	struct store_user_view v;
 	assert_int_equal(store_lookup(s, id, STORE_ID_MAX, &v), SV_OK);
@@ -412,14 +413,12 @@ static void test_bad_arguments(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_write_then_anchor, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_write_then_anchor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

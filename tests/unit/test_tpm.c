@@ -23,23 +23,23 @@ TSS2_RC __wrap_Esys_Initialize(ESYS_CONTEXT **ctx, TSS2_TCTI_CONTEXT *tcti, TSS2
 void __wrap_Esys_Finalize(ESYS_CONTEXT **ctx);
 TSS2_RC __wrap_Esys_Startup(ESYS_CONTEXT *ctx, TPM2_SU su);
 TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *ctx, ESYS_TR h, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
-				  const TPM2B_SENSITIVE_CREATE *in, const TPM2B_PUBLIC *pub,
-				  const TPM2B_DATA *outside, const TPML_PCR_SELECTION *pcr,
-				  ESYS_TR *obj, TPM2B_PUBLIC **op, TPM2B_CREATION_DATA **cd,
-				  TPM2B_DIGEST **ch, TPMT_TK_CREATION **ct);
+                                  const TPM2B_SENSITIVE_CREATE *in, const TPM2B_PUBLIC *pub,
+                                  const TPM2B_DATA *outside, const TPML_PCR_SELECTION *pcr,
+                                  ESYS_TR *obj, TPM2B_PUBLIC **op, TPM2B_CREATION_DATA **cd,
+                                  TPM2B_DIGEST **ch, TPMT_TK_CREATION **ct);
 TSS2_RC __wrap_Esys_TR_GetName(ESYS_CONTEXT *ctx, ESYS_TR h, TPM2B_NAME **name);
 TSS2_RC __wrap_Esys_StartAuthSession(ESYS_CONTEXT *ctx, ESYS_TR key, ESYS_TR bind, ESYS_TR s1,
-				     ESYS_TR s2, ESYS_TR s3, const TPM2B_NONCE *nonce, TPM2_SE type,
-				     const TPMT_SYM_DEF *sym, TPMI_ALG_HASH hash, ESYS_TR *sess);
+                                     ESYS_TR s2, ESYS_TR s3, const TPM2B_NONCE *nonce, TPM2_SE type,
+                                     const TPMT_SYM_DEF *sym, TPMI_ALG_HASH hash, ESYS_TR *sess);
 TSS2_RC __wrap_Esys_TRSess_SetAttributes(ESYS_CONTEXT *ctx, ESYS_TR s, TPMA_SESSION f,
-					 TPMA_SESSION m);
+                                         TPMA_SESSION m);
 TSS2_RC __wrap_Esys_GetRandom(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3, UINT16 n,
-			      TPM2B_DIGEST **out);
+                              TPM2B_DIGEST **out);
 TSS2_RC __wrap_Esys_FlushContext(ESYS_CONTEXT *ctx, ESYS_TR h);
 TSS2_RC __wrap_Esys_TR_FromTPMPublic(ESYS_CONTEXT *ctx, TPM2_HANDLE h, ESYS_TR s1, ESYS_TR s2,
-				     ESYS_TR s3, ESYS_TR *obj);
+                                     ESYS_TR s3, ESYS_TR *obj);
 TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ESYS_TR s1,
-				 ESYS_TR s2, ESYS_TR s3);
+                                 ESYS_TR s2, ESYS_TR s3);
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem);
 
 static int fake_ctx;
@@ -69,10 +69,10 @@ TSS2_RC __wrap_Esys_Startup(ESYS_CONTEXT *ctx, TPM2_SU su)
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_CreatePrimary(ESYS_CONTEXT *ctx, ESYS_TR h, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
-				  const TPM2B_SENSITIVE_CREATE *in, const TPM2B_PUBLIC *pub,
-				  const TPM2B_DATA *outside, const TPML_PCR_SELECTION *pcr,
-				  ESYS_TR *obj, TPM2B_PUBLIC **op, TPM2B_CREATION_DATA **cd,
-				  TPM2B_DIGEST **ch, TPMT_TK_CREATION **ct)
+                                  const TPM2B_SENSITIVE_CREATE *in, const TPM2B_PUBLIC *pub,
+                                  const TPM2B_DATA *outside, const TPML_PCR_SELECTION *pcr,
+                                  ESYS_TR *obj, TPM2B_PUBLIC **op, TPM2B_CREATION_DATA **cd,
+                                  TPM2B_DIGEST **ch, TPMT_TK_CREATION **ct)
 {
 	*obj = 0x100;
 	*op = calloc(1, sizeof(**op));
@@ -85,8 +85,8 @@ TSS2_RC __wrap_Esys_TR_GetName(ESYS_CONTEXT *ctx, ESYS_TR h, TPM2B_NAME **name)
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_StartAuthSession(ESYS_CONTEXT *ctx, ESYS_TR key, ESYS_TR bind, ESYS_TR s1,
-				     ESYS_TR s2, ESYS_TR s3, const TPM2B_NONCE *nonce, TPM2_SE type,
-				     const TPMT_SYM_DEF *sym, TPMI_ALG_HASH hash, ESYS_TR *sess)
+                                     ESYS_TR s2, ESYS_TR s3, const TPM2B_NONCE *nonce, TPM2_SE type,
+                                     const TPMT_SYM_DEF *sym, TPMI_ALG_HASH hash, ESYS_TR *sess)
 {
 	/* The session must be salted with the primary and encrypt parameters with AES-CFB. */
 	assert_int_equal(key, 0x100);
@@ -97,13 +97,13 @@ TSS2_RC __wrap_Esys_StartAuthSession(ESYS_CONTEXT *ctx, ESYS_TR key, ESYS_TR bin
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_TRSess_SetAttributes(ESYS_CONTEXT *ctx, ESYS_TR s, TPMA_SESSION f,
-					 TPMA_SESSION m)
+                                         TPMA_SESSION m)
 {
 	assert_true(f & TPMA_SESSION_CONTINUESESSION);
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_GetRandom(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3, UINT16 n,
-			      TPM2B_DIGEST **out)
+                              TPM2B_DIGEST **out)
 {
 	*out = calloc(1, sizeof(**out));
 	(*out)->size = n;
@@ -114,7 +114,7 @@ TSS2_RC __wrap_Esys_FlushContext(ESYS_CONTEXT *ctx, ESYS_TR h)
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_TR_FromTPMPublic(ESYS_CONTEXT *ctx, TPM2_HANDLE h, ESYS_TR s1, ESYS_TR s2,
-				     ESYS_TR s3, ESYS_TR *obj)
+                                     ESYS_TR s3, ESYS_TR *obj)
 {
 	*obj = 0x300;
 	return TSS2_RC_SUCCESS;
@@ -127,7 +127,7 @@ static long sleeps[512];
 static size_t n_sleeps;
 
 TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ESYS_TR s1,
-				 ESYS_TR s2, ESYS_TR s3)
+                                 ESYS_TR s2, ESYS_TR s3)
 {
 	assert_int_equal(nv, 0x300);
 	assert_int_equal(s1, 0x200); /* always through the salted session */
@@ -167,7 +167,7 @@ static void test_retry_then_success(void **state)
 {
 	struct tpm *t = open_fake();
 	const TSS2_RC rc[] = {TPM2_RC_NV_RATE, TPM2_RC_NV_RATE,        TPM2_RC_RETRY,
-			      TPM2_RC_YIELDED, TPM2_RC_NV_UNAVAILABLE, TSS2_RC_SUCCESS};
+	                      TPM2_RC_YIELDED, TPM2_RC_NV_UNAVAILABLE, TSS2_RC_SUCCESS};
 	queue(6, rc);
 	assert_int_equal(tpm_counter_increment(t), SV_OK);
 	assert_int_equal(increments, 6);
@@ -185,7 +185,7 @@ static void test_no_retry_on_real_errors(void **state)
 {
 	struct tpm *t = open_fake();
 	const TSS2_RC fatal[] = {TPM2_RC_NV_LOCKED, TPM2_RC_AUTH_FAIL | TPM2_RC_1,
-				 TSS2_TCTI_RC_IO_ERROR, TSS2_ESYS_RC_MALFORMED_RESPONSE};
+	                         TSS2_TCTI_RC_IO_ERROR, TSS2_ESYS_RC_MALFORMED_RESPONSE};
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
 		n_answers = next_answer = increments = n_sleeps = 0;
 		queue(1, &fatal[i]);
@@ -214,9 +214,9 @@ static void test_retry_budget_ends(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_retry_then_success),
-		cmocka_unit_test(test_no_retry_on_real_errors),
-		cmocka_unit_test(test_retry_budget_ends),
+	    cmocka_unit_test(test_retry_then_success),
+	    cmocka_unit_test(test_no_retry_on_real_errors),
+	    cmocka_unit_test(test_retry_budget_ends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
