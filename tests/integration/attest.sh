@@ -234,7 +234,7 @@ refused ek-chain "another TPM's EK certificate with vault 1's EK"
 verify --expect "$tmp/expect.json" --tpm-ca "$tmp/ca12.pem" --evidence "$tmp/ev1.json.ek2" --nonce "$n1"
 refused ak-binding "another TPM's EK and certificate with vault 1's AK"
 
-say "a proxy that attests with vault 1 but runs OPAQUE with vault 2: server-key, nothing registered"
+say "a proxy that attests with vault 1 but runs OPAQUE with vault 2: server-key for register, recover, delete and change-password; nothing changed"
 # Vault 2 runs next to vault 1 (the helper's globals swapped for the moment).
 V1_PID=$SV_PID
 v1_saved=("$SV_DIR" "$SV_URL" "$SV_PORT" "$SV_CACERT" "$SWTPM_TCTI")
@@ -299,6 +299,36 @@ err=$(cat "$tmp/stderr")
 [ "$rc" -eq 4 ] || fail "register through the splitting proxy: exit $rc, want 4; $err"
 grep -qF "server-key: " <<<"$err" || fail "register through the splitting proxy: not server-key: $err"
 echo "attest:     refused as expected: $(head -n 1 <<<"$err")"
+# The same for the commands that log in: dave exists on vault 2 only; through the proxy each one
+# gets vault 2's KE2, whose server key (from the envelope) is not the attested one, and stops
+# before KE3: no secret written, nothing deleted, the password unchanged.
+"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user dave \
+	--password-file "$tmp/pw" --secret-file "$tmp/secret" >/dev/null 2>"$tmp/stderr" ||
+	fail "registering dave on vault 2: $(cat "$tmp/stderr")"
+printf 'a new password for dave\n' >"$tmp/pw-new"
+proxy_url="https://127.0.0.1:$(cat "$tmp/proxy.port")"
+for cmd in recover delete change-password; do
+	extra=()
+	case $cmd in
+	recover) extra=(--out "$tmp/dave.out") ;;
+	change-password) extra=(--new-password-file "$tmp/pw-new") ;;
+	esac
+	set +e
+	"$SV" "$cmd" --server "$proxy_url" --cacert "$SV_CACERT" --user dave \
+		--password-file "$tmp/pw" "${extra[@]}" --expect "$tmp/expect.json" --tpm-ca "$CA1" \
+		>"$tmp/stdout" 2>"$tmp/stderr"
+	rc=$?
+	set -e
+	err=$(cat "$tmp/stderr")
+	[ "$rc" -eq 4 ] || fail "$cmd through the splitting proxy: exit $rc, want 4; $err"
+	grep -qF "server-key: " <<<"$err" || fail "$cmd through the splitting proxy: not server-key: $err"
+	echo "attest:     $cmd refused as expected: $(head -n 1 <<<"$err")"
+done
+[ ! -e "$tmp/dave.out" ] || fail "recover through the splitting proxy wrote the secret"
+"$SV" recover --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user dave \
+	--password-file "$tmp/pw" --out "$tmp/dave.direct" >/dev/null 2>"$tmp/stderr" ||
+	fail "dave on vault 2 after the refused delete/change-password: $(cat "$tmp/stderr")"
+cmp -s "$tmp/dave.direct" "$tmp/secret" || fail "dave's secret on vault 2 changed"
 kill "$PROXY_PID"
 wait "$PROXY_PID" 2>/dev/null || true
 PROXY_PID=''
