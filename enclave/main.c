@@ -4,12 +4,13 @@
  * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
  *
  * Serve loop with group commit: read every frame that is ready (up to the policy's max-batch),
- * answer each into its own buffer, wait up to batch-window-us for more if anything is staged, make
- * the batch durable with ONE journal frame and fsync (store_write), send the answers that need no
- * anchor (guess resets, requests that changed nothing), increment the NV counter (store_anchor),
- * and only then send the rest. A failed commit ends the process without answering what it had not
- * answered (nothing acknowledged is lost, nothing undurable is acknowledged). See
- * sealvault-enclave(8).
+ * answer each into its own buffer (login/starts last: when nothing else needs the NV increment,
+ * the rest is flushed and answered before them), wait up to batch-window-us for more if anything
+ * that needs the increment is staged, make the batch durable with ONE journal frame and fsync
+ * (store_write), send the answers that need no anchor (guess resets, requests that changed
+ * nothing), increment the NV counter (store_anchor), and only then send the rest. A failed commit
+ * ends the process without answering what it had not answered (nothing acknowledged is lost,
+ * nothing undurable is acknowledged). See sealvault-enclave(8).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -139,17 +140,36 @@ static void send_reply(uint32_t id, const struct sv_buf *reply)
 	}
 }
 
+/* A login/start frame this small is set aside by the first read of a cycle (see serve). */
+#define DEFER_SLOT 1024
+
 struct batch {
 	struct sv_buf *replies;
 	uint32_t *ids;
 	uint8_t *anchored; /* the reply waits for the NV increment (store_pending_anchored grew) */
 	size_t n, cap;
+	uint8_t *deferred; /* cap slots of DEFER_SLOT bytes: login/start frames, as received */
+	size_t *deferred_len;
+	size_t ndeferred;
 };
 
-/* Reads and answers frames until none is ready or the batch is full; 1 if the link ended. */
-static int drain(struct dispatch *d, struct store *s, struct batch *b, uint8_t *rbuf)
+/* Answers one decoded frame into the next reply slot. */
+static void handle(struct dispatch *d, struct store *s, struct batch *b, const struct sv_frame *f)
 {
-	while (b->n < b->cap) {
+	size_t anchored = store_pending_anchored(s);
+	int r = dispatch_request(d, f, mono_us() / 1000, &b->replies[b->n]);
+	b->anchored[b->n] = store_pending_anchored(s) != anchored;
+	if (r != 0)
+		die("internal error handling request type %u (%s); exiting", f->type,
+		    sv_strerror(r));
+	b->ids[b->n++] = f->req_id;
+}
+
+/* Reads and answers frames until none is ready or the batch is full; 1 if the link ended. With
+ * defer, login/start frames are only copied aside, for serve to answer after the rest. */
+static int drain(struct dispatch *d, struct store *s, struct batch *b, uint8_t *rbuf, int defer)
+{
+	while (b->n + b->ndeferred < b->cap) {
 		struct sv_frame f;
 		int r = frame_recv(SANDBOX_IPC_FD, rbuf, &f);
 		if (r == SV_ERR_BUSY)
@@ -165,16 +185,58 @@ static int drain(struct dispatch *d, struct store *s, struct batch *b, uint8_t *
 		if (!dispatch_permitted(f.type))
 			die("frame type %u is not a permitted request: protocol violation, exiting",
 			    f.type);
-		size_t anchored = store_pending_anchored(s);
-		r = dispatch_request(d, &f, mono_us() / 1000, &b->replies[b->n]);
-		b->anchored[b->n] = store_pending_anchored(s) != anchored;
-		sodium_memzero(rbuf, SV_FRAME_HDR_LEN + f.len);
-		if (r != 0)
-			die("internal error handling request type %u (%s); exiting", f.type,
-			    sv_strerror(r));
-		b->ids[b->n++] = f.req_id;
+		size_t len = SV_FRAME_HDR_LEN + f.len;
+		if (defer && f.type == SV_MSG_LOGIN_START && len <= DEFER_SLOT) {
+			memcpy(b->deferred + b->ndeferred * DEFER_SLOT, rbuf, len);
+			b->deferred_len[b->ndeferred++] = len;
+		} else {
+			handle(d, s, b, &f);
+		}
+		sodium_memzero(rbuf, len);
 	}
 	return 0;
+}
+
+/* Answers the frames drain set aside, in the order they came. */
+static void handle_deferred(struct dispatch *d, struct store *s, struct batch *b)
+{
+	for (size_t i = 0; i < b->ndeferred; i++) {
+		uint8_t *slot = b->deferred + i * DEFER_SLOT;
+		struct sv_frame f;
+		if (frame_decode(slot, b->deferred_len[i], &f) != 0)
+			die("a frame set aside no longer decodes; exiting");
+		handle(d, s, b, &f);
+		sodium_memzero(slot, b->deferred_len[i]);
+	}
+	b->ndeferred = 0;
+}
+
+/* Makes what is staged durable and sends the replies that need no anchor (store_write); then,
+ * if the frame was a commit, increments the NV counter (store_anchor) and sends the rest. */
+static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *b)
+{
+	uint64_t t0 = mono_us();
+	int r = store_write(s);
+	if (r != 0)
+		die("writing the journal failed (%s); exiting without answering the %zu "
+		    "requests of this batch",
+		    sv_strerror(r), b->n);
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->anchored[i])
+			send_reply(b->ids[i], &b->replies[i]);
+	if (store_pending(s) > 0) {
+		if ((r = store_anchor(s)) != 0)
+			die("the NV counter increment failed (%s); exiting without answering "
+			    "the requests of this batch that charged a guess or changed a record",
+			    sv_strerror(r));
+		dispatch_note_commit(d, mono_us() - t0, b->n);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->anchored[i])
+			send_reply(b->ids[i], &b->replies[i]);
+		sv_buf_reset(&b->replies[i]);
+	}
+	b->n = 0;
 }
 
 static int serve(struct vault *v, struct store *s, struct dispatch *d,
@@ -185,7 +247,10 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 	b.replies = calloc(b.cap, sizeof(*b.replies));
 	b.ids = calloc(b.cap, sizeof(*b.ids));
 	b.anchored = calloc(b.cap, sizeof(*b.anchored));
-	if (rbuf == NULL || b.replies == NULL || b.ids == NULL || b.anchored == NULL)
+	b.deferred = calloc(b.cap, DEFER_SLOT);
+	b.deferred_len = calloc(b.cap, sizeof(*b.deferred_len));
+	if (rbuf == NULL || b.replies == NULL || b.ids == NULL || b.anchored == NULL ||
+	    b.deferred == NULL || b.deferred_len == NULL)
 		die("out of memory for a batch of %zu replies", b.cap);
 	for (size_t i = 0; i < b.cap; i++)
 		if (sv_buf_init(&b.replies[i], SV_FRAME_MAX) != 0)
@@ -205,7 +270,16 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 		if (pr <= 0)
 			continue;
 		b.n = 0;
-		ended = drain(d, s, &b, rbuf);
+		/* Login/starts (whose answers wait for an NV increment) are set aside while the
+		 * rest of what is ready is answered; if none of that needs the increment (KE3s:
+		 * guess resets, failed KE3s, health), it is flushed and answered first, so a KE3
+		 * does not wait for the KE2s computed with it, the batch window and the increment.
+		 * Any order of requests that are in flight together is one a client could have
+		 * seen. */
+		ended = drain(d, s, &b, rbuf, 1);
+		if (b.ndeferred > 0 && b.n > 0 && store_pending_anchored(s) == 0)
+			commit_and_reply(d, s, &b);
+		handle_deferred(d, s, &b);
 		/* group commit: give other clients up to batch-window-us to join this commit (only
 		 * for changes that need the NV increment; resets alone are flushed at once) */
 		if (!ended && store_pending_anchored(s) > 0 && pol->batch_window_us > 0) {
@@ -218,41 +292,19 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 				p.revents = 0;
 				if (poll(&p, 1, ms) <= 0)
 					break;
-				ended = drain(d, s, &b, rbuf);
+				ended = drain(d, s, &b, rbuf, 0);
 			}
 		}
-		/* Journal frame and fsync; then the replies that need no anchor (guess resets after
-		 * a valid KE3, and requests that changed nothing); then the NV increment; then the
-		 * rest (store.h, store_write). */
-		uint64_t t0 = mono_us();
-		int r = store_write(s);
-		if (r != 0)
-			die("writing the journal failed (%s); exiting without answering the %zu "
-			    "requests of this batch",
-			    sv_strerror(r), b.n);
-		for (size_t i = 0; i < b.n; i++)
-			if (!b.anchored[i])
-				send_reply(b.ids[i], &b.replies[i]);
-		if (store_pending(s) > 0) {
-			if ((r = store_anchor(s)) != 0)
-				die("the NV counter increment failed (%s); exiting without "
-				    "answering "
-				    "the requests of this batch that charged a guess or changed a "
-				    "record",
-				    sv_strerror(r));
-			dispatch_note_commit(d, mono_us() - t0, b.n);
-		}
-		for (size_t i = 0; i < b.n; i++) {
-			if (b.anchored[i])
-				send_reply(b.ids[i], &b.replies[i]);
-			sv_buf_reset(&b.replies[i]);
-		}
+		commit_and_reply(d, s, &b);
 	}
 	for (size_t i = 0; i < b.cap; i++)
 		sv_buf_free(&b.replies[i]);
 	free(b.replies);
 	free(b.ids);
 	free(b.anchored);
+	sodium_memzero(b.deferred, b.cap * DEFER_SLOT);
+	free(b.deferred);
+	free(b.deferred_len);
 	sodium_memzero(rbuf, SV_FRAME_BUF_LEN);
 	free(rbuf);
 	return 0;
