@@ -289,16 +289,24 @@ python3 "$tmp/proxy.py" "$V1/cert.pem" "$V1/key.pem" "$tmp/proxy.port" "$SV_URL"
 PROXY_PID=$!
 for _ in $(seq 1 250); do [ -s "$tmp/proxy.port" ] && break; sleep 0.02; done
 [ -s "$tmp/proxy.port" ] || fail "the proxy did not start: $(cat "$tmp/proxy.log")"
-set +e
-"$SV" register --server "https://127.0.0.1:$(cat "$tmp/proxy.port")" --cacert "$SV_CACERT" \
-	--user carol --password-file "$tmp/pw" --secret-file "$tmp/secret" \
-	--expect "$tmp/expect.json" --tpm-ca "$CA1" >"$tmp/stdout" 2>"$tmp/stderr"
-rc=$?
-set -e
-err=$(cat "$tmp/stderr")
-[ "$rc" -eq 4 ] || fail "register through the splitting proxy: exit $rc, want 4; $err"
-grep -qF "server-key: " <<<"$err" || fail "register through the splitting proxy: not server-key: $err"
-echo "attest:     refused as expected: $(head -n 1 <<<"$err")"
+proxy_url="https://127.0.0.1:$(cat "$tmp/proxy.port")"
+# through_proxy CMD USER ARGS...: CMD with --expect through the proxy must exit 4 at server-key.
+through_proxy() {
+	local cmd=$1 user=$2 rc err
+	shift 2
+	set +e
+	"$SV" "$cmd" --server "$proxy_url" --cacert "$SV_CACERT" --user "$user" \
+		--password-file "$tmp/pw" "$@" --expect "$tmp/expect.json" --tpm-ca "$CA1" \
+		>"$tmp/stdout" 2>"$tmp/stderr"
+	rc=$?
+	set -e
+	err=$(cat "$tmp/stderr")
+	[ "$rc" -eq 4 ] || fail "$cmd through the splitting proxy: exit $rc, want 4; $err"
+	grep -qF "server-key: " <<<"$err" ||
+		fail "$cmd through the splitting proxy: not server-key: $err"
+	echo "attest:     $cmd refused as expected: $(head -n 1 <<<"$err")"
+}
+through_proxy register carol --secret-file "$tmp/secret"
 # The same for the commands that log in: dave exists on vault 2 only; through the proxy each one
 # gets vault 2's KE2, whose server key (from the envelope) is not the attested one, and stops
 # before KE3: no secret written, nothing deleted, the password unchanged.
@@ -306,24 +314,9 @@ echo "attest:     refused as expected: $(head -n 1 <<<"$err")"
 	--password-file "$tmp/pw" --secret-file "$tmp/secret" >/dev/null 2>"$tmp/stderr" ||
 	fail "registering dave on vault 2: $(cat "$tmp/stderr")"
 printf 'a new password for dave\n' >"$tmp/pw-new"
-proxy_url="https://127.0.0.1:$(cat "$tmp/proxy.port")"
-for cmd in recover delete change-password; do
-	extra=()
-	case $cmd in
-	recover) extra=(--out "$tmp/dave.out") ;;
-	change-password) extra=(--new-password-file "$tmp/pw-new") ;;
-	esac
-	set +e
-	"$SV" "$cmd" --server "$proxy_url" --cacert "$SV_CACERT" --user dave \
-		--password-file "$tmp/pw" "${extra[@]}" --expect "$tmp/expect.json" --tpm-ca "$CA1" \
-		>"$tmp/stdout" 2>"$tmp/stderr"
-	rc=$?
-	set -e
-	err=$(cat "$tmp/stderr")
-	[ "$rc" -eq 4 ] || fail "$cmd through the splitting proxy: exit $rc, want 4; $err"
-	grep -qF "server-key: " <<<"$err" || fail "$cmd through the splitting proxy: not server-key: $err"
-	echo "attest:     $cmd refused as expected: $(head -n 1 <<<"$err")"
-done
+through_proxy recover dave --out "$tmp/dave.out"
+through_proxy delete dave
+through_proxy change-password dave --new-password-file "$tmp/pw-new"
 [ ! -e "$tmp/dave.out" ] || fail "recover through the splitting proxy wrote the secret"
 "$SV" recover --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user dave \
 	--password-file "$tmp/pw" --out "$tmp/dave.direct" >/dev/null 2>"$tmp/stderr" ||
