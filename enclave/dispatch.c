@@ -177,8 +177,7 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
 	  "# TYPE sealvault_commits_total counter\nsealvault_commits_total %llu\n",
 	  (unsigned long long)st.commits);
 	P("# HELP sealvault_flushes_total Journal flushes since start: batches of guess resets "
-	  "only, "
-	  "fsynced without an NV write.\n"
+	  "only, fsynced without an NV write.\n"
 	  "# TYPE sealvault_flushes_total counter\nsealvault_flushes_total %llu\n",
 	  (unsigned long long)st.flushes);
 	P("# HELP sealvault_changes_total State changes committed since start.\n"
