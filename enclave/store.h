@@ -105,16 +105,16 @@ int store_commit(struct store *s) __attribute__((warn_unused_result));
 
 /* store_commit in two halves, so that a reply which needs no anchor leaves before the TPM round
  * trip. store_write appends the staged changes as one journal frame under the next counter value
- * and fsyncs it; store_anchor then increments the NV counter. When every staged change is a
- * reset, store_write writes a flush frame instead, under the current counter value, and
- * store_anchor increments nothing (the next commit's increment covers it, and nothing needs it
- * before then: see below). In between nothing may be staged (mutations
- * return SV_ERR_STATE), and the only replies that may leave are those whose changes were all
- * guess resets (store_pending_anchored() did not grow while they were handled): a reset
- * is durable once fsynced (I3), and a rollback of the disk that removed it would leave the user
- * charged, never give anyone a guess (I2); every other change (a charge, the unknown-user no-op
- * that must time like one, a registration, a deletion) waits for store_anchor. If store_anchor
- * fails the frame is on disk one ahead of the TPM and the next start completes it. */
+ * and fsyncs it; store_anchor then increments the NV counter. When every staged change is a reset,
+ * store_write writes a flush frame instead, under the current counter value, and store_anchor
+ * increments nothing (the next commit's increment covers it, and nothing needs it before then: see
+ * below). In between nothing may be staged (mutations return SV_ERR_STATE), and the only replies
+ * that may leave are those whose changes were all guess resets (store_pending_anchored() did not
+ * grow while they were handled): a reset is durable once fsynced (I3), and a rollback of the disk
+ * that removed it would leave the user charged, never give anyone a guess (I2); every other change
+ * (a charge, the unknown-user no-op that must time like one, a registration, a deletion) waits for
+ * store_anchor. If store_anchor fails the frame is on disk one ahead of the TPM and the next start
+ * completes it. */
 int store_write(struct store *s) __attribute__((warn_unused_result));
 int store_anchor(struct store *s) __attribute__((warn_unused_result));
 /* Staged changes that must not be acknowledged before store_anchor. */
