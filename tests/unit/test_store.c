@@ -385,19 +385,21 @@ static void test_snapshot_and_interrupted_reset(void **state)
 static void test_bad_arguments(void **state)
 {
 	struct store *s = open_ok();
-	uint8_t id[STORE_ID_MAX + 1];
+	uint8_t id[STORE_ID_MAX + 1], blob[STORE_BLOB_MAX];
 	memset(id, 'a', sizeof(id));
+	memset(blob, 'b', sizeof(blob));
 	unsigned left;
 	assert_int_equal(store_put_user(s, id, 0, rec, NULL, 0, 3), SV_ERR_RANGE);
 	assert_int_equal(store_put_user(s, id, STORE_ID_MAX + 1, rec, NULL, 0, 3), SV_ERR_RANGE);
-	assert_int_equal(store_put_user(s, id, 1, rec, id, STORE_BLOB_MAX + 1, 3), SV_ERR_RANGE);
+	assert_int_equal(store_put_user(s, id, 1, rec, blob, STORE_BLOB_MAX + 1, 3), SV_ERR_RANGE);
 	assert_int_equal(store_put_user(s, id, 1, rec, NULL, 0, 0), SV_ERR_RANGE);
 	assert_int_equal(store_put_user(s, id, 1, rec, NULL, 0, 256), SV_ERR_RANGE);
 	assert_int_equal(store_charge_guess(s, id, 1, &left), SV_ERR_NOTFOUND);
 	assert_int_equal(store_reset_guesses(s, id, 1), SV_ERR_NOTFOUND);
 	assert_int_equal(store_delete_user(s, id, 1), SV_ERR_NOTFOUND);
 	assert_int_equal(store_pending(s), 0);
-	assert_int_equal(store_put_user(s, id, STORE_ID_MAX, rec, id, STORE_BLOB_MAX, 255), SV_OK);
+	assert_int_equal(store_put_user(s, id, STORE_ID_MAX, rec, blob, STORE_BLOB_MAX, 255),
+	                 SV_OK);
 	assert_int_equal(store_commit(s), SV_OK);
 	store_close(s);
 	/* init refuses to overwrite */
