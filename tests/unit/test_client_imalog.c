@@ -239,7 +239,8 @@ static void add_sig(struct ima *m, const uint8_t file[32], const char *path, con
 	t[o++] = (uint8_t)pl, t[o++] = (uint8_t)(pl >> 8), t[o++] = 0, t[o++] = 0;
 	memcpy(t + o, path, pl), o += pl;
 	t[o++] = (uint8_t)sig_len, t[o++] = (uint8_t)(sig_len >> 8), t[o++] = 0, t[o++] = 0;
-	memcpy(t + o, sig, sig_len), o += sig_len;
+	if (sig_len) /* sig may be NULL; memcpy's arguments must not be, even for 0 bytes */
+		memcpy(t + o, sig, sig_len), o += sig_len;
 	crypto_hash_sha256(th, t, o);
 	sodium_bin2hex(fh, sizeof(fh), file, 32);
 	sodium_bin2hex(col, sizeof(col), th, 32);
