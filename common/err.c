@@ -19,6 +19,10 @@ const char *sv_strerror(int err)
 	case SV_ERR_BUSY: return "busy, try again later";
 	case SV_ERR_PROTOCOL: return "protocol violation";
 	case SV_ERR_CONFIG: return "configuration error";
+	case SV_ERR_SUPERSEDED:
+		return "superseded: a later run of the vault (another copy of its state "
+		       "directory?) "
+		       "took the TPM counter over";
 	default: return "unknown error";
 	}
 }

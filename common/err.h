@@ -2,22 +2,23 @@
 #ifndef SV_COMMON_ERR_H
 #define SV_COMMON_ERR_H
 
-#define SV_OK           0
-#define SV_ERR_INTERNAL -1  /* a bug or an impossible state; the message says where */
-#define SV_ERR_NOMEM    -2  /* allocation failed */
-#define SV_ERR_INVALID  -3  /* malformed input: wrong length, trailing bytes, bad encoding */
-#define SV_ERR_RANGE    -4  /* a length or value outside its bounds */
-#define SV_ERR_CRYPTO   -5  /* a primitive refused (identity point, non-canonical encoding) */
-#define SV_ERR_AUTH     -6  /* a MAC or authentication check failed */
-#define SV_ERR_IO       -7  /* read, write, fsync or open failed; errno says why */
-#define SV_ERR_TPM      -8  /* the TPM refused a command */
-#define SV_ERR_STATE    -9  /* state and TPM disagree (rollback, loss, other TPM) */
-#define SV_ERR_EXISTS   -10 /* the identifier is already registered */
-#define SV_ERR_NOTFOUND -11 /* no such record (never shown to unauthenticated clients) */
-#define SV_ERR_LOCKED   -12 /* the record is destroyed (guess limit reached) */
-#define SV_ERR_BUSY     -13 /* a limit on pending work was reached; retry later */
-#define SV_ERR_PROTOCOL -14 /* a message out of order or of an unexpected type */
-#define SV_ERR_CONFIG   -15 /* a configuration value is missing or out of bounds */
+#define SV_OK             0
+#define SV_ERR_INTERNAL   -1  /* a bug or an impossible state; the message says where */
+#define SV_ERR_NOMEM      -2  /* allocation failed */
+#define SV_ERR_INVALID    -3  /* malformed input: wrong length, trailing bytes, bad encoding */
+#define SV_ERR_RANGE      -4  /* a length or value outside its bounds */
+#define SV_ERR_CRYPTO     -5  /* a primitive refused (identity point, non-canonical encoding) */
+#define SV_ERR_AUTH       -6  /* a MAC or authentication check failed */
+#define SV_ERR_IO         -7  /* read, write, fsync or open failed; errno says why */
+#define SV_ERR_TPM        -8  /* the TPM refused a command */
+#define SV_ERR_STATE      -9  /* state and TPM disagree (rollback, loss, other TPM) */
+#define SV_ERR_EXISTS     -10 /* the identifier is already registered */
+#define SV_ERR_NOTFOUND   -11 /* no such record (never shown to unauthenticated clients) */
+#define SV_ERR_LOCKED     -12 /* the record is destroyed (guess limit reached) */
+#define SV_ERR_BUSY       -13 /* a limit on pending work was reached; retry later */
+#define SV_ERR_PROTOCOL   -14 /* a message out of order or of an unexpected type */
+#define SV_ERR_CONFIG     -15 /* a configuration value is missing or out of bounds */
+#define SV_ERR_SUPERSEDED -16 /* a later run of the vault took the TPM counter over */
 
 /* A short English description of an SV_ERR_* code, for messages. */
 const char *sv_strerror(int err);

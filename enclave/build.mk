@@ -2,7 +2,7 @@
 # Each engineer keeps to their own section below; append, don't rewrite.
 
 # --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
-STATE_SRCS := enclave/tpm.c enclave/tcti-fd.c enclave/journal.c enclave/store.c
+STATE_SRCS := enclave/tpm.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/store.c enclave/store_open.c enclave/store_init.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
 $(B)/libsvstate.a: $(STATE_OBJS)
 	$(call msg,AR,$@)
@@ -12,10 +12,11 @@ UT_ARCHIVES := $(B)/libsvstate.a $(UT_ARCHIVES)
 UT_WRAP_tpm := tcti_fd_connect tcti_fd_new tcti_fd_free Esys_Initialize Esys_Finalize \
 	Esys_Startup Esys_CreatePrimary Esys_TR_GetName Esys_StartAuthSession \
 	Esys_TRSess_SetAttributes Esys_GetRandom Esys_FlushContext Esys_TR_FromTPMPublic \
-	Esys_NV_Increment nanosleep
+	Esys_NV_Increment nanosleep Esys_PolicyCommandCode Esys_NV_ChangeAuth Esys_TR_SetAuth
 # tests/unit/test_store.c runs the store on real files with an in-memory TPM.
 UT_WRAP_store := tpm_primary_name tpm_counter_define tpm_counter_undefine tpm_counter_attach \
-	tpm_counter_read tpm_counter_increment tpm_seal_new tpm_unseal
+	tpm_counter_read tpm_counter_read_owner tpm_counter_increment tpm_counter_set_auth \
+	tpm_counter_change_auth tpm_seal_new tpm_unseal
 # libFuzzer target for the journal, snapshot and state-header decoders (tests/fuzz/build.mk).
 FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c

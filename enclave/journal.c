@@ -14,7 +14,6 @@
 #define HEAD_MAGIC     0x53564a31u /* "SVJ1" */
 #define STATE_MAGIC    0x53564831u /* "SVH1" */
 #define HEAD_VERSION   1
-#define STATE_VERSION  1
 #define STATE_RESERVED 16
 
 static const char kdf_ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 'j', 'o', 'u', 'r', 'n', '1'};
@@ -76,8 +75,7 @@ int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_
                        const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
                        struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
 {
-	if (f->kind != JOURNAL_KIND_COMMIT && f->kind != JOURNAL_KIND_SNAPSHOT &&
-	    f->kind != JOURNAL_KIND_FLUSH)
+	if (f->kind < JOURNAL_KIND_COMMIT || f->kind > JOURNAL_KIND_START)
 		return SV_ERR_INVALID;
 	if (plain_len > JOURNAL_FRAME_MAX - JOURNAL_TAG_LEN)
 		return SV_ERR_RANGE;
@@ -109,9 +107,8 @@ int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_
 		return SV_ERR_INVALID;
 	uint8_t kind = data[4];
 	uint32_t ct_len = get32(data + 28);
-	if ((kind != JOURNAL_KIND_COMMIT && kind != JOURNAL_KIND_SNAPSHOT &&
-	     kind != JOURNAL_KIND_FLUSH) ||
-	    data[6] != 0 || data[7] != 0 || ct_len < JOURNAL_TAG_LEN || ct_len > JOURNAL_FRAME_MAX)
+	if (kind < JOURNAL_KIND_COMMIT || kind > JOURNAL_KIND_START || data[6] != 0 ||
+	    data[7] != 0 || ct_len < JOURNAL_TAG_LEN || ct_len > JOURNAL_FRAME_MAX)
 		return SV_ERR_INVALID;
 	size_t body = JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + (size_t)ct_len;
 	if (len - JOURNAL_MAC_LEN < body)
@@ -161,6 +158,11 @@ int journal_op_put(struct sv_buf *b, const struct journal_op *op)
 	int r = sv_buf_put_u8(b, op->type);
 	if (r == SV_OK && op->type == JOURNAL_OP_NOOP)
 		return SV_OK; /* no id, no fields */
+	if (r == SV_OK && op->type == JOURNAL_OP_RUN) {
+		if (op->run == NULL || (r = sv_buf_put(b, op->run, JOURNAL_RUN_LEN)) != SV_OK)
+			b->len = start;
+		return op->run == NULL ? SV_ERR_INVALID : r;
+	}
 	if (r == SV_OK)
 		r = put_id(b, op);
 	if (r != SV_OK)
@@ -214,6 +216,11 @@ int journal_op_get(struct sv_buf *b, struct journal_op *op)
 	memset(op, 0, sizeof(*op));
 	if ((r = sv_buf_get_u8(b, &op->type)) == SV_OK && op->type == JOURNAL_OP_NOOP)
 		return SV_OK; /* no id, no fields */
+	if (r == SV_OK && op->type == JOURNAL_OP_RUN) {
+		if ((r = sv_buf_get_ref(b, JOURNAL_RUN_LEN, &op->run)) == SV_OK)
+			return SV_OK;
+		goto out;
+	}
 	if (r != SV_OK || (r = sv_buf_get_u8(b, &id_len)) != SV_OK)
 		goto out;
 	if (id_len == 0) {
@@ -291,7 +298,7 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	    h->sealed_len > JOURNAL_SEALED_MAX || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
 		return SV_ERR_RANGE;
 	if ((r = sv_buf_put_u32(out, STATE_MAGIC)) != SV_OK ||
-	    (r = sv_buf_put_u16(out, STATE_VERSION)) != SV_OK ||
+	    (r = sv_buf_put_u16(out, JOURNAL_STATE_VERSION)) != SV_OK ||
 	    (r = sv_buf_put_u8(out, h->scheme)) != SV_OK || (r = sv_buf_put_u8(out, 0)) != SV_OK ||
 	    (r = sv_buf_put_u32(out, h->nv_index)) != SV_OK ||
 	    (r = sv_buf_put_str16(out, h->nv_name, h->nv_name_len)) != SV_OK ||
@@ -350,17 +357,20 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	    (r = sv_buf_expect_end(&b)) != SV_OK)
 		goto out;
 	r = SV_ERR_INVALID;
-	if (magic != STATE_MAGIC || version != STATE_VERSION || pad != 0 ||
-	    h->scheme != JOURNAL_SCHEME_PLAIN || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
+	if (magic != STATE_MAGIC ||
+	    (version != JOURNAL_STATE_VERSION && version != JOURNAL_STATE_VERSION_OLD) ||
+	    pad != 0 || h->scheme != JOURNAL_SCHEME_PLAIN ||
+	    (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
 		goto out;
 	for (size_t i = 0; i < STATE_RESERVED; i++)
 		if (reserved[i] != 0)
 			goto out;
-	r = SV_OK;
+	r = version == JOURNAL_STATE_VERSION ? SV_OK : SV_ERR_CONFIG;
 out:
 	if (r != SV_OK) {
 		sodium_memzero(h, sizeof(*h));
-		r = SV_ERR_INVALID;
+		if (r != SV_ERR_CONFIG)
+			r = SV_ERR_INVALID;
 	}
 	return r;
 }

@@ -9,7 +9,10 @@
  *             A commit frame holds `count` change ops and commits under NV counter `counter`;
  *             a flush frame holds `count` guess resets and repeats the counter (and nv_writes)
  *             of the frame before it (no NV write);
- *             a snapshot frame holds `count` user entries and chains from 32 zero bytes.
+ *             a start frame holds one run op (the run nonce whose key the TPM counter is about
+ *             to be bound to, enclave/anchor.h) and repeats the counter of the frame before it;
+ *             a snapshot frame holds the current run op, then `count` - 1 user entries, and
+ *             chains from 32 zero bytes.
  *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
  *             commit and flush frames chained from base_mac, commit counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
@@ -43,11 +46,23 @@
 #define JOURNAL_SECRETS_LEN    160
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
 #define JOURNAL_SCHEME_PLAIN   1
-#define JOURNAL_PCR_MASK_ALL   0x00ffffffu /* PCRs 0..23 */
+#define JOURNAL_RUN_LEN        32 /* run nonce (enclave/anchor.h) */
+/* State header versions: 1 (sealvault 0.2: counter without run authority) is recognised only to
+ * be refused with a clear message; 2 is current. */
+#define JOURNAL_STATE_VERSION_OLD 1
+#define JOURNAL_STATE_VERSION     2
+#define JOURNAL_PCR_MASK_ALL      0x00ffffffu /* PCRs 0..23 */
 
 /* A flush frame holds only guess resets; it is fsynced but not anchored: it carries the counter
- * value of the commit before it (the TPM's current value) and follows it in the chain. */
-enum journal_kind { JOURNAL_KIND_COMMIT = 1, JOURNAL_KIND_SNAPSHOT = 2, JOURNAL_KIND_FLUSH = 3 };
+ * value of the commit before it (the TPM's current value) and follows it in the chain. A start
+ * frame is written by every run before it takes the TPM counter over (docs/threat-model.md); it
+ * carries the counter of the frame before it, like a flush. */
+enum journal_kind {
+	JOURNAL_KIND_COMMIT = 1,
+	JOURNAL_KIND_SNAPSHOT = 2,
+	JOURNAL_KIND_FLUSH = 3,
+	JOURNAL_KIND_START = 4,
+};
 
 enum journal_op_type {
 	JOURNAL_OP_PUT = 1,    /* id, limit, record, blob: new or replaced user, used = 0 */
@@ -57,6 +72,7 @@ enum journal_op_type {
 	JOURNAL_OP_USER = 5,   /* snapshot entry: id, limit, used, destroyed, record+blob unless
 	                          destroyed */
 	JOURNAL_OP_NOOP = 6,   /* type byte only: no effect on replay (store_stage_noop) */
+	JOURNAL_OP_RUN = 7, /* run nonce (JOURNAL_RUN_LEN): start frames, first op of a snapshot */
 };
 
 struct journal_keys {
@@ -82,6 +98,7 @@ struct journal_op {
 	const uint8_t *record; /* JOURNAL_RECORD_LEN bytes */
 	const uint8_t *blob;
 	size_t blob_len;
+	const uint8_t *run; /* JOURNAL_RUN_LEN bytes (JOURNAL_OP_RUN) */
 };
 
 struct journal_head {
@@ -133,6 +150,8 @@ int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
 /* Encodes the state header; the secrets' AD is the first *ad_len bytes of the output. */
 int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
     __attribute__((warn_unused_result));
+/* SV_ERR_CONFIG: a well-formed header of JOURNAL_STATE_VERSION_OLD (a vault to migrate);
+ * SV_ERR_INVALID: anything else that is not a current header. */
 int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
     __attribute__((warn_unused_result));
 

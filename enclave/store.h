@@ -58,9 +58,11 @@ struct store_stats {
 	uint64_t last_commit_us; /* duration of the last commit */
 };
 
-/* Opens the state directory, unseals the vault key through tpm, replays snapshot + journal and
- * compares the head with the TPM counter. Refusal: SV_ERR_STATE with a one-line reason an operator
- * can act on in why. */
+/* Opens the state directory, unseals the vault key through tpm, replays snapshot + journal,
+ * checks that the TPM counter is bound to the last run this directory holds (enclave/anchor.h:
+ * a forked or superseded copy is refused), compares the head with the TPM counter, and takes the
+ * counter over for this run (start frame, fsync, NV_ChangeAuth, read-back). Refusal: SV_ERR_STATE
+ * with a one-line reason an operator can act on in why. */
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
                const struct sv_vault_policy *pol, char *why, size_t why_len)
     __attribute__((warn_unused_result));
@@ -134,6 +136,15 @@ void store_get_stats(const struct store *s, struct store_stats *out);
  * secrets and writes an empty snapshot and journal. */
 int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask,
                char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* Like store_open, but this run takes the TPM counter over (enclave/anchor.h: a start frame and
+ * one NV write) only before its first journal write, or at open when the journal is one ahead
+ * and the interrupted commit must be completed. A tool that opens, looks and closes (the state
+ * driver's `check`) then leaves the run that started last in charge. store_open takes over at
+ * once: a serving vault must stop every older run before it answers anything. */
+int store_open_lazy(struct store **out, const char *state_dir, struct tpm *tpm,
+                    const struct sv_vault_policy *pol, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* Like store_open, but changes nothing: no roll-forward increment, no tail truncation, no journal
  * reset. For `sealvault-admin status`. Mutations and store_commit are refused (SV_ERR_STATE). */

@@ -422,6 +422,18 @@ out:
 	return r;
 }
 
+/* The ChangeAuth-only policy of the counter: PolicyCommandCode(TPM2_CC_NV_ChangeAuth) from the
+ * zero digest, computed in software (SHA-256 of 0^32 | TPM2_CC_PolicyCommandCode | code). */
+static void change_auth_policy(TPM2B_DIGEST *out)
+{
+	uint8_t in[TPM2_SHA256_DIGEST_SIZE + 8] = {0};
+	size_t off = TPM2_SHA256_DIGEST_SIZE;
+	(void)Tss2_MU_TPM2_CC_Marshal(TPM2_CC_PolicyCommandCode, in, sizeof(in), &off);
+	(void)Tss2_MU_TPM2_CC_Marshal(TPM2_CC_NV_ChangeAuth, in, sizeof(in), &off);
+	out->size = TPM2_SHA256_DIGEST_SIZE;
+	crypto_hash_sha256(out->buffer, in, sizeof(in));
+}
+
 int tpm_counter_define(struct tpm *t, uint32_t index)
 {
 	TPM2B_AUTH auth = {0};
@@ -435,6 +447,7 @@ int tpm_counter_define(struct tpm *t, uint32_t index)
 	            .dataSize = 8,
 	        },
 	};
+	change_auth_policy(&pub.nvPublic.authPolicy);
 	ESYS_TR h = ESYS_TR_NONE;
 	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	                                 ESYS_TR_NONE, &auth, &pub, &h);
@@ -485,6 +498,34 @@ out:
 	return r;
 }
 
+/* The TPM refused the authorization itself (wrong auth value: TPM_RC_AUTH_FAIL in an HMAC
+ * session, TPM_RC_BAD_AUTH otherwise), whatever session number it names. */
+static int auth_refused(TSS2_RC rc)
+{
+	TSS2_RC b = base_rc(rc);
+	if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER &&
+	    (rc & TSS2_RC_LAYER_MASK) != TSS2_RESMGR_TPM_RC_LAYER)
+		return 0;
+	if (!(b & TPM2_RC_FMT1))
+		return 0;
+	b &= 0x3f | TPM2_RC_FMT1; /* drop the parameter/handle/session number bits */
+	return b == TPM2_RC_AUTH_FAIL || b == TPM2_RC_BAD_AUTH;
+}
+
+int tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len)
+{
+	TPM2B_AUTH a = {.size = (UINT16)len};
+	if (t->nv == ESYS_TR_NONE)
+		return SV_ERR_INTERNAL;
+	if (len > sizeof(a.buffer))
+		return SV_ERR_RANGE;
+	if (len > 0)
+		memcpy(a.buffer, auth, len);
+	TSS2_RC rc = Esys_TR_SetAuth(t->ctx, t->nv, &a);
+	sodium_memzero(&a, sizeof(a));
+	return esys_err(rc);
+}
+
 int tpm_counter_read(struct tpm *t, uint64_t *value)
 {
 	TPM2B_MAX_NV_BUFFER *data = NULL;
@@ -497,6 +538,8 @@ int tpm_counter_read(struct tpm *t, uint64_t *value)
 	    Esys_NV_Read(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
 		return SV_ERR_NOTFOUND;
+	if (auth_refused(rc))
+		return SV_ERR_AUTH;
 	if (rc != TSS2_RC_SUCCESS || data->size != 8)
 		goto out;
 	uint64_t v = 0;
@@ -507,6 +550,45 @@ int tpm_counter_read(struct tpm *t, uint64_t *value)
 out:
 	Esys_Free(data);
 	return r;
+}
+
+int tpm_counter_read_owner(struct tpm *t, uint64_t *value)
+{
+	TPM2B_MAX_NV_BUFFER *data = NULL;
+	int r = SV_ERR_TPM;
+	if (t->nv == ESYS_TR_NONE)
+		return SV_ERR_INTERNAL;
+	if (session_attrs(t, 0) != SV_OK)
+		return SV_ERR_TPM;
+	TSS2_RC rc = Esys_NV_Read(t->ctx, ESYS_TR_RH_OWNER, t->nv, t->session, ESYS_TR_NONE,
+	                          ESYS_TR_NONE, 8, 0, &data);
+	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
+		return SV_ERR_NOTFOUND;
+	if (rc != TSS2_RC_SUCCESS || data->size != 8)
+		goto out;
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | data->buffer[i];
+	*value = v;
+	r = SV_OK;
+out:
+	Esys_Free(data);
+	return r;
+}
+
+/* Sleeps before the next try of a command the TPM answered with a transient code; 0 once the
+ * retry budget (RETRY_BUDGET_NS) is spent. */
+static int backoff(struct tpm *t, long *delay, long long *waited)
+{
+	if (*waited >= RETRY_BUDGET_NS)
+		return 0;
+	t->stats.retries++;
+	struct timespec ts = {.tv_sec = *delay / 1000000000L, .tv_nsec = *delay % 1000000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+	*waited += *delay;
+	*delay = *delay * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : *delay * 2;
+	return 1;
 }
 
 int tpm_counter_increment(struct tpm *t)
@@ -524,16 +606,67 @@ int tpm_counter_increment(struct tpm *t)
 			t->stats.nv_increments++;
 			return SV_OK;
 		}
-		if (!retryable(rc) || waited >= RETRY_BUDGET_NS)
+		if (auth_refused(rc))
+			return SV_ERR_AUTH;
+		if (!retryable(rc) || !backoff(t, &delay, &waited))
 			return SV_ERR_TPM;
-		t->stats.retries++;
-		struct timespec ts = {.tv_sec = delay / 1000000000L,
-		                      .tv_nsec = delay % 1000000000L};
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
-		waited += delay;
-		delay = delay * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : delay * 2;
 	}
+}
+
+/* One NV_ChangeAuth try: a fresh policy session satisfying PolicyCommandCode(NV_ChangeAuth) is
+ * the ADMIN authorization; the salted session rides along as the decrypt session, so newAuth
+ * crosses the bus encrypted. */
+static TSS2_RC change_auth_once(struct tpm *t, const TPM2B_AUTH *auth)
+{
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	ESYS_TR policy = ESYS_TR_NONE;
+	TSS2_RC rc = Esys_StartAuthSession(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                                   ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
+	                                   TPM2_ALG_SHA256, &policy);
+	if (rc != TSS2_RC_SUCCESS)
+		return rc;
+	/* ESYS starts sessions with continueSession set: clear it, so that the TPM closes the
+	 * policy session when NV_ChangeAuth succeeds (swtpm has three session slots). */
+	rc = Esys_TRSess_SetAttributes(t->ctx, policy, 0, TPMA_SESSION_CONTINUESESSION);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_PolicyCommandCode(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+		                            TPM2_CC_NV_ChangeAuth);
+	if (rc == TSS2_RC_SUCCESS)
+		rc = Esys_NV_ChangeAuth(t->ctx, t->nv, policy, t->session, ESYS_TR_NONE, auth);
+	/* On success the TPM closed the policy session (continueSession was clear). */
+	if (rc != TSS2_RC_SUCCESS)
+		(void)Esys_FlushContext(t->ctx, policy);
+	return rc;
+}
+
+int tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
+{
+	long delay = RETRY_FIRST_NS;
+	long long waited = 0;
+	TPM2B_AUTH a = {.size = (UINT16)len};
+	int r = SV_ERR_TPM;
+	if (t->nv == ESYS_TR_NONE)
+		return SV_ERR_INTERNAL;
+	if (len == 0 || len > sizeof(a.buffer))
+		return SV_ERR_RANGE;
+	memcpy(a.buffer, auth, len);
+	if (session_attrs(t, TPMA_SESSION_DECRYPT) != SV_OK)
+		goto out;
+	for (;;) {
+		TSS2_RC rc = change_auth_once(t, &a);
+		if (rc == TSS2_RC_SUCCESS) {
+			t->stats.nv_change_auths++;
+			r = esys_err(Esys_TR_SetAuth(t->ctx, t->nv, &a));
+			break;
+		}
+		if (!retryable(rc) || !backoff(t, &delay, &waited))
+			break;
+	}
+out:
+	sodium_memzero(&a, sizeof(a));
+	if (session_attrs(t, 0) != SV_OK && r == SV_OK)
+		r = SV_ERR_TPM;
+	return r;
 }
 
 void tpm_get_stats(const struct tpm *t, struct tpm_stats *out)

@@ -38,8 +38,9 @@
 struct tpm;
 
 struct tpm_stats {
-	uint64_t nv_increments; /* successful NV_Increment commands */
-	uint64_t retries;       /* NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE answers retried */
+	uint64_t nv_increments;   /* successful NV_Increment commands */
+	uint64_t nv_change_auths; /* successful NV_ChangeAuth commands (one per run, anchor.h) */
+	uint64_t retries;         /* NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE answers retried */
 };
 
 /* tcti: "device:/dev/tpmrm0" or "swtpm:host=H,port=P". On failure returns a negative SV_ERR_*
@@ -65,19 +66,38 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
                uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
 
-/* Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth).
- * SV_ERR_EXISTS if the index is already defined. */
+/* The NV counter. Only enclave/anchor.c calls these (it owns what the counter means).
+ *
+ * Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth, empty
+ * auth value, noDA). Its authPolicy allows exactly one command, NV_ChangeAuth: whoever can reach
+ * the TPM may rebind the counter to a new auth value, and from then on only the holder of that
+ * value can read it through tpm_counter_read or increment it. SV_ERR_EXISTS if the index is
+ * already defined. */
 int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 /* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
- * index name (hash of its public area: attributes, size, index) is returned for pinning. */
+ * index name (hash of its public area: attributes, policy, size, index) is returned for pinning.
+ * The auth value used with it starts empty. */
 int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
     __attribute__((warn_unused_result));
+/* Sets the auth value the commands below present for the counter (no TPM command). */
+int tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len)
+    __attribute__((warn_unused_result));
+/* NV_ChangeAuth to auth (at most 32 bytes), sent encrypted in the salted session, through a
+ * policy session for the counter's ChangeAuth-only policy; then presents auth from now on.
+ * One NV write. Transient codes retried as for tpm_counter_increment. */
+int tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
+    __attribute__((warn_unused_result));
 /* Reads the counter through the salted session (a forged answer fails the response HMAC).
- * SV_ERR_NOTFOUND when the counter was never incremented. */
+ * SV_ERR_NOTFOUND when the counter was never incremented; SV_ERR_AUTH when the TPM refuses the
+ * auth value (the counter was rebound by someone else). */
 int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
+/* Reads the counter with owner authorization (empty owner auth) in the salted session: for
+ * messages about a copy whose run the counter no longer accepts; never for a decision. */
+int tpm_counter_read_owner(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
 /* One NV_Increment; TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried
- * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). */
+ * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). SV_ERR_AUTH when
+ * the TPM refuses the auth value. */
 int tpm_counter_increment(struct tpm *t) __attribute__((warn_unused_result));
 
 void tpm_get_stats(const struct tpm *t, struct tpm_stats *out);

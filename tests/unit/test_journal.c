@@ -138,7 +138,7 @@ static void test_frame_hostile_lengths(void **state)
 	/* Unknown kind and nonzero padding are not frames. */
 	uint8_t *copy = malloc(a.len);
 	memcpy(copy, a.data, a.len);
-	copy[4] = 9;
+	copy[4] = JOURNAL_KIND_START + 1;
 	assert_int_equal(
 	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
 	    SV_ERR_INVALID);
@@ -148,7 +148,7 @@ static void test_frame_hostile_lengths(void **state)
 	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
 	    SV_ERR_INVALID);
 	free(copy);
-	struct journal_frame bad = {.kind = 4};
+	struct journal_frame bad = {.kind = JOURNAL_KIND_START + 1};
 	assert_int_equal(journal_frame_seal(&keys, zero, &bad, NULL, 0, &a, mac), SV_ERR_INVALID);
 	sv_buf_free(&a);
 }
@@ -158,6 +158,8 @@ static void test_ops_roundtrip(void **state)
 	uint8_t rec[JOURNAL_RECORD_LEN], blob[JOURNAL_BLOB_MAX];
 	memset(rec, 0xaa, sizeof(rec));
 	memset(blob, 0xbb, sizeof(blob));
+	uint8_t run[JOURNAL_RUN_LEN];
+	memset(run, 0xcc, sizeof(run));
 	const struct journal_op ops[] = {
 	    {.type = JOURNAL_OP_PUT,
 	     .id = (const uint8_t *)"alice",
@@ -175,6 +177,7 @@ static void test_ops_roundtrip(void **state)
 	     .limit = 3,
 	     .used = 3,
 	     .destroyed = 1},
+	    {.type = JOURNAL_OP_RUN, .run = run},
 	    {.type = JOURNAL_OP_USER,
 	     .id = (const uint8_t *)"eve",
 	     .id_len = 3,
@@ -201,6 +204,10 @@ static void test_ops_roundtrip(void **state)
 		assert_int_equal(op.blob_len, ops[i].blob_len);
 		if (ops[i].record != NULL)
 			assert_memory_equal(op.record, rec, sizeof(rec));
+		if (ops[i].type == JOURNAL_OP_RUN)
+			assert_memory_equal(op.run, run, sizeof(run));
+		else
+			assert_null(op.run);
 	}
 	assert_int_equal(sv_buf_expect_end(&r), SV_OK);
 	/* Every truncation of the whole stream fails cleanly at some op, consuming nothing. */
@@ -243,6 +250,8 @@ static void test_ops_hostile(void **state)
 	assert_int_equal(journal_op_put(&b, &op), SV_ERR_RANGE);
 	op = (struct journal_op){.type = 99, .id = id, .id_len = 1};
 	assert_int_equal(journal_op_put(&b, &op), SV_ERR_INVALID);
+	op = (struct journal_op){.type = JOURNAL_OP_RUN}; /* a run op without its nonce */
+	assert_int_equal(journal_op_put(&b, &op), SV_ERR_INVALID);
 	assert_int_equal(b.len, 0);
 
 	static const uint8_t bad[][8] = {
@@ -255,8 +264,10 @@ static void test_ops_hostile(void **state)
 	    {JOURNAL_OP_USER, 1, 'a', 3, 3, 0}, /* at limit but not destroyed */
 	    {JOURNAL_OP_USER, 1, 'a', 3, 1, 2}, /* destroyed flag 2 */
 	    {JOURNAL_OP_RESET, 0xff, 'a'},      /* id longer than the input */
+	    {JOURNAL_OP_RUN, 1, 2, 3, 4, 5, 6}, /* run nonce cut short (32 bytes needed) */
+	    {JOURNAL_OP_RUN},                   /* run op without a nonce */
 	};
-	static const size_t bad_len[] = {2, 3, 3, 4, 4, 6, 6, 6, 3};
+	static const size_t bad_len[] = {2, 3, 3, 4, 4, 6, 6, 6, 3, 7, 1};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct sv_buf r;
 		struct journal_op o;
@@ -340,6 +351,11 @@ static void test_state_header(void **state)
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	memcpy(longer, b.data, b.len);
 	longer[6] = 2; /* unknown counter scheme */
+	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
+	memcpy(longer, b.data, b.len);
+	longer[5] = JOURNAL_STATE_VERSION_OLD; /* sealvault 0.2: recognised, to be refused */
+	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_CONFIG);
+	longer[5] = JOURNAL_STATE_VERSION + 1; /* a future version */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	memcpy(longer, b.data, b.len);
 	longer[ad - 16 - 8 - 4] = 0x01; /* pcr_mask: PCR 24 does not exist */

@@ -1,8 +1,11 @@
-/* Unit tests for enclave/store.c on real files in a temporary directory, with the TPM replaced
- * through --wrap by an in-memory counter: commit, replay, a failed NV increment (memory ahead of
- * disk: the store refuses further work; the next open completes the commit), rollback, a counter
- * ahead, another TPM, snapshots and a crash between snapshot and journal reset, and the
- * store_write/store_anchor split (what may be answered before the increment). */
+/* Unit tests for enclave/store.c (with enclave/anchor.c) on real files in a temporary directory,
+ * with the TPM replaced through --wrap by an in-memory counter that checks auth values the way
+ * the TPM does: commit, replay, a failed NV increment (memory ahead of disk: the store refuses
+ * further work; the next open completes the commit), rollback, a counter ahead, another TPM,
+ * snapshots and a crash between snapshot and journal reset, the store_write/store_anchor split
+ * (what may be answered before the increment), and run authority: a forked copy is refused, a
+ * superseded run cannot anchor, a crash between the start frame and NV_ChangeAuth is recovered,
+ * another writer is caught by the read-back, a lazy open supersedes nobody until it writes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +24,16 @@
 
 /* ---- fake TPM ---- */
 static uint64_t counter;
-static int counter_defined, fail_increment;
+static int counter_defined, fail_increment, fail_change_auth;
+static uint64_t bump_on_change_auth; /* another writer increments just before a take-over */
+static uint8_t auth_value[64];
+static size_t auth_len;
+/* What each client of the fake TPM presents: one ESYS context per process in reality. */
+static uint8_t presented_by[2][64];
+static size_t presented_len_by[2];
+static struct tpm *const fake, *const fake2;
+#define WHO(t) ((t) == fake2 ? 1 : 0)
+static unsigned change_auths;
 static uint8_t primary_name[34] = {0x00, 0x0b, 1};
 static uint8_t sealed_key[TPM_VAULT_KEY_LEN];
 
@@ -31,7 +43,10 @@ int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index);
 int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
                               size_t *name_len);
 int __wrap_tpm_counter_read(struct tpm *t, uint64_t *value);
+int __wrap_tpm_counter_read_owner(struct tpm *t, uint64_t *value);
 int __wrap_tpm_counter_increment(struct tpm *t);
+int __wrap_tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len);
+int __wrap_tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len);
 int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
                         uint8_t *blob, size_t blob_max, size_t *blob_len);
 int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
@@ -49,6 +64,7 @@ int __wrap_tpm_counter_define(struct tpm *t, uint32_t index)
 		return SV_ERR_EXISTS;
 	counter_defined = 1;
 	counter = 1000; /* a new counter starts at the highest value any counter had */
+	auth_len = presented_len_by[0] = presented_len_by[1] = 0;
 	return SV_OK;
 }
 int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index)
@@ -65,17 +81,49 @@ int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NA
 	*name_len = 34;
 	return SV_OK;
 }
+static int auth_ok(struct tpm *t)
+{
+	return presented_len_by[WHO(t)] == auth_len &&
+	       memcmp(presented_by[WHO(t)], auth_value, auth_len) == 0;
+}
 int __wrap_tpm_counter_read(struct tpm *t, uint64_t *value)
+{
+	if (!auth_ok(t))
+		return SV_ERR_AUTH;
+	*value = counter;
+	return SV_OK;
+}
+int __wrap_tpm_counter_read_owner(struct tpm *t, uint64_t *value)
 {
 	*value = counter;
 	return SV_OK;
 }
 int __wrap_tpm_counter_increment(struct tpm *t)
 {
+	if (!auth_ok(t))
+		return SV_ERR_AUTH;
 	if (fail_increment)
 		return SV_ERR_TPM;
 	counter++;
 	return SV_OK;
+}
+int __wrap_tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len)
+{
+	assert_true(len <= sizeof(presented_by[0]));
+	memcpy(presented_by[WHO(t)], auth, len);
+	presented_len_by[WHO(t)] = len;
+	return SV_OK;
+}
+int __wrap_tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
+{
+	if (fail_change_auth)
+		return SV_ERR_TPM;
+	counter += bump_on_change_auth;
+	bump_on_change_auth = 0;
+	change_auths++;
+	memcpy(auth_value, auth, len);
+	auth_len = len;
+	return __wrap_tpm_counter_set_auth(t, auth, len);
 }
 int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
                         uint8_t *blob, size_t blob_max, size_t *blob_len)
@@ -99,6 +147,7 @@ int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, siz
 static char dir[64];
 static char why[512];
 static struct tpm *const fake = (struct tpm *)&counter;
+static struct tpm *const fake2 = (struct tpm *)&auth_len; /* a second process's TPM context */
 static const uint8_t rec[STORE_RECORD_LEN] = {1, 2, 3};
 
 static int setup(void **state)
@@ -108,15 +157,17 @@ static int setup(void **state)
 	snprintf(dir, sizeof(dir), "/tmp/sv-test-store.XXXXXX");
 	if (mkdtemp(dir) == NULL)
 		return -1;
-	counter_defined = fail_increment = 0;
+	counter_defined = fail_increment = fail_change_auth = 0;
+	bump_on_change_auth = 0;
+	change_auths = 0;
 	primary_name[2] = 1;
 	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)) == SV_OK ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s.fork'", dir, dir);
 	return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -180,7 +231,8 @@ static void test_commit_and_replay(void **state)
 	assert_int_equal(counter, 1003);
 	struct store_stats st;
 	store_get_stats(s, &st);
-	assert_int_equal(st.nv_writes, 4);
+	/* define + first increment + take-over at init, this run's take-over, two commits */
+	assert_int_equal(st.nv_writes, 6);
 	assert_int_equal(st.users, 1);
 	assert_int_equal(st.destroyed, 1);
 	store_close(s);
@@ -194,7 +246,8 @@ static void test_commit_and_replay(void **state)
 	store_get_stats(s, &st);
 	assert_int_equal(st.counter, 1003);
 	assert_int_equal(st.journal_head, 1003);
-	assert_int_equal(st.nv_writes, 4);
+	assert_int_equal(st.nv_writes, 7); /* and this run's take-over */
+	assert_int_equal(change_auths, 3);
 	/* the lock: a second open of the same directory is refused while this one is open */
 	struct store *s2 = NULL;
 	assert_int_equal(store_open(&s2, dir, fake, NULL, why, sizeof(why)), SV_ERR_BUSY);
@@ -278,8 +331,8 @@ static void test_write_then_anchor(void **state)
 	assert_int_equal(used(s, "frank"), 1);
 	store_close(s);
 
-	/* a rollback that drops a flush leaves the guess charged; one that drops the commit after a
-	 * flush is refused */
+	/* a rollback that drops a flush written by a later run is refused (the counter is bound to
+	 * that run), and so is one that drops the commit after a flush */
 	copy_file("journal", "journal.charged");
 	s = open_ok();
 	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"frank", 5), SV_OK);
@@ -287,9 +340,7 @@ static void test_write_then_anchor(void **state)
 	store_close(s);
 	copy_file("journal", "journal.flushed");
 	copy_file("journal.charged", "journal");
-	s = open_ok();
-	assert_int_equal(used(s, "frank"), 1);
-	store_close(s);
+	assert_int_equal(open_refused("not the one the vault last started from"), SV_ERR_STATE);
 	copy_file("journal.flushed", "journal");
 	s = open_ok();
 	assert_int_equal(used(s, "frank"), 0);
@@ -378,8 +429,170 @@ static void test_snapshot_and_interrupted_reset(void **state)
 	s = open_ok();
 	assert_int_equal(used(s, "x"), 0);
 	store_get_info(s, &in);
-	assert_int_equal(in.journal_bytes, 48); /* reset at open */
+	assert_int_equal(in.journal_bytes, 48 + 137); /* reset at open, then this run's start */
 	store_close(s);
+}
+
+/* ---- run authority (anchor.h, docs/threat-model.md "Forks") ---- */
+static char fork_dir[80];
+
+static void fork_copy(void)
+{
+	char cmd[512];
+	snprintf(fork_dir, sizeof(fork_dir), "%s.fork", dir);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", fork_dir, dir, fork_dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static struct store *open_dir_ok(const char *d, struct tpm *t)
+{
+	struct store *s = NULL;
+	if (store_open(&s, d, t, NULL, why, sizeof(why)) != SV_OK)
+		fail_msg("store_open %s: %s", d, why);
+	return s;
+}
+
+/* The fork attack of issue 11: P (clean), a commit cut between fsync and increment copied as Q,
+ * P restarted and a guess anchored, then Q restored: Q must be refused, although its head equals
+ * the counter. */
+static void test_fork_after_crash_refused(void **state)
+{
+	struct store *s = open_ok();
+	unsigned left;
+	put(s, "victim", 3);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	s = open_ok(); /* P: copied once this run has taken the counter over */
+	copy_file("journal", "journal.P");
+	assert_int_equal(store_stage_noop(s), SV_OK);
+	fail_increment = 1;
+	assert_int_not_equal(store_commit(s), SV_OK); /* fsynced, never anchored */
+	fail_increment = 0;
+	store_close(s);
+	copy_file("journal", "journal.Q");
+	copy_file("journal.P", "journal");
+	uint64_t c0 = counter;
+	s = open_ok();
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"victim", 6, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(left, 2);
+	assert_int_equal(counter, c0 + 1);
+	store_close(s);
+	copy_file("journal.Q", "journal"); /* head c0 + 1 == counter: clean but for the run check */
+	assert_int_equal(open_refused("not the one the vault last started from"), SV_ERR_STATE);
+	copy_file("journal.P", "journal");
+	assert_int_equal(open_refused("older than the TPM"), SV_ERR_STATE);
+}
+
+/* Two runs at once on two copies: the later one takes the counter over; the earlier one can no
+ * longer anchor anything (its commit fails, nothing may be answered) and its directory never
+ * starts again; the later one keeps serving. */
+static void test_two_runs_at_once(void **state)
+{
+	struct store *a = open_ok();
+	unsigned left;
+	put(a, "victim", 3);
+	assert_int_equal(store_commit(a), SV_OK);
+	fork_copy();
+	struct store *b = open_dir_ok(fork_dir, fake2);
+	assert_int_equal(store_charge_guess(a, (const uint8_t *)"victim", 6, &left), SV_OK);
+	assert_int_equal(store_write(a), SV_OK);
+	assert_int_equal(store_anchor(a), SV_ERR_SUPERSEDED);
+	assert_int_equal(store_commit(a), SV_ERR_STATE); /* failed: nothing more */
+	store_close(a);
+	assert_int_equal(store_stage_noop(b), SV_OK);
+	assert_int_equal(store_commit(b), SV_OK);
+	store_close(b);
+	assert_int_equal(open_refused("not the one the vault last started from"), SV_ERR_STATE);
+	b = open_dir_ok(fork_dir, fake2);
+	assert_int_equal(used(b, "victim"), 0);
+	store_close(b);
+}
+
+/* Another writer that holds the auth value (impossible without the vault key, but checked):
+ * an increment that does not land on the sealed value is caught by the read-back; a counter that
+ * moves between the run check and the take-over stops the start. */
+static void test_read_back(void **state)
+{
+	struct store *s = open_ok();
+	put(s, "x", 3);
+	counter++; /* someone else's increment */
+	assert_int_equal(store_commit(s), SV_ERR_SUPERSEDED);
+	store_close(s);
+	assert_int_equal(teardown(NULL), 0);
+	assert_int_equal(setup(NULL), 0);
+	bump_on_change_auth = 1;
+	assert_int_equal(open_refused("moved while this run started"), SV_ERR_STATE);
+}
+
+/* A crash after the start frame's fsync, before NV_ChangeAuth: the next start drops that frame
+ * (the run before it is the one the TPM accepts) and starts normally; a crash after
+ * NV_ChangeAuth keeps it. */
+static void test_interrupted_take_over(void **state)
+{
+	struct store *s = open_ok();
+	put(s, "y", 3);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	struct store_info in;
+	s = open_ok();
+	store_get_info(s, &in);
+	uint64_t len1 = in.journal_bytes;
+	store_close(s);
+	s = open_ok();
+	store_get_info(s, &in);
+	uint64_t len = in.journal_bytes, start_frame = len - len1;
+	store_close(s);
+	fail_change_auth = 1;
+	struct store *t = NULL;
+	assert_int_equal(store_open(&t, dir, fake, NULL, why, sizeof(why)), SV_ERR_TPM);
+	assert_non_null(strstr(why, "NV_ChangeAuth"));
+	fail_change_auth = 0;
+	s = open_ok();
+	store_get_info(s, &in);
+	/* the dead start frame was dropped; this run's is in its place */
+	assert_int_equal(in.journal_bytes, len + start_frame);
+	assert_int_equal(used(s, "y"), 0);
+	store_close(s);
+	s = open_ok();
+	store_close(s);
+}
+
+/* A lazy open (a tool that only looks) supersedes nobody until it writes. */
+static void test_lazy_open(void **state)
+{
+	struct store *a = open_ok();
+	put(a, "z", 3);
+	assert_int_equal(store_commit(a), SV_OK);
+	store_close(a);
+	fork_copy();
+	unsigned n = change_auths;
+	struct store *l = NULL;
+	assert_int_equal(store_open_lazy(&l, fork_dir, fake, NULL, why, sizeof(why)), SV_OK);
+	assert_int_equal(used(l, "z"), 0);
+	store_close(l);
+	assert_int_equal(change_auths, n);
+	a = open_ok(); /* the original is still the one the counter is bound to */
+	store_close(a);
+	assert_int_equal(store_open_lazy(&l, dir, fake, NULL, why, sizeof(why)), SV_OK);
+	assert_int_equal(change_auths, n + 1);
+	assert_int_equal(store_stage_noop(l), SV_OK);
+	assert_int_equal(store_commit(l), SV_OK); /* took the counter over first */
+	assert_int_equal(change_auths, n + 2);
+	store_close(l);
+}
+
+/* A state directory of sealvault 0.2 is refused with a message that names the upgrade. */
+static void test_old_version_refused(void **state)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/vault.hdr", dir);
+	FILE *f = fopen(path, "r+b");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 5, SEEK_SET), 0);
+	assert_int_equal(fputc(1, f), 1);
+	fclose(f);
+	assert_int_equal(open_refused("sealvault 0.2"), SV_ERR_STATE);
 }
 
 static void test_bad_arguments(void **state)
@@ -421,6 +634,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fork_after_crash_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_runs_at_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_read_back, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_interrupted_take_over, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lazy_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_old_version_refused, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,9 @@
 /* Unit tests for enclave/tpm.c with the ESYS calls, the TCTI and nanosleep replaced through
  * --wrap: NV_Increment answered TPM_RC_NV_RATE / RETRY / YIELDED is retried with growing
- * back-off and never reported as a failure; other errors are not retried; the retry budget ends. */
+ * back-off and never reported as a failure; other errors are not retried; the retry budget ends;
+ * an auth failure is reported as such (another run holds the counter); NV_ChangeAuth goes
+ * through a PolicyCommandCode policy session with the new auth value encrypted, is retried like
+ * an increment, and the new value is presented afterwards, and only on success. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,6 +44,11 @@ TSS2_RC __wrap_Esys_TR_FromTPMPublic(ESYS_CONTEXT *ctx, TPM2_HANDLE h, ESYS_TR s
 TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ESYS_TR s1,
                                  ESYS_TR s2, ESYS_TR s3);
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem);
+TSS2_RC __wrap_Esys_PolicyCommandCode(ESYS_CONTEXT *ctx, ESYS_TR policy, ESYS_TR s1, ESYS_TR s2,
+                                      ESYS_TR s3, TPM2_CC code);
+TSS2_RC __wrap_Esys_NV_ChangeAuth(ESYS_CONTEXT *ctx, ESYS_TR nv, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
+                                  const TPM2B_AUTH *auth);
+TSS2_RC __wrap_Esys_TR_SetAuth(ESYS_CONTEXT *ctx, ESYS_TR h, const TPM2B_AUTH *auth);
 
 static int fake_ctx;
 
@@ -88,6 +96,10 @@ TSS2_RC __wrap_Esys_StartAuthSession(ESYS_CONTEXT *ctx, ESYS_TR key, ESYS_TR bin
                                      ESYS_TR s2, ESYS_TR s3, const TPM2B_NONCE *nonce, TPM2_SE type,
                                      const TPMT_SYM_DEF *sym, TPMI_ALG_HASH hash, ESYS_TR *sess)
 {
+	if (type == TPM2_SE_POLICY) { /* NV_ChangeAuth's policy session */
+		*sess = 0x400;
+		return TSS2_RC_SUCCESS;
+	}
 	/* The session must be salted with the primary and encrypt parameters with AES-CFB. */
 	assert_int_equal(key, 0x100);
 	assert_int_equal(type, TPM2_SE_HMAC);
@@ -96,10 +108,17 @@ TSS2_RC __wrap_Esys_StartAuthSession(ESYS_CONTEXT *ctx, ESYS_TR key, ESYS_TR bin
 	*sess = 0x200;
 	return TSS2_RC_SUCCESS;
 }
+static TPMA_SESSION session_flags;
 TSS2_RC __wrap_Esys_TRSess_SetAttributes(ESYS_CONTEXT *ctx, ESYS_TR s, TPMA_SESSION f,
                                          TPMA_SESSION m)
 {
+	if (s == 0x400) { /* the one-shot policy session of NV_ChangeAuth: closed after use */
+		assert_false(f & TPMA_SESSION_CONTINUESESSION);
+		assert_true(m & TPMA_SESSION_CONTINUESESSION);
+		return TSS2_RC_SUCCESS;
+	}
 	assert_true(f & TPMA_SESSION_CONTINUESESSION);
+	session_flags = f;
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_GetRandom(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3, UINT16 n,
@@ -109,8 +128,11 @@ TSS2_RC __wrap_Esys_GetRandom(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR
 	(*out)->size = n;
 	return TSS2_RC_SUCCESS;
 }
+static size_t flushed_policies;
 TSS2_RC __wrap_Esys_FlushContext(ESYS_CONTEXT *ctx, ESYS_TR h)
 {
+	if (h == 0x400)
+		flushed_policies++;
 	return TSS2_RC_SUCCESS;
 }
 TSS2_RC __wrap_Esys_TR_FromTPMPublic(ESYS_CONTEXT *ctx, TPM2_HANDLE h, ESYS_TR s1, ESYS_TR s2,
@@ -135,6 +157,39 @@ TSS2_RC __wrap_Esys_NV_Increment(ESYS_CONTEXT *ctx, ESYS_TR auth, ESYS_TR nv, ES
 	TSS2_RC rc = answers[next_answer < n_answers ? next_answer : n_answers - 1];
 	next_answer++;
 	return rc;
+}
+
+/* NV_ChangeAuth: answers from the same queue; the auth value presented afterwards is kept. */
+static size_t policies, change_auths;
+static TPM2B_AUTH presented;
+
+TSS2_RC __wrap_Esys_PolicyCommandCode(ESYS_CONTEXT *ctx, ESYS_TR policy, ESYS_TR s1, ESYS_TR s2,
+                                      ESYS_TR s3, TPM2_CC code)
+{
+	assert_int_equal(policy, 0x400);
+	assert_int_equal(code, TPM2_CC_NV_ChangeAuth);
+	policies++;
+	return TSS2_RC_SUCCESS;
+}
+TSS2_RC __wrap_Esys_NV_ChangeAuth(ESYS_CONTEXT *ctx, ESYS_TR nv, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
+                                  const TPM2B_AUTH *auth)
+{
+	assert_int_equal(nv, 0x300);
+	assert_int_equal(s1, 0x400); /* ADMIN role: the policy session */
+	assert_int_equal(s2, 0x200); /* the salted session encrypts newAuth */
+	assert_true(session_flags & TPMA_SESSION_DECRYPT);
+	assert_int_equal(auth->size, 32);
+	assert_int_equal(policies, change_auths + 1); /* a fresh policy for every try */
+	change_auths++;
+	TSS2_RC rc = answers[next_answer < n_answers ? next_answer : n_answers - 1];
+	next_answer++;
+	return rc;
+}
+TSS2_RC __wrap_Esys_TR_SetAuth(ESYS_CONTEXT *ctx, ESYS_TR h, const TPM2B_AUTH *auth)
+{
+	assert_int_equal(h, 0x300);
+	presented = *auth;
+	return TSS2_RC_SUCCESS;
 }
 
 int __wrap_nanosleep(const struct timespec *req, struct timespec *rem)
@@ -184,8 +239,8 @@ static void test_retry_then_success(void **state)
 static void test_no_retry_on_real_errors(void **state)
 {
 	struct tpm *t = open_fake();
-	const TSS2_RC fatal[] = {TPM2_RC_NV_LOCKED, TPM2_RC_AUTH_FAIL | TPM2_RC_1,
-	                         TSS2_TCTI_RC_IO_ERROR, TSS2_ESYS_RC_MALFORMED_RESPONSE};
+	const TSS2_RC fatal[] = {TPM2_RC_NV_LOCKED, TSS2_TCTI_RC_IO_ERROR,
+	                         TSS2_ESYS_RC_MALFORMED_RESPONSE};
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
 		n_answers = next_answer = increments = n_sleeps = 0;
 		queue(1, &fatal[i]);
@@ -193,6 +248,61 @@ static void test_no_retry_on_real_errors(void **state)
 		assert_int_equal(increments, 1);
 		assert_int_equal(n_sleeps, 0);
 	}
+	tpm_close(t);
+}
+
+/* A wrong auth value (the counter was rebound by a later run) is neither retried nor a plain TPM
+ * error, whichever session number the TPM names. */
+static void test_auth_failure_is_reported(void **state)
+{
+	struct tpm *t = open_fake();
+	const TSS2_RC refused[] = {TPM2_RC_AUTH_FAIL | TPM2_RC_S | TPM2_RC_1,
+	                           TPM2_RC_AUTH_FAIL | TPM2_RC_S | TPM2_RC_2,
+	                           TPM2_RC_BAD_AUTH | TPM2_RC_S | TPM2_RC_1};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		n_answers = next_answer = increments = n_sleeps = 0;
+		queue(1, &refused[i]);
+		assert_int_equal(tpm_counter_increment(t), SV_ERR_AUTH);
+		assert_int_equal(increments, 1);
+		assert_int_equal(n_sleeps, 0);
+	}
+	tpm_close(t);
+}
+
+static void test_change_auth(void **state)
+{
+	struct tpm *t = open_fake();
+	uint8_t auth[32];
+	memset(auth, 0x42, sizeof(auth));
+	policies = change_auths = flushed_policies = 0;
+	memset(&presented, 0, sizeof(presented));
+	/* NV_RATE twice, then success: three policy sessions, the failed two flushed */
+	const TSS2_RC rc[] = {TPM2_RC_NV_RATE, TPM2_RC_RETRY, TSS2_RC_SUCCESS};
+	queue(3, rc);
+	assert_int_equal(tpm_counter_change_auth(t, auth, sizeof(auth)), SV_OK);
+	assert_int_equal(change_auths, 3);
+	assert_int_equal(flushed_policies, 2);
+	assert_int_equal(n_sleeps, 2);
+	assert_int_equal(presented.size, 32);
+	assert_memory_equal(presented.buffer, auth, 32);
+	assert_false(session_flags & TPMA_SESSION_DECRYPT); /* back to plain afterwards */
+	struct tpm_stats st;
+	tpm_get_stats(t, &st);
+	assert_int_equal(st.nv_change_auths, 1);
+	/* a real failure: not retried, and the old value stays presented */
+	uint8_t other[32];
+	memset(other, 0x43, sizeof(other));
+	const TSS2_RC bad = TPM2_RC_POLICY_FAIL | TPM2_RC_S | TPM2_RC_1;
+	n_answers = next_answer = n_sleeps = 0;
+	change_auths = policies = 0;
+	queue(1, &bad);
+	assert_int_equal(tpm_counter_change_auth(t, other, sizeof(other)), SV_ERR_TPM);
+	assert_int_equal(change_auths, 1);
+	assert_memory_equal(presented.buffer, auth, 32);
+	/* bad lengths never reach the TPM */
+	assert_int_equal(tpm_counter_change_auth(t, other, 0), SV_ERR_RANGE);
+	assert_int_equal(tpm_counter_change_auth(t, other, 65), SV_ERR_RANGE);
+	assert_int_equal(change_auths, 1);
 	tpm_close(t);
 }
 
@@ -217,6 +327,8 @@ int main(void)
 	    cmocka_unit_test(test_retry_then_success),
 	    cmocka_unit_test(test_no_retry_on_real_errors),
 	    cmocka_unit_test(test_retry_budget_ends),
+	    cmocka_unit_test(test_auth_failure_is_reported),
+	    cmocka_unit_test(test_change_auth),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,104 @@
+/*
+ * Internal to the store (enclave/store.c, store_open.c, store_init.c): the in-memory state and
+ * the helpers the three files share. Nothing outside enclave/store*.c includes this.
+ */
+#ifndef SV_ENCLAVE_STORE_IMPL_H
+#define SV_ENCLAVE_STORE_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "enclave/anchor.h"
+#include "enclave/journal.h"
+#include "enclave/store.h"
+
+#define FN_HDR       "vault.hdr"
+#define FN_JOURNAL   "journal"
+#define FN_SLOT_A    "snap.a"
+#define FN_SLOT_B    "snap.b"
+#define FN_LOCK      "lock"
+#define PENDING_MAX  (64u << 20)
+#define SNAPSHOT_MAX ((size_t)JOURNAL_FRAME_MAX)
+
+struct user {
+	uint16_t blob_len;
+	uint8_t id_len;
+	uint8_t limit;
+	uint8_t used;
+	uint8_t destroyed;
+	uint8_t data[]; /* id | record | blob; only id when destroyed */
+};
+
+#define DELETED ((struct user *)(uintptr_t)1)
+
+struct store {
+	struct tpm *tpm;
+	struct anchor *anchor;
+	struct sv_vault_policy pol;
+	int readonly;
+	int failed; /* a commit failed half-way: memory is ahead of disk, refuse everything */
+	int lock_fd, jfd, slot_fd[2];
+	int active;   /* slot index the journal continues */
+	uint8_t *key; /* sodium_malloc: vault key */
+	struct journal_keys *keys;
+	struct store_secrets *secrets;
+	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	struct user **tab;
+	size_t cap, nslots_used; /* nslots_used counts live entries and DELETED markers */
+	uint64_t users, destroyed;
+	uint64_t counter, nv_writes, snap_counter;
+	uint8_t head_mac[JOURNAL_MAC_LEN];
+	uint64_t jlen, tail_bytes;
+	uint64_t snap_bytes; /* size of the active snapshot */
+	int roll_forward;
+	uint32_t nv_index;
+	uint32_t pcr_mask;
+	uint64_t init_time;
+	uint8_t scheme;
+	struct sv_buf pending;
+	size_t npending;
+	size_t nanchored; /* staged changes whose reply must wait for the NV increment */
+	/* store_write done, store_anchor not yet: the sealed frame's length and MAC */
+	int written; /* JOURNAL_KIND_COMMIT or _FLUSH */
+	size_t written_len;
+	uint8_t written_mac[JOURNAL_MAC_LEN];
+	uint64_t write_t0;
+	uint64_t commits, flushes, changes, last_commit_us;
+	/* run authority (anchor.h): this run's nonce, and what replay learnt about start frames */
+	uint8_t run[ANCHOR_RUN_LEN];
+	uint8_t prev_run[ANCHOR_RUN_LEN];        /* the run before a trailing start frame */
+	int start_trailing;                      /* the journal's last frame is a start frame */
+	uint64_t start_off;                      /* ... at this offset, */
+	uint8_t start_prev_mac[JOURNAL_MAC_LEN]; /* chained after this MAC, */
+	uint64_t start_prev_nv_writes;           /* after this many NV writes */
+	uint64_t start_dropped; /* bytes of a start frame that never took effect, dropped at open */
+	int taken;              /* this run has taken the counter over (take_over) */
+};
+
+/* store.c */
+int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_policy *pol)
+    __attribute__((warn_unused_result));
+/* Applies one decoded op (journal replay or snapshot load); any mismatch means corrupt state. */
+int store_apply_op(struct store *s, const struct journal_op *op)
+    __attribute__((warn_unused_result));
+int store_pwrite_all(int fd, const uint8_t *p, size_t n, off_t off)
+    __attribute__((warn_unused_result));
+/* Reads a whole file into a new malloc'd buffer (at most max bytes). */
+int store_read_all(int fd, size_t max, uint8_t **out, size_t *len)
+    __attribute__((warn_unused_result));
+void store_wipe_free(uint8_t *p, size_t n);
+int store_write_journal_head(struct store *s, uint64_t base, const uint8_t mac[JOURNAL_MAC_LEN])
+    __attribute__((warn_unused_result));
+int store_open_at(int dfd, const char *name, int flags, const char *dir, char *why, size_t why_len,
+                  int *fd) __attribute__((warn_unused_result));
+int store_take_lock(struct store *s, int dfd, const char *dir, int create, char *why,
+                    size_t why_len) __attribute__((warn_unused_result));
+const char *store_slot_name(int i);
+
+/* store_open.c: takes the TPM counter over for this run (anchor.h); store_write calls it before
+ * the first write of a lazily opened store. */
+int store_take_over(struct store *s, char *why, size_t why_len) __attribute__((warn_unused_result));
+
+#endif

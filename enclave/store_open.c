@@ -1,0 +1,545 @@
+/*
+ * Opening the vault state (store.h: store_open, store_open_lazy, store_open_readonly): pick the
+ * newest valid snapshot, replay the journal frames chained from it, check that the TPM counter
+ * is bound to the last run this directory holds (anchor.h: a forked or superseded copy is
+ * refused), and judge the head H against the counter C: H == C is clean, H == C+1 is a crash
+ * between fsync and increment (the increment is completed), anything else is refused. Bytes
+ * after the last valid frame are an uncommitted tail only when H >= C (no committed frame can be
+ * missing); they are then dropped. Then this run takes the counter over (store_take_over):
+ * at once for a serving vault, before its first write for a lazy open.
+ */
+#include "enclave/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "enclave/anchor.h"
+#include "enclave/journal.h"
+#include "enclave/store_impl.h"
+#include "enclave/tpm.h"
+
+/* Loads the header, checks the TPM binding, unseals and decrypts the secrets. */
+static int load_header(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
+                       char *why, size_t why_len)
+{
+	uint8_t *buf = NULL, name[TPM_NAME_MAX], nv_name[TPM_NAME_MAX];
+	size_t len = 0, ad_len = 0, name_len = 0, nv_name_len = 0;
+	int fd = -1, r;
+	if ((r = store_open_at(dfd, FN_HDR, O_RDONLY, dir, why, why_len, &fd)) != SV_OK) {
+		if (r == SV_ERR_STATE)
+			snprintf(why, why_len,
+			         "no vault in %s (vault.hdr missing): provision one with "
+			         "sealvault-admin init, or pass the right --state-dir",
+			         dir);
+		return r;
+	}
+	r = store_read_all(fd, 4096, &buf, &len);
+	close(fd);
+	if (r == SV_OK)
+		r = journal_state_decode(buf, len, h, &ad_len);
+	if (r == SV_ERR_CONFIG) {
+		snprintf(why, why_len,
+		         "%s/vault.hdr is a vault of sealvault 0.2 (state version 1), whose TPM "
+		         "counter cannot refuse forked copies of the state directory: this version "
+		         "does not serve it; see docs/operations.md \"Upgrading from 0.2\"",
+		         dir);
+		r = SV_ERR_STATE;
+		goto out;
+	}
+	if (r != SV_OK) {
+		snprintf(why, why_len,
+		         "state header %s/vault.hdr is damaged or not a sealvault header: restore "
+		         "the state directory from backup",
+		         dir);
+		r = SV_ERR_STATE;
+		goto out;
+	}
+	s->nv_index = h->nv_index;
+	s->scheme = h->scheme;
+	r = SV_ERR_STATE;
+	if (tpm_primary_name(s->tpm, name, &name_len) != SV_OK || name_len != h->primary_name_len ||
+	    memcmp(name, h->primary_name, name_len) != 0) {
+		snprintf(why, why_len,
+		         "this state directory was provisioned on a different TPM (primary key "
+		         "name mismatch): start it on its own TPM, or provision a new vault");
+		goto out;
+	}
+	if ((r = anchor_new(&s->anchor, s->tpm, h->nv_index)) != SV_OK)
+		goto out;
+	r = SV_ERR_STATE;
+	int a = anchor_attach(s->anchor, nv_name, &nv_name_len);
+	if (a == SV_ERR_NOTFOUND) {
+		snprintf(why, why_len,
+		         "NV counter index 0x%08x does not exist on this TPM: the state directory "
+		         "belongs to another TPM or the index was deleted; the vault cannot be "
+		         "trusted, provision a new one",
+		         h->nv_index);
+		goto out;
+	}
+	if (a != SV_OK || nv_name_len != h->nv_name_len ||
+	    memcmp(nv_name, h->nv_name, nv_name_len) != 0) {
+		snprintf(why, why_len,
+		         "NV counter index 0x%08x differs from the one provisioned (redefined?): "
+		         "refusing to trust it; provision a new vault",
+		         h->nv_index);
+		goto out;
+	}
+	s->pcr_mask = h->pcr_mask;
+	s->init_time = h->init_time;
+	if (tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key) != SV_OK) {
+		if (h->pcr_mask != 0)
+			snprintf(why, why_len,
+			         "the TPM refused to unseal the vault key: the PCRs of its policy "
+			         "(mask 0x%06x) no longer hold the values of init (different boot "
+			         "chain or build), or vault.hdr was altered; boot the measured "
+			         "configuration the vault was sealed to",
+			         h->pcr_mask);
+		else
+			snprintf(why, why_len,
+			         "the TPM refused to unseal the vault key: the state directory "
+			         "belongs to another TPM or vault.hdr was altered; restore it from "
+			         "backup");
+		goto out;
+	}
+	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 's', 'e', 'c', 'r', 't', '1'};
+	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
+	unsigned long long plen = 0;
+	int d = crypto_aead_xchacha20poly1305_ietf_decrypt((uint8_t *)s->secrets, &plen, NULL,
+	                                                   h->secrets_ct, JOURNAL_SECRETS_CT_LEN,
+	                                                   buf, ad_len, h->nonce, sk);
+	sodium_memzero(sk, sizeof(sk));
+	if (d != 0 || plen != JOURNAL_SECRETS_LEN) {
+		snprintf(why, why_len,
+		         "state header vault.hdr fails authentication: it was altered; restore the "
+		         "state directory from backup");
+		goto out;
+	}
+	journal_keys_derive(s->keys, s->key);
+	anchor_set_vault_key(s->anchor, s->key);
+	r = SV_OK;
+out:
+	store_wipe_free(buf, len);
+	return r;
+}
+
+/* Counter in the (unauthenticated) header of a slot, to try the newest first; 0 when unusable. */
+static int slot_counter(struct store *s, int i, uint64_t *counter)
+{
+	uint8_t h[JOURNAL_FRAME_HDR_LEN];
+	if (pread(s->slot_fd[i], h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return 0;
+	*counter = 0;
+	for (int k = 8; k < 16; k++)
+		*counter = *counter << 8 | h[k];
+	return 1;
+}
+
+static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
+{
+	uint8_t *buf = NULL, zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN];
+	size_t len = 0, flen = 0, plen = 0;
+	const uint8_t *plain = NULL;
+	struct journal_frame f;
+	struct sv_buf b;
+	int r = store_read_all(s->slot_fd[i], SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD, &buf, &len);
+	if (r == SV_OK)
+		r = journal_frame_open(s->keys, zero, buf, len, &f, &flen, &plain, &plen, mac);
+	if (r == SV_ERR_INVALID || r == SV_ERR_AUTH ||
+	    (r == SV_OK &&
+	     (flen != len || f.kind != JOURNAL_KIND_SNAPSHOT || f.scheme != s->scheme))) {
+		r = SV_ERR_AUTH; /* not a valid snapshot: the caller tries the other slot */
+		goto out;
+	}
+	if (r != SV_OK)
+		goto out;
+	s->cap = 1024;
+	while ((uint64_t)f.count * 10 >= s->cap * 7)
+		s->cap *= 2;
+	s->tab = calloc(s->cap, sizeof(*s->tab));
+	if (s->tab == NULL) {
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	sv_buf_from(&b, plain, plen);
+	/* The run op first (the run whose nonce the snapshot was taken under), then the users. */
+	for (uint32_t n = 0; n < f.count; n++) {
+		struct journal_op op;
+		if ((r = journal_op_get(&b, &op)) != SV_OK)
+			goto bad;
+		if (n == 0 && op.type == JOURNAL_OP_RUN) {
+			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
+			continue;
+		}
+		if (n == 0 || op.type != JOURNAL_OP_USER || (r = store_apply_op(s, &op)) != SV_OK) {
+			r = r == SV_OK ? SV_ERR_INVALID : r;
+			goto bad;
+		}
+	}
+	if (f.count == 0) {
+		r = SV_ERR_INVALID;
+		goto bad;
+	}
+	if ((r = sv_buf_expect_end(&b)) != SV_OK)
+		goto bad;
+	s->counter = s->snap_counter = f.counter;
+	s->nv_writes = f.nv_writes;
+	memcpy(s->head_mac, mac, sizeof(mac));
+	s->active = i;
+	s->snap_bytes = len;
+	r = SV_OK;
+	goto out;
+bad:
+	if (r != SV_ERR_NOMEM) {
+		snprintf(why, why_len,
+		         "snapshot %s does not decode although its MAC is valid (internal "
+		         "corruption): restore the state directory from backup",
+		         store_slot_name(i));
+		r = SV_ERR_STATE;
+	}
+out:
+	store_wipe_free(buf, len);
+	return r;
+}
+
+/* Replays the journal; returns the valid length and the tail length. */
+static int replay(struct store *s, const char *dir, int *obsolete, char *why, size_t why_len)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct journal_head h;
+	int r = store_read_all(s->jfd, (size_t)1 << 40, &buf, &len);
+	if (r != SV_OK) {
+		snprintf(why, why_len, "cannot read %s/journal: %s", dir, sv_strerror(r));
+		return r;
+	}
+	r = SV_ERR_STATE;
+	if (len < JOURNAL_HEAD_LEN || journal_head_decode(buf, JOURNAL_HEAD_LEN, &h) != SV_OK) {
+		snprintf(why, why_len,
+		         "journal header in %s is missing or damaged: restore the state directory "
+		         "from backup",
+		         dir);
+		goto out;
+	}
+	if (h.base_counter < s->snap_counter) {
+		/* Crash after a snapshot, before the journal was emptied: all in the snapshot. */
+		*obsolete = 1;
+		s->jlen = JOURNAL_HEAD_LEN;
+		r = SV_OK;
+		goto out;
+	}
+	if (h.base_counter > s->snap_counter ||
+	    sodium_memcmp(h.base_mac, s->head_mac, JOURNAL_MAC_LEN) != 0) {
+		snprintf(why, why_len,
+		         "the journal continues a snapshot (counter %llu) that is missing or "
+		         "damaged: restore the state directory from backup",
+		         (unsigned long long)h.base_counter);
+		goto out;
+	}
+	size_t off = JOURNAL_HEAD_LEN;
+	while (off < len) {
+		struct journal_frame f;
+		size_t flen = 0, plen = 0;
+		const uint8_t *plain = NULL;
+		uint8_t mac[JOURNAL_MAC_LEN];
+		if (journal_frame_open(s->keys, s->head_mac, buf + off, len - off, &f, &flen,
+		                       &plain, &plen, mac) != SV_OK)
+			break; /* the tail; judged against the TPM counter by the caller */
+		/* a commit moves the counter by one; a flush repeats it and holds only resets; a
+		 * start repeats it, holds one run op and counts the NV write of its take-over */
+		int flush = f.kind == JOURNAL_KIND_FLUSH, start = f.kind == JOURNAL_KIND_START;
+		if ((f.kind != JOURNAL_KIND_COMMIT && !flush && !start) || f.scheme != s->scheme ||
+		    (f.kind == JOURNAL_KIND_COMMIT &&
+		     (f.counter != s->counter + 1 || f.nv_writes <= s->nv_writes)) ||
+		    (flush && (f.counter != s->counter || f.nv_writes != s->nv_writes)) ||
+		    (start &&
+		     (f.counter != s->counter || f.nv_writes <= s->nv_writes || f.count != 1))) {
+			snprintf(
+			    why, why_len,
+			    "journal record at byte %zu is out of sequence (counter %llu after "
+			    "%llu): restore the state directory from backup",
+			    off, (unsigned long long)f.counter, (unsigned long long)s->counter);
+			goto out;
+		}
+		struct sv_buf b;
+		sv_buf_from(&b, plain, plen);
+		for (uint32_t n = 0; n < f.count; n++) {
+			struct journal_op op;
+			if (journal_op_get(&b, &op) != SV_OK || op.type == JOURNAL_OP_USER ||
+			    (flush && op.type != JOURNAL_OP_RESET) ||
+			    (start != (op.type == JOURNAL_OP_RUN)) ||
+			    (!start && store_apply_op(s, &op) != SV_OK)) {
+				snprintf(why, why_len,
+				         "journal record for counter %llu does not apply to the "
+				         "state (corrupt): restore the state directory from backup",
+				         (unsigned long long)f.counter);
+				goto out;
+			}
+		}
+		if (sv_buf_expect_end(&b) != SV_OK) {
+			snprintf(why, why_len, "journal record for counter %llu has trailing bytes",
+			         (unsigned long long)f.counter);
+			goto out;
+		}
+		s->start_trailing = start;
+		if (start) {
+			/* Remembered so that open can drop it if it never took effect (anchor.h).
+			 */
+			struct journal_op op;
+			sv_buf_from(&b, plain, plen);
+			if (journal_op_get(&b, &op) != SV_OK)
+				goto out;
+			s->start_off = off;
+			memcpy(s->start_prev_mac, s->head_mac, JOURNAL_MAC_LEN);
+			s->start_prev_nv_writes = s->nv_writes;
+			memcpy(s->prev_run, s->run, ANCHOR_RUN_LEN);
+			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
+		}
+		s->counter = f.counter;
+		s->nv_writes = f.nv_writes;
+		memcpy(s->head_mac, mac, JOURNAL_MAC_LEN);
+		off += flen;
+	}
+	s->jlen = off;
+	s->tail_bytes = len - off;
+	r = SV_OK;
+out:
+	store_wipe_free(buf, len);
+	return r;
+}
+
+/* May this state directory start? The TPM must accept the auth value of the last run it holds
+ * (anchor.h): otherwise a later run, on another copy, has taken the counter over. A start
+ * frame at the very end whose take-over never happened (a crash between its fsync and
+ * NV_ChangeAuth) is dropped, and the run before it must be the one the TPM accepts. Then the
+ * journal head is judged against the counter. */
+static int check_run(struct store *s, char *why, size_t why_len)
+{
+	uint64_t c = 0;
+	int r = anchor_read_as(s->anchor, s->run, &c);
+	if (r == SV_ERR_AUTH && s->start_trailing) {
+		r = anchor_read_as(s->anchor, s->prev_run, &c);
+		if (r == SV_OK) {
+			s->start_dropped = s->jlen - s->start_off;
+			s->jlen = s->start_off;
+			memcpy(s->head_mac, s->start_prev_mac, JOURNAL_MAC_LEN);
+			s->nv_writes = s->start_prev_nv_writes;
+			memcpy(s->run, s->prev_run, ANCHOR_RUN_LEN);
+			s->start_trailing = 0;
+		}
+	}
+	if (r == SV_ERR_AUTH) {
+		/* An older copy is usually also behind the counter: say that, it is more useful. */
+		int rf;
+		if (anchor_read_owner(s->anchor, &c) == SV_OK &&
+		    anchor_judge(s->counter, c, s->jlen, s->tail_bytes, &rf, why, why_len) != SV_OK)
+			return SV_ERR_STATE;
+		snprintf(why, why_len,
+		         "this state directory is not the one the vault last started from: the TPM "
+		         "counter 0x%08x is bound to a later run (a copy of this directory was "
+		         "started since, or the directory was restored from a backup); a forked "
+		         "or older copy is never served again; start the directory the vault last "
+		         "ran on (see docs/operations.md)",
+		         s->nv_index);
+		return SV_ERR_STATE;
+	}
+	if (r != SV_OK) {
+		snprintf(why, why_len, "cannot read NV counter 0x%08x: %s", s->nv_index,
+		         sv_strerror(r));
+		return SV_ERR_TPM;
+	}
+	return anchor_judge(s->counter, c, s->jlen, s->tail_bytes, &s->roll_forward, why, why_len);
+}
+
+/* Takes the TPM counter over for this run: a start frame with a fresh run nonce, fsynced, then
+ * NV_ChangeAuth to the nonce's auth value (every older run's increments now fail), then the
+ * interrupted commit completed (roll forward) or the counter read back: it must still be the
+ * journal head, or another run incremented it between check_run and the take-over. */
+int store_take_over(struct store *s, char *why, size_t why_len)
+{
+	uint8_t run[ANCHOR_RUN_LEN], mac[JOURNAL_MAC_LEN];
+	struct sv_buf plain, frame;
+	uint64_t c = 0;
+	int r;
+	anchor_new_run(run);
+	struct journal_op op = {.type = JOURNAL_OP_RUN, .run = run};
+	struct journal_frame f = {.kind = JOURNAL_KIND_START,
+	                          .scheme = s->scheme,
+	                          .counter = s->counter,
+	                          .nv_writes = s->nv_writes + 1,
+	                          .count = 1};
+	if ((r = sv_buf_init(&plain, 64)) != SV_OK)
+		return r;
+	if ((r = sv_buf_init(&frame, 64 + JOURNAL_FRAME_OVERHEAD)) != SV_OK) {
+		sv_buf_free(&plain);
+		return r;
+	}
+	if ((r = journal_op_put(&plain, &op)) != SV_OK ||
+	    (r = journal_frame_seal(s->keys, s->head_mac, &f, plain.data, plain.len, &frame,
+	                            mac)) != SV_OK)
+		goto out;
+	if (store_pwrite_all(s->jfd, frame.data, frame.len, (off_t)s->jlen) != SV_OK ||
+	    fdatasync(s->jfd) != 0) {
+		snprintf(why, why_len, "cannot write the start record to the journal: %s",
+		         strerror(errno));
+		r = SV_ERR_IO;
+		goto out;
+	}
+	s->jlen += frame.len;
+	memcpy(s->head_mac, mac, JOURNAL_MAC_LEN);
+	s->nv_writes = f.nv_writes;
+	memcpy(s->run, run, ANCHOR_RUN_LEN);
+	if ((r = anchor_take(s->anchor, run)) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot bind NV counter 0x%08x to this run (NV_ChangeAuth: %s): check the "
+		         "TPM and start again",
+		         s->nv_index, sv_strerror(r));
+		r = SV_ERR_TPM;
+		goto out;
+	}
+	if (s->roll_forward)
+		r = anchor_advance(s->anchor, s->counter);
+	else if ((r = anchor_read(s->anchor, &c)) == SV_OK && c != s->counter)
+		r = SV_ERR_SUPERSEDED;
+	if (r == SV_ERR_SUPERSEDED) {
+		snprintf(why, why_len,
+		         "the TPM counter 0x%08x moved while this run started (journal at %llu): "
+		         "another run of this vault, on another copy of the state directory, is "
+		         "incrementing it; stop every other copy (see docs/operations.md)",
+		         s->nv_index, (unsigned long long)s->counter);
+		r = SV_ERR_STATE;
+	} else if (r != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot %s NV counter 0x%08x after binding it to this run: %s; check the "
+		         "TPM and start again",
+		         s->roll_forward ? "complete the interrupted commit on" : "read",
+		         s->nv_index, sv_strerror(r));
+		r = SV_ERR_TPM;
+	}
+	if (r == SV_OK)
+		s->taken = 1;
+out:
+	sodium_memzero(run, sizeof(run));
+	sv_buf_free(&plain);
+	sv_buf_free(&frame);
+	return r;
+}
+
+enum open_mode { OPEN_EAGER, OPEN_LAZY, OPEN_READONLY };
+
+static int open_common(struct store **out, const char *dir, struct tpm *tpm,
+                       const struct sv_vault_policy *pol, enum open_mode mode, char *why,
+                       size_t why_len)
+{
+	int readonly = mode == OPEN_READONLY;
+	struct store *s = NULL;
+	struct journal_state_hdr *h = NULL;
+	int dfd = -1, obsolete = 0, r;
+	char pwhy[200];
+	if (pol != NULL && policy_vault_check(pol, pwhy, sizeof(pwhy)) != SV_OK) {
+		snprintf(why, why_len, "%s", pwhy);
+		return SV_ERR_CONFIG;
+	}
+	if ((r = store_alloc(&s, tpm, pol)) != SV_OK)
+		return r;
+	s->readonly = readonly;
+	h = sodium_malloc(sizeof(*h));
+	if (h == NULL) {
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		snprintf(why, why_len, "cannot open state directory %s: %s", dir, strerror(errno));
+		r = errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
+		goto out;
+	}
+	if ((r = store_take_lock(s, dfd, dir, 0, why, why_len)) != SV_OK ||
+	    (r = store_open_at(dfd, FN_JOURNAL, O_RDWR, dir, why, why_len, &s->jfd)) != SV_OK ||
+	    (r = store_open_at(dfd, FN_SLOT_A, O_RDWR, dir, why, why_len, &s->slot_fd[0])) !=
+	        SV_OK ||
+	    (r = store_open_at(dfd, FN_SLOT_B, O_RDWR, dir, why, why_len, &s->slot_fd[1])) !=
+	        SV_OK ||
+	    (r = load_header(s, dfd, dir, h, why, why_len)) != SV_OK)
+		goto out;
+	uint64_t sc[2] = {0, 0};
+	int ok[2] = {slot_counter(s, 0, &sc[0]), slot_counter(s, 1, &sc[1])};
+	int order[2] = {0, 1};
+	if (ok[1] && (!ok[0] || sc[1] > sc[0])) {
+		order[0] = 1;
+		order[1] = 0;
+	}
+	r = SV_ERR_AUTH;
+	for (int k = 0; k < 2 && r == SV_ERR_AUTH; k++)
+		if (ok[order[k]])
+			r = load_snapshot(s, order[k], why, why_len);
+	if (r == SV_ERR_AUTH) {
+		snprintf(why, why_len,
+		         "no valid snapshot in %s (snap.a and snap.b are both damaged or empty): "
+		         "restore the state directory from backup",
+		         dir);
+		r = SV_ERR_STATE;
+		goto out;
+	}
+	if (r != SV_OK || (r = replay(s, dir, &obsolete, why, why_len)) != SV_OK)
+		goto out;
+	if ((r = check_run(s, why, why_len)) != SV_OK)
+		goto out;
+	if (!readonly) {
+		if (obsolete)
+			r = store_write_journal_head(s, s->snap_counter, s->head_mac);
+		else if (s->tail_bytes > 0 || s->start_dropped > 0)
+			r = ftruncate(s->jfd, (off_t)s->jlen) == 0 && fdatasync(s->jfd) == 0
+			        ? SV_OK
+			        : SV_ERR_IO;
+		else
+			r = SV_OK;
+		if (r != SV_OK) {
+			snprintf(why, why_len, "cannot repair %s/journal: %s", dir,
+			         strerror(errno));
+			goto out;
+		}
+		if ((mode == OPEN_EAGER || s->roll_forward) &&
+		    (r = store_take_over(s, why, why_len)) != SV_OK)
+			goto out;
+	}
+	*out = s;
+	s = NULL;
+	r = SV_OK;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	if (h != NULL)
+		sodium_free(h);
+	store_close(s);
+	return r;
+}
+
+int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
+               const struct sv_vault_policy *pol, char *why, size_t why_len)
+{
+	return open_common(out, state_dir, tpm, pol, OPEN_EAGER, why, why_len);
+}
+
+int store_open_lazy(struct store **out, const char *state_dir, struct tpm *tpm,
+                    const struct sv_vault_policy *pol, char *why, size_t why_len)
+{
+	return open_common(out, state_dir, tpm, pol, OPEN_LAZY, why, why_len);
+}
+
+int store_open_readonly(struct store **out, const char *state_dir, struct tpm *tpm,
+                        const struct sv_vault_policy *pol, char *why, size_t why_len)
+{
+	return open_common(out, state_dir, tpm, pol, OPEN_READONLY, why, why_len);
+}
