@@ -114,6 +114,12 @@ int anchor_read_as(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], uint64_t
 	return r != SV_OK ? r : tpm_counter_read(a->tpm, value);
 }
 
+int anchor_read_legacy(struct anchor *a, uint64_t *value)
+{
+	int r = tpm_counter_set_auth(a->tpm, NULL, 0);
+	return r != SV_OK ? r : tpm_counter_read(a->tpm, value);
+}
+
 int anchor_read_owner(struct anchor *a, uint64_t *value)
 {
 	return tpm_counter_read_owner(a->tpm, value);

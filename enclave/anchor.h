@@ -60,6 +60,10 @@ int anchor_attach(struct anchor *a, uint8_t name[TPM_NAME_MAX], size_t *name_len
 int anchor_read_as(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], uint64_t *value)
     __attribute__((warn_unused_result));
 
+/* Reads a sealvault 0.2 counter, which has the empty auth value and no run; anchor_advance then
+ * presents the empty value too. For store_upgrade only. */
+int anchor_read_legacy(struct anchor *a, uint64_t *value) __attribute__((warn_unused_result));
+
 /* Reads the counter without a run's auth value (owner authorization): to tell an operator how
  * far behind a refused copy is. Never the basis of a decision to serve. */
 int anchor_read_owner(struct anchor *a, uint64_t *value) __attribute__((warn_unused_result));

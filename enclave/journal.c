@@ -365,12 +365,12 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	for (size_t i = 0; i < STATE_RESERVED; i++)
 		if (reserved[i] != 0)
 			goto out;
-	r = version == JOURNAL_STATE_VERSION ? SV_OK : SV_ERR_CONFIG;
+	h->version = version;
+	r = SV_OK;
 out:
 	if (r != SV_OK) {
 		sodium_memzero(h, sizeof(*h));
-		if (r != SV_ERR_CONFIG)
-			r = SV_ERR_INVALID;
+		r = SV_ERR_INVALID;
 	}
 	return r;
 }

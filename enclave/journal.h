@@ -47,8 +47,8 @@
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
 #define JOURNAL_SCHEME_PLAIN   1
 #define JOURNAL_RUN_LEN        32 /* run nonce (enclave/anchor.h) */
-/* State header versions: 1 (sealvault 0.2: counter without run authority) is recognised only to
- * be refused with a clear message; 2 is current. */
+/* State header versions: 1 (sealvault 0.2: a counter without run authority, snapshots without a
+ * run op) is read only by store_upgrade; 2 is current, and the only version encoded. */
 #define JOURNAL_STATE_VERSION_OLD 1
 #define JOURNAL_STATE_VERSION     2
 #define JOURNAL_PCR_MASK_ALL      0x00ffffffu /* PCRs 0..23 */
@@ -107,6 +107,8 @@ struct journal_head {
 };
 
 struct journal_state_hdr {
+	uint16_t
+	    version; /* decoded: JOURNAL_STATE_VERSION or _OLD; encode writes the current one */
 	uint8_t scheme;
 	uint32_t nv_index;
 	uint8_t nv_name[JOURNAL_NAME_MAX];
@@ -150,8 +152,7 @@ int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
 /* Encodes the state header; the secrets' AD is the first *ad_len bytes of the output. */
 int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
     __attribute__((warn_unused_result));
-/* SV_ERR_CONFIG: a well-formed header of JOURNAL_STATE_VERSION_OLD (a vault to migrate);
- * SV_ERR_INVALID: anything else that is not a current header. */
+/* Accepts JOURNAL_STATE_VERSION and JOURNAL_STATE_VERSION_OLD (h->version says which). */
 int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
     __attribute__((warn_unused_result));
 

@@ -642,7 +642,7 @@ int store_anchor(struct store *s)
 	sv_buf_reset(&s->pending);
 	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
 	 * floor and the last snapshot (so a big vault is not rewritten every few commits). */
-	if (s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes)
+	if (!s->legacy && s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes)
 		r = store_snapshot(s);
 	s->last_commit_us = now_us() - s->write_t0;
 	return r;
@@ -654,17 +654,11 @@ int store_commit(struct store *s)
 	return r == SV_OK ? store_anchor(s) : r;
 }
 
-int store_snapshot(struct store *s)
+int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
 {
 	struct sv_buf plain, frame;
-	uint8_t zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN];
+	uint8_t zero[JOURNAL_MAC_LEN] = {0};
 	int r;
-	if ((r = writable(s)) != SV_OK)
-		return r;
-	if (s->npending != 0)
-		return SV_ERR_BUSY;
-	if (s->counter == s->snap_counter)
-		return SV_OK;
 	if ((r = sv_buf_init(&plain, SNAPSHOT_MAX - JOURNAL_TAG_LEN)) != SV_OK ||
 	    (r = sv_buf_init(&frame, SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
 		return r;
@@ -704,15 +698,31 @@ int store_snapshot(struct store *s)
 		r = SV_ERR_IO;
 		goto out;
 	}
-	if ((r = store_write_journal_head(s, s->counter, mac)) != SV_OK)
-		goto out;
-	s->active = slot;
-	s->snap_counter = s->counter;
-	s->snap_bytes = frame.len;
+	*len = frame.len;
 out:
 	sv_buf_free(&plain);
 	sv_buf_free(&frame);
 	return r;
+}
+
+int store_snapshot(struct store *s)
+{
+	uint8_t mac[JOURNAL_MAC_LEN];
+	size_t len = 0;
+	int r;
+	if ((r = writable(s)) != SV_OK)
+		return r;
+	if (s->npending != 0)
+		return SV_ERR_BUSY;
+	if (s->counter == s->snap_counter)
+		return SV_OK;
+	if ((r = store_snapshot_slot(s, mac, &len)) != SV_OK ||
+	    (r = store_write_journal_head(s, s->counter, mac)) != SV_OK)
+		return r;
+	s->active = 1 - s->active;
+	s->snap_counter = s->counter;
+	s->snap_bytes = len;
+	return SV_OK;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *out)

@@ -158,6 +158,22 @@ int store_open_readonly(struct store **out, const char *state_dir, struct tpm *t
 int store_check_unlocked(const char *state_dir, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
+/* Upgrades, in place and with the vault stopped, a vault of sealvault 0.2 (state version 1: its
+ * NV counter has no policy that allows binding it to a run, so forked copies of its state
+ * directory cannot be refused). It commits a final 0.2 record on the old counter (so that no
+ * other copy of the 0.2 directory can be started or upgraded), defines a new counter at new_index
+ * (0: the first free index after the old one) bound to a new run, writes a version 2 snapshot and
+ * header naming it, and undefines the old counter. Every step is safe to interrupt: running it
+ * again finishes or restarts it (an intent file, upgrade.intent, records the indices). */
+struct store_upgrade_result {
+	uint32_t old_index, new_index;
+	int already_current; /* the vault was already version 2 (after finishing leftovers) */
+	uint64_t users, counter;
+};
+int store_upgrade(const char *state_dir, struct tpm *tpm, uint32_t new_index,
+                  struct store_upgrade_result *res, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
 struct store_info {
 	uint32_t nv_index;
 	uint32_t pcr_mask;         /* PCRs the vault key is sealed to (0: none) */

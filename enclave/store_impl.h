@@ -75,6 +75,7 @@ struct store {
 	uint64_t start_prev_nv_writes;           /* after this many NV writes */
 	uint64_t start_dropped; /* bytes of a start frame that never took effect, dropped at open */
 	int taken;              /* this run has taken the counter over (take_over) */
+	int legacy;             /* a sealvault 0.2 vault opened by store_upgrade */
 };
 
 /* store.c */
@@ -97,6 +98,22 @@ int store_take_lock(struct store *s, int dfd, const char *dir, int create, char 
                     size_t why_len) __attribute__((warn_unused_result));
 const char *store_slot_name(int i);
 
+/* Writes a snapshot of the current state (under s->counter, naming s->run) into the slot the
+ * journal does not continue, and fsyncs it; the caller then switches to it. */
+int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
+    __attribute__((warn_unused_result));
+
+/* store_init.c: the state header with the global secrets encrypted under the vault key (fresh
+ * nonce; the AD is the header itself). */
+int store_header_encode(struct store *s, struct journal_state_hdr *h, struct sv_buf *out)
+    __attribute__((warn_unused_result));
+
+/* store_open.c: store_open* with a mode; STORE_OPEN_LEGACY reads a sealvault 0.2 vault (state
+ * version 1) for store_upgrade: no run check, commits on the old counter with its empty auth. */
+enum store_open_mode { STORE_OPEN_EAGER, STORE_OPEN_LAZY, STORE_OPEN_READONLY, STORE_OPEN_LEGACY };
+int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
+                      const struct sv_vault_policy *pol, enum store_open_mode mode, char *why,
+                      size_t why_len) __attribute__((warn_unused_result));
 /* store_open.c: takes the TPM counter over for this run (anchor.h); store_write calls it before
  * the first write of a lazily opened store. */
 int store_take_over(struct store *s, char *why, size_t why_len) __attribute__((warn_unused_result));

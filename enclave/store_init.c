@@ -39,14 +39,30 @@ static int create_file(int dfd, const char *name, const char *dir, const uint8_t
 	return r;
 }
 
+int store_header_encode(struct store *s, struct journal_state_hdr *h, struct sv_buf *out)
+{
+	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
+	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 's', 'e', 'c', 'r', 't', '1'};
+	size_t ad_len = 0, start = out->len;
+	int r;
+	/* Encode once with a zero ciphertext to learn the AD, then encrypt and encode again. */
+	randombytes_buf(h->nonce, sizeof(h->nonce));
+	if ((r = journal_state_encode(h, out, &ad_len)) != SV_OK)
+		return r;
+	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(h->secrets_ct, NULL, (const uint8_t *)s->secrets,
+	                                           JOURNAL_SECRETS_LEN, out->data + start, ad_len,
+	                                           NULL, h->nonce, sk);
+	sodium_memzero(sk, sizeof(sk));
+	out->len = start;
+	return journal_state_encode(h, out, &ad_len);
+}
+
 static int init_files(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
                       char *why, size_t why_len)
 {
 	struct sv_buf hdr, snap, plain;
 	uint8_t zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN], head[JOURNAL_HEAD_LEN];
-	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
-	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 's', 'e', 'c', 'r', 't', '1'};
-	size_t ad_len = 0;
 	int r;
 	memset(&hdr, 0, sizeof(hdr));
 	memset(&snap, 0, sizeof(snap));
@@ -54,17 +70,7 @@ static int init_files(struct store *s, int dfd, const char *dir, struct journal_
 	if ((r = sv_buf_init(&hdr, 4096)) != SV_OK || (r = sv_buf_init(&snap, 4096)) != SV_OK ||
 	    (r = sv_buf_init(&plain, 64)) != SV_OK)
 		goto out;
-	/* Encode once with a zero ciphertext to learn the AD, then encrypt and encode again. */
-	randombytes_buf(h->nonce, sizeof(h->nonce));
-	if ((r = journal_state_encode(h, &hdr, &ad_len)) != SV_OK)
-		goto out;
-	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);
-	crypto_aead_xchacha20poly1305_ietf_encrypt(h->secrets_ct, NULL, (const uint8_t *)s->secrets,
-	                                           JOURNAL_SECRETS_LEN, hdr.data, ad_len, NULL,
-	                                           h->nonce, sk);
-	sodium_memzero(sk, sizeof(sk));
-	sv_buf_reset(&hdr);
-	if ((r = journal_state_encode(h, &hdr, &ad_len)) != SV_OK)
+	if ((r = store_header_encode(s, h, &hdr)) != SV_OK)
 		goto out;
 	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
 	                          .scheme = JOURNAL_SCHEME_PLAIN,

@@ -48,13 +48,18 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	close(fd);
 	if (r == SV_OK)
 		r = journal_state_decode(buf, len, h, &ad_len);
-	if (r == SV_ERR_CONFIG) {
-		snprintf(why, why_len,
-		         "%s/vault.hdr is a vault of sealvault 0.2 (state version 1), whose TPM "
-		         "counter cannot refuse forked copies of the state directory: this version "
-		         "does not serve it; see docs/operations.md \"Upgrading from 0.2\"",
-		         dir);
-		r = SV_ERR_STATE;
+	if (r == SV_OK && (h->version == JOURNAL_STATE_VERSION_OLD) != s->legacy) {
+		if (s->legacy)
+			snprintf(why, why_len, "%s/vault.hdr is already a current vault", dir);
+		else
+			snprintf(
+			    why, why_len,
+			    "%s/vault.hdr is a vault of sealvault 0.2 (state version 1), whose "
+			    "TPM counter cannot refuse forked copies of the state directory: "
+			    "upgrade it once with the service stopped: sealvault-admin upgrade "
+			    "--state-dir %s (docs/operations.md \"Upgrading from 0.2\")",
+			    dir, dir);
+		r = s->legacy ? SV_ERR_EXISTS : SV_ERR_STATE;
 		goto out;
 	}
 	if (r != SV_OK) {
@@ -164,6 +169,17 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 	}
 	if (r != SV_OK)
 		goto out;
+	/* A current snapshot starts with the run op; one of sealvault 0.2 (read only by
+	 * store_upgrade) has none. A slot of the other kind is not this header's: try the other
+	 * slot (an upgrade interrupted between the new snapshot and the new header). */
+	struct journal_op first;
+	sv_buf_from(&b, plain, plen);
+	int has_run =
+	    f.count > 0 && journal_op_get(&b, &first) == SV_OK && first.type == JOURNAL_OP_RUN;
+	if (has_run == s->legacy) {
+		r = SV_ERR_AUTH;
+		goto out;
+	}
 	s->cap = 1024;
 	while ((uint64_t)f.count * 10 >= s->cap * 7)
 		s->cap *= 2;
@@ -178,18 +194,14 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 		struct journal_op op;
 		if ((r = journal_op_get(&b, &op)) != SV_OK)
 			goto bad;
-		if (n == 0 && op.type == JOURNAL_OP_RUN) {
+		if (n == 0 && has_run) {
 			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
 			continue;
 		}
-		if (n == 0 || op.type != JOURNAL_OP_USER || (r = store_apply_op(s, &op)) != SV_OK) {
+		if (op.type != JOURNAL_OP_USER || (r = store_apply_op(s, &op)) != SV_OK) {
 			r = r == SV_OK ? SV_ERR_INVALID : r;
 			goto bad;
 		}
-	}
-	if (f.count == 0) {
-		r = SV_ERR_INVALID;
-		goto bad;
 	}
 	if ((r = sv_buf_expect_end(&b)) != SV_OK)
 		goto bad;
@@ -263,8 +275,8 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		    (f.kind == JOURNAL_KIND_COMMIT &&
 		     (f.counter != s->counter + 1 || f.nv_writes <= s->nv_writes)) ||
 		    (flush && (f.counter != s->counter || f.nv_writes != s->nv_writes)) ||
-		    (start &&
-		     (f.counter != s->counter || f.nv_writes <= s->nv_writes || f.count != 1))) {
+		    (start && (s->legacy || f.counter != s->counter ||
+		               f.nv_writes <= s->nv_writes || f.count != 1))) {
 			snprintf(
 			    why, why_len,
 			    "journal record at byte %zu is out of sequence (counter %llu after "
@@ -327,7 +339,8 @@ out:
 static int check_run(struct store *s, char *why, size_t why_len)
 {
 	uint64_t c = 0;
-	int r = anchor_read_as(s->anchor, s->run, &c);
+	int r =
+	    s->legacy ? anchor_read_legacy(s->anchor, &c) : anchor_read_as(s->anchor, s->run, &c);
 	if (r == SV_ERR_AUTH && s->start_trailing) {
 		r = anchor_read_as(s->anchor, s->prev_run, &c);
 		if (r == SV_OK) {
@@ -436,13 +449,11 @@ out:
 	return r;
 }
 
-enum open_mode { OPEN_EAGER, OPEN_LAZY, OPEN_READONLY };
-
-static int open_common(struct store **out, const char *dir, struct tpm *tpm,
-                       const struct sv_vault_policy *pol, enum open_mode mode, char *why,
-                       size_t why_len)
+int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
+                      const struct sv_vault_policy *pol, enum store_open_mode mode, char *why,
+                      size_t why_len)
 {
-	int readonly = mode == OPEN_READONLY;
+	int readonly = mode == STORE_OPEN_READONLY;
 	struct store *s = NULL;
 	struct journal_state_hdr *h = NULL;
 	int dfd = -1, obsolete = 0, r;
@@ -454,6 +465,7 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 	if ((r = store_alloc(&s, tpm, pol)) != SV_OK)
 		return r;
 	s->readonly = readonly;
+	s->legacy = mode == STORE_OPEN_LEGACY;
 	h = sodium_malloc(sizeof(*h));
 	if (h == NULL) {
 		r = SV_ERR_NOMEM;
@@ -510,9 +522,23 @@ static int open_common(struct store **out, const char *dir, struct tpm *tpm,
 			         strerror(errno));
 			goto out;
 		}
-		if ((mode == OPEN_EAGER || s->roll_forward) &&
-		    (r = store_take_over(s, why, why_len)) != SV_OK)
+		if (s->legacy) {
+			/* sealvault 0.2: no runs; complete an interrupted commit on the old counter
+			 */
+			s->taken = 1;
+			if (s->roll_forward &&
+			    (r = anchor_advance(s->anchor, s->counter)) != SV_OK) {
+				snprintf(why, why_len,
+				         "cannot complete the interrupted commit on NV counter "
+				         "0x%08x: %s; check the TPM and start again",
+				         s->nv_index, sv_strerror(r));
+				r = SV_ERR_TPM;
+				goto out;
+			}
+		} else if ((mode == STORE_OPEN_EAGER || s->roll_forward) &&
+		           (r = store_take_over(s, why, why_len)) != SV_OK) {
 			goto out;
+		}
 	}
 	*out = s;
 	s = NULL;
@@ -529,17 +555,17 @@ out:
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
                const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
-	return open_common(out, state_dir, tpm, pol, OPEN_EAGER, why, why_len);
+	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_EAGER, why, why_len);
 }
 
 int store_open_lazy(struct store **out, const char *state_dir, struct tpm *tpm,
                     const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
-	return open_common(out, state_dir, tpm, pol, OPEN_LAZY, why, why_len);
+	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_LAZY, why, why_len);
 }
 
 int store_open_readonly(struct store **out, const char *state_dir, struct tpm *tpm,
                         const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
-	return open_common(out, state_dir, tpm, pol, OPEN_READONLY, why, why_len);
+	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_READONLY, why, why_len);
 }

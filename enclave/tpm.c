@@ -30,6 +30,7 @@ struct tpm {
 	ESYS_TR primary;
 	ESYS_TR session;
 	ESYS_TR nv;
+	uint32_t nv_index; /* the index nv refers to */
 	TPM2B_NAME primary_name;
 	struct tpm_stats stats;
 };
@@ -434,10 +435,10 @@ static void change_auth_policy(TPM2B_DIGEST *out)
 	crypto_hash_sha256(out->buffer, in, sizeof(in));
 }
 
-int tpm_counter_define(struct tpm *t, uint32_t index)
+/* The public area every sealvault counter is defined with. */
+static void counter_public(uint32_t index, TPM2B_NV_PUBLIC *pub)
 {
-	TPM2B_AUTH auth = {0};
-	TPM2B_NV_PUBLIC pub = {
+	*pub = (TPM2B_NV_PUBLIC){
 	    .nvPublic =
 	        {
 	            .nvIndex = index,
@@ -447,7 +448,22 @@ int tpm_counter_define(struct tpm *t, uint32_t index)
 	            .dataSize = 8,
 	        },
 	};
-	change_auth_policy(&pub.nvPublic.authPolicy);
+	change_auth_policy(&pub->nvPublic.authPolicy);
+}
+
+/* Forgets the handle of the attached counter (ESYS metadata only). */
+static void detach(struct tpm *t)
+{
+	if (t->nv != ESYS_TR_NONE)
+		(void)Esys_TR_Close(t->ctx, &t->nv);
+	t->nv = ESYS_TR_NONE;
+}
+
+int tpm_counter_define(struct tpm *t, uint32_t index)
+{
+	TPM2B_AUTH auth = {0};
+	TPM2B_NV_PUBLIC pub;
+	counter_public(index, &pub);
 	ESYS_TR h = ESYS_TR_NONE;
 	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	                                 ESYS_TR_NONE, &auth, &pub, &h);
@@ -455,28 +471,69 @@ int tpm_counter_define(struct tpm *t, uint32_t index)
 		return SV_ERR_EXISTS;
 	if (rc != TSS2_RC_SUCCESS)
 		return SV_ERR_TPM;
+	detach(t);
 	t->nv = h;
+	t->nv_index = index;
 	return SV_OK;
 }
 
 int tpm_counter_undefine(struct tpm *t, uint32_t index)
 {
-	ESYS_TR h = t->nv;
-	if (h == ESYS_TR_NONE && Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
-	                                               ESYS_TR_NONE, &h) != TSS2_RC_SUCCESS)
+	ESYS_TR h = ESYS_TR_NONE;
+	if (t->nv != ESYS_TR_NONE && t->nv_index == index)
+		h = t->nv;
+	else if (Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                               &h) != TSS2_RC_SUCCESS)
 		return SV_ERR_NOTFOUND;
 	TSS2_RC rc = Esys_NV_UndefineSpace(t->ctx, ESYS_TR_RH_OWNER, h, ESYS_TR_PASSWORD,
 	                                   ESYS_TR_NONE, ESYS_TR_NONE);
-	if (rc != TSS2_RC_SUCCESS)
+	if (rc != TSS2_RC_SUCCESS) {
+		if (h != t->nv)
+			(void)Esys_TR_Close(t->ctx, &h);
 		return SV_ERR_TPM;
-	t->nv = ESYS_TR_NONE;
+	}
+	if (h == t->nv)
+		t->nv = ESYS_TR_NONE;
 	return SV_OK;
+}
+
+int tpm_counter_probe(struct tpm *t, uint32_t index, int *shape)
+{
+	ESYS_TR h = ESYS_TR_NONE;
+	TPM2B_NV_PUBLIC *pub = NULL, want;
+	*shape = TPM_COUNTER_ABSENT;
+	TSS2_RC rc =
+	    Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &h);
+	if (rc != TSS2_RC_SUCCESS)
+		return base_rc(rc) == (TPM2_RC_HANDLE | TPM2_RC_1) || base_rc(rc) == TPM2_RC_HANDLE
+		           ? SV_OK
+		           : SV_ERR_TPM;
+	int r = SV_ERR_TPM;
+	if (Esys_NV_ReadPublic(t->ctx, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL) !=
+	    TSS2_RC_SUCCESS)
+		goto out;
+	counter_public(index, &want);
+	TPMA_NV attrs = pub->nvPublic.attributes & ~(TPMA_NV)TPMA_NV_WRITTEN;
+	*shape = attrs == want.nvPublic.attributes &&
+	                 pub->nvPublic.authPolicy.size == want.nvPublic.authPolicy.size &&
+	                 memcmp(pub->nvPublic.authPolicy.buffer, want.nvPublic.authPolicy.buffer,
+	                        want.nvPublic.authPolicy.size) == 0
+	             ? TPM_COUNTER_SEALVAULT
+	             : TPM_COUNTER_OTHER;
+	r = SV_OK;
+out:
+	Esys_Free(pub);
+	if (h != t->nv)
+		(void)Esys_TR_Close(t->ctx, &h);
+	return r;
 }
 
 int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)
 {
 	TPM2B_NAME *n = NULL;
 	int r = SV_ERR_TPM;
+	if (t->nv != ESYS_TR_NONE && t->nv_index != index)
+		detach(t);
 	if (t->nv == ESYS_TR_NONE) {
 		TSS2_RC rc = Esys_TR_FromTPMPublic(t->ctx, index, ESYS_TR_NONE, ESYS_TR_NONE,
 		                                   ESYS_TR_NONE, &t->nv);
@@ -487,6 +544,7 @@ int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX]
 			           ? SV_ERR_NOTFOUND
 			           : SV_ERR_TPM;
 		}
+		t->nv_index = index;
 	}
 	if (Esys_TR_GetName(t->ctx, t->nv, &n) != TSS2_RC_SUCCESS || n->size > TPM_NAME_MAX)
 		goto out;
@@ -629,8 +687,8 @@ static TSS2_RC change_auth_once(struct tpm *t, const TPM2B_AUTH *auth)
 	 * policy session when NV_ChangeAuth succeeds (swtpm has three session slots). */
 	rc = Esys_TRSess_SetAttributes(t->ctx, policy, 0, TPMA_SESSION_CONTINUESESSION);
 	if (rc == TSS2_RC_SUCCESS)
-		rc = Esys_PolicyCommandCode(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-		                            TPM2_CC_NV_ChangeAuth);
+		rc = Esys_PolicyCommandCode(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE,
+		                            ESYS_TR_NONE, TPM2_CC_NV_ChangeAuth);
 	if (rc == TSS2_RC_SUCCESS)
 		rc = Esys_NV_ChangeAuth(t->ctx, t->nv, policy, t->session, ESYS_TR_NONE, auth);
 	/* On success the TPM closed the policy session (continueSession was clear). */

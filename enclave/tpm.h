@@ -75,7 +75,14 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
  * already defined. */
 int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
-/* Binds the handle of index for the commands below; SV_ERR_NOTFOUND if it does not exist. The
+/* What is at an NV index: nothing, a counter with exactly the public area tpm_counter_define
+ * gives (attributes and ChangeAuth policy; a sealvault counter, this vault's or another's), or
+ * anything else. For sealvault-admin upgrade, which must only ever remove what it created. */
+enum { TPM_COUNTER_ABSENT = 0, TPM_COUNTER_SEALVAULT = 1, TPM_COUNTER_OTHER = 2 };
+int tpm_counter_probe(struct tpm *t, uint32_t index, int *shape)
+    __attribute__((warn_unused_result));
+/* Binds the handle of index for the commands below (replacing the one of another index);
+ * SV_ERR_NOTFOUND if it does not exist. The
  * index name (hash of its public area: attributes, policy, size, index) is returned for pinning.
  * The auth value used with it starts empty. */
 int tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX], size_t *name_len)

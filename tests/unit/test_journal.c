@@ -334,6 +334,7 @@ static void test_state_header(void **state)
 	assert_int_equal(ad, b.len - JOURNAL_NONCE_LEN - JOURNAL_SECRETS_CT_LEN);
 	assert_int_equal(journal_state_decode(b.data, b.len, &g, &ad2), SV_OK);
 	assert_int_equal(ad2, ad);
+	assert_int_equal(g.version, JOURNAL_STATE_VERSION);
 	assert_int_equal(g.nv_index, h.nv_index);
 	assert_int_equal(g.sealed_len, 300);
 	assert_memory_equal(g.sealed, h.sealed, 300);
@@ -353,8 +354,9 @@ static void test_state_header(void **state)
 	longer[6] = 2; /* unknown counter scheme */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	memcpy(longer, b.data, b.len);
-	longer[5] = JOURNAL_STATE_VERSION_OLD; /* sealvault 0.2: recognised, to be refused */
-	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_CONFIG);
+	longer[5] = JOURNAL_STATE_VERSION_OLD; /* sealvault 0.2: read for store_upgrade */
+	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_OK);
+	assert_int_equal(g.version, JOURNAL_STATE_VERSION_OLD);
 	longer[5] = JOURNAL_STATE_VERSION + 1; /* a future version */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
 	memcpy(longer, b.data, b.len);
