@@ -1,4 +1,5 @@
-# admin/: sealvault-admin (init, status, delete) and its man page (state engineer).
+# admin/: sealvault-admin and its man page (state engineer). admin/sealvault-admin.c is the table
+# of commands; each command is one file, admin/COMMAND.c, and admin/admin.c holds what they share.
 ADMIN_BIN := $(B)/sealvault-admin
 BINS += $(ADMIN_BIN)
 INSTALL_SBIN += $(ADMIN_BIN)
@@ -9,8 +10,10 @@ ADMIN_EXPECT_OBJS := $(B)/admin/expect.o $(B)/client/expect.o $(B)/client/jfield
 	$(B)/daemon/config.o
 EXTRA_CFLAGS_admin_expect := $(call pc_cflags,libsodium tss2-esys json-c) \
 	-DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
-EXTRA_CFLAGS_admin_sealvault-admin := $(call pc_cflags,libsodium tss2-esys json-c) -DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
-$(ADMIN_BIN): $(B)/admin/sealvault-admin.o $(ADMIN_EXPECT_OBJS) $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+ADMIN_SRCS := sealvault-admin admin init status delete authorize-pcrs attest
+$(foreach s,$(ADMIN_SRCS),$(eval EXTRA_CFLAGS_admin_$(s) := $$(call pc_cflags,libsodium tss2-esys json-c)))
+$(ADMIN_BIN): $(ADMIN_SRCS:%=$(B)/admin/%.o) $(ADMIN_EXPECT_OBJS) $(B)/libsvattest.a \
+	      $(B)/libsvstate.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc json-c)
 
