@@ -23,7 +23,7 @@ enum {
 	ADMIN_EX_USAGE = 2,   /* usage error */
 	ADMIN_EX_REFUSED = 3, /* state and TPM disagree */
 	ADMIN_EX_INUSE = 4,   /* the vault is in use (state-dir lock held) */
-	ADMIN_EX_EXISTS = 5,  /* init: a vault or NV index already exists; delete: no such user */
+	ADMIN_EX_EXISTS = 5,  /* init/upgrade: a vault or NV index exists; delete: no such user */
 };
 
 /* The program as invoked (argv[0] of main), which getopt names in its own messages. */
@@ -63,5 +63,6 @@ int admin_status_main(int argc, char **argv);
 int admin_delete_main(int argc, char **argv);
 int admin_authorize_pcrs_main(int argc, char **argv);
 int admin_attest_main(int argc, char **argv);
+int admin_upgrade_main(int argc, char **argv);
 
 #endif

@@ -1,8 +1,8 @@
 /*
  * sealvault-admin: provision a vault (init), inspect it (status), destroy one record (delete),
- * approve new boot PCR values (authorize-pcrs), print attestation evidence (attest) and the
- * expected values clients verify it against (expect). It can destroy but never read a record or
- * reset a guess counter.
+ * upgrade a vault of sealvault 0.2 (upgrade), approve new boot PCR values (authorize-pcrs), print
+ * attestation evidence (attest) and the expected values clients verify it against (expect). It can
+ * destroy but never read a record or reset a guess counter.
  *
  * Each command is one row of the table below and one file, admin/COMMAND.c, with its own
  * options, --help, argument checks and exit codes (admin/admin.h lists the codes, also in
@@ -22,6 +22,8 @@ static const struct {
     {"init", admin_init_main, "provision a new vault in a state directory on a TPM"},
     {"status", admin_status_main, "show counter, journal head, users, NV writes and TPM agreement"},
     {"delete", admin_delete_main, "destroy one user's record for good (never reads or resets)"},
+    {"upgrade", admin_upgrade_main,
+     "upgrade a sealvault 0.2 vault in place, so forked copies are refused"},
     {"authorize-pcrs", admin_authorize_pcrs_main,
      "approve the current boot PCR values for the identity key"},
     {"attest", admin_attest_main, "print attestation evidence (TPM quote over a nonce) as JSON"},
