@@ -59,3 +59,9 @@ CHECK_STEPS += check-attest-admin
 bench-attest: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/attest-bench.sh
 BENCH_STEPS += bench-attest
+
+# --- tests/lib/tpm-proxy.py: two vaults on one swtpm, a slow flaky chip, hold/drop hooks ---
+.PHONY: check-tpm-proxy
+check-tpm-proxy: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/tpm-proxy.sh
+CHECK_STEPS += check-tpm-proxy
