@@ -32,9 +32,10 @@ static inline size_t sv_buf_remaining(const struct sv_buf *b)
 {
 	return b->len - b->off;
 }
+/* NULL for a buffer without storage (an empty one never written to): NULL + 0 is undefined. */
 static inline const uint8_t *sv_buf_ptr(const struct sv_buf *b)
 {
-	return b->data + b->off;
+	return b->data != NULL ? b->data + b->off : NULL;
 }
 
 SV_WUR int sv_buf_put(struct sv_buf *b, const void *p, size_t n);
