@@ -34,7 +34,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s COMMAND [OPTIONS]\ncommands:\n", ADMIN_PROG);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-6s  %s\n", commands[i].name, commands[i].description);
+		fprintf(f, "  %-14s  %s\n", commands[i].name, commands[i].description);
 	fprintf(f, "Run '%s COMMAND --help' for a command's options; see sealvault-admin(8).\n",
 	        ADMIN_PROG);
 }

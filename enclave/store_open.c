@@ -57,7 +57,7 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 			    "%s/vault.hdr is a vault of sealvault 0.2 (state version 1), whose "
 			    "TPM counter cannot refuse forked copies of the state directory: "
 			    "upgrade it once with the service stopped: sealvault-admin upgrade "
-			    "--state-dir %s (docs/operations.md \"Upgrading from 0.2\")",
+			    "--state-dir %s --tpm TCTI (docs/operations.md \"Upgrading from 0.2\")",
 			    dir, dir);
 		r = s->legacy ? SV_ERR_EXISTS : SV_ERR_STATE;
 		goto out;
@@ -102,7 +102,16 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	}
 	s->pcr_mask = h->pcr_mask;
 	s->init_time = h->init_time;
-	if (tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key) != SV_OK) {
+	int u = tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key);
+	if (u == SV_ERR_BUSY) {
+		snprintf(why, why_len,
+		         "the TPM has no free object slot to unseal the vault key (other clients "
+		         "hold them; without a resource manager such as /dev/tpmrm0 a TPM has only "
+		         "a few): start again once they are gone");
+		r = SV_ERR_TPM;
+		goto out;
+	}
+	if (u != SV_OK) {
 		if (h->pcr_mask != 0)
 			snprintf(why, why_len,
 			         "the TPM refused to unseal the vault key: the PCRs of its policy "

@@ -105,10 +105,18 @@ static int remove_ours(struct tpm *tpm, uint32_t index, char *why, size_t why_le
 static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t *out, char *why,
                         size_t why_len)
 {
+	if (want == old) {
+		snprintf(
+		    why, why_len,
+		    "--nv-index 0x%08x is the old counter's index: the new counter needs another "
+		    "(free) one",
+		    want);
+		return SV_ERR_EXISTS;
+	}
 	for (uint32_t i = 1; i <= INDEX_TRIES; i++) {
 		uint32_t idx = want != 0 ? want : old + i;
 		int shape = TPM_COUNTER_ABSENT;
-		if (idx > NV_OWNER_LAST || idx < NV_OWNER_FIRST || idx == old)
+		if (idx > NV_OWNER_LAST || idx < NV_OWNER_FIRST)
 			break;
 		if (tpm_counter_probe(tpm, idx, &shape) != SV_OK) {
 			snprintf(why, why_len, "cannot look up NV index 0x%08x", idx);
@@ -222,6 +230,9 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 	uint8_t mac[JOURNAL_MAC_LEN];
 	size_t len = 0;
 	int r;
+	/* Checked before anything is written: a taken --nv-index costs nothing. */
+	if ((r = choose_index(tpm, old, want, &idx, why, why_len)) != SV_OK)
+		return r;
 	if ((r = store_stage_noop(s)) != SV_OK || (r = store_commit(s)) != SV_OK) {
 		snprintf(why, why_len,
 		         "cannot commit on the old NV counter 0x%08x: %s (another copy of this "
@@ -229,8 +240,6 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 		         old, sv_strerror(r));
 		return r == SV_ERR_SUPERSEDED ? SV_ERR_STATE : r;
 	}
-	if ((r = choose_index(tpm, old, want, &idx, why, why_len)) != SV_OK)
-		return r;
 	if ((r = intent_write(dfd, old, idx)) != SV_OK) {
 		snprintf(why, why_len, "cannot write %s: %s", FN_INTENT, strerror(errno));
 		return r;

@@ -56,6 +56,14 @@ static int retryable(TSS2_RC rc)
 	       b == TPM2_RC_NV_UNAVAILABLE || b == TPM2_RC_TESTING;
 }
 
+/* The TPM has no free object or session slot (without a resource manager, another client holds
+ * them): a temporary shortage, not a refusal. */
+static int out_of_memory(TSS2_RC rc)
+{
+	TSS2_RC b = base_rc(rc);
+	return b == TPM2_RC_OBJECT_MEMORY || b == TPM2_RC_SESSION_MEMORY || b == TPM2_RC_MEMORY;
+}
+
 static int session_attrs(struct tpm *t, TPMA_SESSION extra)
 {
 	TSS2_RC rc = Esys_TRSess_SetAttributes(t->ctx, t->session,
@@ -377,9 +385,14 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 	r = SV_ERR_TPM;
 	if (session_attrs(t, 0) != SV_OK)
 		goto out;
-	if (Esys_Load(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub,
-	              &obj) != TSS2_RC_SUCCESS)
+	TSS2_RC rc = Esys_Load(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &priv,
+	                       &pub, &obj);
+	if (rc != TSS2_RC_SUCCESS) {
+		obj = ESYS_TR_NONE;
+		if (out_of_memory(rc))
+			r = SV_ERR_BUSY;
 		goto out;
+	}
 	if (pcr_mask != 0) {
 		/* A policy session salted like the HMAC session, so the unsealed key is still
 		 * encrypted on the bus; it ends with the Unseal. */

@@ -62,7 +62,8 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
                  size_t blob_max, size_t *blob_len) __attribute__((warn_unused_result));
 /* Loads the blob under the primary and unseals it with response encryption (for a PCR policy in a
  * salted policy session). SV_ERR_TPM when the TPM refuses (wrong TPM, damaged blob, PCRs
- * changed); SV_ERR_INVALID when the blob does not parse. */
+ * changed); SV_ERR_INVALID when the blob does not parse; SV_ERR_BUSY when the TPM has no free
+ * object slot (a temporary shortage: another client holds them). */
 int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
                uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
 

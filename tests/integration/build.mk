@@ -65,3 +65,13 @@ BENCH_STEPS += bench-attest
 check-tpm-proxy: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)$(STATE_ENV) tests/integration/tpm-proxy.sh
 CHECK_STEPS += check-tpm-proxy
+
+# --- forks and upgrades (issue 11): the fork attack on real processes through a discrete-chip
+# proxy (state-fork.sh), and the upgrade of a sealvault 0.2 vault built from git (state-upgrade.sh) ---
+.PHONY: check-state-fork check-state-upgrade
+check-state-fork: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		  $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/state-fork.sh
+check-state-upgrade: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)B=$(B) tests/integration/state-upgrade.sh
+CHECK_STEPS += check-state-fork check-state-upgrade

@@ -17,7 +17,7 @@ expect() { # expected-exit command... ; output in $T/out, $T/err
 }
 swtpm_start "$T/tpm"
 S="$T/state"
-for c in "" init status delete authorize-pcrs attest; do
+for c in "" init status delete upgrade authorize-pcrs attest; do
 	expect 0 "$ADMIN" $c --help
 	grep -q '^usage: sealvault-admin' "$T/out" || fail "no usage for '$c --help'"
 done
