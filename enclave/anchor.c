@@ -144,9 +144,13 @@ int anchor_read(struct anchor *a, uint64_t *value)
 int anchor_advance(struct anchor *a, uint64_t expect)
 {
 	uint64_t v = 0;
+	/* The increment's success is authenticated (its response HMAC in the salted session): it
+	 * proves this run still held the counter, so the value is the previous one plus one. The
+	 * read-back is the second check issue 11 asks for, against any writer we did not foresee;
+	 * it goes through the cheap owner read, since a forged answer can only stop the vault. */
 	int r = tpm_counter_increment(a->tpm);
 	if (r == SV_OK)
-		r = tpm_counter_read(a->tpm, &v);
+		r = tpm_counter_read_owner(a->tpm, &v);
 	if (r == SV_ERR_AUTH || (r == SV_OK && v != expect))
 		return SV_ERR_SUPERSEDED;
 	return r == SV_OK ? SV_OK : SV_ERR_TPM;

@@ -77,8 +77,9 @@ int anchor_take(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN])
 /* Reads the counter with the current run's auth value. */
 int anchor_read(struct anchor *a, uint64_t *value) __attribute__((warn_unused_result));
 
-/* One increment, then a read-back that must give expect: the value the record being anchored
- * was sealed under. SV_ERR_SUPERSEDED when the TPM refuses this run's auth value (a later run
+/* One increment (salted session, authenticated), then a read-back (owner read, see
+ * tpm_counter_read_owner) that must give expect: the value the record being anchored was
+ * sealed under. SV_ERR_SUPERSEDED when the TPM refuses this run's auth value (a later run
  * took the counter over) or reports another value (another writer); SV_ERR_TPM when the TPM
  * fails otherwise. In every failure case nothing may be answered. */
 int anchor_advance(struct anchor *a, uint64_t expect) __attribute__((warn_unused_result));

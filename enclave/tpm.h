@@ -100,8 +100,10 @@ int tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
  * SV_ERR_NOTFOUND when the counter was never incremented; SV_ERR_AUTH when the TPM refuses the
  * auth value (the counter was rebound by someone else). */
 int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
-/* Reads the counter with owner authorization (empty owner auth) in the salted session: for
- * messages about a copy whose run the counter no longer accepts; never for a decision. */
+/* Reads the counter with owner authorization (empty owner auth) in a password session: cheap,
+ * but the answer is not authenticated, so a bus interposer could forge it. Only for what a
+ * forged answer cannot turn into a guess: the message about a refused copy, and the read-back
+ * after an increment, whose mismatch stops the vault (anchor_advance). */
 int tpm_counter_read_owner(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
 /* One NV_Increment; TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried
  * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). SV_ERR_AUTH when
