@@ -9,6 +9,11 @@
  *   LISTEN   arg0 is the broker's listening socket
  *   LOGFD    arg0 is one of the broker's boot/IMA log descriptors (attestation evidence)
  *   EACCES   not allowed, but fails with EACCES instead of killing (library probing of fstat)
+ *
+ * The ASan/UBSan build of `make check-asan` (tests/asan/build.mk) defines SV_SANITIZE: install()
+ * then has the sanitizer runtime cache /proc/self/maps before the filter goes in and appends
+ * sanitizer_rules, the calls the runtime makes and the product never does, to both tables.
+ * Without SV_SANITIZE neither exists: the production filters are the two tables above, unchanged.
  */
 #include "policy/seccomp.h"
 
@@ -26,6 +31,10 @@
 #include <unistd.h>
 
 #include "common/err.h"
+
+#ifdef SV_SANITIZE
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 enum arg_rule { ANY, FD, NOEXEC, MADVISE, FCNTL, FIONREAD_ONLY, LISTEN, LOGFD, EACCES_ERR };
 
@@ -116,6 +125,17 @@ static const struct sc_rule broker_rules[] = {
     {SCMP_SYS(statx), EACCES_ERR},
 };
 
+#ifdef SV_SANITIZE
+/* Sanitizer build only (see the top of this file); never compiled into a production filter. */
+static const struct sc_rule sanitizer_rules[] = {
+    {SCMP_SYS(sigaltstack), ANY}, /* __asan_handle_no_return, before every noreturn call */
+    {SCMP_SYS(open), EACCES_ERR}, /* a report re-reads /proc/self/maps (raw SYS_open; glibc
+                                    uses openat, which stays fatal), then takes the cached copy */
+    {SCMP_SYS(stat), EACCES_ERR}, /* looks for llvm-symbolizer (raw SYS_stat): not found, so the
+                                    report gives binary+offset frames instead of spawning it */
+};
+#endif
+
 static const int madvise_ok[] = {MADV_NORMAL, MADV_DONTNEED, MADV_FREE, MADV_DONTDUMP, MADV_DODUMP};
 static const int fcntl_ok[] = {F_GETFL, F_SETFL, F_GETFD, F_SETFD};
 
@@ -198,6 +218,19 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 			goto out;
 		}
 	}
+#ifdef SV_SANITIZE
+	/* the runtime caches /proc/self/maps now, for the stack traces of a report after
+	 * lock-down */
+	__sanitizer_sandbox_on_notify(NULL);
+	for (size_t i = 0; i < sizeof(sanitizer_rules) / sizeof(sanitizer_rules[0]); i++) {
+		if ((rc = add_rule(ctx, &sanitizer_rules[i], fds, n_fds)) != 0) {
+			snprintf(why, why_len,
+			         "%s: adding sanitizer rule for syscall %d failed: %s", who,
+			         sanitizer_rules[i].nr, strerror(-rc));
+			goto out;
+		}
+	}
+#endif
 	if ((rc = seccomp_load(ctx)) != 0) {
 		snprintf(why, why_len, "%s: seccomp_load failed: %s", who, strerror(-rc));
 		goto out;
