@@ -410,9 +410,17 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 	}
 }
 
+/* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
+static void __attribute__((noreturn)) die_oom(void)
+{
+	fprintf(stderr, "sealvaultd: out of memory\n");
+	exit(1);
+}
+
 int main(int argc, char **argv)
 {
-	struct child kids[2] = {
+	/* static: the users and argv set up below live as long as the process */
+	static struct child kids[2] = {
 	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1}},
 	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1}},
 	};
@@ -441,11 +449,11 @@ int main(int argc, char **argv)
 			}
 			struct passwd *copy = malloc(sizeof(*copy));
 			if (copy == NULL)
-				return 1;
+				die_oom();
 			*copy = *pw;
 			copy->pw_name = strdup(pw->pw_name);
 			if (copy->pw_name == NULL)
-				return 1;
+				die_oom();
 			kids[i].pw = copy;
 		}
 		if (kids[0].pw->pw_uid == kids[1].pw->pw_uid) {
@@ -488,12 +496,11 @@ int main(int argc, char **argv)
 	char *broker_path = path_join(get("libexec-dir"), "sealvault-broker");
 	size_t dlen = strlen(self) + 16, blen = broker_path ? strlen(broker_path) + 16 : 0;
 	char *darg = malloc(dlen), *barg = broker_path ? malloc(blen) : NULL;
-	if (darg == NULL || barg == NULL) {
-		fprintf(stderr, "sealvaultd: out of memory\n");
-		return 1;
-	}
+	if (darg == NULL || barg == NULL)
+		die_oom();
 	snprintf(darg, dlen, "--daemon-bin=%s", self);
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
+	free(broker_path);
 	char *enclave_extra[] = {darg, barg, NULL};
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL, NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 2;
@@ -517,10 +524,8 @@ int main(int argc, char **argv)
 		broker_extra[nextra++] = args[i];
 	}
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
-	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0) {
-		fprintf(stderr, "sealvaultd: out of memory\n");
-		return 1;
-	}
+	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0)
+		die_oom();
 	kids[0].fds[0] = sv[0];
 	kids[1].fds[0] = sv[1];
 	kids[1].fds[1] = lfd;
