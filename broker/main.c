@@ -309,7 +309,7 @@ int main(int argc, char **argv)
 	                        .max_conns = o.max_conns,
 	                        .request_timeout_s = o.request_timeout_s,
 	                        .rl = rl};
-	if ((r = tls_new(&tls, the_base, &tc, why, sizeof(why))) != 0) {
+	if (tls_new(&tls, the_base, &tc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: %s\n", why);
 		exit_code = 1;
 		goto out;
