@@ -103,6 +103,16 @@ int anchor_undefine(struct anchor *a)
 	return tpm_counter_undefine(a->tpm, a->index);
 }
 
+int anchor_index_probe(struct tpm *tpm, uint32_t index, int *shape)
+{
+	return tpm_counter_probe(tpm, index, shape);
+}
+
+int anchor_index_undefine(struct tpm *tpm, uint32_t index)
+{
+	return tpm_counter_undefine(tpm, index);
+}
+
 int anchor_attach(struct anchor *a, uint8_t name[TPM_NAME_MAX], size_t *name_len)
 {
 	return tpm_counter_attach(a->tpm, a->index, name, name_len);

@@ -50,6 +50,13 @@ int anchor_define(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], uint64_t 
     __attribute__((warn_unused_result));
 int anchor_undefine(struct anchor *a) __attribute__((warn_unused_result));
 
+/* Any counter index, by number (sealvault-admin upgrade, which handles two counters): what is
+ * there (TPM_COUNTER_ABSENT, _SEALVAULT: a counter of anchor_define's shape, _OTHER), and
+ * removing one. */
+int anchor_index_probe(struct tpm *tpm, uint32_t index, int *shape)
+    __attribute__((warn_unused_result));
+int anchor_index_undefine(struct tpm *tpm, uint32_t index) __attribute__((warn_unused_result));
+
 /* Binds to the existing counter and returns its name for comparison with the pinned one.
  * SV_ERR_NOTFOUND when the index does not exist. */
 int anchor_attach(struct anchor *a, uint8_t name[TPM_NAME_MAX], size_t *name_len)

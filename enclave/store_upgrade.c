@@ -90,9 +90,9 @@ static int intent_remove(int dfd)
 /* Removes a counter this upgrade created (only one of sealvault's shape: never anything else). */
 static int remove_ours(struct tpm *tpm, uint32_t index, char *why, size_t why_len)
 {
-	int shape = TPM_COUNTER_ABSENT, r = tpm_counter_probe(tpm, index, &shape);
+	int shape = TPM_COUNTER_ABSENT, r = anchor_index_probe(tpm, index, &shape);
 	if (r == SV_OK && shape == TPM_COUNTER_SEALVAULT)
-		r = tpm_counter_undefine(tpm, index);
+		r = anchor_index_undefine(tpm, index);
 	if (r != SV_OK)
 		snprintf(why, why_len,
 		         "cannot remove NV index 0x%08x left by an interrupted upgrade: %s; check "
@@ -118,7 +118,7 @@ static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t *
 		int shape = TPM_COUNTER_ABSENT;
 		if (idx > NV_OWNER_LAST || idx < NV_OWNER_FIRST)
 			break;
-		if (tpm_counter_probe(tpm, idx, &shape) != SV_OK) {
+		if (anchor_index_probe(tpm, idx, &shape) != SV_OK) {
 			snprintf(why, why_len, "cannot look up NV index 0x%08x", idx);
 			return SV_ERR_TPM;
 		}
@@ -190,9 +190,9 @@ static int finish_current(const char *dir, int dfd, struct tpm *tpm,
 	if (r == SV_OK && old != h->nv_index) {
 		int shape = TPM_COUNTER_ABSENT;
 		/* the 0.2 counter has no policy: never remove a current sealvault counter */
-		if ((r = tpm_counter_probe(tpm, old, &shape)) == SV_OK &&
+		if ((r = anchor_index_probe(tpm, old, &shape)) == SV_OK &&
 		    shape == TPM_COUNTER_OTHER)
-			r = tpm_counter_undefine(tpm, old);
+			r = anchor_index_undefine(tpm, old);
 		if (r != SV_OK) {
 			snprintf(
 			    why, why_len,
@@ -282,7 +282,7 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 	s->active = 1 - s->active;
 	s->snap_counter = value;
 	s->snap_bytes = len;
-	if ((r = tpm_counter_undefine(tpm, old)) != SV_OK) {
+	if ((r = anchor_index_undefine(tpm, old)) != SV_OK) {
 		snprintf(why, why_len,
 		         "the vault is upgraded, but the old NV counter 0x%08x could not be "
 		         "undefined (%s): run the upgrade again to finish",
