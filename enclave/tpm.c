@@ -597,16 +597,15 @@ int tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len)
 	return esys_err(rc);
 }
 
-int tpm_counter_read(struct tpm *t, uint64_t *value)
+/* NV_Read of the 8-byte counter, authorized by auth in session. */
+static int read_counter(struct tpm *t, ESYS_TR auth, ESYS_TR session, uint64_t *value)
 {
 	TPM2B_MAX_NV_BUFFER *data = NULL;
 	int r = SV_ERR_TPM;
 	if (t->nv == ESYS_TR_NONE)
 		return SV_ERR_INTERNAL;
-	if (session_attrs(t, 0) != SV_OK)
-		return SV_ERR_TPM;
 	TSS2_RC rc =
-	    Esys_NV_Read(t->ctx, t->nv, t->nv, t->session, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
+	    Esys_NV_Read(t->ctx, auth, t->nv, session, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
 	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
 		return SV_ERR_NOTFOUND;
 	if (auth_refused(rc))
@@ -623,28 +622,18 @@ out:
 	return r;
 }
 
+int tpm_counter_read(struct tpm *t, uint64_t *value)
+{
+	if (t->nv != ESYS_TR_NONE && session_attrs(t, 0) != SV_OK)
+		return SV_ERR_TPM;
+	return read_counter(t, t->nv, t->session, value);
+}
+
 int tpm_counter_read_owner(struct tpm *t, uint64_t *value)
 {
-	TPM2B_MAX_NV_BUFFER *data = NULL;
-	int r = SV_ERR_TPM;
-	if (t->nv == ESYS_TR_NONE)
-		return SV_ERR_INTERNAL;
 	/* A password session: no session crypto on the host (tpm2-tss 3.2 spends milliseconds of
 	 * CPU on each salted command), and the answer is not authenticated (see tpm.h). */
-	TSS2_RC rc = Esys_NV_Read(t->ctx, ESYS_TR_RH_OWNER, t->nv, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-	                          ESYS_TR_NONE, 8, 0, &data);
-	if (base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
-		return SV_ERR_NOTFOUND;
-	if (rc != TSS2_RC_SUCCESS || data->size != 8)
-		goto out;
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | data->buffer[i];
-	*value = v;
-	r = SV_OK;
-out:
-	Esys_Free(data);
-	return r;
+	return read_counter(t, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, value);
 }
 
 /* Sleeps before the next try of a command the TPM answered with a transient code; 0 once the
