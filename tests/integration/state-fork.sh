@@ -97,7 +97,7 @@ power_cut() {
 	kill -9 "$SV_PID" $kids 2>/dev/null || true
 	wait "$SV_PID" 2>/dev/null || true
 	SV_PID=
-	if [ -e "$TPMPROXY_CTL/held" ]; then tpmproxy_drop "$TPMPROXY_CTL"; fi
+	tpmproxy_settle "$TPMPROXY_CTL"
 }
 hold_increment() { tpmproxy_hold "$TPMPROXY_CTL" 0x134; }
 wait_held() { tpmproxy_wait_held "$TPMPROXY_CTL" 30 >/dev/null || fail "no NV command was held"; }
@@ -157,7 +157,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		kill -9 "$BG"
 		wait "$BG" 2>/dev/null || true
 		BG=
-		tpmproxy_drop "$TPMPROXY_CTL"
+		tpmproxy_settle "$TPMPROXY_CTL"
 		! grep -q "deleted user" "$T/bg.out" || fail "the admin delete was acknowledged"
 	else
 		rm -rf "$T/P" "$T/Q"

@@ -90,7 +90,7 @@ for code in 0x134 0x12a 0x122; do
 	tpmproxy_wait_held "$CTL" 30 >/dev/null || fail "the upgrade sent no command $code"
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
-	tpmproxy_drop "$CTL"
+	tpmproxy_settle "$CTL"
 	echo "state-upgrade: cut off at TPM command $code"
 done
 upgrade >"$T/out" 2>"$T/err" || fail "the upgrade did not finish: $(cat "$T/err")"

@@ -25,6 +25,9 @@
 #   tpmproxy_release CTL Let the held command through; returns once the proxy has taken it.
 #   tpmproxy_drop CTL    Close the held command's connection instead (the command never reaches
 #                        the TPM: a dropped bus or a power cut); returns once the proxy has done it.
+#   tpmproxy_settle CTL  After killing the client whose command is held: wait until the proxy
+#                        has dropped it (it notices the closed connection), so that no drop file is
+#                        left to catch the next hold; drops it explicitly after 10 s.
 #   tpmproxy_drop_next CTL CODE [CLIENT]
 #                        Close the connection of the next command CODE (of CLIENT) unsent.
 #   tpmproxy_nv_writes CTL
@@ -150,6 +153,18 @@ tpmproxy_release() {
 }
 
 tpmproxy_drop() {
+	_tpmproxy_verdict "$1" drop
+}
+
+# After the held command's client was killed: the proxy notices the closed connection and drops
+# the command itself (removing CTL/held); wait for that rather than racing it with a drop file,
+# which would stay behind and drop the next held command. Drops it explicitly only if the proxy
+# has not after 10 s (the client is still connected).
+tpmproxy_settle() {
+	for _ in $(seq 1 1000); do
+		[ -e "$1/held" ] || return 0
+		sleep 0.01
+	done
 	_tpmproxy_verdict "$1" drop
 }
 
