@@ -345,7 +345,10 @@ static int build_argv(struct child *c, const char *prog, enum dest dest, char **
 		if (a == NULL)
 			return SV_ERR_NOMEM;
 		if (s->dest == TO_POLICY) {
-			c->argv[n++] = strdup("--policy");
+			if ((c->argv[n++] = strdup("--policy")) == NULL) {
+				free(a);
+				return SV_ERR_NOMEM;
+			}
 			snprintf(a, len, "%s=%s", s->name, v);
 		} else {
 			snprintf(a, len, "--%s=%s", s->name, v);
