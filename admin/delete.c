@@ -66,7 +66,8 @@ int admin_delete_main(int argc, char **argv)
 		return admin_bad_args("delete", usage);
 	if ((r = admin_start(dir, tcti, 1, &tpm)) != ADMIN_EX_OK)
 		return r;
-	/* Lazy: the counter is taken over (one NV write) only when there is a deletion to commit. */
+	/* Lazy: the counter is taken over (one NV write) only when there is a deletion to commit.
+	 */
 	r = store_open_lazy(&st, dir, tpm, NULL, why, sizeof(why));
 	if (r == SV_OK)
 		r = delete_user(st, user, why, sizeof(why));
