@@ -11,7 +11,6 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -258,25 +257,6 @@ static int inherited_listener(const char *spec)
 	return fd;
 }
 
-static int write_port_file(const char *path, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char port[NI_MAXSERV], tmp[PATH_MAX];
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
-	        0)
-		return SV_ERR_IO;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return SV_ERR_RANGE;
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL)
-		return SV_ERR_IO;
-	int bad = fprintf(f, "%s\n", port) < 0;
-	bad |= fclose(f) != 0;
-	return bad || rename(tmp, path) != 0 ? SV_ERR_IO : SV_OK;
-}
-
 struct child {
 	const char *name;
 	pid_t pid;
@@ -478,7 +458,7 @@ int main(int argc, char **argv)
 	if (lfd < 0)
 		return 1;
 	const char *pf = get("port-file");
-	if (pf != NULL && write_port_file(pf, lfd) != 0) {
+	if (pf != NULL && net_write_port_file(pf, lfd) != 0) {
 		fprintf(stderr, "sealvaultd: cannot write the port to %s: %s\n", pf,
 		        strerror(errno));
 		return 1;
