@@ -24,7 +24,7 @@
 
 #include "common/err.h"
 #include "common/net.h"
-#include "daemon/config.h"
+#include "common/config.h"
 #include "policy/vault.h"
 
 #ifndef SV_LIBEXECDIR
