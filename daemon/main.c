@@ -133,9 +133,12 @@ static void usage(FILE *f)
 	        "usage: sealvaultd [--config FILE] [--KEY VALUE]...\n"
 	        "Every key of sealvault.conf(5) is also a flag; flags override the file. Keys:\n");
 	for (size_t i = 0; i < N_SETTINGS; i++)
-		fprintf(f, "  --%s%s%s\n", settings[i].name, settings[i].def ? " (default: " : "",
-		        settings[i].def ? settings[i].def : "");
-	fprintf(f, "Defaults shown end with the default value; see sealvaultd(8).\n");
+		if (settings[i].def != NULL)
+			fprintf(f, "  --%s (default: %s)\n", settings[i].name, settings[i].def);
+		else
+			fprintf(f, "  --%s\n", settings[i].name);
+	fprintf(f, "Keys without a default leave it to the process that uses them; see "
+	           "sealvaultd(8).\n");
 }
 
 static int parse(int argc, char **argv)

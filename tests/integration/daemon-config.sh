@@ -56,6 +56,12 @@ else
 fi
 echo "daemon-config: bad configurations refused with exit status and reason"
 
+# --help: every default is shown in full, parenthesis closed
+help=$("$B/sealvaultd" --help) || fail "sealvaultd --help failed"
+grep -qF -- "--state-dir (default: /var/lib/sealvault)" <<<"$help" ||
+	fail "--help does not show the state-dir default: $help"
+! grep -q '(default: [^)]*$' <<<"$help" || fail "--help leaves a '(default: ' open: $help"
+
 # a good file with an empty context; a flag overrides the file's listen address
 sv_server_init "$D" "$B" >/dev/null
 cat >"$D/sealvault.conf" <<CONF
