@@ -302,6 +302,13 @@ fail:
 	_exit(1);
 }
 
+/* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
+static void __attribute__((noreturn)) die_oom(void)
+{
+	fprintf(stderr, "sealvaultd: out of memory\n");
+	exit(1);
+}
+
 static char *path_join(const char *dir, const char *file)
 {
 	size_t n = strlen(dir) + strlen(file) + 2;
@@ -309,6 +316,48 @@ static char *path_join(const char *dir, const char *file)
 	if (p != NULL)
 		snprintf(p, n, "%s/%s", dir, file);
 	return p;
+}
+
+/* Where sealvault-enclave and sealvault-broker are: --libexec-dir when given; otherwise the
+ * directory of this executable when both helpers are there (sealvaultd run from the build tree),
+ * else the built-in LIBEXECDIR. 0, or -1 after naming the missing helper and what to pass. */
+static int find_helpers(void)
+{
+	static const char *const helpers[] = {"sealvault-enclave", "sealvault-broker"};
+	static char self_dir[PATH_MAX];
+	struct setting *s = find("libexec-dir");
+	ssize_t n;
+	if (s->value == NULL &&
+	    (n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1)) > 0) {
+		self_dir[n] = '\0';
+		char *slash = strrchr(self_dir, '/');
+		int here = slash != NULL && slash != self_dir;
+		if (here)
+			*slash = '\0';
+		for (size_t i = 0; here && i < 2; i++) {
+			char *p = path_join(self_dir, helpers[i]);
+			here = p != NULL && access(p, X_OK) == 0;
+			free(p);
+		}
+		if (here)
+			s->value = self_dir;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char *p = path_join(get("libexec-dir"), helpers[i]);
+		if (p == NULL)
+			die_oom();
+		if (access(p, X_OK) != 0) {
+			fprintf(stderr,
+			        "sealvaultd: cannot run %s: %s; pass --libexec-dir DIR naming the "
+			        "directory that holds sealvault-enclave and sealvault-broker (the "
+			        "build directory when running from a source tree)\n",
+			        p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
 }
 
 /* --key value pairs for one child; policy settings as --policy key=value. */
@@ -393,13 +442,6 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 	}
 }
 
-/* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
-static void __attribute__((noreturn)) die_oom(void)
-{
-	fprintf(stderr, "sealvaultd: out of memory\n");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
@@ -412,6 +454,8 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv) != 0 || check_policy() != 0)
 		return 2;
+	if (find_helpers() != 0)
+		return 1;
 	if (geteuid() == 0) {
 		const char *names[2] = {get("user"), get("broker-user")};
 		for (int i = 0; i < 2; i++) {
