@@ -74,7 +74,7 @@ endif
 comma := ,
 BINS :=
 UNIT_TESTS :=
-CHECK_STEPS := format-check # STYLE.md: .clang-format is checked
+CHECK_STEPS := format-check # docs/design.md §8: .clang-format is checked
 BENCH_STEPS :=
 FUZZ_TARGETS :=
 CLEAN_EXTRA :=
