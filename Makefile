@@ -52,14 +52,29 @@ Q := @
 msg = @printf '  %-8s %s\n' $(1) $(2)
 endif
 
-# pkg-config helpers: $(call pc_cflags,libsodium json-c)
-pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
-pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+# pkg-config helpers: $(call pc_cflags,libsodium json-c). pkg-config's complaints about a
+# missing package are silenced: the check below says it once, with what to do.
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+# The libraries every build needs (packaging/install-deps installs them, with the tools). When
+# pkg-config cannot find one, stop with one line that says so instead of a compiler error per
+# file. Goals that build nothing are exempt, `make deps` first of all.
+PC_REQUIRED := libsodium json-c openssl tss2-esys tss2-mu tss2-rc libseccomp libevent \
+	libevent_openssl libcurl cmocka
+NO_DEPS_GOALS := deps clean format format-check
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+PC_MISSING := $(shell for p in $(PC_REQUIRED); do \
+	$(PKG_CONFIG) --exists $$p 2>/dev/null || echo $$p; done)
+ifneq ($(PC_MISSING),)
+$(error missing build dependencies (pkg-config finds no $(PC_MISSING)); run `make deps` as root (packaging/install-deps) and then make again)
+endif
+endif
 
 comma := ,
 BINS :=
 UNIT_TESTS :=
-CHECK_STEPS := format-check # STYLE.md: .clang-format is checked
+CHECK_STEPS := format-check # docs/design.md §8: .clang-format is checked
 BENCH_STEPS :=
 FUZZ_TARGETS :=
 CLEAN_EXTRA :=
@@ -90,7 +105,10 @@ unit: $(UNIT_TESTS)
 	  echo "== $$t"; $$t || { echo "FAILED: $$t"; fail=1; }; \
 	done; exit $$fail
 
+# As root, the integration steps run the vault's processes as unprivileged users, who must be
+# able to reach the build directory: tests/lib/traversable.sh says so before anything runs.
 check: everything
+	$(Q)tests/lib/traversable.sh $(B)
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)set -e; for s in $(CHECK_STEPS); do $(MAKE) --no-print-directory $$s; done
 	@echo "make check: all steps passed"

@@ -5,9 +5,8 @@ BINS += $(ADMIN_BIN)
 INSTALL_SBIN += $(ADMIN_BIN)
 INSTALL_MAN += admin/sealvault-admin.8
 # `sealvault-admin expect` (admin/expect.c) writes the expect file with the client's encoder and
-# reads sealvault.conf with the daemon's parser.
-ADMIN_EXPECT_OBJS := $(B)/admin/expect.o $(B)/client/expect.o $(B)/client/jfield.o \
-	$(B)/daemon/config.o
+# reads sealvault.conf with the parser sealvaultd uses (common/config.c, in libsvcommon.a).
+ADMIN_EXPECT_OBJS := $(B)/admin/expect.o $(B)/client/expect.o $(B)/client/jfield.o
 EXTRA_CFLAGS_admin_expect := $(call pc_cflags,libsodium tss2-esys json-c) \
 	-DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
 ADMIN_SRCS := sealvault-admin admin init status delete upgrade authorize-pcrs attest

@@ -15,7 +15,7 @@
 #include "client/expect.h"
 #include "common/attest_stmt.h"
 #include "common/err.h"
-#include "daemon/config.h"
+#include "common/config.h"
 #include "enclave/attest.h"
 #include "enclave/tpm.h"
 #include "policy/vault.h"

@@ -20,7 +20,7 @@ $(B)/sealvault-broker: $(B)/broker/main.o $(B)/libsvbroker.a $(B)/libsvseccomp.a
 # unit tests of broker modules link the broker archive (and libevent, named by path because the
 # unit-test link line only adds the packages of UT_PKGS)
 UT_OBJS_broker_link := $(B)/libsvbroker.a $(B)/libsvcommon.a \
-	$(shell $(PKG_CONFIG) --variable=libdir libevent)/libevent.so
+	$(shell $(PKG_CONFIG) --variable=libdir libevent 2>/dev/null)/libevent.so
 UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a
 
 # libFuzzer target for the IPC frame decoder both processes use (rules: tests/fuzz/build.mk).

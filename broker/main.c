@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -207,28 +206,6 @@ static int listen_on(const char *spec)
 	return fd;
 }
 
-static int write_port_file(const char *path, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char port[NI_MAXSERV];
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
-	        0)
-		return SV_ERR_IO;
-	char tmp[PATH_MAX];
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return SV_ERR_RANGE;
-	FILE *f = fopen(tmp, "w");
-	if (f == NULL)
-		return SV_ERR_IO;
-	int bad = fprintf(f, "%s\n", port) < 0;
-	bad |= fclose(f) != 0;
-	if (bad || rename(tmp, path) != 0)
-		return SV_ERR_IO;
-	return SV_OK;
-}
-
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -277,7 +254,7 @@ int main(int argc, char **argv)
 		        "sealvault-broker: cannot make the listening socket non-blocking\n");
 		return 1;
 	}
-	if (o.port_file != NULL && write_port_file(o.port_file, lfd) != 0) {
+	if (o.port_file != NULL && net_write_port_file(o.port_file, lfd) != 0) {
 		fprintf(stderr, "sealvault-broker: cannot write the port to %s: %s\n", o.port_file,
 		        strerror(errno));
 		return 1;

@@ -43,6 +43,7 @@ struct opts {
 	const char *evidence;
 	const char *nonce;
 	int generate_code;
+	int verbose;
 	long max_attempts;
 	long ksf_t;
 	long ksf_m;
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 	    "            [--max-attempts N]\n"
 	    "  sealvault verify   --server URL --cacert FILE --expect FILE [--tpm-ca FILE]\n"
 	    "            [--evidence FILE --nonce HEX]\n"
-	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS;\n"
+	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS,\n"
+	    "--verbose (say more about a failure);\n"
 	    "register, recover, delete, change-password: --expect FILE [--tpm-ca FILE] verify the\n"
 	    "server's attestation first and refuse a server that fails it.\n"
 	    "Without --password-file the password is read from the terminal without echo;\n"
@@ -310,13 +312,18 @@ static void show_code(const char *code)
 	fflush(stdout);
 }
 
-/* Maps a library result to the exit code, saying what happened. */
-static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_left)
+/* Maps a library result to the exit code, saying what happened. A wrong password is said in plain
+ * words; the library's details (KSF profile, context) only with --verbose. */
+static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_left, int verbose)
 {
 	switch (res) {
 	case SV_RESULT_OK: return 0;
 	case SV_RESULT_WRONG_PASSWORD:
-		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		if (verbose)
+			fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		else
+			fprintf(stderr, "sealvault: wrong password or unknown user; check both "
+			                "(--verbose says more)\n");
 		if (attempts_left >= 0)
 			fprintf(stderr, "attempts left: %d\n", attempts_left);
 		return EXIT_WRONG;
@@ -359,6 +366,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_TPMCA,
 		O_EVIDENCE,
 		O_NONCE,
+		O_VERBOSE,
 		O_VERSION
 	};
 	static const struct option longopts[] = {
@@ -379,6 +387,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"tpm-ca", required_argument, NULL, O_TPMCA},
 	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"nonce", required_argument, NULL, O_NONCE},
+	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -417,6 +426,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_SECRET: o->secret_file = optarg; break;
 		case O_OUT: o->out = optarg; break;
 		case O_GEN: o->generate_code = 1; break;
+		case O_VERBOSE: o->verbose = 1; break;
 		case O_CONTEXT: o->context = optarg; break;
 		case O_EXPECT: o->expect = optarg; break;
 		case O_TPMCA: o->tpm_ca = optarg; break;
@@ -620,7 +630,7 @@ int main(int argc, char **argv)
 			goto out;
 		res = sv_register(ctx, o.user, pw.p, pw.len, sec.p, sec.len,
 		                  (unsigned)o.max_attempts);
-		rc = report(ctx, res, -1);
+		rc = report(ctx, res, -1, o.verbose);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: registered '%s'\n", o.user);
 			if (o.generate_code)
@@ -630,14 +640,14 @@ int main(int argc, char **argv)
 		if (get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
 		res = sv_recover(ctx, o.user, pw.p, pw.len, &out, &out_len, &attempts_left);
-		rc = report(ctx, res, attempts_left);
+		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0 && write_out(o.out, out, out_len) != 0)
 			rc = 1;
 	} else if (strcmp(o.cmd, "delete") == 0) {
 		if (get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
 		res = sv_delete(ctx, o.user, pw.p, pw.len, &attempts_left);
-		rc = report(ctx, res, attempts_left);
+		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0)
 			fprintf(stderr, "sealvault: deleted '%s'\n", o.user);
 	} else if (strcmp(o.cmd, "change-password") == 0) {
@@ -646,7 +656,7 @@ int main(int argc, char **argv)
 			goto out;
 		res = sv_change_password(ctx, o.user, pw.p, pw.len, newpw.p, newpw.len,
 		                         (unsigned)o.max_attempts, &attempts_left);
-		rc = report(ctx, res, attempts_left);
+		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: changed the password of '%s'\n", o.user);
 			if (o.generate_code)

@@ -7,8 +7,8 @@
  * Every login costs one of the guesses fixed at registration; when they are used up the server
  * destroys the record for good.
  *
- * One struct sv_ctx talks to one server (one realm, DESIGN §6) over HTTPS with a pinned CA file.
- * A context is not thread-safe; use one per thread. All functions are synchronous.
+ * One struct sv_ctx talks to one server (one realm, docs/design.md §6) over HTTPS with a pinned CA
+ * file. A context is not thread-safe; use one per thread. All functions are synchronous.
  *
  * Results: the operations return an enum sv_result; SV_RESULT_ERROR means "something other than
  * the password went wrong" and sv_ctx_error() says what and what to do about it. attempts_left is

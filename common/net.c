@@ -1,6 +1,9 @@
 #include "common/net.h"
 
+#include "common/err.h"
+
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <string.h>
@@ -49,4 +52,29 @@ int net_listen(const char *spec, char *why, size_t why_len)
 		snprintf(why, why_len, "cannot listen on %s: %s", spec, strerror(errno));
 	freeaddrinfo(res);
 	return fd;
+}
+
+int net_write_port_file(const char *path, int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char port[NI_MAXSERV], tmp[PATH_MAX];
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
+	        0)
+		return SV_ERR_IO;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return SV_ERR_RANGE;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return SV_ERR_IO;
+	int bad = fprintf(f, "%s\n", port) < 0;
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		errno = e;
+		return SV_ERR_IO;
+	}
+	return SV_OK;
 }

@@ -11,4 +11,10 @@
  * one-line reason naming spec in why. */
 int net_listen(const char *spec, char *why, size_t why_len) __attribute__((warn_unused_result));
 
+/* Writes the port fd is bound to, in decimal and newline-terminated, to path: through path.tmp
+ * (close-on-exec) and a rename, so a reader never sees a partial file. Tests and scripts that
+ * start a listener on port 0 read it. 0, or SV_ERR_IO (errno says why) or SV_ERR_RANGE (path too
+ * long); on failure path is left as it was and path.tmp is removed. */
+int net_write_port_file(const char *path, int fd) __attribute__((warn_unused_result));
+
 #endif

@@ -1,5 +1,5 @@
 # daemon/: sealvaultd, the supervisor that starts the enclave and the broker (process engineer).
-DAEMON_SRCS := daemon/main.c daemon/config.c
+DAEMON_SRCS := daemon/main.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd
@@ -14,11 +14,6 @@ $(B)/daemon/libexecdir.stamp: daemon-libexecdir-check
 	@echo '$(LIBEXECDIR)' | cmp -s - $@ || echo '$(LIBEXECDIR)' > $@
 .PHONY: daemon-libexecdir-check
 daemon-libexecdir-check:
-
-$(B)/libsvdaemon.a: $(B)/daemon/config.o
-	$(call msg,AR,$@)
-	$(Q)rm -f $@ && ar rcs $@ $^
-UT_ARCHIVES += $(B)/libsvdaemon.a
 
 $(B)/sealvaultd: $(DAEMON_OBJS) $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)

@@ -11,7 +11,6 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
-#include <netdb.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +24,7 @@
 
 #include "common/err.h"
 #include "common/net.h"
-#include "daemon/config.h"
+#include "common/config.h"
 #include "policy/vault.h"
 
 #ifndef SV_LIBEXECDIR
@@ -134,9 +133,12 @@ static void usage(FILE *f)
 	        "usage: sealvaultd [--config FILE] [--KEY VALUE]...\n"
 	        "Every key of sealvault.conf(5) is also a flag; flags override the file. Keys:\n");
 	for (size_t i = 0; i < N_SETTINGS; i++)
-		fprintf(f, "  --%s%s%s\n", settings[i].name, settings[i].def ? " (default: " : "",
-		        settings[i].def ? settings[i].def : "");
-	fprintf(f, "Defaults shown end with the default value; see sealvaultd(8).\n");
+		if (settings[i].def != NULL)
+			fprintf(f, "  --%s (default: %s)\n", settings[i].name, settings[i].def);
+		else
+			fprintf(f, "  --%s\n", settings[i].name);
+	fprintf(f, "Keys without a default leave it to the process that uses them; see "
+	           "sealvaultd(8).\n");
 }
 
 static int parse(int argc, char **argv)
@@ -258,25 +260,6 @@ static int inherited_listener(const char *spec)
 	return fd;
 }
 
-static int write_port_file(const char *path, int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char port[NI_MAXSERV], tmp[PATH_MAX];
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV) !=
-	        0)
-		return SV_ERR_IO;
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return SV_ERR_RANGE;
-	FILE *f = fopen(tmp, "we");
-	if (f == NULL)
-		return SV_ERR_IO;
-	int bad = fprintf(f, "%s\n", port) < 0;
-	bad |= fclose(f) != 0;
-	return bad || rename(tmp, path) != 0 ? SV_ERR_IO : SV_OK;
-}
-
 struct child {
 	const char *name;
 	pid_t pid;
@@ -319,6 +302,13 @@ fail:
 	_exit(1);
 }
 
+/* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
+static void __attribute__((noreturn)) die_oom(void)
+{
+	fprintf(stderr, "sealvaultd: out of memory\n");
+	exit(1);
+}
+
 static char *path_join(const char *dir, const char *file)
 {
 	size_t n = strlen(dir) + strlen(file) + 2;
@@ -326,6 +316,48 @@ static char *path_join(const char *dir, const char *file)
 	if (p != NULL)
 		snprintf(p, n, "%s/%s", dir, file);
 	return p;
+}
+
+/* Where sealvault-enclave and sealvault-broker are: --libexec-dir when given; otherwise the
+ * directory of this executable when both helpers are there (sealvaultd run from the build tree),
+ * else the built-in LIBEXECDIR. 0, or -1 after naming the missing helper and what to pass. */
+static int find_helpers(void)
+{
+	static const char *const helpers[] = {"sealvault-enclave", "sealvault-broker"};
+	static char self_dir[PATH_MAX];
+	struct setting *s = find("libexec-dir");
+	ssize_t n;
+	if (s->value == NULL &&
+	    (n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1)) > 0) {
+		self_dir[n] = '\0';
+		char *slash = strrchr(self_dir, '/');
+		int here = slash != NULL && slash != self_dir;
+		if (here)
+			*slash = '\0';
+		for (size_t i = 0; here && i < 2; i++) {
+			char *p = path_join(self_dir, helpers[i]);
+			here = p != NULL && access(p, X_OK) == 0;
+			free(p);
+		}
+		if (here)
+			s->value = self_dir;
+	}
+	for (size_t i = 0; i < 2; i++) {
+		char *p = path_join(get("libexec-dir"), helpers[i]);
+		if (p == NULL)
+			die_oom();
+		if (access(p, X_OK) != 0) {
+			fprintf(stderr,
+			        "sealvaultd: cannot run %s: %s; pass --libexec-dir DIR naming the "
+			        "directory that holds sealvault-enclave and sealvault-broker (the "
+			        "build directory when running from a source tree)\n",
+			        p, strerror(errno));
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
 }
 
 /* --key value pairs for one child; policy settings as --policy key=value. */
@@ -413,13 +445,6 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 	}
 }
 
-/* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
-static void __attribute__((noreturn)) die_oom(void)
-{
-	fprintf(stderr, "sealvaultd: out of memory\n");
-	exit(1);
-}
-
 int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
@@ -432,6 +457,8 @@ int main(int argc, char **argv)
 
 	if (parse(argc, argv) != 0 || check_policy() != 0)
 		return 2;
+	if (find_helpers() != 0)
+		return 1;
 	if (geteuid() == 0) {
 		const char *names[2] = {get("user"), get("broker-user")};
 		for (int i = 0; i < 2; i++) {
@@ -481,7 +508,7 @@ int main(int argc, char **argv)
 	if (lfd < 0)
 		return 1;
 	const char *pf = get("port-file");
-	if (pf != NULL && write_port_file(pf, lfd) != 0) {
+	if (pf != NULL && net_write_port_file(pf, lfd) != 0) {
 		fprintf(stderr, "sealvaultd: cannot write the port to %s: %s\n", pf,
 		        strerror(errno));
 		return 1;

@@ -269,6 +269,28 @@ static int connect_tcp(const char *host, const char *port, int *fd, char *why, s
 	return SV_OK;
 }
 
+/* What to do about a TPM device that would not open, by errno ("" when there is no advice). */
+static const char *device_hint(int e)
+{
+	switch (e) {
+	case ENOENT:
+	case ENODEV:
+	case ENXIO:
+		return "; this machine shows no TPM device: it has no TPM 2.0, the TPM is disabled "
+		       "in "
+		       "the firmware, or its kernel driver (tpm_crb, tpm_tis) is not loaded; for a "
+		       "test, use swtpm:host=H,port=P";
+	case EACCES:
+	case EPERM:
+		return "; the user needs read and write access to the device: add it to group tss "
+		       "(the Debian package does for user sealvault)";
+	case EBUSY:
+		return "; another program holds the TPM: use the resource manager /dev/tpmrm0, not "
+		       "/dev/tpm0";
+	default: return "";
+	}
+}
+
 int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 {
 	if (strncmp(spec, "device:", 7) == 0) {
@@ -282,9 +304,9 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 		}
 		int d = open(path, O_RDWR | O_CLOEXEC);
 		if (d < 0) {
-			snprintf(why, why_len,
-			         "TPM: cannot open %s: %s (is the user in group tss?)", path,
-			         strerror(errno));
+			int e = errno;
+			snprintf(why, why_len, "TPM: cannot open %s: %s%s", path, strerror(e),
+			         device_hint(e));
 			return SV_ERR_IO;
 		}
 		*fd = d;

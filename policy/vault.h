@@ -9,8 +9,10 @@
 #include <stdint.h>
 
 enum policy_counter_scheme {
-	POLICY_COUNTER_PLAIN = 1,  /* one NV write per commit (group commit shares it) */
-	POLICY_COUNTER_HYBRID = 2, /* orderly counter, DESIGN §4; reserved, not yet implemented */
+	/* one NV write per commit (group commit shares it) */
+	POLICY_COUNTER_PLAIN = 1,
+	/* orderly counter, docs/design.md §4; reserved, not yet implemented */
+	POLICY_COUNTER_HYBRID = 2,
 };
 
 struct sv_vault_policy {

@@ -7,12 +7,14 @@
 # attestation against the expected-values file (the swtpm gets an EK certificate from a private
 # CA made here, and boot PCRs from a synthetic event log: tests/attest/synthlog.py). Everything
 # lives in a temporary directory that is removed on exit, and every process started here is
-# stopped.
+# stopped; with DEMO_KEEP=1 a successful demo instead leaves the vault (sealvaultd and its swtpm)
+# running and prints the exact `sealvault ...` commands to try against it, and how to stop it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
 MAKE=${MAKE:-make}
 PAUSE=${DEMO_PAUSE:-0}
+KEEP=${DEMO_KEEP:-0}
 
 if [ -t 1 ]; then bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'; else bold= dim= off=; fi
 n=0
@@ -184,6 +186,41 @@ echo "   On a real server the EK chains to the TPM maker's CA and firmware measu
 echo "   Even then a TPM does not protect the enclave's memory from root on a running host:"
 echo "   see docs/attestation.md for the appliance set-up that narrows this."
 
-step "Done" \
-	"Stopping sealvaultd and the swtpm, removing $tmp." \
-	"Next: sealvault(1), sealvaultd(8), sealvault-admin(8); 'make check' runs every test."
+# The man pages of the checkout; `man NAME` finds them only once installed.
+man_pages() {
+	local f
+	echo "   The manual pages of this checkout:"
+	for f in client/sealvault.1 daemon/sealvaultd.8 daemon/sealvault.conf.5 \
+		admin/sealvault-admin.8 broker/sealvault-broker.8; do
+		printf '     man -l %s\n' "$PWD/$f"
+	done
+	echo "   'make check' runs every test (about 15-20 minutes on 2 cores; see README.md)."
+}
+
+if [ "$KEEP" != 1 ]; then
+	step "Done" "Stopping sealvaultd and the swtpm, removing $tmp." \
+		"Run 'make demo DEMO_KEEP=1' to keep the vault running and try the commands yourself."
+	man_pages
+	exit 0
+fi
+
+# DEMO_KEEP=1: leave the vault running; the commands below are exact, for copying.
+trap - EXIT
+swtpm_pid=$(cat "$tmp/srv/tpm/pid")
+cli="$PWD/$SV"
+conn="--server $SV_URL --cacert $SV_CACERT"
+step "Done: the vault keeps running (DEMO_KEEP=1)" \
+	"sealvaultd (pid $SV_PID) serves $SV_URL; its swtpm is pid $swtpm_pid; files in $tmp." \
+	"alice is locked out; bob's recovery code is in $tmp/bob.code. Try:"
+cat <<TRY
+     $cli recover $conn --user bob --password-file $tmp/bob.code --out $tmp/bob.again
+     $cli register $conn --user carol --secret-file $tmp/backup.key --max-attempts 5
+     $cli recover $conn --user carol --out $tmp/carol.key
+     $cli change-password $conn --user carol
+     $cli delete $conn --user carol
+     $cli verify $conn --expect $tmp/expect.json --tpm-ca $SWTPM_CA_BUNDLE
+   (register, recover, change-password and delete ask for the password without echo.)
+   When done, stop the vault and remove its files:
+     kill $SV_PID $swtpm_pid; rm -rf $tmp
+TRY
+man_pages

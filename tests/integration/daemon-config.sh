@@ -1,8 +1,10 @@
 #!/bin/bash
 # sealvaultd's configuration, end to end: a config file whose every key is also a flag (flags
-# win), unknown keys and out-of-bounds policy refused with file:line, missing users refused when
-# root, and an EMPTY OPAQUE context (`context =`) reaching the enclave: a client configured without
-# a context registers and recovers through it, and one using the default context does not.
+# win), unknown keys and out-of-bounds policy refused with file:line, missing helpers refused with
+# a pointer to --libexec-dir (and found next to sealvaultd in the build tree without it), missing
+# users refused when root, and an EMPTY OPAQUE context (`context =`) reaching the enclave: a
+# client configured without a context registers and recovers through it, and one using the
+# default context does not.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -46,6 +48,8 @@ printf 'no equals sign here\n' >"$D/syntax.conf"
 expect_refusal 2 "syntax.conf:1" --config "$D/syntax.conf"
 expect_refusal 2 "cannot read the configuration" --config "$D/missing.conf"
 expect_refusal 2 "must be a decimal number" --rate-limit fast
+expect_refusal 1 "$D/nowhere/sealvault-enclave: No such file or directory; pass --libexec-dir" \
+	--libexec-dir "$D/nowhere"
 if [ "$(id -u)" -eq 0 ]; then
 	expect_refusal 1 "user 'no-such-user-sv' does not exist" --user no-such-user-sv \
 		--broker-user "$SV_BROKER_USER" --listen 127.0.0.1:0
@@ -55,6 +59,12 @@ else
 	expect_refusal 1 "need root" --user nobody --listen 127.0.0.1:0
 fi
 echo "daemon-config: bad configurations refused with exit status and reason"
+
+# --help: every default is shown in full, parenthesis closed
+help=$("$B/sealvaultd" --help) || fail "sealvaultd --help failed"
+grep -qF -- "--state-dir (default: /var/lib/sealvault)" <<<"$help" ||
+	fail "--help does not show the state-dir default: $help"
+! grep -q '(default: [^)]*$' <<<"$help" || fail "--help leaves a '(default: ' open: $help"
 
 # a good file with an empty context; a flag overrides the file's listen address
 sv_server_init "$D" "$B" >/dev/null
@@ -69,8 +79,9 @@ context =
 rate-limit = 1000
 rate-burst = 1000
 CONF
+# no --libexec-dir: sealvaultd finds the enclave and the broker next to itself in the build tree
 "$B/sealvaultd" --config "$D/sealvault.conf" --listen 127.0.0.1:0 --port-file "$D/port" \
-	--libexec-dir "$B" "${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
+	"${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
 PID=$!
 for i in $(seq 1 500); do
 	kill -0 "$PID" 2>/dev/null || fail "sealvaultd exited during start-up"

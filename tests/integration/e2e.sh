@@ -100,9 +100,15 @@ sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
 expect 2 "attempts left: 2"
 sv_server_restart
 
-say "unknown user: exit 2, like a wrong password"
+say "unknown user: exit 2, like a wrong password, in plain words"
 sv recover --user mallory --password-file "$tmp/pw" --out "$tmp/out2"
 expect 2 "wrong password or unknown user"
+! grep -q "KSF\|context" <<<"$err" || fail "the wrong-password message names KSF/context without --verbose: $err"
+sv_server_restart
+
+say "--verbose: the same failure names the causes that look alike to the server"
+sv recover --verbose --user mallory --password-file "$tmp/pw" --out "$tmp/out2"
+expect 2 "KSF profile or context other than the one used at registration"
 sv_server_restart
 
 say "change password (old -> new, limit 3)"

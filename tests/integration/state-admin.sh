@@ -27,6 +27,9 @@ expect 2 "$ADMIN" init --state-dir "$S"
 expect 2 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" --nv-index 0x81000000
 expect 1 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm nonsense:foo
 grep -q 'unknown TPM descriptor' "$T/err" || fail "bad TCTI message"
+expect 1 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm device:/nonexistent/tpmrm0
+grep -q 'no TPM device.*kernel driver' "$T/err" || fail "no hint for a missing TPM device: $(cat "$T/err")"
+! grep -q 'group tss' "$T/err" || fail "a missing TPM device suggests group tss: $(cat "$T/err")"
 
 expect 0 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI"
 [ "$(stat -c %a "$S".policy-key)" = 600 ] || fail "the policy key file is not mode 0600"

@@ -34,6 +34,7 @@ sv_server_init() {
 	SV_DIR=$1
 	SV_B=$2
 	SV_CACERT=$SV_DIR/cert.pem
+	"$(dirname "${BASH_SOURCE[0]}")/traversable.sh" "$SV_B" || return 1
 	mkdir -p "$SV_DIR"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \

@@ -10,7 +10,7 @@
 #      register -> wrong guess (exit 2, attempts left) -> recover (byte-identical) -> lock-out (3);
 #   5. upgrade (the package repacked with a higher version): the vault is untouched and serves;
 #   6. apt-get remove, then apt-get purge: /var/lib/sealvault survives both, byte for byte, and
-#      purge says how to destroy a vault deliberately.
+#      purge says how to destroy a vault deliberately, naming its NV index (read from vault.hdr).
 # Everything it starts or installs is stopped and removed on exit, also on failure. It refuses
 # to run where sealvault is already installed or /var/lib/sealvault already exists (a real vault).
 set -euo pipefail
@@ -368,5 +368,11 @@ done
 snapshot | diff -u "$WORK/state.before" - || fail "apt-get purge changed or deleted $STATE"
 grep -q 'rm -rf /var/lib/sealvault' "$WORK/purge.log" ||
 	fail "purge does not tell the operator how to destroy the vault deliberately"
+# sealvault-admin is gone at purge time: the message must name the NV index itself
+nv=$(sed -n 's/^nv-index: //p' "$WORK/status.txt")
+grep -qF "tpm2_nvundefine $nv " "$WORK/purge.log" ||
+	fail "purge does not name the vault's NV index $nv for tpm2_nvundefine"
+! grep -q 'sealvault-admin status --state-dir' "$WORK/purge.log" ||
+	fail "purge asks for sealvault-admin, which the purge has just removed"
 grep -A8 'was KEPT' "$WORK/purge.log"
 echo "$STATE survived remove and purge: $(find "$STATE" -type f | wc -l) files unchanged"

@@ -1,4 +1,4 @@
-/* Unit tests for daemon/config: the sealvault.conf line format. */
+/* Unit tests for common/config: the sealvault.conf line format. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "common/err.h"
-#include "daemon/config.h"
+#include "common/config.h"
 
 struct seen {
 	char key[64][64];

@@ -4,8 +4,8 @@
  * (`context =` sets the empty OPAQUE context). Every key is also a command-line flag --key; the
  * caller's set callback decides which keys exist and rejects unknown ones.
  */
-#ifndef SV_DAEMON_CONFIG_H
-#define SV_DAEMON_CONFIG_H
+#ifndef SV_COMMON_CONFIG_H
+#define SV_COMMON_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>
