@@ -254,6 +254,41 @@ t1=$(date +%s)
 injected=$(tpmproxy_stat "$TPMPROXY_CTL" injected)
 [ "$injected" -gt 0 ] || fail "the proxy injected no transient TPM errors: the retry paths were not exercised"
 
+# ---- the take-over's own window: a crash after the start record's fsync, before NV_ChangeAuth ----
+step="take-over cut off"
+sv register --user tk --password-file "$T/pw" --secret-file "$T/secret" --max-attempts 3
+expect 0 "registered"
+sv_server_stop
+tpmproxy_hold "$TPMPROXY_CTL" 0x13b
+sv_server_start >/dev/null 2>&1 &
+BG=$!
+wait_held
+rm -rf "$T/W"
+cp -a "$S" "$T/W" # its last frame: a start record whose take-over never happens
+# the power cut: sealvaultd and its children die, the held NV_ChangeAuth never reaches the TPM
+pids=$(pgrep -f "sealvaultd --state-dir $S" || true)
+# shellcheck disable=SC2086 # one pid per word
+for p in $pids; do kill -9 $(pgrep -P "$p" 2>/dev/null) "$p" 2>/dev/null || true; done
+kill -9 "$BG" 2>/dev/null || true
+wait "$BG" 2>/dev/null || true
+BG=
+tpmproxy_settle "$TPMPROXY_CTL"
+SV_PID=
+put_back "$T/W"
+rm -rf "$T/W2"
+cp -a "$S" "$T/W2"
+sv_server_start # the dead start record is dropped; the previous run's binding is accepted
+sv_server_stop
+rm -rf "$T/live"
+cp -a "$S" "$T/live"
+put_back "$T/W2" # the same cut-off copy, now that another run has started: refused
+start_refused "not the one the vault last started from"
+put_back "$T/live"
+sv_server_start
+sv recover --user tk --password-file "$T/wrong" --out "$T/o"
+expect 2 "attempts left: 2"
+echo "state-fork: cut off between the start record and NV_ChangeAuth: restarted, the copy refused afterwards"
+
 # ---- part 2: two vaults at once on two copies of one state directory ----
 step="two copies at once"
 sv register --user twin --password-file "$T/pw" --secret-file "$T/secret" --max-attempts 3
@@ -264,7 +299,7 @@ cp -a "$SV_DIR/cert.pem" "$SV_DIR/key.pem" "$T/srvB/"
 cp -a "$S" "$T/srvB/state" # a copy of the live directory, taken while A serves
 SV_DIR=$T/srvB
 sv_server_start # B: takes the counter over
-B_PID=$SV_PID B_URL=$SV_URL
+B_PID=$SV_PID
 # B seals a harmless record under the next counter value and never increments it
 hold_increment
 bg recover --user nobody-b --password-file "$T/wrong" --out "$T/o"
@@ -275,7 +310,7 @@ BG=
 SV_PID=$A_PID SV_URL=$A_URL SV_DIR=$A_DIR
 sv recover --user twin --password-file "$T/wrong" --out "$T/o"
 [ "$rc" -ne 2 ] && [ "$rc" -ne 3 ] && [ "$rc" -ne 0 ] || fail "the superseded vault answered a charged guess (exit $rc: $err)"
-for i in $(seq 1 100); do kill -0 "$A_PID" 2>/dev/null || break; sleep 0.05; done
+for _ in $(seq 1 100); do kill -0 "$A_PID" 2>/dev/null || break; sleep 0.05; done
 ! kill -0 "$A_PID" 2>/dev/null || fail "the superseded vault still runs"
 wait "$A_PID" 2>/dev/null || true
 grep -q "superseded" "$A_DIR/sealvaultd.log" || fail "the superseded vault did not say why it stopped"
