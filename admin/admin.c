@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "enclave/attest.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 
@@ -92,6 +93,18 @@ int admin_bad_args(const char *cmd, void (*usage)(FILE *))
 	fprintf(stderr, "%s %s: missing or unexpected arguments\n", ADMIN_PROG, cmd);
 	usage(stderr);
 	return ADMIN_EX_USAGE;
+}
+
+int admin_parse_boot_pcrs(const char *arg, uint32_t *mask)
+{
+	if (attest_pcrs_parse(arg, mask) != SV_OK || *mask == 0) {
+		fprintf(stderr,
+		        "%s: --boot-pcrs %s: expected PCR numbers 0..23 as a list and ranges, e.g. "
+		        "0-7 or 0,2,4,7\n",
+		        ADMIN_PROG, arg);
+		return -1;
+	}
+	return 0;
 }
 
 int admin_parse_nv_index(const char *arg, uint32_t *index)

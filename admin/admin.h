@@ -49,6 +49,10 @@ int admin_bad_args(const char *cmd, void (*usage)(FILE *));
  * and -1. */
 int admin_parse_nv_index(const char *arg, uint32_t *index);
 
+/* --boot-pcrs LIST, PCR numbers 0..23 as a list and ranges (at least one): 0, or a message on
+ * stderr and -1. */
+int admin_parse_boot_pcrs(const char *arg, uint32_t *mask);
+
 /* Initialises libsodium, then, with probe_lock, checks that no process holds dir's lock (the
  * vault is stopped), then opens the TPM at tcti. ADMIN_EX_OK with *tpm set, or a message on
  * stderr and the exit code. */

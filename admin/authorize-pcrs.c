@@ -52,14 +52,8 @@ static int parse(int argc, char **argv, struct authorize_args *a)
 		case 't': a->tcti = optarg; break;
 		case 'k': a->key_in = optarg; break;
 		case 'b':
-			if (attest_pcrs_parse(optarg, &a->boot_pcrs) != SV_OK ||
-			    a->boot_pcrs == 0) {
-				fprintf(stderr,
-				        "%s: --boot-pcrs %s: expected PCR numbers 0..23 as a list "
-				        "and ranges, e.g. 0-7 or 0,2,4,7\n",
-				        ADMIN_PROG, optarg);
+			if (admin_parse_boot_pcrs(optarg, &a->boot_pcrs) != 0)
 				return ADMIN_EX_USAGE;
-			}
 			break;
 		case 'h': usage(stdout); exit(ADMIN_EX_OK);
 		default: usage(stderr); return ADMIN_EX_USAGE;

@@ -392,9 +392,13 @@ int store_take_lock(struct store *s, int dfd, const char *dir, int create, char 
 	return SV_OK;
 }
 
-const char *store_slot_name(int i)
+int store_open_dir(const char *dir, int *dfd, char *why, size_t why_len)
 {
-	return i == 0 ? FN_SLOT_A : FN_SLOT_B;
+	*dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (*dfd >= 0)
+		return SV_OK;
+	snprintf(why, why_len, "cannot open state directory %s: %s", dir, strerror(errno));
+	return errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
 }
 
 const struct store_secrets *store_secrets(const struct store *s)

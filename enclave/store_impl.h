@@ -96,7 +96,10 @@ int store_open_at(int dfd, const char *name, int flags, const char *dir, char *w
                   int *fd) __attribute__((warn_unused_result));
 int store_take_lock(struct store *s, int dfd, const char *dir, int create, char *why,
                     size_t why_len) __attribute__((warn_unused_result));
-const char *store_slot_name(int i);
+/* Opens the state directory (O_DIRECTORY); SV_ERR_STATE when it does not exist, SV_ERR_IO
+ * otherwise, with the reason in why. */
+int store_open_dir(const char *dir, int *dfd, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* Writes a snapshot of the current state (under s->counter, naming s->run) into the slot the
  * journal does not continue, and fsyncs it; the caller then switches to it. */

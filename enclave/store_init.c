@@ -122,12 +122,8 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		r = SV_ERR_IO;
 		goto out;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		snprintf(why, why_len, "cannot open state directory %s: %s", dir, strerror(errno));
-		r = SV_ERR_IO;
+	if ((r = store_open_dir(dir, &dfd, why, why_len)) != SV_OK)
 		goto out;
-	}
 	if ((r = store_take_lock(s, dfd, dir, 1, why, why_len)) != SV_OK)
 		goto out;
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {

@@ -148,6 +148,11 @@ out:
 	return r;
 }
 
+static const char *slot_name(int i)
+{
+	return i == 0 ? FN_SLOT_A : FN_SLOT_B;
+}
+
 /* Counter in the (unauthenticated) header of a slot, to try the newest first; 0 when unusable. */
 static int slot_counter(struct store *s, int i, uint64_t *counter)
 {
@@ -226,7 +231,7 @@ bad:
 		snprintf(why, why_len,
 		         "snapshot %s does not decode although its MAC is valid (internal "
 		         "corruption): restore the state directory from backup",
-		         store_slot_name(i));
+		         slot_name(i));
 		r = SV_ERR_STATE;
 	}
 out:
@@ -480,12 +485,8 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 		r = SV_ERR_NOMEM;
 		goto out;
 	}
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		snprintf(why, why_len, "cannot open state directory %s: %s", dir, strerror(errno));
-		r = errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
+	if ((r = store_open_dir(dir, &dfd, why, why_len)) != SV_OK)
 		goto out;
-	}
 	if ((r = store_take_lock(s, dfd, dir, 0, why, why_len)) != SV_OK ||
 	    (r = store_open_at(dfd, FN_JOURNAL, O_RDWR, dir, why, why_len, &s->jfd)) != SV_OK ||
 	    (r = store_open_at(dfd, FN_SLOT_A, O_RDWR, dir, why, why_len, &s->slot_fd[0])) !=

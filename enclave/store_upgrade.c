@@ -310,13 +310,8 @@ int store_upgrade(const char *dir, struct tpm *tpm, uint32_t new_index,
 	memset(res, 0, sizeof(*res));
 	if (h == NULL)
 		return SV_ERR_NOMEM;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0) {
-		snprintf(why, why_len, "cannot open state directory %s: %s", dir, strerror(errno));
-		r = errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
-		goto out;
-	}
-	if ((r = read_header(dfd, dir, h, why, why_len)) != SV_OK)
+	if ((r = store_open_dir(dir, &dfd, why, why_len)) != SV_OK ||
+	    (r = read_header(dfd, dir, h, why, why_len)) != SV_OK)
 		goto out;
 	if (h->version != JOURNAL_STATE_VERSION_OLD) {
 		r = finish_current(dir, dfd, tpm, h, res, why, why_len);
