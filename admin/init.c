@@ -23,6 +23,7 @@
 struct init_args {
 	const char *dir, *tcti, *key_out;
 	uint32_t nv_index, pcr_mask, boot_pcrs;
+	int plain; /* --counter-scheme plain */
 };
 
 static void usage(FILE *f)
@@ -30,8 +31,11 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: %s init --state-dir DIR --tpm TCTI --policy-key-out FILE\n"
 	        "       [--boot-pcrs LIST] [--nv-index HEX] [--pcrs LIST]\n"
-	        "  Defines a plain NV counter (default index 0x%08x), seals a new vault key\n"
-	        "  under a noDA primary key, generates the OPRF seed and AKE key pair (stored\n"
+	        "       [--counter-scheme hybrid|plain]\n"
+	        "  Defines the NV counter (default index 0x%08x; hybrid, the default: an\n"
+	        "  orderly counter, plus the unclean-boots counter at index + 0x10000), seals\n"
+	        "  a new vault key under a noDA primary key, generates the OPRF seed and AKE\n"
+	        "  key pair (stored\n"
 	        "  only encrypted) and writes an empty snapshot and journal to DIR.\n"
 	        "  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
 	        "  swtpm:host=H,port=P. --pcrs 0,2,7 seals the vault key to the current\n"
@@ -73,6 +77,7 @@ static int parse(int argc, char **argv, struct init_args *a)
 	    {"pcrs", required_argument, NULL, 'p'},
 	    {"policy-key-out", required_argument, NULL, 'K'},
 	    {"boot-pcrs", required_argument, NULL, 'b'},
+	    {"counter-scheme", required_argument, NULL, 'S'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -95,6 +100,16 @@ static int parse(int argc, char **argv, struct init_args *a)
 			}
 			break;
 		case 'K': a->key_out = optarg; break;
+		case 'S':
+			if (strcmp(optarg, "plain") != 0 && strcmp(optarg, "hybrid") != 0) {
+				fprintf(stderr,
+				        "%s: --counter-scheme %s: expected hybrid (the default) or "
+				        "plain\n",
+				        ADMIN_PROG, optarg);
+				return ADMIN_EX_USAGE;
+			}
+			a->plain = strcmp(optarg, "plain") == 0;
+			break;
 		case 'b':
 			if (admin_parse_boot_pcrs(optarg, &a->boot_pcrs) != 0)
 				return ADMIN_EX_USAGE;
@@ -199,15 +214,15 @@ int admin_init_main(int argc, char **argv)
 	else
 		r = init_attest(tpm, a.dir, a.boot_pcrs, a.key_out, why, sizeof(why));
 	if (r == SV_OK) {
-		r = store_init(a.dir, tpm, a.nv_index, a.pcr_mask, why, sizeof(why));
+		r = store_init(a.dir, tpm, a.nv_index, a.pcr_mask, !a.plain, why, sizeof(why));
 		if (r != SV_OK) {
 			evidence_remove(a.dir);
 			(void)unlink(a.key_out);
 		}
 	}
 	if (r == SV_OK)
-		printf("initialised vault in %s (NV counter 0x%08x, counter scheme plain)\n", a.dir,
-		       a.nv_index);
+		printf("initialised vault in %s (NV counter 0x%08x, counter scheme %s)\n", a.dir,
+		       a.nv_index, a.plain ? "plain" : "hybrid");
 	int rc = admin_finish(r, why);
 	tpm_close(tpm);
 	return rc;

@@ -11,6 +11,7 @@
 #include "enclave/journal.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
+#include "policy/vault.h"
 
 #define NV_ENDURANCE 100000 /* conservative flash endurance (research/tpm-engineering.md §3) */
 
@@ -53,6 +54,37 @@ static void print_projection(const struct store_stats *s, const struct store_inf
 	else
 		printf("projected-nv-lifetime: %.0f days\n",
 		       (double)(NV_ENDURANCE - s->nv_writes) / rate);
+	printf("projected-tpm-life-years: %.1f (1e5 writes) / %.1f (5e5 writes)\n",
+	       s->nv_writes >= 100000 ? 0.0 : (100000.0 - (double)s->nv_writes) / rate / 365.0,
+	       s->nv_writes >= 500000 ? 0.0 : (500000.0 - (double)s->nv_writes) / rate / 365.0);
+}
+
+/* The hybrid scheme's figures, and what the default budget allows. */
+static void print_scheme(const struct store_stats *s, const struct store_info *in)
+{
+	struct sv_vault_policy pol;
+	policy_vault_defaults(&pol);
+	if (in->orderly_mask == 0) {
+		printf("counter-scheme: plain (one NV write per commit)\n");
+	} else {
+		printf("counter-scheme: hybrid\n");
+		printf("orderly-count: %u (an NV write every %llu increments, or a forced flush)\n",
+		       in->orderly_mask, (unsigned long long)in->orderly_mask + 1);
+		printf("durable-counter: %llu\n", (unsigned long long)s->durable);
+		printf("unclean-boots-counter: 0x%08x\n", in->unclean_index);
+		printf("unclean-boots: %llu (in the last year, not acknowledged: %llu)\n",
+		       (unsigned long long)s->unclean_boots, (unsigned long long)in->unclean_year);
+		printf("power-cut-penalties: %llu\n", (unsigned long long)s->penalties);
+		if (in->power_cut)
+			printf(
+			    "power-cut: detected; the next start charges every user one guess\n");
+	}
+	printf("nv-writes-budget: %u per day, burst %u (defaults; nv-writes-per-day, "
+	       "nv-writes-burst in sealvault.conf)\n",
+	       pol.nv_writes_per_day, pol.nv_writes_burst);
+	printf("budget-tpm-life-years: %.1f (1e5 writes) / %.1f (5e5 writes) at the full default "
+	       "budget\n",
+	       100000.0 / pol.nv_writes_per_day / 365.0, 500000.0 / pol.nv_writes_per_day / 365.0);
 }
 
 static void print_status(struct store *st)
@@ -63,8 +95,7 @@ static void print_status(struct store *st)
 	store_get_info(st, &in);
 	printf("nv-index: 0x%08x\n", in.nv_index);
 	print_pcrs(in.pcr_mask);
-	printf("counter-scheme: %s\n",
-	       in.counter_scheme == JOURNAL_SCHEME_PLAIN ? "plain" : "unknown");
+	print_scheme(&s, &in);
 	printf("tpm-counter: %llu\n", (unsigned long long)s.counter);
 	printf("journal-head: %llu\n", (unsigned long long)s.journal_head);
 	printf("snapshot: slot %c at counter %llu\n", in.active_slot,

@@ -77,6 +77,9 @@ static struct setting settings[] = {
     {"max-batch", TO_POLICY, NULL, 0, 0, NULL},
     {"pending-login-max", TO_POLICY, NULL, 0, 0, NULL},
     {"login-timeout-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"nv-writes-per-day", TO_POLICY, NULL, 0, 0, NULL},
+    {"nv-writes-burst", TO_POLICY, NULL, 0, 0, NULL},
+    {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
 };

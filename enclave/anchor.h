@@ -15,6 +15,15 @@
  *
  * Costs, in NV writes: one NV_ChangeAuth per run (starts are rare: a restart, an upgrade, an
  * admin delete), plus the increments of the commits themselves.
+ *
+ * Counter schemes (issue 12, docs/threat-model.md "The hybrid counter"): plain, every increment
+ * is an NV write; hybrid, the counter is orderly (TPMA_NV_ORDERLY) and only an increment that
+ * makes the bits under the orderly mask M (TPM_PT_ORDERLY_COUNT, 255 on libtpms) all zero
+ * writes NV. After a power cut the TPM reads back its last NV copy with those bits set, so it
+ * never goes back but may be up to M ahead of the journal. A value v is durable (survives a
+ * power cut) once the counter has reached v rounded up to a multiple of M + 1; a forced flush
+ * increments the counter to that multiple. Everything here works on the plain scheme too, with
+ * M = 0.
  */
 #ifndef SV_ENCLAVE_ANCHOR_H
 #define SV_ENCLAVE_ANCHOR_H
@@ -40,13 +49,39 @@ void anchor_set_vault_key(struct anchor *a, const uint8_t vault_key[TPM_VAULT_KE
 /* A fresh random run nonce. */
 void anchor_new_run(uint8_t run[ANCHOR_RUN_LEN]);
 
-/* Provisioning (sealvault-admin init): defines the counter, makes it readable (first increment),
- * binds it to run and returns its value and name (taken after the first increment, which sets
- * the WRITTEN attribute the name covers). *nv_writes receives the NV writes this cost.
- * SV_ERR_EXISTS when the index is taken; on any other failure the index may stay defined: call
- * anchor_undefine. */
-int anchor_define(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], uint64_t *value,
+/* Provisioning (sealvault-admin init): defines the counter (orderly for the hybrid scheme),
+ * makes it readable (first increment), binds it to run and returns its value and name (taken
+ * after the first increment, which sets the WRITTEN attribute the name covers). *nv_writes
+ * receives the NV writes this cost. SV_ERR_EXISTS when the index is taken; on any other failure
+ * the index may stay defined: call anchor_undefine. */
+int anchor_define(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], int orderly, uint64_t *value,
                   uint8_t name[TPM_NAME_MAX], size_t *name_len, uint64_t *nv_writes)
+    __attribute__((warn_unused_result));
+
+/* The hybrid scheme's orderly mask M of this TPM (TPM_PT_ORDERLY_COUNT); SV_ERR_CONFIG when
+ * M + 1 is not a power of two >= 2 (the scheme needs the low bits to roll over). */
+int anchor_orderly_mask(struct tpm *tpm, uint32_t *mask) __attribute__((warn_unused_result));
+/* The counter's scheme for what follows: M (0: plain). */
+void anchor_set_orderly(struct anchor *a, uint32_t mask);
+
+/* Counter arithmetic of a scheme with orderly mask m (0: plain). */
+/* The highest value <= c that is durable: c & ~m. */
+uint64_t anchor_durable(uint32_t m, uint64_t c);
+/* Where a forced flush from c goes: the next multiple of m + 1 above c (c + 1 for plain). */
+uint64_t anchor_flush_target(uint32_t m, uint64_t c);
+/* NV writes that incrementing from c to t causes: the multiples of m + 1 in (c, t]. */
+uint64_t anchor_nv_writes(uint32_t m, uint64_t c, uint64_t t);
+
+/* The unclean-boots counter of the hybrid scheme: a plain counter at index that only the
+ * vault can increment (bound to a key derived from the vault key), readable by the owner.
+ * define: at init, before anchor_define, which then attaches the main counter (3 NV writes);
+ * bump: one increment, returns the new value; read: owner read, for status. bump and read
+ * leave the main counter attached and presenting the current run's auth. */
+int anchor_unclean_define(struct anchor *a, uint32_t index, uint64_t *nv_writes)
+    __attribute__((warn_unused_result));
+int anchor_unclean_bump(struct anchor *a, uint32_t index, uint64_t *value)
+    __attribute__((warn_unused_result));
+int anchor_unclean_read(struct anchor *a, uint32_t index, uint64_t *value)
     __attribute__((warn_unused_result));
 int anchor_undefine(struct anchor *a) __attribute__((warn_unused_result));
 
@@ -84,18 +119,30 @@ int anchor_take(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN])
 /* Reads the counter with the current run's auth value. */
 int anchor_read(struct anchor *a, uint64_t *value) __attribute__((warn_unused_result));
 
-/* One increment (salted session, authenticated), then a read-back (owner read, see
- * tpm_counter_read_owner) that must give expect: the value the record being anchored was
- * sealed under. SV_ERR_SUPERSEDED when the TPM refuses this run's auth value (a later run
- * took the counter over) or reports another value (another writer); SV_ERR_TPM when the TPM
- * fails otherwise. In every failure case nothing may be answered. */
-int anchor_advance(struct anchor *a, uint64_t expect) __attribute__((warn_unused_result));
+/* Increments the counter from `from` (its current value) to `to` (salted session,
+ * authenticated), then reads it back (owner read, see tpm_counter_read_owner): it must give
+ * `to`, the value the record being anchored was sealed under. SV_ERR_SUPERSEDED when the TPM
+ * refuses this run's auth value (a later run took the counter over) or reports another value
+ * (another writer); SV_ERR_TPM when the TPM fails otherwise. In every failure case nothing may
+ * be answered. */
+int anchor_advance(struct anchor *a, uint64_t from, uint64_t to)
+    __attribute__((warn_unused_result));
 
-/* The start-up rule for the plain counter: journal head h against TPM counter c. SV_OK when h == c
- * (clean) or h == c + 1 (*roll_forward = 1: a crash between fsync and increment; the caller
- * completes the increment). Otherwise SV_ERR_STATE and an operator-readable reason in why.
- * jlen/tail_bytes: the valid journal length and the bytes after it that failed to verify. */
-int anchor_judge(uint64_t h, uint64_t c, uint64_t jlen, uint64_t tail_bytes, int *roll_forward,
-                 char *why, size_t why_len) __attribute__((warn_unused_result));
+/* The start-up rule: journal head h against TPM counter c, for a scheme with orderly mask m.
+ * from: the counter before the journal's last commit frame (its increments may be incomplete;
+ * start and flush frames after it repeat its counter).
+ *   h == c                                clean
+ *   from <= c < h                         roll forward: a crash during the last commit's
+ *                                         increments; the caller completes them
+ *   hybrid, c & m == m, c & ~m <= h < c   power cut: the TPM lost increments that were only in
+ *                                         its RAM, and the journal may have lost frames after
+ *                                         the last NV copy (c & ~m); the caller charges the
+ *                                         penalty (docs/threat-model.md)
+ * Otherwise SV_ERR_STATE and an operator-readable reason in why. jlen/tail_bytes: the valid
+ * journal length and the bytes after it that failed to verify. */
+enum anchor_verdict { ANCHOR_CLEAN = 0, ANCHOR_ROLL_FORWARD = 1, ANCHOR_POWER_CUT = 2 };
+int anchor_judge(uint64_t h, uint64_t from, uint64_t c, uint32_t m, uint64_t jlen,
+                 uint64_t tail_bytes, int *verdict, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 #endif

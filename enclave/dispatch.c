@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/msg.h"
+#include "enclave/budget.h"
 #include "enclave/store.h"
 #include "enclave/vault.h"
 
@@ -45,6 +46,8 @@ struct dispatch {
 	struct store *store;
 	uint64_t commit_buckets[N_BOUNDS];
 	uint64_t commit_count, commit_sum_us, commit_requests;
+	const struct budget *budget;
+	unsigned budget_per_day;
 	uint64_t requests;
 	dispatch_attest_fn attest;
 	void *attest_arg;
@@ -90,6 +93,12 @@ int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_
 			return table[i].fn(d, f, now_ms, reply);
 		}
 	return SV_ERR_PROTOCOL;
+}
+
+void dispatch_set_budget(struct dispatch *d, const struct budget *b, unsigned per_day)
+{
+	d->budget = b;
+	d->budget_per_day = per_day;
 }
 
 void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests)
@@ -205,6 +214,49 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
 	P("# HELP sealvault_commit_requests_total Requests answered after a durable commit.\n"
 	  "# TYPE sealvault_commit_requests_total counter\nsealvault_commit_requests_total %llu\n",
 	  (unsigned long long)d->commit_requests);
+	P("# HELP sealvault_nv_increments_total NV counter increments of commits since start "
+	  "(hybrid: a forced flush pads to the next NV write).\n"
+	  "# TYPE sealvault_nv_increments_total counter\nsealvault_nv_increments_total %llu\n",
+	  (unsigned long long)st.increments);
+	P("# HELP sealvault_forced_flushes_total Commits that had to reach NV before their answers "
+	  "(hybrid: registrations, deletions, second guesses).\n"
+	  "# TYPE sealvault_forced_flushes_total counter\nsealvault_forced_flushes_total %llu\n",
+	  (unsigned long long)st.forced_flushes);
+	P("# HELP sealvault_power_cut_penalties_total Power cuts charged to every user since "
+	  "init.\n# TYPE sealvault_power_cut_penalties_total counter\n"
+	  "sealvault_power_cut_penalties_total %llu\n",
+	  (unsigned long long)st.penalties);
+	if (d->budget != NULL) {
+		const struct budget *b = d->budget;
+		double life = d->budget_per_day > 0 ? 1.0 / d->budget_per_day / 365.0 : 0.0;
+		P("# HELP sealvault_nv_budget_writes_per_day The NV-write budget (0: unlimited).\n"
+		  "# TYPE sealvault_nv_budget_writes_per_day gauge\n"
+		  "sealvault_nv_budget_writes_per_day %u\n",
+		  d->budget_per_day);
+		P("# HELP sealvault_nv_budget_tokens NV writes the budget allows right now.\n"
+		  "# TYPE sealvault_nv_budget_tokens gauge\nsealvault_nv_budget_tokens %.3f\n",
+		  b->level);
+		P("# HELP sealvault_nv_budget_spent_total NV writes charged to the budget since "
+		  "start.\n# TYPE sealvault_nv_budget_spent_total counter\n"
+		  "sealvault_nv_budget_spent_total %.3f\n",
+		  b->spent);
+		P("# HELP sealvault_commit_spacing_seconds_total Time commits waited for the "
+		  "NV-write budget.\n# TYPE sealvault_commit_spacing_seconds_total counter\n"
+		  "sealvault_commit_spacing_seconds_total %.6f\n",
+		  (double)b->waited_us / 1e6);
+		P("# HELP sealvault_commit_spacings_total Commits that waited for the budget.\n"
+		  "# TYPE sealvault_commit_spacings_total counter\n"
+		  "sealvault_commit_spacings_total %llu\n",
+		  (unsigned long long)b->waits);
+		P("# HELP sealvault_projected_tpm_life_years Years of NV endurance left at the "
+		  "full "
+		  "budget (0: unlimited budget, no projection).\n"
+		  "# TYPE sealvault_projected_tpm_life_years gauge\n"
+		  "sealvault_projected_tpm_life_years{endurance=\"1e5\"} %.1f\n"
+		  "sealvault_projected_tpm_life_years{endurance=\"5e5\"} %.1f\n",
+		  st.nv_writes >= 100000 ? 0.0 : (100000.0 - (double)st.nv_writes) * life,
+		  st.nv_writes >= 500000 ? 0.0 : (500000.0 - (double)st.nv_writes) * life);
+	}
 #undef P
 	if (r != 0) {
 		/* the text did not fit a frame: say so rather than send half of it */

@@ -37,6 +37,11 @@ int dispatch_permitted(uint16_t type);
 int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                      struct sv_buf *reply) __attribute__((warn_unused_result));
 
+/* The NV-write budget the serve loop keeps (enclave/budget.h), for /metrics; per_day 0 means
+ * unlimited. */
+struct budget;
+void dispatch_set_budget(struct dispatch *d, const struct budget *b, unsigned per_day);
+
 /* The serve loop reports every durable commit: its duration and how many requests it covered. */
 void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests);
 

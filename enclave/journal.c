@@ -14,7 +14,7 @@
 #define HEAD_MAGIC     0x53564a31u /* "SVJ1" */
 #define STATE_MAGIC    0x53564831u /* "SVH1" */
 #define HEAD_VERSION   1
-#define STATE_RESERVED 16
+#define STATE_RESERVED 8
 
 static const char kdf_ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 'j', 'o', 'u', 'r', 'n', '1'};
 
@@ -163,6 +163,18 @@ int journal_op_put(struct sv_buf *b, const struct journal_op *op)
 			b->len = start;
 		return op->run == NULL ? SV_ERR_INVALID : r;
 	}
+	if (r == SV_OK && op->type == JOURNAL_OP_PENALTY) {
+		if (op->charge > 1)
+			r = SV_ERR_RANGE;
+		else if ((r = sv_buf_put_u64(b, op->time)) == SV_OK &&
+		         (r = sv_buf_put_u64(b, op->unclean)) == SV_OK)
+			r = sv_buf_put_u8(b, op->charge);
+		goto out;
+	}
+	if (r == SV_OK && op->type == JOURNAL_OP_ACK) {
+		r = sv_buf_put_u64(b, op->time);
+		goto out;
+	}
 	if (r == SV_OK)
 		r = put_id(b, op);
 	if (r != SV_OK)
@@ -219,6 +231,17 @@ int journal_op_get(struct sv_buf *b, struct journal_op *op)
 	if (r == SV_OK && op->type == JOURNAL_OP_RUN) {
 		if ((r = sv_buf_get_ref(b, JOURNAL_RUN_LEN, &op->run)) == SV_OK)
 			return SV_OK;
+		goto out;
+	}
+	if (r == SV_OK && op->type == JOURNAL_OP_PENALTY) {
+		if ((r = sv_buf_get_u64(b, &op->time)) == SV_OK &&
+		    (r = sv_buf_get_u64(b, &op->unclean)) == SV_OK &&
+		    (r = sv_buf_get_u8(b, &op->charge)) == SV_OK && op->charge > 1)
+			r = SV_ERR_INVALID;
+		goto out;
+	}
+	if (r == SV_OK && op->type == JOURNAL_OP_ACK) {
+		r = sv_buf_get_u64(b, &op->time);
 		goto out;
 	}
 	if (r != SV_OK || (r = sv_buf_get_u8(b, &id_len)) != SV_OK)
@@ -307,6 +330,8 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	    (r = sv_buf_put_u64(out, h->init_counter)) != SV_OK ||
 	    (r = sv_buf_put_u32(out, h->pcr_mask)) != SV_OK ||
 	    (r = sv_buf_put_u64(out, h->init_time)) != SV_OK ||
+	    (r = sv_buf_put_u32(out, h->orderly_mask)) != SV_OK ||
+	    (r = sv_buf_put_u32(out, h->unclean_index)) != SV_OK ||
 	    (r = sv_buf_put(out, zero, sizeof(zero))) != SV_OK)
 		goto out;
 	*ad_len = out->len - start;
@@ -326,6 +351,16 @@ static int get_str(struct sv_buf *b, uint8_t *dst, size_t max, size_t *n)
 	if (r == SV_OK)
 		memcpy(dst, p, *n);
 	return r;
+}
+
+/* plain: no orderly fields; hybrid (state version 2 only): a mask of k >= 1 low bits and an
+ * unclean-boots index. */
+static int scheme_ok(const struct journal_state_hdr *h)
+{
+	if (h->scheme == JOURNAL_SCHEME_PLAIN)
+		return h->orderly_mask == 0 && h->unclean_index == 0;
+	return h->scheme == JOURNAL_SCHEME_HYBRID && h->orderly_mask != 0 &&
+	       (h->orderly_mask & (h->orderly_mask + 1)) == 0 && h->unclean_index != 0;
 }
 
 int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr *h, size_t *ad_len)
@@ -349,6 +384,8 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	    (r = sv_buf_get_u64(&b, &h->init_counter)) != SV_OK ||
 	    (r = sv_buf_get_u32(&b, &h->pcr_mask)) != SV_OK ||
 	    (r = sv_buf_get_u64(&b, &h->init_time)) != SV_OK ||
+	    (r = sv_buf_get_u32(&b, &h->orderly_mask)) != SV_OK ||
+	    (r = sv_buf_get_u32(&b, &h->unclean_index)) != SV_OK ||
 	    (r = sv_buf_get_ref(&b, STATE_RESERVED, &reserved)) != SV_OK)
 		goto out;
 	*ad_len = b.off;
@@ -359,8 +396,7 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	r = SV_ERR_INVALID;
 	if (magic != STATE_MAGIC ||
 	    (version != JOURNAL_STATE_VERSION && version != JOURNAL_STATE_VERSION_OLD) ||
-	    pad != 0 || h->scheme != JOURNAL_SCHEME_PLAIN ||
-	    (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
+	    pad != 0 || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0 || !scheme_ok(h))
 		goto out;
 	for (size_t i = 0; i < STATE_RESERVED; i++)
 		if (reserved[i] != 0)

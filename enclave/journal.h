@@ -18,8 +18,15 @@
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
  *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 |
  *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) |
- *             init_time u64 (seconds since the epoch, for NV wear projections) | 16 zero
- *             bytes (room for the hybrid scheme) | nonce(24) | secrets ct(176, AD = all before)
+ *             init_time u64 (seconds since the epoch, for NV wear projections) |
+ *             orderly_mask u32 (hybrid: TPM_PT_ORDERLY_COUNT at init; plain: 0) |
+ *             unclean_index u32 (hybrid: the unclean-boots NV counter; plain: 0) | 8 zero
+ *             bytes | nonce(24) | secrets ct(176, AD = all before)
+ *
+ * Counter schemes (docs/threat-model.md): plain, every commit one NV increment and one NV
+ * write; hybrid, an orderly counter (TPMA_NV_ORDERLY) whose increments reach NV only when the
+ * bits under orderly_mask roll over, so a commit frame may also jump to the next multiple of
+ * orderly_mask + 1 (a forced flush: the TPM is incremented up to it).
  */
 #ifndef SV_ENCLAVE_JOURNAL_H
 #define SV_ENCLAVE_JOURNAL_H
@@ -46,6 +53,7 @@
 #define JOURNAL_SECRETS_LEN    160
 #define JOURNAL_SECRETS_CT_LEN (JOURNAL_SECRETS_LEN + JOURNAL_TAG_LEN)
 #define JOURNAL_SCHEME_PLAIN   1
+#define JOURNAL_SCHEME_HYBRID  2
 #define JOURNAL_RUN_LEN        32 /* run nonce (enclave/anchor.h) */
 /* State header versions: 1 (sealvault 0.2: a counter without run authority, snapshots without a
  * run op) is read only by store_upgrade; 2 is current, and the only version encoded. */
@@ -73,6 +81,11 @@ enum journal_op_type {
 	                          destroyed */
 	JOURNAL_OP_NOOP = 6,   /* type byte only: no effect on replay (store_stage_noop) */
 	JOURNAL_OP_RUN = 7, /* run nonce (JOURNAL_RUN_LEN): start frames, first op of a snapshot */
+	JOURNAL_OP_PENALTY = 8, /* time u64, unclean u64, charge u8: an unclean boot (hybrid) at
+	                           time (seconds since the epoch), the unclean-boots counter after
+	                           it; charge 1 (commit frames): every user is charged one guess;
+	                           charge 0 (snapshots): history only, for the yearly budget */
+	JOURNAL_OP_ACK = 9,     /* time u64: the operator acknowledged the unclean boots so far */
 };
 
 struct journal_keys {
@@ -99,6 +112,9 @@ struct journal_op {
 	const uint8_t *blob;
 	size_t blob_len;
 	const uint8_t *run; /* JOURNAL_RUN_LEN bytes (JOURNAL_OP_RUN) */
+	uint64_t time;      /* JOURNAL_OP_PENALTY, JOURNAL_OP_ACK */
+	uint64_t unclean;   /* JOURNAL_OP_PENALTY */
+	uint8_t charge;     /* JOURNAL_OP_PENALTY */
 };
 
 struct journal_head {
@@ -120,6 +136,8 @@ struct journal_state_hdr {
 	uint64_t init_counter;
 	uint32_t pcr_mask;
 	uint64_t init_time;
+	uint32_t orderly_mask;  /* hybrid: 2^k - 1, k >= 1; plain: 0 */
+	uint32_t unclean_index; /* hybrid: NV index of the unclean-boots counter; plain: 0 */
 	uint8_t nonce[JOURNAL_NONCE_LEN];
 	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
 };

@@ -11,6 +11,10 @@
  * nothing), increment the NV counter (store_anchor), and only then send the rest. A failed commit
  * ends the process without answering what it had not answered (nothing acknowledged is lost,
  * nothing undurable is acknowledged). See sealvault-enclave(8).
+ *
+ * The NV-write budget (enclave/budget.h) spaces commits out: a commit waits, gathering more
+ * requests, until the bucket covers its NV increments; and before each batch the store is told
+ * whether a forced flush fits now (if not, the requests that need one are answered busy).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +36,7 @@
 #include "common/frame.h"
 #include "common/msg.h"
 #include "enclave/attestsrv.h"
+#include "enclave/budget.h"
 #include "enclave/dispatch.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
@@ -211,11 +216,22 @@ static void handle_deferred(struct dispatch *d, struct store *s, struct batch *b
 	b->ndeferred = 0;
 }
 
-/* Makes what is staged durable and sends the replies that need no anchor (store_write); then,
- * if the frame was a commit, increments the NV counter (store_anchor) and sends the rest. */
-static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *b)
+/* Tells the store whether a forced flush fits the NV-write budget now. */
+static void allow_flush(struct store *s, struct budget *bud)
 {
-	uint64_t t0 = mono_us();
+	uint64_t inc = 0;
+	store_flush_cost(s, &inc);
+	store_set_flush_allowed(s, budget_wait_us(bud, budget_cost(bud, inc), mono_us()) == 0);
+}
+
+/* Makes what is staged durable and sends the replies that need no anchor (store_write); then,
+ * if the frame was a commit, increments the NV counter (store_anchor), charges the budget and
+ * sends the rest. */
+static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *b,
+                             struct budget *bud)
+{
+	uint64_t t0 = mono_us(), inc = 0, writes = 0;
+	store_commit_cost(s, &inc, &writes);
 	int r = store_write(s);
 	if (r != 0)
 		die("writing the journal failed (%s); exiting without answering the %zu "
@@ -229,6 +245,7 @@ static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *
 			die("the NV counter increment failed (%s); exiting without answering "
 			    "the requests of this batch that charged a guess or changed a record",
 			    sv_strerror(r));
+		budget_spend(bud, budget_cost(bud, inc), mono_us());
 		dispatch_note_commit(d, mono_us() - t0, b->n);
 	}
 	for (size_t i = 0; i < b->n; i++) {
@@ -239,8 +256,38 @@ static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *
 	b->n = 0;
 }
 
+/* Holds the staged commit until the budget covers it, reading more requests into the batch
+ * meanwhile (they share its increment); 1 if the link ended. */
+static int space_commit(struct dispatch *d, struct store *s, struct batch *b, uint8_t *rbuf,
+                        struct budget *bud)
+{
+	uint64_t start = mono_us(), wait;
+	int ended = 0, waited = 0;
+	for (;;) {
+		uint64_t inc = 0, writes = 0, t = mono_us();
+		store_commit_cost(s, &inc, &writes);
+		if ((wait = budget_wait_us(bud, budget_cost(bud, inc), t)) == 0)
+			break;
+		waited = 1;
+		int ms = wait > 1000000 ? 1000 : (int)((wait + 999) / 1000);
+		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
+		if (ended || b->n + b->ndeferred >= b->cap) {
+			(void)poll(NULL, 0, ms);
+			continue;
+		}
+		allow_flush(s, bud);
+		if (poll(&p, 1, ms) > 0)
+			ended = drain(d, s, b, rbuf, 0);
+	}
+	if (waited) {
+		bud->waits++;
+		bud->waited_us += mono_us() - start;
+	}
+	return ended;
+}
+
 static int serve(struct vault *v, struct store *s, struct dispatch *d,
-                 const struct sv_vault_policy *pol)
+                 const struct sv_vault_policy *pol, struct budget *bud)
 {
 	struct batch b = {.cap = pol->max_batch};
 	uint8_t *rbuf = malloc(SV_FRAME_BUF_LEN);
@@ -270,6 +317,7 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 		if (pr <= 0)
 			continue;
 		b.n = 0;
+		allow_flush(s, bud);
 		/* Login/starts (whose answers wait for an NV increment) are set aside while the
 		 * rest of what is ready is answered; if none of that needs the increment (KE3s:
 		 * guess resets, failed KE3s, health), it is flushed and answered first, so a KE3
@@ -278,7 +326,7 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 		 * seen. */
 		ended = drain(d, s, &b, rbuf, 1);
 		if (b.ndeferred > 0 && b.n > 0 && store_pending_anchored(s) == 0)
-			commit_and_reply(d, s, &b);
+			commit_and_reply(d, s, &b, bud);
 		handle_deferred(d, s, &b);
 		/* group commit: give other clients up to batch-window-us to join this commit (only
 		 * for changes that need the NV increment; resets alone are flushed at once) */
@@ -295,7 +343,9 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 				ended = drain(d, s, &b, rbuf, 0);
 			}
 		}
-		commit_and_reply(d, s, &b);
+		if (store_pending_anchored(s) > 0 && space_commit(d, s, &b, rbuf, bud))
+			ended = 1;
+		commit_and_reply(d, s, &b, bud);
 	}
 	for (size_t i = 0; i < b.cap; i++)
 		sv_buf_free(&b.replies[i]);
@@ -371,6 +421,30 @@ int main(int argc, char **argv)
 	if (r != 0)
 		die("cannot set up the vault: %s", sv_strerror(r));
 	dispatch_set_attest(d, attestsrv_handle, attest);
+	/* The NV-write budget: nv-writes-per-day 0 means automatic, 100 for the hybrid scheme and
+	 * unlimited for the plain one (each of its commits is an NV write: a budget would cap its
+	 * guesses per day; set one explicitly to cap its wear). The start's NV_ChangeAuth is spent
+	 * at once. */
+	struct store_stats st;
+	store_get_stats(store, &st);
+	unsigned per_day = o.policy.nv_writes_per_day;
+	if (per_day == 0)
+		per_day = st.orderly_mask != 0 ? POLICY_NV_WRITES_PER_DAY_HYBRID : 0;
+	struct budget bud;
+	budget_init(&bud, per_day, o.policy.nv_writes_burst, st.orderly_mask, mono_us());
+	budget_spend(&bud, 1.0, mono_us());
+	dispatch_set_budget(d, &bud, per_day);
+	if (st.orderly_mask != 0)
+		fprintf(stderr,
+		        "sealvault-enclave: hybrid NV counter (an NV write every %llu increments); "
+		        "NV-write budget %u per day, burst %u\n",
+		        (unsigned long long)st.orderly_mask + 1, per_day, o.policy.nv_writes_burst);
+	else
+		fprintf(stderr,
+		        "sealvault-enclave: plain NV counter: every commit is an NV write (%s); "
+		        "migrate to the hybrid scheme to save the TPM (docs/operations.md \"NV "
+		        "wear\")\n",
+		        per_day == 0 ? "no NV-write budget" : "NV-write budget set");
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));
@@ -379,7 +453,7 @@ int main(int argc, char **argv)
 	if (policy_seccomp_test_hook("enclave") != 0)
 		exit(1);
 	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
-	serve(vault, store, d, &o.policy);
+	serve(vault, store, d, &o.policy, &bud);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
 	dispatch_free(d);
 	attestsrv_free(attest);

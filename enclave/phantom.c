@@ -14,7 +14,8 @@
 struct slot {
 	uint8_t tag[TAG_LEN];
 	uint64_t last_ms;
-	uint8_t used; /* 0: slot empty */
+	uint64_t charged_at; /* counter of the last charge's commit, as for a real user */
+	uint8_t used;        /* 0: slot empty */
 };
 
 struct phantom_table {
@@ -101,11 +102,28 @@ unsigned phantom_charge(struct phantom_table *t, const uint8_t *id, size_t id_le
 		}
 		memcpy(s->tag, tag, TAG_LEN);
 		s->used = 0;
+		s->charged_at = 0;
 	}
 	if (s->used < UINT8_MAX)
 		s->used++;
 	s->last_ms = now_ms;
 	return s->used;
+}
+
+uint64_t phantom_charged_at(const struct phantom_table *t, const uint8_t *id, size_t id_len)
+{
+	uint8_t tag[TAG_LEN];
+	struct slot *s = find(set_of(t, id, id_len, tag), tag);
+	return s != NULL ? s->charged_at : 0;
+}
+
+void phantom_set_charged_at(struct phantom_table *t, const uint8_t *id, size_t id_len,
+                            uint64_t counter)
+{
+	uint8_t tag[TAG_LEN];
+	struct slot *s = find(set_of(t, id, id_len, tag), tag);
+	if (s != NULL)
+		s->charged_at = counter;
 }
 
 void phantom_forget(struct phantom_table *t, const uint8_t *id, size_t id_len)

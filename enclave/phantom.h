@@ -25,6 +25,13 @@ unsigned phantom_used(const struct phantom_table *t, const uint8_t *id, size_t i
 /* Charges one guess (saturating at 255) and returns the new count. */
 unsigned phantom_charge(struct phantom_table *t, const uint8_t *id, size_t id_len, uint64_t now_ms);
 
+/* The counter value of the commit of the identifier's last charge (0: none), so that a second
+ * guess for an unknown identifier waits for NV like a real user's (enclave/store.h, hybrid);
+ * set after phantom_charge. */
+uint64_t phantom_charged_at(const struct phantom_table *t, const uint8_t *id, size_t id_len);
+void phantom_set_charged_at(struct phantom_table *t, const uint8_t *id, size_t id_len,
+                            uint64_t counter);
+
 /* Forgets the identifier (it has been registered). */
 void phantom_forget(struct phantom_table *t, const uint8_t *id, size_t id_len);
 

@@ -7,6 +7,12 @@
  * Commit: encode the staged ops as one frame for counter C+1, pwrite + fdatasync the journal,
  * NV_Increment (-> C+1) and read it back, and only then report success (store_write,
  * store_anchor). A frame of guess resets alone is a flush: fsynced under C, no NV write.
+ *
+ * Hybrid counter (anchor.h, docs/threat-model.md "The hybrid counter"): a commit that must be
+ * on NV before it is answered (a registration, a password change, a deletion, or the second
+ * charged guess of a user whose previous charge is not yet on NV) goes to the next multiple of
+ * M + 1 instead (a forced flush), so each user has at most one answered guess that a power cut
+ * can take back; the power-cut penalty at start (store_open.c) charges exactly that one.
  */
 #include "enclave/store.h"
 
@@ -120,6 +126,7 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 	struct user *u = malloc(user_size(n, 0, blob_len));
 	if (u == NULL)
 		return SV_ERR_NOMEM;
+	u->charged_at = 0;
 	u->id_len = (uint8_t)n;
 	u->blob_len = (uint16_t)blob_len;
 	u->limit = (uint8_t)limit;
@@ -172,10 +179,36 @@ static int apply_charge(struct store *s, const uint8_t *id, size_t n, unsigned *
 	if (u->destroyed)
 		return SV_ERR_LOCKED;
 	u->used++;
+	u->charged_at = s->apply_counter;
 	*used_after = u->used;
 	if (u->used >= u->limit)
 		destroy(s, i);
 	return SV_OK;
+}
+
+/* The power-cut penalty (hybrid): every active user is charged one guess; a user at the last
+ * guess is destroyed, as by a charge. Tombstones stay as they are. */
+static void apply_penalty(struct store *s)
+{
+	for (size_t i = 0; i < s->cap; i++) {
+		struct user *u = s->tab[i];
+		if (u == NULL || u == DELETED || u->destroyed)
+			continue;
+		u->used++;
+		if (u->used >= u->limit)
+			destroy(s, i);
+	}
+}
+
+/* Remembers an unclean boot for the yearly budget (oldest forgotten first). */
+static void note_unclean(struct store *s, uint64_t time)
+{
+	if (s->nunclean == UNCLEAN_HIST) {
+		memmove(s->unclean_times, s->unclean_times + 1,
+		        (UNCLEAN_HIST - 1) * sizeof(s->unclean_times[0]));
+		s->nunclean--;
+	}
+	s->unclean_times[s->nunclean++] = time;
 }
 
 static int apply_reset(struct store *s, const uint8_t *id, size_t n)
@@ -186,6 +219,7 @@ static int apply_reset(struct store *s, const uint8_t *id, size_t n)
 	if (u->destroyed)
 		return SV_ERR_LOCKED;
 	u->used = 0;
+	u->charged_at = 0;
 	return SV_OK;
 }
 
@@ -221,6 +255,21 @@ int store_apply_op(struct store *s, const struct journal_op *op)
 	case JOURNAL_OP_RESET: return apply_reset(s, op->id, op->id_len);
 	case JOURNAL_OP_DELETE: return apply_delete(s, op->id, op->id_len);
 	case JOURNAL_OP_NOOP: return SV_OK;
+	case JOURNAL_OP_PENALTY:
+		if (s->orderly_mask == 0)
+			return SV_ERR_INVALID;
+		if (op->charge) {
+			apply_penalty(s);
+			s->penalties++;
+		}
+		note_unclean(s, op->time);
+		s->unclean_value = op->unclean;
+		return SV_OK;
+	case JOURNAL_OP_ACK:
+		if (s->orderly_mask == 0)
+			return SV_ERR_INVALID;
+		s->ack_time = op->time;
+		return SV_OK;
 	case JOURNAL_OP_USER:
 		if (get(s, op->id, op->id_len) != NULL)
 			return SV_ERR_INVALID;
@@ -332,6 +381,7 @@ int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_polic
 		return SV_ERR_NOMEM;
 	}
 	randombytes_buf(s->hkey, sizeof(s->hkey));
+	s->flush_ok = 1;
 	*out = s;
 	return SV_OK;
 }
@@ -437,9 +487,23 @@ static int writable(const struct store *s)
 	return s->readonly || s->failed || s->written ? SV_ERR_STATE : SV_OK;
 }
 
+/* Hybrid: the change being staged must be on NV before it is answered, so this commit will be
+ * a forced flush; SV_ERR_BUSY when forced flushes are not allowed now (the NV-write budget is
+ * short: store_set_flush_allowed), so that the caller answers "busy" and changes nothing. */
+static int require_flush(struct store *s)
+{
+	if (s->orderly_mask == 0)
+		return SV_OK; /* plain: every commit is on NV */
+	if (!s->flush_ok && !s->need_flush)
+		return SV_ERR_BUSY;
+	s->need_flush = 1;
+	return SV_OK;
+}
+
 /* Stages op; if apply then fails, the staged bytes are taken back. */
 static int stage(struct store *s, const struct journal_op *op, size_t *mark)
 {
+	s->apply_counter = s->counter + 1; /* a lower bound of the commit's counter */
 	*mark = s->pending.len;
 	int r = journal_op_put(&s->pending, op);
 	if (r == SV_ERR_RANGE && s->pending.len + 1024 > PENDING_MAX)
@@ -479,7 +543,7 @@ int store_put_user(struct store *s, const uint8_t *id, size_t id_len,
 	                        .record = record,
 	                        .blob = blob,
 	                        .blob_len = blob_len};
-	if ((r = stage(s, &op, &mark)) != SV_OK)
+	if ((r = require_flush(s)) != SV_OK || (r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	return finish(s, mark, apply_put(s, id, id_len, record, blob, blob_len, guess_limit));
 }
@@ -498,6 +562,9 @@ int store_charge_guess(struct store *s, const uint8_t *id, size_t id_len, unsign
 		return SV_ERR_NOTFOUND;
 	if (u->destroyed)
 		return SV_ERR_LOCKED;
+	/* One answered guess per user that a power cut may take back, no more (hybrid). */
+	if (!store_durable(s, u->charged_at) && (r = require_flush(s)) != SV_OK)
+		return r;
 	unsigned limit = u->limit;
 	struct journal_op op = {
 	    .type = JOURNAL_OP_CHARGE, .id = id, .id_len = id_len, .used = (uint8_t)(u->used + 1)};
@@ -539,9 +606,38 @@ int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
 	if (get(s, id, id_len) == NULL)
 		return SV_ERR_NOTFOUND;
 	struct journal_op op = {.type = JOURNAL_OP_DELETE, .id = id, .id_len = id_len};
-	if ((r = stage(s, &op, &mark)) != SV_OK)
+	if ((r = require_flush(s)) != SV_OK || (r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	return finish(s, mark, apply_delete(s, id, id_len));
+}
+
+int store_stage_penalty(struct store *s, uint64_t time, uint64_t unclean)
+{
+	size_t mark;
+	int r;
+	if ((r = writable(s)) != SV_OK)
+		return r;
+	struct journal_op op = {
+	    .type = JOURNAL_OP_PENALTY, .time = time, .unclean = unclean, .charge = 1};
+	if ((r = stage(s, &op, &mark)) != SV_OK)
+		return r;
+	s->need_flush = 1;
+	return finish(s, mark, store_apply_op(s, &op));
+}
+
+int store_acknowledge(struct store *s, uint64_t time)
+{
+	size_t mark;
+	int r;
+	if ((r = writable(s)) != SV_OK)
+		return r;
+	if (s->orderly_mask == 0)
+		return SV_ERR_STATE;
+	struct journal_op op = {.type = JOURNAL_OP_ACK, .time = time};
+	if ((r = stage(s, &op, &mark)) != SV_OK)
+		return r;
+	s->need_flush = 1;
+	return finish(s, mark, store_apply_op(s, &op));
 }
 
 int store_stage_noop(struct store *s)
@@ -554,6 +650,50 @@ int store_stage_noop(struct store *s)
 	if ((r = stage(s, &op, &mark)) != SV_OK)
 		return r;
 	return finish(s, mark, SV_OK);
+}
+
+int store_require_flush(struct store *s)
+{
+	int r = writable(s);
+	return r != SV_OK ? r : require_flush(s);
+}
+
+int store_durable(const struct store *s, uint64_t counter)
+{
+	return counter <= s->durable;
+}
+
+uint64_t store_counter(const struct store *s)
+{
+	return s->counter;
+}
+
+void store_set_flush_allowed(struct store *s, int ok)
+{
+	s->flush_ok = ok;
+}
+
+/* Where the next commit goes: the next counter value, or for a forced flush the next multiple
+ * of M + 1 above what the TPM holds (after a power cut the TPM is ahead of the journal). */
+static uint64_t commit_target(const struct store *s)
+{
+	return s->need_flush ? anchor_flush_target(s->orderly_mask, s->tpm_counter)
+	                     : s->tpm_counter + 1;
+}
+
+void store_commit_cost(const struct store *s, uint64_t *increments, uint64_t *nv_writes)
+{
+	*increments = *nv_writes = 0;
+	if (s->npending == 0 || s->nanchored == 0)
+		return;
+	uint64_t t = commit_target(s);
+	*increments = t - s->tpm_counter;
+	*nv_writes = anchor_nv_writes(s->orderly_mask, s->tpm_counter, t);
+}
+
+void store_flush_cost(const struct store *s, uint64_t *increments)
+{
+	*increments = anchor_flush_target(s->orderly_mask, s->tpm_counter) - s->tpm_counter;
 }
 
 size_t store_pending(const struct store *s)
@@ -591,11 +731,15 @@ int store_write(struct store *s)
 	s->write_t0 = now_us();
 	/* Nothing but resets: a flush frame, durable without an NV write (store.h, store_write). */
 	int flush = s->nanchored == 0;
-	struct journal_frame f = {.kind = flush ? JOURNAL_KIND_FLUSH : JOURNAL_KIND_COMMIT,
-	                          .scheme = s->scheme,
-	                          .counter = s->counter + !flush,
-	                          .nv_writes = s->nv_writes + !flush,
-	                          .count = (uint32_t)s->npending};
+	s->write_target = flush ? s->counter : commit_target(s);
+	struct journal_frame f = {
+	    .kind = flush ? JOURNAL_KIND_FLUSH : JOURNAL_KIND_COMMIT,
+	    .scheme = s->scheme,
+	    .counter = s->write_target,
+	    .nv_writes =
+	        s->nv_writes +
+	        (flush ? 0 : anchor_nv_writes(s->orderly_mask, s->tpm_counter, s->write_target)),
+	    .count = (uint32_t)s->npending};
 	if ((r = sv_buf_init(&frame, PENDING_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
 		return r;
 	/* From here on a failure leaves memory ahead of disk: the store refuses further work. */
@@ -612,6 +756,7 @@ int store_write(struct store *s)
 	s->failed = 0;
 	s->written = f.kind;
 	s->written_len = frame.len;
+	s->written_nv_writes = f.nv_writes;
 out:
 	sv_buf_free(&frame);
 	return r;
@@ -630,11 +775,15 @@ int store_anchor(struct store *s)
 		/* A failure leaves the frame on disk one ahead of the TPM: the next start completes
 		 * it. */
 		s->failed = 1;
-		if ((r = anchor_advance(s->anchor, s->counter + 1)) != SV_OK)
+		if ((r = anchor_advance(s->anchor, s->tpm_counter, s->write_target)) != SV_OK)
 			return r;
 		s->failed = 0;
-		s->counter++;
-		s->nv_writes++;
+		s->increments += s->write_target - s->tpm_counter;
+		s->forced_flushes += s->need_flush;
+		s->counter = s->tpm_counter = s->write_target;
+		s->durable = anchor_durable(s->orderly_mask, s->counter);
+		s->nv_writes = s->written_nv_writes;
+		s->need_flush = 0;
 		s->commits++;
 	}
 	s->written = 0;
@@ -670,6 +819,20 @@ int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *l
 	if ((r = journal_op_put(&plain, &run)) != SV_OK)
 		goto out;
 	uint32_t count = 1;
+	/* hybrid: the unclean boots the yearly budget still counts, and the last acknowledgement */
+	for (size_t i = 0; i < s->nunclean; i++, count++) {
+		struct journal_op op = {.type = JOURNAL_OP_PENALTY,
+		                        .time = s->unclean_times[i],
+		                        .unclean = s->unclean_value};
+		if ((r = journal_op_put(&plain, &op)) != SV_OK)
+			goto out;
+	}
+	if (s->ack_time != 0) {
+		struct journal_op op = {.type = JOURNAL_OP_ACK, .time = s->ack_time};
+		if ((r = journal_op_put(&plain, &op)) != SV_OK)
+			goto out;
+		count++;
+	}
 	for (size_t i = 0; i < s->cap; i++) {
 		const struct user *u = s->tab[i];
 		if (u == NULL || u == DELETED)
@@ -741,6 +904,13 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 	out->users = s->users;
 	out->destroyed = s->destroyed;
 	out->last_commit_us = s->last_commit_us;
+	out->orderly_mask = s->orderly_mask;
+	out->durable = s->durable;
+	out->increments = s->increments;
+	out->forced_flushes = s->forced_flushes;
+	out->penalties = s->penalties;
+	out->unclean_boots = s->unclean_value;
+	out->power_cut = s->power_cut;
 }
 
 void store_get_info(const struct store *s, struct store_info *out)
@@ -754,6 +924,15 @@ void store_get_info(const struct store *s, struct store_info *out)
 	out->journal_bytes = s->jlen;
 	out->tail_bytes = s->tail_bytes;
 	out->roll_forward = s->roll_forward;
+	out->orderly_mask = s->orderly_mask;
+	out->unclean_index = s->unclean_index;
+	out->ack_time = s->ack_time;
+	out->power_cut = s->power_cut;
+	uint64_t now = (uint64_t)time(NULL);
+	out->unclean_year = 0;
+	for (size_t i = 0; i < s->nunclean; i++)
+		if (s->unclean_times[i] > s->ack_time && s->unclean_times[i] + 365u * 86400 > now)
+			out->unclean_year++;
 }
 
 int store_check_unlocked(const char *dir, char *why, size_t why_len)

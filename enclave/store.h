@@ -56,6 +56,14 @@ struct store_stats {
 	uint64_t users;          /* active records */
 	uint64_t destroyed;      /* tombstones */
 	uint64_t last_commit_us; /* duration of the last commit */
+	/* counter scheme (enclave/anchor.h) */
+	uint32_t orderly_mask;   /* hybrid: TPM_PT_ORDERLY_COUNT; plain: 0 */
+	uint64_t durable;        /* highest counter value that survives a power cut */
+	uint64_t increments;     /* NV increments of commits since start (a flush pads) */
+	uint64_t forced_flushes; /* commits since start that were forced flushes */
+	uint64_t penalties;      /* power-cut penalties charged since init (hybrid) */
+	uint64_t unclean_boots;  /* the unclean-boots counter at the last penalty */
+	int power_cut;           /* read-only open: the next start charges a penalty */
 };
 
 /* Opens the state directory, unseals the vault key through tpm, replays snapshot + journal,
@@ -98,6 +106,26 @@ int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
  * charged guess and timing does not tell which identifiers exist (docs/threat-model.md). */
 int store_stage_noop(struct store *s) __attribute__((warn_unused_result));
 
+/* ---- The counter scheme (hybrid: docs/threat-model.md "The hybrid counter") ----
+ * Under the hybrid scheme a commit normally costs one orderly increment and no NV write; the
+ * changes that must be on NV before they are answered (registrations, password changes,
+ * deletions, and a user's charged guess while that user's previous one is not yet on NV) turn
+ * the commit into a forced flush (increments up to the next multiple of M + 1: one NV write).
+ * The enclave's NV-write budget decides whether a forced flush may happen now; when it may not,
+ * those mutations return SV_ERR_BUSY and stage nothing. The plain scheme ignores all this. */
+void store_set_flush_allowed(struct store *s, int ok); /* default: allowed */
+/* Makes the next commit a forced flush (the vault calls it for an unknown identifier's second
+ * guess, so that it costs what a real user's does); SV_ERR_BUSY as above. */
+int store_require_flush(struct store *s) __attribute__((warn_unused_result));
+/* 1 when a commit under counter value c survives a power cut (always for c = 0). */
+int store_durable(const struct store *s, uint64_t c);
+/* The counter value of the last commit (the next one is at least one more). */
+uint64_t store_counter(const struct store *s);
+/* What committing the staged changes would cost: NV increments, and NV writes among them. */
+void store_commit_cost(const struct store *s, uint64_t *increments, uint64_t *nv_writes);
+/* NV increments a forced flush would take from the counter's current value. */
+void store_flush_cost(const struct store *s, uint64_t *increments);
+
 /* Number of staged, not yet durable changes. */
 size_t store_pending(const struct store *s);
 /* Makes every staged change durable: append journal records, fsync, increment the NV counter
@@ -130,12 +158,23 @@ void store_get_stats(const struct store *s, struct store_stats *out);
  * new snapshot. */
 #define STORE_SNAPSHOT_JOURNAL_BYTES (8u << 20)
 
+#define STORE_UNCLEAN_OFFSET 0x10000u /* unclean-boots counter index = nv_index + this */
+
 /* Provisions a new vault in state_dir (created 0700 if missing; refused if it already holds a
- * vault or any state file): defines the NV counter at nv_index, seals a new vault key (bound to
- * the current values of the SHA-256 PCRs in pcr_mask when non-zero), generates the global
- * secrets and writes an empty snapshot and journal. */
+ * vault or any state file): defines the NV counter at nv_index (hybrid: orderly, plus the
+ * unclean-boots counter at nv_index + STORE_UNCLEAN_OFFSET), seals a new vault key (bound to the
+ * current values of the SHA-256 PCRs in pcr_mask when non-zero), generates the global secrets and
+ * writes an empty snapshot and journal. */
 int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask,
-               char *why, size_t why_len) __attribute__((warn_unused_result));
+               int hybrid, char *why, size_t why_len) __attribute__((warn_unused_result));
+
+/* Hybrid: records that the operator has seen the unclean boots so far (they no longer count
+ * against unclean-boots-per-year), charging first the penalty of a power cut the yearly budget
+ * held back. Opens, commits and closes; the vault must be stopped. *penalty: 1 when a held-back
+ * penalty was charged. */
+int store_acknowledge_unclean(const char *state_dir, struct tpm *tpm,
+                              const struct sv_vault_policy *pol, int *penalty, char *why,
+                              size_t why_len) __attribute__((warn_unused_result));
 
 /* Like store_open, but this run takes the TPM counter over (enclave/anchor.h: a start frame and
  * one NV write) only before its first journal write, or at open when the journal is one ahead
@@ -184,6 +223,11 @@ struct store_info {
 	uint64_t journal_bytes;    /* valid journal length */
 	uint64_t tail_bytes;       /* uncommitted tail found at open (dropped unless read-only) */
 	int roll_forward;          /* 1: the journal was one ahead of the TPM at open */
+	uint32_t orderly_mask;     /* hybrid: TPM_PT_ORDERLY_COUNT at init; plain: 0 */
+	uint32_t unclean_index;    /* hybrid: the unclean-boots counter's NV index */
+	uint64_t unclean_year;     /* unclean boots in the last 365 days, not acknowledged */
+	uint64_t ack_time;         /* the operator's last acknowledgement (0: never) */
+	int power_cut;             /* read-only open found a power cut not yet charged */
 };
 void store_get_info(const struct store *s, struct store_info *out);
 

@@ -20,9 +20,11 @@
 #define FN_SLOT_B    "snap.b"
 #define FN_LOCK      "lock"
 #define PENDING_MAX  (64u << 20)
+#define UNCLEAN_HIST 64 /* unclean boots remembered for the yearly budget */
 #define SNAPSHOT_MAX ((size_t)JOURNAL_FRAME_MAX)
 
 struct user {
+	uint64_t charged_at; /* counter of the commit of the last charge not yet reset (0: none) */
 	uint16_t blob_len;
 	uint8_t id_len;
 	uint8_t limit;
@@ -53,6 +55,26 @@ struct store {
 	uint64_t jlen, tail_bytes;
 	uint64_t snap_bytes; /* size of the active snapshot */
 	int roll_forward;
+	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds, what survives
+	 * a power cut, and the counter before the last commit frame replayed (anchor_judge) */
+	uint32_t orderly_mask;
+	uint32_t unclean_index;
+	uint64_t tpm_counter;
+	uint64_t durable;
+	uint64_t last_from;
+	uint64_t apply_counter; /* counter of the frame whose ops are being applied */
+	int need_flush;         /* a staged change must reach NV before it is answered */
+	int flush_ok;           /* forced flushes allowed now (store_set_flush_allowed) */
+	uint64_t write_target;  /* counter of the frame store_write wrote */
+	uint64_t increments, forced_flushes;
+	/* hybrid: unclean boots (power cuts detected at start), oldest first; the operator's
+	 * last acknowledgement; the unclean-boots counter after the last one */
+	int power_cut;
+	uint64_t unclean_times[UNCLEAN_HIST];
+	size_t nunclean;
+	uint64_t ack_time;
+	uint64_t unclean_value;
+	uint64_t penalties;
 	uint32_t nv_index;
 	uint32_t pcr_mask;
 	uint64_t init_time;
@@ -63,6 +85,7 @@ struct store {
 	/* store_write done, store_anchor not yet: the sealed frame's length and MAC */
 	int written; /* JOURNAL_KIND_COMMIT or _FLUSH */
 	size_t written_len;
+	uint64_t written_nv_writes;
 	uint8_t written_mac[JOURNAL_MAC_LEN];
 	uint64_t write_t0;
 	uint64_t commits, flushes, changes, last_commit_us;
@@ -106,6 +129,14 @@ int store_open_dir(const char *dir, int *dfd, char *why, size_t why_len)
 int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
     __attribute__((warn_unused_result));
 
+/* store.c: stages the power-cut penalty (JOURNAL_OP_PENALTY, applied at once) and makes the
+ * commit a forced flush whatever the budget says. */
+int store_stage_penalty(struct store *s, uint64_t time, uint64_t unclean)
+    __attribute__((warn_unused_result));
+
+/* store.c: stages the operator's acknowledgement of the unclean boots so far (forced flush). */
+int store_acknowledge(struct store *s, uint64_t time) __attribute__((warn_unused_result));
+
 /* store_init.c: the state header with the global secrets encrypted under the vault key (fresh
  * nonce; the AD is the header itself). */
 int store_header_encode(struct store *s, struct journal_state_hdr *h, struct sv_buf *out)
@@ -113,7 +144,13 @@ int store_header_encode(struct store *s, struct journal_state_hdr *h, struct sv_
 
 /* store_open.c: store_open* with a mode; STORE_OPEN_LEGACY reads a sealvault 0.2 vault (state
  * version 1) for store_upgrade: no run check, commits on the old counter with its empty auth. */
-enum store_open_mode { STORE_OPEN_EAGER, STORE_OPEN_LAZY, STORE_OPEN_READONLY, STORE_OPEN_LEGACY };
+enum store_open_mode {
+	STORE_OPEN_EAGER,
+	STORE_OPEN_LAZY,
+	STORE_OPEN_READONLY,
+	STORE_OPEN_LEGACY,
+	STORE_OPEN_ACK, /* eager, and a power cut over the yearly budget is accepted */
+};
 int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
                       const struct sv_vault_policy *pol, enum store_open_mode mode, char *why,
                       size_t why_len) __attribute__((warn_unused_result));

@@ -73,7 +73,7 @@ static int init_files(struct store *s, int dfd, const char *dir, struct journal_
 	if ((r = store_header_encode(s, h, &hdr)) != SV_OK)
 		goto out;
 	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
-	                          .scheme = JOURNAL_SCHEME_PLAIN,
+	                          .scheme = s->scheme,
 	                          .counter = s->counter,
 	                          .nv_writes = s->nv_writes,
 	                          .count = 1};
@@ -101,13 +101,13 @@ out:
 	return r;
 }
 
-int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, char *why,
-               size_t why_len)
+int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, int hybrid,
+               char *why, size_t why_len)
 {
 	static const char *files[] = {FN_HDR, FN_JOURNAL, FN_SLOT_A, FN_SLOT_B};
 	struct store *s = NULL;
 	struct journal_state_hdr *h = NULL;
-	int dfd = -1, defined = 0, r;
+	int dfd = -1, defined = 0, unclean_defined = 0, r;
 	if ((r = store_alloc(&s, tpm, NULL)) != SV_OK)
 		return r;
 	h = sodium_malloc(sizeof(*h));
@@ -142,12 +142,34 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		r = SV_ERR_CONFIG;
 		goto out;
 	}
-	h->scheme = JOURNAL_SCHEME_PLAIN;
+	h->scheme = hybrid ? JOURNAL_SCHEME_HYBRID : JOURNAL_SCHEME_PLAIN;
 	h->nv_index = nv_index;
 	h->pcr_mask = pcr_mask;
 	h->init_time = (uint64_t)time(NULL);
-	s->scheme = JOURNAL_SCHEME_PLAIN;
+	s->scheme = h->scheme;
 	s->nv_index = nv_index;
+	if (hybrid) {
+		if ((r = anchor_orderly_mask(tpm, &h->orderly_mask)) != SV_OK) {
+			snprintf(
+			    why, why_len,
+			    "this TPM does not report a usable TPM_PT_ORDERLY_COUNT (it must be "
+			    "2^k - 1): provision with --counter-scheme plain");
+			r = SV_ERR_CONFIG;
+			goto out;
+		}
+		h->unclean_index = nv_index + STORE_UNCLEAN_OFFSET;
+		if ((h->unclean_index >> 24) != (nv_index >> 24)) {
+			snprintf(
+			    why, why_len,
+			    "--nv-index 0x%08x leaves no room for the unclean-boots counter at "
+			    "0x%08x: choose a lower index",
+			    nv_index, h->unclean_index);
+			r = SV_ERR_CONFIG;
+			goto out;
+		}
+		s->orderly_mask = h->orderly_mask;
+		s->unclean_index = h->unclean_index;
+	}
 	if ((r = tpm_primary_name(tpm, h->primary_name, &h->primary_name_len)) != SV_OK)
 		goto out;
 	if ((r = tpm_seal_new(tpm, pcr_mask, s->key, h->sealed, sizeof(h->sealed),
@@ -168,8 +190,29 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	if ((r = anchor_new(&s->anchor, tpm, nv_index)) != SV_OK)
 		goto out;
 	anchor_set_vault_key(s->anchor, s->key);
+	anchor_set_orderly(s->anchor, s->orderly_mask);
 	anchor_new_run(s->run);
-	r = anchor_define(s->anchor, s->run, &s->counter, h->nv_name, &h->nv_name_len,
+	if (hybrid) {
+		/* the unclean-boots counter first: nothing to undo but itself if the rest fails */
+		r = anchor_unclean_define(s->anchor, h->unclean_index, &s->nv_writes);
+		unclean_defined = r != SV_ERR_EXISTS && s->nv_writes > 0;
+		if (r != SV_OK) {
+			if (r == SV_ERR_EXISTS)
+				snprintf(why, why_len,
+				         "NV index 0x%08x (the unclean-boots counter, --nv-index + "
+				         "1) is already defined on this TPM: choose another "
+				         "--nv-index",
+				         h->unclean_index);
+			else
+				snprintf(why, why_len,
+				         "cannot define the unclean-boots counter at NV index "
+				         "0x%08x: %s",
+				         h->unclean_index, sv_strerror(r));
+			goto out;
+		}
+	}
+	uint64_t unclean_writes = s->nv_writes;
+	r = anchor_define(s->anchor, s->run, hybrid, &s->counter, h->nv_name, &h->nv_name_len,
 	                  &s->nv_writes);
 	if (r == SV_ERR_EXISTS) {
 		snprintf(why, why_len,
@@ -178,7 +221,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		         nv_index);
 		goto out;
 	}
-	defined = s->nv_writes > 0;
+	defined = s->nv_writes > unclean_writes;
 	if (r != SV_OK) {
 		snprintf(why, why_len, "cannot %s NV counter 0x%08x: %s%s",
 		         defined ? "initialise" : "define", nv_index, sv_strerror(r),
@@ -186,6 +229,8 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		goto out;
 	}
 	h->init_counter = s->counter;
+	s->tpm_counter = s->counter;
+	s->durable = anchor_durable(s->orderly_mask, s->counter);
 	journal_keys_derive(s->keys, s->key);
 	randombytes_buf(s->secrets->oprf_seed, sizeof(s->secrets->oprf_seed));
 	crypto_core_ristretto255_scalar_random(s->secrets->ake_sk);
@@ -196,6 +241,11 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	randombytes_buf(s->secrets->fake_seed, sizeof(s->secrets->fake_seed));
 	r = init_files(s, dfd, dir, h, why, why_len);
 out:
+	if (r != SV_OK && unclean_defined &&
+	    anchor_index_undefine(tpm, nv_index + STORE_UNCLEAN_OFFSET) != SV_OK)
+		snprintf(why + strlen(why), why_len - strlen(why),
+		         "; NV index 0x%08x stays defined, remove it with tpm2_nvundefine",
+		         nv_index + STORE_UNCLEAN_OFFSET);
 	if (r != SV_OK && defined) {
 		if (anchor_undefine(s->anchor) != SV_OK)
 			snprintf(why + strlen(why), why_len - strlen(why),

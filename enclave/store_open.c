@@ -72,6 +72,8 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	}
 	s->nv_index = h->nv_index;
 	s->scheme = h->scheme;
+	s->orderly_mask = h->orderly_mask;
+	s->unclean_index = h->unclean_index;
 	r = SV_ERR_STATE;
 	if (tpm_primary_name(s->tpm, name, &name_len) != SV_OK || name_len != h->primary_name_len ||
 	    memcmp(name, h->primary_name, name_len) != 0) {
@@ -102,6 +104,20 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 	}
 	s->pcr_mask = h->pcr_mask;
 	s->init_time = h->init_time;
+	if (s->orderly_mask != 0) {
+		/* The power-cut window is the TPM's: it must still be the one init saw. */
+		uint32_t m = 0;
+		if (anchor_orderly_mask(s->tpm, &m) != SV_OK || m != s->orderly_mask) {
+			snprintf(why, why_len,
+			         "the TPM reports TPM_PT_ORDERLY_COUNT %u, but the vault's hybrid "
+			         "counter was provisioned for %u: the TPM changed (firmware?); the "
+			         "power-cut rule cannot be trusted, refusing to start",
+			         m, s->orderly_mask);
+			r = SV_ERR_STATE;
+			goto out;
+		}
+		anchor_set_orderly(s->anchor, s->orderly_mask);
+	}
 	int u = tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key);
 	if (u == SV_ERR_BUSY) {
 		snprintf(why, why_len,
@@ -212,14 +228,18 @@ static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
 			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
 			continue;
 		}
-		if (op.type != JOURNAL_OP_USER || (r = store_apply_op(s, &op)) != SV_OK) {
+		/* then the unclean-boot history (hybrid), then the users */
+		int history =
+		    (op.type == JOURNAL_OP_PENALTY && op.charge == 0) || op.type == JOURNAL_OP_ACK;
+		if ((op.type != JOURNAL_OP_USER && !history) ||
+		    (r = store_apply_op(s, &op)) != SV_OK) {
 			r = r == SV_OK ? SV_ERR_INVALID : r;
 			goto bad;
 		}
 	}
 	if ((r = sv_buf_expect_end(&b)) != SV_OK)
 		goto bad;
-	s->counter = s->snap_counter = f.counter;
+	s->counter = s->snap_counter = s->last_from = f.counter;
 	s->nv_writes = f.nv_writes;
 	memcpy(s->head_mac, mac, sizeof(mac));
 	s->active = i;
@@ -237,6 +257,18 @@ bad:
 out:
 	store_wipe_free(buf, len);
 	return r;
+}
+
+/* A commit frame moves the counter on: by one, and under the hybrid scheme also to a multiple
+ * of M + 1 (a forced flush, or the power-cut penalty, from where the TPM was); the NV writes
+ * it records never go down (plain: each commit is one). */
+static int commit_in_sequence(const struct store *s, const struct journal_frame *f)
+{
+	if (s->orderly_mask == 0)
+		return f->counter == s->counter + 1 && f->nv_writes > s->nv_writes;
+	return f->counter > s->counter &&
+	       (f->counter == s->counter + 1 || (f->counter & s->orderly_mask) == 0) &&
+	       f->nv_writes >= s->nv_writes;
 }
 
 /* Replays the journal; returns the valid length and the tail length. */
@@ -285,9 +317,9 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		/* a commit moves the counter by one; a flush repeats it and holds only resets; a
 		 * start repeats it, holds one run op and counts the NV write of its take-over */
 		int flush = f.kind == JOURNAL_KIND_FLUSH, start = f.kind == JOURNAL_KIND_START;
-		if ((f.kind != JOURNAL_KIND_COMMIT && !flush && !start) || f.scheme != s->scheme ||
-		    (f.kind == JOURNAL_KIND_COMMIT &&
-		     (f.counter != s->counter + 1 || f.nv_writes <= s->nv_writes)) ||
+		int commit = f.kind == JOURNAL_KIND_COMMIT;
+		if ((!commit && !flush && !start) || f.scheme != s->scheme ||
+		    (commit && !commit_in_sequence(s, &f)) ||
 		    (flush && (f.counter != s->counter || f.nv_writes != s->nv_writes)) ||
 		    (start && (s->legacy || f.counter != s->counter ||
 		               f.nv_writes <= s->nv_writes || f.count != 1))) {
@@ -300,9 +332,11 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		}
 		struct sv_buf b;
 		sv_buf_from(&b, plain, plen);
+		s->apply_counter = f.counter;
 		for (uint32_t n = 0; n < f.count; n++) {
 			struct journal_op op;
 			if (journal_op_get(&b, &op) != SV_OK || op.type == JOURNAL_OP_USER ||
+			    (op.type == JOURNAL_OP_PENALTY && op.charge != 1) ||
 			    (flush && op.type != JOURNAL_OP_RESET) ||
 			    (start != (op.type == JOURNAL_OP_RUN)) ||
 			    (!start && store_apply_op(s, &op) != SV_OK)) {
@@ -332,6 +366,9 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 			memcpy(s->prev_run, s->run, ANCHOR_RUN_LEN);
 			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
 		}
+		/* a start or flush frame after an interrupted commit leaves it interrupted */
+		if (commit)
+			s->last_from = s->counter;
 		s->counter = f.counter;
 		s->nv_writes = f.nv_writes;
 		memcpy(s->head_mac, mac, JOURNAL_MAC_LEN);
@@ -368,9 +405,10 @@ static int check_run(struct store *s, char *why, size_t why_len)
 	}
 	if (r == SV_ERR_AUTH) {
 		/* An older copy is usually also behind the counter: say that, it is more useful. */
-		int rf;
+		int v;
 		if (anchor_read_owner(s->anchor, &c) == SV_OK &&
-		    anchor_judge(s->counter, c, s->jlen, s->tail_bytes, &rf, why, why_len) != SV_OK)
+		    anchor_judge(s->counter, s->last_from, c, s->orderly_mask, s->jlen,
+		                 s->tail_bytes, &v, why, why_len) != SV_OK)
 			return SV_ERR_STATE;
 		snprintf(why, why_len,
 		         "this state directory is not the one the vault last started from: the TPM "
@@ -386,7 +424,15 @@ static int check_run(struct store *s, char *why, size_t why_len)
 		         sv_strerror(r));
 		return SV_ERR_TPM;
 	}
-	return anchor_judge(s->counter, c, s->jlen, s->tail_bytes, &s->roll_forward, why, why_len);
+	int v = ANCHOR_CLEAN;
+	if ((r = anchor_judge(s->counter, s->last_from, c, s->orderly_mask, s->jlen, s->tail_bytes,
+	                      &v, why, why_len)) != SV_OK)
+		return r;
+	s->tpm_counter = c;
+	s->roll_forward = v == ANCHOR_ROLL_FORWARD;
+	s->power_cut = v == ANCHOR_POWER_CUT;
+	s->durable = anchor_durable(s->orderly_mask, c < s->counter ? c : s->counter);
+	return SV_OK;
 }
 
 /* Takes the TPM counter over for this run: a start frame with a fresh run nonce, fsynced, then
@@ -436,9 +482,13 @@ int store_take_over(struct store *s, char *why, size_t why_len)
 		goto out;
 	}
 	if (s->roll_forward)
-		r = anchor_advance(s->anchor, s->counter);
-	else if ((r = anchor_read(s->anchor, &c)) == SV_OK && c != s->counter)
+		r = anchor_advance(s->anchor, s->tpm_counter, s->counter);
+	else if ((r = anchor_read(s->anchor, &c)) == SV_OK && c != s->tpm_counter)
 		r = SV_ERR_SUPERSEDED;
+	if (r == SV_OK && s->roll_forward) {
+		s->tpm_counter = s->counter;
+		s->durable = anchor_durable(s->orderly_mask, s->counter);
+	}
 	if (r == SV_ERR_SUPERSEDED) {
 		snprintf(why, why_len,
 		         "the TPM counter 0x%08x moved while this run started (journal at %llu): "
@@ -461,6 +511,52 @@ out:
 	sv_buf_free(&plain);
 	sv_buf_free(&frame);
 	return r;
+}
+
+#define YEAR_S (365u * 24 * 3600)
+
+/* Unclean boots in the last year since the operator's last acknowledgement, this one included:
+ * above the policy's budget the vault waits for the operator (sealvault-admin
+ * acknowledge-unclean-boots), since every one charged every user a guess. */
+static int unclean_budget(struct store *s, uint64_t now, char *why, size_t why_len)
+{
+	uint64_t n = 1;
+	for (size_t i = 0; i < s->nunclean; i++)
+		if (s->unclean_times[i] > s->ack_time && s->unclean_times[i] + YEAR_S > now)
+			n++;
+	if (n <= s->pol.unclean_boots_per_year)
+		return SV_OK;
+	snprintf(why, why_len,
+	         "the TPM lost power without an orderly shutdown %llu times in the last year "
+	         "(budget: unclean-boots-per-year = %u); each one charges every user one guess. "
+	         "Find out why, then acknowledge with: sealvault-admin acknowledge-unclean-boots "
+	         "--state-dir DIR --tpm TCTI (docs/operations.md \"Power cuts\")",
+	         (unsigned long long)n, s->pol.unclean_boots_per_year);
+	return SV_ERR_STATE;
+}
+
+/* After a power cut (anchor_judge): bump the unclean-boots counter, then commit the penalty as a
+ * forced flush (every user charged one guess: the one a power cut may have taken back). A crash
+ * in between charges it again at the next start: never fewer guesses than were made. */
+static int charge_penalty(struct store *s, uint64_t now, char *why, size_t why_len)
+{
+	uint64_t v = 0;
+	int r = anchor_unclean_bump(s->anchor, s->unclean_index, &v);
+	if (r == SV_OK) {
+		s->nv_writes++;
+		r = store_stage_penalty(s, now, v);
+	}
+	if (r == SV_OK)
+		r = store_commit(s);
+	if (r != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot commit the power-cut penalty (unclean-boots counter 0x%08x, NV "
+		         "counter 0x%08x): %s; check the TPM and start again",
+		         s->unclean_index, s->nv_index, sv_strerror(r));
+		return r == SV_ERR_SUPERSEDED ? SV_ERR_STATE : SV_ERR_TPM;
+	}
+	s->power_cut = 0;
+	return SV_OK;
 }
 
 int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
@@ -537,7 +633,7 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 			 */
 			s->taken = 1;
 			if (s->roll_forward &&
-			    (r = anchor_advance(s->anchor, s->counter)) != SV_OK) {
+			    (r = anchor_advance(s->anchor, s->tpm_counter, s->counter)) != SV_OK) {
 				snprintf(why, why_len,
 				         "cannot complete the interrupted commit on NV counter "
 				         "0x%08x: %s; check the TPM and start again",
@@ -545,9 +641,18 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 				r = SV_ERR_TPM;
 				goto out;
 			}
-		} else if ((mode == STORE_OPEN_EAGER || s->roll_forward) &&
-		           (r = store_take_over(s, why, why_len)) != SV_OK) {
-			goto out;
+			s->tpm_counter = s->counter;
+		} else {
+			uint64_t now = (uint64_t)time(NULL);
+			if (s->power_cut && mode != STORE_OPEN_ACK &&
+			    (r = unclean_budget(s, now, why, why_len)) != SV_OK)
+				goto out;
+			if ((mode == STORE_OPEN_EAGER || mode == STORE_OPEN_ACK ||
+			     s->roll_forward || s->power_cut) &&
+			    (r = store_take_over(s, why, why_len)) != SV_OK)
+				goto out;
+			if (s->power_cut && (r = charge_penalty(s, now, why, why_len)) != SV_OK)
+				goto out;
 		}
 	}
 	*out = s;
@@ -578,4 +683,27 @@ int store_open_readonly(struct store **out, const char *state_dir, struct tpm *t
                         const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
 	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_READONLY, why, why_len);
+}
+
+int store_acknowledge_unclean(const char *state_dir, struct tpm *tpm,
+                              const struct sv_vault_policy *pol, int *penalty, char *why,
+                              size_t why_len)
+{
+	struct store *s = NULL;
+	int r = store_open_common(&s, state_dir, tpm, pol, STORE_OPEN_ACK, why, why_len);
+	if (r != SV_OK)
+		return r;
+	*penalty = s->commits > 0; /* the penalty is the only commit before this one */
+	if (s->orderly_mask == 0) {
+		snprintf(
+		    why, why_len,
+		    "%s is a plain-counter vault: it has no unclean-boot budget to acknowledge",
+		    state_dir);
+		r = SV_ERR_STATE;
+	} else if ((r = store_acknowledge(s, (uint64_t)time(NULL))) != SV_OK ||
+	           (r = store_commit(s)) != SV_OK) {
+		snprintf(why, why_len, "cannot commit the acknowledgement: %s", sv_strerror(r));
+	}
+	store_close(s);
+	return r;
 }

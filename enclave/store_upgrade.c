@@ -251,7 +251,7 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 	anchor_set_vault_key(a, s->key);
 	anchor_new_run(s->run);
 	h->nv_name_len = 0;
-	r = anchor_define(a, s->run, &value, h->nv_name, &h->nv_name_len, &writes);
+	r = anchor_define(a, s->run, 0, &value, h->nv_name, &h->nv_name_len, &writes);
 	if (r != SV_OK) {
 		snprintf(why, why_len, "cannot define the new NV counter 0x%08x: %s", idx,
 		         sv_strerror(r));

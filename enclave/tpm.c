@@ -448,8 +448,8 @@ static void change_auth_policy(TPM2B_DIGEST *out)
 	crypto_hash_sha256(out->buffer, in, sizeof(in));
 }
 
-/* The public area every sealvault counter is defined with. */
-static void counter_public(uint32_t index, TPM2B_NV_PUBLIC *pub)
+/* The public area every sealvault counter is defined with (orderly: the hybrid scheme's). */
+static void counter_public(uint32_t index, int orderly, TPM2B_NV_PUBLIC *pub)
 {
 	*pub = (TPM2B_NV_PUBLIC){
 	    .nvPublic =
@@ -457,7 +457,8 @@ static void counter_public(uint32_t index, TPM2B_NV_PUBLIC *pub)
 	            .nvIndex = index,
 	            .nameAlg = TPM2_ALG_SHA256,
 	            .attributes = (TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | TPMA_NV_AUTHWRITE |
-	                          TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD | TPMA_NV_NO_DA,
+	                          TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD | TPMA_NV_NO_DA |
+	                          (orderly ? TPMA_NV_ORDERLY : 0),
 	            .dataSize = 8,
 	        },
 	};
@@ -472,11 +473,11 @@ static void detach(struct tpm *t)
 	t->nv = ESYS_TR_NONE;
 }
 
-int tpm_counter_define(struct tpm *t, uint32_t index)
+int tpm_counter_define(struct tpm *t, uint32_t index, int orderly)
 {
 	TPM2B_AUTH auth = {0};
 	TPM2B_NV_PUBLIC pub;
-	counter_public(index, &pub);
+	counter_public(index, orderly, &pub);
 	ESYS_TR h = ESYS_TR_NONE;
 	TSS2_RC rc = Esys_NV_DefineSpace(t->ctx, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	                                 ESYS_TR_NONE, &auth, &pub, &h);
@@ -525,8 +526,8 @@ int tpm_counter_probe(struct tpm *t, uint32_t index, int *shape)
 	if (Esys_NV_ReadPublic(t->ctx, h, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, NULL) !=
 	    TSS2_RC_SUCCESS)
 		goto out;
-	counter_public(index, &want);
-	TPMA_NV attrs = pub->nvPublic.attributes & ~(TPMA_NV)TPMA_NV_WRITTEN;
+	counter_public(index, 0, &want);
+	TPMA_NV attrs = pub->nvPublic.attributes & ~(TPMA_NV)(TPMA_NV_WRITTEN | TPMA_NV_ORDERLY);
 	*shape = attrs == want.nvPublic.attributes &&
 	                 pub->nvPublic.authPolicy.size == want.nvPublic.authPolicy.size &&
 	                 memcmp(pub->nvPublic.authPolicy.buffer, want.nvPublic.authPolicy.buffer,
@@ -726,6 +727,24 @@ out:
 	sodium_memzero(&a, sizeof(a));
 	if (session_attrs(t, 0) != SV_OK && r == SV_OK)
 		r = SV_ERR_TPM;
+	return r;
+}
+
+int tpm_orderly_count(struct tpm *t, uint32_t *max)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = TPM2_NO;
+	TSS2_RC rc =
+	    Esys_GetCapability(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                       TPM2_CAP_TPM_PROPERTIES, TPM2_PT_ORDERLY_COUNT, 1, &more, &cap);
+	int r = SV_ERR_TPM;
+	if (rc == TSS2_RC_SUCCESS && cap->capability == TPM2_CAP_TPM_PROPERTIES &&
+	    cap->data.tpmProperties.count == 1 &&
+	    cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_ORDERLY_COUNT) {
+		*max = cap->data.tpmProperties.tpmProperty[0].value;
+		r = SV_OK;
+	}
+	Esys_Free(cap);
 	return r;
 }
 

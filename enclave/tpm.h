@@ -69,16 +69,23 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 
 /* The NV counter. Only enclave/anchor.c calls these (it owns what the counter means).
  *
- * Defines a plain (non-orderly) NV counter at index (owner hierarchy, empty owner auth, empty
- * auth value, noDA). Its authPolicy allows exactly one command, NV_ChangeAuth: whoever can reach
- * the TPM may rebind the counter to a new auth value, and from then on only the holder of that
- * value can read it through tpm_counter_read or increment it. SV_ERR_EXISTS if the index is
- * already defined. */
-int tpm_counter_define(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
+ * Defines an NV counter at index (owner hierarchy, empty owner auth, empty auth value, noDA),
+ * plain or, with orderly, TPMA_NV_ORDERLY (a hybrid counter: increments stay in TPM RAM and
+ * reach NV when the bits under TPM_PT_ORDERLY_COUNT roll over; after a power cut the counter
+ * reads as its last NV copy with those bits set). Its authPolicy allows exactly one command,
+ * NV_ChangeAuth: whoever can reach the TPM may rebind the counter to a new auth value, and from
+ * then on only the holder of that value can read it through tpm_counter_read or increment it.
+ * SV_ERR_EXISTS if the index is already defined. */
+int tpm_counter_define(struct tpm *t, uint32_t index, int orderly)
+    __attribute__((warn_unused_result));
+/* TPM_PT_ORDERLY_COUNT: the most increments an orderly counter's RAM value may be ahead of its
+ * NV copy (255 on libtpms; vendor-specific). */
+int tpm_orderly_count(struct tpm *t, uint32_t *max) __attribute__((warn_unused_result));
 int tpm_counter_undefine(struct tpm *t, uint32_t index) __attribute__((warn_unused_result));
 /* What is at an NV index: nothing, a counter with exactly the public area tpm_counter_define
- * gives (attributes and ChangeAuth policy; a sealvault counter, this vault's or another's), or
- * anything else. For sealvault-admin upgrade, which must only ever remove what it created. */
+ * gives (plain or orderly) (attributes and ChangeAuth policy; a sealvault counter, this vault's or
+ * another's), or anything else. For sealvault-admin upgrade, which must only ever remove what it
+ * created. */
 enum { TPM_COUNTER_ABSENT = 0, TPM_COUNTER_SEALVAULT = 1, TPM_COUNTER_OTHER = 2 };
 int tpm_counter_probe(struct tpm *t, uint32_t index, int *shape)
     __attribute__((warn_unused_result));

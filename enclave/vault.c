@@ -253,6 +253,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	if ((err = opaque_fake_record_derive(v->fake_record, sec->fake_seed, r.id, r.id_len)) != 0)
 		return err;
 	used = phantom_used(v->phantoms, r.id, r.id_len);
+	uint64_t phantom_at = phantom_charged_at(v->phantoms, r.id, r.id_len);
 	err = store_lookup(v->store, r.id, r.id_len, &u);
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
@@ -302,10 +303,15 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		if ((err = store_charge_guess(v->store, r.id, r.id_len, &left)) != 0)
 			goto fail;
 	} else {
-		/* The same commit path as a real charge, so that timing does not tell. */
-		if ((err = store_stage_noop(v->store)) != 0)
+		/* The same commit path as a real charge, so that timing does not tell: a second
+		 * guess before the first is on NV forces a flush (or is refused) as for a real
+		 * user (store_charge_guess). */
+		if ((!store_durable(v->store, phantom_at) &&
+		     (err = store_require_flush(v->store)) != 0) ||
+		    (err = store_stage_noop(v->store)) != 0)
 			goto fail;
 		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
+		phantom_set_charged_at(v->phantoms, r.id, r.id_len, store_counter(v->store) + 1);
 	}
 	if (left == 0)
 		v->c.last_guesses++;

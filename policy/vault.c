@@ -33,8 +33,10 @@ static const struct opt opts[] = {
     OPT("max-batch", max_batch, 1, 4096),
     OPT("pending-login-max", pending_login_max, 16, 1048576),
     OPT("login-timeout-s", login_timeout_s, 1, 600),
-    OPT("nv-flush-budget-per-day", nv_flush_budget_per_day, 1, 10000),
-    OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_PLAIN),
+    OPT("nv-writes-per-day", nv_writes_per_day, 0, 1000000),
+    OPT("nv-writes-burst", nv_writes_burst, 1, 100000),
+    OPT("unclean-boots-per-year", unclean_boots_per_year, 0, 1000),
+    OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_HYBRID),
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -58,11 +60,14 @@ void policy_vault_defaults(struct sv_vault_policy *p)
 	p->max_batch = 256;
 	p->pending_login_max = 65536;
 	p->login_timeout_s = 60;
-	p->nv_flush_budget_per_day = 200;
-	p->counter_scheme = POLICY_COUNTER_PLAIN;
+	p->nv_writes_per_day = 0; /* automatic: see vault.h */
+	p->nv_writes_burst = 25;
+	p->unclean_boots_per_year = 12;
+	p->counter_scheme = POLICY_COUNTER_HYBRID;
 }
 
-/* Accepts "plain" for the counter scheme, otherwise a decimal number without sign or junk. */
+/* Accepts "plain" or "hybrid" for the counter scheme, otherwise a decimal number without sign or
+ * junk. */
 static int parse_value(const struct opt *o, const char *value, unsigned *out)
 {
 	if (strcmp(o->name, "counter-scheme") == 0) {
@@ -90,6 +95,9 @@ static int parse_value(const struct opt *o, const char *value, unsigned *out)
 int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *value, char *why,
                      size_t why_len)
 {
+	/* the name of 0.3, when the budget counted forced flushes only and nothing read it */
+	if (strcmp(key, "nv-flush-budget-per-day") == 0)
+		key = "nv-writes-per-day";
 	for (size_t i = 0; i < NOPTS; i++) {
 		const struct opt *o = &opts[i];
 		if (strcmp(o->name, key) != 0)
@@ -101,14 +109,8 @@ int policy_vault_set(struct sv_vault_policy *p, const char *key, const char *val
 			return SV_ERR_CONFIG;
 		}
 		if (v < o->min || v > o->max) {
-			if (strcmp(o->name, "counter-scheme") == 0)
-				snprintf(why, why_len,
-				         "policy option counter-scheme: only 'plain' is "
-				         "implemented in this version");
-			else
-				snprintf(why, why_len,
-				         "policy option %s: %u is out of bounds (%u..%u)", key, v,
-				         o->min, o->max);
+			snprintf(why, why_len, "policy option %s: %u is out of bounds (%u..%u)",
+			         key, v, o->min, o->max);
 			return SV_ERR_CONFIG;
 		}
 		*field(p, o) = v;

@@ -11,9 +11,12 @@
 enum policy_counter_scheme {
 	/* one NV write per commit (group commit shares it) */
 	POLICY_COUNTER_PLAIN = 1,
-	/* orderly counter, docs/design.md §4; reserved, not yet implemented */
+	/* orderly counter: an NV write every TPM_PT_ORDERLY_COUNT + 1 increments and on forced
+	 * flushes (docs/threat-model.md "The hybrid counter"); the default for new vaults */
 	POLICY_COUNTER_HYBRID = 2,
 };
+
+#define POLICY_NV_WRITES_PER_DAY_HYBRID 100 /* about 14 years at 5e5 writes of endurance */
 
 struct sv_vault_policy {
 	unsigned default_guess_limit; /* used when a registration names none; default 10 */
@@ -22,8 +25,12 @@ struct sv_vault_policy {
 	unsigned max_batch;       /* state changes per commit; 1..4096 */
 	unsigned pending_login_max; /* logins between KE2 and KE3 held in memory; 16..1048576 */
 	unsigned login_timeout_s;   /* a pending login expires after this; 1..600 */
-	unsigned nv_flush_budget_per_day; /* forced NV flushes per day (hybrid scheme); 1..10000 */
-	unsigned counter_scheme;          /* enum policy_counter_scheme */
+	unsigned nv_writes_per_day; /* NV writes the vault may cause per 24 h; 0..1000000; 0
+	                               (default): POLICY_NV_WRITES_PER_DAY_HYBRID for a hybrid
+	                               vault, unlimited for a plain one */
+	unsigned nv_writes_burst;   /* ... of which at most this many at once; 1..100000, 25 */
+	unsigned unclean_boots_per_year; /* power cuts before an operator must acknowledge; 12 */
+	unsigned counter_scheme;         /* enum policy_counter_scheme, for sealvault-admin init */
 };
 
 /* Fills in the documented defaults. */

@@ -13,9 +13,11 @@ STATE_ENV = STATE_DRIVER=$(STATE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin
 .PHONY: check-state-crash check-state-powercut check-state-rollback check-state-bitflip \
 	check-state-othertpm check-state-admin bench-state
 check-state-crash: $(STATE_DRIVER) $(B)/sealvault-admin
-	$(Q)$(STATE_ENV) tests/integration/state-crash.sh kill 50
+	$(Q)$(STATE_ENV) SCHEME=plain tests/integration/state-crash.sh kill 50
+	$(Q)$(STATE_ENV) SCHEME=hybrid tests/integration/state-crash.sh kill 16
 check-state-powercut: $(STATE_DRIVER) $(B)/sealvault-admin
-	$(Q)$(STATE_ENV) tests/integration/state-crash.sh powercut 15
+	$(Q)$(STATE_ENV) SCHEME=plain tests/integration/state-crash.sh powercut 15
+	$(Q)$(STATE_ENV) SCHEME=hybrid tests/integration/state-crash.sh powercut 12
 check-state-rollback: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)$(STATE_ENV) tests/integration/state-rollback.sh
 check-state-bitflip: $(STATE_DRIVER) $(B)/sealvault-admin

@@ -58,9 +58,11 @@ for k in nv-index pcr-policy counter-scheme tpm-counter journal-head snapshot us
 	nv-writes nv-writes-per-day agree; do
 	grep -q "^$k: " "$T/out" || fail "status lacks $k"
 done
-# NV writes: init 3 (define, first increment, binding to its run), then per `put` run 2 (taking
-# the counter over, the commit)
-grep -qx 'users: 2' "$T/out" && grep -qx 'agree: yes' "$T/out" && grep -qx 'nv-writes: 7' "$T/out" ||
+# NV writes of a hybrid vault: init 7 (the unclean-boots counter: define, first increment,
+# binding; the orderly counter: define, first increment, binding to its run, flushing its first
+# value), then per `put` run 2 (taking the counter over; the registration's forced flush)
+grep -qx 'counter-scheme: hybrid' "$T/out" || { cat "$T/out"; fail "default scheme"; }
+grep -qx 'users: 2' "$T/out" && grep -qx 'agree: yes' "$T/out" && grep -qx 'nv-writes: 11' "$T/out" ||
 	{ cat "$T/out"; fail "status figures"; }
 c1=$(sed -n 's/^tpm-counter: //p' "$T/out")
 h1=$(sed -n 's/^journal-head: //p' "$T/out")

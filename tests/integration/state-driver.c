@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <sodium.h>
 
 #include "common/err.h"
@@ -573,6 +574,12 @@ int main(int argc, char **argv)
 	    {"min-pos", required_argument, NULL, 'P'},
 	    {NULL, 0, NULL, 0},
 	};
+	/* As the enclave does (enclave/main.c): tpm2-tss 3.2 makes an OpenSSL library context per
+	 * hash, and filling each one's legacy name tables would dominate a TPM command's CPU. */
+	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_NO_ADD_ALL_CIPHERS |
+	                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
+	                        NULL) != 1)
+		return 1;
 	const char *dir = NULL, *tcti = NULL, *user = NULL;
 	uint64_t ops = 1000, batch = 4;
 	long long acked = -1;

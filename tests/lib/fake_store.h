@@ -37,6 +37,11 @@ struct store {
 	size_t staged; /* changes since the last commit */
 	size_t noops;  /* store_stage_noop calls */
 	size_t charges;
+	/* the hybrid scheme's flush rule, for the vault's unknown-identifier path: commits under
+	 * counter values above `durable` are not on NV; no_flush makes a forced flush refused */
+	uint64_t counter, durable;
+	int hybrid, no_flush;
+	size_t flush_requests;
 };
 
 static struct fake_user *fake_find(struct store *s, const uint8_t *id, size_t id_len)
@@ -136,6 +141,24 @@ int store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
 	return SV_OK;
 }
 
+int store_durable(const struct store *s, uint64_t c)
+{
+	return !s->hybrid || c <= s->durable;
+}
+
+uint64_t store_counter(const struct store *s)
+{
+	return s->counter;
+}
+
+int store_require_flush(struct store *s)
+{
+	if (s->hybrid && s->no_flush)
+		return SV_ERR_BUSY;
+	s->flush_requests++;
+	return SV_OK;
+}
+
 int store_stage_noop(struct store *s)
 {
 	s->staged++;
@@ -150,6 +173,11 @@ size_t store_pending(const struct store *s)
 
 int store_commit(struct store *s)
 {
+	if (s->staged > 0)
+		s->counter++;
+	if (s->flush_requests > 0)
+		s->durable = s->counter;
+	s->flush_requests = 0;
 	s->staged = 0;
 	return SV_OK;
 }

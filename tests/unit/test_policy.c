@@ -18,8 +18,9 @@ static void test_defaults_valid(void **state)
 	struct sv_vault_policy p;
 	policy_vault_defaults(&p);
 	assert_int_equal(policy_vault_check(&p, why, sizeof(why)), SV_OK);
-	assert_int_equal(p.counter_scheme, POLICY_COUNTER_PLAIN);
+	assert_int_equal(p.counter_scheme, POLICY_COUNTER_HYBRID);
 	assert_int_equal(p.default_guess_limit, 10);
+	assert_int_equal(p.nv_writes_per_day, 0); /* automatic */
 }
 
 struct bound {
@@ -35,7 +36,9 @@ static void test_bounds(void **state)
 	    {"max-batch", "0", "1", "4096", "4097"},
 	    {"pending-login-max", "15", "16", "1048576", "1048577"},
 	    {"login-timeout-s", "0", "1", "600", "601"},
-	    {"nv-flush-budget-per-day", "0", "1", "10000", "10001"},
+	    {"nv-writes-per-day", NULL, "0", "1000000", "1000001"},
+	    {"nv-writes-burst", "0", "1", "100000", "100001"},
+	    {"unclean-boots-per-year", NULL, "0", "1000", "1001"},
 	};
 	for (size_t i = 0; i < sizeof(b) / sizeof(b[0]); i++) {
 		struct sv_vault_policy p;
@@ -65,9 +68,16 @@ static void test_bad_values(void **state)
 	assert_int_equal(policy_vault_set(&p, "no-such-option", "1", why, sizeof(why)),
 	                 SV_ERR_CONFIG);
 	assert_non_null(strstr(why, "no-such-option"));
-	assert_int_equal(policy_vault_set(&p, "counter-scheme", "hybrid", why, sizeof(why)),
+	assert_int_equal(policy_vault_set(&p, "counter-scheme", "orderly", why, sizeof(why)),
 	                 SV_ERR_CONFIG);
 	assert_int_equal(policy_vault_set(&p, "counter-scheme", "plain", why, sizeof(why)), SV_OK);
+	assert_int_equal(p.counter_scheme, POLICY_COUNTER_PLAIN);
+	assert_int_equal(policy_vault_set(&p, "counter-scheme", "hybrid", why, sizeof(why)), SV_OK);
+	assert_int_equal(p.counter_scheme, POLICY_COUNTER_HYBRID);
+	/* 0.3's name of the budget still sets it */
+	assert_int_equal(policy_vault_set(&p, "nv-flush-budget-per-day", "7", why, sizeof(why)),
+	                 SV_OK);
+	assert_int_equal(p.nv_writes_per_day, 7);
 }
 
 static void test_relations(void **state)
@@ -83,7 +93,7 @@ static void test_relations(void **state)
 	p.max_batch = 0;
 	assert_int_equal(policy_vault_check(&p, why, sizeof(why)), SV_ERR_CONFIG);
 	p.max_batch = 1;
-	p.counter_scheme = POLICY_COUNTER_HYBRID;
+	p.counter_scheme = 3;
 	assert_int_equal(policy_vault_check(&p, why, sizeof(why)), SV_ERR_CONFIG);
 }
 

@@ -38,7 +38,7 @@ static uint8_t primary_name[34] = {0x00, 0x0b, 1};
 static uint8_t sealed_key[TPM_VAULT_KEY_LEN];
 
 int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len);
-int __wrap_tpm_counter_define(struct tpm *t, uint32_t index);
+int __wrap_tpm_counter_define(struct tpm *t, uint32_t index, int orderly);
 int __wrap_tpm_counter_undefine(struct tpm *t, uint32_t index);
 int __wrap_tpm_counter_attach(struct tpm *t, uint32_t index, uint8_t name[TPM_NAME_MAX],
                               size_t *name_len);
@@ -58,8 +58,9 @@ int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size
 	*len = sizeof(primary_name);
 	return SV_OK;
 }
-int __wrap_tpm_counter_define(struct tpm *t, uint32_t index)
+int __wrap_tpm_counter_define(struct tpm *t, uint32_t index, int orderly)
 {
+	assert_false(orderly); /* these tests provision plain vaults; test_hybrid the others */
 	if (counter_defined)
 		return SV_ERR_EXISTS;
 	counter_defined = 1;
@@ -161,7 +162,8 @@ static int setup(void **state)
 	bump_on_change_auth = 0;
 	change_auths = 0;
 	primary_name[2] = 1;
-	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)) == SV_OK ? 0 : -1;
+	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, why, sizeof(why)) == SV_OK ? 0
+	                                                                                    : -1;
 }
 
 static int teardown(void **state)
@@ -616,7 +618,7 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(store_commit(s), SV_OK);
 	store_close(s);
 	/* init refuses to overwrite */
-	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, why, sizeof(why)),
+	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, why, sizeof(why)),
 	                 SV_ERR_EXISTS);
 	s = open_ok();
 	struct store_user_view v;
