@@ -27,7 +27,7 @@ struct budget {
 	double per_us;  /* refill rate, tokens per microsecond; 0: unlimited */
 	double per_inc; /* tokens per NV increment: 1 (plain) or 1/(M + 1) (hybrid) */
 	uint64_t last_us;
-	double spent; /* tokens spent since start */
+	double spent;              /* tokens spent since start */
 	uint64_t waited_us, waits; /* commit spacing: time commits waited for tokens */
 };
 

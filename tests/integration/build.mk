@@ -10,6 +10,18 @@ $(STATE_DRIVER): $(B)/tests/integration/state-driver.o $(B)/libsvstate.a $(B)/li
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread \
 		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
 STATE_ENV = STATE_DRIVER=$(STATE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin
+# hybrid-driver: the store under guesses for check-state-hybrid (issue 12)
+HYBRID_DRIVER := $(B)/tests/integration/hybrid-driver
+EXTRA_CFLAGS_tests_integration_hybrid-driver := $(call pc_cflags,libsodium openssl)
+$(HYBRID_DRIVER): $(B)/tests/integration/hybrid-driver.o $(B)/libsvstate.a $(B)/libsvpolicy.a \
+		 $(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
+.PHONY: check-state-hybrid
+check-state-hybrid: $(HYBRID_DRIVER) $(B)/sealvault-admin
+	$(Q)HYBRID_DRIVER=$(HYBRID_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \
+		tests/integration/state-hybrid.sh
+CHECK_STEPS += check-state-hybrid
 .PHONY: check-state-crash check-state-powercut check-state-rollback check-state-bitflip \
 	check-state-othertpm check-state-admin bench-state
 check-state-crash: $(STATE_DRIVER) $(B)/sealvault-admin
@@ -31,7 +43,7 @@ bench-state: $(STATE_DRIVER) $(B)/sealvault-admin
 CHECK_STEPS += check-state-admin check-state-crash check-state-powercut check-state-rollback \
 	       check-state-bitflip check-state-othertpm
 BENCH_STEPS += bench-state
-BINS += $(STATE_DRIVER)
+BINS += $(STATE_DRIVER) $(HYBRID_DRIVER)
 
 # --- vault semantics on the real store and swtpm (vault engineer) ---
 VAULT_STORE_DRIVER := $(B)/tests/integration/vault-store
