@@ -18,8 +18,9 @@
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
  *             nv_name str16 | primary_name str16 | sealed str16 | init_counter u64 |
  *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) |
- *             init_time u64 (seconds since the epoch, for NV wear projections) | 16 zero
- *             bytes (room for the hybrid scheme) | nonce(24) | secrets ct(176, AD = all before)
+ *             init_time u64 (seconds since the epoch, for NV wear projections) | 12 zero
+ *             bytes (room for the hybrid scheme) | seal u32 (how the vault key is sealed to
+ *             pcr_mask: JOURNAL_SEAL_*) | nonce(24) | secrets ct(176, AD = all before)
  */
 #ifndef SV_ENCLAVE_JOURNAL_H
 #define SV_ENCLAVE_JOURNAL_H
@@ -52,6 +53,9 @@
 #define JOURNAL_STATE_VERSION_OLD 1
 #define JOURNAL_STATE_VERSION     2
 #define JOURNAL_PCR_MASK_ALL      0x00ffffffu /* PCRs 0..23 */
+/* The seal field: with pcr_mask 0 it is JOURNAL_SEAL_PCR and the vault key has no policy. */
+#define JOURNAL_SEAL_PCR        0 /* plain PolicyPCR at init's values (vaults before issue 12) */
+#define JOURNAL_SEAL_AUTHORIZED 1 /* PolicyAuthorize(K): PCR values K approved (approval.h) */
 
 /* A flush frame holds only guess resets; it is fsynced but not anchored: it carries the counter
  * value of the commit before it (the TPM's current value) and follows it in the chain. A start
@@ -120,6 +124,7 @@ struct journal_state_hdr {
 	uint64_t init_counter;
 	uint32_t pcr_mask;
 	uint64_t init_time;
+	uint32_t seal; /* JOURNAL_SEAL_* */
 	uint8_t nonce[JOURNAL_NONCE_LEN];
 	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
 };
