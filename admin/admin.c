@@ -4,10 +4,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <sodium.h>
 
 #include "common/err.h"
+#include "enclave/approval.h"
 #include "enclave/attest.h"
+#include "enclave/evidence.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 
@@ -147,4 +151,36 @@ int admin_finish(int r, const char *why)
 	if (r != SV_OK)
 		fprintf(stderr, "%s: %s\n", ADMIN_PROG, why[0] ? why : sv_strerror(r));
 	return admin_exit_for(r);
+}
+
+int admin_policy_key(struct tpm *tpm, const char *dir, const char *path, struct attest_state *st,
+                     struct attest_policy *pol, EVP_PKEY **k, char *why, size_t why_len)
+{
+	int r;
+	*k = NULL;
+	if ((r = evidence_load(dir, st, pol, why, why_len)) != SV_OK ||
+	    (r = attest_check_ek(tpm, st, NULL, why, why_len)) != SV_OK)
+		return r;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(why, why_len, "cannot open the policy key file %s: %s", path,
+		         strerror(errno));
+		return SV_ERR_IO;
+	}
+	*k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (*k == NULL) {
+		snprintf(why, why_len, "%s does not hold a PEM private key", path);
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+int admin_vault_approval(struct tpm *tpm, uint32_t pcr_mask, EVP_PKEY *k,
+                         const struct attest_state *st, struct approval_vault *v, char *why,
+                         size_t why_len)
+{
+	v->key = st->policy_key;
+	return attest_approve(tpm, pcr_mask, (const uint8_t *)ATTEST_REF_VAULT_KEY,
+	                      ATTEST_REF_VAULT_KEY_LEN, k, st, &v->pol, why, why_len);
 }

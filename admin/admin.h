@@ -62,11 +62,26 @@ int admin_start(const char *dir, const char *tcti, int probe_lock, struct tpm **
  * on stderr. Returns admin_exit_for(r). */
 int admin_finish(int r, const char *why);
 
+/* For the commands that sign with the policy key K: the attestation state of dir (attest.bin and
+ * attest-policy.bin) checked against the TPM's endorsement key, and K read from path (PEM; *k to
+ * EVP_PKEY_free, also on failure). */
+struct attest_state;
+struct attest_policy;
+struct approval_vault;
+struct evp_pkey_st;
+int admin_policy_key(struct tpm *tpm, const char *dir, const char *path, struct attest_state *st,
+                     struct attest_policy *pol, struct evp_pkey_st **k, char *why, size_t why_len);
+/* K's approval of the current values of the PCRs in pcr_mask for the sealed vault key. */
+int admin_vault_approval(struct tpm *tpm, uint32_t pcr_mask, struct evp_pkey_st *k,
+                         const struct attest_state *st, struct approval_vault *v, char *why,
+                         size_t why_len);
+
 int admin_init_main(int argc, char **argv);
 int admin_status_main(int argc, char **argv);
 int admin_delete_main(int argc, char **argv);
 int admin_authorize_pcrs_main(int argc, char **argv);
 int admin_attest_main(int argc, char **argv);
 int admin_upgrade_main(int argc, char **argv);
+int admin_reseal_main(int argc, char **argv);
 
 #endif

@@ -1,21 +1,22 @@
 /*
  * `sealvault-admin authorize-pcrs`: signs, with the policy key init wrote, a new approved policy
- * for the current values of the boot PCRs (issue 6), after a firmware or boot loader upgrade.
+ * for the current values of the boot PCRs (issue 6), after a firmware or boot loader upgrade, and
+ * for a vault key sealed with --pcrs one for the current values of its PCRs (issue 12).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sodium.h>
 
 #include "admin/admin.h"
 #include "common/attest_stmt.h"
 #include "common/err.h"
+#include "enclave/approval.h"
 #include "enclave/attest.h"
 #include "enclave/evidence.h"
+#include "enclave/journal.h"
+#include "enclave/store.h"
 #include "enclave/tpm.h"
 
 struct authorize_args {
@@ -29,8 +30,9 @@ static void usage(FILE *f)
 	        "usage: %s authorize-pcrs --state-dir DIR --tpm TCTI --policy-key FILE\n"
 	        "       [--boot-pcrs LIST]\n"
 	        "  Signs, with the policy key written by init, a new approved policy for the\n"
-	        "  current values of the boot PCRs (after a firmware or boot loader upgrade).\n"
-	        "  Needs the vault stopped.\n",
+	        "  current values of the boot PCRs (after a firmware or boot loader upgrade)\n"
+	        "  and, for a vault key sealed with --pcrs, one for the current values of those\n"
+	        "  PCRs (checked by unsealing the key with it). Needs the vault stopped.\n",
 	        ADMIN_PROG);
 }
 
@@ -72,21 +74,42 @@ static int parse(int argc, char **argv, struct authorize_args *a)
 	return ADMIN_EX_OK;
 }
 
-static int read_policy_key(const char *path, EVP_PKEY **k, char *why, size_t why_len)
+/* The vault key's part: a new approval of the vault PCRs' current values, checked by unsealing
+ * before it replaces vault-policy.bin. Nothing to do without --pcrs at init; a key sealed with a
+ * plain PolicyPCR (before issue 12) cannot be renewed: say how to move it. */
+static int authorize_vault(struct tpm *tpm, const char *dir, EVP_PKEY *k,
+                           const struct attest_state *st, char *why, size_t why_len)
 {
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
-		snprintf(why, why_len, "cannot open the policy key file %s: %s", path,
-		         strerror(errno));
-		return SV_ERR_IO;
+	uint32_t mask = 0, seal = 0;
+	int r = store_read_seal(dir, &mask, &seal, why, why_len);
+	if (r != SV_OK || mask == 0)
+		return r;
+	char list[80];
+	if (attest_pcrs_format(mask, list, sizeof(list)) != SV_OK)
+		list[0] = '\0';
+	if (seal != JOURNAL_SEAL_AUTHORIZED) {
+		fprintf(
+		    stderr,
+		    "%s: warning: the vault key is sealed with a plain PCR policy (PCRs %s, made "
+		    "before signed PCR policies) that authorize-pcrs cannot renew; while those "
+		    "PCRs "
+		    "still hold their values of init, move it once with: %s reseal --state-dir %s "
+		    "--tpm TCTI --policy-key FILE\n",
+		    ADMIN_PROG, list, ADMIN_PROG, dir);
+		return SV_OK;
 	}
-	*k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
-	if (*k == NULL) {
-		snprintf(why, why_len, "%s does not hold a PEM private key", path);
-		return SV_ERR_CONFIG;
+	struct approval_vault *v = malloc(sizeof(*v));
+	if (v == NULL)
+		return SV_ERR_NOMEM;
+	if ((r = admin_vault_approval(tpm, mask, k, st, v, why, why_len)) == SV_OK &&
+	    (r = store_approve(dir, tpm, v, why, why_len)) == SV_OK) {
+		char hex[2 * ATTEST_HASH_LEN + 1];
+		sodium_bin2hex(hex, sizeof(hex), v->pol.approved, ATTEST_HASH_LEN);
+		printf("approved vault key PCRs %s (sha256) at their current values: policy %s\n",
+		       list, hex);
 	}
-	return SV_OK;
+	free(v);
+	return r;
 }
 
 static int authorize(struct tpm *tpm, const struct authorize_args *a, char *why, size_t why_len)
@@ -98,9 +121,7 @@ static int authorize(struct tpm *tpm, const struct authorize_args *a, char *why,
 	int r = SV_ERR_NOMEM;
 	if (st == NULL || old == NULL || pol == NULL)
 		goto out;
-	if ((r = evidence_load(a->dir, st, old, why, why_len)) != SV_OK ||
-	    (r = attest_check_ek(tpm, st, NULL, why, why_len)) != SV_OK ||
-	    (r = read_policy_key(a->key_in, &k, why, why_len)) != SV_OK)
+	if ((r = admin_policy_key(tpm, a->dir, a->key_in, st, old, &k, why, why_len)) != SV_OK)
 		goto out;
 	if (boot_pcrs == 0)
 		boot_pcrs = old->boot_pcrs;
@@ -121,6 +142,7 @@ static int authorize(struct tpm *tpm, const struct authorize_args *a, char *why,
 	char hex[2 * ATTEST_HASH_LEN + 1];
 	sodium_bin2hex(hex, sizeof(hex), pol->approved, ATTEST_HASH_LEN);
 	printf("approved boot PCRs %s (sha256) at their current values: policy %s\n", list, hex);
+	r = authorize_vault(tpm, a->dir, k, st, why, why_len);
 out:
 	EVP_PKEY_free(k);
 	free(st);

@@ -15,6 +15,7 @@
 
 #include "admin/admin.h"
 #include "common/err.h"
+#include "enclave/approval.h"
 #include "enclave/attest.h"
 #include "enclave/evidence.h"
 #include "enclave/store.h"
@@ -39,7 +40,9 @@ static void usage(FILE *f)
 	        "  only encrypted) and writes an empty snapshot and journal to DIR.\n"
 	        "  Refuses to overwrite an existing vault. TCTI: device:/dev/tpmrm0 or\n"
 	        "  swtpm:host=H,port=P. --pcrs 0,2,7 seals the vault key to the current\n"
-	        "  values of those SHA-256 PCRs (it then unseals only in that boot state).\n"
+	        "  values of those SHA-256 PCRs as approved by the policy key K (it then\n"
+	        "  unseals only in a boot state K approved; after an update that changes\n"
+	        "  them, approve the new values with authorize-pcrs).\n"
 	        "  Attestation: creates an attestation key bound to the TPM's EK and a vault\n"
 	        "  identity key that signs only while the --boot-pcrs (default 0-7) hold the\n"
 	        "  values approved by the policy key K; K's private key is written only to\n"
@@ -158,9 +161,10 @@ static int write_policy_key(const char *path, EVP_PKEY *k, char *why, size_t why
 	return SV_OK;
 }
 
-/* init's attestation part, before store_init: K, AK, identity key, certification, policy. */
-static int init_attest(struct tpm *tpm, const char *dir, uint32_t boot_pcrs, const char *key_out,
-                       char *why, size_t why_len)
+/* init's attestation part, before store_init: K, AK, identity key, certification, policy; with
+ * pcr_mask non-zero also K's approval of those PCRs' current values for the vault key. */
+static int init_attest(struct tpm *tpm, const char *dir, uint32_t boot_pcrs, uint32_t pcr_mask,
+                       const char *key_out, struct approval_vault *vault, char *why, size_t why_len)
 {
 	struct attest_state *st = malloc(sizeof(*st));
 	struct attest_policy *pol = malloc(sizeof(*pol));
@@ -174,6 +178,12 @@ static int init_attest(struct tpm *tpm, const char *dir, uint32_t boot_pcrs, con
 		goto out;
 	key_written = 1;
 	if ((r = attest_provision(tpm, boot_pcrs, k, st, pol, &warn, why, why_len)) != SV_OK)
+		goto out;
+	vault->key = st->policy_key;
+	if (pcr_mask != 0 &&
+	    (r = attest_approve(tpm, pcr_mask, (const uint8_t *)ATTEST_REF_VAULT_KEY,
+	                        ATTEST_REF_VAULT_KEY_LEN, k, st, &vault->pol, why, why_len)) !=
+	        SV_OK)
 		goto out;
 	if (warn)
 		fprintf(stderr,
@@ -198,23 +208,32 @@ out:
 int admin_init_main(int argc, char **argv)
 {
 	struct init_args a = {.nv_index = TPM_NV_INDEX_DEFAULT};
+	struct approval_vault *vault = calloc(1, sizeof(*vault));
 	struct tpm *tpm = NULL;
 	char why[512] = "";
 	int r = parse(argc, argv, &a);
-	if (r != ADMIN_EX_OK)
+	if (vault == NULL)
+		return admin_finish(SV_ERR_NOMEM, "");
+	if (r != ADMIN_EX_OK) {
+		free(vault);
 		return r;
+	}
 	/* parse() returns admin_bad_args()'s ADMIN_EX_USAGE without them, which the static
 	 * analyzer cannot see from this file (make check-analyze) */
 	assert(a.dir != NULL && a.tcti != NULL && a.key_out != NULL);
-	if ((r = admin_start(a.dir, a.tcti, 0, &tpm)) != ADMIN_EX_OK)
+	if ((r = admin_start(a.dir, a.tcti, 0, &tpm)) != ADMIN_EX_OK) {
+		free(vault);
 		return r;
+	}
 	/* the lock is probed only when DIR exists: init creates it */
 	if (access(a.dir, F_OK) == 0 && store_check_unlocked(a.dir, why, sizeof(why)) != SV_OK)
 		r = SV_ERR_BUSY;
 	else
-		r = init_attest(tpm, a.dir, a.boot_pcrs, a.key_out, why, sizeof(why));
+		r = init_attest(tpm, a.dir, a.boot_pcrs, a.pcr_mask, a.key_out, vault, why,
+		                sizeof(why));
 	if (r == SV_OK) {
-		r = store_init(a.dir, tpm, a.nv_index, a.pcr_mask, !a.plain, why, sizeof(why));
+		r = store_init(a.dir, tpm, a.nv_index, a.pcr_mask, !a.plain,
+		               a.pcr_mask != 0 ? vault : NULL, why, sizeof(why));
 		if (r != SV_OK) {
 			evidence_remove(a.dir);
 			(void)unlink(a.key_out);
@@ -225,5 +244,6 @@ int admin_init_main(int argc, char **argv)
 		       a.nv_index, a.plain ? "plain" : "hybrid");
 	int rc = admin_finish(r, why);
 	tpm_close(tpm);
+	free(vault);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * sealvault-admin: provision a vault (init), inspect it (status), destroy one record (delete),
- * upgrade a vault of sealvault 0.2 (upgrade), approve new boot PCR values (authorize-pcrs), print
- * attestation evidence (attest) and the expected values clients verify it against (expect). It can
+ * upgrade a vault of sealvault 0.2 (upgrade), approve new PCR values (authorize-pcrs), move a
+ * vault key sealed to plain PCR values to a signed policy (reseal), print attestation evidence
+ * (attest) and the expected values clients verify it against (expect). It can
  * destroy but never read a record or reset a guess counter.
  *
  * Each command is one row of the table below and one file, admin/COMMAND.c, with its own
@@ -25,7 +26,9 @@ static const struct {
     {"upgrade", admin_upgrade_main,
      "upgrade a sealvault 0.2 vault in place, so forked copies are refused"},
     {"authorize-pcrs", admin_authorize_pcrs_main,
-     "approve the current boot PCR values for the identity key"},
+     "approve the current PCR values for the identity key and the vault key"},
+    {"reseal", admin_reseal_main,
+     "move a vault key sealed to plain PCR values to a policy authorize-pcrs renews"},
     {"attest", admin_attest_main, "print attestation evidence (TPM quote over a nonce) as JSON"},
     {"expect", admin_expect_main, "print the expected values clients verify attestation against"},
 };

@@ -95,6 +95,11 @@ static void print_status(struct store *st)
 	store_get_info(st, &in);
 	printf("nv-index: 0x%08x\n", in.nv_index);
 	print_pcrs(in.pcr_mask);
+	printf("pcr-sealing: %s\n", in.pcr_mask == 0 ? "none"
+	                            : in.seal == JOURNAL_SEAL_AUTHORIZED
+	                                ? "signed (values approved by the policy key)"
+	                                : "plain (run sealvault-admin reseal before the "
+	                                  "next update that changes these PCRs)");
 	print_scheme(&s, &in);
 	printf("tpm-counter: %llu\n", (unsigned long long)s.counter);
 	printf("journal-head: %llu\n", (unsigned long long)s.journal_head);

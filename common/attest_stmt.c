@@ -296,8 +296,8 @@ void attest_policy_pcr(uint32_t mask, const uint8_t (*values)[ATTEST_HASH_LEN],
 	crypto_hash_sha256_final(&st, out);
 }
 
-void attest_policy_authorize(const uint8_t key_name[static ATTEST_NAME_LEN],
-                             uint8_t out[static ATTEST_HASH_LEN])
+void attest_policy_authorize_ref(const uint8_t key_name[static ATTEST_NAME_LEN], const uint8_t *ref,
+                                 size_t ref_len, uint8_t out[static ATTEST_HASH_LEN])
 {
 	crypto_hash_sha256_state st;
 	uint8_t zero[ATTEST_HASH_LEN] = {0};
@@ -310,11 +310,32 @@ void attest_policy_authorize(const uint8_t key_name[static ATTEST_NAME_LEN],
 	crypto_hash_sha256_update(&st, cc, sizeof(cc));
 	crypto_hash_sha256_update(&st, key_name, ATTEST_NAME_LEN);
 	crypto_hash_sha256_final(&st, mid);
-	crypto_hash_sha256(out, mid, sizeof(mid)); /* || policyRef (empty) */
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, mid, sizeof(mid));
+	if (ref_len > 0)
+		crypto_hash_sha256_update(&st, ref, ref_len);
+	crypto_hash_sha256_final(&st, out);
+}
+
+void attest_policy_authorize(const uint8_t key_name[static ATTEST_NAME_LEN],
+                             uint8_t out[static ATTEST_HASH_LEN])
+{
+	attest_policy_authorize_ref(key_name, NULL, 0, out);
+}
+
+void attest_policy_ahash_ref(const uint8_t approved[static ATTEST_HASH_LEN], const uint8_t *ref,
+                             size_t ref_len, uint8_t out[static ATTEST_HASH_LEN])
+{
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, approved, ATTEST_HASH_LEN);
+	if (ref_len > 0)
+		crypto_hash_sha256_update(&st, ref, ref_len);
+	crypto_hash_sha256_final(&st, out);
 }
 
 void attest_policy_ahash(const uint8_t approved[static ATTEST_HASH_LEN],
                          uint8_t out[static ATTEST_HASH_LEN])
 {
-	crypto_hash_sha256(out, approved, ATTEST_HASH_LEN); /* || policyRef (empty) */
+	attest_policy_ahash_ref(approved, NULL, 0, out);
 }

@@ -97,5 +97,14 @@ void attest_policy_authorize(const uint8_t key_name[static ATTEST_NAME_LEN],
 /* aHash that K signs to approve a policy: SHA-256(approvedPolicy || policyRef(empty)). */
 void attest_policy_ahash(const uint8_t approved[static ATTEST_HASH_LEN],
                          uint8_t out[static ATTEST_HASH_LEN]);
+/* The same with a policyRef (ref_len bytes, may be 0): an approval K signs for one policyRef
+ * satisfies only a PolicyAuthorize with that policyRef. The identity key uses the empty one, the
+ * sealed vault key ATTEST_REF_VAULT_KEY, so that neither key's approvals work for the other. */
+void attest_policy_authorize_ref(const uint8_t key_name[static ATTEST_NAME_LEN], const uint8_t *ref,
+                                 size_t ref_len, uint8_t out[static ATTEST_HASH_LEN]);
+void attest_policy_ahash_ref(const uint8_t approved[static ATTEST_HASH_LEN], const uint8_t *ref,
+                             size_t ref_len, uint8_t out[static ATTEST_HASH_LEN]);
+#define ATTEST_REF_VAULT_KEY     "sealvault-vault-key-1" /* policyRef of the vault key, no NUL */
+#define ATTEST_REF_VAULT_KEY_LEN 21
 
 #endif

@@ -371,78 +371,22 @@ out:
 }
 
 /* A policy session on the identity key: [PolicyPCR(pcrs) | PolicyCommandCode(cc)] then
- * PolicyAuthorize(approved, K) with K's signature checked by the TPM. */
-static int identity_session(struct ctx *c, const struct attest_blob *kpub, uint32_t pcrs,
+ * PolicyAuthorize(approved, K) with K's signature (marshalled TPMT_SIGNATURE) checked by the
+ * TPM; the identity key's policyRef is empty. */
+static int identity_session(struct tpm *t, const struct attest_blob *kpub, uint32_t pcrs,
                             TPM2_CC cc, const uint8_t approved[ATTEST_HASH_LEN],
-                            const TPMT_SIGNATURE *ksig, ESYS_TR *sess)
+                            const struct attest_blob *ksig, ESYS_TR *sess)
 {
-	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
-	TPM2B_PUBLIC kp;
-	ESYS_TR kh = ESYS_TR_NONE;
-	TPMT_TK_VERIFIED *tk = NULL;
-	TPM2B_NAME *kname = NULL;
-	int r = SV_ERR_TPM;
-	*sess = ESYS_TR_NONE;
-	if (unblob_public(kpub, &kp) != SV_OK)
-		return SV_ERR_INVALID;
-	TPM2B_DIGEST ahash = {.size = ATTEST_HASH_LEN};
-	attest_policy_ahash(approved, ahash.buffer);
-	/* Owner hierarchy, not NULL: a NULL-hierarchy key gets a NULL ticket PolicyAuthorize
-	 * refuses. */
-	if (Esys_LoadExternal(c->e, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &kp,
-	                      ESYS_TR_RH_OWNER, &kh) != TSS2_RC_SUCCESS) {
-		kh = ESYS_TR_NONE;
-		goto out;
-	}
-	if (Esys_VerifySignature(c->e, kh, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ahash, ksig,
-	                         &tk) != TSS2_RC_SUCCESS ||
-	    Esys_TR_GetName(c->e, kh, &kname) != TSS2_RC_SUCCESS)
-		goto out;
-	flush(c, &kh);
-	if (Esys_StartAuthSession(c->e, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                          ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256,
-	                          sess) != TSS2_RC_SUCCESS) {
-		*sess = ESYS_TR_NONE;
-		goto out;
-	}
-	if (pcrs != 0) {
-		TPM2B_DIGEST empty = {0};
-		TPML_PCR_SELECTION sel = {.count = 1};
-		sel.pcrSelections[0].hash = TPM2_ALG_SHA256;
-		sel.pcrSelections[0].sizeofSelect = 3;
-		for (int i = 0; i < 3; i++)
-			sel.pcrSelections[0].pcrSelect[i] = (uint8_t)(pcrs >> (8 * i));
-		if (Esys_PolicyPCR(c->e, *sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty,
-		                   &sel) != TSS2_RC_SUCCESS)
-			goto out;
-	} else if (Esys_PolicyCommandCode(c->e, *sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                                  cc) != TSS2_RC_SUCCESS) {
-		goto out;
-	}
-	TPM2B_DIGEST appr = {.size = ATTEST_HASH_LEN};
-	TPM2B_NONCE ref = {0};
-	memcpy(appr.buffer, approved, ATTEST_HASH_LEN);
-	TSS2_RC rc = Esys_PolicyAuthorize(c->e, *sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-	                                  &appr, &ref, kname, tk);
-	/* PolicyPCR passes whatever the values; PolicyAuthorize compares the digest. */
-	r = rc == TSS2_RC_SUCCESS ? SV_OK : (pcrs != 0 ? SV_ERR_STATE : SV_ERR_TPM);
-out:
-	if (r != SV_OK)
-		flush(c, sess);
-	flush(c, &kh);
-	Esys_Free(tk);
-	Esys_Free(kname);
+	struct tpm_approval a = {.pcrs = pcrs,
+	                         .approved = approved,
+	                         .key = kpub->data,
+	                         .key_len = kpub->len,
+	                         .sig = ksig->data,
+	                         .sig_len = ksig->len};
+	uint32_t h = ESYS_TR_NONE;
+	int r = tpm_policy_session(t, &a, cc, 0, &h);
+	*sess = h;
 	return r;
-}
-
-static int unblob_signature(const struct attest_blob *b, TPMT_SIGNATURE *s)
-{
-	size_t off = 0;
-	memset(s, 0, sizeof(*s));
-	if (Tss2_MU_TPMT_SIGNATURE_Unmarshal(b->data, b->len, &off, s) != TSS2_RC_SUCCESS ||
-	    off != b->len)
-		return SV_ERR_INVALID;
-	return SV_OK;
 }
 
 int attest_sign_statement(struct tpm *t, const struct attest_state *st,
@@ -451,13 +395,11 @@ int attest_sign_statement(struct tpm *t, const struct attest_state *st,
 {
 	struct ctx c;
 	ESYS_TR id = ESYS_TR_NONE, sess = ESYS_TR_NONE;
-	TPMT_SIGNATURE ksig, *out = NULL;
+	TPMT_SIGNATURE *out = NULL;
 	int r;
 	get_ctx(t, &c);
-	if ((r = unblob_signature(&pol->signature, &ksig)) != SV_OK)
-		return r;
-	if ((r = identity_session(&c, &st->policy_key, pol->boot_pcrs, 0, pol->approved, &ksig,
-	                          &sess)) != SV_OK ||
+	if ((r = identity_session(t, &st->policy_key, pol->boot_pcrs, 0, pol->approved,
+	                          &pol->signature, &sess)) != SV_OK ||
 	    (r = load_key(&c, &st->id_public, &st->id_private, &id)) != SV_OK)
 		goto out;
 	TPM2B_DIGEST digest = {.size = ATTEST_HASH_LEN};
@@ -475,8 +417,9 @@ out:
 	return r;
 }
 
-int attest_authorize(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, const struct attest_state *st,
-                     struct attest_policy *pol, char *why, size_t why_len)
+int attest_approve(struct tpm *t, uint32_t pcrs, const uint8_t *ref, size_t ref_len, EVP_PKEY *k,
+                   const struct attest_state *st, struct attest_policy *pol, char *why,
+                   size_t why_len)
 {
 	struct ctx c;
 	TPM2B_PUBLIC kp;
@@ -495,18 +438,25 @@ int attest_authorize(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, const struc
 		return SV_ERR_CONFIG;
 	}
 	memset(pol, 0, sizeof(*pol));
-	pol->boot_pcrs = boot_pcrs;
-	if (pcr_read(&c, boot_pcrs, pol->values) != SV_OK) {
-		snprintf(why, why_len, "cannot read the boot PCRs (SHA-256 bank) from the TPM");
+	pol->boot_pcrs = pcrs;
+	if (pcr_read(&c, pcrs, pol->values) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot read the PCRs to approve (SHA-256 bank) from the TPM");
 		return SV_ERR_TPM;
 	}
-	attest_policy_pcr(boot_pcrs, (const uint8_t(*)[ATTEST_HASH_LEN])pol->values, pol->approved);
-	attest_policy_ahash(pol->approved, ahash);
+	attest_policy_pcr(pcrs, (const uint8_t(*)[ATTEST_HASH_LEN])pol->values, pol->approved);
+	attest_policy_ahash_ref(pol->approved, ref, ref_len, ahash);
 	if (k_sign(k, ahash, &sig) != SV_OK || blob_signature(&sig, &pol->signature) != SV_OK) {
 		snprintf(why, why_len, "cannot sign the approved policy with the policy key");
 		return SV_ERR_CRYPTO;
 	}
 	return SV_OK;
+}
+
+int attest_authorize(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, const struct attest_state *st,
+                     struct attest_policy *pol, char *why, size_t why_len)
+{
+	return attest_approve(t, boot_pcrs, NULL, 0, k, st, pol, why, why_len);
 }
 
 void attest_ek_release(struct tpm *t, struct attest_ek *ek)
@@ -662,10 +612,12 @@ int attest_provision(struct tpm *t, uint32_t boot_pcrs, EVP_PKEY *k, struct atte
 		crypto_hash_sha256_final(&hs, ccpol);
 	}
 	TPMT_SIGNATURE ccsig;
+	struct attest_blob ccblob;
 	attest_policy_ahash(ccpol, ahash);
 	/* K is loaded and flushed inside identity_session: start it before the two keys */
 	if ((r = k_sign(k, ahash, &ccsig)) != SV_OK ||
-	    (r = identity_session(&c, &st->policy_key, 0, TPM2_CC_Certify, ccpol, &ccsig, &sess)) !=
+	    (r = blob_signature(&ccsig, &ccblob)) != SV_OK ||
+	    (r = identity_session(t, &st->policy_key, 0, TPM2_CC_Certify, ccpol, &ccblob, &sess)) !=
 	        SV_OK ||
 	    (r = load_key(&c, &st->id_public, &st->id_private, &id)) != SV_OK ||
 	    (r = load_key(&c, &st->ak_public, &st->ak_private, &ak)) != SV_OK)

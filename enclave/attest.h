@@ -84,6 +84,11 @@ int attest_provision(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
 int attest_authorize(struct tpm *t, uint32_t boot_pcrs, struct evp_pkey_st *k,
                      const struct attest_state *st, struct attest_policy *pol, char *why,
                      size_t why_len) __attribute__((warn_unused_result));
+/* The same for any PCR selection and policyRef (ref_len bytes, may be 0): the vault key's
+ * approval (enclave/approval.h) is one for the vault's PCRs and ATTEST_REF_VAULT_KEY. */
+int attest_approve(struct tpm *t, uint32_t pcrs, const uint8_t *ref, size_t ref_len,
+                   struct evp_pkey_st *k, const struct attest_state *st, struct attest_policy *pol,
+                   char *why, size_t why_len) __attribute__((warn_unused_result));
 /* The EK held loaded for attest_activate: creating it (no persistent EK) takes an RSA key
  * generation, far too slow to repeat per request on a hardware TPM. */
 struct attest_ek {

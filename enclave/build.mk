@@ -2,7 +2,7 @@
 # Each engineer keeps to their own section below; append, don't rewrite.
 
 # --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
-STATE_SRCS := enclave/tpm.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c
+STATE_SRCS := enclave/tpm.c enclave/approval.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
 $(B)/libsvstate.a: $(STATE_OBJS)
 	$(call msg,AR,$@)
@@ -16,7 +16,7 @@ UT_WRAP_tpm := tcti_fd_connect tcti_fd_new tcti_fd_free Esys_Initialize Esys_Fin
 # tests/unit/test_store.c runs the store on real files with an in-memory TPM.
 UT_WRAP_store := tpm_primary_name tpm_counter_define tpm_counter_undefine tpm_counter_attach \
 	tpm_counter_read tpm_counter_read_owner tpm_counter_increment tpm_counter_set_auth \
-	tpm_counter_change_auth tpm_seal_new tpm_unseal
+	tpm_counter_change_auth tpm_seal_new tpm_seal_key tpm_unseal
 # libFuzzer target for the journal, snapshot and state-header decoders (tests/fuzz/build.mk).
 FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
@@ -69,6 +69,7 @@ UT_ARCHIVES := $(B)/libsvattest.a $(UT_ARCHIVES)
 EXTRA_CFLAGS_enclave_evidence := $(call pc_cflags,json-c)
 # libFuzzer target for the activate request body and the two evidence file decoders.
 FUZZ_TARGETS += attest_activate
-FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/tpm.c enclave/tcti-fd.c \
+FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approval.c enclave/tpm.c \
+	enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c

@@ -12,27 +12,16 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "enclave/approval.h"
 
 #define MAGIC_STATE  "SVATTST1"
 #define MAGIC_POLICY "SVATPOL1"
 #define MAGIC_LEN    8
-#define FILE_MAX     (16 * ATTEST_BLOB_MAX + ATTEST_CERT_MAX)
+#define FILE_MAX     APPROVAL_FILE_MAX
 
 static int put_blob(struct sv_buf *b, const uint8_t *p, size_t n)
 {
 	return sv_buf_put_str16(b, p, n);
-}
-
-static int get_blob(struct sv_buf *b, struct attest_blob *out)
-{
-	const uint8_t *p;
-	size_t n;
-	int r = sv_buf_get_str16(b, sizeof(out->data), &p, &n);
-	if (r != SV_OK)
-		return r;
-	memcpy(out->data, p, n);
-	out->len = n;
-	return SV_OK;
 }
 
 static int encode_state(const struct attest_state *st, struct sv_buf *b)
@@ -62,13 +51,14 @@ int evidence_decode_state(const uint8_t *p, size_t len, struct attest_state *st)
 	memset(st, 0, sizeof(*st));
 	sv_buf_from(&b, p, len);
 	if (sv_buf_get(&b, magic, MAGIC_LEN) != SV_OK ||
-	    memcmp(magic, MAGIC_STATE, MAGIC_LEN) != 0 || get_blob(&b, &st->ek_public) != SV_OK ||
+	    memcmp(magic, MAGIC_STATE, MAGIC_LEN) != 0 ||
+	    approval_get_blob(&b, &st->ek_public) != SV_OK ||
 	    sv_buf_get_str16(&b, ATTEST_CERT_MAX, &cert, &cert_len) != SV_OK)
 		return SV_ERR_INVALID;
 	memcpy(st->ek_cert, cert, cert_len);
 	st->ek_cert_len = cert_len;
 	for (size_t i = 0; i < sizeof(blobs) / sizeof(blobs[0]); i++)
-		if (get_blob(&b, blobs[i]) != SV_OK)
+		if (approval_get_blob(&b, blobs[i]) != SV_OK)
 			return SV_ERR_INVALID;
 	if (sv_buf_expect_end(&b) != SV_OK ||
 	    attest_name_from_public(st->ek_public.data, st->ek_public.len, st->ek_name) != SV_OK ||
@@ -81,63 +71,21 @@ int evidence_decode_state(const uint8_t *p, size_t len, struct attest_state *st)
 
 static int encode_policy(const struct attest_policy *pol, struct sv_buf *b)
 {
-	unsigned n = attest_pcrs_count(pol->boot_pcrs);
 	int r = sv_buf_put(b, MAGIC_POLICY, MAGIC_LEN);
-	if (r == SV_OK)
-		r = sv_buf_put_u32(b, pol->boot_pcrs);
-	for (unsigned i = 0; r == SV_OK && i < n; i++)
-		r = sv_buf_put(b, pol->values[i], ATTEST_HASH_LEN);
-	if (r == SV_OK)
-		r = sv_buf_put(b, pol->approved, ATTEST_HASH_LEN);
-	if (r == SV_OK)
-		r = put_blob(b, pol->signature.data, pol->signature.len);
-	return r;
+	return r == SV_OK ? approval_encode(pol, b) : r;
 }
 
 int evidence_decode_policy(const uint8_t *p, size_t len, struct attest_policy *pol)
 {
 	struct sv_buf b;
-	uint8_t magic[MAGIC_LEN], check[ATTEST_HASH_LEN];
+	uint8_t magic[MAGIC_LEN];
 	memset(pol, 0, sizeof(*pol));
 	sv_buf_from(&b, p, len);
 	if (sv_buf_get(&b, magic, MAGIC_LEN) != SV_OK ||
-	    memcmp(magic, MAGIC_POLICY, MAGIC_LEN) != 0 ||
-	    sv_buf_get_u32(&b, &pol->boot_pcrs) != SV_OK || pol->boot_pcrs == 0 ||
-	    pol->boot_pcrs >= (1u << ATTEST_PCR_COUNT))
+	    memcmp(magic, MAGIC_POLICY, MAGIC_LEN) != 0 || approval_decode(&b, pol) != SV_OK ||
+	    sv_buf_expect_end(&b) != SV_OK)
 		return SV_ERR_INVALID;
-	for (unsigned i = 0; i < attest_pcrs_count(pol->boot_pcrs); i++)
-		if (sv_buf_get(&b, pol->values[i], ATTEST_HASH_LEN) != SV_OK)
-			return SV_ERR_INVALID;
-	if (sv_buf_get(&b, pol->approved, ATTEST_HASH_LEN) != SV_OK ||
-	    get_blob(&b, &pol->signature) != SV_OK || sv_buf_expect_end(&b) != SV_OK)
-		return SV_ERR_INVALID;
-	attest_policy_pcr(pol->boot_pcrs, (const uint8_t(*)[ATTEST_HASH_LEN])pol->values, check);
-	return memcmp(check, pol->approved, ATTEST_HASH_LEN) == 0 ? SV_OK : SV_ERR_INVALID;
-}
-
-static int write_file(int dfd, const char *dir, const char *name, const struct sv_buf *b, int excl,
-                      char *why, size_t why_len)
-{
-	int fd =
-	    openat(dfd, name, O_WRONLY | O_CREAT | O_CLOEXEC | (excl ? O_EXCL : O_TRUNC), 0600);
-	if (fd < 0) {
-		snprintf(why, why_len, "cannot create %s/%s: %s", dir, name, strerror(errno));
-		return errno == EEXIST ? SV_ERR_EXISTS : SV_ERR_IO;
-	}
-	size_t done = 0;
-	while (done < b->len) {
-		ssize_t n = write(fd, b->data + done, b->len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		done += (size_t)n;
-	}
-	int r = done == b->len && fsync(fd) == 0 ? SV_OK : SV_ERR_IO;
-	if (r != SV_OK)
-		snprintf(why, why_len, "cannot write %s/%s: %s", dir, name, strerror(errno));
-	close(fd);
-	return r;
+	return SV_OK;
 }
 
 int evidence_save(const char *dir, const struct attest_state *st, const struct attest_policy *pol,
@@ -162,10 +110,10 @@ int evidence_save(const char *dir, const struct attest_state *st, const struct a
 		r = SV_ERR_IO;
 		goto out;
 	}
-	if ((r = write_file(dfd, dir, EVIDENCE_FN_STATE, &a, 1, why, why_len)) != SV_OK)
+	if ((r = approval_write(dfd, dir, EVIDENCE_FN_STATE, &a, 1, why, why_len)) != SV_OK)
 		goto out;
 	created = 1;
-	if ((r = write_file(dfd, dir, EVIDENCE_FN_POLICY, &p, 1, why, why_len)) != SV_OK)
+	if ((r = approval_write(dfd, dir, EVIDENCE_FN_POLICY, &p, 1, why, why_len)) != SV_OK)
 		goto out;
 	r = fsync(dfd) == 0 ? SV_OK : SV_ERR_IO;
 out:
@@ -192,27 +140,7 @@ int evidence_save_policy(const char *dir, const struct attest_policy *pol, char 
 		r = SV_ERR_IO;
 		goto out;
 	}
-	if ((r = write_file(dfd, dir, EVIDENCE_FN_POLICY ".new", &p, 0, why, why_len)) != SV_OK)
-		goto out;
-	/* keep the owner (the vault's user) when root runs authorize-pcrs */
-	struct stat old;
-	if (fstatat(dfd, EVIDENCE_FN_POLICY, &old, AT_SYMLINK_NOFOLLOW) == 0 &&
-	    fchownat(dfd, EVIDENCE_FN_POLICY ".new", old.st_uid, old.st_gid, AT_SYMLINK_NOFOLLOW) !=
-	        0 &&
-	    errno != EPERM) {
-		snprintf(why, why_len, "cannot give %s/%s its previous owner: %s", dir,
-		         EVIDENCE_FN_POLICY, strerror(errno));
-		(void)unlinkat(dfd, EVIDENCE_FN_POLICY ".new", 0);
-		r = SV_ERR_IO;
-		goto out;
-	}
-	if (renameat(dfd, EVIDENCE_FN_POLICY ".new", dfd, EVIDENCE_FN_POLICY) != 0 ||
-	    fsync(dfd) != 0) {
-		snprintf(why, why_len, "cannot replace %s/%s: %s", dir, EVIDENCE_FN_POLICY,
-		         strerror(errno));
-		(void)unlinkat(dfd, EVIDENCE_FN_POLICY ".new", 0);
-		r = SV_ERR_IO;
-	}
+	r = approval_replace(dfd, dir, EVIDENCE_FN_POLICY, &p, why, why_len);
 out:
 	if (dfd >= 0)
 		close(dfd);
@@ -230,42 +158,6 @@ void evidence_remove(const char *dir)
 	close(dfd);
 }
 
-static int read_file(int dfd, const char *dir, const char *name, uint8_t *buf, size_t max,
-                     size_t *len, char *why, size_t why_len)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		snprintf(why, why_len,
-		         "cannot open %s/%s: %s (attestation evidence; it is written by "
-		         "sealvault-admin init)",
-		         dir, name, strerror(errno));
-		return errno == ENOENT ? SV_ERR_NOTFOUND : SV_ERR_IO;
-	}
-	size_t n = 0;
-	for (;;) {
-		ssize_t k = read(fd, buf + n, max - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			close(fd);
-			snprintf(why, why_len, "cannot read %s/%s: %s", dir, name, strerror(errno));
-			return SV_ERR_IO;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n == max) {
-			close(fd);
-			snprintf(why, why_len, "%s/%s is too large to be attestation evidence", dir,
-			         name);
-			return SV_ERR_INVALID;
-		}
-	}
-	close(fd);
-	*len = n;
-	return SV_OK;
-}
-
 int evidence_load(const char *dir, struct attest_state *st, struct attest_policy *pol, char *why,
                   size_t why_len)
 {
@@ -279,14 +171,16 @@ int evidence_load(const char *dir, struct attest_state *st, struct attest_policy
 		r = SV_ERR_IO;
 		goto out;
 	}
-	if ((r = read_file(dfd, dir, EVIDENCE_FN_STATE, buf, FILE_MAX, &n, why, why_len)) != SV_OK)
+	if ((r = approval_read(dfd, dir, EVIDENCE_FN_STATE, buf, FILE_MAX, &n, why, why_len)) !=
+	    SV_OK)
 		goto out;
 	if ((r = evidence_decode_state(buf, n, st)) != SV_OK) {
 		snprintf(why, why_len, "%s/%s is damaged (does not decode)", dir,
 		         EVIDENCE_FN_STATE);
 		goto out;
 	}
-	if ((r = read_file(dfd, dir, EVIDENCE_FN_POLICY, buf, FILE_MAX, &n, why, why_len)) != SV_OK)
+	if ((r = approval_read(dfd, dir, EVIDENCE_FN_POLICY, buf, FILE_MAX, &n, why, why_len)) !=
+	    SV_OK)
 		goto out;
 	if ((r = evidence_decode_policy(buf, n, pol)) != SV_OK)
 		snprintf(why, why_len,

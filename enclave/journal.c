@@ -14,7 +14,7 @@
 #define HEAD_MAGIC     0x53564a31u /* "SVJ1" */
 #define STATE_MAGIC    0x53564831u /* "SVH1" */
 #define HEAD_VERSION   1
-#define STATE_RESERVED 8
+#define STATE_RESERVED 4 /* zero bytes between the hybrid fields and the seal field */
 
 static const char kdf_ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 'j', 'o', 'u', 'r', 'n', '1'};
 
@@ -312,13 +312,21 @@ int journal_head_decode(const uint8_t *in, size_t len, struct journal_head *h)
 	return SV_OK;
 }
 
+/* A signed PCR policy needs PCRs; without PCRs the key has no policy at all. */
+static int seal_valid(const struct journal_state_hdr *h)
+{
+	return h->seal == JOURNAL_SEAL_PCR ||
+	       (h->seal == JOURNAL_SEAL_AUTHORIZED && h->pcr_mask != 0);
+}
+
 int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, size_t *ad_len)
 {
 	static const uint8_t zero[STATE_RESERVED];
 	size_t start = out->len;
 	int r;
 	if (h->nv_name_len > JOURNAL_NAME_MAX || h->primary_name_len > JOURNAL_NAME_MAX ||
-	    h->sealed_len > JOURNAL_SEALED_MAX || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0)
+	    h->sealed_len > JOURNAL_SEALED_MAX || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0 ||
+	    !seal_valid(h))
 		return SV_ERR_RANGE;
 	if ((r = sv_buf_put_u32(out, STATE_MAGIC)) != SV_OK ||
 	    (r = sv_buf_put_u16(out, JOURNAL_STATE_VERSION)) != SV_OK ||
@@ -332,7 +340,8 @@ int journal_state_encode(const struct journal_state_hdr *h, struct sv_buf *out, 
 	    (r = sv_buf_put_u64(out, h->init_time)) != SV_OK ||
 	    (r = sv_buf_put_u32(out, h->orderly_mask)) != SV_OK ||
 	    (r = sv_buf_put_u32(out, h->unclean_index)) != SV_OK ||
-	    (r = sv_buf_put(out, zero, sizeof(zero))) != SV_OK)
+	    (r = sv_buf_put(out, zero, sizeof(zero))) != SV_OK ||
+	    (r = sv_buf_put_u32(out, h->seal)) != SV_OK)
 		goto out;
 	*ad_len = out->len - start;
 	if ((r = sv_buf_put(out, h->nonce, JOURNAL_NONCE_LEN)) != SV_OK ||
@@ -386,7 +395,8 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	    (r = sv_buf_get_u64(&b, &h->init_time)) != SV_OK ||
 	    (r = sv_buf_get_u32(&b, &h->orderly_mask)) != SV_OK ||
 	    (r = sv_buf_get_u32(&b, &h->unclean_index)) != SV_OK ||
-	    (r = sv_buf_get_ref(&b, STATE_RESERVED, &reserved)) != SV_OK)
+	    (r = sv_buf_get_ref(&b, STATE_RESERVED, &reserved)) != SV_OK ||
+	    (r = sv_buf_get_u32(&b, &h->seal)) != SV_OK)
 		goto out;
 	*ad_len = b.off;
 	if ((r = sv_buf_get(&b, h->nonce, JOURNAL_NONCE_LEN)) != SV_OK ||
@@ -396,7 +406,8 @@ int journal_state_decode(const uint8_t *in, size_t len, struct journal_state_hdr
 	r = SV_ERR_INVALID;
 	if (magic != STATE_MAGIC ||
 	    (version != JOURNAL_STATE_VERSION && version != JOURNAL_STATE_VERSION_OLD) ||
-	    pad != 0 || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0 || !scheme_ok(h))
+	    pad != 0 || (h->pcr_mask & ~JOURNAL_PCR_MASK_ALL) != 0 || !scheme_ok(h) ||
+	    !seal_valid(h) || (version == JOURNAL_STATE_VERSION_OLD && h->seal != JOURNAL_SEAL_PCR))
 		goto out;
 	for (size_t i = 0; i < STATE_RESERVED; i++)
 		if (reserved[i] != 0)

@@ -20,8 +20,9 @@
  *             pcr_mask u32 (SHA-256 PCRs of the sealing policy, bits 0..23; 0 = none) |
  *             init_time u64 (seconds since the epoch, for NV wear projections) |
  *             orderly_mask u32 (hybrid: TPM_PT_ORDERLY_COUNT at init; plain: 0) |
- *             unclean_index u32 (hybrid: the unclean-boots NV counter; plain: 0) | 8 zero
- *             bytes | nonce(24) | secrets ct(176, AD = all before)
+ *             unclean_index u32 (hybrid: the unclean-boots NV counter; plain: 0) | 4 zero
+ *             bytes | seal u32 (how the vault key is sealed to pcr_mask: JOURNAL_SEAL_*) |
+ *             nonce(24) | secrets ct(176, AD = all before)
  *
  * Counter schemes (docs/threat-model.md): plain, every commit one NV increment and one NV
  * write; hybrid, an orderly counter (TPMA_NV_ORDERLY) whose increments reach NV only when the
@@ -60,6 +61,9 @@
 #define JOURNAL_STATE_VERSION_OLD 1
 #define JOURNAL_STATE_VERSION     2
 #define JOURNAL_PCR_MASK_ALL      0x00ffffffu /* PCRs 0..23 */
+/* The seal field: with pcr_mask 0 it is JOURNAL_SEAL_PCR and the vault key has no policy. */
+#define JOURNAL_SEAL_PCR        0 /* plain PolicyPCR at init's values (vaults before issue 12) */
+#define JOURNAL_SEAL_AUTHORIZED 1 /* PolicyAuthorize(K): PCR values K approved (approval.h) */
 
 /* A flush frame holds only guess resets; it is fsynced but not anchored: it carries the counter
  * value of the commit before it (the TPM's current value) and follows it in the chain. A start
@@ -138,6 +142,7 @@ struct journal_state_hdr {
 	uint64_t init_time;
 	uint32_t orderly_mask;  /* hybrid: 2^k - 1, k >= 1; plain: 0 */
 	uint32_t unclean_index; /* hybrid: NV index of the unclean-boots counter; plain: 0 */
+	uint32_t seal;          /* JOURNAL_SEAL_* */
 	uint8_t nonce[JOURNAL_NONCE_LEN];
 	uint8_t secrets_ct[JOURNAL_SECRETS_CT_LEN];
 };

@@ -38,6 +38,7 @@
 #include "enclave/attestsrv.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
+#include "enclave/journal.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
@@ -74,6 +75,24 @@ static void die(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
+}
+
+/* A vault key sealed with --pcrs before issue 12 (a plain PolicyPCR) serves, but the next update
+ * that changes those PCRs would strand it: say what to run while they still match. */
+static void warn_plain_pcrs(const struct store *store, const char *dir)
+{
+	struct store_info in;
+	store_get_info(store, &in);
+	if (in.pcr_mask != 0 && in.seal != JOURNAL_SEAL_AUTHORIZED)
+		fprintf(
+		    stderr,
+		    "sealvault-enclave: warning: the vault key is sealed with a plain PCR policy "
+		    "(PCR mask 0x%06x): the next firmware, boot loader or kernel update that "
+		    "changes "
+		    "those PCRs strands it and every user's backup; stop the vault and run "
+		    "sealvault-admin reseal --state-dir %s --tpm TCTI --policy-key FILE now, while "
+		    "they still match (docs/operations.md \"Firmware and kernel updates\")\n",
+		    in.pcr_mask, dir);
 }
 
 static uint64_t mono_us(void)
@@ -394,6 +413,7 @@ int main(int argc, char **argv)
 		die("cannot open the TPM (%s): %s", o.tpm, why);
 	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
+	warn_plain_pcrs(store, o.state_dir);
 	/* The attestation statement: EK check, build_hash (sealvaultd and the broker default to
 	 * this program's directory, as in a build tree), signed once by the identity key. */
 	char self_dir[4096], dbin[4200], bbin[4200];

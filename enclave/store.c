@@ -917,6 +917,7 @@ void store_get_info(const struct store *s, struct store_info *out)
 {
 	out->nv_index = s->nv_index;
 	out->pcr_mask = s->pcr_mask;
+	out->seal = s->seal;
 	out->init_time = s->init_time;
 	out->counter_scheme = s->scheme;
 	out->active_slot = s->active == 0 ? 'a' : 'b';

@@ -162,11 +162,17 @@ void store_get_stats(const struct store *s, struct store_stats *out);
 
 /* Provisions a new vault in state_dir (created 0700 if missing; refused if it already holds a
  * vault or any state file): defines the NV counter at nv_index (hybrid: orderly, plus the
- * unclean-boots counter at nv_index + STORE_UNCLEAN_OFFSET), seals a new vault key (bound to the
- * current values of the SHA-256 PCRs in pcr_mask when non-zero), generates the global secrets and
- * writes an empty snapshot and journal. */
+ * unclean-boots counter at nv_index + STORE_UNCLEAN_OFFSET), seals a new vault key, generates the
+ * global secrets and writes an empty snapshot and journal. With pcr_mask non-zero the key is
+ * bound to the SHA-256 PCRs in pcr_mask: through PolicyAuthorize(K) when approved is given (the
+ * policy key's approval of those PCRs' current values, attest_approve; it is stored as
+ * vault-policy.bin, and sealvault-admin authorize-pcrs replaces it after an update), or, with
+ * approved NULL, through a plain PolicyPCR at their current values, as vaults were sealed before
+ * (only tests make such vaults now). */
+struct approval_vault;
 int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask,
-               int hybrid, char *why, size_t why_len) __attribute__((warn_unused_result));
+               int hybrid, const struct approval_vault *approved, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* Hybrid: records that the operator has seen the unclean boots so far (they no longer count
  * against unclean-boots-per-year), charging first the penalty of a power cut the yearly budget
@@ -175,6 +181,25 @@ int store_init(const char *state_dir, struct tpm *tpm, uint32_t nv_index, uint32
 int store_acknowledge_unclean(const char *state_dir, struct tpm *tpm,
                               const struct sv_vault_policy *pol, int *penalty, char *why,
                               size_t why_len) __attribute__((warn_unused_result));
+
+/* How the vault key of the (stopped) vault in state_dir is sealed, from its header alone (no TPM):
+ * *pcr_mask (0: no PCR policy) and *seal (JOURNAL_SEAL_*). SV_ERR_STATE with why when there is no
+ * readable header. */
+int store_read_seal(const char *state_dir, uint32_t *pcr_mask, uint32_t *seal, char *why,
+                    size_t why_len) __attribute__((warn_unused_result));
+/* sealvault-admin authorize-pcrs: checks that the vault key (sealed with PolicyAuthorize) unseals
+ * with the new approval and only then replaces vault-policy.bin with it (atomically). */
+int store_approve(const char *state_dir, struct tpm *tpm, const struct approval_vault *approved,
+                  char *why, size_t why_len) __attribute__((warn_unused_result));
+/* sealvault-admin reseal: moves a vault key sealed with a plain PolicyPCR (JOURNAL_SEAL_PCR) to
+ * PolicyAuthorize(K) with the approval `approved` of the same PCRs, while they still hold init's
+ * values: opens the vault read-only (the plain unseal), writes vault-policy.bin, seals the same
+ * key under the new policy, checks that it unseals, and replaces vault.hdr atomically (new file,
+ * fsync, rename, fsync the directory). Safe to interrupt and to run again: before the rename the
+ * old header stands, after it *already is set by the next run. approved NULL reseals the other
+ * way, to a plain PolicyPCR: tests make a vault of the old kind with it. */
+int store_reseal(const char *state_dir, struct tpm *tpm, const struct approval_vault *approved,
+                 int *already, char *why, size_t why_len) __attribute__((warn_unused_result));
 
 /* Like store_open, but this run takes the TPM counter over (enclave/anchor.h: a start frame and
  * one NV write) only before its first journal write, or at open when the journal is one ahead
@@ -216,6 +241,7 @@ int store_upgrade(const char *state_dir, struct tpm *tpm, uint32_t new_index,
 struct store_info {
 	uint32_t nv_index;
 	uint32_t pcr_mask;         /* PCRs the vault key is sealed to (0: none) */
+	uint32_t seal;             /* JOURNAL_SEAL_*: how (plain or approved by the policy key) */
 	uint64_t init_time;        /* when init ran, seconds since the epoch */
 	uint8_t counter_scheme;    /* JOURNAL_SCHEME_* recorded in the state header */
 	char active_slot;          /* 'a' or 'b': the snapshot the journal continues */

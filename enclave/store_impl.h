@@ -77,6 +77,7 @@ struct store {
 	uint64_t penalties;
 	uint32_t nv_index;
 	uint32_t pcr_mask;
+	uint32_t seal; /* JOURNAL_SEAL_* */
 	uint64_t init_time;
 	uint8_t scheme;
 	struct sv_buf pending;

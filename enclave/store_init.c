@@ -20,6 +20,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "enclave/anchor.h"
+#include "enclave/approval.h"
 #include "enclave/journal.h"
 #include "enclave/store_impl.h"
 #include "enclave/tpm.h"
@@ -59,7 +60,7 @@ int store_header_encode(struct store *s, struct journal_state_hdr *h, struct sv_
 }
 
 static int init_files(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
-                      char *why, size_t why_len)
+                      const struct approval_vault *approved, char *why, size_t why_len)
 {
 	struct sv_buf hdr, snap, plain;
 	uint8_t zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN], head[JOURNAL_HEAD_LEN];
@@ -88,6 +89,8 @@ static int init_files(struct store *s, int dfd, const char *dir, struct journal_
 	if ((r = create_file(dfd, FN_SLOT_A, dir, snap.data, snap.len, why, why_len)) != SV_OK ||
 	    (r = create_file(dfd, FN_SLOT_B, dir, NULL, 0, why, why_len)) != SV_OK ||
 	    (r = create_file(dfd, FN_JOURNAL, dir, head, sizeof(head), why, why_len)) != SV_OK ||
+	    (approved != NULL &&
+	     (r = approval_vault_save(dfd, dir, approved, why, why_len)) != SV_OK) ||
 	    (r = create_file(dfd, FN_HDR, dir, hdr.data, hdr.len, why, why_len)) != SV_OK)
 		goto out;
 	if (fsync(dfd) != 0) {
@@ -101,10 +104,28 @@ out:
 	return r;
 }
 
-int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, int hybrid,
-               char *why, size_t why_len)
+/* The sealed key's policy: PolicyAuthorize(K) for an approval of exactly pcr_mask. */
+static int seal_policy(uint32_t pcr_mask, const struct approval_vault *approved,
+                       uint8_t policy[TPM_DIGEST_LEN], char *why, size_t why_len)
 {
-	static const char *files[] = {FN_HDR, FN_JOURNAL, FN_SLOT_A, FN_SLOT_B};
+	if (approved->pol.boot_pcrs != pcr_mask) {
+		snprintf(why, why_len, "the PCR approval is for PCR mask 0x%06x, not 0x%06x",
+		         approved->pol.boot_pcrs, pcr_mask);
+		return SV_ERR_CONFIG;
+	}
+	if (approval_vault_policy(&approved->key, policy) != SV_OK) {
+		snprintf(why, why_len, "the policy key's public area does not parse");
+		return SV_ERR_CONFIG;
+	}
+	return SV_OK;
+}
+
+int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr_mask, int hybrid,
+               const struct approval_vault *approved, char *why, size_t why_len)
+{
+	static const char *files[] = {FN_HDR, FN_JOURNAL, FN_SLOT_A, FN_SLOT_B, APPROVAL_FN_VAULT};
+	uint8_t policy[TPM_DIGEST_LEN];
+	struct tpm_approval ta;
 	struct store *s = NULL;
 	struct journal_state_hdr *h = NULL;
 	int dfd = -1, defined = 0, unclean_defined = 0, r;
@@ -142,6 +163,14 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		r = SV_ERR_CONFIG;
 		goto out;
 	}
+	if (pcr_mask == 0)
+		approved = NULL;
+	if (approved != NULL) {
+		if ((r = seal_policy(pcr_mask, approved, policy, why, why_len)) != SV_OK)
+			goto out;
+		approval_vault_tpm(approved, &ta);
+		h->seal = JOURNAL_SEAL_AUTHORIZED;
+	}
 	h->scheme = hybrid ? JOURNAL_SCHEME_HYBRID : JOURNAL_SCHEME_PLAIN;
 	h->nv_index = nv_index;
 	h->pcr_mask = pcr_mask;
@@ -172,13 +201,14 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	}
 	if ((r = tpm_primary_name(tpm, h->primary_name, &h->primary_name_len)) != SV_OK)
 		goto out;
-	if ((r = tpm_seal_new(tpm, pcr_mask, s->key, h->sealed, sizeof(h->sealed),
-	                      &h->sealed_len)) != SV_OK) {
+	if ((r = tpm_seal_new(tpm, pcr_mask, approved != NULL ? policy : NULL, s->key, h->sealed,
+	                      sizeof(h->sealed), &h->sealed_len)) != SV_OK) {
 		snprintf(why, why_len, "cannot create the sealed vault key in the TPM");
 		goto out;
 	}
 	uint8_t check[TPM_VAULT_KEY_LEN];
-	r = tpm_unseal(tpm, pcr_mask, h->sealed, h->sealed_len, check);
+	r = tpm_unseal(tpm, pcr_mask, approved != NULL ? &ta : NULL, h->sealed, h->sealed_len,
+	               check);
 	int same = r == SV_OK && sodium_memcmp(check, s->key, sizeof(check)) == 0;
 	sodium_memzero(check, sizeof(check));
 	if (!same) {
@@ -239,7 +269,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 		goto out;
 	}
 	randombytes_buf(s->secrets->fake_seed, sizeof(s->secrets->fake_seed));
-	r = init_files(s, dfd, dir, h, why, why_len);
+	r = init_files(s, dfd, dir, h, approved, why, why_len);
 out:
 	if (r != SV_OK && unclean_defined &&
 	    anchor_index_undefine(tpm, nv_index + STORE_UNCLEAN_OFFSET) != SV_OK)
@@ -251,7 +281,8 @@ out:
 			snprintf(why + strlen(why), why_len - strlen(why),
 			         "; NV index 0x%08x stays defined, remove it with tpm2_nvundefine",
 			         nv_index);
-		for (size_t i = 0; dfd >= 0 && r != SV_ERR_EXISTS && i < 4; i++)
+		for (size_t i = 0;
+		     dfd >= 0 && r != SV_ERR_EXISTS && i < sizeof(files) / sizeof(files[0]); i++)
 			(void)unlinkat(dfd, files[i], 0);
 	}
 	if (dfd >= 0)

@@ -22,12 +22,97 @@
 
 #include <sodium.h>
 
+#include "common/attest_stmt.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "enclave/anchor.h"
+#include "enclave/approval.h"
 #include "enclave/journal.h"
 #include "enclave/store_impl.h"
 #include "enclave/tpm.h"
+
+/* Unseals the vault key into s->key: through the approval in vault-policy.bin for a key sealed
+ * with PolicyAuthorize(K), else as the header says (plain PolicyPCR, or no policy). */
+static int unseal(struct store *s, int dfd, const char *dir, const struct journal_state_hdr *h,
+                  char *why, size_t why_len)
+{
+	struct approval_vault *v = NULL;
+	struct tpm_approval ta;
+	char pcrs[80] = "";
+	int r = SV_ERR_STATE, u;
+	if (attest_pcrs_format(h->pcr_mask, pcrs, sizeof(pcrs)) != SV_OK)
+		pcrs[0] = '\0';
+	if (h->seal == JOURNAL_SEAL_AUTHORIZED) {
+		if ((v = malloc(sizeof(*v))) == NULL)
+			return SV_ERR_NOMEM;
+		u = approval_vault_load(dfd, dir, v, why, why_len);
+		if (u == SV_ERR_NOTFOUND)
+			snprintf(
+			    why, why_len,
+			    "%s/%s is missing: the vault key unseals only with PCR values the "
+			    "policy key approved; approve the current ones with sealvault-admin "
+			    "authorize-pcrs --state-dir %s --tpm TCTI --policy-key FILE, or "
+			    "restore "
+			    "the state directory from backup",
+			    dir, APPROVAL_FN_VAULT, dir);
+		if (u == SV_OK && v->pol.boot_pcrs != h->pcr_mask) {
+			snprintf(why, why_len,
+			         "%s/%s approves other PCRs than the vault key is sealed to (%s): "
+			         "approve them with sealvault-admin authorize-pcrs, or restore the "
+			         "state "
+			         "directory from backup",
+			         dir, APPROVAL_FN_VAULT, pcrs);
+			u = SV_ERR_INVALID;
+		}
+		if (u != SV_OK)
+			goto out;
+		approval_vault_tpm(v, &ta);
+	}
+	u = tpm_unseal(s->tpm, h->pcr_mask, v != NULL ? &ta : NULL, h->sealed, h->sealed_len,
+	               s->key);
+	if (u == SV_OK) {
+		r = SV_OK;
+	} else if (u == SV_ERR_BUSY) {
+		snprintf(why, why_len,
+		         "the TPM has no free object slot to unseal the vault key (other clients "
+		         "hold them; without a resource manager such as /dev/tpmrm0 a TPM has only "
+		         "a few): start again once they are gone");
+		r = SV_ERR_TPM;
+	} else if (u == SV_ERR_STATE) {
+		snprintf(
+		    why, why_len,
+		    "the vault key is sealed to PCR values that no longer match: PCRs %s (SHA-256) "
+		    "differ from the values the policy key approved (a firmware, boot loader or "
+		    "kernel update?); if you trust this boot state, approve the new values with "
+		    "sealvault-admin authorize-pcrs --state-dir %s --tpm TCTI --policy-key FILE "
+		    "and start again (docs/operations.md \"Firmware and kernel updates\")",
+		    pcrs, dir);
+	} else if (v != NULL) {
+		snprintf(why, why_len,
+		         "the TPM refused to unseal the vault key with the approval in %s/%s (not "
+		         "signed by this vault's policy key, another TPM, or vault.hdr was "
+		         "altered): restore the state directory from backup",
+		         dir, APPROVAL_FN_VAULT);
+	} else if (h->pcr_mask != 0) {
+		snprintf(
+		    why, why_len,
+		    "the TPM refused to unseal the vault key: the PCRs of its policy (%s, a plain "
+		    "PolicyPCR of a vault made before signed PCR policies) no longer hold the "
+		    "values of init (different boot chain or build), or vault.hdr was altered; "
+		    "boot the configuration the vault was sealed to, then move the key to a "
+		    "policy that authorize-pcrs can renew: sealvault-admin reseal --state-dir %s "
+		    "--tpm TCTI --policy-key FILE",
+		    pcrs, dir);
+	} else {
+		snprintf(why, why_len,
+		         "the TPM refused to unseal the vault key: the state directory "
+		         "belongs to another TPM or vault.hdr was altered; restore it from "
+		         "backup");
+	}
+out:
+	free(v);
+	return r;
+}
 
 /* Loads the header, checks the TPM binding, unseals and decrypts the secrets. */
 static int load_header(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
@@ -103,6 +188,7 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 		goto out;
 	}
 	s->pcr_mask = h->pcr_mask;
+	s->seal = h->seal;
 	s->init_time = h->init_time;
 	if (s->orderly_mask != 0) {
 		/* The power-cut window is the TPM's: it must still be the one init saw. */
@@ -118,30 +204,9 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 		}
 		anchor_set_orderly(s->anchor, s->orderly_mask);
 	}
-	int u = tpm_unseal(s->tpm, h->pcr_mask, h->sealed, h->sealed_len, s->key);
-	if (u == SV_ERR_BUSY) {
-		snprintf(why, why_len,
-		         "the TPM has no free object slot to unseal the vault key (other clients "
-		         "hold them; without a resource manager such as /dev/tpmrm0 a TPM has only "
-		         "a few): start again once they are gone");
-		r = SV_ERR_TPM;
+	if ((r = unseal(s, dfd, dir, h, why, why_len)) != SV_OK)
 		goto out;
-	}
-	if (u != SV_OK) {
-		if (h->pcr_mask != 0)
-			snprintf(why, why_len,
-			         "the TPM refused to unseal the vault key: the PCRs of its policy "
-			         "(mask 0x%06x) no longer hold the values of init (different boot "
-			         "chain or build), or vault.hdr was altered; boot the measured "
-			         "configuration the vault was sealed to",
-			         h->pcr_mask);
-		else
-			snprintf(why, why_len,
-			         "the TPM refused to unseal the vault key: the state directory "
-			         "belongs to another TPM or vault.hdr was altered; restore it from "
-			         "backup");
-		goto out;
-	}
+	r = SV_ERR_STATE;
 	uint8_t sk[crypto_aead_xchacha20poly1305_ietf_KEYBYTES];
 	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 's', 'e', 'c', 'r', 't', '1'};
 	crypto_kdf_derive_from_key(sk, sizeof(sk), 1, ctx, s->key);

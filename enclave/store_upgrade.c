@@ -39,12 +39,12 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "enclave/anchor.h"
+#include "enclave/approval.h"
 #include "enclave/journal.h"
 #include "enclave/store_impl.h"
 #include "enclave/tpm.h"
 
 #define FN_INTENT      "upgrade.intent"
-#define FN_HDR_NEW     "vault.hdr.new"
 #define NV_OWNER_FIRST 0x01000000u
 #define NV_OWNER_LAST  0x013fffffu
 #define INDEX_TRIES    64
@@ -157,24 +157,17 @@ static int read_header(int dfd, const char *dir, struct journal_state_hdr *h, ch
 	return r == SV_OK ? SV_OK : SV_ERR_STATE;
 }
 
-/* Step 6: the version 2 header, atomically. */
+/* Step 6: the version 2 header, atomically (vault.hdr.new, fsync, the old file's owner: the
+ * vault's user when root runs sealvault-admin, rename, fsync the directory). */
 static int switch_header(struct store *s, int dfd, struct journal_state_hdr *h)
 {
 	struct sv_buf hdr;
-	int fd = -1, r = sv_buf_init(&hdr, 4096);
+	char why[256];
+	int r = sv_buf_init(&hdr, 4096);
 	if (r != SV_OK)
 		return r;
-	if ((r = store_header_encode(s, h, &hdr)) != SV_OK)
-		goto out;
-	r = SV_ERR_IO;
-	fd = openat(dfd, FN_HDR_NEW, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || store_pwrite_all(fd, hdr.data, hdr.len, 0) != SV_OK || fsync(fd) != 0 ||
-	    renameat(dfd, FN_HDR_NEW, dfd, FN_HDR) != 0 || fsync(dfd) != 0)
-		goto out;
-	r = SV_OK;
-out:
-	if (fd >= 0)
-		close(fd);
+	if ((r = store_header_encode(s, h, &hdr)) == SV_OK)
+		r = approval_replace(dfd, ".", FN_HDR, &hdr, why, sizeof(why));
 	sv_buf_free(&hdr);
 	return r;
 }
@@ -337,5 +330,168 @@ out:
 	if (dfd >= 0)
 		close(dfd);
 	sodium_free(h);
+	return r;
+}
+
+/* ---- The vault key's sealing: signed PCR policies (issue 12) ----
+ *
+ * A vault key sealed with --pcrs before issue 12 has a plain PolicyPCR at init's values: the
+ * first update that changes one of those PCRs strands it. store_reseal moves it, while the PCRs
+ * still match, to PolicyAuthorize(K), whose approvals authorize-pcrs renews (store_approve):
+ *
+ *   1. open the vault read-only (the plain unseal; every check of a start);
+ *   2. write vault-policy.bin (atomically; ignored while the header says plain);
+ *   3. seal the same key under PolicyAuthorize(K, ATTEST_REF_VAULT_KEY) and unseal it back;
+ *   4. write the header with the new sealed blob and seal kind (vault.hdr.new, fsync, rename,
+ *      fsync the directory): the switch.
+ *
+ * Interrupted before 4, the old header stands and running it again starts over; after 4, running
+ * it again finds a resealed vault and only checks that it opens. */
+
+/* The state directory and its decoded header (*h in sodium_malloc'd memory); close_header frees
+ * both, also after a failure. */
+static int open_header(const char *dir, int *dfd, struct journal_state_hdr **h, char *why,
+                       size_t why_len)
+{
+	*dfd = -1;
+	if ((*h = sodium_malloc(sizeof(**h))) == NULL)
+		return SV_ERR_NOMEM;
+	int r = store_open_dir(dir, dfd, why, why_len);
+	return r == SV_OK ? read_header(*dfd, dir, *h, why, why_len) : r;
+}
+
+static void close_header(int dfd, struct journal_state_hdr *h)
+{
+	if (dfd >= 0)
+		close(dfd);
+	if (h != NULL)
+		sodium_free(h);
+}
+
+int store_read_seal(const char *dir, uint32_t *pcr_mask, uint32_t *seal, char *why, size_t why_len)
+{
+	struct journal_state_hdr *h = NULL;
+	int dfd = -1, r = open_header(dir, &dfd, &h, why, why_len);
+	if (r == SV_OK) {
+		*pcr_mask = h->pcr_mask;
+		*seal = h->seal;
+	}
+	close_header(dfd, h);
+	return r;
+}
+
+/* The new sealed blob of the key in s: PolicyAuthorize(K) for approved, else a plain PolicyPCR
+ * at the current values; unsealed back before it is used. */
+static int reseal_key(struct store *s, struct tpm *tpm, struct journal_state_hdr *h,
+                      const struct approval_vault *approved, char *why, size_t why_len)
+{
+	uint8_t policy[TPM_DIGEST_LEN], check[TPM_VAULT_KEY_LEN];
+	struct tpm_approval ta;
+	int r;
+	if (approved != NULL) {
+		if (approval_vault_policy(&approved->key, policy) != SV_OK) {
+			snprintf(why, why_len, "the policy key's public area does not parse");
+			return SV_ERR_CONFIG;
+		}
+		approval_vault_tpm(approved, &ta);
+	}
+	if ((r = tpm_seal_key(tpm, h->pcr_mask, approved != NULL ? policy : NULL, s->key, h->sealed,
+	                      sizeof(h->sealed), &h->sealed_len)) != SV_OK) {
+		snprintf(why, why_len, "cannot seal the vault key again in the TPM: %s",
+		         sv_strerror(r));
+		return r;
+	}
+	r = tpm_unseal(tpm, h->pcr_mask, approved != NULL ? &ta : NULL, h->sealed, h->sealed_len,
+	               check);
+	if (r != SV_OK || sodium_memcmp(check, s->key, sizeof(check)) != 0) {
+		snprintf(why, why_len, "the resealed vault key does not unseal back; TPM fault");
+		r = SV_ERR_TPM;
+	}
+	sodium_memzero(check, sizeof(check));
+	h->seal = approved != NULL ? JOURNAL_SEAL_AUTHORIZED : JOURNAL_SEAL_PCR;
+	return r;
+}
+
+int store_reseal(const char *dir, struct tpm *tpm, const struct approval_vault *approved,
+                 int *already, char *why, size_t why_len)
+{
+	struct journal_state_hdr *h = NULL;
+	struct store *s = NULL;
+	uint32_t want = approved != NULL ? JOURNAL_SEAL_AUTHORIZED : JOURNAL_SEAL_PCR;
+	int dfd = -1, r;
+	*already = 0;
+	if ((r = open_header(dir, &dfd, &h, why, why_len)) != SV_OK)
+		goto out;
+	r = SV_ERR_CONFIG;
+	if (h->pcr_mask == 0) {
+		snprintf(
+		    why, why_len,
+		    "the vault key in %s is not sealed to PCRs (init without --pcrs): there is "
+		    "nothing to reseal",
+		    dir);
+		goto out;
+	}
+	if (approved != NULL && approved->pol.boot_pcrs != h->pcr_mask) {
+		snprintf(why, why_len, "the PCR approval is for PCR mask 0x%06x, not 0x%06x",
+		         approved->pol.boot_pcrs, h->pcr_mask);
+		goto out;
+	}
+	/* Every check of a start, and the key (the plain unseal, or the approved one on a re-run)
+	 */
+	if ((r = store_open_common(&s, dir, tpm, NULL, STORE_OPEN_READONLY, why, why_len)) != SV_OK)
+		goto out;
+	if (h->seal == want) {
+		*already = 1;
+		goto out;
+	}
+	if ((approved != NULL &&
+	     (r = approval_vault_save(dfd, dir, approved, why, why_len)) != SV_OK) ||
+	    (r = reseal_key(s, tpm, h, approved, why, why_len)) != SV_OK)
+		goto out;
+	if ((r = switch_header(s, dfd, h)) != SV_OK) {
+		snprintf(why, why_len, "cannot replace %s/vault.hdr: %s; run the command again",
+		         dir, strerror(errno));
+		goto out;
+	}
+	if (approved == NULL && unlinkat(dfd, APPROVAL_FN_VAULT, 0) == 0)
+		(void)fsync(dfd);
+out:
+	store_close(s);
+	close_header(dfd, h);
+	return r;
+}
+
+int store_approve(const char *dir, struct tpm *tpm, const struct approval_vault *approved,
+                  char *why, size_t why_len)
+{
+	struct journal_state_hdr *h = NULL;
+	uint8_t check[TPM_VAULT_KEY_LEN];
+	struct tpm_approval ta;
+	int dfd = -1, r;
+	if ((r = open_header(dir, &dfd, &h, why, why_len)) != SV_OK)
+		goto out;
+	r = SV_ERR_CONFIG;
+	if (h->seal != JOURNAL_SEAL_AUTHORIZED || approved->pol.boot_pcrs != h->pcr_mask) {
+		snprintf(
+		    why, why_len,
+		    "the vault key in %s is not sealed to PCR mask 0x%06x with a signed policy",
+		    dir, approved->pol.boot_pcrs);
+		goto out;
+	}
+	approval_vault_tpm(approved, &ta);
+	r = tpm_unseal(tpm, h->pcr_mask, &ta, h->sealed, h->sealed_len, check);
+	sodium_memzero(check, sizeof(check));
+	if (r != SV_OK) {
+		snprintf(
+		    why, why_len,
+		    "the vault key does not unseal with the new approval (%s): another TPM, or "
+		    "vault.hdr is not this vault's; nothing was replaced",
+		    sv_strerror(r));
+		r = r == SV_ERR_BUSY ? r : SV_ERR_STATE;
+		goto out;
+	}
+	r = approval_vault_save(dfd, dir, approved, why, why_len);
+out:
+	close_header(dfd, h);
 	return r;
 }

@@ -17,6 +17,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 
+#include "common/attest_stmt.h"
 #include "common/err.h"
 #include "enclave/tcti-fd.h"
 
@@ -304,26 +305,111 @@ out:
 	return r;
 }
 
-int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
-                 size_t blob_max, size_t *blob_len)
+/* K's ticket for aHash = SHA-256(approved || ref) from TPM2_VerifySignature, and K's name. K is
+ * loaded (owner hierarchy, not NULL: a NULL-hierarchy key gets a NULL ticket PolicyAuthorize
+ * refuses) and flushed before returning, so that it holds no object slot afterwards. */
+static int verify_approval(struct tpm *t, const struct tpm_approval *a, TPMT_TK_VERIFIED **tk,
+                           TPM2B_NAME **kname)
 {
-	TPM2B_DIGEST *rnd = NULL;
+	TPM2B_PUBLIC kp = {0};
+	TPMT_SIGNATURE sig = {0};
+	TPM2B_DIGEST ahash = {.size = TPM_DIGEST_LEN};
+	ESYS_TR kh = ESYS_TR_NONE;
+	size_t off = 0, soff = 0;
+	int r = SV_ERR_TPM;
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(a->key, a->key_len, &off, &kp) != TSS2_RC_SUCCESS ||
+	    off != a->key_len ||
+	    Tss2_MU_TPMT_SIGNATURE_Unmarshal(a->sig, a->sig_len, &soff, &sig) != TSS2_RC_SUCCESS ||
+	    soff != a->sig_len)
+		return SV_ERR_INVALID;
+	attest_policy_ahash_ref(a->approved, a->ref, a->ref_len, ahash.buffer);
+	if (Esys_LoadExternal(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, &kp,
+	                      ESYS_TR_RH_OWNER, &kh) != TSS2_RC_SUCCESS)
+		return SV_ERR_TPM;
+	if (Esys_VerifySignature(t->ctx, kh, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &ahash, &sig,
+	                         tk) == TSS2_RC_SUCCESS &&
+	    Esys_TR_GetName(t->ctx, kh, kname) == TSS2_RC_SUCCESS)
+		r = SV_OK;
+	(void)Esys_FlushContext(t->ctx, kh);
+	return r;
+}
+
+int tpm_policy_session(struct tpm *t, const struct tpm_approval *a, uint32_t cc, int salted,
+                       uint32_t *out)
+{
+	TPMT_SYM_DEF sym = {.algorithm = TPM2_ALG_NULL};
+	TPMT_TK_VERIFIED *tk = NULL;
+	TPM2B_NAME *kname = NULL;
+	ESYS_TR sess = ESYS_TR_NONE;
+	int r;
+	*out = ESYS_TR_NONE;
+	/* K first: it is loaded and flushed before the session and the caller's object */
+	if (a->approved != NULL && (r = verify_approval(t, a, &tk, &kname)) != SV_OK)
+		goto out;
+	r = SV_ERR_TPM;
+	if (salted) /* salted like the HMAC session, so that an unsealed key is encrypted on the bus
+	             */
+		sym = (TPMT_SYM_DEF){
+		    .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
+	if (Esys_StartAuthSession(t->ctx, salted ? t->primary : ESYS_TR_NONE, ESYS_TR_NONE,
+	                          ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
+	                          &sym, TPM2_ALG_SHA256, &sess) != TSS2_RC_SUCCESS) {
+		sess = ESYS_TR_NONE;
+		goto out;
+	}
+	/* salted: continueSession clear, the TPM ends the session with the command */
+	if (salted &&
+	    Esys_TRSess_SetAttributes(t->ctx, sess, TPMA_SESSION_ENCRYPT, 0xff) != TSS2_RC_SUCCESS)
+		goto out;
+	if (a->pcrs != 0) {
+		TPM2B_DIGEST empty = {0};
+		TPML_PCR_SELECTION sel;
+		pcr_selection(a->pcrs, &sel);
+		if (Esys_PolicyPCR(t->ctx, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty,
+		                   &sel) != TSS2_RC_SUCCESS)
+			goto out;
+	} else if (Esys_PolicyCommandCode(t->ctx, sess, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                                  cc) != TSS2_RC_SUCCESS) {
+		goto out;
+	}
+	if (a->approved != NULL) {
+		TPM2B_DIGEST appr = {.size = TPM_DIGEST_LEN};
+		TPM2B_NONCE ref = {.size = (UINT16)a->ref_len};
+		if (a->ref_len > sizeof(ref.buffer)) {
+			r = SV_ERR_INVALID;
+			goto out;
+		}
+		memcpy(appr.buffer, a->approved, TPM_DIGEST_LEN);
+		if (a->ref_len > 0)
+			memcpy(ref.buffer, a->ref, a->ref_len);
+		TSS2_RC rc = Esys_PolicyAuthorize(t->ctx, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+		                                  ESYS_TR_NONE, &appr, &ref, kname, tk);
+		/* PolicyPCR passes whatever the values; PolicyAuthorize compares the digest. */
+		if (rc != TSS2_RC_SUCCESS) {
+			r = a->pcrs != 0 ? SV_ERR_STATE : SV_ERR_TPM;
+			goto out;
+		}
+	}
+	*out = sess;
+	sess = ESYS_TR_NONE;
+	r = SV_OK;
+out:
+	if (sess != ESYS_TR_NONE)
+		(void)Esys_FlushContext(t->ctx, sess);
+	Esys_Free(tk);
+	Esys_Free(kname);
+	return r;
+}
+
+int tpm_seal_key(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                 const uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                 size_t *blob_len)
+{
 	TPM2B_PRIVATE *priv = NULL;
 	TPM2B_PUBLIC *pub = NULL;
 	TPM2B_SENSITIVE_CREATE sens = {0};
 	int r = SV_ERR_TPM;
 	size_t off = 0;
-	TSS2_RC rc;
-	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
-		goto out;
-	rc =
-	    Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, TPM_VAULT_KEY_LEN, &rnd);
-	if (rc != TSS2_RC_SUCCESS || rnd->size != TPM_VAULT_KEY_LEN)
-		goto out;
-	/* TPM RNG XOR host RNG: as strong as the better of the two. */
-	randombytes_buf(key, TPM_VAULT_KEY_LEN);
-	for (size_t i = 0; i < TPM_VAULT_KEY_LEN; i++)
-		key[i] ^= rnd->buffer[i];
 	sens.sensitive.data.size = TPM_VAULT_KEY_LEN;
 	memcpy(sens.sensitive.data.buffer, key, TPM_VAULT_KEY_LEN);
 	TPM2B_PUBLIC tmpl = {
@@ -336,7 +422,12 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	            .parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL,
 	        },
 	};
-	if (pcr_mask != 0) {
+	if (policy != NULL) {
+		/* Policy only, e.g. PolicyAuthorize(K): whatever K approves. */
+		tmpl.publicArea.authPolicy.size = TPM_DIGEST_LEN;
+		memcpy(tmpl.publicArea.authPolicy.buffer, policy, TPM_DIGEST_LEN);
+		tmpl.publicArea.objectAttributes &= ~TPMA_OBJECT_USERWITHAUTH;
+	} else if (pcr_mask != 0) {
 		/* Policy only: the key unseals only while the selected PCRs hold today's values. */
 		if (pcr_policy_digest(t, pcr_mask, &tmpl.publicArea.authPolicy) != SV_OK)
 			goto out;
@@ -347,8 +438,8 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	/* inSensitive travels encrypted (DECRYPT); outPrivate comes back encrypted (ENCRYPT). */
 	if (session_attrs(t, TPMA_SESSION_DECRYPT | TPMA_SESSION_ENCRYPT) != SV_OK)
 		goto out;
-	rc = Esys_Create(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
-	                 &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
+	TSS2_RC rc = Esys_Create(t->ctx, t->primary, t->session, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+	                         &tmpl, &outside, &pcrs, &priv, &pub, NULL, NULL, NULL);
 	if (rc != TSS2_RC_SUCCESS)
 		goto out;
 	r = SV_ERR_RANGE;
@@ -358,19 +449,39 @@ int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN
 	*blob_len = off;
 	r = SV_OK;
 out:
-	if (r != SV_OK)
-		sodium_memzero(key, TPM_VAULT_KEY_LEN);
 	sodium_memzero(&sens, sizeof(sens));
-	if (rnd != NULL)
-		sodium_memzero(rnd, sizeof(*rnd));
-	Esys_Free(rnd);
 	Esys_Free(priv);
 	Esys_Free(pub);
 	return r;
 }
 
-int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-               uint8_t key[TPM_VAULT_KEY_LEN])
+int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                 uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max, size_t *blob_len)
+{
+	TPM2B_DIGEST *rnd = NULL;
+	int r = SV_ERR_TPM;
+	if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
+		goto out;
+	TSS2_RC rc =
+	    Esys_GetRandom(t->ctx, t->session, ESYS_TR_NONE, ESYS_TR_NONE, TPM_VAULT_KEY_LEN, &rnd);
+	if (rc != TSS2_RC_SUCCESS || rnd->size != TPM_VAULT_KEY_LEN)
+		goto out;
+	/* TPM RNG XOR host RNG: as strong as the better of the two. */
+	randombytes_buf(key, TPM_VAULT_KEY_LEN);
+	for (size_t i = 0; i < TPM_VAULT_KEY_LEN; i++)
+		key[i] ^= rnd->buffer[i];
+	r = tpm_seal_key(t, pcr_mask, policy, key, blob, blob_max, blob_len);
+out:
+	if (r != SV_OK)
+		sodium_memzero(key, TPM_VAULT_KEY_LEN);
+	if (rnd != NULL)
+		sodium_memzero(rnd, sizeof(*rnd));
+	Esys_Free(rnd);
+	return r;
+}
+
+int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const struct tpm_approval *approved,
+               const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	TPM2B_PUBLIC pub = {0};
 	TPM2B_PRIVATE priv = {0};
@@ -382,6 +493,15 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(blob, blob_len, &off, &priv) != TSS2_RC_SUCCESS ||
 	    off != blob_len)
 		goto out;
+	if (approved != NULL || pcr_mask != 0) {
+		/* The policy session before the object: K takes an object slot for a moment. */
+		struct tpm_approval plain = {.pcrs = pcr_mask};
+		uint32_t s = ESYS_TR_NONE;
+		if ((r = tpm_policy_session(t, approved != NULL ? approved : &plain, 0, 1, &s)) !=
+		    SV_OK)
+			goto out;
+		policy = auth = s;
+	}
 	r = SV_ERR_TPM;
 	if (session_attrs(t, 0) != SV_OK)
 		goto out;
@@ -393,29 +513,8 @@ int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blo
 			r = SV_ERR_BUSY;
 		goto out;
 	}
-	if (pcr_mask != 0) {
-		/* A policy session salted like the HMAC session, so the unsealed key is still
-		 * encrypted on the bus; it ends with the Unseal. */
-		TPMT_SYM_DEF sym = {
-		    .algorithm = TPM2_ALG_AES, .keyBits.aes = 128, .mode.aes = TPM2_ALG_CFB};
-		TPM2B_DIGEST empty = {0};
-		TPML_PCR_SELECTION sel;
-		pcr_selection(pcr_mask, &sel);
-		if (Esys_StartAuthSession(t->ctx, t->primary, ESYS_TR_NONE, ESYS_TR_NONE,
-		                          ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY, &sym,
-		                          TPM2_ALG_SHA256, &policy) != TSS2_RC_SUCCESS) {
-			policy = ESYS_TR_NONE;
-			goto out;
-		}
-		if (Esys_TRSess_SetAttributes(t->ctx, policy, TPMA_SESSION_ENCRYPT, 0xff) !=
-		        TSS2_RC_SUCCESS ||
-		    Esys_PolicyPCR(t->ctx, policy, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &empty,
-		                   &sel) != TSS2_RC_SUCCESS)
-			goto out;
-		auth = policy;
-	} else if (session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK) {
+	if (policy == ESYS_TR_NONE && session_attrs(t, TPMA_SESSION_ENCRYPT) != SV_OK)
 		goto out;
-	}
 	if (Esys_Unseal(t->ctx, obj, auth, ESYS_TR_NONE, ESYS_TR_NONE, &data) != TSS2_RC_SUCCESS)
 		goto out;
 	policy = ESYS_TR_NONE; /* continueSession was clear: the TPM ended it */

@@ -53,19 +53,57 @@ void tpm_close(struct tpm *t);
 int tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
     __attribute__((warn_unused_result));
 
+/* A policy approved by the policy key K (TPM2_PolicyAuthorize, docs/attestation.md): a PolicyPCR
+ * over pcrs at the values K approved (their digest is `approved`), or, with pcrs 0, a
+ * PolicyCommandCode; K's public area and its signature over SHA-256(approved || ref). The
+ * vault identity key (enclave/attest.c, empty ref) and the vault key sealed to PCRs (ref
+ * ATTEST_REF_VAULT_KEY) are both authorized this way. */
+struct tpm_approval {
+	uint32_t pcrs;           /* SHA-256 PCRs of the approved PolicyPCR; 0: PolicyCommandCode */
+	const uint8_t *approved; /* TPM_DIGEST_LEN bytes */
+	const uint8_t *ref;      /* policyRef, ref_len bytes (0: empty) */
+	size_t ref_len;
+	const uint8_t *key; /* K: marshalled TPM2B_PUBLIC */
+	size_t key_len;
+	const uint8_t *sig; /* K's signature: marshalled TPMT_SIGNATURE */
+	size_t sig_len;
+};
+#define TPM_DIGEST_LEN 32
+
+/* Starts a policy session and satisfies an approved policy in it: PolicyPCR(a->pcrs) (with
+ * a->pcrs 0: PolicyCommandCode(cc)), then, unless a is only a PCR selection (a->approved NULL),
+ * PolicyAuthorize with the ticket of TPM2_VerifySignature of a->sig by K. salted: the session is
+ * salted by the storage primary with AES-CFB response encryption and ends with the command it
+ * authorizes (for Unseal); otherwise the caller flushes it. *sess is an ESYS_TR. SV_ERR_STATE when
+ * the PCRs do not hold the approved values, SV_ERR_INVALID when K or the signature does not parse,
+ * SV_ERR_TPM otherwise (e.g. a signature K did not make). */
+int tpm_policy_session(struct tpm *t, const struct tpm_approval *a, uint32_t cc, int salted,
+                       uint32_t *sess) __attribute__((warn_unused_result));
+
 /* Creates a new random vault key sealed under the primary (noDA, fixedTPM). The key comes from
  * the TPM's RNG (encrypted GetRandom) mixed with the host RNG, and is sealed through the salted
- * session with command-parameter encryption. pcr_mask (bit i = PCR i of the SHA-256 bank, 0..23)
- * non-zero binds it to a PolicyPCR over those PCRs' current values (policy only, no auth value).
- * Returns the key and the blob to store. */
-int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob,
-                 size_t blob_max, size_t *blob_len) __attribute__((warn_unused_result));
-/* Loads the blob under the primary and unseals it with response encryption (for a PCR policy in a
- * salted policy session). SV_ERR_TPM when the TPM refuses (wrong TPM, damaged blob, PCRs
- * changed); SV_ERR_INVALID when the blob does not parse; SV_ERR_BUSY when the TPM has no free
- * object slot (a temporary shortage: another client holds them). */
-int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-               uint8_t key[TPM_VAULT_KEY_LEN]) __attribute__((warn_unused_result));
+ * session with command-parameter encryption. The sealed object's authPolicy (policy only, no auth
+ * value): `policy` (TPM_DIGEST_LEN bytes, e.g. PolicyAuthorize(K) with a policyRef) when not
+ * NULL; else, with pcr_mask (bit i = PCR i of the SHA-256 bank, 0..23) non-zero, a plain PolicyPCR
+ * over those PCRs' current values (how vault keys were sealed before signed PCR policies); else
+ * none. Returns the key and the blob to store. */
+int tpm_seal_new(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                 uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max, size_t *blob_len)
+    __attribute__((warn_unused_result));
+/* The same for a given key (sealvault-admin reseal moves a vault key to another policy). */
+int tpm_seal_key(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                 const uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                 size_t *blob_len) __attribute__((warn_unused_result));
+/* Loads the blob under the primary and unseals it with response encryption, for a PCR policy in
+ * a salted policy session: with `approved` (not NULL) PolicyPCR(approved->pcrs) +
+ * PolicyAuthorize, else a plain PolicyPCR(pcr_mask) when pcr_mask is non-zero. SV_ERR_STATE when
+ * the PCRs do not hold the values `approved` approved; SV_ERR_TPM when the TPM refuses (wrong
+ * TPM, damaged blob, plain-policy PCRs changed); SV_ERR_INVALID when the blob does not parse;
+ * SV_ERR_BUSY when the TPM has no free object slot (a temporary shortage: another client holds
+ * them). */
+int tpm_unseal(struct tpm *t, uint32_t pcr_mask, const struct tpm_approval *approved,
+               const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
+    __attribute__((warn_unused_result));
 
 /* The NV counter. Only enclave/anchor.c calls these (it owns what the counter means).
  *

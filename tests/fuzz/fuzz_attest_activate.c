@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "enclave/approval.h"
 #include "enclave/attest.h"
 #include "enclave/evidence.h"
 
@@ -45,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct attest_state st;
 	static struct attest_policy pol;
+	static struct approval_vault vault;
 	/* a valid TPM2B of 4 bytes, the other half of the wrapped frames */
 	static const uint8_t ok4[] = {0x00, 0x04, 1, 2, 3, 4};
 	check(data, size);
@@ -58,5 +60,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	(void)evidence_decode_state(data, size, &st);
 	(void)evidence_decode_policy(data, size, &pol);
+	(void)approval_vault_decode(data, size, &vault);
 	return 0;
 }

@@ -89,3 +89,11 @@ check-state-fork: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealv
 check-state-upgrade: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)B=$(B) tests/integration/state-upgrade.sh
 CHECK_STEPS += check-state-fork check-state-upgrade
+
+# --- the vault key sealed to PCRs (issue 12): a firmware update approved with authorize-pcrs,
+# and the migration of a plain-PolicyPCR vault with `sealvault-admin reseal` ---
+.PHONY: check-state-pcr-update
+check-state-pcr-update: $(STATE_DRIVER) $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd \
+			$(B)/sealvault-enclave $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/state-pcr-update.sh
+CHECK_STEPS += check-state-pcr-update

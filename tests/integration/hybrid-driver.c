@@ -45,11 +45,11 @@
 
 struct model {
 	char id[ID_BYTES];
-	int exists;      /* an acknowledged registration not followed by an acknowledged deletion */
-	unsigned acked;  /* charges acknowledged since the last acknowledged registration */
-	int ever_put;    /* the identifier was ever acknowledged as registered */
-	int tried_put;   /* a registration was tried after the last acknowledgement (the run was
-	                    killed before it printed one: it may or may not have happened) */
+	int exists;     /* an acknowledged registration not followed by an acknowledged deletion */
+	unsigned acked; /* charges acknowledged since the last acknowledged registration */
+	int ever_put;   /* the identifier was ever acknowledged as registered */
+	int tried_put;  /* a registration was tried after the last acknowledgement (the run was
+	                   killed before it printed one: it may or may not have happened) */
 	int tried_del;
 };
 
@@ -215,7 +215,8 @@ static int cmd_verify(struct store *s, const char *acks)
 			continue; /* cut off: either outcome is right */
 		if (!m->exists) {
 			if (m->ever_put && r == SV_OK && strncmp(m->id, "x", 1) == 0) {
-				fprintf(stderr, "FAIL: acknowledged deletion of %s is lost\n", m->id);
+				fprintf(stderr, "FAIL: acknowledged deletion of %s is lost\n",
+				        m->id);
 				violations++;
 			}
 			continue;
@@ -228,18 +229,19 @@ static int cmd_verify(struct store *s, const char *acks)
 		unsigned used = v.destroyed ? LIMIT : v.guesses_used + penalty;
 		charged += m->acked;
 		if (used < m->acked) {
-			fprintf(stderr,
-			        "FAIL: %s: %u guesses acknowledged since its registration, the state "
-			        "charges %u (penalty included): a guess was given back\n",
-			        m->id, m->acked, used);
+			fprintf(
+			    stderr,
+			    "FAIL: %s: %u guesses acknowledged since its registration, the state "
+			    "charges %u (penalty included): a guess was given back\n",
+			    m->id, m->acked, used);
 			violations++;
 		}
 	}
 	if (violations > 0)
 		return 4;
 	printf("accepted counter %llu head %llu penalty %u users %zu acked-charges %llu\n",
-	       (unsigned long long)st.counter, (unsigned long long)st.journal_head, penalty,
-	       nusers, (unsigned long long)charged);
+	       (unsigned long long)st.counter, (unsigned long long)st.journal_head, penalty, nusers,
+	       (unsigned long long)charged);
 	return 0;
 }
 

@@ -13,6 +13,10 @@
  *   state-driver put|lookup --state-dir D --tpm T --user ID   (register / show one user)
  *   state-driver bench-commit --state-dir D --tpm T --writers W --changes N
  *   state-driver bench-startup --state-dir D --tpm T --users N
+ *   state-driver reseal-plain --state-dir D --tpm T
+ *       Reseals the vault key of a stopped vault initialised with --pcrs to a plain PolicyPCR at
+ *       the current values, as sealvault did before signed PCR policies (issue 12): the tests
+ *       make such a vault to check `sealvault-admin reseal` on it.
  * Exit: 0 ok, 3 refused by the store (reason on stderr), 4 acknowledged state missing, 1 other.
  */
 #include <errno.h>
@@ -466,6 +470,24 @@ out:
 }
 
 /* put: registers id with a fixed record (limit 3); lookup: prints what the vault holds. */
+static int cmd_reseal_plain(const char *dir, const char *tcti)
+{
+	struct tpm *t = NULL;
+	char why[512] = "";
+	int already = 0, r;
+	if (tpm_open(&t, tcti, why, sizeof(why)) != SV_OK) {
+		fprintf(stderr, "state-driver: %s\n", why);
+		return 1;
+	}
+	r = store_reseal(dir, t, NULL, &already, why, sizeof(why));
+	tpm_close(t);
+	if (r != SV_OK)
+		fprintf(stderr, "state-driver: %s\n", why);
+	else
+		printf("vault key %s sealed to a plain PolicyPCR\n", already ? "already" : "now");
+	return r == SV_OK ? 0 : r == SV_ERR_STATE ? 3 : 1;
+}
+
 static int cmd_user(const char *dir, const char *tcti, const char *id, int put)
 {
 	struct store *s = NULL;
@@ -618,6 +640,8 @@ int main(int argc, char **argv)
 		return cmd_user(dir, tcti, user, strcmp(argv[1], "put") == 0);
 	if (strcmp(argv[1], "bench-commit") == 0)
 		return cmd_bench_commit(dir, tcti, writers, changes);
+	if (strcmp(argv[1], "reseal-plain") == 0)
+		return cmd_reseal_plain(dir, tcti);
 	if (strcmp(argv[1], "bench-startup") == 0)
 		return cmd_bench_startup(dir, tcti, users);
 	fprintf(stderr, "state-driver: unknown command %s\n", argv[1]);

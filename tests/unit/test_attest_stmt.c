@@ -251,6 +251,26 @@ static void test_policy_authorize_matches_tpm2_tools(void **state)
 		name[2 + i] = (uint8_t)i;
 	attest_policy_authorize(name, d);
 	assert_hex(d, "3c2dab7276081bc296d40691314626af563749e6640a111387d7b1e402a8a2c0");
+	/* with a policyRef: the second step hashes it after the first step's digest */
+	uint8_t r[32], mid[32], step[64];
+	attest_policy_authorize_ref(name, NULL, 0, r);
+	assert_memory_equal(r, d, 32);
+	attest_policy_authorize_ref(name, (const uint8_t *)"ref", 3, r);
+	assert_memory_not_equal(r, d, 32);
+	{
+		uint8_t in[32 + 4 + 34] = {0};
+		in[32] = 0x00, in[33] = 0x00, in[34] = 0x01, in[35] = 0x6a; /* PolicyAuthorize */
+		memcpy(in + 36, name, 34);
+		crypto_hash_sha256(mid, in, sizeof(in));
+		memcpy(step, mid, 32);
+		memcpy(step + 32, "ref", 3);
+		crypto_hash_sha256(d, step, 35);
+	}
+	assert_memory_equal(r, d, 32);
+	attest_policy_ahash_ref(mid, (const uint8_t *)"ref", 3, r);
+	memcpy(step, mid, 32);
+	crypto_hash_sha256(d, step, 35);
+	assert_memory_equal(r, d, 32);
 }
 
 int main(void)

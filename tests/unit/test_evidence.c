@@ -4,6 +4,7 @@
  * whose digest does not match its PCR values.
  */
 #include <setjmp.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,8 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "common/attest_stmt.h"
+#include "enclave/approval.h"
 #include "enclave/attest.h"
 #include "enclave/evidence.h"
 
@@ -175,6 +178,53 @@ static void test_decoders_hostile(void **state)
 	free(p);
 }
 
+/* vault-policy.bin (enclave/approval.h): the same body, K's public area after it. */
+static void test_vault_approval_file(void **state)
+{
+	static struct approval_vault v, got;
+	char why[256];
+	size_t n;
+	fake_policy(&v.pol);
+	fake_public(&v.key, 90, 8);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(approval_vault_load(dfd, dir, &got, why, sizeof(why)), SV_ERR_NOTFOUND);
+	assert_int_equal(approval_vault_save(dfd, dir, &v, why, sizeof(why)), SV_OK);
+	assert_int_equal(approval_vault_load(dfd, dir, &got, why, sizeof(why)), SV_OK);
+	assert_int_equal(got.pol.boot_pcrs, v.pol.boot_pcrs);
+	assert_memory_equal(got.pol.approved, v.pol.approved, 32);
+	assert_int_equal(got.key.len, v.key.len);
+	assert_memory_equal(got.key.data, v.key.data, v.key.len);
+	uint8_t *p = slurp(APPROVAL_FN_VAULT, &n);
+	for (size_t k = 0; k < n; k++)
+		assert_int_equal(approval_vault_decode(p, k, &got), SV_ERR_INVALID);
+	p = realloc(p, n + 1);
+	p[n] = 0;
+	assert_int_equal(approval_vault_decode(p, n + 1, &got), SV_ERR_INVALID);
+	p[0] ^= 1; /* magic */
+	assert_int_equal(approval_vault_decode(p, n, &got), SV_ERR_INVALID);
+	p[0] ^= 1;
+	p[12] ^= 1; /* a PCR value: the digest no longer matches */
+	assert_int_equal(approval_vault_decode(p, n, &got), SV_ERR_INVALID);
+	p[12] ^= 1;
+	p[n - 90 + 4] ^= 0x0f; /* K's nameAlg is not SHA-256 */
+	assert_int_equal(approval_vault_decode(p, n, &got), SV_ERR_INVALID);
+	p[n - 90 + 4] ^= 0x0f;
+	p[n - 92] = p[n - 91] = 0xff; /* K's length field */
+	assert_int_equal(approval_vault_decode(p, n, &got), SV_ERR_INVALID);
+	free(p);
+	/* the vault key's authPolicy is PolicyAuthorize(K) with its own policyRef */
+	uint8_t name[ATTEST_NAME_LEN], want[32], empty[32], got_pol[32];
+	assert_int_equal(attest_name_from_public(v.key.data, v.key.len, name), SV_OK);
+	attest_policy_authorize_ref(name, (const uint8_t *)ATTEST_REF_VAULT_KEY,
+	                            ATTEST_REF_VAULT_KEY_LEN, want);
+	attest_policy_authorize(name, empty);
+	assert_int_equal(approval_vault_policy(&v.key, got_pol), SV_OK);
+	assert_memory_equal(got_pol, want, 32);
+	assert_memory_not_equal(got_pol, empty, 32);
+	close(dfd);
+}
+
 static void test_activate_decode(void **state)
 {
 	static const uint8_t ok[] = {1, 0, 4, 0, 2, 0xaa, 0xbb, 0, 3, 0, 1, 0xcc};
@@ -263,6 +313,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_files_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decoders_hostile, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vault_approval_file, setup, teardown),
 	    cmocka_unit_test(test_activate_decode),
 	    cmocka_unit_test(test_json),
 	};

@@ -347,9 +347,22 @@ static void test_state_header(void **state)
 	memcpy(longer, b.data, b.len);
 	longer[b.len] = 0;
 	assert_int_equal(journal_state_decode(longer, b.len + 1, &g, &ad2), SV_ERR_INVALID);
+	assert_int_equal(g.seal, JOURNAL_SEAL_PCR);
 	memcpy(longer, b.data, b.len);
-	longer[ad - 1] = 1; /* reserved byte */
+	longer[ad - 5] = 1; /* reserved byte */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
+	memcpy(longer, b.data, b.len);
+	longer[ad - 1] = JOURNAL_SEAL_AUTHORIZED; /* the last 4 bytes: the seal kind */
+	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_OK);
+	assert_int_equal(g.seal, JOURNAL_SEAL_AUTHORIZED);
+	longer[5] = JOURNAL_STATE_VERSION_OLD; /* sealvault 0.2 never sealed so */
+	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
+	longer[5] = JOURNAL_STATE_VERSION;
+	for (size_t k = 1; k <= 4; k++) { /* unknown kinds: 2, 0x100, 0x10000, 0x1000000 */
+		memcpy(longer, b.data, b.len);
+		longer[ad - k] = k == 1 ? 2 : 1;
+		assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
+	}
 	memcpy(longer, b.data, b.len);
 	longer[6] = 2; /* unknown counter scheme */
 	assert_int_equal(journal_state_decode(longer, b.len, &g, &ad2), SV_ERR_INVALID);
@@ -365,6 +378,13 @@ static void test_state_header(void **state)
 	free(longer);
 	h.pcr_mask = 0x1000000;
 	assert_int_equal(journal_state_encode(&h, &b, &ad), SV_ERR_RANGE);
+	h.pcr_mask = 0;
+	h.seal = JOURNAL_SEAL_AUTHORIZED; /* a signed PCR policy without PCRs */
+	assert_int_equal(journal_state_encode(&h, &b, &ad), SV_ERR_RANGE);
+	h.seal = 2;
+	h.pcr_mask = 1;
+	assert_int_equal(journal_state_encode(&h, &b, &ad), SV_ERR_RANGE);
+	h.seal = JOURNAL_SEAL_PCR;
 	h.pcr_mask = 0;
 	h.sealed_len = JOURNAL_SEALED_MAX + 1;
 	assert_int_equal(journal_state_encode(&h, &b, &ad), SV_ERR_RANGE);

@@ -19,6 +19,9 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "common/attest_stmt.h"
+#include "enclave/approval.h"
+#include "enclave/journal.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 
@@ -47,10 +50,14 @@ int __wrap_tpm_counter_read_owner(struct tpm *t, uint64_t *value);
 int __wrap_tpm_counter_increment(struct tpm *t);
 int __wrap_tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len);
 int __wrap_tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len);
-int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
-                        uint8_t *blob, size_t blob_max, size_t *blob_len);
-int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-                      uint8_t key[TPM_VAULT_KEY_LEN]);
+int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                        uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                        size_t *blob_len);
+int __wrap_tpm_seal_key(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                        const uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                        size_t *blob_len);
+int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const struct tpm_approval *approved,
+                      const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN]);
 
 int __wrap_tpm_primary_name(const struct tpm *t, uint8_t out[TPM_NAME_MAX], size_t *len)
 {
@@ -126,20 +133,50 @@ int __wrap_tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t le
 	auth_len = len;
 	return __wrap_tpm_counter_set_auth(t, auth, len);
 }
-int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, uint8_t key[TPM_VAULT_KEY_LEN],
-                        uint8_t *blob, size_t blob_max, size_t *blob_len)
+/* The sealed blob: 64 bytes of 0x5e, then the policy kind (0 none, 1 plain PCR, 2 authorized)
+ * and the PCR values "seen" at sealing (pcr_epoch) or the authPolicy digest. A plain PCR policy
+ * unseals while pcr_epoch is unchanged; an authorized one while the approval's digest (its first
+ * byte stands for the approved epoch) matches pcr_epoch and names the sealed authPolicy's K. */
+static uint8_t pcr_epoch = 1;
+int __wrap_tpm_seal_key(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                        const uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                        size_t *blob_len)
 {
-	randombytes_buf(sealed_key, sizeof(sealed_key));
-	memcpy(key, sealed_key, sizeof(sealed_key));
+	memcpy(sealed_key, key, sizeof(sealed_key));
 	memset(blob, 0x5e, 64);
+	blob[1] = policy != NULL ? 2 : pcr_mask != 0 ? 1 : 0;
+	blob[2] = pcr_epoch;
+	if (policy != NULL)
+		memcpy(blob + 3, policy, TPM_DIGEST_LEN);
 	*blob_len = 64;
 	return SV_OK;
 }
-int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const uint8_t *blob, size_t blob_len,
-                      uint8_t key[TPM_VAULT_KEY_LEN])
+int __wrap_tpm_seal_new(struct tpm *t, uint32_t pcr_mask, const uint8_t *policy,
+                        uint8_t key[TPM_VAULT_KEY_LEN], uint8_t *blob, size_t blob_max,
+                        size_t *blob_len)
+{
+	randombytes_buf(key, TPM_VAULT_KEY_LEN);
+	return __wrap_tpm_seal_key(t, pcr_mask, policy, key, blob, blob_max, blob_len);
+}
+int __wrap_tpm_unseal(struct tpm *t, uint32_t pcr_mask, const struct tpm_approval *approved,
+                      const uint8_t *blob, size_t blob_len, uint8_t key[TPM_VAULT_KEY_LEN])
 {
 	if (blob_len != 64 || blob[0] != 0x5e)
 		return SV_ERR_TPM;
+	if (blob[1] == 2) {
+		uint8_t name[ATTEST_NAME_LEN], want[TPM_DIGEST_LEN];
+		if (approved == NULL ||
+		    attest_name_from_public(approved->key, approved->key_len, name) != SV_OK)
+			return SV_ERR_TPM;
+		attest_policy_authorize_ref(name, approved->ref, approved->ref_len, want);
+		if (memcmp(want, blob + 3, TPM_DIGEST_LEN) != 0)
+			return SV_ERR_TPM;
+		if (approved->pcrs != pcr_mask || approved->approved[0] != pcr_epoch)
+			return SV_ERR_STATE;
+	} else if (approved != NULL || (blob[1] == 1) != (pcr_mask != 0) ||
+	           (blob[1] == 1 && blob[2] != pcr_epoch)) {
+		return SV_ERR_TPM;
+	}
 	memcpy(key, sealed_key, sizeof(sealed_key));
 	return SV_OK;
 }
@@ -162,8 +199,10 @@ static int setup(void **state)
 	bump_on_change_auth = 0;
 	change_auths = 0;
 	primary_name[2] = 1;
-	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, why, sizeof(why)) == SV_OK ? 0
-	                                                                                    : -1;
+	pcr_epoch = 1;
+	return store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, NULL, why, sizeof(why)) == SV_OK
+	           ? 0
+	           : -1;
 }
 
 static int teardown(void **state)
@@ -618,13 +657,145 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(store_commit(s), SV_OK);
 	store_close(s);
 	/* init refuses to overwrite */
-	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, why, sizeof(why)),
+	assert_int_equal(store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 0, 0, NULL, why, sizeof(why)),
 	                 SV_ERR_EXISTS);
 	s = open_ok();
 	struct store_user_view v;
 	assert_int_equal(store_lookup(s, id, STORE_ID_MAX, &v), SV_OK);
 	assert_int_equal(v.blob_len, STORE_BLOB_MAX);
 	store_close(s);
+}
+
+/* ---- the vault key sealed to PCRs (issue 12) ---- */
+
+/* A fresh vault in dir sealed to PCR 16: with K's approval of "epoch" e, or plain (v NULL). */
+static void approval_for(struct approval_vault *v, uint8_t epoch)
+{
+	static const uint8_t kpub[] = {0x00, 0x08, 0x00, 0x23, 0x00, 0x0b, 0xaa, 0xbb, 0xcc, 0xdd};
+	memset(v, 0, sizeof(*v));
+	memcpy(v->key.data, kpub, sizeof(kpub));
+	v->key.len = sizeof(kpub);
+	v->pol.boot_pcrs = 1u << 16;
+	/* values chosen so that the approved digest's first byte is the epoch (the fake TPM's PCR
+	 * state); the decoder recomputes the digest from them */
+	for (unsigned i = 0;; i++) {
+		memset(v->pol.values[0], (int)i, ATTEST_HASH_LEN);
+		v->pol.values[0][1] = (uint8_t)(i >> 8);
+		attest_policy_pcr(v->pol.boot_pcrs,
+		                  (const uint8_t(*)[ATTEST_HASH_LEN])v->pol.values,
+		                  v->pol.approved);
+		if (v->pol.approved[0] == epoch)
+			break;
+	}
+	memset(v->pol.signature.data, 0x51, 16);
+	v->pol.signature.len = 16;
+}
+
+static void init_pcr_vault(const struct approval_vault *v)
+{
+	char cmd[160];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mkdir '%s'", dir, dir);
+	assert_int_equal(system(cmd), 0);
+	counter_defined = 0;
+	assert_int_equal(
+	    store_init(dir, fake, TPM_NV_INDEX_DEFAULT, 1u << 16, 0, v, why, sizeof(why)), SV_OK);
+}
+
+static uint32_t seal_of(void)
+{
+	uint32_t mask = 0, seal = 99;
+	assert_int_equal(store_read_seal(dir, &mask, &seal, why, sizeof(why)), SV_OK);
+	assert_int_equal(mask, 1u << 16);
+	return seal;
+}
+
+static void test_pcr_update_approved(void **state)
+{
+	struct approval_vault v;
+	approval_for(&v, 1);
+	init_pcr_vault(&v);
+	assert_int_equal(seal_of(), JOURNAL_SEAL_AUTHORIZED);
+	struct store *s = open_ok();
+	put(s, "alice", 3);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	/* an update changes PCR 16: refused, saying what to run */
+	pcr_epoch = 2;
+	assert_int_equal(open_refused("sealvault-admin authorize-pcrs"), SV_ERR_STATE);
+	/* an approval of other values is not stored */
+	approval_for(&v, 3);
+	assert_int_not_equal(store_approve(dir, fake, &v, why, sizeof(why)), SV_OK);
+	assert_int_equal(open_refused("no longer match"), SV_ERR_STATE);
+	/* nor is one for another K */
+	approval_for(&v, 2);
+	v.key.data[9] ^= 1;
+	assert_int_not_equal(store_approve(dir, fake, &v, why, sizeof(why)), SV_OK);
+	/* the approval of the new values is */
+	approval_for(&v, 2);
+	assert_int_equal(store_approve(dir, fake, &v, why, sizeof(why)), SV_OK);
+	s = open_ok();
+	assert_int_equal(used(s, "alice"), 0);
+	struct store_info in;
+	store_get_info(s, &in);
+	assert_int_equal(in.seal, JOURNAL_SEAL_AUTHORIZED);
+	store_close(s);
+	/* the approval file is needed */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", dir, APPROVAL_FN_VAULT);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(open_refused("vault-policy.bin is missing"), SV_ERR_STATE);
+}
+
+static void test_reseal_plain_vault(void **state)
+{
+	struct approval_vault v;
+	int already = -1;
+	init_pcr_vault(NULL); /* sealed as before issue 12 */
+	assert_int_equal(seal_of(), JOURNAL_SEAL_PCR);
+	struct store *s = open_ok();
+	put(s, "bob", 5);
+	assert_int_equal(store_commit(s), SV_OK);
+	store_close(s);
+	/* after an update a plain vault is refused with the way out */
+	pcr_epoch = 2;
+	assert_int_equal(open_refused("sealvault-admin reseal"), SV_ERR_STATE);
+	approval_for(&v, 2);
+	assert_int_not_equal(store_reseal(dir, fake, &v, &already, why, sizeof(why)), SV_OK);
+	assert_int_equal(seal_of(), JOURNAL_SEAL_PCR);
+	/* while the PCRs still match it moves to a signed policy, once */
+	pcr_epoch = 1;
+	approval_for(&v, 1);
+	assert_int_equal(store_reseal(dir, fake, &v, &already, why, sizeof(why)), SV_OK);
+	assert_int_equal(already, 0);
+	assert_int_equal(seal_of(), JOURNAL_SEAL_AUTHORIZED);
+	assert_int_equal(store_reseal(dir, fake, &v, &already, why, sizeof(why)), SV_OK);
+	assert_int_equal(already, 1);
+	/* the same key: every user is there; the next update is approved */
+	pcr_epoch = 2;
+	approval_for(&v, 2);
+	assert_int_equal(store_approve(dir, fake, &v, why, sizeof(why)), SV_OK);
+	s = open_ok();
+	assert_int_equal(used(s, "bob"), 0);
+	store_close(s);
+	/* the tests' way back to a plain PolicyPCR (a vault as made before issue 12) */
+	assert_int_equal(store_reseal(dir, fake, NULL, &already, why, sizeof(why)), SV_OK);
+	assert_int_equal(seal_of(), JOURNAL_SEAL_PCR);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/%s", dir, APPROVAL_FN_VAULT);
+	assert_int_not_equal(access(path, F_OK), 0);
+	s = open_ok();
+	assert_int_equal(used(s, "bob"), 0);
+	store_close(s);
+}
+
+static void test_reseal_without_pcrs(void **state)
+{
+	struct approval_vault v;
+	int already = -1;
+	approval_for(&v, 1);
+	assert_int_equal(store_reseal(dir, fake, &v, &already, why, sizeof(why)), SV_ERR_CONFIG);
+	assert_non_null(strstr(why, "not sealed to PCRs"));
+	assert_int_equal(store_approve(dir, fake, &v, why, sizeof(why)), SV_ERR_CONFIG);
 }
 
 int main(void)
@@ -642,6 +813,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_interrupted_take_over, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lazy_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_old_version_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pcr_update_approved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reseal_plain_vault, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reseal_without_pcrs, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
