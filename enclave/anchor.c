@@ -159,6 +159,8 @@ int anchor_advance(struct anchor *a, uint64_t expect)
 	 * read-back is the second check issue 11 asks for, against any writer we did not foresee;
 	 * it goes through the cheap owner read, since a forged answer can only stop the vault. */
 	int r = tpm_counter_increment(a->tpm);
+	if (r == SV_ERR_BUSY)
+		return r; /* throttled for the whole retry budget: not executed, may be retried */
 	if (r == SV_OK)
 		r = tpm_counter_read_owner(a->tpm, &v);
 	if (r == SV_ERR_AUTH || (r == SV_OK && v != expect))

@@ -88,7 +88,9 @@ int anchor_read(struct anchor *a, uint64_t *value) __attribute__((warn_unused_re
  * tpm_counter_read_owner) that must give expect: the value the record being anchored was
  * sealed under. SV_ERR_SUPERSEDED when the TPM refuses this run's auth value (a later run
  * took the counter over) or reports another value (another writer); SV_ERR_TPM when the TPM
- * fails otherwise. In every failure case nothing may be answered. */
+ * fails otherwise; SV_ERR_BUSY when the TPM answered the increment with transient codes (NV_RATE
+ * ...) for the whole retry budget and did not execute it: calling anchor_advance(expect) again
+ * later is safe. In every failure case nothing may be answered. */
 int anchor_advance(struct anchor *a, uint64_t expect) __attribute__((warn_unused_result));
 
 /* The start-up rule for the plain counter: journal head h against TPM counter c. SV_OK when h == c

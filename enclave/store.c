@@ -630,8 +630,11 @@ int store_anchor(struct store *s)
 		/* A failure leaves the frame on disk one ahead of the TPM: the next start completes
 		 * it. */
 		s->failed = 1;
-		if ((r = anchor_advance(s->anchor, s->counter + 1)) != SV_OK)
+		if ((r = anchor_advance(s->anchor, s->counter + 1)) != SV_OK) {
+			if (r == SV_ERR_BUSY)
+				s->failed = 0; /* still owed: the frame stays written (store.h) */
 			return r;
+		}
 		s->failed = 0;
 		s->counter++;
 		s->nv_writes++;
