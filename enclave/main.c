@@ -432,11 +432,11 @@ static int serve_owed(struct vault *v, struct dispatch *d, struct store *s, stru
 		if (f.type == SV_MSG_HEALTH || f.type == SV_MSG_STATS ||
 		    f.type == SV_MSG_ATTESTATION || f.type == SV_MSG_ACTIVATE) {
 			size_t before = store_pending(s);
-			if ((r = dispatch_request(d, &f, now_ms, &b->replies[0])) != 0 ||
-			    store_pending(s) != before)
-				die("internal error handling request type %u while throttled; "
+			r = dispatch_request(d, &f, now_ms, &b->replies[0]);
+			if (r != 0 || store_pending(s) != before)
+				die("internal error handling request type %u while throttled (%s); "
 				    "exiting",
-				    f.type);
+				    f.type, sv_strerror(r));
 			send_reply(f.req_id, &b->replies[0]);
 		} else {
 			send_busy(f.req_id, &b->replies[0], busy_refused);
