@@ -20,6 +20,12 @@
 #define SV_ERR_CONFIG     -15 /* a configuration value is missing or out of bounds */
 #define SV_ERR_SUPERSEDED -16 /* a later run of the vault took the TPM counter over */
 
+/* sealvault-enclave's exit status when it stopped because the TPM is unavailable for now (a
+ * command got no answer within its timeout, or NV writes were throttled while it started):
+ * sealvaultd restarts the pair itself, with back-off, instead of exiting (sealvaultd(8)). Every
+ * other non-zero status ends sealvaultd, as before. 75 is EX_TEMPFAIL. */
+#define SV_EXIT_TPM_UNAVAILABLE 75
+
 /* A short English description of an SV_ERR_* code, for messages. */
 const char *sv_strerror(int err);
 

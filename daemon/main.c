@@ -3,8 +3,11 @@
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
  * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener),
  * each under its own user when run as root. When either child ends, the other is stopped and
- * sealvaultd exits non-zero so that systemd restarts the pair. See sealvaultd(8),
- * sealvault.conf(5).
+ * sealvaultd exits non-zero so that systemd restarts the pair, except when the enclave says the
+ * TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE: a TPM command timed out, or NV writes were
+ * throttled at start): then sealvaultd restarts the pair itself, after a back-off that doubles
+ * from RESTART_FIRST_S to RESTART_MAX_S and starts over once a pair has run RESTART_HEALTHY_S.
+ * See sealvaultd(8), sealvault.conf(5).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +33,10 @@
 #ifndef SV_LIBEXECDIR
 #define SV_LIBEXECDIR "/usr/libexec/sealvault"
 #endif
-#define DEFAULT_CONFIG "/etc/sealvault/sealvault.conf"
+#define DEFAULT_CONFIG    "/etc/sealvault/sealvault.conf"
+#define RESTART_FIRST_S   1   /* back-off before the first restart after a TPM failure */
+#define RESTART_MAX_S     60  /* ... doubling up to this */
+#define RESTART_HEALTHY_S 300 /* a pair that ran this long starts the back-off over */
 
 enum dest {
 	TO_SELF,    /* used by sealvaultd itself */
@@ -52,6 +58,7 @@ static struct setting settings[] = {
     {"config", TO_SELF, DEFAULT_CONFIG, 0, 0, NULL},
     {"state-dir", TO_ENCLAVE, "/var/lib/sealvault", 0, 0, NULL},
     {"tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL},
+    {"tpm-timeout", TO_ENCLAVE, NULL, 0, 1, NULL},
     {"context", TO_ENCLAVE, NULL, 1, 0, NULL},
     {"listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL},
     {"listen-fd", TO_SELF, NULL, 0, 1, NULL},
@@ -412,8 +419,9 @@ static void describe(const struct child *c, int status)
 		                                   : "");
 }
 
-/* Stops the children still running: SIGTERM, then SIGKILL after a grace period. */
-static void stop_all(struct child *kids, size_t n, const sigset_t *set)
+/* Stops the children still running: SIGTERM, then SIGKILL after a grace period. If st0 is not
+ * NULL it receives the wait status of kids[0] when this reaps it. */
+static void stop_all(struct child *kids, size_t n, const sigset_t *set, int *st0)
 {
 	for (size_t i = 0; i < n; i++)
 		if (kids[i].pid > 0)
@@ -425,8 +433,11 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 		int left = 0;
 		for (size_t i = 0; i < n; i++) {
 			int st;
-			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid)
+			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
 				kids[i].pid = 0;
+				if (i == 0 && st0 != NULL)
+					*st0 = st;
+			}
 			left |= kids[i].pid > 0;
 		}
 		if (!left)
@@ -445,6 +456,111 @@ static void stop_all(struct child *kids, size_t n, const sigset_t *set)
 			return;
 		}
 		sigtimedwait(set, NULL, &wait);
+	}
+}
+
+static struct timespec pair_started;
+
+static unsigned long time_since_start_s(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (unsigned long)(now.tv_sec - pair_started.tv_sec);
+}
+
+/* Waits s seconds for nothing but a stop signal; -1 if one came (SIGCHLD of stopped children is
+ * ignored: both were reaped). */
+static int pause_s(unsigned s, const sigset_t *set)
+{
+	struct timespec end, now;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += s;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > end.tv_sec ||
+		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
+			return 0;
+		struct timespec left = {end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		int sig = sigtimedwait(set, NULL, &left);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+			return -1;
+	}
+}
+
+enum { RUN_TPM_UNAVAILABLE = -1 };
+
+/* Starts the enclave and the broker on a new socketpair and supervises them until one ends (then
+ * the other is stopped) or a stop signal comes. Returns sealvaultd's exit status, or
+ * RUN_TPM_UNAVAILABLE when the enclave ended with SV_EXIT_TPM_UNAVAILABLE. */
+static int run_pair(struct child *kids, int sv[2], const sigset_t *set, const sigset_t *old)
+{
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
+	}
+	kids[0].fds[0] = sv[0];
+	kids[1].fds[0] = sv[1];
+	clock_gettime(CLOCK_MONOTONIC, &pair_started);
+	for (int i = 0; i < 2; i++) {
+		kids[i].pid = fork();
+		if (kids[i].pid < 0) {
+			perror("sealvaultd: fork");
+			stop_all(kids, 2, set, NULL);
+			close(sv[0]);
+			close(sv[1]);
+			return 1;
+		}
+		if (kids[i].pid == 0)
+			start_child(&kids[i], old);
+	}
+	close(sv[0]);
+	close(sv[1]);
+	fprintf(stderr,
+	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
+	        (int)kids[0].pid, (int)kids[1].pid);
+
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
+			        strsignal(sig));
+			stop_all(kids, 2, set, NULL);
+			return 0;
+		}
+		for (int i = 0; i < 2; i++) {
+			int st;
+			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
+				describe(&kids[i], st);
+				kids[i].pid = 0;
+				/* The enclave's status decides, also when the broker (which ends
+				 * when the link does) was reaped first. */
+				pid_t epid = kids[0].pid;
+				int est = i == 0 ? st : -1;
+				stop_all(kids, 2, set, i == 0 ? NULL : &est);
+				if (est != -1 && WIFEXITED(est) &&
+				    WEXITSTATUS(est) == SV_EXIT_TPM_UNAVAILABLE) {
+					if (i != 0)
+						fprintf(
+						    stderr,
+						    "sealvaultd: sealvault-enclave (pid %d) exited "
+						    "with status %d\n",
+						    (int)epid, WEXITSTATUS(est));
+					return RUN_TPM_UNAVAILABLE;
+				}
+				fprintf(stderr,
+				        "sealvaultd: stopped %s; exiting so that the pair is "
+				        "restarted\n",
+				        kids[1 - i].name);
+				return 1;
+			}
+		}
 	}
 }
 
@@ -502,10 +618,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		perror("sealvaultd: socketpair");
-		return 1;
-	}
 	lfd = find("listen-fd")->value != NULL ? inherited_listener(get("listen-fd"))
 	                                       : listen_on(get("listen"));
 	if (lfd < 0)
@@ -534,7 +646,9 @@ int main(int argc, char **argv)
 	snprintf(darg, dlen, "--daemon-bin=%s", self);
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
-	char *enclave_extra[] = {darg, barg, NULL};
+	/* what this supervisor counted, for the enclave's /metrics (rewritten before each start) */
+	static char restarts_arg[40], timeouts_arg[40];
+	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL, NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 2;
 	const char *lognames[2] = {"event-log", "ima-log"};
@@ -556,11 +670,11 @@ int main(int argc, char **argv)
 		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot);
 		broker_extra[nextra++] = args[i];
 	}
+	snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=0");
+	snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=0");
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0)
 		die_oom();
-	kids[0].fds[0] = sv[0];
-	kids[1].fds[0] = sv[1];
 	kids[1].fds[1] = lfd;
 
 	sigemptyset(&set);
@@ -569,49 +683,28 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, &old);
-	for (int i = 0; i < 2; i++) {
-		kids[i].pid = fork();
-		if (kids[i].pid < 0) {
-			perror("sealvaultd: fork");
-			stop_all(kids, 2, &set);
-			return 1;
-		}
-		if (kids[i].pid == 0)
-			start_child(&kids[i], &old);
-	}
-	close(sv[0]);
-	close(sv[1]);
-	close(lfd);
-	for (int i = 0; i < 2; i++)
-		if (logfd[i] >= 0)
-			close(logfd[i]);
-	fprintf(stderr,
-	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
-	        (int)kids[0].pid, (int)kids[1].pid);
-
+	/* The listener and the logs stay open here: a restart hands them to the next pair. */
+	unsigned long restarts = 0, tpm_failures = 0;
+	unsigned delay_s = RESTART_FIRST_S;
 	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(&set, &si);
-		if (sig < 0)
-			continue;
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
-			        strsignal(sig));
-			stop_all(kids, 2, &set);
+		int r = run_pair(kids, sv, &set, &old);
+		if (r != RUN_TPM_UNAVAILABLE)
+			return r;
+		tpm_failures++;
+		if (time_since_start_s() >= RESTART_HEALTHY_S)
+			delay_s = RESTART_FIRST_S;
+		restarts++;
+		fprintf(
+		    stderr,
+		    "sealvaultd: the enclave stopped because the TPM is unavailable; restarting "
+		    "both processes in %u s (restart %lu)\n",
+		    delay_s, restarts);
+		if (pause_s(delay_s, &set) != 0) {
+			fprintf(stderr, "sealvaultd: stopping instead of restarting\n");
 			return 0;
 		}
-		for (int i = 0; i < 2; i++) {
-			int st;
-			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
-				describe(&kids[i], st);
-				kids[i].pid = 0;
-				fprintf(stderr,
-				        "sealvaultd: stopping %s and exiting so that the pair is "
-				        "restarted\n",
-				        kids[1 - i].name);
-				stop_all(kids, 2, &set);
-				return 1;
-			}
-		}
+		delay_s = delay_s * 2 > RESTART_MAX_S ? RESTART_MAX_S : delay_s * 2;
+		snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=%lu", restarts);
+		snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=%lu", tpm_failures);
 	}
 }

@@ -146,8 +146,8 @@ int anchor_define(struct anchor *a, const uint8_t run[ANCHOR_RUN_LEN], int order
 	/* An orderly counter's first value is still only in TPM RAM: flush it, so that a power
 	 * cut right after provisioning finds an NV copy. */
 	if (orderly) {
-		uint64_t t = anchor_flush_target(a->mask, *value);
-		if ((r = anchor_advance(a, *value, t)) != SV_OK)
+		uint64_t t = anchor_flush_target(a->mask, *value), done = 0;
+		if ((r = anchor_advance(a, *value, t, &done)) != SV_OK)
 			return r;
 		*nv_writes += anchor_nv_writes(a->mask, *value, t);
 		*value = t;
@@ -269,7 +269,7 @@ int anchor_read(struct anchor *a, uint64_t *value)
 	return tpm_counter_read(a->tpm, value);
 }
 
-int anchor_advance(struct anchor *a, uint64_t from, uint64_t to)
+int anchor_advance(struct anchor *a, uint64_t from, uint64_t to, uint64_t *done)
 {
 	uint64_t v = 0;
 	int r = to > from ? SV_OK : SV_ERR_INTERNAL;
@@ -279,8 +279,12 @@ int anchor_advance(struct anchor *a, uint64_t from, uint64_t to)
 	 * the cheap owner read, since a forged answer can only stop the vault. A forced flush
 	 * (hybrid) is a run of increments up to the next multiple of M + 1: the HMAC session
 	 * keeps the run's auth value off the bus for every one of them. */
+	*done = 0;
 	for (uint64_t i = from; r == SV_OK && i < to; i++)
-		r = tpm_counter_increment(a->tpm);
+		if ((r = tpm_counter_increment(a->tpm)) == SV_OK)
+			(*done)++;
+	if (r == SV_ERR_BUSY)
+		return r; /* throttled for the whole retry budget: not executed, may be retried */
 	if (r == SV_OK)
 		r = tpm_counter_read_owner(a->tpm, &v);
 	if (r == SV_ERR_AUTH || (r == SV_OK && v != to))

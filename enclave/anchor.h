@@ -121,11 +121,14 @@ int anchor_read(struct anchor *a, uint64_t *value) __attribute__((warn_unused_re
 
 /* Increments the counter from `from` (its current value) to `to` (salted session,
  * authenticated), then reads it back (owner read, see tpm_counter_read_owner): it must give
- * `to`, the value the record being anchored was sealed under. SV_ERR_SUPERSEDED when the TPM
- * refuses this run's auth value (a later run took the counter over) or reports another value
- * (another writer); SV_ERR_TPM when the TPM fails otherwise. In every failure case nothing may
- * be answered. */
-int anchor_advance(struct anchor *a, uint64_t from, uint64_t to)
+ * `to`, the value the record being anchored was sealed under. *done receives the increments
+ * that succeeded. SV_ERR_SUPERSEDED when the TPM refuses this run's auth value (a later run
+ * took the counter over) or reports another value (another writer); SV_ERR_TPM when the TPM
+ * fails otherwise; SV_ERR_BUSY when the TPM answered an increment with transient codes (NV_RATE
+ * ...) for the whole retry budget and did not execute it: the counter is at from + *done, and
+ * calling anchor_advance(from + *done, to) later is safe (each increment's success is
+ * authenticated, so *done is exact). In every failure case nothing may be answered. */
+int anchor_advance(struct anchor *a, uint64_t from, uint64_t to, uint64_t *done)
     __attribute__((warn_unused_result));
 
 /* The start-up rule: journal head h against TPM counter c, for a scheme with orderly mask m.

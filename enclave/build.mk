@@ -12,7 +12,10 @@ UT_ARCHIVES := $(B)/libsvstate.a $(UT_ARCHIVES)
 UT_WRAP_tpm := tcti_fd_connect tcti_fd_new tcti_fd_free Esys_Initialize Esys_Finalize \
 	Esys_Startup Esys_CreatePrimary Esys_TR_GetName Esys_StartAuthSession \
 	Esys_TRSess_SetAttributes Esys_GetRandom Esys_FlushContext Esys_TR_FromTPMPublic \
-	Esys_NV_Increment nanosleep Esys_PolicyCommandCode Esys_NV_ChangeAuth Esys_TR_SetAuth
+	Esys_NV_Increment nanosleep Esys_PolicyCommandCode Esys_NV_ChangeAuth Esys_TR_SetAuth \
+	Esys_GetCapability
+# tests/unit/test_tcti_fd.c: the TCTI alone, on a socketpair (its deadline, a TPM that never answers).
+UT_OBJS_tcti_fd := $(B)/enclave/tcti-fd.o $(B)/libsvcommon.a
 # tests/unit/test_store.c runs the store on real files with an in-memory TPM.
 UT_WRAP_store := tpm_primary_name tpm_counter_define tpm_counter_undefine tpm_counter_attach \
 	tpm_counter_read tpm_counter_read_owner tpm_counter_increment tpm_counter_set_auth \
@@ -57,7 +60,7 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS))
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
-UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats
+UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
 ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c

@@ -9,6 +9,7 @@
 #include "common/msg.h"
 #include "enclave/budget.h"
 #include "enclave/store.h"
+#include "enclave/tpm.h"
 #include "enclave/vault.h"
 
 struct dispatch;
@@ -51,6 +52,10 @@ struct dispatch {
 	uint64_t requests;
 	dispatch_attest_fn attest;
 	void *attest_arg;
+	struct tpm *tpm;
+	uint64_t restarts, tpm_timeouts;
+	int throttled;
+	uint64_t throttled_since_us, throttled_us, throttled_replies;
 };
 
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
@@ -113,6 +118,27 @@ void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests)
 		}
 }
 
+void dispatch_set_tpm(struct dispatch *d, struct tpm *t, uint64_t restarts, uint64_t tpm_timeouts)
+{
+	d->tpm = t;
+	d->restarts = restarts;
+	d->tpm_timeouts = tpm_timeouts;
+}
+
+void dispatch_set_throttled(struct dispatch *d, int on, uint64_t now_us)
+{
+	if (on && !d->throttled)
+		d->throttled_since_us = now_us;
+	else if (!on && d->throttled && now_us > d->throttled_since_us)
+		d->throttled_us += now_us - d->throttled_since_us;
+	d->throttled = on != 0;
+}
+
+void dispatch_note_throttled_replies(struct dispatch *d, size_t n)
+{
+	d->throttled_replies += n;
+}
+
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                         struct sv_buf *reply)
 {
@@ -140,7 +166,10 @@ static int handle_attest(struct dispatch *d, const struct sv_frame *f, uint64_t 
 static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                          struct sv_buf *reply)
 {
-	return sv_buf_put_u8(reply, f->len == 0 ? SV_STATUS_OK : SV_STATUS_BAD_REQUEST);
+	if (f->len != 0)
+		return sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
+	/* unhealthy while commits wait for a throttling TPM: a balancer sends clients elsewhere */
+	return sv_buf_put_u8(reply, d->throttled ? SV_STATUS_BUSY : SV_STATUS_OK);
 }
 
 static int put_text(struct sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -257,6 +286,54 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
 		  st.nv_writes >= 100000 ? 0.0 : (100000.0 - (double)st.nv_writes) * life,
 		  st.nv_writes >= 500000 ? 0.0 : (500000.0 - (double)st.nv_writes) * life);
 	}
+	struct tpm_stats ts = {0};
+	if (d->tpm != NULL)
+		tpm_get_stats(d->tpm, &ts);
+	uint64_t throttled_us = d->throttled_us;
+	if (d->throttled && now_ms * 1000 > d->throttled_since_us)
+		throttled_us += now_ms * 1000 - d->throttled_since_us;
+	P("# HELP sealvault_tpm_retries_total TPM commands answered NV_RATE, RETRY, YIELDED, "
+	  "NV_UNAVAILABLE or TESTING and retried.\n"
+	  "# TYPE sealvault_tpm_retries_total counter\nsealvault_tpm_retries_total %llu\n",
+	  (unsigned long long)ts.retries);
+	P("# HELP sealvault_tpm_backoff_seconds_total Time spent waiting between those retries.\n"
+	  "# TYPE sealvault_tpm_backoff_seconds_total counter\n"
+	  "sealvault_tpm_backoff_seconds_total %.3f\n",
+	  (double)ts.backoff_ns / 1e9);
+	P("# HELP sealvault_tpm_retry_budget_exhausted_total TPM commands still refused with a "
+	  "transient code after the whole retry budget.\n"
+	  "# TYPE sealvault_tpm_retry_budget_exhausted_total counter\n"
+	  "sealvault_tpm_retry_budget_exhausted_total %llu\n",
+	  (unsigned long long)ts.gave_up);
+	P("# HELP sealvault_tpm_throttled 1 while a commit waits for the TPM to accept its NV "
+	  "increment (requests that change state are answered 503).\n"
+	  "# TYPE sealvault_tpm_throttled gauge\nsealvault_tpm_throttled %d\n",
+	  d->throttled);
+	P("# HELP sealvault_tpm_throttled_seconds_total Time spent with sealvault_tpm_throttled "
+	  "1.\n"
+	  "# TYPE sealvault_tpm_throttled_seconds_total counter\n"
+	  "sealvault_tpm_throttled_seconds_total %.3f\n",
+	  (double)throttled_us / 1e6);
+	P("# HELP sealvault_tpm_throttled_replies_total Requests answered 503 because the TPM "
+	  "throttled NV writes.\n"
+	  "# TYPE sealvault_tpm_throttled_replies_total counter\n"
+	  "sealvault_tpm_throttled_replies_total %llu\n",
+	  (unsigned long long)d->throttled_replies);
+	P("# HELP sealvault_tpm_nv_write_recovery_seconds TPM_PT_NV_WRITE_RECOVERY as the TPM "
+	  "reported it at start (0: not reported).\n"
+	  "# TYPE sealvault_tpm_nv_write_recovery_seconds gauge\n"
+	  "sealvault_tpm_nv_write_recovery_seconds %.3f\n",
+	  (double)ts.nv_write_recovery_ms / 1e3);
+	P("# HELP sealvault_tpm_timeouts_total TPM commands that got no answer within tpm-timeout "
+	  "(each one restarted the enclave), counted by sealvaultd since it started.\n"
+	  "# TYPE sealvault_tpm_timeouts_total counter\nsealvault_tpm_timeouts_total %llu\n",
+	  (unsigned long long)d->tpm_timeouts);
+	P("# HELP sealvault_enclave_restarts_total Restarts of the enclave and broker by "
+	  "sealvaultd "
+	  "since it started.\n"
+	  "# TYPE sealvault_enclave_restarts_total counter\n"
+	  "sealvault_enclave_restarts_total %llu\n",
+	  (unsigned long long)d->restarts);
 #undef P
 	if (r != 0) {
 		/* the text did not fit a frame: say so rather than send half of it */

@@ -45,4 +45,16 @@ void dispatch_set_budget(struct dispatch *d, const struct budget *b, unsigned pe
 /* The serve loop reports every durable commit: its duration and how many requests it covered. */
 void dispatch_note_commit(struct dispatch *d, uint64_t usec, size_t requests);
 
+/* For /metrics: the TPM whose retry counters are shown (NULL: none), and what sealvaultd counted
+ * before this enclave started (its --restarts and --tpm-timeouts: a timeout ends the enclave, so
+ * only the supervisor can count them). */
+struct tpm;
+void dispatch_set_tpm(struct dispatch *d, struct tpm *t, uint64_t restarts, uint64_t tpm_timeouts);
+/* The serve loop reports when a commit's NV increment becomes owed (the TPM throttles NV writes,
+ * store.h) and when it is paid: while throttled, HEALTH answers SV_STATUS_BUSY (/healthz 503) and
+ * the time counts into sealvault_tpm_throttled_seconds_total. */
+void dispatch_set_throttled(struct dispatch *d, int on, uint64_t now_us);
+/* n replies answered SV_STATUS_BUSY because of the throttling. */
+void dispatch_note_throttled_replies(struct dispatch *d, size_t n);
+
 #endif

@@ -15,6 +15,12 @@
  * The NV-write budget (enclave/budget.h) spaces commits out: a commit waits, gathering more
  * requests, until the bucket covers its NV increments; and before each batch the store is told
  * whether a forced flush fits now (if not, the requests that need one are answered busy).
+ * A TPM that misbehaves for longer (issue 12): every TPM command has a deadline (--tpm-timeout);
+ * a TPM that misses it ends the process with SV_EXIT_TPM_UNAVAILABLE, and sealvaultd restarts
+ * the pair with back-off. A TPM that throttles NV writes past the retry budget leaves the
+ * commit's increment owed (store_anchor: SV_ERR_BUSY): the replies that waited for it are
+ * answered busy (503) instead, and until the increment succeeds (tried every OWED_RETRY_MS) only
+ * requests that change nothing are served (serve_owed); then service resumes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +47,7 @@
 #include "enclave/journal.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
+#include "enclave/tcti-fd.h"
 #include "enclave/tpm.h"
 #include "enclave/vault.h"
 #include "policy/seccomp.h"
@@ -49,6 +56,8 @@
 #define DEFAULT_CONTEXT "sealvault-v1"
 #define CONTEXT_MAX     1024
 #define EXPIRE_EVERY_MS 1000
+#define OWED_RETRY_MS   2000 /* an owed NV increment is tried again this often */
+#define TPM_LOG_EVERY_S 60   /* at most one line per minute about retries or throttling */
 
 struct options {
 	const char *state_dir;
@@ -56,12 +65,15 @@ struct options {
 	const char *context;
 	const char *daemon_bin; /* hashed into the attestation statement (build_hash) */
 	const char *broker_bin;
+	unsigned tpm_timeout_s;          /* deadline of every TPM command */
+	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
 	struct sv_vault_policy policy;
 };
 
 static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
+    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N]\n"
     "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -95,6 +107,29 @@ static void warn_plain_pcrs(const struct store *store, const char *dir)
 		    in.pcr_mask, dir);
 }
 
+/* tpm_set_timeout's hook: a hung TPM ends the process (nothing unanchored was answered: the
+ * command in flight is the one everything waits for), and sealvaultd restarts it. */
+static void on_tpm_timeout(const char *command, unsigned ms)
+{
+	fprintf(stderr,
+	        "sealvault-enclave: the TPM did not answer %s within %u s; exiting (sealvaultd "
+	        "restarts the vault with back-off)\n",
+	        command, (ms + 999) / 1000);
+	_exit(SV_EXIT_TPM_UNAVAILABLE);
+}
+
+/* A decimal number within lo..hi, or die naming the option. */
+static uint64_t number(const char *opt, const char *v, uint64_t lo, uint64_t hi)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (v[0] < '0' || v[0] > '9' || errno != 0 || *end != '\0' || n < lo || n > hi)
+		die("--%s takes a number from %llu to %llu, not '%s'", opt, (unsigned long long)lo,
+		    (unsigned long long)hi, v);
+	return n;
+}
+
 static uint64_t mono_us(void)
 {
 	struct timespec ts;
@@ -111,6 +146,9 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"policy", required_argument, NULL, 'p'},
 	    {"daemon-bin", required_argument, NULL, 'D'},
 	    {"broker-bin", required_argument, NULL, 'B'},
+	    {"tpm-timeout", required_argument, NULL, 'T'},
+	    {"restarts", required_argument, NULL, 'R'},
+	    {"tpm-timeouts", required_argument, NULL, 'O'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -118,6 +156,7 @@ static void parse(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof(*o));
 	o->context = DEFAULT_CONTEXT;
+	o->tpm_timeout_s = TCTI_FD_TIMEOUT_DEFAULT_MS / 1000;
 	policy_vault_defaults(&o->policy);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
@@ -135,6 +174,12 @@ static void parse(int argc, char **argv, struct options *o)
 		}
 		case 'D': o->daemon_bin = optarg; break;
 		case 'B': o->broker_bin = optarg; break;
+		case 'T':
+			o->tpm_timeout_s = (unsigned)number("tpm-timeout", optarg, 1,
+			                                    TCTI_FD_TIMEOUT_MAX_MS / 1000);
+			break;
+		case 'R': o->restarts = number("restarts", optarg, 0, UINT32_MAX); break;
+		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -235,6 +280,98 @@ static void handle_deferred(struct dispatch *d, struct store *s, struct batch *b
 	b->ndeferred = 0;
 }
 
+/* ---- a TPM that throttles NV writes (store.h: store_anchor's SV_ERR_BUSY) ---- */
+
+static struct {
+	struct tpm *tpm;
+	int owed;                   /* the written frame's NV increment is still owed */
+	uint64_t since_us, next_us; /* owed since; next try */
+	uint64_t tries;             /* tries while owed */
+	uint64_t last_log_us;       /* rate limit of the lines below */
+	uint64_t logged_retries;    /* tpm_stats.retries at the last line about them */
+} tpmstate;
+
+static const char busy_unconfirmed[] =
+    "the TPM is throttling NV writes, so this request could not be confirmed: a guess it "
+    "charged stays charged and a change it made may still take effect; retry later";
+static const char busy_refused[] =
+    "the TPM is throttling NV writes: this request changed nothing; retry later";
+
+static void send_busy(uint32_t id, struct sv_buf *buf, const char *text)
+{
+	sv_buf_reset(buf);
+	if (sv_buf_put_u8(buf, SV_STATUS_BUSY) != 0 || sv_buf_put(buf, text, strlen(text)) != 0)
+		die("out of memory for a busy reply");
+	send_reply(id, buf);
+}
+
+/* One line (at most every TPM_LOG_EVERY_S) when the TPM answered transient codes again. */
+static void log_retries(uint64_t now)
+{
+	struct tpm_stats st;
+	tpm_get_stats(tpmstate.tpm, &st);
+	if (st.retries == tpmstate.logged_retries ||
+	    (tpmstate.last_log_us != 0 &&
+	     now - tpmstate.last_log_us < TPM_LOG_EVERY_S * 1000000ull))
+		return;
+	fprintf(stderr,
+	        "sealvault-enclave: the TPM answered %llu commands with NV_RATE, RETRY, YIELDED "
+	        "or NV_UNAVAILABLE since the last report and they were retried "
+	        "(%.1f s of back-off in total; sealvault_tpm_retries_total)\n",
+	        (unsigned long long)(st.retries - tpmstate.logged_retries),
+	        (double)st.backoff_ns / 1e9);
+	tpmstate.logged_retries = st.retries;
+	tpmstate.last_log_us = now;
+}
+
+static void throttle_begin(struct dispatch *d, uint64_t now)
+{
+	tpmstate.owed = 1;
+	tpmstate.since_us = now;
+	tpmstate.next_us = now + OWED_RETRY_MS * 1000ull;
+	tpmstate.tries = 0;
+	tpmstate.last_log_us = now;
+	dispatch_set_throttled(d, 1, now);
+	fprintf(stderr,
+	        "sealvault-enclave: the TPM refused the NV counter increment with a transient "
+	        "code (NV_RATE: throttled NV writes) for the whole %u s retry budget; answering "
+	        "503 to requests that change state and trying again every %d s\n",
+	        TPM_RETRY_BUDGET_MS / 1000, OWED_RETRY_MS / 1000);
+}
+
+/* Tries the owed increment once; 1 when it is paid. Any other failure than another transient
+ * answer ends the process, as in commit_and_reply. */
+static int throttle_retry(struct dispatch *d, struct store *s, uint64_t now)
+{
+	tpmstate.tries++;
+	tpm_set_retry_budget(tpmstate.tpm, 0);
+	int r = store_anchor(s);
+	tpm_set_retry_budget(tpmstate.tpm, TPM_RETRY_BUDGET_MS);
+	now = mono_us();
+	if (r == SV_ERR_BUSY) {
+		tpmstate.next_us = now + OWED_RETRY_MS * 1000ull;
+		if (now - tpmstate.last_log_us >= TPM_LOG_EVERY_S * 1000000ull) {
+			fprintf(stderr,
+			        "sealvault-enclave: the TPM still throttles NV writes after %.0f s "
+			        "(%llu tries); still answering 503\n",
+			        (double)(now - tpmstate.since_us) / 1e6,
+			        (unsigned long long)tpmstate.tries);
+			tpmstate.last_log_us = now;
+		}
+		return 0;
+	}
+	if (r != 0)
+		die("the NV counter increment failed (%s); exiting", sv_strerror(r));
+	tpmstate.owed = 0;
+	dispatch_set_throttled(d, 0, now);
+	dispatch_note_commit(d, now - tpmstate.since_us, 0);
+	fprintf(stderr,
+	        "sealvault-enclave: the TPM accepts NV writes again after %.0f s throttled (%llu "
+	        "tries); serving\n",
+	        (double)(now - tpmstate.since_us) / 1e6, (unsigned long long)tpmstate.tries);
+	return 1;
+}
+
 /* Tells the store whether a forced flush fits the NV-write budget now. */
 static void allow_flush(struct store *s, struct budget *bud)
 {
@@ -259,19 +396,35 @@ static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *
 	for (size_t i = 0; i < b->n; i++)
 		if (!b->anchored[i])
 			send_reply(b->ids[i], &b->replies[i]);
+	int owed = 0;
 	if (store_pending(s) > 0) {
-		if ((r = store_anchor(s)) != 0)
+		r = store_anchor(s);
+		if (r == SV_ERR_BUSY) {
+			owed = 1;
+			throttle_begin(d, mono_us());
+		} else if (r != 0) {
 			die("the NV counter increment failed (%s); exiting without answering "
 			    "the requests of this batch that charged a guess or changed a record",
 			    sv_strerror(r));
+		} else {
+			dispatch_note_commit(d, mono_us() - t0, b->n);
+		}
+		/* the commit's increments, done now or once the owed increment is paid */
 		budget_spend(bud, budget_cost(bud, inc), mono_us());
-		dispatch_note_commit(d, mono_us() - t0, b->n);
+		log_retries(mono_us());
 	}
+	size_t busy = 0;
 	for (size_t i = 0; i < b->n; i++) {
-		if (b->anchored[i])
+		if (b->anchored[i] && owed) {
+			/* never the reply itself: what it confirms is not anchored */
+			send_busy(b->ids[i], &b->replies[i], busy_unconfirmed);
+			busy++;
+		} else if (b->anchored[i]) {
 			send_reply(b->ids[i], &b->replies[i]);
+		}
 		sv_buf_reset(&b->replies[i]);
 	}
+	dispatch_note_throttled_replies(d, busy);
 	b->n = 0;
 }
 
@@ -305,6 +458,62 @@ static int space_commit(struct dispatch *d, struct store *s, struct batch *b, ui
 	return ended;
 }
 
+/* While an NV increment is owed: answer what changes nothing (health, which says busy, metrics,
+ * attestation) and refuse everything else busy without handling it, so nothing new is staged;
+ * try the increment every OWED_RETRY_MS. 1 if the link ended. */
+static int serve_owed(struct vault *v, struct dispatch *d, struct store *s, struct batch *b,
+                      uint8_t *rbuf, uint64_t *last_expire)
+{
+	uint64_t now = mono_us();
+	int ms = now >= tpmstate.next_us ? 0 : (int)((tpmstate.next_us - now + 999) / 1000);
+	if (ms > EXPIRE_EVERY_MS)
+		ms = EXPIRE_EVERY_MS;
+	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
+	int pr = poll(&p, 1, ms);
+	if (pr < 0 && errno != EINTR)
+		die("poll on the broker link failed: %s", strerror(errno));
+	uint64_t now_ms = mono_us() / 1000;
+	if (now_ms - *last_expire >= EXPIRE_EVERY_MS) {
+		vault_expire(v, now_ms);
+		*last_expire = now_ms;
+	}
+	for (size_t k = 0; pr > 0 && k < b->cap; k++) {
+		struct sv_frame f;
+		int r = frame_recv(SANDBOX_IPC_FD, rbuf, &f);
+		if (r == SV_ERR_BUSY)
+			break;
+		if (r == SV_ERR_IO) {
+			if (errno == 0)
+				return 1;
+			die("reading from the broker failed: %s", strerror(errno));
+		}
+		if (r != 0)
+			die("malformed frame from the broker (%s): protocol violation, exiting",
+			    sv_strerror(r));
+		if (!dispatch_permitted(f.type))
+			die("frame type %u is not a permitted request: protocol violation, exiting",
+			    f.type);
+		if (f.type == SV_MSG_HEALTH || f.type == SV_MSG_STATS ||
+		    f.type == SV_MSG_ATTESTATION || f.type == SV_MSG_ACTIVATE) {
+			size_t before = store_pending(s);
+			r = dispatch_request(d, &f, now_ms, &b->replies[0]);
+			if (r != 0 || store_pending(s) != before)
+				die("internal error handling request type %u while throttled (%s); "
+				    "exiting",
+				    f.type, sv_strerror(r));
+			send_reply(f.req_id, &b->replies[0]);
+		} else {
+			send_busy(f.req_id, &b->replies[0], busy_refused);
+			dispatch_note_throttled_replies(d, 1);
+		}
+		sv_buf_reset(&b->replies[0]);
+		sodium_memzero(rbuf, SV_FRAME_HDR_LEN + f.len);
+	}
+	if (mono_us() >= tpmstate.next_us)
+		(void)throttle_retry(d, s, mono_us());
+	return 0;
+}
+
 static int serve(struct vault *v, struct store *s, struct dispatch *d,
                  const struct sv_vault_policy *pol, struct budget *bud)
 {
@@ -324,6 +533,10 @@ static int serve(struct vault *v, struct store *s, struct dispatch *d,
 	uint64_t last_expire = mono_us() / 1000;
 	int ended = 0;
 	while (!ended) {
+		if (tpmstate.owed) {
+			ended = serve_owed(v, d, s, &b, rbuf, &last_expire);
+			continue;
+		}
 		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
 		int pr = poll(&p, 1, EXPIRE_EVERY_MS);
 		if (pr < 0 && errno != EINTR)
@@ -409,10 +622,24 @@ int main(int argc, char **argv)
 	                            OPENSSL_INIT_NO_ADD_ALL_DIGESTS,
 	                        NULL) != 1)
 		die("cannot initialise OpenSSL");
+	tpm_set_timeout(o.tpm_timeout_s * 1000, on_tpm_timeout);
 	if (tpm_open(&tpm, o.tpm, why, sizeof(why)) != 0)
 		die("cannot open the TPM (%s): %s", o.tpm, why);
-	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0)
+	tpmstate.tpm = tpm;
+	if (store_open(&store, o.state_dir, tpm, &o.policy, why, sizeof(why)) != 0) {
+		struct tpm_stats st;
+		tpm_get_stats(tpm, &st);
+		if (st.gave_up > 0) {
+			/* throttled NV writes, not a refusal: worth a restart with back-off */
+			fprintf(
+			    stderr,
+			    "sealvault-enclave: refusing to serve: %s (the TPM throttles NV "
+			    "writes; exiting so that sealvaultd starts the vault again later)\n",
+			    why);
+			exit(SV_EXIT_TPM_UNAVAILABLE);
+		}
 		die("refusing to serve: %s", why);
+	}
 	warn_plain_pcrs(store, o.state_dir);
 	/* The attestation statement: EK check, build_hash (sealvaultd and the broker default to
 	 * this program's directory, as in a build tree), signed once by the identity key. */
@@ -465,6 +692,7 @@ int main(int argc, char **argv)
 		        "migrate to the hybrid scheme to save the TPM (docs/operations.md \"NV "
 		        "wear\")\n",
 		        per_day == 0 ? "no NV-write budget" : "NV-write budget set");
+	dispatch_set_tpm(d, tpm, o.restarts, o.tpm_timeouts);
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));

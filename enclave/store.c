@@ -775,8 +775,18 @@ int store_anchor(struct store *s)
 		/* A failure leaves the frame on disk one ahead of the TPM: the next start completes
 		 * it. */
 		s->failed = 1;
-		if ((r = anchor_advance(s->anchor, s->tpm_counter, s->write_target)) != SV_OK)
+		uint64_t done = 0;
+		if ((r = anchor_advance(s->anchor, s->tpm_counter, s->write_target, &done)) !=
+		    SV_OK) {
+			if (r == SV_ERR_BUSY) {
+				/* still owed: the frame stays written (store.h); a retry resumes
+				 * where the increments stopped */
+				s->increments += done;
+				s->tpm_counter += done;
+				s->failed = 0;
+			}
 			return r;
+		}
 		s->failed = 0;
 		s->increments += s->write_target - s->tpm_counter;
 		s->forced_flushes += s->need_flush;

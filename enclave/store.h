@@ -144,7 +144,14 @@ int store_commit(struct store *s) __attribute__((warn_unused_result));
  * that removed it would leave the user charged, never give anyone a guess (I2); every other change
  * (a charge, the unknown-user no-op that must time like one, a registration, a deletion) waits for
  * store_anchor. If store_anchor fails the frame is on disk one ahead of the TPM and the next start
- * completes it. */
+ * completes it.
+ *
+ * store_anchor returns SV_ERR_BUSY when the TPM kept answering the increment with transient codes
+ * (TPM_RC_NV_RATE: a chip throttling NV writes) for the whole retry budget (tpm.h) and did not
+ * execute it. The anchor is then still owed: the frame stays written, memory stays one frame
+ * ahead of the TPM (the state a restart would roll forward), nothing can be staged or written,
+ * nothing that waited for the anchor may be acknowledged, and store_anchor may be called again
+ * at any later time; the first call that returns 0 completes the commit as usual. */
 int store_write(struct store *s) __attribute__((warn_unused_result));
 int store_anchor(struct store *s) __attribute__((warn_unused_result));
 /* Staged changes that must not be acknowledged before store_anchor. */

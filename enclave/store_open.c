@@ -508,7 +508,7 @@ int store_take_over(struct store *s, char *why, size_t why_len)
 {
 	uint8_t run[ANCHOR_RUN_LEN], mac[JOURNAL_MAC_LEN];
 	struct sv_buf plain, frame;
-	uint64_t c = 0;
+	uint64_t c = 0, done = 0;
 	int r;
 	anchor_new_run(run);
 	struct journal_op op = {.type = JOURNAL_OP_RUN, .run = run};
@@ -547,7 +547,7 @@ int store_take_over(struct store *s, char *why, size_t why_len)
 		goto out;
 	}
 	if (s->roll_forward)
-		r = anchor_advance(s->anchor, s->tpm_counter, s->counter);
+		r = anchor_advance(s->anchor, s->tpm_counter, s->counter, &done);
 	else if ((r = anchor_read(s->anchor, &c)) == SV_OK && c != s->tpm_counter)
 		r = SV_ERR_SUPERSEDED;
 	if (r == SV_OK && s->roll_forward) {
@@ -696,9 +696,10 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 		if (s->legacy) {
 			/* sealvault 0.2: no runs; complete an interrupted commit on the old counter
 			 */
+			uint64_t done = 0;
 			s->taken = 1;
-			if (s->roll_forward &&
-			    (r = anchor_advance(s->anchor, s->tpm_counter, s->counter)) != SV_OK) {
+			if (s->roll_forward && (r = anchor_advance(s->anchor, s->tpm_counter,
+			                                           s->counter, &done)) != SV_OK) {
 				snprintf(why, why_len,
 				         "cannot complete the interrupted commit on NV counter "
 				         "0x%08x: %s; check the TPM and start again",

@@ -3,6 +3,10 @@
  * a body; the response has the same header shape and its size field bounds the read. One command
  * is outstanding at a time, so the whole response is read into a fixed buffer and handed out by
  * receive(), which ESYS may call first with response == NULL to learn the size.
+ *
+ * Deadline: transmit starts the clock; receive polls for at most what is left of it (or the
+ * caller's shorter timeout, which gives TSS2_TCTI_RC_TRY_AGAIN as before). ESYS always asks to
+ * block, so without the deadline a TPM that stops answering would hang the enclave for good.
  */
 #include "enclave/tcti-fd.h"
 
@@ -15,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -26,15 +31,105 @@
 #define TPM_HDR_LEN      10
 #define TPM_MAX_RESPONSE 4096
 
-enum tcti_state { ST_IDLE, ST_SENT, ST_RECEIVED };
+/* ST_DEAD: a command timed out; its answer may still come, so nothing else may be sent. */
+enum tcti_state { ST_IDLE, ST_SENT, ST_RECEIVED, ST_DEAD };
 
 struct tcti_fd {
 	TSS2_TCTI_CONTEXT_COMMON_V2 common; /* must be first */
 	int fd;
 	enum tcti_state state;
+	unsigned timeout_ms;
+	tcti_fd_timeout_fn on_timeout;
+	void *timeout_arg;
+	uint64_t deadline_ms; /* of the command in flight (CLOCK_MONOTONIC) */
+	uint32_t cc;          /* its command code */
 	size_t resp_len;
 	uint8_t resp[TPM_MAX_RESPONSE];
 };
+
+static const struct {
+	uint32_t cc;
+	const char *name;
+} cc_names[] = {
+    {TPM2_CC_NV_Increment, "TPM2_CC_NV_Increment"},
+    {TPM2_CC_NV_Read, "TPM2_CC_NV_Read"},
+    {TPM2_CC_NV_ReadPublic, "TPM2_CC_NV_ReadPublic"},
+    {TPM2_CC_NV_ChangeAuth, "TPM2_CC_NV_ChangeAuth"},
+    {TPM2_CC_NV_DefineSpace, "TPM2_CC_NV_DefineSpace"},
+    {TPM2_CC_NV_UndefineSpace, "TPM2_CC_NV_UndefineSpace"},
+    {TPM2_CC_Startup, "TPM2_CC_Startup"},
+    {TPM2_CC_CreatePrimary, "TPM2_CC_CreatePrimary"},
+    {TPM2_CC_Create, "TPM2_CC_Create"},
+    {TPM2_CC_Load, "TPM2_CC_Load"},
+    {TPM2_CC_LoadExternal, "TPM2_CC_LoadExternal"},
+    {TPM2_CC_Unseal, "TPM2_CC_Unseal"},
+    {TPM2_CC_StartAuthSession, "TPM2_CC_StartAuthSession"},
+    {TPM2_CC_PolicyPCR, "TPM2_CC_PolicyPCR"},
+    {TPM2_CC_PolicyCommandCode, "TPM2_CC_PolicyCommandCode"},
+    {TPM2_CC_PolicyGetDigest, "TPM2_CC_PolicyGetDigest"},
+    {TPM2_CC_PolicyAuthorize, "TPM2_CC_PolicyAuthorize"},
+    {TPM2_CC_PolicySecret, "TPM2_CC_PolicySecret"},
+    {TPM2_CC_FlushContext, "TPM2_CC_FlushContext"},
+    {TPM2_CC_GetCapability, "TPM2_CC_GetCapability"},
+    {TPM2_CC_GetRandom, "TPM2_CC_GetRandom"},
+    {TPM2_CC_ReadPublic, "TPM2_CC_ReadPublic"},
+    {TPM2_CC_PCR_Read, "TPM2_CC_PCR_Read"},
+    {TPM2_CC_Quote, "TPM2_CC_Quote"},
+    {TPM2_CC_Sign, "TPM2_CC_Sign"},
+    {TPM2_CC_Certify, "TPM2_CC_Certify"},
+    {TPM2_CC_ActivateCredential, "TPM2_CC_ActivateCredential"},
+    {TPM2_CC_VerifySignature, "TPM2_CC_VerifySignature"},
+    {TPM2_CC_Hash, "TPM2_CC_Hash"},
+};
+
+const char *tcti_fd_cc_name(uint32_t cc)
+{
+	for (size_t i = 0; i < sizeof(cc_names) / sizeof(cc_names[0]); i++)
+		if (cc_names[i].cc == cc)
+			return cc_names[i].name;
+	return NULL;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds left of the command's deadline, at most INT32_MAX; 0 once it has passed. */
+static int32_t left_ms(const struct tcti_fd *t)
+{
+	uint64_t now = mono_ms();
+	if (now >= t->deadline_ms)
+		return 0;
+	uint64_t left = t->deadline_ms - now;
+	return left > INT32_MAX ? INT32_MAX : (int32_t)left;
+}
+
+/* The command in flight missed its deadline: the context is dead from now on. */
+static TSS2_RC timed_out(struct tcti_fd *t)
+{
+	t->state = ST_DEAD;
+	if (t->on_timeout != NULL)
+		t->on_timeout(t->timeout_arg, t->cc, t->timeout_ms);
+	return TSS2_TCTI_RC_IO_ERROR;
+}
+
+void tcti_fd_set_timeout(TSS2_TCTI_CONTEXT *ctx, unsigned timeout_ms, tcti_fd_timeout_fn fn,
+                         void *arg)
+{
+	struct tcti_fd *t = (struct tcti_fd *)ctx;
+	if (t == NULL || t->common.v1.magic != TCTI_FD_MAGIC)
+		return;
+	if (timeout_ms < 1)
+		timeout_ms = 1;
+	if (timeout_ms > TCTI_FD_TIMEOUT_MAX_MS)
+		timeout_ms = TCTI_FD_TIMEOUT_MAX_MS;
+	t->timeout_ms = timeout_ms;
+	t->on_timeout = fn;
+	t->timeout_arg = arg;
+}
 
 static struct tcti_fd *from_ctx(TSS2_TCTI_CONTEXT *ctx)
 {
@@ -51,15 +146,29 @@ static TSS2_RC fd_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t *c
 		return TSS2_TCTI_RC_BAD_CONTEXT;
 	if (cmd == NULL)
 		return TSS2_TCTI_RC_BAD_REFERENCE;
+	if (t->state == ST_DEAD)
+		return TSS2_TCTI_RC_IO_ERROR;
 	if (t->state != ST_IDLE)
 		return TSS2_TCTI_RC_BAD_SEQUENCE;
 	if (size < TPM_HDR_LEN)
 		return TSS2_TCTI_RC_BAD_VALUE;
+	t->cc = (uint32_t)cmd[6] << 24 | (uint32_t)cmd[7] << 16 | (uint32_t)cmd[8] << 8 | cmd[9];
+	t->deadline_ms = mono_ms() + t->timeout_ms;
 	size_t done = 0;
 	while (done < size) {
 		ssize_t n = write(t->fd, cmd + done, size - done);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* the non-blocking device: wait for room, within the deadline */
+			struct pollfd p = {.fd = t->fd, .events = POLLOUT};
+			int32_t left = left_ms(t);
+			if (left == 0)
+				return timed_out(t);
+			if (poll(&p, 1, left) < 0 && errno != EINTR)
+				return TSS2_TCTI_RC_IO_ERROR;
+			continue;
+		}
 		if (n <= 0)
 			return TSS2_TCTI_RC_IO_ERROR;
 		done += (size_t)n;
@@ -68,21 +177,29 @@ static TSS2_RC fd_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t *c
 	return TSS2_RC_SUCCESS;
 }
 
-/* Reads until a full response (as declared by its header) is buffered. */
+/* Reads until a full response (as declared by its header) is buffered, within the command's
+ * deadline; a caller's timeout (>= 0) that ends first gives TSS2_TCTI_RC_TRY_AGAIN. */
 static TSS2_RC read_response(struct tcti_fd *t, int32_t timeout)
 {
 	size_t have = 0, want = TPM_HDR_LEN;
 	while (have < want) {
 		struct pollfd p = {.fd = t->fd, .events = POLLIN};
-		int r = poll(&p, 1, timeout);
+		int32_t left = left_ms(t);
+		if (left == 0)
+			return timed_out(t);
+		int caller = timeout >= 0 && timeout < left;
+		int r = poll(&p, 1, caller ? timeout : left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return TSS2_TCTI_RC_IO_ERROR;
-		if (r == 0)
-			return TSS2_TCTI_RC_TRY_AGAIN;
+		if (r == 0) {
+			if (caller && have == 0)
+				return TSS2_TCTI_RC_TRY_AGAIN;
+			continue; /* the deadline is checked at the top */
+		}
 		ssize_t n = read(t->fd, t->resp + have, sizeof(t->resp) - have);
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			return TSS2_TCTI_RC_IO_ERROR;
@@ -110,12 +227,14 @@ static TSS2_RC fd_receive(TSS2_TCTI_CONTEXT *ctx, size_t *size, uint8_t *resp, i
 		return TSS2_TCTI_RC_BAD_CONTEXT;
 	if (size == NULL)
 		return TSS2_TCTI_RC_BAD_REFERENCE;
+	if (t->state == ST_DEAD)
+		return TSS2_TCTI_RC_IO_ERROR;
 	if (t->state == ST_IDLE)
 		return TSS2_TCTI_RC_BAD_SEQUENCE;
 	if (t->state == ST_SENT) {
 		TSS2_RC rc = read_response(t, timeout);
 		if (rc != TSS2_RC_SUCCESS) {
-			if (rc != TSS2_TCTI_RC_TRY_AGAIN)
+			if (rc != TSS2_TCTI_RC_TRY_AGAIN && t->state != ST_DEAD)
 				t->state = ST_IDLE;
 			return rc;
 		}
@@ -195,6 +314,7 @@ int tcti_fd_new(TSS2_TCTI_CONTEXT **out, int fd)
 	t->common.makeSticky = fd_make_sticky;
 	t->fd = fd;
 	t->state = ST_IDLE;
+	t->timeout_ms = TCTI_FD_TIMEOUT_DEFAULT_MS;
 	*out = (TSS2_TCTI_CONTEXT *)t;
 	return SV_OK;
 }
@@ -302,7 +422,10 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 			         spec);
 			return SV_ERR_CONFIG;
 		}
-		int d = open(path, O_RDWR | O_CLOEXEC);
+		/* Non-blocking, as tpm2-tss' device TCTI: the kernel queues the command and poll()
+		 * reports the answer, so a hung chip runs into our deadline (a blocking write would
+		 * wait for the driver's own, up to minutes). */
+		int d = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 		if (d < 0) {
 			int e = errno;
 			snprintf(why, why_len, "TPM: cannot open %s: %s%s", path, strerror(e),

@@ -21,9 +21,14 @@
 #include "common/err.h"
 #include "enclave/tcti-fd.h"
 
-#define RETRY_FIRST_NS  1000000L      /* 1 ms */
-#define RETRY_MAX_NS    256000000L    /* 256 ms */
-#define RETRY_BUDGET_NS 60000000000LL /* 60 s */
+#define RETRY_FIRST_NS  1000000L   /* 1 ms */
+#define RETRY_MAX_NS    256000000L /* 256 ms */
+#define RETRY_BUDGET_NS (TPM_RETRY_BUDGET_MS * 1000000LL)
+#define RECOVERY_MAX_MS 10000u /* a TPM_PT_NV_WRITE_RECOVERY above this is clamped */
+
+/* tpm_set_timeout: for every tpm_open that follows */
+static unsigned timeout_ms = TCTI_FD_TIMEOUT_DEFAULT_MS;
+static tpm_timeout_fn timeout_hook;
 
 struct tpm {
 	TSS2_TCTI_CONTEXT *tcti;
@@ -33,8 +38,43 @@ struct tpm {
 	ESYS_TR nv;
 	uint32_t nv_index; /* the index nv refers to */
 	TPM2B_NAME primary_name;
+	long long retry_budget_ns; /* tpm_set_retry_budget */
 	struct tpm_stats stats;
 };
+
+void tpm_set_timeout(unsigned ms, tpm_timeout_fn fn)
+{
+	timeout_ms = ms;
+	timeout_hook = fn;
+}
+
+static void on_tcti_timeout(void *arg, uint32_t cc, unsigned ms)
+{
+	char name[48];
+	const char *n = tcti_fd_cc_name(cc);
+	if (n == NULL)
+		snprintf(name, sizeof(name), "TPM2_CC 0x%x", (unsigned)cc);
+	if (timeout_hook != NULL)
+		timeout_hook(n != NULL ? n : name, ms);
+}
+
+/* TPM_PT_NV_WRITE_RECOVERY: how long the TPM says it needs before it takes the next NV write
+ * after TPM_RC_NV_RATE; 0 when it does not say (swtpm). A variable property, read once here. */
+static uint32_t nv_write_recovery_ms(struct tpm *t)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TPMI_YES_NO more = 0;
+	uint32_t v = 0;
+	if (Esys_GetCapability(t->ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+	                       TPM2_CAP_TPM_PROPERTIES, TPM2_PT_NV_WRITE_RECOVERY, 1, &more,
+	                       &cap) == TSS2_RC_SUCCESS &&
+	    cap != NULL && cap->capability == TPM2_CAP_TPM_PROPERTIES &&
+	    cap->data.tpmProperties.count >= 1 &&
+	    cap->data.tpmProperties.tpmProperty[0].property == TPM2_PT_NV_WRITE_RECOVERY)
+		v = cap->data.tpmProperties.tpmProperty[0].value;
+	Esys_Free(cap);
+	return v > RECOVERY_MAX_MS ? RECOVERY_MAX_MS : v;
+}
 
 static int esys_err(TSS2_RC rc)
 {
@@ -156,6 +196,7 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 	if (t == NULL)
 		return SV_ERR_NOMEM;
 	t->primary = t->session = t->nv = ESYS_TR_NONE;
+	t->retry_budget_ns = RETRY_BUDGET_NS;
 	/* OpenSSL reads openssl.cnf on first use; do it now, before any sandbox. */
 	if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG | OPENSSL_INIT_ADD_ALL_CIPHERS |
 	                            OPENSSL_INIT_ADD_ALL_DIGESTS,
@@ -176,6 +217,8 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		close(fd);
 		goto out;
 	}
+	/* from the first command on, including the raw ones of flush_stale */
+	tcti_fd_set_timeout(t->tcti, timeout_ms, on_tcti_timeout, NULL);
 	r = SV_ERR_TPM;
 	if (strncmp(tcti, "swtpm:", 6) == 0)
 		flush_stale(t->tcti);
@@ -189,6 +232,7 @@ int tpm_open(struct tpm **out, const char *tcti, char *why, size_t why_len)
 		snprintf(why, why_len, "TPM: Startup failed: %s", Tss2_RC_Decode(rc));
 		goto out;
 	}
+	t->stats.nv_write_recovery_ms = nv_write_recovery_ms(t);
 	TPM2B_SENSITIVE_CREATE in_sens = {0};
 	TPM2B_DATA outside = {0};
 	TPML_PCR_SELECTION pcrs = {0};
@@ -736,18 +780,32 @@ int tpm_counter_read_owner(struct tpm *t, uint64_t *value)
 	return read_counter(t, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, value);
 }
 
-/* Sleeps before the next try of a command the TPM answered with a transient code; 0 once the
- * retry budget (RETRY_BUDGET_NS) is spent. */
-static int backoff(struct tpm *t, long *delay, long long *waited)
+void tpm_set_retry_budget(struct tpm *t, unsigned ms)
 {
-	if (*waited >= RETRY_BUDGET_NS)
+	t->retry_budget_ns = (long long)ms * 1000000LL;
+}
+
+/* Sleeps before the next try of a command the TPM answered with the transient code rc; 0 once
+ * the retry budget is spent (counted in stats.gave_up). After TPM_RC_NV_RATE the sleep is the
+ * TPM's own TPM_PT_NV_WRITE_RECOVERY when it reported one; otherwise, and for the other codes,
+ * it grows from 1 ms to 256 ms. */
+static int backoff(struct tpm *t, TSS2_RC rc, long *delay, long long *waited)
+{
+	if (*waited >= t->retry_budget_ns) {
+		t->stats.gave_up++;
 		return 0;
+	}
+	long d = *delay;
+	if (base_rc(rc) == TPM2_RC_NV_RATE && t->stats.nv_write_recovery_ms > 0)
+		d = (long)t->stats.nv_write_recovery_ms * 1000000L;
+	else
+		*delay = *delay * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : *delay * 2;
 	t->stats.retries++;
-	struct timespec ts = {.tv_sec = *delay / 1000000000L, .tv_nsec = *delay % 1000000000L};
+	struct timespec ts = {.tv_sec = d / 1000000000L, .tv_nsec = d % 1000000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-	*waited += *delay;
-	*delay = *delay * 2 > RETRY_MAX_NS ? RETRY_MAX_NS : *delay * 2;
+	*waited += d;
+	t->stats.backoff_ns += (uint64_t)d;
 	return 1;
 }
 
@@ -768,8 +826,10 @@ int tpm_counter_increment(struct tpm *t)
 		}
 		if (auth_refused(rc))
 			return SV_ERR_AUTH;
-		if (!retryable(rc) || !backoff(t, &delay, &waited))
+		if (!retryable(rc))
 			return SV_ERR_TPM;
+		if (!backoff(t, rc, &delay, &waited))
+			return SV_ERR_BUSY; /* not executed: every answer was a transient code */
 	}
 }
 
@@ -819,8 +879,12 @@ int tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
 			r = esys_err(Esys_TR_SetAuth(t->ctx, t->nv, &a));
 			break;
 		}
-		if (!retryable(rc) || !backoff(t, &delay, &waited))
+		if (!retryable(rc))
 			break;
+		if (!backoff(t, rc, &delay, &waited)) {
+			r = SV_ERR_BUSY;
+			break;
+		}
 	}
 out:
 	sodium_memzero(&a, sizeof(a));

@@ -17,6 +17,7 @@
  *   mmap, munmap, mprotect, madvise, brk, mlock, munlock
  *                                allocation (ESYS/OpenSSL per-command contexts; sodium_malloc)
  *   clock_nanosleep              only while retrying TPM_RC_NV_RATE/RETRY/YIELDED (back-off)
+ *   clock_gettime                the deadline of every command (tcti-fd.h; vDSO, syscall fallback)
  *   ftruncate                    snapshots and dropping an uncommitted journal tail (store)
  *   close                        only at shutdown (tpm_close/store_close)
  * clock_gettime goes through the vDSO. No open/openat/stat/socket/connect after tpm_open: the
@@ -34,6 +35,7 @@
 #define TPM_SEALED_MAX       1024 /* marshalled TPM2B_PUBLIC || TPM2B_PRIVATE of the sealed key */
 #define TPM_VAULT_KEY_LEN    32   /* the sealed vault key */
 #define TPM_NV_INDEX_DEFAULT 0x01005356u /* owner range; "SV" */
+#define TPM_RETRY_BUDGET_MS  60000u      /* default budget for retrying transient answers */
 
 struct tpm;
 
@@ -41,7 +43,19 @@ struct tpm_stats {
 	uint64_t nv_increments;   /* successful NV_Increment commands */
 	uint64_t nv_change_auths; /* successful NV_ChangeAuth commands (one per run, anchor.h) */
 	uint64_t retries;         /* NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE answers retried */
+	uint64_t gave_up;         /* commands that answered transient codes for the whole budget */
+	uint64_t backoff_ns;      /* time slept between those retries */
+	uint32_t nv_write_recovery_ms; /* TPM_PT_NV_WRITE_RECOVERY at tpm_open (0: not reported) */
 };
+
+/* Every TPM command has a deadline: ms milliseconds from sending it (enclave/tcti-fd.h; default
+ * TCTI_FD_TIMEOUT_DEFAULT_MS, 90 s). A TPM that has not answered by then counts as hung: fn
+ * (if not NULL) is called with the command's name ("TPM2_CC_NV_Increment") and the timeout and
+ * may end the process (the enclave does, so that sealvaultd restarts it); if it returns, that
+ * command fails and the context refuses every later one (SV_ERR_TPM). Applies to the tpm_open
+ * calls that follow. */
+typedef void (*tpm_timeout_fn)(const char *command, unsigned ms);
+void tpm_set_timeout(unsigned ms, tpm_timeout_fn fn);
 
 /* tcti: "device:/dev/tpmrm0" or "swtpm:host=H,port=P". On failure returns a negative SV_ERR_*
  * and a one-line reason in why. */
@@ -138,7 +152,7 @@ int tpm_counter_set_auth(struct tpm *t, const uint8_t *auth, size_t len)
     __attribute__((warn_unused_result));
 /* NV_ChangeAuth to auth (at most 32 bytes), sent encrypted in the salted session, through a
  * policy session for the counter's ChangeAuth-only policy; then presents auth from now on.
- * One NV write. Transient codes retried as for tpm_counter_increment. */
+ * One NV write. Transient codes retried as for tpm_counter_increment (SV_ERR_BUSY likewise). */
 int tpm_counter_change_auth(struct tpm *t, const uint8_t *auth, size_t len)
     __attribute__((warn_unused_result));
 /* Reads the counter through the salted session (a forged answer fails the response HMAC).
@@ -151,9 +165,15 @@ int tpm_counter_read(struct tpm *t, uint64_t *value) __attribute__((warn_unused_
  * after an increment, whose mismatch stops the vault (anchor_advance). */
 int tpm_counter_read_owner(struct tpm *t, uint64_t *value) __attribute__((warn_unused_result));
 /* One NV_Increment; TPM_RC_NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE and TESTING are retried
- * with exponential back-off (1 ms doubling to 256 ms, for up to 60 s in total). SV_ERR_AUTH when
- * the TPM refuses the auth value. */
+ * with back-off (1 ms doubling to 256 ms; after NV_RATE the TPM's TPM_PT_NV_WRITE_RECOVERY when
+ * it reports one) for up to the retry budget (60 s, tpm_set_retry_budget). SV_ERR_AUTH when the
+ * TPM refuses the auth value; SV_ERR_BUSY when it still answered a transient code when the
+ * budget ran out: the increment was NOT executed (those codes mean the TPM did not run the
+ * command) and may be tried again later. */
 int tpm_counter_increment(struct tpm *t) __attribute__((warn_unused_result));
+/* The retry budget of tpm_counter_increment and tpm_counter_change_auth (default
+ * TPM_RETRY_BUDGET_MS; 0: one try, no sleep). */
+void tpm_set_retry_budget(struct tpm *t, unsigned ms);
 
 void tpm_get_stats(const struct tpm *t, struct tpm_stats *out);
 

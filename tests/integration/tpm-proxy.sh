@@ -52,10 +52,12 @@ swtpm_start "$T/tpm"
 
 # --- 1. two vaults at the same time on one swtpm -------------------------------------------------
 tpmproxy_start "$T/p1"
+# plain counters: every increment is an NV write, which is what the proxy's NV delay models
 "$ADMIN" init --state-dir "$D1" --policy-key-out "$D1.policy-key" --tpm "$TPMPROXY_TCTI" \
-	>/dev/null 2>"$T/err" || fail "init of d1 through the proxy"
+	--counter-scheme plain >/dev/null 2>"$T/err" || fail "init of d1 through the proxy"
 "$ADMIN" init --state-dir "$D2" --policy-key-out "$D2.policy-key" --nv-index 0x01005357 \
-	--tpm "$TPMPROXY_TCTI" >/dev/null 2>"$T/err" || fail "init of d2 (NV 0x01005357)"
+	--counter-scheme plain --tpm "$TPMPROXY_TCTI" >/dev/null 2>"$T/err" ||
+	fail "init of d2 (NV 0x01005357)"
 drv run "$D1" 42 -1 >"$T/out1" 2>"$T/err1" &
 r1=$!
 drv run "$D2" 42 -1 >"$T/out2" 2>"$T/err2" &

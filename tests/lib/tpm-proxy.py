@@ -33,6 +33,14 @@ clients (numbered 1, 2, ... in connection order) share it:
                      without forwarding) appears. Then release/drop and held are removed.
       DIR/drop-next  "CODE [CLIENT]": close the connection of the next matching command's client
                      without forwarding it.
+      DIR/stall      while it exists, the TPM stops answering: every command that arrives (of
+                     any client) is neither forwarded nor answered; once the file is removed
+                     the waiting commands are forwarded. A client that disconnects meanwhile has
+                     its command dropped (it never reaches the TPM).
+      DIR/throttle   "UNTIL" (a UNIX time): until then every NV-writing command is answered
+                     TPM_RC_NV_RATE without being forwarded, as a chip that throttles NV writes.
+  * --nv-write-recovery-ms N: GetCapability(TPM_PROPERTIES) from TPM_PT_NV_WRITE_RECOVERY is
+    answered by the proxy with that value (swtpm reports none).
       DIR/clients    the proxy appends "N connected" / "N gone".
       DIR/stats      JSON rewritten (tmp + rename) after every command: see Proxy.write_stats.
 
@@ -61,6 +69,8 @@ RC_SUCCESS = 0x000
 # FlushContext of a handle in range that is not loaded, so another client's handle looks absent.
 RC_FLUSH_NOT_OURS = 0x1CB
 RC_COMMAND_SIZE = 0x142
+RC_NV_RATE = 0x920
+PT_NV_WRITE_RECOVERY = 0x212
 RC_OBJECT_MEMORY = 0x902
 RC_SESSION_MEMORY = 0x903
 TRANSIENT_RCS = (0x920, 0x922, 0x908, 0x923)  # NV_RATE, RETRY, YIELDED, NV_UNAVAILABLE
@@ -194,7 +204,7 @@ class Proxy:
         self.stats = {"commands": 0, "nv_writes": 0, "by_code": {}, "injected": 0,
                       "refused_flushes": 0, "capability_answers": 0, "dropped": 0,
                       "held": 0, "memory_waits": 0, "upstream_reconnects": 0,
-                      "clients": {}}
+                      "stalled": 0, "throttled": 0, "clients": {}}
         self.stopping = threading.Event()
         self.logf = open(args.log, "a", buffering=1) if args.log else None
 
@@ -227,7 +237,8 @@ class Proxy:
         """DIR/stats: commands (client commands forwarded), nv_writes (NV-writing commands the
         TPM answered with success), by_code ("0x134": successful forwarded commands), injected
         (transient errors answered by the proxy), refused_flushes, capability_answers, dropped,
-        held, memory_waits, upstream_reconnects, clients ("N": nv_writes, commands)."""
+        held, memory_waits, upstream_reconnects, stalled (commands that waited in DIR/stall),
+        throttled (NV_RATE answers of DIR/throttle), clients ("N": nv_writes, commands)."""
         self.write_atomic("stats", json.dumps(self.stats, sort_keys=True) + "\n")
 
     # --- upstream ----------------------------------------------------------------------------
@@ -425,6 +436,42 @@ class Proxy:
         self.log("c%d %s %s" % (client.num, cc_name(cc), "released" if verdict else "dropped"))
         return bool(verdict)
 
+    def stall(self, client, cc):
+        """While DIR/stall exists, the command waits unanswered. True: forward it afterwards;
+        False: its client went away meanwhile (drop it)."""
+        with self.bus:
+            self.stats["stalled"] += 1
+            self.write_stats()
+        self.log("c%d %s stalled" % (client.num, cc_name(cc)))
+        while os.path.exists(self.ctl_path("stall")) and not self.stopping.is_set():
+            if self.client_gone(client):
+                self.log("c%d disconnected while stalled" % client.num)
+                return False
+            time.sleep(0.05)
+        self.log("c%d %s goes on after the stall" % (client.num, cc_name(cc)))
+        return True
+
+    def throttling(self):
+        """True while DIR/throttle names a time in the future."""
+        try:
+            with open(self.ctl_path("throttle")) as f:
+                return time.time() < float(f.read().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return False
+
+    def answer_recovery(self, cmd):
+        """GetCapability(TPM_PROPERTIES, TPM_PT_NV_WRITE_RECOVERY, n) with --nv-write-recovery-ms
+        set: one TPMS_TAGGED_PROPERTY with that value. None: forward the command."""
+        if self.args.nv_write_recovery_ms is None or len(cmd) != 22:
+            return None
+        cap, prop, count = struct.unpack(">III", cmd[10:22])
+        if cap != CAP_TPM_PROPERTIES or prop != PT_NV_WRITE_RECOVERY or count < 1:
+            return None
+        body = struct.pack(">BIIII", 1, CAP_TPM_PROPERTIES, 1, PT_NV_WRITE_RECOVERY,
+                           self.args.nv_write_recovery_ms)
+        self.stats["capability_answers"] += 1
+        return response(RC_SUCCESS, body)
+
     def execute(self, client, cc, cmd):
         """Runs one client command on the bus; returns the response to send back."""
         args = self.args
@@ -445,12 +492,23 @@ class Proxy:
                              (client.num, h))
                     return response(RC_FLUSH_NOT_OURS)
             if cc == CC_GET_CAPABILITY:
+                resp = self.answer_recovery(cmd)
+                if resp is not None:
+                    self.write_stats()
+                    self.log("c%d GetCapability(NV_WRITE_RECOVERY) answered by the proxy" %
+                             client.num)
+                    return resp
                 resp = self.answer_capability(client, cmd)
                 if resp is not None:
                     self.write_stats()
                     self.log("c%d GetCapability(handles 0x%s) answered by the proxy" %
                              (client.num, cmd[14:18].hex()))
                     return resp
+            if nv and self.throttling():
+                self.stats["throttled"] += 1
+                self.write_stats()
+                self.log("c%d %s -> 0x%x (throttle)" % (client.num, cc_name(cc), RC_NV_RATE))
+                return response(RC_NV_RATE)
             if nv and args.transient_rate > 0 and self.rng.random() < args.transient_rate:
                 rc = TRANSIENT_RCS[self.next_transient % len(TRANSIENT_RCS)]
                 self.next_transient += 1
@@ -506,6 +564,11 @@ class Proxy:
                         self.stats["dropped"] += 1
                         self.write_stats()
                     self.log("c%d %s dropped (drop-next)" % (client.num, cc_name(cc)))
+                    break
+                if os.path.exists(self.ctl_path("stall")) and not self.stall(client, cc):
+                    with self.bus:
+                        self.stats["dropped"] += 1
+                        self.write_stats()
                     break
                 if self.take_ctl("hold", client, cc) and not self.hold(client, cc):
                     with self.bus:
@@ -600,6 +663,8 @@ def main():
                    help="probability (0..1) that an NV-writing command is answered with "
                         "NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE instead of being forwarded")
     p.add_argument("--seed", type=int, default=None, help="seed for --transient-rate")
+    p.add_argument("--nv-write-recovery-ms", type=int, default=None, metavar="N",
+                   help="report TPM_PT_NV_WRITE_RECOVERY as N (answered by the proxy)")
     p.add_argument("--log", metavar="FILE", help="append one line per event to FILE")
     args = p.parse_args()
     if not 0 <= args.transient_rate <= 1:

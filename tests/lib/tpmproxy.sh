@@ -8,8 +8,8 @@
 #                        Start a proxy for the swtpm of the last swtpm_start (SWTPM_PORT), with
 #                        its control directory DIR/ctl and log DIR/log (DIR is created). OPTIONs go
 #                        to tpm-proxy.py: --cmd-delay-ms N, --nv-delay-ms N, --transient-rate X,
-#                        --seed S. Sets TPMPROXY_TCTI ("swtpm:host=127.0.0.1,port=P", what
-#                        sealvault --tpm takes), TPMPROXY_PID and TPMPROXY_CTL (DIR/ctl). Several
+#                        --seed S, --nv-write-recovery-ms N. Sets TPMPROXY_TCTI
+#                        ("swtpm:host=127.0.0.1,port=P", what sealvault --tpm takes), TPMPROXY_PID and TPMPROXY_CTL (DIR/ctl). Several
 #                        proxies may run at once (for different swtpms, or one each in turn).
 #   tpmproxy_stop DIR    Stop the proxy started with DIR (SIGTERM; waits for it to exit).
 #   tpmproxy_cleanup     Kill every proxy started by this shell. Call it from the test's EXIT
@@ -30,11 +30,16 @@
 #                        left to catch the next hold; drops it explicitly after 10 s.
 #   tpmproxy_drop_next CTL CODE [CLIENT]
 #                        Close the connection of the next command CODE (of CLIENT) unsent.
+#   tpmproxy_stall CTL   The TPM stops answering: every command waits in the proxy, unsent.
+#   tpmproxy_unstall CTL The TPM answers again (the waiting commands are forwarded).
+#   tpmproxy_throttle CTL SECONDS
+#                        For SECONDS from now, NV-writing commands are answered TPM_RC_NV_RATE.
 #   tpmproxy_nv_writes CTL
 #                        Print how many NV-writing commands the TPM has executed through the proxy.
 #   tpmproxy_stat CTL KEY
 #                        Print one number from CTL/stats (commands, nv_writes, injected,
-#                        refused_flushes, capability_answers, dropped, held, memory_waits).
+#                        refused_flushes, capability_answers, dropped, held, memory_waits,
+#                        stalled, throttled).
 #
 # CTL/stats is JSON rewritten after every command: the totals above, by_code ("0x134": successful
 # commands) and clients ("1": {"nv_writes", "commands"}). The proxy appends "N connected" and
@@ -166,6 +171,18 @@ tpmproxy_settle() {
 		sleep 0.01
 	done
 	_tpmproxy_verdict "$1" drop
+}
+
+tpmproxy_stall() {
+	_tpmproxy_put "$1" stall ""
+}
+
+tpmproxy_unstall() {
+	rm -f "$1/stall"
+}
+
+tpmproxy_throttle() {
+	_tpmproxy_put "$1" throttle "$(python3 -c 'import sys, time; print(time.time() + float(sys.argv[1]))' "$2")"
 }
 
 tpmproxy_stat() {

@@ -15,12 +15,14 @@
 #include "common/msg.h"
 #include "enclave/dispatch.h"
 #include "enclave/store.h"
+#include "enclave/tpm.h"
 #include "enclave/vault.h"
 
 int __wrap_vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
                         uint64_t now_ms, struct sv_buf *reply);
 int __wrap_vault_metrics(const struct vault *v, struct sv_buf *out);
 void __wrap_store_get_stats(const struct store *s, struct store_stats *out);
+void __wrap_tpm_get_stats(const struct tpm *t, struct tpm_stats *out);
 
 static int handle_result; /* what the fake vault_handle returns */
 static int handle_empty;  /* 1: it writes nothing */
@@ -56,6 +58,15 @@ void __wrap_store_get_stats(const struct store *s, struct store_stats *out)
 	out->nv_writes = 42;
 	out->users = 3;
 	out->destroyed = 1;
+}
+
+void __wrap_tpm_get_stats(const struct tpm *t, struct tpm_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->retries = 17;
+	out->gave_up = 1;
+	out->backoff_ns = 2500000000ull;
+	out->nv_write_recovery_ms = 250;
 }
 
 static struct sv_frame frame(uint16_t type, const char *payload, size_t len)
@@ -205,13 +216,58 @@ static void test_health_and_stats(void **state)
 	dispatch_free(d);
 }
 
+/* Throttling (the serve loop owes an NV increment): health says busy while it lasts, the TPM's
+ * and sealvaultd's counters and the throttled time reach /metrics. */
+static void test_throttled(void **state)
+{
+	struct dispatch *d;
+	struct sv_buf reply;
+	int fake_tpm;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	dispatch_set_tpm(d, (struct tpm *)&fake_tpm, 4, 3);
+	dispatch_set_throttled(d, 1, 10000000); /* at 10 s */
+	dispatch_note_throttled_replies(d, 5);
+	struct sv_frame f = frame(SV_MSG_HEALTH, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 12000, &reply), 0);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_BUSY);
+	metrics_fill = 0;
+	f = frame(SV_MSG_STATS, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 12500, &reply), 0); /* 2.5 s into it */
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	assert_int_equal(sv_buf_put_u8(&reply, 0), 0);
+	const char *text = (const char *)reply.data + 1;
+	assert_non_null(strstr(text, "\nsealvault_tpm_retries_total 17\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_backoff_seconds_total 2.500\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_retry_budget_exhausted_total 1\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_throttled 1\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_throttled_seconds_total 2.500\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_throttled_replies_total 5\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_nv_write_recovery_seconds 0.250\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_timeouts_total 3\n"));
+	assert_non_null(strstr(text, "\nsealvault_enclave_restarts_total 4\n"));
+	/* paid at 14 s: healthy again, 4 s counted, and no more after that */
+	dispatch_set_throttled(d, 0, 14000000);
+	f = frame(SV_MSG_HEALTH, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 15000, &reply), 0);
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	f = frame(SV_MSG_STATS, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 99000, &reply), 0);
+	assert_int_equal(sv_buf_put_u8(&reply, 0), 0);
+	text = (const char *)reply.data + 1;
+	assert_non_null(strstr(text, "\nsealvault_tpm_throttled 0\n"));
+	assert_non_null(strstr(text, "\nsealvault_tpm_throttled_seconds_total 4.000\n"));
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table),
-	    cmocka_unit_test(test_vault_handoff),
-	    cmocka_unit_test(test_attest_hook),
-	    cmocka_unit_test(test_health_and_stats),
+	    cmocka_unit_test(test_table),       cmocka_unit_test(test_vault_handoff),
+	    cmocka_unit_test(test_attest_hook), cmocka_unit_test(test_health_and_stats),
+	    cmocka_unit_test(test_throttled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -49,8 +49,30 @@ TSS2_RC __wrap_Esys_PolicyCommandCode(ESYS_CONTEXT *ctx, ESYS_TR policy, ESYS_TR
 TSS2_RC __wrap_Esys_NV_ChangeAuth(ESYS_CONTEXT *ctx, ESYS_TR nv, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
                                   const TPM2B_AUTH *auth);
 TSS2_RC __wrap_Esys_TR_SetAuth(ESYS_CONTEXT *ctx, ESYS_TR h, const TPM2B_AUTH *auth);
+TSS2_RC __wrap_Esys_GetCapability(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
+                                  TPM2_CAP cap, UINT32 prop, UINT32 count, TPMI_YES_NO *more,
+                                  TPMS_CAPABILITY_DATA **data);
 
 static int fake_ctx;
+
+/* TPM_PT_NV_WRITE_RECOVERY as the fake TPM reports it (0: the next property instead, as a TPM
+ * that does not implement it would answer). */
+static uint32_t recovery_ms;
+TSS2_RC __wrap_Esys_GetCapability(ESYS_CONTEXT *ctx, ESYS_TR s1, ESYS_TR s2, ESYS_TR s3,
+                                  TPM2_CAP cap, UINT32 prop, UINT32 count, TPMI_YES_NO *more,
+                                  TPMS_CAPABILITY_DATA **data)
+{
+	assert_int_equal(cap, TPM2_CAP_TPM_PROPERTIES);
+	assert_int_equal(prop, TPM2_PT_NV_WRITE_RECOVERY);
+	*data = calloc(1, sizeof(**data));
+	(*data)->capability = TPM2_CAP_TPM_PROPERTIES;
+	(*data)->data.tpmProperties.count = 1;
+	(*data)->data.tpmProperties.tpmProperty[0].property =
+	    recovery_ms != 0 ? TPM2_PT_NV_WRITE_RECOVERY : TPM2_PT_AUDIT_COUNTER_0;
+	(*data)->data.tpmProperties.tpmProperty[0].value = recovery_ms != 0 ? recovery_ms : 77;
+	*more = 0;
+	return TSS2_RC_SUCCESS;
+}
 
 int __wrap_tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 {
@@ -311,13 +333,59 @@ static void test_retry_budget_ends(void **state)
 	struct tpm *t = open_fake();
 	const TSS2_RC rc[] = {TPM2_RC_NV_RATE};
 	queue(1, rc);
-	assert_int_equal(tpm_counter_increment(t), SV_ERR_TPM);
+	/* BUSY, not TPM: every answer was transient, so the increment was never executed and the
+	 * store may keep it owed (store.h) */
+	assert_int_equal(tpm_counter_increment(t), SV_ERR_BUSY);
+	struct tpm_stats st;
+	tpm_get_stats(t, &st);
+	assert_int_equal(st.gave_up, 1);
+	assert_int_equal(st.retries, n_sleeps);
+	assert_true(st.backoff_ns >= 60000000000ull);
 	/* 60 s budget at a 256 ms cap: a few hundred tries, each after a sleep of at most 256 ms.
 	 */
 	assert_true(n_sleeps > 200 && n_sleeps < 300);
 	assert_int_equal(increments, n_sleeps + 1);
 	for (size_t i = 0; i < n_sleeps && i < 512; i++)
 		assert_true(sleeps[i] >= 1000000L && sleeps[i] <= 256000000L);
+	tpm_close(t);
+}
+
+/* A TPM that reports TPM_PT_NV_WRITE_RECOVERY: NV_RATE is retried after exactly that long; the
+ * other transient codes still back off from 1 ms. A zero budget means one try. */
+static void test_nv_write_recovery(void **state)
+{
+	recovery_ms = 300;
+	struct tpm *t = open_fake();
+	struct tpm_stats st;
+	tpm_get_stats(t, &st);
+	assert_int_equal(st.nv_write_recovery_ms, 300);
+	const TSS2_RC rc[] = {TPM2_RC_NV_RATE, TPM2_RC_RETRY, TPM2_RC_NV_RATE, TSS2_RC_SUCCESS};
+	queue(4, rc);
+	assert_int_equal(tpm_counter_increment(t), SV_OK);
+	assert_int_equal(n_sleeps, 3);
+	assert_int_equal(sleeps[0], 300000000L);
+	assert_int_equal(sleeps[1], 1000000L);
+	assert_int_equal(sleeps[2], 300000000L);
+	/* budget 0: one try, no sleep, BUSY */
+	n_answers = next_answer = increments = n_sleeps = 0;
+	const TSS2_RC rate[] = {TPM2_RC_NV_RATE};
+	queue(1, rate);
+	tpm_set_retry_budget(t, 0);
+	assert_int_equal(tpm_counter_increment(t), SV_ERR_BUSY);
+	assert_int_equal(increments, 1);
+	assert_int_equal(n_sleeps, 0);
+	/* back to the default: 60 s at 300 ms a try */
+	n_answers = next_answer = increments = n_sleeps = 0;
+	queue(1, rate);
+	tpm_set_retry_budget(t, TPM_RETRY_BUDGET_MS);
+	assert_int_equal(tpm_counter_increment(t), SV_ERR_BUSY);
+	assert_int_equal(n_sleeps, 200);
+	tpm_close(t);
+	recovery_ms = 0;
+	/* a TPM that does not report it (swtpm): 0, and NV_RATE backs off exponentially */
+	t = open_fake();
+	tpm_get_stats(t, &st);
+	assert_int_equal(st.nv_write_recovery_ms, 0);
 	tpm_close(t);
 }
 
@@ -329,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(test_retry_budget_ends),
 	    cmocka_unit_test(test_auth_failure_is_reported),
 	    cmocka_unit_test(test_change_auth),
+	    cmocka_unit_test(test_nv_write_recovery),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
