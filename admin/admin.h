@@ -79,6 +79,7 @@ int admin_vault_approval(struct tpm *tpm, uint32_t pcr_mask, struct evp_pkey_st 
 int admin_init_main(int argc, char **argv);
 int admin_status_main(int argc, char **argv);
 int admin_delete_main(int argc, char **argv);
+int admin_acknowledge_main(int argc, char **argv);
 int admin_authorize_pcrs_main(int argc, char **argv);
 int admin_attest_main(int argc, char **argv);
 int admin_upgrade_main(int argc, char **argv);

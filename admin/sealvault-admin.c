@@ -23,6 +23,8 @@ static const struct {
     {"init", admin_init_main, "provision a new vault in a state directory on a TPM"},
     {"status", admin_status_main, "show counter, journal head, users, NV writes and TPM agreement"},
     {"delete", admin_delete_main, "destroy one user's record for good (never reads or resets)"},
+    {"acknowledge-unclean-boots", admin_acknowledge_main,
+     "let a hybrid vault start again after more power cuts than its yearly budget"},
     {"upgrade", admin_upgrade_main,
      "upgrade a sealvault 0.2 vault in place, so forked copies are refused"},
     {"authorize-pcrs", admin_authorize_pcrs_main,
@@ -37,7 +39,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: %s COMMAND [OPTIONS]\ncommands:\n", ADMIN_PROG);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-14s  %s\n", commands[i].name, commands[i].description);
+		fprintf(f, "  %s\n      %s\n", commands[i].name, commands[i].description);
 	fprintf(f, "Run '%s COMMAND --help' for a command's options; see sealvault-admin(8).\n",
 	        ADMIN_PROG);
 }

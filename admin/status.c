@@ -71,10 +71,11 @@ static void print_scheme(const struct store_stats *s, const struct store_info *i
 		printf("orderly-count: %u (an NV write every %llu increments, or a forced flush)\n",
 		       in->orderly_mask, (unsigned long long)in->orderly_mask + 1);
 		printf("durable-counter: %llu\n", (unsigned long long)s->durable);
-		printf("unclean-boots-counter: 0x%08x\n", in->unclean_index);
-		printf("unclean-boots: %llu (in the last year, not acknowledged: %llu)\n",
-		       (unsigned long long)s->unclean_boots, (unsigned long long)in->unclean_year);
-		printf("power-cut-penalties: %llu\n", (unsigned long long)s->penalties);
+		printf("unclean-boots-counter: 0x%08x = %llu\n", in->unclean_index,
+		       (unsigned long long)s->unclean_boots);
+		printf("unclean-boots-last-year: %llu (not acknowledged: %llu)\n",
+		       (unsigned long long)in->unclean_year_all,
+		       (unsigned long long)in->unclean_year);
 		if (in->power_cut)
 			printf(
 			    "power-cut: detected; the next start charges every user one guess\n");

@@ -940,10 +940,12 @@ void store_get_info(const struct store *s, struct store_info *out)
 	out->ack_time = s->ack_time;
 	out->power_cut = s->power_cut;
 	uint64_t now = (uint64_t)time(NULL);
-	out->unclean_year = 0;
+	out->unclean_year = out->unclean_year_all = 0;
 	for (size_t i = 0; i < s->nunclean; i++)
-		if (s->unclean_times[i] > s->ack_time && s->unclean_times[i] + 365u * 86400 > now)
-			out->unclean_year++;
+		if (s->unclean_times[i] + 365u * 86400 > now) {
+			out->unclean_year_all++;
+			out->unclean_year += s->unclean_times[i] > s->ack_time;
+		}
 }
 
 int store_check_unlocked(const char *dir, char *why, size_t why_len)

@@ -62,7 +62,8 @@ struct store_stats {
 	uint64_t increments;     /* NV increments of commits since start (a flush pads) */
 	uint64_t forced_flushes; /* commits since start that were forced flushes */
 	uint64_t penalties;      /* power-cut penalties charged since init (hybrid) */
-	uint64_t unclean_boots;  /* the unclean-boots counter at the last penalty */
+	uint64_t unclean_boots;  /* the unclean-boots TPM counter at the last penalty (a new
+	                            counter starts at the highest value any counter had) */
 	int power_cut;           /* read-only open: the next start charges a penalty */
 };
 
@@ -259,6 +260,7 @@ struct store_info {
 	uint32_t orderly_mask;     /* hybrid: TPM_PT_ORDERLY_COUNT at init; plain: 0 */
 	uint32_t unclean_index;    /* hybrid: the unclean-boots counter's NV index */
 	uint64_t unclean_year;     /* unclean boots in the last 365 days, not acknowledged */
+	uint64_t unclean_year_all; /* ... acknowledged or not */
 	uint64_t ack_time;         /* the operator's last acknowledgement (0: never) */
 	int power_cut;             /* read-only open found a power cut not yet charged */
 };

@@ -18,8 +18,8 @@ $(HYBRID_DRIVER): $(B)/tests/integration/hybrid-driver.o $(B)/libsvstate.a $(B)/
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
 .PHONY: check-state-hybrid
-check-state-hybrid: $(HYBRID_DRIVER) $(B)/sealvault-admin
-	$(Q)HYBRID_DRIVER=$(HYBRID_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \
+check-state-hybrid: $(HYBRID_DRIVER) $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)HYBRID_DRIVER=$(HYBRID_DRIVER) $(STATE_ENV) \
 		tests/integration/state-hybrid.sh
 CHECK_STEPS += check-state-hybrid
 .PHONY: check-state-crash check-state-powercut check-state-rollback check-state-bitflip \
