@@ -4,6 +4,7 @@
 #   BINS          programs built by `make` (and installed by `make install`)
 #   UNIT_TESTS    cmocka binaries run by `make check`
 #   CHECK_STEPS   phony targets run by `make check` after the unit tests, in order
+#   CHECK_BACKGROUND  phony targets `make check` runs next to those (mostly idle waits)
 #   BENCH_STEPS   phony targets run by `make bench`
 #   FUZZ_TARGETS  names of libFuzzer targets (tests/fuzz/fuzz_<name>.c)
 # and defines its own objects and rules. Fragments never edit each other.
@@ -75,6 +76,7 @@ comma := ,
 BINS :=
 UNIT_TESTS :=
 CHECK_STEPS := format-check # docs/design.md §8: .clang-format is checked
+CHECK_BACKGROUND :=
 BENCH_STEPS :=
 FUZZ_TARGETS :=
 CLEAN_EXTRA :=
@@ -107,10 +109,24 @@ unit: $(UNIT_TESTS)
 
 # As root, the integration steps run the vault's processes as unprivileged users, who must be
 # able to reach the build directory: tests/lib/traversable.sh says so before anything runs.
+# CHECK_BACKGROUND steps wait most of their time (a TPM that throttles for minutes): they run
+# next to the others and are waited for at the end. Each step's wall time is printed.
 check: everything
 	$(Q)tests/lib/traversable.sh $(B)
 	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)set -e; for s in $(CHECK_STEPS); do $(MAKE) --no-print-directory $$s; done
+	$(Q)set -e; bg=""; \
+	for s in $(CHECK_BACKGROUND); do \
+		$(MAKE) --no-print-directory $$s >$(B)/$$s.log 2>&1 & bg="$$bg $$!:$$s"; \
+	done; \
+	trap 'for p in $$bg; do kill $${p%%:*} 2>/dev/null; done' EXIT; \
+	for s in $(CHECK_STEPS); do \
+		t0=$$(date +%s); $(MAKE) --no-print-directory $$s; \
+		echo "make check: $$s took $$(( $$(date +%s) - t0 )) s"; \
+	done; \
+	for p in $$bg; do \
+		rc=0; wait $${p%%:*} || rc=$$?; cat $(B)/$${p#*:}.log; \
+		[ $$rc -eq 0 ] || { echo "make check: $${p#*:} failed"; exit 1; }; \
+	done; trap - EXIT
 	@echo "make check: all steps passed"
 
 bench: everything

@@ -178,7 +178,7 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	s->scheme = h->scheme;
 	s->nv_index = nv_index;
 	if (hybrid) {
-		if ((r = anchor_orderly_mask(tpm, &h->orderly_mask)) != SV_OK) {
+		if (anchor_orderly_mask(tpm, &h->orderly_mask) != SV_OK) {
 			snprintf(
 			    why, why_len,
 			    "this TPM does not report a usable TPM_PT_ORDERLY_COUNT (it must be "
