@@ -151,6 +151,11 @@ uint64_t store_counter(const struct store *s)
 	return s->counter;
 }
 
+void store_set_flush_allowed(struct store *s, int ok)
+{
+	s->no_flush = !ok;
+}
+
 int store_require_flush(struct store *s)
 {
 	if (s->hybrid && s->no_flush)
