@@ -110,23 +110,25 @@ unit: $(UNIT_TESTS)
 # As root, the integration steps run the vault's processes as unprivileged users, who must be
 # able to reach the build directory: tests/lib/traversable.sh says so before anything runs.
 # CHECK_BACKGROUND steps wait most of their time (a TPM that throttles for minutes): they run
-# next to the others and are waited for at the end. Each step's wall time is printed.
+# next to the others and are waited for at the end, also after a failure (they clean up after
+# themselves). Each step's wall time is printed.
 check: everything
 	$(Q)tests/lib/traversable.sh $(B)
 	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)set -e; bg=""; \
+	$(Q)bg=""; fail=""; \
 	for s in $(CHECK_BACKGROUND); do \
 		$(MAKE) --no-print-directory $$s >$(B)/$$s.log 2>&1 & bg="$$bg $$!:$$s"; \
 	done; \
-	trap 'for p in $$bg; do kill $${p%%:*} 2>/dev/null; done' EXIT; \
 	for s in $(CHECK_STEPS); do \
-		t0=$$(date +%s); $(MAKE) --no-print-directory $$s; \
+		t0=$$(date +%s); \
+		$(MAKE) --no-print-directory $$s || { fail=$$s; break; }; \
 		echo "make check: $$s took $$(( $$(date +%s) - t0 )) s"; \
 	done; \
 	for p in $$bg; do \
 		rc=0; wait $${p%%:*} || rc=$$?; cat $(B)/$${p#*:}.log; \
-		[ $$rc -eq 0 ] || { echo "make check: $${p#*:} failed"; exit 1; }; \
-	done; trap - EXIT
+		[ $$rc -eq 0 ] || fail="$$fail $${p#*:}"; \
+	done; \
+	[ -z "$$fail" ] || { echo "make check: failed: $$fail"; exit 1; }
 	@echo "make check: all steps passed"
 
 bench: everything

@@ -61,7 +61,7 @@ static void test_judge(void **state)
 	assert_int_equal(judge(300, 299, 510, M, &v), SV_ERR_STATE); /* low bits not all set */
 	assert_int_equal(judge(300, 299, 511, 0, &v), SV_ERR_STATE); /* plain: a rollback */
 	assert_int_equal(judge(520, 519, 511, M, &v), SV_ERR_STATE); /* ahead of the counter */
-	assert_int_equal(judge(302, 300, 300, 0, &v), SV_OK); /* the frame's own start */
+	assert_int_equal(judge(302, 300, 300, 0, &v), SV_OK);        /* the frame's own start */
 	assert_int_equal(judge(303, 301, 300, 0, &v), SV_ERR_STATE);
 }
 
@@ -142,7 +142,8 @@ static void test_model(void **state)
 			j[n++] = (struct frame){.counter = target, .from = t.ram, .user = u};
 			head = target;
 			/* the power may fail during the increments: then nothing is answered */
-			uint64_t cut_at = rnd(&x) % 40 == 0 ? rnd(&x) % (target - t.ram + 1) : UINT64_MAX;
+			uint64_t cut_at =
+			    rnd(&x) % 40 == 0 ? rnd(&x) % (target - t.ram + 1) : UINT64_MAX;
 			int cut = 0;
 			for (uint64_t i = t.ram; i < target; i++) {
 				if (i - j[n - 1].from == cut_at) {
@@ -176,10 +177,12 @@ static void test_model(void **state)
 			}
 			for (int u = 0; u < USERS; u++)
 				if (have[u] < answered[u])
-					fail_msg("run %d, truncation to %zu of %zu (head %llu, TPM %llu): "
+					fail_msg("run %d, truncation to %zu of %zu (head %llu, TPM "
+					         "%llu): "
 					         "user %d answered %u, charged %u",
 					         run, len, n, (unsigned long long)h,
-					         (unsigned long long)t.ram, u, answered[u], have[u]);
+					         (unsigned long long)t.ram, u, answered[u],
+					         have[u]);
 		}
 		(void)head;
 	}
