@@ -4,7 +4,7 @@
 #   BINS          programs built by `make` (and installed by `make install`)
 #   UNIT_TESTS    cmocka binaries run by `make check`
 #   CHECK_STEPS   phony targets run by `make check` after the unit tests, in order
-#   CHECK_BACKGROUND  phony targets `make check` runs next to those (mostly idle waits)
+#   CHECK_BACKGROUND  phony targets `make check` runs next to those, niced (idle waits, fuzzing)
 #   BENCH_STEPS   phony targets run by `make bench`
 #   FUZZ_TARGETS  names of libFuzzer targets (tests/fuzz/fuzz_<name>.c)
 # and defines its own objects and rules. Fragments never edit each other.
@@ -109,15 +109,16 @@ unit: $(UNIT_TESTS)
 
 # As root, the integration steps run the vault's processes as unprivileged users, who must be
 # able to reach the build directory: tests/lib/traversable.sh says so before anything runs.
-# CHECK_BACKGROUND steps wait most of their time (a TPM that throttles for minutes): they run
-# next to the others and are waited for at the end, also after a failure (they clean up after
-# themselves). Each step's wall time is printed.
+# CHECK_BACKGROUND steps run next to the others, niced, and are waited for at the end, also
+# after a failure (they clean up after themselves): steps that mostly wait (a TPM that throttles
+# for minutes) or that only burn CPU for a fixed time (fuzz-quick). Each step's wall time is
+# printed.
 check: everything
 	$(Q)tests/lib/traversable.sh $(B)
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)bg=""; fail=""; \
 	for s in $(CHECK_BACKGROUND); do \
-		$(MAKE) --no-print-directory $$s >$(B)/$$s.log 2>&1 & bg="$$bg $$!:$$s"; \
+		nice -n 10 $(MAKE) --no-print-directory $$s >$(B)/$$s.log 2>&1 & bg="$$bg $$!:$$s"; \
 	done; \
 	for s in $(CHECK_STEPS); do \
 		t0=$$(date +%s); \
