@@ -231,8 +231,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		# (hybrid: when the counter happens to end in M, a head in its block would be a
 		# power cut to the judge; the run check refuses Q all the same)
 		start_refused "state is older than the TPM" "not the one the vault last started from"
-	else # Q's head equals the counter: only the run check refuses it
-		start_refused "not the one the vault last started from"
+	else # Q's head equals the counter: only the run check refuses it (hybrid: when the
+		# victim's guess was a forced flush, Q is also behind the counter, said first)
+		start_refused "not the one the vault last started from" "state is older than the TPM"
 	fi
 	set +e
 	"$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI" >"$T/status" 2>"$T/status.err"
