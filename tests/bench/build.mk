@@ -16,6 +16,16 @@ bench-https: $(BENCH_DEPS)
 bench-load: $(BENCH_DEPS)
 	$(Q)B=$(B) tests/bench/bench.sh load $(or $(LOAD_CLIENTS),200) $(or $(LOAD_SECONDS),60)
 BENCH_STEPS += bench-https bench-load
+# Issue 12: the NV writes per 1000 guesses of the hybrid and the plain counter at 1, 16 and 128
+# clients through a slow discrete chip (tests/lib/tpm-proxy.py), the projected TPM life, and the
+# recoveries/s of both schemes through that chip next to the hybrid's on swtpm directly.
+# NVBENCH_SECONDS: length of the fixed-length phases.
+.PHONY: bench-nv-wear bench-slow-tpm
+bench-nv-wear: $(BENCH_DEPS)
+	$(Q)B=$(B) tests/bench/nvbench.sh wear $(or $(NVBENCH_SECONDS),10)
+bench-slow-tpm: $(BENCH_DEPS)
+	$(Q)B=$(B) tests/bench/nvbench.sh slow $(or $(NVBENCH_SECONDS),10)
+BENCH_STEPS += bench-nv-wear bench-slow-tpm
 # The load test of issue 4 (200 clients registering and recovering for 60 s: no error, every
 # secret byte-identical) is also a check step: it asserts correctness under concurrency, not speed.
 .PHONY: check-load
