@@ -650,9 +650,10 @@ int main(int argc, char **argv)
 			answered += clients[i].answered;
 			busy += clients[i].busy;
 		}
-		printf("guess (%s identifiers): %llu answered in %.1f s (%.1f/s), p50 %.1f ms, "
+		printf("guess (%s): %llu answered in %.1f s (%.1f/s), p50 %.1f ms, "
 		       "p99 %.1f ms; busy (503) %llu; errors %llu\n",
-		       o.guess == GUESS_UNKNOWN ? "unknown" : "registered, wrong password",
+		       o.guess == GUESS_UNKNOWN ? "unknown identifiers"
+		                                : "registered users, wrong password",
 		       (unsigned long long)answered, wall, answered / wall, s.p50_ms, s.p99_ms,
 		       (unsigned long long)busy, (unsigned long long)s.errors);
 		for (int i = 0; i < o.clients && busy; i++)

@@ -77,3 +77,12 @@ check-state-fork: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealv
 check-state-upgrade: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)B=$(B) tests/integration/state-upgrade.sh
 CHECK_STEPS += check-state-fork check-state-upgrade
+
+# --- issue 12: the NV-write budget from outside (tests/integration/nv-budget.sh): a saturated
+# hybrid vault with a small budget writes NV at most burst + rate * T + 2 times, counted at the
+# swtpm; guesses keep being answered ---
+.PHONY: check-nv-budget
+check-nv-budget: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		 $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/nv-budget.sh
+CHECK_STEPS += check-nv-budget
