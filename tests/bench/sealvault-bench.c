@@ -573,11 +573,20 @@ static int report_errors(const struct summary *s)
 		return 0;
 	printf("ERRORS: %llu failed requests, %llu secrets not byte-identical\n",
 	       (unsigned long long)s->errors, (unsigned long long)s->mismatches);
-	for (int i = 0; i < o.clients; i++)
-		if (clients[i].errors) {
+	/* up to 5 different messages (each client keeps its last one) */
+	int shown = 0;
+	for (int i = 0; i < o.clients && shown < 5; i++) {
+		if (!clients[i].errors)
+			continue;
+		int seen = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = clients[j].errors &&
+			       strcmp(clients[j].last_error, clients[i].last_error) == 0;
+		if (!seen) {
 			printf("  e.g. client %d: %s\n", i, clients[i].last_error);
-			break;
+			shown++;
 		}
+	}
 	return 1;
 }
 
