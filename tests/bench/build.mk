@@ -16,8 +16,28 @@ bench-https: $(BENCH_DEPS)
 bench-load: $(BENCH_DEPS)
 	$(Q)B=$(B) tests/bench/bench.sh load $(or $(LOAD_CLIENTS),200) $(or $(LOAD_SECONDS),60)
 BENCH_STEPS += bench-https bench-load
+# Issue 12: the NV writes per 1000 guesses of the hybrid and the plain counter at 1, 16 and 128
+# clients through a slow discrete chip (tests/lib/tpm-proxy.py), the projected TPM life, and the
+# recoveries/s of both schemes through that chip next to the hybrid's on swtpm directly.
+# NVBENCH_SECONDS: length of the fixed-length phases.
+.PHONY: bench-nv-wear bench-slow-tpm
+bench-nv-wear: $(BENCH_DEPS)
+	$(Q)B=$(B) tests/bench/nvbench.sh wear $(or $(NVBENCH_SECONDS),10)
+bench-slow-tpm: $(BENCH_DEPS)
+	$(Q)B=$(B) tests/bench/nvbench.sh slow $(or $(NVBENCH_SECONDS),10)
+BENCH_STEPS += bench-nv-wear bench-slow-tpm
 # The load test of issue 4 (200 clients registering and recovering for 60 s: no error, every
 # secret byte-identical) is also a check step: it asserts correctness under concurrency, not speed.
 .PHONY: check-load
 check-load: bench-load
 CHECK_STEPS += check-load
+# The same load on a hybrid vault behind a slow, faulty chip (tests/lib/tpm-proxy.py: 3 ms per
+# command, 40 ms per flash write, 10 % transient NV errors, one dropped TPM connection; sealvaultd
+# restarted as systemd would, tests/lib/supervise.py), then `sealvault-admin status` (issue 12's
+# acceptance). NOT in CHECK_STEPS: the product fails it today. The dropped connection kills the
+# enclave; the requests in flight are re-sent by libcurl to the restarted vault and answered
+# "already registered" (a registration that was rolled forward) or "out of order" (a KE3 whose
+# login died with the enclave). Add it to CHECK_STEPS once it passes.
+.PHONY: check-load-slowtpm
+check-load-slowtpm: $(BENCH_DEPS)
+	$(Q)B=$(B) tests/bench/load-slowtpm.sh $(or $(LOAD_CLIENTS),200) 35 10

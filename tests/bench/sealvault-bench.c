@@ -12,6 +12,21 @@
  *        p50/p99 latency.
  *   load mode (--load): every client registers a fresh user with a random secret, recovers it
  *     and compares it byte for byte, in a loop for S seconds; any error or mismatch fails.
+ *     With --allow-busy a 503 ("busy: changed nothing") is not an error: the client waits the
+ *     second of Retry-After and tries again (a new identifier for a registration, the same
+ *     user for a recovery); the 503s are counted and printed.
+ *   guess mode (--guess unknown|wrong): wrong guesses for S seconds, counted by outcome
+ *     (answered with the attempts left, busy, anything else): unknown, each on a fresh random
+ *     identifier (the vault answers a fake KE2 and the KE3 fails); wrong, each client on its
+ *     own registered user (guess limit --guess-limit) with a wrong password, so that every
+ *     guess after the first is a second guess before the first is durable (a forced flush
+ *     under the hybrid counter).
+ *
+ * --mark CMD runs `CMD start` just before the saturation phase (or the guess phase) and `CMD
+ * end` just after it, e.g. to read the TPM's NV writes over exactly that phase; --stop-file F
+ * ends a phase early once F exists; --no-half skips the half-load phase. The clients register
+ * their users concurrently (under the hybrid counter a registration is a forced flush, which
+ * concurrent ones share).
  *
  * The clients use a cheap KSF profile (Argon2id t=1, m=8 KiB, named in the output) so that the
  * load generator's own KSF does not limit the rate; the server never runs the KSF.
@@ -38,12 +53,16 @@
 #define SECRET_LEN 32
 
 struct opts {
-	const char *url, *cacert, *context;
+	const char *url, *cacert, *context, *mark, *stop_file;
 	int clients;
 	double seconds;
-	int load;
+	int load, allow_busy, no_half;
+	int guess; /* 0, GUESS_UNKNOWN, GUESS_WRONG */
+	unsigned guess_limit;
 	int enclave_pid, broker_pid;
 };
+
+enum { GUESS_UNKNOWN = 1, GUESS_WRONG = 2 };
 
 struct client {
 	pthread_t th;
@@ -56,7 +75,10 @@ struct client {
 	uint64_t *lat_us;
 	size_t n, cap;
 	uint64_t errors, mismatches;
+	uint64_t busy;     /* 503 answers (--allow-busy, --guess) */
+	uint64_t answered; /* --guess: wrong guesses answered with the attempts left */
 	char last_error[256];
+	char last_busy[256];
 };
 
 static struct opts o;
@@ -101,6 +123,25 @@ static void error(struct client *c, const char *what, enum sv_result r)
 	         sv_ctx_error(c->ctx));
 }
 
+/* --allow-busy: a 503 is the vault saying it changed nothing; wait out Retry-After (1 s). */
+static int busy_ok(struct client *c, enum sv_result r)
+{
+	if (r != SV_RESULT_BUSY || !(o.allow_busy || o.guess))
+		return 0;
+	c->busy++;
+	snprintf(c->last_busy, sizeof(c->last_busy), "%s", sv_ctx_error(c->ctx));
+	return 1;
+}
+
+/* Waits out Retry-After (1 s); stoppable: returns early when the phase ends. */
+static void busy_wait(int stoppable)
+{
+	for (int i = 0; i < 10 && !(stoppable && phase_stop); i++) {
+		struct timespec tick = {0, 100 * 1000 * 1000};
+		nanosleep(&tick, NULL);
+	}
+}
+
 static int recover_once(struct client *c)
 {
 	uint8_t *secret = NULL;
@@ -111,6 +152,8 @@ static int recover_once(struct client *c)
 	    sv_recover(c->ctx, c->user, c->password, sizeof(c->password), &secret, &len, &left);
 	uint64_t t1 = now_ns();
 	if (r != SV_RESULT_OK) {
+		if (busy_ok(c, r))
+			return 1;
 		error(c, "recover", r);
 		return -1;
 	}
@@ -130,8 +173,10 @@ static int register_fresh(struct client *c, unsigned serial)
 	randombytes_buf(c->password, sizeof(c->password));
 	randombytes_buf(c->secret, sizeof(c->secret));
 	enum sv_result r = sv_register(c->ctx, c->user, c->password, sizeof(c->password), c->secret,
-	                               sizeof(c->secret), 0);
+	                               sizeof(c->secret), o.guess_limit);
 	if (r != SV_RESULT_OK) {
+		if (busy_ok(c, r))
+			return 1;
 		error(c, "register", r);
 		return -1;
 	}
@@ -167,12 +212,102 @@ static void *run_load(void *arg)
 	unsigned serial = 0;
 	while (!phase_stop) {
 		uint64_t t0 = now_ns();
-		if (register_fresh(c, serial++) != 0)
+		int r = register_fresh(c, serial++);
+		if (r == 1)
+			busy_wait(1);
+		if (r != 0)
 			continue;
 		note(c, (now_ns() - t0) / 1000);
-		recover_once(c);
+		/* a registered user is recovered and compared even if the phase ends meanwhile
+		 * (for up to a minute of busy answers) */
+		for (int tries = 0; (r = recover_once(c)) == 1 && tries < 60; tries++)
+			busy_wait(0);
+		if (r == 1)
+			error(c, "recover (busy for a minute)", SV_RESULT_BUSY);
 	}
 	return NULL;
+}
+
+/* --guess: one wrong guess per iteration; answered, busy or an error. */
+static void *run_guess(void *arg)
+{
+	struct client *c = arg;
+	static const uint8_t wrong[] = "not the password";
+	while (!phase_stop) {
+		char unknown[64];
+		const char *user = c->user;
+		if (o.guess == GUESS_UNKNOWN) {
+			uint8_t r8[12];
+			randombytes_buf(r8, sizeof(r8));
+			snprintf(unknown, sizeof(unknown), "nobody-%d-", c->idx);
+			for (size_t i = 0; i < sizeof(r8); i++)
+				snprintf(unknown + strlen(unknown), 3, "%02x", r8[i]);
+			user = unknown;
+		}
+		uint8_t *secret = NULL;
+		size_t len = 0;
+		int left = -1;
+		uint64_t t0 = now_ns();
+		enum sv_result r =
+		    sv_recover(c->ctx, user, wrong, sizeof(wrong) - 1, &secret, &len, &left);
+		uint64_t t1 = now_ns();
+		if (r == SV_RESULT_WRONG_PASSWORD) {
+			c->answered++;
+			note(c, (t1 - t0) / 1000);
+		} else if (busy_ok(c, r)) {
+			struct timespec ts = {0, 50 * 1000 * 1000}; /* keep the pressure on */
+			nanosleep(&ts, NULL);
+		} else {
+			if (r == SV_RESULT_OK)
+				sv_secret_free(secret, len);
+			error(c, "wrong guess", r);
+			struct timespec ts = {0, 100 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+		}
+	}
+	return NULL;
+}
+
+/* Registers the client's user (busy: again a second later, for up to two minutes). */
+static void *run_register(void *arg)
+{
+	struct client *c = arg;
+	int r, tries = 0;
+	while ((r = register_fresh(c, 0)) == 1 && ++tries < 120)
+		sleep(1);
+	if (r == 1)
+		error(c, "register (busy for two minutes)", SV_RESULT_BUSY);
+	return NULL;
+}
+
+static int register_all(void)
+{
+	for (int i = 0; i < o.clients; i++)
+		if (pthread_create(&clients[i].th, NULL, run_register, &clients[i]) != 0) {
+			fprintf(stderr, "sealvault-bench: cannot start client thread %d\n", i);
+			exit(1);
+		}
+	int bad = 0;
+	for (int i = 0; i < o.clients; i++) {
+		pthread_join(clients[i].th, NULL);
+		if (clients[i].errors && !bad++)
+			fprintf(stderr, "sealvault-bench: registration failed: %s\n",
+			        clients[i].last_error);
+	}
+	return bad ? -1 : 0;
+}
+
+static void mark(const char *what)
+{
+	if (o.mark == NULL)
+		return;
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "%s %s", o.mark, what);
+	fflush(stdout);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "sealvault-bench: --mark command failed: %s\n", cmd);
+		exit(1);
+	}
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -223,6 +358,7 @@ static void reset_results(void)
 	for (int i = 0; i < o.clients; i++) {
 		clients[i].n = 0;
 		clients[i].errors = clients[i].mismatches = 0;
+		clients[i].busy = clients[i].answered = 0;
 	}
 }
 
@@ -268,9 +404,15 @@ static double phase(void *(*fn)(void *))
 			fprintf(stderr, "sealvault-bench: cannot start client thread %d\n", i);
 			exit(1);
 		}
-	struct timespec ts = {(time_t)o.seconds, (long)((o.seconds - (time_t)o.seconds) * 1e9)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	uint64_t end = phase_start_ns + (uint64_t)(o.seconds * 1e9);
+	for (uint64_t t = now_ns(); t < end; t = now_ns()) {
+		uint64_t left = end - t < 100000000u ? end - t : 100000000u;
+		struct timespec ts = {0, (long)left};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+		if (o.stop_file != NULL && access(o.stop_file, F_OK) == 0)
+			break;
+	}
 	phase_stop = 1;
 	for (int i = 0; i < o.clients; i++)
 		pthread_join(clients[i].th, NULL);
@@ -366,7 +508,9 @@ static void usage(void)
 	fprintf(
 	    stderr,
 	    "usage: sealvault-bench --url URL --cacert FILE --enclave-pid PID --broker-pid PID\n"
-	    "       [--context S] [--clients N] [--seconds S] [--load]\n");
+	    "       [--context S] [--clients N] [--seconds S] [--mark CMD] [--stop-file F]\n"
+	    "       [--no-half]\n"
+	    "       [--load [--allow-busy]] [--guess unknown|wrong [--guess-limit N]]\n");
 	exit(2);
 }
 
@@ -381,6 +525,12 @@ static void parse(int argc, char **argv)
 	    {"load", no_argument, NULL, 'l'},
 	    {"enclave-pid", required_argument, NULL, 'e'},
 	    {"broker-pid", required_argument, NULL, 'b'},
+	    {"mark", required_argument, NULL, 'm'},
+	    {"stop-file", required_argument, NULL, 'S'},
+	    {"no-half", no_argument, NULL, 'H'},
+	    {"allow-busy", no_argument, NULL, 'B'},
+	    {"guess", required_argument, NULL, 'g'},
+	    {"guess-limit", required_argument, NULL, 'L'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -395,11 +545,25 @@ static void parse(int argc, char **argv)
 		case 'l': o.load = 1; break;
 		case 'e': o.enclave_pid = atoi(optarg); break;
 		case 'b': o.broker_pid = atoi(optarg); break;
+		case 'm': o.mark = optarg; break;
+		case 'S': o.stop_file = optarg; break;
+		case 'H': o.no_half = 1; break;
+		case 'B': o.allow_busy = 1; break;
+		case 'g':
+			if (strcmp(optarg, "unknown") == 0)
+				o.guess = GUESS_UNKNOWN;
+			else if (strcmp(optarg, "wrong") == 0)
+				o.guess = GUESS_WRONG;
+			else
+				usage();
+			break;
+		case 'L': o.guess_limit = (unsigned)atoi(optarg); break;
 		default: usage();
 		}
 	}
 	if (o.url == NULL || o.cacert == NULL || o.clients < 1 || o.clients > 4096 ||
-	    o.seconds <= 0 || (!o.load && (o.enclave_pid <= 0 || o.broker_pid <= 0)))
+	    o.seconds <= 0 || (o.load && o.guess) ||
+	    (!o.load && !o.guess && (o.enclave_pid <= 0 || o.broker_pid <= 0)))
 		usage();
 }
 
@@ -409,11 +573,20 @@ static int report_errors(const struct summary *s)
 		return 0;
 	printf("ERRORS: %llu failed requests, %llu secrets not byte-identical\n",
 	       (unsigned long long)s->errors, (unsigned long long)s->mismatches);
-	for (int i = 0; i < o.clients; i++)
-		if (clients[i].errors) {
+	/* up to 5 different messages (each client keeps its last one) */
+	int shown = 0;
+	for (int i = 0; i < o.clients && shown < 5; i++) {
+		if (!clients[i].errors)
+			continue;
+		int seen = 0;
+		for (int j = 0; j < i && !seen; j++)
+			seen = clients[j].errors &&
+			       strcmp(clients[j].last_error, clients[i].last_error) == 0;
+		if (!seen) {
 			printf("  e.g. client %d: %s\n", i, clients[i].last_error);
-			break;
+			shown++;
 		}
+	}
 	return 1;
 }
 
@@ -452,21 +625,57 @@ int main(int argc, char **argv)
 		for (int i = 0; i < o.clients; i++)
 			recovered += clients[i].n;
 		/* n counts registrations and recoveries; each pair is one user */
+		uint64_t busy = 0;
+		for (int i = 0; i < o.clients; i++)
+			busy += clients[i].busy;
 		printf("load: %llu registrations + recoveries in %.1f s (%.1f/s), p50 %.1f ms, "
 		       "p99 %.1f ms\n",
 		       (unsigned long long)recovered, wall, recovered / wall, s.p50_ms, s.p99_ms);
+		if (o.allow_busy) {
+			printf("load: busy (503) answers: %llu\n", (unsigned long long)busy);
+			for (int i = 0; i < o.clients && busy; i++)
+				if (clients[i].busy) {
+					printf("  e.g. client %d: %s\n", i, clients[i].last_busy);
+					break;
+				}
+		}
 		int bad = report_errors(&s);
 		if (!bad)
 			printf("load: no errors, every secret recovered byte-identical\n");
 		return bad;
 	}
 
-	for (int i = 0; i < o.clients; i++)
-		if (register_fresh(&clients[i], 0) != 0) {
-			fprintf(stderr, "sealvault-bench: registration failed: %s\n",
-			        clients[i].last_error);
+	if (o.guess) {
+		/* wrong: each client's own user */
+		if (o.guess == GUESS_WRONG && register_all() != 0)
 			return 1;
+		reset_results();
+		mark("start");
+		double wall = phase(run_guess);
+		mark("end");
+		struct summary s = summarize();
+		uint64_t answered = 0, busy = 0;
+		for (int i = 0; i < o.clients; i++) {
+			answered += clients[i].answered;
+			busy += clients[i].busy;
 		}
+		printf("guess (%s): %llu answered in %.1f s (%.1f/s), p50 %.1f ms, "
+		       "p99 %.1f ms; busy (503) %llu; errors %llu\n",
+		       o.guess == GUESS_UNKNOWN ? "unknown identifiers"
+		                                : "registered users, wrong password",
+		       (unsigned long long)answered, wall, answered / wall, s.p50_ms, s.p99_ms,
+		       (unsigned long long)busy, (unsigned long long)s.errors);
+		for (int i = 0; i < o.clients && busy; i++)
+			if (clients[i].busy) {
+				printf("  busy e.g. client %d: %s\n", i, clients[i].last_busy);
+				break;
+			}
+		s.mismatches = 0;
+		return report_errors(&s);
+	}
+
+	if (register_all() != 0)
+		return 1;
 	struct ke2_fixture *kx = sodium_malloc(sizeof(*kx));
 	if (kx == NULL) {
 		fprintf(stderr, "sealvault-bench: out of memory\n");
@@ -486,7 +695,9 @@ int main(int argc, char **argv)
 	}
 	double e0 = cpu_s(o.enclave_pid), b0 = cpu_s(o.broker_pid);
 	double cpu0 = server_cpu_s();
+	mark("start");
 	double wall = phase(run_bench);
+	mark("end");
 	double cpu = server_cpu_s() - cpu0;
 	double e_cpu = cpu_s(o.enclave_pid) - e0, b_cpu = cpu_s(o.broker_pid) - b0;
 	pthread_join(sm.th, NULL);
@@ -508,6 +719,14 @@ int main(int argc, char **argv)
 	       "machine idle)\n",
 	       crypto_us, (unsigned long long)sm.n, idle_us);
 	printf("cpu-per-guess/crypto: %.2f\n", ratio);
+	if (o.no_half) {
+		for (int i = 0; i < o.clients; i++) {
+			sv_ctx_free(clients[i].ctx);
+			free(clients[i].lat_us);
+		}
+		free(clients);
+		return bad;
+	}
 
 	/* 2. half the saturating load */
 	reset_results();

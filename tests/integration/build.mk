@@ -111,3 +111,11 @@ check-tpm-throttle: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sea
 CHECK_STEPS += check-tpm-hang
 # It idles for THROTTLE_SECONDS while the TPM throttles: run next to the other steps.
 CHECK_BACKGROUND += check-tpm-throttle
+# --- issue 12: the NV-write budget from outside (tests/integration/nv-budget.sh): a saturated
+# hybrid vault with a small budget writes NV at most burst + rate * T + 2 times, counted at the
+# swtpm; guesses keep being answered ---
+.PHONY: check-nv-budget
+check-nv-budget: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		 $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/nv-budget.sh
+CHECK_STEPS += check-nv-budget

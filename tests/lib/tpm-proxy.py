@@ -25,6 +25,16 @@ clients (numbered 1, 2, ... in connection order) share it:
   * A discrete chip: --cmd-delay-ms before every forwarded command, --nv-delay-ms more before
     NV-writing ones, and --transient-rate: NV-writing commands answered by the proxy with
     TPM_RC_NV_RATE / RETRY / YIELDED / NV_UNAVAILABLE instead of being forwarded.
+  * Flash writes (--swtpm-state DIR, swtpm's --tpmstate directory): swtpm rewrites its state
+    file (tpm2-00.permall, through a temporary file and rename) whenever libtpms commits NV, i.e.
+    exactly when a real chip would write its flash. An increment of an orderly counter whose low
+    bits do not roll over stays in the TPM's RAM and rewrites nothing, so counting NV-writing
+    command codes overstates the wear of the hybrid counter about 256-fold. With --swtpm-state the
+    proxy compares the file (inode, mtime, size) before and after every forwarded command (they
+    are serialised, so the attribution is exact) and counts flash_writes; with --nv-delay-on
+    flash, --nv-delay-ms is charged after the commands that wrote flash instead of before every
+    NV-writing command code (an orderly increment then costs what any command costs, as on a
+    chip).
   * Test hooks in the control directory (--ctl DIR), read when a command arrives and polled every
     10 ms while a command is held:
       DIR/hold       "CODE [CLIENT]": hold the next matching command; the proxy writes DIR/held
@@ -204,7 +214,10 @@ class Proxy:
         self.stats = {"commands": 0, "nv_writes": 0, "by_code": {}, "injected": 0,
                       "refused_flushes": 0, "capability_answers": 0, "dropped": 0,
                       "held": 0, "memory_waits": 0, "upstream_reconnects": 0,
-                      "stalled": 0, "throttled": 0, "clients": {}}
+                      "stalled": 0, "throttled": 0, "flash_writes": 0, "flash_by_code": {},
+                      "clients": {}}
+        self.state_file = (os.path.join(args.swtpm_state, "tpm2-00.permall")
+                           if args.swtpm_state else None)
         self.stopping = threading.Event()
         self.logf = open(args.log, "a", buffering=1) if args.log else None
 
@@ -233,12 +246,27 @@ class Proxy:
         with open(self.ctl_path("clients"), "a") as f:
             f.write(line + "\n")
 
+    def state_version(self):
+        """What identifies the current content of swtpm's state file (None without
+        --swtpm-state). swtpm writes a new file and renames it over the old one, so the inode
+        changes with every rewrite (the old one is still allocated while the new one is made);
+        mtime and size are compared too."""
+        if self.state_file is None:
+            return None
+        try:
+            st = os.stat(self.state_file)
+        except FileNotFoundError:
+            return (0, 0, 0)
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
     def write_stats(self):
         """DIR/stats: commands (client commands forwarded), nv_writes (NV-writing commands the
         TPM answered with success), by_code ("0x134": successful forwarded commands), injected
         (transient errors answered by the proxy), refused_flushes, capability_answers, dropped,
         held, memory_waits, upstream_reconnects, stalled (commands that waited in DIR/stall),
-        throttled (NV_RATE answers of DIR/throttle), clients ("N": nv_writes, commands)."""
+        throttled (NV_RATE answers of DIR/throttle), flash_writes (forwarded commands after which
+        swtpm's state file had been rewritten: NV commits; only with --swtpm-state),
+        flash_by_code ("0x134": such commands by code), clients ("N": nv_writes, commands)."""
         self.write_atomic("stats", json.dumps(self.stats, sort_keys=True) + "\n")
 
     # --- upstream ----------------------------------------------------------------------------
@@ -517,13 +545,23 @@ class Proxy:
                 self.log("c%d %s -> 0x%x injected" % (client.num, cc_name(cc), rc))
                 return response(rc)
             waited_until = time.monotonic() + 10
+            by_flash = args.nv_delay_on == "flash"
             while True:
-                delay = args.cmd_delay_ms + (args.nv_delay_ms if nv else 0)
+                delay = args.cmd_delay_ms + (args.nv_delay_ms if nv and not by_flash else 0)
                 if delay > 0:
                     time.sleep(delay / 1000.0)  # the bus stays busy: a slow chip
                 t0 = time.monotonic()
+                before = self.state_version()
                 resp = self.transact(cmd)
                 rc = struct.unpack(">I", resp[6:10])[0]
+                if before is not None and self.state_version() != before:
+                    # swtpm wrote its state before it answered: this command wrote flash.
+                    self.stats["flash_writes"] += 1
+                    key = "0x%x" % cc
+                    fb = self.stats["flash_by_code"]
+                    fb[key] = fb.get(key, 0) + 1
+                    if by_flash and args.nv_delay_ms > 0:
+                        time.sleep(args.nv_delay_ms / 1000.0)
                 if (rc in (RC_OBJECT_MEMORY, RC_SESSION_MEMORY) and
                         self.others_hold_slots(client) and time.monotonic() < waited_until):
                     # Full, but another client will flush or go: wait for room and resend (the
@@ -665,12 +703,21 @@ def main():
     p.add_argument("--seed", type=int, default=None, help="seed for --transient-rate")
     p.add_argument("--nv-write-recovery-ms", type=int, default=None, metavar="N",
                    help="report TPM_PT_NV_WRITE_RECOVERY as N (answered by the proxy)")
+    p.add_argument("--swtpm-state", metavar="DIR",
+                   help="swtpm's --tpmstate directory: count the commands after which swtpm "
+                        "rewrote its state file (flash_writes in the stats)")
+    p.add_argument("--nv-delay-on", choices=("command", "flash"), default="command",
+                   help="charge --nv-delay-ms before every NV-writing command code (command, "
+                        "the default) or after every command that wrote flash (flash; needs "
+                        "--swtpm-state)")
     p.add_argument("--log", metavar="FILE", help="append one line per event to FILE")
     args = p.parse_args()
     if not 0 <= args.transient_rate <= 1:
         p.error("--transient-rate must be within 0..1")
     if args.cmd_delay_ms < 0 or args.nv_delay_ms < 0:
         p.error("delays must not be negative")
+    if args.nv_delay_on == "flash" and not args.swtpm_state:
+        p.error("--nv-delay-on flash needs --swtpm-state")
 
     proxy = Proxy(args)
 

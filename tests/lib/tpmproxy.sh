@@ -8,7 +8,10 @@
 #                        Start a proxy for the swtpm of the last swtpm_start (SWTPM_PORT), with
 #                        its control directory DIR/ctl and log DIR/log (DIR is created). OPTIONs go
 #                        to tpm-proxy.py: --cmd-delay-ms N, --nv-delay-ms N, --transient-rate X,
-#                        --seed S, --nv-write-recovery-ms N. Sets TPMPROXY_TCTI
+#                        --seed S, --nv-write-recovery-ms N, --swtpm-state DIR (swtpm's state
+#                        directory: count flash writes), --nv-delay-on flash (charge
+#                        --nv-delay-ms only for commands that wrote flash, as a chip does; the
+#                        NV-write figures need it). Sets TPMPROXY_TCTI
 #                        ("swtpm:host=127.0.0.1,port=P", what sealvault --tpm takes), TPMPROXY_PID and TPMPROXY_CTL (DIR/ctl). Several
 #                        proxies may run at once (for different swtpms, or one each in turn).
 #   tpmproxy_stop DIR    Stop the proxy started with DIR (SIGTERM; waits for it to exit).
@@ -36,10 +39,14 @@
 #                        For SECONDS from now, NV-writing commands are answered TPM_RC_NV_RATE.
 #   tpmproxy_nv_writes CTL
 #                        Print how many NV-writing commands the TPM has executed through the proxy.
+#   tpmproxy_flash_writes CTL
+#                        Print how many commands made swtpm rewrite its state file (NV commits:
+#                        what a chip writes to flash; an orderly increment that does not roll
+#                        over is not one). Needs --swtpm-state.
 #   tpmproxy_stat CTL KEY
-#                        Print one number from CTL/stats (commands, nv_writes, injected,
-#                        refused_flushes, capability_answers, dropped, held, memory_waits,
-#                        stalled, throttled).
+#                        Print one number from CTL/stats (commands, nv_writes, flash_writes,
+#                        injected, refused_flushes, capability_answers, dropped, held,
+#                        memory_waits, stalled, throttled).
 #
 # CTL/stats is JSON rewritten after every command: the totals above, by_code ("0x134": successful
 # commands) and clients ("1": {"nv_writes", "commands"}). The proxy appends "N connected" and
@@ -192,4 +199,8 @@ tpmproxy_stat() {
 
 tpmproxy_nv_writes() {
 	tpmproxy_stat "$1" nv_writes
+}
+
+tpmproxy_flash_writes() {
+	tpmproxy_stat "$1" flash_writes
 }
