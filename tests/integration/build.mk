@@ -111,3 +111,10 @@ check-tpm-throttle: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sea
 CHECK_STEPS += check-tpm-hang
 # It idles for THROTTLE_SECONDS while the TPM throttles: run next to the other steps.
 CHECK_BACKGROUND += check-tpm-throttle
+
+# --- a plain-counter vault migrated to the hybrid counter with `sealvault-admin upgrade
+# --counter-scheme hybrid` (issue 12), cut off at five points ---
+.PHONY: check-state-migrate
+check-state-migrate: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-migrate.sh
+CHECK_STEPS += check-state-migrate
