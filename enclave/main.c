@@ -689,8 +689,8 @@ int main(int argc, char **argv)
 	else
 		fprintf(stderr,
 		        "sealvault-enclave: plain NV counter: every commit is an NV write (%s); "
-		        "migrate to the hybrid scheme to save the TPM (docs/operations.md \"NV "
-		        "wear\")\n",
+		        "migrate it to the hybrid counter to save the TPM: sealvault-admin upgrade "
+		        "--counter-scheme hybrid (docs/operations.md \"NV wear\")\n",
 		        per_day == 0 ? "no NV-write budget" : "NV-write budget set");
 	dispatch_set_tpm(d, tpm, o.restarts, o.tpm_timeouts);
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);

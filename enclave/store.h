@@ -246,6 +246,20 @@ int store_upgrade(const char *state_dir, struct tpm *tpm, uint32_t new_index,
                   struct store_upgrade_result *res, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
+/* Migrates, in place and with the vault stopped, a current (state version 2) vault on the plain
+ * counter to the hybrid scheme (issue 12, docs/operations.md "NV wear"): it opens the vault (a
+ * run: it takes the counter over), commits a final record on the old counter, defines the
+ * unclean-boots counter at new_index + STORE_UNCLEAN_OFFSET and the orderly counter at new_index
+ * (0: the first index after the old one where both are free) bound to a new run, writes a hybrid
+ * snapshot and header naming them, and undefines the old counter. Users, records, guess counts,
+ * the vault key and its sealing are unchanged. Every step is safe to interrupt: running it again
+ * starts over (before the old counter is undefined) or finishes (after); upgrade.intent records
+ * the indices. res->already_current: the vault was hybrid already (res->old_index is set when
+ * this run finished an interrupted migration). A 0.2 vault is refused: upgrade it first. */
+int store_migrate_hybrid(const char *state_dir, struct tpm *tpm, uint32_t new_index,
+                         struct store_upgrade_result *res, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
 struct store_info {
 	uint32_t nv_index;
 	uint32_t pcr_mask;         /* PCRs the vault key is sealed to (0: none) */

@@ -19,6 +19,7 @@
 #define FN_SLOT_A    "snap.a"
 #define FN_SLOT_B    "snap.b"
 #define FN_LOCK      "lock"
+#define FN_INTENT    "upgrade.intent" /* store_upgrade.c: an upgrade or migration under way */
 #define PENDING_MAX  (64u << 20)
 #define UNCLEAN_HIST 64 /* unclean boots remembered for the yearly budget */
 #define SNAPSHOT_MAX ((size_t)JOURNAL_FRAME_MAX)

@@ -171,6 +171,15 @@ static int load_header(struct store *s, int dfd, const char *dir, struct journal
 		goto out;
 	r = SV_ERR_STATE;
 	int a = anchor_attach(s->anchor, nv_name, &nv_name_len);
+	struct stat st;
+	if (a == SV_ERR_NOTFOUND && fstatat(dfd, FN_INTENT, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		snprintf(why, why_len,
+		         "NV counter index 0x%08x does not exist on this TPM, and %s/%s shows an "
+		         "upgrade or counter migration that was cut off: run the same "
+		         "sealvault-admin upgrade command again to finish it",
+		         h->nv_index, dir, FN_INTENT);
+		goto out;
+	}
 	if (a == SV_ERR_NOTFOUND) {
 		snprintf(why, why_len,
 		         "NV counter index 0x%08x does not exist on this TPM: the state directory "

@@ -44,13 +44,14 @@
 #include "enclave/store_impl.h"
 #include "enclave/tpm.h"
 
-#define FN_INTENT      "upgrade.intent"
 #define NV_OWNER_FIRST 0x01000000u
 #define NV_OWNER_LAST  0x013fffffu
 #define INDEX_TRIES    64
 
-/* The intent file: "old=0x%08x new=0x%08x\n". SV_ERR_NOTFOUND when there is none. */
-static int intent_read(int dfd, uint32_t *old_index, uint32_t *new_index)
+/* The intent file: "old=0x%08x new=0x%08x\n", with " scheme=hybrid" before the newline for a
+ * migration of a current plain vault (store_migrate_hybrid), whose old counter is a current
+ * sealvault counter that only that migration may remove. SV_ERR_NOTFOUND when there is none. */
+static int intent_read(int dfd, uint32_t *old_index, uint32_t *new_index, int *migrate)
 {
 	char buf[64] = {0};
 	int fd = openat(dfd, FN_INTENT, O_RDONLY | O_CLOEXEC);
@@ -63,13 +64,15 @@ static int intent_read(int dfd, uint32_t *old_index, uint32_t *new_index)
 		return SV_ERR_INVALID;
 	*old_index = o;
 	*new_index = w;
+	*migrate = strstr(buf, " scheme=hybrid\n") != NULL;
 	return SV_OK;
 }
 
-static int intent_write(int dfd, uint32_t old_index, uint32_t new_index)
+static int intent_write(int dfd, uint32_t old_index, uint32_t new_index, int migrate)
 {
 	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "old=0x%08x new=0x%08x\n", old_index, new_index);
+	int n = snprintf(buf, sizeof(buf), "old=0x%08x new=0x%08x%s\n", old_index, new_index,
+	                 migrate ? " scheme=hybrid" : "");
 	int fd = openat(dfd, FN_INTENT, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return SV_ERR_IO;
@@ -101,9 +104,28 @@ static int remove_ours(struct tpm *tpm, uint32_t index, char *why, size_t why_le
 	return r;
 }
 
-/* The index for the new counter: the one asked for, or the first free one after old. */
-static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t *out, char *why,
-                        size_t why_len)
+/* Is idx + also (also != 0: the unclean-boots counter of a hybrid vault) free, in the same
+ * range as idx, and not old? For also == 0, yes. */
+static int companion_free(struct tpm *tpm, uint32_t old, uint32_t idx, uint32_t also, int *free_)
+{
+	int shape = TPM_COUNTER_ABSENT;
+	*free_ = 1;
+	if (also == 0)
+		return SV_OK;
+	if (idx + also > NV_OWNER_LAST || ((idx + also) >> 24) != (idx >> 24) ||
+	    idx + also == old) {
+		*free_ = 0;
+		return SV_OK;
+	}
+	int r = anchor_index_probe(tpm, idx + also, &shape);
+	*free_ = shape == TPM_COUNTER_ABSENT;
+	return r;
+}
+
+/* The index for the new counter: the one asked for, or the first free one after old; with also
+ * != 0, idx + also must be free too. */
+static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t also, uint32_t *out,
+                        char *why, size_t why_len)
 {
 	if (want == old) {
 		snprintf(
@@ -122,15 +144,29 @@ static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t *
 			snprintf(why, why_len, "cannot look up NV index 0x%08x", idx);
 			return SV_ERR_TPM;
 		}
-		if (shape == TPM_COUNTER_ABSENT) {
+		int both = 1;
+		if (shape == TPM_COUNTER_ABSENT &&
+		    companion_free(tpm, old, idx, also, &both) != SV_OK) {
+			snprintf(why, why_len, "cannot look up NV index 0x%08x", idx + also);
+			return SV_ERR_TPM;
+		}
+		if (shape == TPM_COUNTER_ABSENT && both) {
 			*out = idx;
 			return SV_OK;
 		}
-		if (want != 0) {
+		if (want != 0 && shape != TPM_COUNTER_ABSENT) {
 			snprintf(why, why_len,
 			         "NV index 0x%08x is already defined on this TPM: choose another "
 			         "--nv-index",
 			         idx);
+			return SV_ERR_EXISTS;
+		}
+		if (want != 0) {
+			snprintf(
+			    why, why_len,
+			    "NV index 0x%08x (the unclean-boots counter, --nv-index + 0x%x) is "
+			    "taken or out of range: choose another --nv-index",
+			    idx + also, also);
 			return SV_ERR_EXISTS;
 		}
 	}
@@ -141,20 +177,26 @@ static int choose_index(struct tpm *tpm, uint32_t old, uint32_t want, uint32_t *
 	return SV_ERR_EXISTS;
 }
 
-static int read_header(int dfd, const char *dir, struct journal_state_hdr *h, char *why,
-                       size_t why_len)
+static int read_header_file(int dfd, const char *dir, const char *name, struct journal_state_hdr *h,
+                            char *why, size_t why_len)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0, ad_len = 0;
-	int fd = -1, r = store_open_at(dfd, FN_HDR, O_RDONLY, dir, why, why_len, &fd);
+	int fd = -1, r = store_open_at(dfd, name, O_RDONLY, dir, why, why_len, &fd);
 	if (r != SV_OK)
 		return r;
 	r = store_read_all(fd, 4096, &buf, &len);
 	close(fd);
 	if (r == SV_OK && (r = journal_state_decode(buf, len, h, &ad_len)) != SV_OK)
-		snprintf(why, why_len, "state header %s/vault.hdr is damaged: restore it", dir);
+		snprintf(why, why_len, "state header %s/%s is damaged: restore it", dir, name);
 	store_wipe_free(buf, len);
 	return r == SV_OK ? SV_OK : SV_ERR_STATE;
+}
+
+static int read_header(int dfd, const char *dir, struct journal_state_hdr *h, char *why,
+                       size_t why_len)
+{
+	return read_header_file(dfd, dir, FN_HDR, h, why, why_len);
 }
 
 /* Step 6: the version 2 header, atomically (vault.hdr.new, fsync, the old file's owner: the
@@ -179,7 +221,17 @@ static int finish_current(const char *dir, int dfd, struct tpm *tpm,
 {
 	struct store *s = NULL;
 	uint32_t old = 0, neu = 0;
-	int r = intent_read(dfd, &old, &neu);
+	int migrate = 0, r = intent_read(dfd, &old, &neu, &migrate);
+	if (r == SV_OK && migrate) {
+		/* its old counter is a current one, which this path never removes */
+		snprintf(
+		    why, why_len,
+		    "%s/%s records an interrupted migration to the hybrid counter: finish it "
+		    "with sealvault-admin upgrade --counter-scheme hybrid --state-dir %s --tpm "
+		    "TCTI",
+		    dir, FN_INTENT, dir);
+		return SV_ERR_STATE;
+	}
 	if (r == SV_OK && old != h->nv_index) {
 		int shape = TPM_COUNTER_ABSENT;
 		/* the 0.2 counter has no policy: never remove a current sealvault counter */
@@ -224,7 +276,7 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 	size_t len = 0;
 	int r;
 	/* Checked before anything is written: a taken --nv-index costs nothing. */
-	if ((r = choose_index(tpm, old, want, &idx, why, why_len)) != SV_OK)
+	if ((r = choose_index(tpm, old, want, 0, &idx, why, why_len)) != SV_OK)
 		return r;
 	if ((r = store_stage_noop(s)) != SV_OK || (r = store_commit(s)) != SV_OK) {
 		snprintf(why, why_len,
@@ -233,7 +285,7 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 		         old, sv_strerror(r));
 		return r == SV_ERR_SUPERSEDED ? SV_ERR_STATE : r;
 	}
-	if ((r = intent_write(dfd, old, idx)) != SV_OK) {
+	if ((r = intent_write(dfd, old, idx, 0)) != SV_OK) {
 		snprintf(why, why_len, "cannot write %s: %s", FN_INTENT, strerror(errno));
 		return r;
 	}
@@ -313,7 +365,8 @@ int store_upgrade(const char *dir, struct tpm *tpm, uint32_t new_index,
 	/* A 0.2 vault; an intent left by an interrupted upgrade names a counter it may have made.
 	 */
 	uint32_t old = 0, neu = 0;
-	r = intent_read(dfd, &old, &neu);
+	int migrate = 0;
+	r = intent_read(dfd, &old, &neu, &migrate);
 	if (r == SV_OK && neu != h->nv_index && (r = remove_ours(tpm, neu, why, why_len)) != SV_OK)
 		goto out;
 	if (r == SV_ERR_INVALID) {
@@ -325,6 +378,386 @@ int store_upgrade(const char *dir, struct tpm *tpm, uint32_t new_index,
 	if ((r = store_open_common(&s, dir, tpm, NULL, STORE_OPEN_LEGACY, why, why_len)) != SV_OK)
 		goto out;
 	r = upgrade_open(s, dfd, tpm, h, new_index, res, why, why_len);
+out:
+	store_close(s);
+	if (dfd >= 0)
+		close(dfd);
+	sodium_free(h);
+	return r;
+}
+
+/* ---- Plain counter to hybrid (issue 12): store_migrate_hybrid ----
+ *
+ * A current vault on the plain counter moves to the hybrid scheme's two counters the way a 0.2
+ * vault moves to a current one, with one difference: the old counter is a current sealvault
+ * counter that still starts the plain directory, so it is undefined *before* the header names
+ * the new ones. That undefine is the commit point: before it, the plain vault is the vault and
+ * every copy of the hybrid state is unusable (the staged header is not vault.hdr); after it, no
+ * copy of the plain directory can start (its counter is gone), and the staged header is the
+ * vault. No moment leaves two lineages that can both start.
+ *
+ *   1. open the plain vault as a run (take-over: a vault still running on another copy stops),
+ *      and, if an earlier attempt was cut off before the commit point, remove the counters its
+ *      intent names (only of sealvault's shape) and its staged header: this run has just shown
+ *      that the plain vault is the current lineage;
+ *   2. commit a final record on the old counter (every other copy is older from now on), then
+ *      snapshot, so that the plain snapshot slot alone holds the whole state;
+ *   3. write upgrade.intent (old and new index, scheme=hybrid), fsync;
+ *   4. define the unclean-boots counter at new + STORE_UNCLEAN_OFFSET, then the orderly counter
+ *      at new, bound to a new run and flushed (store_init's order; 7 NV writes);
+ *   5. write a hybrid snapshot (the same users under the new counter's value V, naming the new
+ *      run) into the other slot, fsync;
+ *   6. if V is below the old counter C, empty the journal now to continue the hybrid snapshot
+ *      (the plain open treats a journal based below its snapshot as obsolete and uses the
+ *      snapshot of step 2); write the hybrid header as vault.hdr.hybrid, fsync;
+ *   7. undefine the old counter: the commit point;
+ *   8. rename vault.hdr.hybrid to vault.hdr, fsync the directory; if V is above C, empty the
+ *      journal now (until then the hybrid open treats the plain journal, based at C < V, as
+ *      obsolete); remove upgrade.intent.
+ * (V = C would make the journal ambiguous: the new counter is then flushed once more, to the
+ * next multiple of M + 1.)
+ *
+ * Running it again: with the old counter still there, the plain vault opens (or refuses, as it
+ * would to start) and the migration starts over; with it gone and the staged header there, the
+ * rename and the rest are finished; with a hybrid vault.hdr, only upgrade.intent is left to
+ * remove (the old index is never touched again: it may be someone else's by now). */
+
+#define FN_STAGED "vault.hdr.hybrid"
+
+static int staged_exists(int dfd)
+{
+	struct stat st;
+	return fstatat(dfd, FN_STAGED, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* Step 6: the hybrid header as vault.hdr.hybrid, with vault.hdr's owner (the vault's user when
+ * root runs sealvault-admin), fsynced with the directory. */
+static int stage_header(struct store *s, int dfd, const char *dir, struct journal_state_hdr *h,
+                        char *why, size_t why_len)
+{
+	struct sv_buf b;
+	struct stat st;
+	int r = sv_buf_init(&b, 4096);
+	if (r != SV_OK)
+		return r;
+	if ((r = store_header_encode(s, h, &b)) == SV_OK)
+		r = approval_write(dfd, dir, FN_STAGED, &b, 0, why, why_len);
+	sv_buf_free(&b);
+	if (r != SV_OK)
+		return r;
+	if (fstatat(dfd, FN_HDR, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    fchownat(dfd, FN_STAGED, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+	    errno != EPERM) {
+		snprintf(why, why_len, "cannot give %s/%s the owner of vault.hdr: %s", dir,
+		         FN_STAGED, strerror(errno));
+		return SV_ERR_IO;
+	}
+	if (fsync(dfd) != 0) {
+		snprintf(why, why_len, "cannot fsync %s: %s", dir, strerror(errno));
+		return SV_ERR_IO;
+	}
+	return SV_OK;
+}
+
+/* Step 8's switch: the staged header becomes vault.hdr. */
+static int install_staged(int dfd, const char *dir, char *why, size_t why_len)
+{
+	if (renameat(dfd, FN_STAGED, dfd, FN_HDR) != 0 || fsync(dfd) != 0) {
+		snprintf(why, why_len,
+		         "cannot rename %s/%s to vault.hdr (%s): run the same command again to "
+		         "finish the migration",
+		         dir, FN_STAGED, strerror(errno));
+		return SV_ERR_IO;
+	}
+	return SV_OK;
+}
+
+/* A hybrid vault.hdr: checks that the vault opens (read-only: nothing changes), then removes
+ * what an interrupted migration left (the staged header, upgrade.intent). */
+static int migrate_finish(const char *dir, int dfd, struct tpm *tpm,
+                          const struct journal_state_hdr *h, int have_intent, uint32_t old,
+                          struct store_upgrade_result *res, char *why, size_t why_len)
+{
+	struct store *s = NULL;
+	int r = store_open_common(&s, dir, tpm, NULL, STORE_OPEN_READONLY, why, why_len);
+	if (r != SV_OK)
+		return r;
+	res->already_current = 1;
+	res->new_index = h->nv_index;
+	res->users = s->users;
+	res->counter = s->counter;
+	store_close(s);
+	if (have_intent) {
+		if ((unlinkat(dfd, FN_STAGED, 0) != 0 && errno != ENOENT) ||
+		    intent_remove(dfd) != SV_OK) {
+			snprintf(why, why_len,
+			         "cannot remove %s/%s or %s: %s; the vault is migrated, run the "
+			         "command again to finish",
+			         dir, FN_STAGED, FN_INTENT, strerror(errno));
+			return SV_ERR_IO;
+		}
+		res->old_index = old;
+	}
+	return SV_OK;
+}
+
+/* Step 4: the two counters at idx and idx + STORE_UNCLEAN_OFFSET, the orderly one bound to run;
+ * *value is its flushed value, never c_old. On SV_ERR_EXISTS (the index was taken since
+ * choose_index looked) nothing of this run stays defined and the intent is removed, so that a
+ * run again never removes the other owner's counter. */
+static int define_counters(struct store *s, int dfd, struct anchor *a, uint32_t idx, uint32_t mask,
+                           const uint8_t run[ANCHOR_RUN_LEN], uint64_t c_old, uint64_t *value,
+                           struct journal_state_hdr *h, uint64_t *writes, char *why, size_t why_len)
+{
+	uint32_t unclean = idx + STORE_UNCLEAN_OFFSET;
+	int r = anchor_unclean_define(a, unclean, writes);
+	if (r == SV_ERR_EXISTS) {
+		(void)intent_remove(dfd);
+		snprintf(
+		    why, why_len,
+		    "NV index 0x%08x (the unclean-boots counter) was defined meanwhile: choose "
+		    "another --nv-index",
+		    unclean);
+		return r;
+	}
+	if (r != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot define the unclean-boots counter at NV index 0x%08x: %s; run the "
+		         "same command again (it removes what it made and starts over)",
+		         unclean, sv_strerror(r));
+		return SV_ERR_TPM;
+	}
+	h->nv_name_len = 0;
+	r = anchor_define(a, run, 1, value, h->nv_name, &h->nv_name_len, writes);
+	if (r == SV_ERR_EXISTS) {
+		int u = anchor_index_undefine(s->tpm, unclean);
+		if (u == SV_OK)
+			(void)intent_remove(dfd);
+		snprintf(why, why_len,
+		         "NV index 0x%08x was defined meanwhile: choose another --nv-index%s", idx,
+		         u == SV_OK ? "" : " (run the same command: it removes what it made)");
+		return r;
+	}
+	if (r == SV_OK && *value == c_old) {
+		/* one more block, so that the two journals' bases never coincide (see above) */
+		uint64_t t = anchor_flush_target(mask, *value), done = 0;
+		if ((r = anchor_advance(a, *value, t, &done)) == SV_OK) {
+			*writes += anchor_nv_writes(mask, *value, t);
+			*value = t;
+		}
+	}
+	if (r != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot define the hybrid NV counter 0x%08x: %s; run the same command "
+		         "again (it removes what it made and starts over)",
+		         idx, sv_strerror(r));
+		return SV_ERR_TPM;
+	}
+	return SV_OK;
+}
+
+/* Steps 2..8 on the plain vault s, opened as a run. */
+static int migrate_open(struct store *s, const char *dir, int dfd, struct journal_state_hdr *h,
+                        uint32_t mask, uint32_t want, struct store_upgrade_result *res, char *why,
+                        size_t why_len)
+{
+	uint32_t old = s->nv_index, idx = 0;
+	uint8_t mac[JOURNAL_MAC_LEN], run[ANCHOR_RUN_LEN];
+	uint64_t value = 0, writes = 0;
+	struct anchor *a = NULL;
+	size_t len = 0;
+	int r;
+	if ((r = choose_index(s->tpm, old, want, STORE_UNCLEAN_OFFSET, &idx, why, why_len)) !=
+	    SV_OK)
+		return r;
+	if ((r = store_stage_noop(s)) != SV_OK || (r = store_commit(s)) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot commit on the old NV counter 0x%08x: %s (was a copy of %s started "
+		         "at the same time?)",
+		         old, sv_strerror(r), dir);
+		return r == SV_ERR_SUPERSEDED ? SV_ERR_STATE : r;
+	}
+	if ((r = store_snapshot(s)) != SV_OK) {
+		snprintf(why, why_len, "cannot write a snapshot of the plain vault: %s",
+		         sv_strerror(r));
+		return r;
+	}
+	uint64_t c_old = s->counter;
+	if ((r = intent_write(dfd, old, idx, 1)) != SV_OK) {
+		snprintf(why, why_len, "cannot write %s/%s: %s", dir, FN_INTENT, strerror(errno));
+		return r;
+	}
+	if ((r = anchor_new(&a, s->tpm, idx)) != SV_OK)
+		return r;
+	anchor_set_vault_key(a, s->key);
+	anchor_set_orderly(a, mask);
+	anchor_new_run(run);
+	r = define_counters(s, dfd, a, idx, mask, run, c_old, &value, h, &writes, why, why_len);
+	if (r != SV_OK) {
+		anchor_free(a);
+		sodium_memzero(run, sizeof(run));
+		return r;
+	}
+	/* From here on the store describes the hybrid vault. */
+	anchor_free(s->anchor);
+	s->anchor = a;
+	memcpy(s->run, run, ANCHOR_RUN_LEN);
+	sodium_memzero(run, sizeof(run));
+	s->scheme = JOURNAL_SCHEME_HYBRID;
+	s->orderly_mask = mask;
+	s->unclean_index = idx + STORE_UNCLEAN_OFFSET;
+	s->nv_index = idx;
+	s->counter = s->tpm_counter = s->durable = value;
+	s->nv_writes += writes;
+	h->scheme = JOURNAL_SCHEME_HYBRID;
+	h->nv_index = idx;
+	h->orderly_mask = mask;
+	h->unclean_index = s->unclean_index;
+	if ((r = store_snapshot_slot(s, mac, &len)) != SV_OK ||
+	    (value < c_old && (r = store_write_journal_head(s, value, mac)) != SV_OK)) {
+		snprintf(why, why_len,
+		         "cannot write the hybrid snapshot (%s): run the same command again (it "
+		         "starts over)",
+		         strerror(errno));
+		return r;
+	}
+	if ((r = stage_header(s, dfd, dir, h, why, why_len)) != SV_OK)
+		return r;
+	if ((r = anchor_index_undefine(s->tpm, old)) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot undefine the old NV counter 0x%08x: %s; the vault is still the "
+		         "plain one, run the same command again (it starts over)",
+		         old, sv_strerror(r));
+		return r;
+	}
+	if ((r = install_staged(dfd, dir, why, why_len)) != SV_OK)
+		return r;
+	if (value > c_old && store_write_journal_head(s, value, mac) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot empty the journal (%s); the vault is migrated: run the same "
+		         "command again to finish",
+		         strerror(errno));
+		return SV_ERR_IO;
+	}
+	if ((r = intent_remove(dfd)) != SV_OK) {
+		snprintf(why, why_len,
+		         "cannot remove %s/%s: %s; the vault is migrated, run the same command "
+		         "again to finish",
+		         dir, FN_INTENT, strerror(errno));
+		return r;
+	}
+	res->old_index = old;
+	res->new_index = idx;
+	res->users = s->users;
+	res->counter = value;
+	return SV_OK;
+}
+
+/* Before the plain vault is opened: an intent whose old counter is gone and whose staged
+ * header is there is past the commit point (finish it); one whose old counter is gone without
+ * a staged header is a copy of a directory that another run migrated (refuse; remove
+ * nothing). *done: finished here. */
+static int migrate_resume(const char *dir, int dfd, struct tpm *tpm, struct journal_state_hdr *h,
+                          uint32_t old, uint32_t neu, struct store_upgrade_result *res, int *done,
+                          char *why, size_t why_len)
+{
+	int shape = TPM_COUNTER_ABSENT, r = anchor_index_probe(tpm, old, &shape);
+	*done = 0;
+	if (r != SV_OK) {
+		snprintf(why, why_len, "cannot look up the old NV counter 0x%08x: %s", old,
+		         sv_strerror(r));
+		return SV_ERR_TPM;
+	}
+	if (shape != TPM_COUNTER_ABSENT)
+		return SV_OK; /* before the commit point: the plain vault decides */
+	if (!staged_exists(dfd)) {
+		snprintf(why, why_len,
+		         "the old NV counter 0x%08x is gone but %s/%s is missing: this is not the "
+		         "directory the migration ran on (a copy?); nothing was changed",
+		         old, dir, FN_STAGED);
+		return SV_ERR_STATE;
+	}
+	if ((r = read_header_file(dfd, dir, FN_STAGED, h, why, why_len)) != SV_OK)
+		return r;
+	if (h->version == JOURNAL_STATE_VERSION_OLD || h->scheme != JOURNAL_SCHEME_HYBRID ||
+	    h->nv_index != neu) {
+		snprintf(why, why_len,
+		         "%s/%s does not name the hybrid counter 0x%08x of %s: restore the state "
+		         "directory from backup",
+		         dir, FN_STAGED, neu, FN_INTENT);
+		return SV_ERR_STATE;
+	}
+	if ((r = install_staged(dfd, dir, why, why_len)) != SV_OK)
+		return r;
+	*done = 1;
+	return migrate_finish(dir, dfd, tpm, h, 1, old, res, why, why_len);
+}
+
+int store_migrate_hybrid(const char *dir, struct tpm *tpm, uint32_t new_index,
+                         struct store_upgrade_result *res, char *why, size_t why_len)
+{
+	struct journal_state_hdr *h = sodium_malloc(sizeof(*h));
+	struct store *s = NULL;
+	uint32_t old = 0, neu = 0, mask = 0;
+	int dfd = -1, migrate = 0, have_intent, done = 0, r;
+	memset(res, 0, sizeof(*res));
+	if (h == NULL)
+		return SV_ERR_NOMEM;
+	if ((r = store_open_dir(dir, &dfd, why, why_len)) != SV_OK ||
+	    (r = read_header(dfd, dir, h, why, why_len)) != SV_OK)
+		goto out;
+	r = SV_ERR_STATE;
+	if (h->version == JOURNAL_STATE_VERSION_OLD) {
+		snprintf(why, why_len,
+		         "%s holds a vault of sealvault 0.2: upgrade it first with sealvault-admin "
+		         "upgrade --state-dir %s --tpm TCTI, then run this again",
+		         dir, dir);
+		goto out;
+	}
+	int ir = intent_read(dfd, &old, &neu, &migrate);
+	if (ir == SV_OK && !migrate) {
+		snprintf(why, why_len,
+		         "%s/%s records an unfinished upgrade from 0.2: finish it first with "
+		         "sealvault-admin upgrade --state-dir %s --tpm TCTI",
+		         dir, FN_INTENT, dir);
+		goto out;
+	}
+	have_intent = ir == SV_OK;
+	if ((ir != SV_OK && ir != SV_ERR_NOTFOUND) ||
+	    (have_intent && h->scheme != JOURNAL_SCHEME_HYBRID &&
+	     (old != h->nv_index || neu == old || neu + STORE_UNCLEAN_OFFSET == old))) {
+		snprintf(why, why_len, "%s/%s is damaged: remove it and run the command again", dir,
+		         FN_INTENT);
+		goto out;
+	}
+	if (h->scheme == JOURNAL_SCHEME_HYBRID) {
+		r = migrate_finish(dir, dfd, tpm, h, have_intent, old, res, why, why_len);
+		goto out;
+	}
+	if (have_intent &&
+	    ((r = migrate_resume(dir, dfd, tpm, h, old, neu, res, &done, why, why_len)) != SV_OK ||
+	     done))
+		goto out;
+	if (anchor_orderly_mask(tpm, &mask) != SV_OK) {
+		snprintf(why, why_len,
+		         "this TPM does not report a usable TPM_PT_ORDERLY_COUNT (it must be 2^k - "
+		         "1): the hybrid counter cannot work on it; keep the plain counter");
+		r = SV_ERR_CONFIG;
+		goto out;
+	}
+	if ((r = store_open_common(&s, dir, tpm, NULL, STORE_OPEN_EAGER, why, why_len)) != SV_OK)
+		goto out;
+	/* This run holds the plain vault's counter: what an earlier attempt made is garbage. */
+	if (have_intent &&
+	    ((r = remove_ours(tpm, neu, why, why_len)) != SV_OK ||
+	     (r = remove_ours(tpm, neu + STORE_UNCLEAN_OFFSET, why, why_len)) != SV_OK))
+		goto out;
+	if (have_intent && unlinkat(dfd, FN_STAGED, 0) != 0 && errno != ENOENT) {
+		snprintf(why, why_len, "cannot remove %s/%s: %s", dir, FN_STAGED, strerror(errno));
+		r = SV_ERR_IO;
+		goto out;
+	}
+	r = migrate_open(s, dir, dfd, h, mask, new_index, res, why, why_len);
 out:
 	store_close(s);
 	if (dfd >= 0)

@@ -119,3 +119,10 @@ check-nv-budget: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault
 		 $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/nv-budget.sh
 CHECK_STEPS += check-nv-budget
+
+# --- a plain-counter vault migrated to the hybrid counter with `sealvault-admin upgrade
+# --counter-scheme hybrid` (issue 12), cut off at five points ---
+.PHONY: check-state-migrate
+check-state-migrate: $(STATE_DRIVER) $(B)/sealvault-admin
+	$(Q)$(STATE_ENV) tests/integration/state-migrate.sh
+CHECK_STEPS += check-state-migrate

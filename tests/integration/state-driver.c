@@ -10,7 +10,8 @@
  *       the batch: an op is acknowledged only once it is durable. --snapshot-every K takes a
  *       snapshot after every K-th commit.
  *   state-driver check ... same options: only the verification; prints "position P counter C".
- *   state-driver put|lookup --state-dir D --tpm T --user ID   (register / show one user)
+ *   state-driver put|lookup|charge --state-dir D --tpm T --user ID
+ *       Register one user (guess limit 3) / show it / charge it one wrong guess.
  *   state-driver bench-commit --state-dir D --tpm T --writers W --changes N
  *   state-driver bench-startup --state-dir D --tpm T --users N
  *   state-driver reseal-plain --state-dir D --tpm T
@@ -488,7 +489,9 @@ static int cmd_reseal_plain(const char *dir, const char *tcti)
 	return r == SV_OK ? 0 : r == SV_ERR_STATE ? 3 : 1;
 }
 
-static int cmd_user(const char *dir, const char *tcti, const char *id, int put)
+enum user_cmd { USER_LOOKUP, USER_PUT, USER_CHARGE };
+
+static int cmd_user(const char *dir, const char *tcti, const char *id, enum user_cmd cmd)
 {
 	struct store *s = NULL;
 	struct tpm *t = NULL;
@@ -498,7 +501,14 @@ static int cmd_user(const char *dir, const char *tcti, const char *id, int put)
 	int ex = open_vault(&s, &t, dir, tcti, NULL), r;
 	if (ex != 0)
 		return ex;
-	if (put) {
+	if (cmd == USER_CHARGE) {
+		unsigned left = 0;
+		r = store_charge_guess(s, (const uint8_t *)id, strlen(id), &left);
+		if (r == SV_OK)
+			r = store_commit(s);
+		ex = r == SV_OK ? 0 : 1;
+		printf("charge %s: %s, %u left\n", id, sv_strerror(r), left);
+	} else if (cmd == USER_PUT) {
 		content(7, rec, blob, &blen);
 		r = store_put_user(s, (const uint8_t *)id, strlen(id), rec, blob, blen, 3);
 		if (r == SV_OK)
@@ -636,8 +646,12 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "check") == 0)
 		return cmd_run(dir, tcti, ops, batch, acked, strcmp(argv[1], "run") == 0);
-	if ((strcmp(argv[1], "put") == 0 || strcmp(argv[1], "lookup") == 0) && user != NULL)
-		return cmd_user(dir, tcti, user, strcmp(argv[1], "put") == 0);
+	if (strcmp(argv[1], "put") == 0 && user != NULL)
+		return cmd_user(dir, tcti, user, USER_PUT);
+	if (strcmp(argv[1], "lookup") == 0 && user != NULL)
+		return cmd_user(dir, tcti, user, USER_LOOKUP);
+	if (strcmp(argv[1], "charge") == 0 && user != NULL)
+		return cmd_user(dir, tcti, user, USER_CHARGE);
 	if (strcmp(argv[1], "bench-commit") == 0)
 		return cmd_bench_commit(dir, tcti, writers, changes);
 	if (strcmp(argv[1], "reseal-plain") == 0)
