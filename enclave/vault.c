@@ -85,8 +85,9 @@ static int reply_busy(struct vault *v, struct sv_buf *reply)
 	v->c.busy++;
 	return reply_text(
 	    reply, SV_STATUS_BUSY,
-	    "the vault is busy: this request changed nothing (no guess was charged), try "
-	    "again shortly");
+	    "the vault is busy (its pending-login table is full, or its NV-write budget allows no "
+	    "forced flush now): this request changed nothing (no guess was charged), try again "
+	    "later");
 }
 
 /* A failed login: 403 with the attempts left, or 410 when none are left (record destroyed). */
@@ -650,8 +651,10 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 	    {"recoveries_total", "Backup-key blobs released.", v->c.recoveries, 0},
 	    {"deletions_total", "Records deleted by their user.", v->c.deletions, 0},
 	    {"password_changes_total", "Password changes acknowledged.", v->c.password_changes, 0},
-	    {"busy_total", "Requests refused because the pending-login table was full.", v->c.busy,
-	     0},
+	    {"busy_total",
+	     "Requests answered busy, changing nothing: the pending-login table was full, or a "
+	     "forced NV flush did not fit the NV-write budget.",
+	     v->c.busy, 0},
 	    {"bad_requests_total", "Malformed requests.", v->c.bad_requests, 0},
 	    {"out_of_order_total", "Requests for unknown, expired or finished logins.",
 	     v->c.out_of_order, 0},
