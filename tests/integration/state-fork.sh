@@ -2,7 +2,7 @@
 # check-state-fork (issue 11, docs/threat-model.md "State on disk"): the fork attack of a
 # malicious operator, on real processes — sealvaultd (enclave + broker), the sealvault CLI, a
 # real swtpm — behind tests/lib/tpm-proxy.py, which makes the TPM behave like a discrete chip
-# (3 ms per command, 40 ms per NV write, 10 % transient NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE
+# (3 ms per command, 40 ms per flash write, 10 % transient NV_RATE/RETRY/YIELDED/NV_UNAVAILABLE
 # answers) and lets the test stop the vault at a chosen TPM command.
 #
 # Part 1, ROUNDS rounds (default 14, every record kind twice): with the vault running on state S
@@ -121,7 +121,10 @@ start_refused() { # start_refused TEXT [TEXT2]: sealvaultd must refuse on $S, sa
 swtpm_provision_ek "$T/srv/tpm" "$T/ca"
 sv_server_init "$T/srv" "$B"
 S=$SV_DIR/state
-tpmproxy_start "$T/px" --cmd-delay-ms 3 --nv-delay-ms 40 --transient-rate 0.1 --seed 11
+# 40 ms for the commands that wrote flash, as a chip does (a hybrid forced flush is ~255
+# increments of which one writes flash)
+tpmproxy_start "$T/px" --cmd-delay-ms 3 --nv-delay-ms 40 --nv-delay-on flash --swtpm-state "$T/srv/tpm" \
+	--transient-rate 0.1 --seed 11
 SWTPM_TCTI=$TPMPROXY_TCTI # sealvaultd and sealvault-admin reach the TPM through the proxy only
 sv_server_start
 
