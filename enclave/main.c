@@ -234,26 +234,36 @@ static void handle(struct dispatch *d, struct store *s, struct batch *b, const s
 	b->ids[b->n++] = f->req_id;
 }
 
+/* The next permitted frame from the broker into rbuf: 1; none ready: 0; the link ended: -1.
+ * Anything else ends the process (a protocol violation or a broken link). */
+static int next_frame(uint8_t *rbuf, struct sv_frame *f)
+{
+	int r = frame_recv(SANDBOX_IPC_FD, rbuf, f);
+	if (r == SV_ERR_BUSY)
+		return 0;
+	if (r == SV_ERR_IO) {
+		if (errno == 0)
+			return -1;
+		die("reading from the broker failed: %s", strerror(errno));
+	}
+	if (r != 0)
+		die("malformed frame from the broker (%s): protocol violation, exiting",
+		    sv_strerror(r));
+	if (!dispatch_permitted(f->type))
+		die("frame type %u is not a permitted request: protocol violation, exiting",
+		    f->type);
+	return 1;
+}
+
 /* Reads and answers frames until none is ready or the batch is full; 1 if the link ended. With
  * defer, login/start frames are only copied aside, for serve to answer after the rest. */
 static int drain(struct dispatch *d, struct store *s, struct batch *b, uint8_t *rbuf, int defer)
 {
 	while (b->n + b->ndeferred < b->cap) {
 		struct sv_frame f;
-		int r = frame_recv(SANDBOX_IPC_FD, rbuf, &f);
-		if (r == SV_ERR_BUSY)
-			return 0;
-		if (r == SV_ERR_IO) {
-			if (errno == 0)
-				return 1;
-			die("reading from the broker failed: %s", strerror(errno));
-		}
-		if (r != 0)
-			die("malformed frame from the broker (%s): protocol violation, exiting",
-			    sv_strerror(r));
-		if (!dispatch_permitted(f.type))
-			die("frame type %u is not a permitted request: protocol violation, exiting",
-			    f.type);
+		int r = next_frame(rbuf, &f);
+		if (r != 1)
+			return r < 0;
 		size_t len = SV_FRAME_HDR_LEN + f.len;
 		if (defer && f.type == SV_MSG_LOGIN_START && len <= DEFER_SLOT) {
 			memcpy(b->deferred + b->ndeferred * DEFER_SLOT, rbuf, len);
@@ -375,9 +385,8 @@ static int throttle_retry(struct dispatch *d, struct store *s, uint64_t now)
 /* Tells the store whether a forced flush fits the NV-write budget now. */
 static void allow_flush(struct store *s, struct budget *bud)
 {
-	uint64_t inc = 0;
-	store_flush_cost(s, &inc);
-	store_set_flush_allowed(s, budget_wait_us(bud, budget_cost(bud, inc), mono_us()) == 0);
+	double cost = budget_cost(bud, store_flush_cost(s));
+	store_set_flush_allowed(s, budget_wait_us(bud, cost, mono_us()) == 0);
 }
 
 /* Makes what is staged durable and sends the replies that need no anchor (store_write); then,
@@ -386,8 +395,7 @@ static void allow_flush(struct store *s, struct budget *bud)
 static void commit_and_reply(struct dispatch *d, struct store *s, struct batch *b,
                              struct budget *bud)
 {
-	uint64_t t0 = mono_us(), inc = 0, writes = 0;
-	store_commit_cost(s, &inc, &writes);
+	uint64_t t0 = mono_us(), inc = store_commit_cost(s);
 	int r = store_write(s);
 	if (r != 0)
 		die("writing the journal failed (%s); exiting without answering the %zu "
@@ -436,9 +444,8 @@ static int space_commit(struct dispatch *d, struct store *s, struct batch *b, ui
 	uint64_t start = mono_us(), wait;
 	int ended = 0, waited = 0;
 	for (;;) {
-		uint64_t inc = 0, writes = 0, t = mono_us();
-		store_commit_cost(s, &inc, &writes);
-		if ((wait = budget_wait_us(bud, budget_cost(bud, inc), t)) == 0)
+		double cost = budget_cost(bud, store_commit_cost(s));
+		if ((wait = budget_wait_us(bud, cost, mono_us())) == 0)
 			break;
 		waited = 1;
 		int ms = wait > 1000000 ? 1000 : (int)((wait + 999) / 1000);
@@ -479,20 +486,11 @@ static int serve_owed(struct vault *v, struct dispatch *d, struct store *s, stru
 	}
 	for (size_t k = 0; pr > 0 && k < b->cap; k++) {
 		struct sv_frame f;
-		int r = frame_recv(SANDBOX_IPC_FD, rbuf, &f);
-		if (r == SV_ERR_BUSY)
+		int r = next_frame(rbuf, &f);
+		if (r < 0)
+			return 1;
+		if (r == 0)
 			break;
-		if (r == SV_ERR_IO) {
-			if (errno == 0)
-				return 1;
-			die("reading from the broker failed: %s", strerror(errno));
-		}
-		if (r != 0)
-			die("malformed frame from the broker (%s): protocol violation, exiting",
-			    sv_strerror(r));
-		if (!dispatch_permitted(f.type))
-			die("frame type %u is not a permitted request: protocol violation, exiting",
-			    f.type);
 		if (f.type == SV_MSG_HEALTH || f.type == SV_MSG_STATS ||
 		    f.type == SV_MSG_ATTESTATION || f.type == SV_MSG_ACTIVATE) {
 			size_t before = store_pending(s);

@@ -658,9 +658,17 @@ int store_require_flush(struct store *s)
 	return r != SV_OK ? r : require_flush(s);
 }
 
+/* What survives a power cut: up to the last multiple of M + 1 both the journal and the TPM
+ * reached (the TPM is behind during a roll-forward, ahead after a power cut). */
+static uint64_t durable(const struct store *s)
+{
+	return anchor_durable(s->orderly_mask,
+	                      s->tpm_counter < s->counter ? s->tpm_counter : s->counter);
+}
+
 int store_durable(const struct store *s, uint64_t counter)
 {
-	return counter <= s->durable;
+	return counter <= durable(s);
 }
 
 uint64_t store_counter(const struct store *s)
@@ -681,19 +689,14 @@ static uint64_t commit_target(const struct store *s)
 	                     : s->tpm_counter + 1;
 }
 
-void store_commit_cost(const struct store *s, uint64_t *increments, uint64_t *nv_writes)
+uint64_t store_commit_cost(const struct store *s)
 {
-	*increments = *nv_writes = 0;
-	if (s->npending == 0 || s->nanchored == 0)
-		return;
-	uint64_t t = commit_target(s);
-	*increments = t - s->tpm_counter;
-	*nv_writes = anchor_nv_writes(s->orderly_mask, s->tpm_counter, t);
+	return s->npending == 0 || s->nanchored == 0 ? 0 : commit_target(s) - s->tpm_counter;
 }
 
-void store_flush_cost(const struct store *s, uint64_t *increments)
+uint64_t store_flush_cost(const struct store *s)
 {
-	*increments = anchor_flush_target(s->orderly_mask, s->tpm_counter) - s->tpm_counter;
+	return anchor_flush_target(s->orderly_mask, s->tpm_counter) - s->tpm_counter;
 }
 
 size_t store_pending(const struct store *s)
@@ -791,7 +794,6 @@ int store_anchor(struct store *s)
 		s->increments += s->write_target - s->tpm_counter;
 		s->forced_flushes += s->need_flush;
 		s->counter = s->tpm_counter = s->write_target;
-		s->durable = anchor_durable(s->orderly_mask, s->counter);
 		s->nv_writes = s->written_nv_writes;
 		s->need_flush = 0;
 		s->commits++;
@@ -915,7 +917,7 @@ void store_get_stats(const struct store *s, struct store_stats *out)
 	out->destroyed = s->destroyed;
 	out->last_commit_us = s->last_commit_us;
 	out->orderly_mask = s->orderly_mask;
-	out->durable = s->durable;
+	out->durable = durable(s);
 	out->increments = s->increments;
 	out->forced_flushes = s->forced_flushes;
 	out->penalties = s->penalties;

@@ -122,10 +122,10 @@ int store_require_flush(struct store *s) __attribute__((warn_unused_result));
 int store_durable(const struct store *s, uint64_t c);
 /* The counter value of the last commit (the next one is at least one more). */
 uint64_t store_counter(const struct store *s);
-/* What committing the staged changes would cost: NV increments, and NV writes among them. */
-void store_commit_cost(const struct store *s, uint64_t *increments, uint64_t *nv_writes);
+/* NV increments that committing the staged changes would take (0: nothing needs the counter). */
+uint64_t store_commit_cost(const struct store *s);
 /* NV increments a forced flush would take from the counter's current value. */
-void store_flush_cost(const struct store *s, uint64_t *increments);
+uint64_t store_flush_cost(const struct store *s);
 
 /* Number of staged, not yet durable changes. */
 size_t store_pending(const struct store *s);

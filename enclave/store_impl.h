@@ -56,12 +56,12 @@ struct store {
 	uint64_t jlen, tail_bytes;
 	uint64_t snap_bytes; /* size of the active snapshot */
 	int roll_forward;
-	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds, what survives
-	 * a power cut, and the counter before the last commit frame replayed (anchor_judge) */
+	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds (what survives a
+	 * power cut follows from it and counter: store.c, durable), and the counter before the last
+	 * commit frame replayed (anchor_judge) */
 	uint32_t orderly_mask;
 	uint32_t unclean_index;
 	uint64_t tpm_counter;
-	uint64_t durable;
 	uint64_t last_from;
 	uint64_t apply_counter; /* counter of the frame whose ops are being applied */
 	int need_flush;         /* a staged change must reach NV before it is answered */

@@ -260,7 +260,6 @@ int store_init(const char *dir, struct tpm *tpm, uint32_t nv_index, uint32_t pcr
 	}
 	h->init_counter = s->counter;
 	s->tpm_counter = s->counter;
-	s->durable = anchor_durable(s->orderly_mask, s->counter);
 	journal_keys_derive(s->keys, s->key);
 	randombytes_buf(s->secrets->oprf_seed, sizeof(s->secrets->oprf_seed));
 	crypto_core_ristretto255_scalar_random(s->secrets->ake_sk);

@@ -505,7 +505,6 @@ static int check_run(struct store *s, char *why, size_t why_len)
 	s->tpm_counter = c;
 	s->roll_forward = v == ANCHOR_ROLL_FORWARD;
 	s->power_cut = v == ANCHOR_POWER_CUT;
-	s->durable = anchor_durable(s->orderly_mask, c < s->counter ? c : s->counter);
 	return SV_OK;
 }
 
@@ -561,7 +560,6 @@ int store_take_over(struct store *s, char *why, size_t why_len)
 		r = SV_ERR_SUPERSEDED;
 	if (r == SV_OK && s->roll_forward) {
 		s->tpm_counter = s->counter;
-		s->durable = anchor_durable(s->orderly_mask, s->counter);
 	}
 	if (r == SV_ERR_SUPERSEDED) {
 		snprintf(why, why_len,

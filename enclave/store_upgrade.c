@@ -308,7 +308,7 @@ static int upgrade_open(struct store *s, int dfd, struct tpm *tpm, struct journa
 	s->anchor = a;
 	s->legacy = 0;
 	s->nv_index = idx;
-	s->counter = value;
+	s->counter = s->tpm_counter = value;
 	s->nv_writes += writes;
 	h->nv_index = idx;
 	if ((r = store_snapshot_slot(s, mac, &len)) != SV_OK ||
@@ -607,7 +607,7 @@ static int migrate_open(struct store *s, const char *dir, int dfd, struct journa
 	s->orderly_mask = mask;
 	s->unclean_index = idx + STORE_UNCLEAN_OFFSET;
 	s->nv_index = idx;
-	s->counter = s->tpm_counter = s->durable = value;
+	s->counter = s->tpm_counter = value;
 	s->nv_writes += writes;
 	h->scheme = JOURNAL_SCHEME_HYBRID;
 	h->nv_index = idx;
