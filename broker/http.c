@@ -348,7 +348,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 	int r = link_request(h->link, rt->type, payload, len, on_reply, p);
 	if (r != 0) {
 		free(p);
-		if (r == SV_ERR_BUSY)
+		if (r == SV_ERR_BUSY && link_down(h->link))
+			answer_text(h, req, rt->ep, start, 503,
+			            "the vault is restarting; retry in a second\n");
+		else if (r == SV_ERR_BUSY)
 			answer_text(h, req, rt->ep, start, 503, "vault busy; retry in a second\n");
 		else
 			answer_text(h, req, rt->ep, start, 500, "cannot reach the vault\n");

@@ -37,6 +37,8 @@ struct link {
 	link_fatal_cb on_fatal;
 	void *fatal_arg;
 	int dead;
+	int down;               /* the enclave ended; no request is sent until SV_MSG_READY */
+	unsigned long restarts; /* SV_MSG_ENCLAVE_GONE frames seen */
 	uint8_t rbuf[SV_FRAME_BUF_LEN];
 };
 
@@ -79,6 +81,64 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		die(l, "writing to the enclave failed; the enclave is gone");
 }
 
+/* sealvaultd says the enclave ended (it restarts it on the same end of the socketpair): the
+ * requests it never answered, and those still queued here, are answered busy now; nothing is
+ * sent until the next enclave says SV_MSG_READY; SV_MSG_GONE_SEEN tells sealvaultd that every
+ * request it finds before it on the enclave's end has been answered. */
+static void enclave_gone(struct link *l)
+{
+	static const char text[] = "the vault restarted while handling this request; retry in a "
+	                           "second (it may have taken effect)\n";
+	uint8_t reply[sizeof(text)];
+	reply[0] = SV_STATUS_BUSY;
+	memcpy(reply + 1, text, sizeof(text) - 1);
+	while (l->head != NULL) {
+		struct queued *q = l->head;
+		l->head = q->next;
+		sodium_memzero(q->data, q->len);
+		free(q);
+	}
+	l->tail = NULL;
+	event_del(l->wr);
+	unsigned answered = 0;
+	for (unsigned i = 0; i < l->cap; i++) {
+		struct slot *s = &l->slots[i];
+		if (s->id == 0)
+			continue;
+		link_reply_cb cb = s->cb;
+		void *cbarg = s->arg;
+		memset(s, 0, sizeof(*s));
+		l->inflight--;
+		answered++;
+		cb(cbarg, reply, sizeof(reply));
+	}
+	l->down = 1;
+	l->restarts++;
+	fprintf(stderr,
+	        "sealvault-broker: the enclave ended; answered the %u requests in flight 503 and "
+	        "answering 503 until sealvaultd has started it again\n",
+	        answered);
+	struct queued *q = malloc(sizeof(*q) + SV_FRAME_HDR_LEN);
+	if (q == NULL ||
+	    frame_encode(q->data, SV_FRAME_HDR_LEN, SV_MSG_GONE_SEEN, 0, NULL, 0, &q->len) != 0) {
+		free(q);
+		die(l, "cannot confirm the enclave's end to sealvaultd (out of memory)");
+		return;
+	}
+	q->next = NULL;
+	l->head = l->tail = q;
+	if (flush(l) != 0)
+		die(l, "writing to sealvaultd failed; the enclave's end is gone");
+}
+
+static void enclave_ready(struct link *l)
+{
+	if (!l->down)
+		return; /* the first start: requests were already being sent */
+	l->down = 0;
+	fprintf(stderr, "sealvault-broker: the enclave serves again\n");
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct link *l = arg;
@@ -98,6 +158,20 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			         sv_strerror(r));
 			die(l, why);
 			return;
+		}
+		if (f.type == SV_MSG_ENCLAVE_GONE || f.type == SV_MSG_READY) {
+			if (f.req_id != 0 || f.len != 0) {
+				snprintf(why, sizeof(why),
+				         "malformed control frame from the enclave's end (type %u)",
+				         f.type);
+				die(l, why);
+				return;
+			}
+			if (f.type == SV_MSG_ENCLAVE_GONE)
+				enclave_gone(l);
+			else
+				enclave_ready(l);
+			continue;
 		}
 		struct slot *s = &l->slots[f.req_id & 0xffff];
 		if (f.type != SV_MSG_REPLY || f.len < 1 || (f.req_id & 0xffff) >= l->cap ||
@@ -176,6 +250,8 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
 {
 	if (l->dead)
 		return SV_ERR_IO;
+	if (l->down)
+		return SV_ERR_BUSY;
 	if (len > SV_FRAME_MAX)
 		return SV_ERR_RANGE;
 	if (l->inflight >= l->cap)
@@ -214,4 +290,14 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
 unsigned link_inflight(const struct link *l)
 {
 	return l->inflight;
+}
+
+int link_down(const struct link *l)
+{
+	return l->down;
+}
+
+unsigned long link_restarts(const struct link *l)
+{
+	return l->restarts;
 }

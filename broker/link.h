@@ -4,6 +4,10 @@
  * enclave answers every request exactly once; a reply of another type, for an id not in flight or
  * without a status byte, or the end of the link, is fatal: on_fatal is called and the broker
  * exits so that sealvaultd restarts the pair.
+ *
+ * An enclave restart (common/msg.h, SV_MSG_ENCLAVE_GONE) is not the end of the link: the
+ * requests in flight are answered with a busy reply (503), and until the next enclave sends
+ * SV_MSG_READY link_request refuses with SV_ERR_BUSY and link_down() is 1.
  */
 #ifndef SV_BROKER_LINK_H
 #define SV_BROKER_LINK_H
@@ -32,5 +36,9 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
                  link_reply_cb cb, void *arg) __attribute__((warn_unused_result));
 
 unsigned link_inflight(const struct link *l);
+/* 1 while the enclave is being restarted (between SV_MSG_ENCLAVE_GONE and SV_MSG_READY). */
+int link_down(const struct link *l);
+/* Enclave restarts seen (SV_MSG_ENCLAVE_GONE frames). */
+unsigned long link_restarts(const struct link *l);
 
 #endif

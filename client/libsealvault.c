@@ -400,11 +400,13 @@ static struct opaque_params params(const struct sv_ctx *ctx)
 	return p;
 }
 
-/* Reason text of a 400 answer, if the server sent printable ASCII. */
+/* Reason text of a 400, 409 or 503 answer, if the server sent printable ASCII. */
 static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
 {
 	size_t len = sv_buf_remaining(&ctx->rep);
 	const uint8_t *p = sv_buf_ptr(&ctx->rep);
+	while (len > 0 && p[len - 1] == '\n') /* the broker's own answers end in one */
+		len--;
 	if (len == 0 || len >= n)
 		return "no reason given";
 	for (size_t i = 0; i < len; i++)
@@ -459,8 +461,9 @@ static enum sv_result exchange(struct sv_ctx *ctx, const char *path, const char 
 		            reply_text(ctx, text, sizeof(text)));
 	case 429:
 	case 503:
-		return fail(ctx, SV_RESULT_BUSY, "%s: the server is busy (HTTP %ld); retry later",
-		            what, status);
+		return fail(ctx, SV_RESULT_BUSY,
+		            "%s: the server is busy (HTTP %ld: %s); retry later", what, status,
+		            reply_text(ctx, text, sizeof(text)));
 	case 400:
 		return fail(ctx, SV_RESULT_ERROR,
 		            "%s: the server rejected the request (%s); client and server versions "

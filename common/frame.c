@@ -21,7 +21,10 @@ int frame_type_known(uint16_t type)
 	case SV_MSG_ACTIVATE:
 	case SV_MSG_STATS:
 	case SV_MSG_HEALTH:
-	case SV_MSG_REPLY: return 1;
+	case SV_MSG_GONE_SEEN:
+	case SV_MSG_REPLY:
+	case SV_MSG_ENCLAVE_GONE:
+	case SV_MSG_READY: return 1;
 	default: return 0;
 	}
 }

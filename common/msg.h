@@ -24,8 +24,17 @@ enum sv_msg_type {
 	/* broker -> enclave: housekeeping (payload empty) */
 	SV_MSG_STATS = 32,  /* counters for GET /metrics; reply body is Prometheus text */
 	SV_MSG_HEALTH = 33, /* GET /healthz */
+	/* Enclave restarts (payload empty, request id 0). sealvaultd holds the enclave's end of the
+	 * socketpair across a restart (after SV_EXIT_TPM_UNAVAILABLE), so the broker and its
+	 * clients' connections stay up: it writes SV_MSG_ENCLAVE_GONE on that end when the enclave
+	 * has ended; the broker answers every request in flight 503, sends no request until
+	 * SV_MSG_READY, and sends SV_MSG_GONE_SEEN, which sealvaultd reads (discarding the requests
+	 * queued before it, all answered) before it starts the next enclave on the same end. */
+	SV_MSG_GONE_SEEN = 34, /* broker -> sealvaultd */
 	/* enclave -> broker */
-	SV_MSG_REPLY = 64, /* u8 status (enum sv_status), then the body */
+	SV_MSG_REPLY = 64,        /* u8 status (enum sv_status), then the body */
+	SV_MSG_ENCLAVE_GONE = 65, /* sealvaultd -> broker, on the enclave's end */
+	SV_MSG_READY = 66,        /* the enclave serves (sent once, at every start) */
 };
 
 /* First byte of every SV_MSG_REPLY payload; the broker maps it to an HTTP status. */

@@ -2,12 +2,11 @@
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
  * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener),
- * each under its own user when run as root. When either child ends, the other is stopped and
- * sealvaultd exits non-zero so that systemd restarts the pair, except when the enclave says the
- * TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE: a TPM command timed out, or NV writes were
- * throttled at start): then sealvaultd restarts the pair itself, after a back-off that doubles
- * from RESTART_FIRST_S to RESTART_MAX_S and starts over once a pair has run RESTART_HEALTHY_S.
- * See sealvaultd(8), sealvault.conf(5).
+ * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
+ * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
+ * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
+ * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'
+ * connections and answers 503. See sealvaultd(8), sealvault.conf(5).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,15 +27,13 @@
 #include "common/err.h"
 #include "common/net.h"
 #include "common/config.h"
+#include "daemon/supervise.h"
 #include "policy/vault.h"
 
 #ifndef SV_LIBEXECDIR
 #define SV_LIBEXECDIR "/usr/libexec/sealvault"
 #endif
-#define DEFAULT_CONFIG    "/etc/sealvault/sealvault.conf"
-#define RESTART_FIRST_S   1   /* back-off before the first restart after a TPM failure */
-#define RESTART_MAX_S     60  /* ... doubling up to this */
-#define RESTART_HEALTHY_S 300 /* a pair that ran this long starts the back-off over */
+#define DEFAULT_CONFIG "/etc/sealvault/sealvault.conf"
 
 enum dest {
 	TO_SELF,    /* used by sealvaultd itself */
@@ -270,48 +267,6 @@ static int inherited_listener(const char *spec)
 	return fd;
 }
 
-struct child {
-	const char *name;
-	pid_t pid;
-	const struct passwd *pw; /* NULL: keep the current user */
-	int fds[4];              /* descriptors to place at 3, 4, ... (-1: none, and none after) */
-	char *argv[2 * N_SETTINGS + 8];
-};
-
-/* In the child: move fds to 3 (and 4), close everything else, drop privileges, exec. */
-static void start_child(struct child *c, const sigset_t *oldmask)
-{
-	int hi[4] = {-1, -1, -1, -1}, n = 0;
-	while (n < 4 && c->fds[n] >= 0)
-		n++;
-	for (int i = 0; i < n; i++)
-		if ((hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
-			goto fail;
-	for (int i = 0; i < n; i++)
-		if (dup2(hi[i], 3 + i) != 3 + i)
-			goto fail;
-	if (close_range(3 + (unsigned)n, ~0U, 0) != 0)
-		goto fail;
-	if (c->pw != NULL) {
-		if (initgroups(c->pw->pw_name, c->pw->pw_gid) != 0 ||
-		    setresgid(c->pw->pw_gid, c->pw->pw_gid, c->pw->pw_gid) != 0 ||
-		    setresuid(c->pw->pw_uid, c->pw->pw_uid, c->pw->pw_uid) != 0 || setuid(0) == 0) {
-			fprintf(stderr, "sealvaultd: cannot switch %s to user %s: %s\n", c->name,
-			        c->pw->pw_name, strerror(errno));
-			_exit(1);
-		}
-	}
-	/* the child should not outlive the supervisor */
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
-		goto fail;
-	sigprocmask(SIG_SETMASK, oldmask, NULL);
-	execv(c->argv[0], c->argv);
-fail:
-	fprintf(stderr, "sealvaultd: cannot start %s (%s): %s\n", c->name, c->argv[0],
-	        strerror(errno));
-	_exit(1);
-}
-
 /* At start-up: what main has allocated lives as long as sealvaultd, so there is nothing to undo. */
 static void __attribute__((noreturn)) die_oom(void)
 {
@@ -374,6 +329,8 @@ static int find_helpers(void)
 static int build_argv(struct child *c, const char *prog, enum dest dest, char **extra)
 {
 	size_t n = 0;
+	if ((c->argv = calloc(2 * N_SETTINGS + 8, sizeof(*c->argv))) == NULL)
+		return SV_ERR_NOMEM;
 	if ((c->argv[n++] = path_join(get("libexec-dir"), prog)) == NULL)
 		return SV_ERR_NOMEM;
 	for (size_t i = 0; i < N_SETTINGS; i++) {
@@ -406,162 +363,15 @@ static int build_argv(struct child *c, const char *prog, enum dest dest, char **
 	return SV_OK;
 }
 
-static void describe(const struct child *c, int status)
+/* what this supervisor counted, for the enclave's /metrics (rewritten before each start) */
+static char restarts_arg[40], timeouts_arg[40];
+
+/* Every restart of the enclave follows a TPM failure (a timeout, a lost connection, throttled
+ * NV writes at start), so both counters are the same. */
+static void count_restart(unsigned long restarts)
 {
-	if (WIFEXITED(status))
-		fprintf(stderr, "sealvaultd: %s (pid %d) exited with status %d\n", c->name,
-		        (int)c->pid, WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		fprintf(stderr, "sealvaultd: %s (pid %d) was killed by signal %d (%s)%s\n", c->name,
-		        (int)c->pid, WTERMSIG(status), strsignal(WTERMSIG(status)),
-		        WTERMSIG(status) == SIGSYS ? ": it made a system call outside its seccomp "
-		                                     "allowlist (policy/seccomp.c)"
-		                                   : "");
-}
-
-/* Stops the children still running: SIGTERM, then SIGKILL after a grace period. If st0 is not
- * NULL it receives the wait status of kids[0] when this reaps it. */
-static void stop_all(struct child *kids, size_t n, const sigset_t *set, int *st0)
-{
-	for (size_t i = 0; i < n; i++)
-		if (kids[i].pid > 0)
-			kill(kids[i].pid, SIGTERM);
-	struct timespec deadline;
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += 5;
-	for (;;) {
-		int left = 0;
-		for (size_t i = 0; i < n; i++) {
-			int st;
-			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
-				kids[i].pid = 0;
-				if (i == 0 && st0 != NULL)
-					*st0 = st;
-			}
-			left |= kids[i].pid > 0;
-		}
-		if (!left)
-			return;
-		struct timespec now, wait = {0, 100 * 1000 * 1000};
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec >= deadline.tv_sec) {
-			for (size_t i = 0; i < n; i++)
-				if (kids[i].pid > 0) {
-					fprintf(stderr, "sealvaultd: %s did not stop; killing it\n",
-					        kids[i].name);
-					kill(kids[i].pid, SIGKILL);
-					waitpid(kids[i].pid, NULL, 0);
-					kids[i].pid = 0;
-				}
-			return;
-		}
-		sigtimedwait(set, NULL, &wait);
-	}
-}
-
-static struct timespec pair_started;
-
-static unsigned long time_since_start_s(void)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (unsigned long)(now.tv_sec - pair_started.tv_sec);
-}
-
-/* Waits s seconds for nothing but a stop signal; -1 if one came (SIGCHLD of stopped children is
- * ignored: both were reaped). */
-static int pause_s(unsigned s, const sigset_t *set)
-{
-	struct timespec end, now;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += s;
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > end.tv_sec ||
-		    (now.tv_sec == end.tv_sec && now.tv_nsec >= end.tv_nsec))
-			return 0;
-		struct timespec left = {end.tv_sec - now.tv_sec, end.tv_nsec - now.tv_nsec};
-		if (left.tv_nsec < 0) {
-			left.tv_sec--;
-			left.tv_nsec += 1000000000L;
-		}
-		int sig = sigtimedwait(set, NULL, &left);
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
-			return -1;
-	}
-}
-
-enum { RUN_TPM_UNAVAILABLE = -1 };
-
-/* Starts the enclave and the broker on a new socketpair and supervises them until one ends (then
- * the other is stopped) or a stop signal comes. Returns sealvaultd's exit status, or
- * RUN_TPM_UNAVAILABLE when the enclave ended with SV_EXIT_TPM_UNAVAILABLE. */
-static int run_pair(struct child *kids, int sv[2], const sigset_t *set, const sigset_t *old)
-{
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-		perror("sealvaultd: socketpair");
-		return 1;
-	}
-	kids[0].fds[0] = sv[0];
-	kids[1].fds[0] = sv[1];
-	clock_gettime(CLOCK_MONOTONIC, &pair_started);
-	for (int i = 0; i < 2; i++) {
-		kids[i].pid = fork();
-		if (kids[i].pid < 0) {
-			perror("sealvaultd: fork");
-			stop_all(kids, 2, set, NULL);
-			close(sv[0]);
-			close(sv[1]);
-			return 1;
-		}
-		if (kids[i].pid == 0)
-			start_child(&kids[i], old);
-	}
-	close(sv[0]);
-	close(sv[1]);
-	fprintf(stderr,
-	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
-	        (int)kids[0].pid, (int)kids[1].pid);
-
-	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(set, &si);
-		if (sig < 0)
-			continue;
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
-			        strsignal(sig));
-			stop_all(kids, 2, set, NULL);
-			return 0;
-		}
-		for (int i = 0; i < 2; i++) {
-			int st;
-			if (kids[i].pid > 0 && waitpid(kids[i].pid, &st, WNOHANG) == kids[i].pid) {
-				describe(&kids[i], st);
-				kids[i].pid = 0;
-				/* The enclave's status decides, also when the broker (which ends
-				 * when the link does) was reaped first. */
-				pid_t epid = kids[0].pid;
-				int est = i == 0 ? st : -1;
-				stop_all(kids, 2, set, i == 0 ? NULL : &est);
-				if (est != -1 && WIFEXITED(est) &&
-				    WEXITSTATUS(est) == SV_EXIT_TPM_UNAVAILABLE) {
-					if (i != 0)
-						fprintf(
-						    stderr,
-						    "sealvaultd: sealvault-enclave (pid %d) exited "
-						    "with status %d\n",
-						    (int)epid, WEXITSTATUS(est));
-					return RUN_TPM_UNAVAILABLE;
-				}
-				fprintf(stderr,
-				        "sealvaultd: stopped %s; exiting so that the pair is "
-				        "restarted\n",
-				        kids[1 - i].name);
-				return 1;
-			}
-		}
-	}
+	snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=%lu", restarts);
+	snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=%lu", restarts);
 }
 
 int main(int argc, char **argv)
@@ -646,8 +456,6 @@ int main(int argc, char **argv)
 	snprintf(darg, dlen, "--daemon-bin=%s", self);
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
-	/* what this supervisor counted, for the enclave's /metrics (rewritten before each start) */
-	static char restarts_arg[40], timeouts_arg[40];
 	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL, NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 2;
@@ -670,8 +478,7 @@ int main(int argc, char **argv)
 		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot);
 		broker_extra[nextra++] = args[i];
 	}
-	snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=0");
-	snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=0");
+	count_restart(0);
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0)
 		die_oom();
@@ -683,28 +490,14 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, &old);
-	/* The listener and the logs stay open here: a restart hands them to the next pair. */
-	unsigned long restarts = 0, tpm_failures = 0;
-	unsigned delay_s = RESTART_FIRST_S;
-	for (;;) {
-		int r = run_pair(kids, sv, &set, &old);
-		if (r != RUN_TPM_UNAVAILABLE)
-			return r;
-		tpm_failures++;
-		if (time_since_start_s() >= RESTART_HEALTHY_S)
-			delay_s = RESTART_FIRST_S;
-		restarts++;
-		fprintf(
-		    stderr,
-		    "sealvaultd: the enclave stopped because the TPM is unavailable; restarting "
-		    "both processes in %u s (restart %lu)\n",
-		    delay_s, restarts);
-		if (pause_s(delay_s, &set) != 0) {
-			fprintf(stderr, "sealvaultd: stopping instead of restarting\n");
-			return 0;
-		}
-		delay_s = delay_s * 2 > RESTART_MAX_S ? RESTART_MAX_S : delay_s * 2;
-		snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=%lu", restarts);
-		snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=%lu", tpm_failures);
+	/* The enclave's end stays open here, so that it can be restarted alone (supervise.c); it
+	 * is non-blocking here and in the enclave, which share it. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0 ||
+	    fcntl(sv[0], F_SETFL, O_NONBLOCK) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
 	}
+	kids[0].fds[0] = sv[0];
+	kids[1].fds[0] = sv[1];
+	return supervise(kids, &set, &old, count_restart);
 }

@@ -107,10 +107,18 @@ static void warn_plain_pcrs(const struct store *store, const char *dir)
 		    in.pcr_mask, dir);
 }
 
-/* tpm_set_timeout's hook: a hung TPM ends the process (nothing unanchored was answered: the
- * command in flight is the one everything waits for), and sealvaultd restarts it. */
+/* tpm_set_timeout's hook: a hung TPM, or a lost connection to it, ends the process (nothing
+ * unanchored was answered: the command in flight is the one everything waits for), and sealvaultd
+ * restarts it; the next start judges the NV counter against the journal either way. */
 static void on_tpm_timeout(const char *command, unsigned ms)
 {
+	if (ms == 0) {
+		fprintf(stderr,
+		        "sealvault-enclave: the connection to the TPM ended during %s; exiting "
+		        "(sealvaultd restarts the vault with back-off)\n",
+		        command);
+		_exit(SV_EXIT_TPM_UNAVAILABLE);
+	}
 	fprintf(stderr,
 	        "sealvault-enclave: the TPM did not answer %s within %u s; exiting (sealvaultd "
 	        "restarts the vault with back-off)\n",
@@ -698,6 +706,16 @@ int main(int argc, char **argv)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)
 		exit(1);
+	/* after a restart the broker answers 503 until it hears this (common/msg.h) */
+	for (;;) {
+		r = frame_send(SANDBOX_IPC_FD, SV_MSG_READY, 0, NULL, 0);
+		if (r == 0)
+			break;
+		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLOUT};
+		if (r != SV_ERR_BUSY || (poll(&p, 1, -1) < 0 && errno != EINTR))
+			die("cannot tell the broker that the vault serves (%s); exiting",
+			    sv_strerror(r));
+	}
 	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
 	serve(vault, store, d, &o.policy, &bud);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");

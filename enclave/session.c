@@ -21,6 +21,8 @@ struct session_table {
 	uint32_t free_head;
 	uint32_t oldest, newest;
 	uint64_t timeout_ms;
+	uint8_t run[SESSION_RUN_LEN];         /* random per run: bytes 8..11 of every id */
+	uint8_t tag_key[SESSION_TAG_KEY_LEN]; /* bytes 12..15 of every id: a MAC of bytes 0..11 */
 };
 
 static size_t bucket_of(const struct session_table *t, const uint8_t sid[SESSION_ID_LEN])
@@ -44,6 +46,8 @@ int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
 		goto out;
 	t->cap = cap;
 	t->timeout_ms = timeout_ms;
+	randombytes_buf(t->run, sizeof(t->run));
+	randombytes_buf(t->tag_key, sizeof(t->tag_key)); /* until session_table_set_key */
 	for (t->nbuckets = 16; t->nbuckets < cap; t->nbuckets *= 2)
 		;
 	if ((t->e = sodium_allocarray(cap, sizeof(*t->e))) == NULL)
@@ -152,6 +156,32 @@ struct session *session_find(struct session_table *t, const uint8_t sid[SESSION_
 	return NULL;
 }
 
+#define SID_RANDOM_LEN (SESSION_ID_LEN - SESSION_RUN_LEN - SESSION_TAG_LEN)
+
+void session_table_set_key(struct session_table *t, const uint8_t key[SESSION_TAG_KEY_LEN])
+{
+	memcpy(t->tag_key, key, SESSION_TAG_KEY_LEN);
+}
+
+/* The tag of an id: BLAKE2b keyed with the vault's tag key over its random bytes and run. */
+static void sid_tag(const struct session_table *t, const uint8_t sid[SESSION_ID_LEN],
+                    uint8_t tag[SESSION_TAG_LEN])
+{
+	uint8_t full[16]; /* BLAKE2b's shortest output */
+	crypto_generichash(full, sizeof(full), sid, SID_RANDOM_LEN + SESSION_RUN_LEN, t->tag_key,
+	                   sizeof(t->tag_key));
+	memcpy(tag, full, SESSION_TAG_LEN);
+}
+
+int session_other_run(const struct session_table *t, const uint8_t sid[SESSION_ID_LEN])
+{
+	uint8_t tag[SESSION_TAG_LEN];
+	sid_tag(t, sid, tag);
+	if (sodium_memcmp(tag, sid + SID_RANDOM_LEN + SESSION_RUN_LEN, SESSION_TAG_LEN) != 0)
+		return 0; /* not an id this vault gave out */
+	return sodium_memcmp(sid + SID_RANDOM_LEN, t->run, SESSION_RUN_LEN) != 0;
+}
+
 int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
 {
 	uint8_t sid[SESSION_ID_LEN];
@@ -160,11 +190,14 @@ int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
 	session_expire(t, now_ms);
 	if (t->free_head == NIL)
 		return SV_ERR_BUSY;
-	/* 128 random bits: a collision with a live id is not a practical event, but an id must
-	 * name one session, so draw again rather than rely on that. */
-	do
-		randombytes_buf(sid, sizeof(sid));
-	while (session_find(t, sid, now_ms) != NULL);
+	/* 64 random bits among at most pending-login-max live ids of this run: a collision is not
+	 * a practical event, but an id must name one session, so draw again rather than rely on
+	 * that. */
+	memcpy(sid + SID_RANDOM_LEN, t->run, SESSION_RUN_LEN);
+	do {
+		randombytes_buf(sid, SID_RANDOM_LEN);
+		sid_tag(t, sid, sid + SID_RANDOM_LEN + SESSION_RUN_LEN);
+	} while (session_find(t, sid, now_ms) != NULL);
 
 	uint32_t idx = t->free_head;
 	struct session *s = &t->e[idx];

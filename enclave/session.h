@@ -5,9 +5,12 @@
  * then the session key). A smaller pool of rescue slots holds a copy of the record and blob for the
  * logins that were charged the last allowed guess (whose charge destroyed the record).
  *
- * Entries are found by their random 16-byte session id through a hash index, and kept on a list in
- * creation order so that expiry drops the oldest first in O(1) each. Nothing here allocates after
- * session_table_new(). Single-threaded.
+ * Entries are found by their 16-byte session id through a hash index. An id is 8 random bytes, 4
+ * bytes drawn at random for each run of the enclave, and a 4-byte tag, a MAC of the first 12 under
+ * a key the vault derives from its secrets (session_table_set_key): so that a login begun before a
+ * restart (a valid tag, another run) is told from one that never began. Entries are kept on a list
+ * in creation order so that expiry drops the oldest first in O(1) each. Nothing here allocates
+ * after session_table_new(). Single-threaded.
  */
 #ifndef SV_ENCLAVE_SESSION_H
 #define SV_ENCLAVE_SESSION_H
@@ -18,7 +21,10 @@
 #include "crypto/opaque.h"
 #include "enclave/store.h"
 
-#define SESSION_ID_LEN 16
+#define SESSION_ID_LEN      16
+#define SESSION_RUN_LEN     4
+#define SESSION_TAG_LEN     4
+#define SESSION_TAG_KEY_LEN 32
 
 enum session_phase {
 	SESSION_FREE = 0,
@@ -85,6 +91,12 @@ size_t session_rescue_count(const struct session_table *t);
 /* The live, unexpired entry with this id, or NULL. Does not change anything. */
 struct session *session_find(struct session_table *t, const uint8_t sid[SESSION_ID_LEN],
                              uint64_t now_ms);
+
+/* The key of the ids' tags, the same in every run of one vault (until set: a random one). */
+void session_table_set_key(struct session_table *t, const uint8_t key[SESSION_TAG_KEY_LEN]);
+/* 1 if sid carries a valid tag but another run's bytes: a login begun before a restart, whose
+ * state ended with that run. 0 for this run's ids and for ids the vault never gave out. */
+int session_other_run(const struct session_table *t, const uint8_t sid[SESSION_ID_LEN]);
 
 /* Wipes the entry and returns it to the free list (a consumed session id is never found again). */
 void session_close(struct session_table *t, struct session *s);

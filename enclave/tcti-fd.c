@@ -116,6 +116,16 @@ static TSS2_RC timed_out(struct tcti_fd *t)
 	return TSS2_TCTI_RC_IO_ERROR;
 }
 
+/* The connection ended under a command (end of file, a reset, a failed write): whether the TPM
+ * ran it is unknown, so the context is dead from now on, as after a timeout. */
+static TSS2_RC lost(struct tcti_fd *t)
+{
+	t->state = ST_DEAD;
+	if (t->on_timeout != NULL)
+		t->on_timeout(t->timeout_arg, t->cc, 0);
+	return TSS2_TCTI_RC_IO_ERROR;
+}
+
 void tcti_fd_set_timeout(TSS2_TCTI_CONTEXT *ctx, unsigned timeout_ms, tcti_fd_timeout_fn fn,
                          void *arg)
 {
@@ -170,7 +180,7 @@ static TSS2_RC fd_transmit(TSS2_TCTI_CONTEXT *ctx, size_t size, const uint8_t *c
 			continue;
 		}
 		if (n <= 0)
-			return TSS2_TCTI_RC_IO_ERROR;
+			return lost(t);
 		done += (size_t)n;
 	}
 	t->state = ST_SENT;
@@ -202,7 +212,7 @@ static TSS2_RC read_response(struct tcti_fd *t, int32_t timeout)
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
-			return TSS2_TCTI_RC_IO_ERROR;
+			return lost(t);
 		have += (size_t)n;
 		if (have >= TPM_HDR_LEN) {
 			const uint8_t *h = t->resp;

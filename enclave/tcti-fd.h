@@ -32,8 +32,10 @@ int tcti_fd_connect(const char *spec, int *fd, char *why, size_t why_len)
 
 /* Wraps fd in a TCTI context that owns it (finalize closes it). */
 int tcti_fd_new(TSS2_TCTI_CONTEXT **out, int fd) __attribute__((warn_unused_result));
-/* Called once when a command got no complete answer within timeout_ms: cc is its command
- * code. May end the process; if it returns, the command fails with TSS2_TCTI_RC_IO_ERROR. */
+/* Called once when a command got no complete answer within timeout_ms (cc is its command code),
+ * or with timeout_ms 0 when the connection ended under it (end of file, a reset, a failed write:
+ * whether the TPM ran it is unknown). May end the process; if it returns, the command fails with
+ * TSS2_TCTI_RC_IO_ERROR and the context refuses every later one. */
 typedef void (*tcti_fd_timeout_fn)(void *arg, uint32_t cc, unsigned timeout_ms);
 /* Sets the per-command deadline (1..TCTI_FD_TIMEOUT_MAX_MS ms; others are clamped) and the hook
  * (NULL: none) for the commands sent from now on. */

@@ -52,8 +52,10 @@ struct tpm_stats {
  * TCTI_FD_TIMEOUT_DEFAULT_MS, 90 s). A TPM that has not answered by then counts as hung: fn
  * (if not NULL) is called with the command's name ("TPM2_CC_NV_Increment") and the timeout and
  * may end the process (the enclave does, so that sealvaultd restarts it); if it returns, that
- * command fails and the context refuses every later one (SV_ERR_TPM). Applies to the tpm_open
- * calls that follow. */
+ * command fails and the context refuses every later one (SV_ERR_TPM). fn is also called, with
+ * ms 0, when the connection to the TPM ends under a command (a dropped swtpm socket, a reset
+ * resource manager): the TPM may or may not have run it. Applies to the tpm_open calls that
+ * follow. */
 typedef void (*tpm_timeout_fn)(const char *command, unsigned ms);
 void tpm_set_timeout(unsigned ms, tpm_timeout_fn fn);
 

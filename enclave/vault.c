@@ -35,7 +35,7 @@
 
 struct vault_counters {
 	uint64_t registrations, login_starts, logins_ok, logins_failed, last_guesses, recoveries,
-	    deletions, password_changes, busy, bad_requests, out_of_order, expired;
+	    deletions, password_changes, busy, bad_requests, out_of_order, expired, earlier_run;
 };
 
 struct vault {
@@ -78,6 +78,20 @@ static int reply_out_of_order(struct vault *v, struct sv_buf *reply, const char 
 {
 	v->c.out_of_order++;
 	return reply_text(reply, SV_STATUS_OUT_OF_ORDER, text);
+}
+
+/* A KE3 or change-password/finish for a login begun before the enclave restarted: its state
+ * died with that run. 503, not 409: the client did nothing out of order and only has to start
+ * again (the guess its KE2 charged stays charged; a correct password repays it). */
+static int reply_earlier_run(struct vault *v, struct sv_buf *reply, const char *route)
+{
+	char msg[256];
+	v->c.earlier_run++;
+	snprintf(msg, sizeof(msg),
+	         "%s: this login began before the vault restarted and its state ended with that "
+	         "run; nothing changed here: start again with login/start",
+	         route);
+	return reply_text(reply, SV_STATUS_BUSY, msg);
 }
 
 static int reply_busy(struct vault *v, struct sv_buf *reply)
@@ -413,6 +427,8 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 	if (vaultreq_parse_login_finish(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
 	s = session_find(v->sessions, r.session_id, now_ms);
+	if (s == NULL && session_other_run(v->sessions, r.session_id))
+		return reply_earlier_run(v, reply, route);
 	if (s == NULL || s->phase != SESSION_KE2_SENT)
 		return reply_out_of_order(v, reply,
 		                          "unknown, expired or finished login: start again with "
@@ -497,6 +513,8 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	if (vaultreq_parse_change_finish(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
 	s = session_find(v->sessions, r.session_id, now_ms);
+	if (s == NULL && session_other_run(v->sessions, r.session_id))
+		return reply_earlier_run(v, reply, route);
 	if (s == NULL || s->phase != SESSION_CHANGE_READY)
 		return reply_out_of_order(v, reply,
 		                          "no change-password login pending for this session: "
@@ -589,6 +607,14 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
 	                             (uint64_t)p->login_timeout_s * 1000)) != 0 ||
 	    (err = phantom_table_new(&v->phantoms, (size_t)p->pending_login_max * 4)) != 0)
 		goto out;
+	/* session ids' tags: the same key in every run, so a restart's lost logins are told apart
+	 */
+	uint8_t tag_key[SESSION_TAG_KEY_LEN];
+	static const char label[] = "sealvault session id tag v1";
+	crypto_generichash(tag_key, sizeof(tag_key), (const uint8_t *)label, sizeof(label) - 1,
+	                   sec->fake_seed, sizeof(sec->fake_seed));
+	session_table_set_key(v->sessions, tag_key);
+	sodium_memzero(tag_key, sizeof(tag_key));
 	*out = v;
 	v = NULL;
 	err = SV_OK;
@@ -659,6 +685,10 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 	    {"out_of_order_total", "Requests for unknown, expired or finished logins.",
 	     v->c.out_of_order, 0},
 	    {"expired_logins_total", "Pending logins dropped at the timeout.", v->c.expired, 0},
+	    {"earlier_run_logins_total",
+	     "KE3s and password changes for logins begun before the enclave restarted (answered "
+	     "503: start again).",
+	     v->c.earlier_run, 0},
 	    {"pending_logins", "Logins between KE2 and KE3 now.", session_count(v->sessions), 1},
 	    {"pending_logins_max", "Capacity of the pending-login table.",
 	     session_capacity(v->sessions), 1},

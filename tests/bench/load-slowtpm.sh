@@ -9,9 +9,12 @@
 #
 # sealvaultd runs as systemd runs it (tests/lib/supervise.py: the listener held open across
 # restarts like sealvault.socket, Restart=on-failure, RestartSec 1 s here instead of 5).
-# Passes when: no client saw an error other than the documented 503 busy answers, every secret
-# was recovered byte-identical, the vault serves at the end (GET /healthz), and after stopping it
-# `sealvault-admin status` agrees. The NV-write budget is set out of the way (check-nv-budget
+# The dropped connection ends the enclave with status 75 and sealvaultd restarts it alone: the
+# broker keeps every client's connection and answers 503 for the requests in flight and until the
+# new enclave serves (daemon/supervise.c). Passes when: no client saw an error other than the
+# documented 503 busy answers, every secret was recovered byte-identical, the enclave was
+# restarted by sealvaultd (not the pair by systemd), the vault serves at the end (GET /healthz),
+# and after stopping it `sealvault-admin status` agrees. The NV-write budget is set out of the way (check-nv-budget
 # tests it): with the default one (burst 25) registrations, each a forced flush, would be refused
 # after the first 25 flushes and the test would load nothing.
 #   load-slowtpm.sh CLIENTS SECONDS [DROP_AT]
@@ -89,10 +92,13 @@ cat "$T/bench.out" | grep -E "^(load|ERRORS|  e\.g\.)" | sed 's/^/load-slowtpm: 
 dropped=$(tpmproxy_stat "$TPMPROXY_CTL" dropped)
 injected=$(tpmproxy_stat "$TPMPROXY_CTL" injected)
 restarts=$(grep -c "restart [0-9]*: pid" "$T/sealvaultd.log" || true)
-echo "load-slowtpm: TPM: $injected transient errors injected, $dropped connection(s) dropped; sealvaultd restarted $restarts time(s)"
-grep -E "sealvault-enclave: (the NV counter|refusing|cannot)|rolled|roll forward|superseded" \
+enclave_restarts=$(grep -c "sealvaultd: started sealvault-enclave (pid [0-9]*) again" "$T/sealvaultd.log" || true)
+echo "load-slowtpm: TPM: $injected transient errors injected, $dropped connection(s) dropped; the enclave was restarted $enclave_restarts time(s), sealvaultd $restarts time(s)"
+grep -E "sealvault-enclave: (the NV counter|the connection|refusing|cannot)|rolled|roll forward|superseded|sealvault-broker: the enclave" \
 	"$T/sealvaultd.log" | head -n 5 | sed 's/^/load-slowtpm: log: /' || true
 [ "$dropped" -ge 1 ] || fail "no TPM connection was dropped (no NV_Increment after ${drop_at} s?)"
+[ "$enclave_restarts" -ge 1 ] || fail "sealvaultd did not restart the enclave after the dropped connection"
+[ "$restarts" -eq 0 ] || fail "sealvaultd itself ended and was restarted $restarts time(s)"
 curl -fsS --max-time 10 --cacert "$SV_CACERT" "$URL/healthz" >/dev/null ||
 	fail "the vault does not serve at the end"
 kill -TERM "$SUP"

@@ -6,7 +6,7 @@ usage: run-child.py [--user NAME] [--hold S] [--send HEX]... [--expect-reply]
                     (--expect-signal N | --expect-exit N) -- PROG ARG...
 The socketpair stays open for at most S seconds (default 10) and is then closed. With --send, once
 the child says on stderr that it is serving, each HEX datagram is written to it in turn (with
---expect-reply, one answer datagram must come back for each). Prints "signal N" or "exit N" and
+--expect-reply, one reply datagram must come back for each, after the enclave's READY frame). Prints "signal N" or "exit N" and
 the child's stderr; exit status 0 when it ended as expected.
 """
 import argparse
@@ -67,6 +67,7 @@ def collect():
 
 status = None
 replies = 0
+saw_ready = False
 deadline = time.monotonic() + a.hold
 pending = list(a.send)
 while status is None and time.monotonic() < deadline:
@@ -76,8 +77,15 @@ while status is None and time.monotonic() < deadline:
         if a.expect_reply:
             mine.settimeout(5)
             try:
-                if mine.recv(70000):
-                    replies += 1
+                # the enclave says READY (type 66) once it serves; a reply is type 64
+                while True:
+                    d = mine.recv(70000)
+                    if len(d) >= 4 and int.from_bytes(d[2:4], "big") == 66:
+                        saw_ready = True
+                        continue
+                    if len(d) >= 4 and int.from_bytes(d[2:4], "big") == 64:
+                        replies += 1
+                    break
             except OSError:
                 pass
     wpid, st = os.waitpid(pid, os.WNOHANG)
@@ -109,6 +117,9 @@ else:
 if a.expect_reply and replies != len(a.send):
     ok = False
     got += " (%d of %d requests answered)" % (replies, len(a.send))
+if a.expect_reply and not saw_ready:
+    ok = False
+    got += " (no READY frame before the replies)"
 print(got)
 sys.stdout.write("".join("  | " + l + "\n" for l in err.splitlines()))
 sys.exit(0 if ok else 1)

@@ -152,10 +152,10 @@ hangs=$(count 'the TPM did not answer TPM2_CC_')
 [ "$hangs" -ge 1 ] && [ "$starts" -eq $((hangs + 1)) ] ||
 	fail "$hangs hangs but $starts enclave starts"
 grep -q "exited with status 75" "$T/srv/sealvaultd.log" || fail "no exit status 75 in the log"
-grep -q "restarting both processes in 1 s (restart 1)" "$T/srv/sealvaultd.log" ||
+grep -q "restarting it in 1 s (restart 1)" "$T/srv/sealvaultd.log" ||
 	fail "no restart log line"
 if [ "$hangs" -ge 2 ]; then
-	grep -q "restarting both processes in 2 s (restart 2)" "$T/srv/sealvaultd.log" ||
+	grep -q "restarting it in 2 s (restart 2)" "$T/srv/sealvaultd.log" ||
 		fail "the back-off did not grow"
 fi
 curl -fsS --cacert "$SV_CACERT" "$URL0/metrics" >"$T/metrics"

@@ -207,6 +207,68 @@ static void test_misbehaving_enclave(void **state)
 	event_base_free(f.base);
 }
 
+/* sealvaultd restarts the enclave on the same end: the requests in flight, sent or still queued,
+ * are answered busy once each; nothing is sent until SV_MSG_READY; GONE_SEEN follows every request
+ * written before it; late replies for the failed ids are fatal (they cannot come from a live
+ * enclave); control frames with an id or a payload are fatal. */
+static void test_enclave_restart(void **state)
+{
+	struct fixture f;
+	struct got a = {0}, b = {0}, c = {0};
+	setup(&f, 4);
+	assert_int_equal(
+	    link_request(f.l, SV_MSG_LOGIN_START, (const uint8_t *)"A", 1, on_reply, &a), 0);
+	assert_int_equal(link_request(f.l, SV_MSG_HEALTH, NULL, 0, on_reply, &b), 0);
+	struct sv_frame r1 = peer_read(&f);
+	uint32_t id1 = r1.req_id;
+	peer_reply(&f, SV_MSG_ENCLAVE_GONE, 0, NULL, 0);
+	spin(&f);
+	assert_int_equal(fatal_calls, 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(b.calls, 1);
+	assert_int_equal(a.reply[0], SV_STATUS_BUSY);
+	assert_int_equal(b.reply[0], SV_STATUS_BUSY);
+	assert_non_null(memmem(a.reply, a.len, "restarted", 9));
+	assert_int_equal(link_inflight(f.l), 0);
+	assert_int_equal(link_down(f.l), 1);
+	assert_int_equal(link_restarts(f.l), 1);
+	/* the second request (written before) and then GONE_SEEN, nothing else */
+	struct sv_frame r2 = peer_read(&f);
+	assert_int_equal(r2.type, SV_MSG_HEALTH);
+	struct sv_frame seen = peer_read(&f);
+	assert_int_equal(seen.type, SV_MSG_GONE_SEEN);
+	assert_int_equal(seen.req_id, 0);
+	assert_int_equal(seen.len, 0);
+	/* refused while down, not queued */
+	assert_int_equal(link_request(f.l, SV_MSG_STATS, NULL, 0, on_reply, &c), SV_ERR_BUSY);
+	uint8_t tmp[16];
+	assert_true(recv(f.peer, tmp, sizeof(tmp), MSG_DONTWAIT) < 0);
+	/* the next enclave serves */
+	peer_reply(&f, SV_MSG_READY, 0, NULL, 0);
+	spin(&f);
+	assert_int_equal(link_down(f.l), 0);
+	assert_int_equal(link_request(f.l, SV_MSG_STATS, NULL, 0, on_reply, &c), 0);
+	assert_int_equal(peer_read(&f).type, SV_MSG_STATS);
+	assert_int_equal(fatal_calls, 0);
+	/* a reply for an id answered busy at the restart is not taken */
+	peer_reply(&f, SV_MSG_REPLY, id1, "\0x", 2);
+	spin(&f);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(fatal_calls, 1);
+	teardown(&f);
+
+	/* a READY at the first start changes nothing */
+	setup(&f, 4);
+	peer_reply(&f, SV_MSG_READY, 0, NULL, 0);
+	spin(&f);
+	assert_int_equal(fatal_calls, 0);
+	assert_int_equal(link_down(f.l), 0);
+	teardown(&f);
+
+	bad_reply(SV_MSG_ENCLAVE_GONE, 7, 0, "malformed control frame");
+	bad_reply(SV_MSG_READY, 0, 3, "malformed control frame");
+}
+
 static void test_bounds(void **state)
 {
 	int sv[2];
@@ -228,6 +290,7 @@ int main(void)
 	    cmocka_unit_test(test_round_trip_out_of_order),
 	    cmocka_unit_test(test_full_socket_buffer),
 	    cmocka_unit_test(test_misbehaving_enclave),
+	    cmocka_unit_test(test_enclave_restart),
 	    cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

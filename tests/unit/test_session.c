@@ -41,6 +41,45 @@ static void test_capacity_and_lookup(void **state)
 	session_table_free(t);
 }
 
+/* An id from an earlier run of the same vault (same tag key, another run) is told apart from
+ * this run's ids, from ids that were never given out, and from another vault's ids. */
+static void test_earlier_run(void **state)
+{
+	struct session_table *old, *now, *other;
+	struct session *a, *b, *c;
+	uint8_t key[SESSION_TAG_KEY_LEN], key2[SESSION_TAG_KEY_LEN], sid[SESSION_ID_LEN];
+	randombytes_buf(key, sizeof(key));
+	memcpy(key2, key, sizeof(key2));
+	key2[0] ^= 1;
+	assert_int_equal(session_table_new(&old, 16, 4, 1000), 0);
+	assert_int_equal(session_table_new(&now, 16, 4, 1000), 0);
+	assert_int_equal(session_table_new(&other, 16, 4, 1000), 0);
+	session_table_set_key(old, key);
+	session_table_set_key(now, key);
+	session_table_set_key(other, key2);
+	assert_int_equal(session_open(old, 100, &a), 0);
+	assert_int_equal(session_open(now, 100, &b), 0);
+	assert_int_equal(session_open(other, 100, &c), 0);
+	assert_int_equal(session_other_run(now, a->sid), 1);
+	assert_null(session_find(now, a->sid, 100));
+	assert_int_equal(session_other_run(now, b->sid), 0);
+	assert_int_equal(session_other_run(old, b->sid), 1);
+	assert_int_equal(session_other_run(now, c->sid), 0); /* another vault's */
+	for (int i = 0; i < 1000; i++) {                     /* never given out */
+		randombytes_buf(sid, sizeof(sid));
+		assert_int_equal(session_other_run(now, sid), 0);
+	}
+	memcpy(sid, a->sid, sizeof(sid)); /* every byte of a tagged id matters */
+	for (size_t i = 0; i < sizeof(sid); i++) {
+		sid[i] ^= 0x10;
+		assert_int_equal(session_other_run(now, sid), 0);
+		sid[i] ^= 0x10;
+	}
+	session_table_free(old);
+	session_table_free(now);
+	session_table_free(other);
+}
+
 static void test_expiry_in_order(void **state)
 {
 	struct session_table *t;
@@ -131,11 +170,9 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_capacity_and_lookup),
-	    cmocka_unit_test(test_expiry_in_order),
-	    cmocka_unit_test(test_rescue_slots),
-	    cmocka_unit_test(test_foreach_may_close),
-	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_capacity_and_lookup), cmocka_unit_test(test_earlier_run),
+	    cmocka_unit_test(test_expiry_in_order),     cmocka_unit_test(test_rescue_slots),
+	    cmocka_unit_test(test_foreach_may_close),   cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -165,6 +165,30 @@ static void test_half_answer_then_silence(void **state)
 	close_pair(ctx);
 }
 
+/* The TPM's end closes after half an answer (a dropped swtpm socket): the hook is called once
+ * with 0 ms (lost, not hung) and the context refuses every later command. */
+static void test_lost_connection(void **state)
+{
+	TSS2_TCTI_CONTEXT *ctx = open_pair(5000);
+	send_cmd(ctx, TPM2_CC_NV_Increment);
+	assert_int_equal(write(tpm_end, answer, 4), 4);
+	close(tpm_end);
+	tpm_end = -1;
+	uint8_t resp[64];
+	size_t len = sizeof(resp);
+	uint64_t t0 = now_ms();
+	assert_int_equal(Tss2_Tcti_Receive(ctx, &len, resp, TSS2_TCTI_TIMEOUT_BLOCK),
+	                 TSS2_TCTI_RC_IO_ERROR);
+	assert_true(now_ms() - t0 < 2000); /* at once, not at the deadline */
+	assert_int_equal(hook_calls, 1);
+	assert_int_equal(hook_ms, 0);
+	assert_int_equal(hook_cc, TPM2_CC_NV_Increment);
+	uint8_t cmd[10] = {0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x7b};
+	assert_int_equal(Tss2_Tcti_Transmit(ctx, sizeof(cmd), cmd), TSS2_TCTI_RC_IO_ERROR);
+	assert_int_equal(hook_calls, 1);
+	tcti_fd_free(ctx);
+}
+
 /* Response sizes below a header or above the buffer are refused; timeouts are clamped. */
 static void test_hostile_sizes(void **state)
 {
@@ -196,6 +220,7 @@ int main(void)
 	    cmocka_unit_test(test_caller_timeout_is_try_again),
 	    cmocka_unit_test(test_hung_tpm),
 	    cmocka_unit_test(test_half_answer_then_silence),
+	    cmocka_unit_test(test_lost_connection),
 	    cmocka_unit_test(test_hostile_sizes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

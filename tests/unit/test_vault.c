@@ -367,6 +367,31 @@ static void test_last_guess_expires(void **state)
 	assert_int_equal(login("erin", "right", &L), SV_STATUS_LOCKED);
 }
 
+/* The enclave restarted between KE2 and KE3 (a new vault on the same store): the KE3 is answered
+ * busy (start again), not out of order, and changes nothing; the charged guess stays charged and
+ * a new login succeeds. An id that no run gave out is still out of order. */
+static void test_login_from_earlier_run(void **state)
+{
+	struct login L;
+	assert_int_equal(register_user("finn", "right", 5, BLOB, 8), SV_STATUS_OK);
+	assert_int_equal(login("finn", "right", &L), SV_STATUS_OK);
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
+	vault_free(V);
+	assert_int_equal(vault_new(&V, &S, &cfg), 0);
+	size_t staged = S.staged;
+	assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_BUSY);
+	assert_non_null(memmem(rbody(), rlen(), "restarted", 9));
+	assert_int_equal(S.staged, staged);
+	assert_int_equal(user("finn")->used, 1);
+	struct login M;
+	assert_int_equal(login("finn", "right", &M), SV_STATUS_OK);
+	assert_int_equal(finish(&M, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OK);
+	assert_int_equal(user("finn")->used, 0);
+	/* never given out */
+	randombytes_buf(L.sid, sizeof(L.sid));
+	assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OUT_OF_ORDER);
+}
+
 static void test_overtaken_by_last_guess(void **state)
 {
 	struct login A, B;
@@ -1025,6 +1050,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_vault_new_checks_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_login_from_earlier_run, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

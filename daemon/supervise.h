@@ -1,0 +1,36 @@
+/*
+ * sealvaultd's supervision of its two children (sealvaultd(8), "Restarts"). main.c builds the
+ * children's command lines and descriptors; this module starts them, watches them, and restarts
+ * the enclave alone when it ended because the TPM is unavailable for now.
+ */
+#ifndef SV_DAEMON_SUPERVISE_H
+#define SV_DAEMON_SUPERVISE_H
+
+#include <pwd.h>
+#include <signal.h>
+#include <sys/types.h>
+
+/* One child: its descriptors are placed at 3, 4, ... in order (-1: none, and none after). */
+struct child {
+	const char *name;
+	pid_t pid;
+	const struct passwd *pw; /* NULL: keep the current user */
+	int fds[4];
+	char **argv;
+};
+
+/* Called before each restart of the enclave with the restarts so far (all of them after a TPM
+ * failure, since nothing else restarts it), so that its command line can say them. */
+typedef void (*supervise_restart_fn)(unsigned long restarts);
+
+/* Starts kids[0] (the enclave, fds[0] = its end of the SOCK_SEQPACKET pair, which stays open
+ * here) and kids[1] (the broker, fds[0] = the other end, closed here once it runs), then
+ * supervises them until a stop signal (returns 0, both stopped) or until either ends other than
+ * by the enclave's SV_EXIT_TPM_UNAVAILABLE (returns 1, both stopped: systemd restarts the pair).
+ * After SV_EXIT_TPM_UNAVAILABLE the enclave is restarted alone after a back-off, and the broker
+ * keeps its clients' connections, answering 503 meanwhile. set: the signals blocked for
+ * sigwaitinfo (SIGCHLD and the stop signals); old: the mask the children get. */
+int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
+              supervise_restart_fn on_restart);
+
+#endif
