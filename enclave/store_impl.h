@@ -101,6 +101,8 @@ struct store {
 	uint64_t start_dropped; /* bytes of a start frame that never took effect, dropped at open */
 	int taken;              /* this run has taken the counter over (take_over) */
 	int legacy;             /* a sealvault 0.2 vault opened by store_upgrade */
+	int upgraded_open;      /* STORE_OPEN_UPGRADED */
+	int journal_dropped;    /* ... and the journal was the 0.2 one */
 };
 
 /* store.c */
@@ -152,6 +154,10 @@ enum store_open_mode {
 	STORE_OPEN_READONLY,
 	STORE_OPEN_LEGACY,
 	STORE_OPEN_ACK, /* eager, and a power cut over the yearly budget is accepted */
+	/* lazy, for store_upgrade finishing a 0.2 upgrade cut off between the header switch and
+	 * emptying the journal: a journal that does not continue the snapshot is then the 0.2 one,
+	 * and is emptied if the TPM counter shows nothing committed since the snapshot */
+	STORE_OPEN_UPGRADED,
 };
 int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
                       const struct sv_vault_policy *pol, enum store_open_mode mode, char *why,

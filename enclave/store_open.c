@@ -371,6 +371,17 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		r = SV_OK;
 		goto out;
 	}
+	if ((h.base_counter > s->snap_counter ||
+	     sodium_memcmp(h.base_mac, s->head_mac, JOURNAL_MAC_LEN) != 0) &&
+	    s->upgraded_open && s->orderly_mask == 0) {
+		/* The 0.2 journal of an upgrade cut off after the header switch: everything in it
+		 * is in the version 2 snapshot. Dropped only if the counter agrees (the caller). */
+		*obsolete = 1;
+		s->journal_dropped = 1;
+		s->jlen = JOURNAL_HEAD_LEN;
+		r = SV_OK;
+		goto out;
+	}
 	if (h.base_counter > s->snap_counter ||
 	    sodium_memcmp(h.base_mac, s->head_mac, JOURNAL_MAC_LEN) != 0) {
 		snprintf(why, why_len,
@@ -648,6 +659,7 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 		return r;
 	s->readonly = readonly;
 	s->legacy = mode == STORE_OPEN_LEGACY;
+	s->upgraded_open = mode == STORE_OPEN_UPGRADED;
 	h = sodium_malloc(sizeof(*h));
 	if (h == NULL) {
 		r = SV_ERR_NOMEM;
@@ -682,10 +694,30 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 		r = SV_ERR_STATE;
 		goto out;
 	}
-	if (r != SV_OK || (r = replay(s, dir, &obsolete, why, why_len)) != SV_OK)
+	if (r != SV_OK || (r = replay(s, dir, &obsolete, why, why_len)) != SV_OK) {
+		struct stat st;
+		if (r == SV_ERR_STATE && fstatat(dfd, FN_INTENT, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			snprintf(
+			    why, why_len,
+			    "the journal in %s does not continue its snapshot, and %s/%s shows "
+			    "an upgrade that was cut off: run the same sealvault-admin upgrade "
+			    "command again to finish it",
+			    dir, dir, FN_INTENT);
 		goto out;
+	}
 	if ((r = check_run(s, why, why_len)) != SV_OK)
 		goto out;
+	if (s->journal_dropped && s->tpm_counter != s->snap_counter) {
+		/* something was committed on the new counter: that journal is not the 0.2 one */
+		snprintf(why, why_len,
+		         "the journal continues a snapshot that is missing or damaged, and NV "
+		         "counter 0x%08x (%llu) is past the snapshot (%llu): restore the state "
+		         "directory from backup",
+		         s->nv_index, (unsigned long long)s->tpm_counter,
+		         (unsigned long long)s->snap_counter);
+		r = SV_ERR_STATE;
+		goto out;
+	}
 	if (!readonly) {
 		if (obsolete)
 			r = store_write_journal_head(s, s->snap_counter, s->head_mac);

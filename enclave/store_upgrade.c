@@ -20,9 +20,12 @@
  *
  * Interrupted before 6, the directory is still a 0.2 vault (a version 2 slot is ignored by the
  * 0.2 reader): running the upgrade again removes the counter the intent names, if it holds one
- * of sealvault's shape, and starts over. Interrupted after 6, it is a current vault (the normal
- * open discards the journal older than the new snapshot): running it again removes the old
- * counter and the intent.
+ * of sealvault's shape, and starts over. Interrupted after 6, it is a current vault: running it
+ * again empties the journal if 7 was cut off (the journal is then still the 0.2 one, which does
+ * not continue the new snapshot; STORE_OPEN_UPGRADED drops it only while upgrade.intent exists,
+ * on a plain counter, and when the counter equals the snapshot's value, so nothing committed
+ * since can be dropped), then removes the old counter and the intent. Until then the vault
+ * refuses to start and names this command.
  */
 #include "enclave/store.h"
 
@@ -233,6 +236,13 @@ static int finish_current(const char *dir, int dfd, struct tpm *tpm,
 		return SV_ERR_STATE;
 	}
 	if (r == SV_OK && old != h->nv_index) {
+		/* Cut off between the header switch (6) and emptying the journal (7), the journal
+		 * is still the 0.2 one: empty it now, while the intent says so. */
+		if ((r = store_open_common(&s, dir, tpm, NULL, STORE_OPEN_UPGRADED, why,
+		                           why_len)) != SV_OK)
+			return r;
+		store_close(s);
+		s = NULL;
 		int shape = TPM_COUNTER_ABSENT;
 		/* the 0.2 counter has no policy: never remove a current sealvault counter */
 		if ((r = anchor_index_probe(tpm, old, &shape)) == SV_OK &&

@@ -5,8 +5,8 @@
 # new counter that refuses forked copies, and removes the old counter, so that no copy of the 0.2
 # directory (started by 0.2, or upgraded a second time) can ever be used again. The upgrade is
 # cut off (kill -9, its TPM command dropped by tests/lib/tpm-proxy.py) at the final 0.2 commit,
-# at the definition of the new counter and at the removal of the old one: each time, running it
-# again finishes it with nothing lost.
+# at the definition of the new counter and at the removal of the old one, and left with the 0.2
+# journal after the header switch: each time, running it again finishes it with nothing lost.
 #
 # Without the 0.2 commit in the clone (a shallow clone), the test uses FIXTURE instead: a swtpm
 # state and a 0.2 vault on it, made by the same 0.2 binaries with `state-upgrade.sh
@@ -85,14 +85,29 @@ cp -a "$S" "$T/copy02"
 upgrade() { "$ADMIN" upgrade --state-dir "$S" --tpm "$TPM" "$@"; }
 for code in 0x134 0x12a 0x122; do
 	tpmproxy_hold "$CTL" "$code"
-	upgrade >"$T/out" 2>&1 &
+	# the binary itself in the background (not the function: $! would be a subshell, and
+	# kill -9 would leave sealvault-admin running on)
+	"$ADMIN" upgrade --state-dir "$S" --tpm "$TPM" >"$T/out" 2>&1 &
 	pid=$!
 	tpmproxy_wait_held "$CTL" 30 >/dev/null || fail "the upgrade sent no command $code"
 	kill -9 "$pid"
 	wait "$pid" 2>/dev/null || true
+	! kill -0 "$pid" 2>/dev/null || fail "sealvault-admin survived kill -9"
 	tpmproxy_settle "$CTL"
 	echo "state-upgrade: cut off at TPM command $code"
+	# a 0.2 journal (every frame of it in the snapshot the upgrade writes)
+	[ "$code" = 0x12a ] && cp "$S/journal" "$T/journal02"
 done
+# Cut off at 0x122 (step 8) the header is switched and the journal emptied. Put a 0.2 journal
+# back: the state of a cut between the header switch and emptying the journal (no TPM command
+# lies between them to hold). The vault refuses to start and names the upgrade command; running
+# the upgrade again drops that journal (nothing was committed on the new counter) and finishes.
+cp "$T/journal02" "$S/journal"
+rc=0
+NEW check --ops 60 --acked 59 >/dev/null 2>"$T/err" || rc=$?
+[ "$rc" -eq 3 ] && grep -q 'does not continue its snapshot.*upgrade.intent.*sealvault-admin upgrade' "$T/err" ||
+	fail "a 0.2 journal after the header switch: exit $rc: $(cat "$T/err")"
+echo "state-upgrade: cut off between the header switch and emptying the journal: refused until the upgrade runs again"
 upgrade >"$T/out" 2>"$T/err" || fail "the upgrade did not finish: $(cat "$T/err")"
 grep -Eq '^(upgraded vault in|vault in .* is already current)' "$T/out" || fail "upgrade said: $(cat "$T/out")"
 upgrade >"$T/out" 2>"$T/err" || fail "a second upgrade failed: $(cat "$T/err")"
@@ -126,5 +141,5 @@ echo "state-upgrade: second upgrade of a 0.2 copy refused: $(cat "$T/err")"
 rm -rf "$S"
 mv "$S.up" "$S"
 NEW check --ops 90 --acked 89 | grep -q '^position 90 ' || fail "the upgraded vault does not open"
-echo "state-upgrade: 0.2 vault upgraded after 3 interruptions, all 90 changes kept, 0.2 copies refused"
+echo "state-upgrade: 0.2 vault upgraded after 4 interruptions, all 90 changes kept, 0.2 copies refused"
 echo "1 passed, 0 failed"
