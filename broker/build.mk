@@ -1,6 +1,6 @@
 # broker/: sealvault-broker, the HTTPS front end (process engineer).
 BROKER_SRCS := broker/main.c broker/http.c broker/tls.c broker/link.c broker/ratelimit.c \
-	broker/metrics.c
+	broker/metrics.c broker/control.c
 BROKER_OBJS := $(BROKER_SRCS:%.c=$(B)/%.o)
 BROKER_LIB_OBJS := $(filter-out $(B)/broker/main.o,$(BROKER_OBJS))
 BROKER_PKGS := libevent libevent_openssl openssl libsodium libseccomp json-c
