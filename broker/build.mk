@@ -26,3 +26,6 @@ UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a
 # libFuzzer target for the IPC frame decoder both processes use (rules: tests/fuzz/build.mk).
 FUZZ_TARGETS += frame
 FUZZ_SRCS_frame := common/frame.c common/err.c
+# ... and for the reload payload the broker decodes (common/reload.h).
+FUZZ_TARGETS += reload
+FUZZ_SRCS_reload := common/reload.c common/err.c
