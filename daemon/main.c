@@ -425,23 +425,37 @@ static int same(const char *a, const char *b)
 	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
-/* Reads a whole file of at most max bytes into buf: its length, or -1 with a reason in why. */
+/* Reads a whole file of at most max bytes into buf: its length, or -1 with a reason in why.
+ * Plain read(2), no stdio: no buffer of the library's keeps a copy of the key. */
 static ssize_t slurp(const char *what, const char *path, uint8_t *buf, size_t max, char *why,
                      size_t why_len)
 {
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
+	size_t n = 0;
+	ssize_t r = 1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
 		snprintf(why, why_len, "cannot read the %s %s: %s", what, path, strerror(errno));
 		return -1;
 	}
-	size_t n = fread(buf, 1, max, f);
-	int bad = ferror(f), more = !bad && n == max && getc(f) != EOF;
-	fclose(f);
-	if (bad || more || n == 0) {
-		snprintf(why, why_len, "cannot read the %s %s: %s", what, path,
-		         bad      ? "read error"
-		         : n == 0 ? "empty file"
-		                  : "larger than 64 KiB");
+	while (n < max && r != 0) {
+		r = read(fd, buf + n, max - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, why_len, "cannot read the %s %s: %s", what, path,
+			         strerror(errno));
+			close(fd);
+			return -1;
+		}
+		n += (size_t)r;
+	}
+	uint8_t extra;
+	int more = n == max && read(fd, &extra, 1) == 1;
+	sodium_memzero(&extra, sizeof(extra));
+	close(fd);
+	if (more || n == 0) {
+		snprintf(why, why_len, "cannot use the %s %s: %s", what, path,
+		         n == 0 ? "empty file" : "larger than 64 KiB");
 		return -1;
 	}
 	return (ssize_t)n;

@@ -25,8 +25,7 @@ static void check(const uint8_t *p, size_t n)
 	    memchr(m.settings, '\0', m.settings_len) != NULL)
 		abort();
 	size_t w = 0;
-	if (reload_encode(again, sizeof(again), &m, &w) != 0 || w != n ||
-	    memcmp(again, p, n) != 0)
+	if (reload_encode(again, sizeof(again), &m, &w) != 0 || w != n || memcmp(again, p, n) != 0)
 		abort();
 }
 

