@@ -72,6 +72,10 @@ static void start_child(struct child *c, const sigset_t *oldmask)
 	/* the child should not outlive the supervisor */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
 		goto fail;
+	/* A reload is sealvaultd's: a SIGHUP that reaches a child too (systemctl kill -s HUP, a
+	 * pkill) must not stop it. The disposition survives exec. */
+	if (signal(SIGHUP, SIG_IGN) == SIG_ERR)
+		goto fail;
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	execv(c->argv[0], c->argv);
 fail:

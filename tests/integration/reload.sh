@@ -13,7 +13,9 @@
 #   3. a file that does not parse, a certificate that is not one and a key of another
 #      certificate change nothing (the old certificate is still served);
 #   4. packaging/certbot/sealvault-deploy-hook, run as certbot runs it (RENEWED_LINEAGE, a
-#      fake systemctl on PATH), installs a renewed certificate and the vault serves it.
+#      fake systemctl on PATH), installs a renewed certificate and the vault serves it;
+#   5. a SIGHUP sent to the children as well (systemctl kill -s HUP) stops neither.
+# CLIENTS and SECONDS_LOAD (default 30 and 12) size the load; check-asan runs a shorter one.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -235,6 +237,11 @@ PATH=$T/bin:$PATH RENEWED_LINEAGE=/nonexistent RENEWED_DOMAINS="other.example" \
 	SEALVAULT_DOMAIN=vault.example packaging/certbot/sealvault-deploy-hook ||
 	fail "the deploy hook did not skip another lineage"
 
+# a SIGHUP that reaches the children too (systemctl kill -s HUP) stops neither
+kill -HUP "$broker0" "$enclave0"
+sleep 0.5
+curl -fsS --max-time 10 --cacert "$SV_CACERT" "$SV_URL/healthz" >/dev/null ||
+	fail "the vault does not serve after SIGHUP to its children"
 kill -0 "$SV_PID" 2>/dev/null || fail "sealvaultd stopped"
 [ "$(sv_broker_pid)" = "$broker0" ] && [ "$(sv_enclave_pid)" = "$enclave0" ] ||
 	fail "a child was restarted"
