@@ -1,6 +1,6 @@
 # broker/: sealvault-broker, the HTTPS front end (process engineer).
 BROKER_SRCS := broker/main.c broker/http.c broker/tls.c broker/link.c broker/ratelimit.c \
-	broker/metrics.c
+	broker/metrics.c broker/control.c
 BROKER_OBJS := $(BROKER_SRCS:%.c=$(B)/%.o)
 BROKER_LIB_OBJS := $(filter-out $(B)/broker/main.o,$(BROKER_OBJS))
 BROKER_PKGS := libevent libevent_openssl openssl libsodium libseccomp json-c
@@ -26,3 +26,6 @@ UT_OBJS_broker_ratelimit := $(B)/libsvbroker.a $(B)/libsvcommon.a
 # libFuzzer target for the IPC frame decoder both processes use (rules: tests/fuzz/build.mk).
 FUZZ_TARGETS += frame
 FUZZ_SRCS_frame := common/frame.c common/err.c
+# ... and for the reload payload the broker decodes (common/reload.h).
+FUZZ_TARGETS += reload
+FUZZ_SRCS_reload := common/reload.c common/err.c

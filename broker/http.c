@@ -405,6 +405,16 @@ int http_serve(struct broker_http *h, int listen_fd)
 	return evhttp_accept_socket_with_handle(h->http, listen_fd) != NULL ? SV_OK : SV_ERR_IO;
 }
 
+int http_configure(struct broker_http *h, size_t max_body, unsigned idle_timeout_s)
+{
+	if (max_body < 64 || max_body > SV_FRAME_MAX || idle_timeout_s < 1 || idle_timeout_s > 3600)
+		return SV_ERR_RANGE;
+	struct timeval tv = {.tv_sec = idle_timeout_s};
+	evhttp_set_max_body_size(h->http, (ev_ssize_t)max_body);
+	evhttp_set_timeout_tv(h->http, &tv);
+	return SV_OK;
+}
+
 void http_set_logs(struct broker_http *h, int event_log_fd, int ima_log_fd)
 {
 	h->log_fds[0] = event_log_fd;

@@ -27,6 +27,10 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 /* Serves on an already listening socket (owned by the server from then on). */
 int http_serve(struct broker_http *h, int listen_fd) __attribute__((warn_unused_result));
 void http_free(struct broker_http *h);
+/* Reload: the body cap and the inactivity timeout for connections accepted from now on (within
+ * the bounds of struct http_config; SV_ERR_RANGE and nothing changed otherwise). */
+int http_configure(struct broker_http *h, size_t max_body, unsigned idle_timeout_s)
+    __attribute__((warn_unused_result));
 /* Boot event log and IMA log descriptors (-1: none), re-read from offset 0 for every 200 answer
  * to GET /v1/attestation and added to its JSON as event_log / ima_log (base64). */
 void http_set_logs(struct broker_http *h, int event_log_fd, int ima_log_fd);

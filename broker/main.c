@@ -21,6 +21,7 @@
 #include <openssl/ssl.h>
 #include <sodium.h>
 
+#include "broker/control.h"
 #include "broker/http.h"
 #include "broker/link.h"
 #include "broker/metrics.h"
@@ -32,13 +33,13 @@
 
 struct options {
 	int ipc_fd;
+	int control_fd; /* -1: none (no reload) */
 	int listen_fd;
 	const char *listen;
 	const char *cert, *key;
 	const char *port_file;
-	struct http_config http;
-	struct ratelimit_config rl;
-	unsigned max_conns, request_timeout_s, max_inflight;
+	struct control_settings live; /* what a reload may change */
+	unsigned max_inflight;
 	int log_fds[2]; /* boot and IMA log, opened by sealvaultd (-1: none) */
 };
 
@@ -47,6 +48,7 @@ static const char usage[] =
     "       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
     "       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
     "       [--max-conns-per-ip N] [--max-inflight N] [--event-log-fd N] [--ima-log-fd N]\n"
+    "       [--control-fd N]\n"
     "Normally started by sealvaultd(8); see sealvault-broker(8).\n";
 
 static int exit_code = 0;
@@ -99,21 +101,21 @@ static int parse(int argc, char **argv, struct options *o)
 	    {"max-inflight", required_argument, NULL, 'F'},
 	    {"event-log-fd", required_argument, NULL, 'E'},
 	    {"ima-log-fd", required_argument, NULL, 'I'},
+	    {"control-fd", required_argument, NULL, 'X'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	*o = (struct options){
 	    .ipc_fd = 3,
+	    .control_fd = -1,
 	    .listen_fd = -1,
-	    .http = {.max_body = 4096, .max_headers = 8192, .idle_timeout_s = 10},
-	    .rl = {.rate = 50, .burst = 100, .conns_per_ip = 64, .table_size = 65536},
-	    .max_conns = 4096,
-	    .request_timeout_s = 30,
 	    .max_inflight = 4096,
 	    .log_fds = {-1, -1},
 	};
+	control_settings_defaults(&o->live);
 	int c, idx;
 	unsigned long v;
+	char why[256];
 	while ((c = getopt_long(argc, argv, "h", longopts, &idx)) != -1) {
 		const char *name = c == '?' || c == 'h' ? "" : longopts[idx].name;
 		switch (c) {
@@ -138,39 +140,21 @@ static int parse(int argc, char **argv, struct options *o)
 		case 'k': o->key = optarg; break;
 		case 'p': o->port_file = optarg; break;
 		case 'b':
-			if (number(name, optarg, 64, 65536, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->http.max_body = v;
-			break;
 		case 't':
-			if (number(name, optarg, 1, 3600, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->http.idle_timeout_s = (unsigned)v;
-			break;
 		case 'T':
-			if (number(name, optarg, 1, 3600, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->request_timeout_s = (unsigned)v;
-			break;
 		case 'r':
-			if (number(name, optarg, 0, 1000000, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->rl.rate = (unsigned)v;
-			break;
 		case 'B':
-			if (number(name, optarg, 1, 1000000, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->rl.burst = (unsigned)v;
-			break;
 		case 'C':
-			if (number(name, optarg, 1, 1000000, &v) != 0)
-				return SV_ERR_CONFIG;
-			o->max_conns = (unsigned)v;
-			break;
 		case 'P':
-			if (number(name, optarg, 0, 1000000, &v) != 0)
+			if (control_settings_set(&o->live, name, optarg, why, sizeof(why)) != 0) {
+				fprintf(stderr, "sealvault-broker: --%s\n", why);
 				return SV_ERR_CONFIG;
-			o->rl.conns_per_ip = (unsigned)v;
+			}
+			break;
+		case 'X':
+			if (number(name, optarg, 3, INT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->control_fd = (int)v;
 			break;
 		case 'F':
 			if (number(name, optarg, 1, LINK_INFLIGHT_MAX, &v) != 0)
@@ -214,6 +198,7 @@ int main(int argc, char **argv)
 	struct metrics *m = NULL;
 	struct tls *tls = NULL;
 	struct broker_http *http = NULL;
+	struct control *ctl = NULL;
 	struct event *sigterm = NULL, *sigint = NULL;
 	char why[512];
 	int r, type;
@@ -271,7 +256,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	event_config_free(ec);
-	r = ratelimit_new(&rl, &o.rl);
+	struct ratelimit_config rc = {.rate = o.live.rate,
+	                              .burst = o.live.burst,
+	                              .conns_per_ip = o.live.conns_per_ip,
+	                              .table_size = 65536};
+	struct http_config hc = {.max_body = o.live.max_body,
+	                         .max_headers = 8192,
+	                         .idle_timeout_s = o.live.idle_timeout_s};
+	r = ratelimit_new(&rl, &rc);
 	if (r == 0)
 		r = metrics_new(&m);
 	if (r == 0)
@@ -283,17 +275,25 @@ int main(int argc, char **argv)
 	}
 	struct tls_config tc = {.cert_file = o.cert,
 	                        .key_file = o.key,
-	                        .max_conns = o.max_conns,
-	                        .request_timeout_s = o.request_timeout_s,
+	                        .max_conns = o.live.max_conns,
+	                        .request_timeout_s = o.live.request_timeout_s,
 	                        .rl = rl};
 	if (tls_new(&tls, the_base, &tc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: %s\n", why);
 		exit_code = 1;
 		goto out;
 	}
-	if ((r = http_new(&http, the_base, &o.http, link, tls, rl, m)) != 0 ||
+	if ((r = http_new(&http, the_base, &hc, link, tls, rl, m)) != 0 ||
 	    (r = http_serve(http, lfd)) != 0) {
 		fprintf(stderr, "sealvault-broker: cannot start the HTTP server: %s\n",
+		        sv_strerror(r));
+		exit_code = 1;
+		goto out;
+	}
+	struct control_targets ct = {.tls = tls, .http = http, .rl = rl};
+	if (o.control_fd >= 0 &&
+	    (r = control_new(&ctl, the_base, o.control_fd, &ct, on_fatal, NULL)) != 0) {
+		fprintf(stderr, "sealvault-broker: cannot watch the control link: %s\n",
 		        sv_strerror(r));
 		exit_code = 1;
 		goto out;
@@ -318,7 +318,11 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	fprintf(stderr, "sealvault-broker: serving HTTPS (TLS >= 1.2), sandboxed\n");
+	char fp[TLS_FINGERPRINT_LEN];
+	(void)tls_fingerprint(tls, fp);
+	fprintf(stderr,
+	        "sealvault-broker: serving HTTPS (TLS >= 1.2), sandboxed; certificate sha256 %s\n",
+	        fp);
 	if (event_base_dispatch(the_base) < 0) {
 		fprintf(stderr, "sealvault-broker: the event loop failed\n");
 		exit_code = 1;
@@ -332,6 +336,7 @@ out:
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
+	control_free(ctl);
 	http_free(http);
 	tls_free(tls);
 	link_free(link);

@@ -54,6 +54,16 @@ void ratelimit_free(struct ratelimit *rl)
 	free(rl);
 }
 
+int ratelimit_configure(struct ratelimit *rl, unsigned rate, unsigned burst, unsigned conns_per_ip)
+{
+	if (rate > 0 && burst < 1)
+		return SV_ERR_RANGE;
+	rl->cfg.rate = rate;
+	rl->cfg.burst = burst;
+	rl->cfg.conns_per_ip = conns_per_ip;
+	return SV_OK;
+}
+
 int ratelimit_key(const struct sockaddr *sa, uint8_t key[static RATELIMIT_KEY_LEN])
 {
 	if (sa == NULL)
@@ -132,7 +142,7 @@ int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT
                         uint64_t now_ms)
 {
 	if (rl->cfg.conns_per_ip == 0)
-		return SV_OK;
+		return SV_OK; /* not counted */
 	struct entry *e = find(rl, key, now_ms, 1);
 	if (e == NULL || e->conns >= rl->cfg.conns_per_ip) {
 		rl->refused_conn++;
@@ -148,13 +158,11 @@ int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT
 		}
 		e->last_ms = now_ms;
 	}
-	return SV_OK;
+	return 1;
 }
 
 void ratelimit_conn_close(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN])
 {
-	if (rl->cfg.conns_per_ip == 0)
-		return;
 	struct entry *e = find(rl, key, 0, 0);
 	if (e != NULL && e->conns > 0)
 		e->conns--;

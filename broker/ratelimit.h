@@ -26,6 +26,13 @@ int ratelimit_new(struct ratelimit **out, const struct ratelimit_config *cfg)
     __attribute__((warn_unused_result));
 void ratelimit_free(struct ratelimit *rl);
 
+/* Reload: new rate, burst and per-address connection cap (table_size is ignored: it stays).
+ * Buckets keep their tokens, capped at the new burst when they next refill; connections already
+ * open stay open, and a lowered cap refuses new ones until an address is below it.
+ * SV_ERR_RANGE (nothing changed) when rate > 0 and burst < 1. */
+int ratelimit_configure(struct ratelimit *rl, unsigned rate, unsigned burst, unsigned conns_per_ip)
+    __attribute__((warn_unused_result));
+
 /* The table key of a socket address (AF_INET or AF_INET6); SV_ERR_INVALID for other families. */
 int ratelimit_key(const struct sockaddr *sa, uint8_t key[static RATELIMIT_KEY_LEN])
     __attribute__((warn_unused_result));
@@ -34,8 +41,10 @@ int ratelimit_key(const struct sockaddr *sa, uint8_t key[static RATELIMIT_KEY_LE
 int ratelimit_take(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
                    uint64_t now_ms) __attribute__((warn_unused_result));
 
-/* Counts a new connection: 0, or SV_ERR_BUSY when the address holds conns_per_ip already. Every
- * successful call must be matched by one ratelimit_conn_close(). */
+/* Admits a new connection: 1 when it was counted against its address, 0 when admitted without
+ * counting (conns_per_ip is 0), or SV_ERR_BUSY when the address holds conns_per_ip already. Every
+ * call that returned 1 must be matched by one ratelimit_conn_close(), whatever the cap is by
+ * then (a reload may change it). */
 int ratelimit_conn_open(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN],
                         uint64_t now_ms) __attribute__((warn_unused_result));
 void ratelimit_conn_close(struct ratelimit *rl, const uint8_t key[static RATELIMIT_KEY_LEN]);

@@ -1,5 +1,6 @@
 #include "broker/tls.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <netinet/in.h>
@@ -13,6 +14,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <openssl/ssl.h>
 
 #include "broker/ratelimit.h"
@@ -32,8 +36,9 @@ struct conn {
 	struct event *deadline;
 	struct event *admit; /* one-shot: apply the caps once the descriptor is attached */
 	uint8_t key[RATELIMIT_KEY_LEN];
-	int checked; /* the ClientHello was seen and the caps applied */
-	int counted; /* holds a per-address connection slot */
+	int checked;  /* the ClientHello was seen and the caps applied */
+	int admitted; /* ... and they let it in */
+	int counted;  /* holds a per-address connection slot */
 };
 
 static uint64_t now_ms(void)
@@ -47,7 +52,7 @@ static void ssl_why(const char *what, const char *file, char *why, size_t why_le
 {
 	char e[200];
 	ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-	snprintf(why, why_len, "%s %s: %s", what, file, e);
+	snprintf(why, why_len, "%s%s%s: %s", what, *file ? " " : "", file, e);
 	ERR_clear_error();
 }
 
@@ -90,20 +95,22 @@ static int admit(struct conn *c)
 {
 	struct tls *t = c->t;
 	if (c->checked)
-		return c->counted ? 0 : -1;
+		return c->admitted ? 0 : -1;
 	int fd = SSL_get_fd(c->ssl);
 	if (fd < 0)
 		return 0; /* not attached yet: decided later */
 	c->checked = 1;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	int r;
 	if (t->open > t->cfg.max_conns || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
 	    ratelimit_key((struct sockaddr *)&ss, c->key) != 0 ||
-	    ratelimit_conn_open(t->cfg.rl, c->key, now_ms()) != 0) {
+	    (r = ratelimit_conn_open(t->cfg.rl, c->key, now_ms())) < 0) {
 		t->refused++;
 		return -1;
 	}
-	c->counted = 1;
+	c->admitted = 1;
+	c->counted = r == 1;
 	/* answers are small and written in pieces (headers, body): without this, Nagle's algorithm
 	 * and the client's delayed ACK add ~40 ms to every answer */
 	int one = 1;
@@ -135,13 +142,40 @@ static int on_client_hello(SSL *ssl, int *alert, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* A server context with the broker's versions, suites and options, and no certificate yet. */
+static SSL_CTX *ctx_base(struct tls *t, char *why, size_t why_len)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		ssl_why("TLS: cannot create a context", "", why, why_len);
+		return NULL;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
+		ssl_why("TLS: cannot restrict versions and suites", "", why, why_len);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	                             SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_client_hello_cb(ctx, on_client_hello, t);
+	return ctx;
+}
+
+static int check_limits(unsigned max_conns, unsigned request_timeout_s)
+{
+	return max_conns >= 1 && max_conns <= 1000000 && request_timeout_s >= 1 &&
+	               request_timeout_s <= 3600
+	           ? SV_OK
+	           : SV_ERR_RANGE;
+}
+
 int tls_new(struct tls **out, struct event_base *base, const struct tls_config *cfg, char *why,
             size_t why_len)
 {
 	struct tls *t = NULL;
 	int r = SV_ERR_CONFIG;
-	if (cfg->max_conns < 1 || cfg->max_conns > 1000000 || cfg->request_timeout_s < 1 ||
-	    cfg->request_timeout_s > 3600 || cfg->rl == NULL) {
+	if (check_limits(cfg->max_conns, cfg->request_timeout_s) != 0 || cfg->rl == NULL) {
 		snprintf(why, why_len, "TLS: connection cap or request timeout out of bounds");
 		return SV_ERR_RANGE;
 	}
@@ -155,18 +189,8 @@ int tls_new(struct tls **out, struct event_base *base, const struct tls_config *
 		r = SV_ERR_INTERNAL;
 		goto out;
 	}
-	if ((t->ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
-		ssl_why("TLS: cannot create a context", "", why, why_len);
-		r = SV_ERR_NOMEM;
+	if ((t->ctx = ctx_base(t, why, why_len)) == NULL)
 		goto out;
-	}
-	if (SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION) != 1 ||
-	    SSL_CTX_set_cipher_list(t->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) {
-		ssl_why("TLS: cannot restrict versions and suites", "", why, why_len);
-		goto out;
-	}
-	SSL_CTX_set_options(t->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	                                SSL_OP_NO_COMPRESSION);
 	if (SSL_CTX_use_certificate_chain_file(t->ctx, cfg->cert_file) != 1) {
 		ssl_why("TLS: cannot load the certificate chain", cfg->cert_file, why, why_len);
 		goto out;
@@ -180,7 +204,6 @@ int tls_new(struct tls **out, struct event_base *base, const struct tls_config *
 		        why_len);
 		goto out;
 	}
-	SSL_CTX_set_client_hello_cb(t->ctx, on_client_hello, t);
 	/* Create and free one connection object now so that everything OpenSSL loads lazily is
 	 * loaded before the seccomp filter goes in. */
 	SSL *probe = SSL_new(t->ctx);
@@ -196,6 +219,110 @@ int tls_new(struct tls **out, struct event_base *base, const struct tls_config *
 out:
 	tls_free(t);
 	return r;
+}
+
+/* A key file is never encrypted here (sealvault.conf(5)): refuse rather than prompt. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	return -1;
+}
+
+/* Loads a PEM chain (leaf first, then its intermediates) and key from memory into ctx. */
+static int load_pem(SSL_CTX *ctx, const uint8_t *cert, size_t cert_len, const uint8_t *key,
+                    size_t key_len, char *why, size_t why_len)
+{
+	int r = SV_ERR_CONFIG;
+	X509 *x = NULL;
+	EVP_PKEY *k = NULL;
+	BIO *b = NULL;
+	if (cert_len > INT_MAX || key_len > INT_MAX)
+		return SV_ERR_RANGE;
+	if ((b = BIO_new_mem_buf(cert, (int)cert_len)) == NULL) {
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	if ((x = PEM_read_bio_X509_AUX(b, NULL, no_passphrase, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, x) != 1) {
+		ssl_why("cannot load the certificate chain", "", why, why_len);
+		goto out;
+	}
+	X509_free(x); /* ctx holds its own reference */
+	x = NULL;
+	while ((x = PEM_read_bio_X509(b, NULL, no_passphrase, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1) {
+			ssl_why("cannot add an intermediate certificate", "", why, why_len);
+			goto out;
+		}
+		x = NULL; /* owned by ctx */
+	}
+	/* the end of the chain is "no start line"; anything else is a broken certificate */
+	unsigned long e = ERR_peek_last_error();
+	if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+		ssl_why("cannot read an intermediate certificate", "", why, why_len);
+		goto out;
+	}
+	ERR_clear_error();
+	BIO_free(b);
+	if ((b = BIO_new_mem_buf(key, (int)key_len)) == NULL) {
+		r = SV_ERR_NOMEM;
+		goto out;
+	}
+	if ((k = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL)) == NULL) {
+		ssl_why("cannot load the private key", "", why, why_len);
+		goto out;
+	}
+	/* SSL_CTX_use_PrivateKey compares it with the certificate already */
+	if (SSL_CTX_use_PrivateKey(ctx, k) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		ssl_why("the private key does not match the certificate", "", why, why_len);
+		goto out;
+	}
+	r = SV_OK;
+out:
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(b);
+	ERR_clear_error();
+	return r;
+}
+
+int tls_reload(struct tls *t, const uint8_t *cert, size_t cert_len, const uint8_t *key,
+               size_t key_len, unsigned max_conns, unsigned request_timeout_s, char *why,
+               size_t why_len)
+{
+	if (check_limits(max_conns, request_timeout_s) != 0) {
+		snprintf(why, why_len, "max-conns or request-timeout out of bounds");
+		return SV_ERR_RANGE;
+	}
+	SSL_CTX *ctx = ctx_base(t, why, why_len);
+	if (ctx == NULL)
+		return SV_ERR_NOMEM;
+	int r = load_pem(ctx, cert, cert_len, key, key_len, why, why_len);
+	if (r != 0) {
+		SSL_CTX_free(ctx);
+		return r;
+	}
+	/* every open connection holds a reference to the context it began with */
+	SSL_CTX_free(t->ctx);
+	t->ctx = ctx;
+	t->cfg.max_conns = max_conns;
+	t->cfg.request_timeout_s = request_timeout_s;
+	return SV_OK;
+}
+
+int tls_fingerprint(const struct tls *t, char out[static TLS_FINGERPRINT_LEN])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+	X509 *x = SSL_CTX_get0_certificate(t->ctx);
+	if (x == NULL || X509_digest(x, EVP_sha256(), md, &n) != 1 || n != 32) {
+		ERR_clear_error();
+		snprintf(out, TLS_FINGERPRINT_LEN, "unknown");
+		return SV_ERR_INTERNAL;
+	}
+	for (unsigned i = 0; i < n; i++)
+		snprintf(out + 3 * i, TLS_FINGERPRINT_LEN - 3 * i, i + 1 < n ? "%02X:" : "%02X",
+		         md[i]);
+	return SV_OK;
 }
 
 void tls_free(struct tls *t)

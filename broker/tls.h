@@ -41,6 +41,18 @@ void tls_request_started(struct tls *t, struct evhttp_request *req);
 /* The answer is about to be sent: the next request on this connection has a fresh deadline. */
 void tls_request_answered(struct tls *t, struct evhttp_request *req);
 
+/* Reload (SIGHUP, sealvaultd(8)): a new context from a PEM certificate chain and key in memory,
+ * and new limits, for the connections accepted from now on; open connections keep the context
+ * they began with. On failure (a reason in why) nothing changes. The caller wipes the key. */
+int tls_reload(struct tls *t, const uint8_t *cert, size_t cert_len, const uint8_t *key,
+               size_t key_len, unsigned max_conns, unsigned request_timeout_s, char *why,
+               size_t why_len) __attribute__((warn_unused_result));
+
+/* The SHA-256 fingerprint of the certificate served to new connections, as openssl x509
+ * -fingerprint prints it (AA:BB:...). */
+#define TLS_FINGERPRINT_LEN (32 * 3)
+int tls_fingerprint(const struct tls *t, char out[static TLS_FINGERPRINT_LEN]);
+
 uint64_t tls_open_connections(const struct tls *t);
 uint64_t tls_refused_connections(const struct tls *t);
 

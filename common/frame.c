@@ -22,9 +22,11 @@ int frame_type_known(uint16_t type)
 	case SV_MSG_STATS:
 	case SV_MSG_HEALTH:
 	case SV_MSG_GONE_SEEN:
+	case SV_MSG_RELOADED:
 	case SV_MSG_REPLY:
 	case SV_MSG_ENCLAVE_GONE:
-	case SV_MSG_READY: return 1;
+	case SV_MSG_READY:
+	case SV_MSG_RELOAD: return 1;
 	default: return 0;
 	}
 }

@@ -31,10 +31,16 @@ enum sv_msg_type {
 	 * SV_MSG_READY, and sends SV_MSG_GONE_SEEN, which sealvaultd reads (discarding the requests
 	 * queued before it, all answered) before it starts the next enclave on the same end. */
 	SV_MSG_GONE_SEEN = 34, /* broker -> sealvaultd */
+	/* Reload (SIGHUP), on the control pair between sealvaultd and the broker (broker fd 5),
+	 * never on the enclave's link: sealvaultd sends SV_MSG_RELOAD (payload: common/reload.h,
+	 * request id = its reload count), the broker applies it and answers SV_MSG_RELOADED with
+	 * the same id: u8 0 (applied) or 1 (refused, nothing changed), then a one-line text. */
+	SV_MSG_RELOADED = 35, /* broker -> sealvaultd */
 	/* enclave -> broker */
 	SV_MSG_REPLY = 64,        /* u8 status (enum sv_status), then the body */
 	SV_MSG_ENCLAVE_GONE = 65, /* sealvaultd -> broker, on the enclave's end */
 	SV_MSG_READY = 66,        /* the enclave serves (sent once, at every start) */
+	SV_MSG_RELOAD = 67,       /* sealvaultd -> broker, on the control pair */
 };
 
 /* First byte of every SV_MSG_REPLY payload; the broker maps it to an HTTP status. */

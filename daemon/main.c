@@ -1,18 +1,22 @@
 /*
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
- * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener),
- * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
+ * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
+ * fd 5 = its end of a second pair, the control link for reloads), each under its own user when
+ * run as root, and supervises them (daemon/supervise.c): when either
  * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
  * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
  * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'
- * connections and answers 503. See sealvaultd(8), sealvault.conf(5).
+ * connections and answers 503. SIGHUP reloads (reload() below): the settings that can change at
+ * runtime, with the certificate and key read here, go to the broker on the control link; the
+ * others are refused by name. See sealvaultd(8), sealvault.conf(5).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,9 +28,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "common/err.h"
+#include "common/frame.h"
+#include "common/msg.h"
 #include "common/net.h"
 #include "common/config.h"
+#include "common/reload.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
 
@@ -89,6 +98,20 @@ static struct setting settings[] = {
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* The settings a reload (SIGHUP) changes: the broker's limits and its certificate and key. Every
+ * other one is fixed for the life of the process (sealvault.conf(5), "Reload"). */
+static const char *const reloadable[] = {
+    "tls-cert",   "tls-key",    "max-body",  "idle-timeout",     "request-timeout",
+    "rate-limit", "rate-burst", "max-conns", "max-conns-per-ip",
+};
+#define RELOAD_ANSWER_MS 10000 /* the broker's SV_MSG_RELOADED must come within this */
+
+/* Values given as flags (they win over the file, at start and on reload) and the values the
+ * configuration file gave, as the running processes use them (strdup'd). */
+static const char *flagged[N_SETTINGS];
+static char *file_values[N_SETTINGS];
+static int ctl_fd = -1; /* sealvaultd's end of the control pair with the broker */
+
 static struct setting *find(const char *name)
 {
 	for (size_t i = 0; i < N_SETTINGS; i++)
@@ -103,8 +126,7 @@ static const char *get(const char *name)
 	return s->value != NULL ? s->value : s->def;
 }
 
-/* Values from the file are copied; flag values point into argv. */
-static int set_value(struct setting *s, const char *value, int copy, char *why, size_t why_len)
+static int check_value(const struct setting *s, const char *value, char *why, size_t why_len)
 {
 	if (*value == '\0' && !s->empty_ok) {
 		snprintf(why, why_len, "%s needs a value", s->name);
@@ -114,12 +136,10 @@ static int set_value(struct setting *s, const char *value, int copy, char *why, 
 		snprintf(why, why_len, "%s must be a decimal number, not '%.40s'", s->name, value);
 		return SV_ERR_CONFIG;
 	}
-	if (copy && (value = strdup(value)) == NULL)
-		return SV_ERR_NOMEM;
-	s->value = value;
 	return SV_OK;
 }
 
+/* Collects the file's values into the array arg (strdup'd; a later line wins). */
 static int from_file(void *arg, const char *key, const char *value, char *why, size_t why_len)
 {
 	struct setting *s = find(key);
@@ -127,11 +147,39 @@ static int from_file(void *arg, const char *key, const char *value, char *why, s
 		snprintf(why, why_len, "unknown key '%s' (see sealvault.conf(5))", key);
 		return SV_ERR_CONFIG;
 	}
+	size_t i = (size_t)(s - settings);
 	/* flags win over the file: the flag pass ran first and recorded its values */
-	const char **flagged = arg;
-	if (flagged[s - settings] != NULL)
+	if (flagged[i] != NULL)
 		return SV_OK;
-	return set_value(s, value, 1, why, why_len);
+	int r = check_value(s, value, why, why_len);
+	if (r != 0)
+		return r;
+	char **values = arg, *copy = strdup(value);
+	if (copy == NULL)
+		return SV_ERR_NOMEM;
+	free(values[i]);
+	values[i] = copy;
+	return SV_OK;
+}
+
+/* Reads the configuration file into values (N_SETTINGS entries, NULL where the file says
+ * nothing): 0, or SV_ERR_CONFIG with the reason in why. A missing default file is no file. */
+static int read_config(char **values, char *why, size_t why_len)
+{
+	const char *path = get("config");
+	int explicit = find("config")->value != NULL;
+	FILE *f = fopen(path, "re");
+	if (f == NULL) {
+		if (explicit || errno != ENOENT) {
+			snprintf(why, why_len, "cannot read the configuration %s: %s", path,
+			         strerror(errno));
+			return SV_ERR_CONFIG;
+		}
+		return SV_OK; /* no default file: flags and built-in defaults only */
+	}
+	int r = config_parse_stream(f, path, from_file, values, why, why_len);
+	fclose(f);
+	return r != 0 ? SV_ERR_CONFIG : SV_OK;
 }
 
 static void usage(FILE *f)
@@ -151,7 +199,6 @@ static void usage(FILE *f)
 static int parse(int argc, char **argv)
 {
 	struct option longopts[N_SETTINGS + 2];
-	const char *flagged[N_SETTINGS] = {0};
 	char why[512];
 	for (size_t i = 0; i < N_SETTINGS; i++)
 		longopts[i] =
@@ -169,10 +216,11 @@ static int parse(int argc, char **argv)
 			return SV_ERR_CONFIG;
 		}
 		struct setting *s = &settings[c - 256];
-		if (set_value(s, optarg, 0, why, sizeof(why)) != 0) {
+		if (check_value(s, optarg, why, sizeof(why)) != 0) {
 			fprintf(stderr, "sealvaultd: --%s\n", why);
 			return SV_ERR_CONFIG;
 		}
+		s->value = optarg;
 		flagged[c - 256] = optarg;
 	}
 	if (optind != argc) {
@@ -180,23 +228,13 @@ static int parse(int argc, char **argv)
 		        argv[optind]);
 		return SV_ERR_CONFIG;
 	}
-	const char *path = get("config");
-	int explicit = find("config")->value != NULL;
-	FILE *f = fopen(path, "re");
-	if (f == NULL) {
-		if (explicit || errno != ENOENT) {
-			fprintf(stderr, "sealvaultd: cannot read the configuration %s: %s\n", path,
-			        strerror(errno));
-			return SV_ERR_CONFIG;
-		}
-		return SV_OK; /* no default file: flags and built-in defaults only */
-	}
-	int r = config_parse_stream(f, path, from_file, flagged, why, sizeof(why));
-	fclose(f);
-	if (r != 0) {
+	if (read_config(file_values, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvaultd: %s\n", why);
 		return SV_ERR_CONFIG;
 	}
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (file_values[i] != NULL)
+			settings[i].value = file_values[i];
 	return SV_OK;
 }
 
@@ -374,14 +412,218 @@ static void count_restart(unsigned long restarts)
 	snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=%lu", restarts);
 }
 
+static int is_reloadable(const struct setting *s)
+{
+	for (size_t i = 0; i < sizeof(reloadable) / sizeof(reloadable[0]); i++)
+		if (strcmp(reloadable[i], s->name) == 0)
+			return 1;
+	return 0;
+}
+
+static int same(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Reads a whole file of at most max bytes into buf: its length, or -1 with a reason in why.
+ * Plain read(2), no stdio: no buffer of the library's keeps a copy of the key. */
+static ssize_t slurp(const char *what, const char *path, uint8_t *buf, size_t max, char *why,
+                     size_t why_len)
+{
+	size_t n = 0;
+	ssize_t r = 1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot read the %s %s: %s", what, path, strerror(errno));
+		return -1;
+	}
+	while (n < max && r != 0) {
+		r = read(fd, buf + n, max - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, why_len, "cannot read the %s %s: %s", what, path,
+			         strerror(errno));
+			close(fd);
+			return -1;
+		}
+		n += (size_t)r;
+	}
+	uint8_t extra;
+	int more = n == max && read(fd, &extra, 1) == 1;
+	sodium_memzero(&extra, sizeof(extra));
+	close(fd);
+	if (more || n == 0) {
+		snprintf(why, why_len, "cannot use the %s %s: %s", what, path,
+		         n == 0 ? "empty file" : "larger than 64 KiB");
+		return -1;
+	}
+	return (ssize_t)n;
+}
+
+/* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
+ * reason in text). The broker's answers to earlier reloads that timed out are skipped. */
+static int reload_answer(uint32_t id, char *text, size_t text_len)
+{
+	static uint8_t buf[SV_FRAME_BUF_LEN];
+	struct timespec t0, now;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+		if (ms >= RELOAD_ANSWER_MS) {
+			snprintf(text, text_len, "the broker did not answer within %d s",
+			         RELOAD_ANSWER_MS / 1000);
+			return -1;
+		}
+		struct pollfd p = {.fd = ctl_fd, .events = POLLIN};
+		if (poll(&p, 1, (int)(RELOAD_ANSWER_MS - ms)) <= 0)
+			continue;
+		struct sv_frame f;
+		int r = frame_recv(ctl_fd, buf, &f);
+		if (r == SV_ERR_BUSY)
+			continue;
+		if (r != 0 || f.type != SV_MSG_RELOADED || f.len < 1) {
+			snprintf(text, text_len, "the control link to the broker failed (%s)",
+			         r != 0 ? sv_strerror(r) : "unexpected frame");
+			return -1;
+		}
+		if (f.req_id != id)
+			continue;
+		int n = (int)(f.len - 1 > 600 ? 600 : f.len - 1);
+		snprintf(text, text_len, "%.*s", n, (const char *)f.payload + 1);
+		return f.payload[0] == 0 ? 1 : 0;
+	}
+}
+
+/* Builds SV_MSG_RELOAD from the values a reload would give (eff) and sends it: 0, or -1 with
+ * the reason in why. The key is read into locked memory and wiped. */
+static int reload_send(const char *const *eff, uint32_t id, char *why, size_t why_len)
+{
+	static uint8_t payload[SV_FRAME_MAX];
+	static uint8_t cert[SV_FRAME_MAX];
+	char text[RELOAD_SETTINGS_MAX];
+	size_t tl = 0, n = 0;
+	int r = -1;
+	uint8_t *key = sodium_malloc(SV_FRAME_MAX);
+	if (key == NULL) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (!is_reloadable(&settings[i]) || !settings[i].numeric || eff[i] == NULL)
+			continue;
+		int w =
+		    snprintf(text + tl, sizeof(text) - tl, "%s = %s\n", settings[i].name, eff[i]);
+		if (w < 0 || (size_t)w >= sizeof(text) - tl) {
+			snprintf(why, why_len, "the broker's settings are too long");
+			goto out;
+		}
+		tl += (size_t)w;
+	}
+	ssize_t cl = slurp("certificate", eff[find("tls-cert") - settings], cert, sizeof(cert), why,
+	                   why_len);
+	ssize_t kl = cl < 0 ? -1
+	                    : slurp("private key", eff[find("tls-key") - settings], key,
+	                            SV_FRAME_MAX, why, why_len);
+	if (kl < 0)
+		goto out;
+	struct reload_msg m = {text, tl, cert, (size_t)cl, key, (size_t)kl};
+	if (reload_encode(payload, sizeof(payload), &m, &n) != 0) {
+		snprintf(why, why_len,
+		         "the certificate chain and the key together are larger than 64 KiB");
+		goto out;
+	}
+	int s = frame_send(ctl_fd, SV_MSG_RELOAD, id, payload, n);
+	if (s != 0) {
+		snprintf(why, why_len, "cannot send it to the broker (%s)",
+		         s == SV_ERR_BUSY ? "it does not read its control link" : sv_strerror(s));
+		goto out;
+	}
+	r = 0;
+out:
+	sodium_memzero(payload, sizeof(payload));
+	sodium_free(key);
+	return r;
+}
+
+/* SIGHUP: re-reads the configuration file. Settings that cannot change at runtime keep their
+ * running values (and are named); the broker's reloadable ones, with the certificate and key read
+ * here, are sent to it; the new values count as running once the broker applied them. A file
+ * that does not parse, or a certificate or key that cannot be read, changes nothing. */
+static void reload(void)
+{
+	static uint32_t reloads;
+	char *nv[N_SETTINGS] = {0};
+	const char *eff[N_SETTINGS];
+	char why[700], fixed[400] = "";
+	size_t fl = 0;
+	uint32_t id = ++reloads;
+
+	fprintf(stderr, "sealvaultd: SIGHUP: reloading %s\n", get("config"));
+	if (read_config(nv, why, sizeof(why)) != 0) {
+		fprintf(stderr, "sealvaultd: reload refused, nothing changed: %s\n", why);
+		goto out;
+	}
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const struct setting *s = &settings[i];
+		eff[i] = s->value != NULL ? s->value : s->def;
+		if (flagged[i] != NULL || same(file_values[i], nv[i]))
+			continue;
+		if (is_reloadable(s)) {
+			eff[i] = nv[i] != NULL ? nv[i] : s->def;
+		} else if (fl < sizeof(fixed)) {
+			int w = snprintf(fixed + fl, sizeof(fixed) - fl, "%s%s", fl ? ", " : "",
+			                 s->name);
+			fl += w > 0 ? (size_t)w : 0;
+		}
+	}
+	if (fl > 0)
+		fprintf(stderr,
+		        "sealvaultd: reload: refusing to change %s while sealvault runs: they keep "
+		        "their running values until a restart (systemctl restart sealvault); put "
+		        "back the old values to silence this\n",
+		        fixed);
+	if (ctl_fd < 0 || reload_send(eff, id, why, sizeof(why)) != 0) {
+		fprintf(stderr, "sealvaultd: reload refused, nothing changed: %s\n",
+		        ctl_fd < 0 ? "no control link to the broker" : why);
+		goto out;
+	}
+	int a = reload_answer(id, why, sizeof(why));
+	if (a < 0) {
+		fprintf(stderr,
+		        "sealvaultd: reload failed: %s; whether it applied the new settings is "
+		        "unknown (see its log)\n",
+		        why);
+		goto out;
+	}
+	if (a == 0) {
+		fprintf(stderr, "sealvaultd: reload refused by the broker, nothing changed: %s\n",
+		        why);
+		goto out;
+	}
+	fprintf(stderr, "sealvaultd: reloaded: %s\n", why);
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (flagged[i] != NULL || !is_reloadable(&settings[i]))
+			continue;
+		free(file_values[i]);
+		file_values[i] = nv[i];
+		nv[i] = NULL;
+		settings[i].value = file_values[i];
+	}
+out:
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		free(nv[i]);
+}
+
 int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
 	static struct child kids[2] = {
-	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1}},
-	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1}},
+	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1, -1}},
+	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1, -1}},
 	};
-	int sv[2], lfd;
+	int sv[2], ctl[2], lfd;
 	sigset_t set, old;
 
 	if (parse(argc, argv) != 0 || check_policy() != 0)
@@ -457,8 +699,8 @@ int main(int argc, char **argv)
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
 	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
-	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", NULL, NULL, NULL};
-	int logfd[2] = {-1, -1}, nextra = 2;
+	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL};
+	int logfd[2] = {-1, -1}, nextra = 3;
 	const char *lognames[2] = {"event-log", "ima-log"};
 	for (int i = 0; i < 2; i++) {
 		const char *lp = get(lognames[i]);
@@ -472,7 +714,7 @@ int main(int argc, char **argv)
 				    lognames[i], lp, strerror(errno));
 			continue;
 		}
-		int slot = 5 + (logfd[0] >= 0 && i == 1 ? 1 : 0);
+		int slot = 6 + (logfd[0] >= 0 && i == 1 ? 1 : 0);
 		kids[1].fds[slot - 3] = logfd[i];
 		static char args[2][32];
 		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot);
@@ -499,5 +741,20 @@ int main(int argc, char **argv)
 	}
 	kids[0].fds[0] = sv[0];
 	kids[1].fds[0] = sv[1];
-	return supervise(kids, &set, &old, count_restart);
+	/* The control pair: reloads (SIGHUP) go to the broker on it, never on the enclave's link,
+	 * which only the enclave reads while it runs. Non-blocking here: a broker that stopped
+	 * reading cannot hang sealvaultd. */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0 ||
+	    fcntl(ctl[0], F_SETFL, O_NONBLOCK) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
+	}
+	ctl_fd = ctl[0];
+	kids[1].fds[2] = ctl[1];
+	kids[1].own_fds = 1u << 0 | 1u << 2;
+	if (sodium_init() < 0) {
+		fprintf(stderr, "sealvaultd: cannot initialise libsodium\n");
+		return 1;
+	}
+	return supervise(kids, &set, &old, count_restart, reload);
 }

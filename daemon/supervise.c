@@ -18,6 +18,10 @@
  * Nothing acknowledged is lost on the way: the dead enclave answered nothing it had not anchored,
  * and the next one judges the NV counter against the journal before it serves. A login begun
  * before the restart gets 503 at its KE3 (enclave/session.h: the ids carry their run).
+ *
+ * SIGHUP is a reload (main.c), also during the back-off: it concerns the broker only and goes to
+ * it on a control pair of its own, never on the enclave's end, which only the enclave reads while
+ * it runs.
  */
 #include "daemon/supervise.h"
 
@@ -45,8 +49,8 @@
 /* In the child: move fds to 3 (and 4, ...), close everything else, drop privileges, exec. */
 static void start_child(struct child *c, const sigset_t *oldmask)
 {
-	int hi[4] = {-1, -1, -1, -1}, n = 0;
-	while (n < 4 && c->fds[n] >= 0)
+	int hi[CHILD_FDS], n = 0;
+	while (n < CHILD_FDS && c->fds[n] >= 0)
 		n++;
 	for (int i = 0; i < n; i++)
 		if ((hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
@@ -67,6 +71,10 @@ static void start_child(struct child *c, const sigset_t *oldmask)
 	}
 	/* the child should not outlive the supervisor */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+		goto fail;
+	/* A reload is sealvaultd's: a SIGHUP that reaches a child too (systemctl kill -s HUP, a
+	 * pkill) must not stop it. The disposition survives exec. */
+	if (signal(SIGHUP, SIG_IGN) == SIG_ERR)
 		goto fail;
 	sigprocmask(SIG_SETMASK, oldmask, NULL);
 	execv(c->argv[0], c->argv);
@@ -191,9 +199,11 @@ broken:
 	return -1;
 }
 
-/* The back-off of step 4, waiting for nothing but a stop signal or the broker's end: 0 when it
- * is over, 1 when a stop signal came, -1 when the broker ended. */
-static int back_off(unsigned s, struct child *broker, const sigset_t *set)
+/* The back-off of step 4, waiting for nothing but a stop signal, SIGHUP (a reload, which
+ * concerns the broker only) or the broker's end: 0 when it is over, 1 when a stop signal came,
+ * -1 when the broker ended. */
+static int back_off(unsigned s, struct child *broker, const sigset_t *set,
+                    supervise_reload_fn on_reload)
 {
 	uint64_t end = mono_ms() + (uint64_t)s * 1000u;
 	for (;;) {
@@ -203,8 +213,10 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set)
 		uint64_t left = end - now;
 		struct timespec ts = {(time_t)(left / 1000), (long)(left % 1000) * 1000000L};
 		int sig = sigtimedwait(set, NULL, &ts);
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP)
+		if (sig == SIGTERM || sig == SIGINT)
 			return 1;
+		if (sig == SIGHUP)
+			on_reload();
 		int st;
 		if (sig == SIGCHLD && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
 			describe(broker, st);
@@ -215,7 +227,7 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set)
 }
 
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
-              supervise_restart_fn on_restart)
+              supervise_restart_fn on_restart, supervise_reload_fn on_reload)
 {
 	struct child *enclave = &kids[0], *broker = &kids[1];
 	int efd = enclave->fds[0];
@@ -227,8 +239,13 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		stop_all(kids, 2, set);
 		return 1;
 	}
-	close(broker->fds[0]); /* the broker's end; the enclave's stays open here */
-	broker->fds[0] = -1;
+	/* the broker's ends (of the enclave's pair and of the control pair); the enclave's stays
+	 * open here */
+	for (int i = 0; i < CHILD_FDS; i++)
+		if (broker->own_fds & (1u << i) && broker->fds[i] >= 0) {
+			close(broker->fds[i]);
+			broker->fds[i] = -1;
+		}
 	fprintf(stderr,
 	        "sealvaultd: started sealvault-enclave (pid %d) and sealvault-broker (pid %d)\n",
 	        (int)enclave->pid, (int)broker->pid);
@@ -237,11 +254,15 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		int sig = sigwaitinfo(set, &si);
 		if (sig < 0)
 			continue;
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+		if (sig == SIGTERM || sig == SIGINT) {
 			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
 			        strsignal(sig));
 			stop_all(kids, 2, set);
 			return 0;
+		}
+		if (sig == SIGHUP) {
+			on_reload();
+			continue;
 		}
 		int st;
 		if (broker->pid > 0 && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
@@ -272,7 +293,7 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		    "sealvaultd: the enclave stopped because the TPM is unavailable; restarting "
 		    "it in %u s (restart %lu); the broker answers 503 meanwhile\n",
 		    delay_s, restarts);
-		int b = back_off(delay_s, broker, set);
+		int b = back_off(delay_s, broker, set, on_reload);
 		if (b != 0) {
 			stop_all(kids, 2, set);
 			fprintf(stderr,

@@ -10,12 +10,15 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#define CHILD_FDS 5
+
 /* One child: its descriptors are placed at 3, 4, ... in order (-1: none, and none after). */
 struct child {
 	const char *name;
 	pid_t pid;
 	const struct passwd *pw; /* NULL: keep the current user */
-	int fds[4];
+	int fds[CHILD_FDS];
+	unsigned own_fds; /* bit i: fds[i] is the child's alone, closed here once it runs */
 	char **argv;
 };
 
@@ -23,14 +26,19 @@ struct child {
  * failure, since nothing else restarts it), so that its command line can say them. */
 typedef void (*supervise_restart_fn)(unsigned long restarts);
 
+/* Called on SIGHUP (sealvaultd(8), "Reload"); it must return within seconds, since the children
+ * are not watched meanwhile (their exits wait as pending SIGCHLD). */
+typedef void (*supervise_reload_fn)(void);
+
 /* Starts kids[0] (the enclave, fds[0] = its end of the SOCK_SEQPACKET pair, which stays open
- * here) and kids[1] (the broker, fds[0] = the other end, closed here once it runs), then
- * supervises them until a stop signal (returns 0, both stopped) or until either ends other than
+ * here) and kids[1] (the broker, fds[0] = the other end, closed here once it runs, like every
+ * descriptor in its own_fds), then supervises them, calling on_reload for every SIGHUP, until a
+ * stop signal, SIGTERM or SIGINT (returns 0, both stopped), or until either ends other than
  * by the enclave's SV_EXIT_TPM_UNAVAILABLE (returns 1, both stopped: systemd restarts the pair).
  * After SV_EXIT_TPM_UNAVAILABLE the enclave is restarted alone after a back-off, and the broker
  * keeps its clients' connections, answering 503 meanwhile. set: the signals blocked for
  * sigwaitinfo (SIGCHLD and the stop signals); old: the mask the children get. */
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
-              supervise_restart_fn on_restart);
+              supervise_restart_fn on_restart, supervise_reload_fn on_reload);
 
 #endif

@@ -126,3 +126,11 @@ CHECK_STEPS += check-nv-budget
 check-state-migrate: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)$(STATE_ENV) tests/integration/state-migrate.sh
 CHECK_STEPS += check-state-migrate
+
+# --- reload (issue 14, item 1): SIGHUP mid-load with a renewed certificate (no request fails,
+# the new one is served), refused and broken reloads, the certbot deploy hook ---
+.PHONY: check-reload
+check-reload: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+	      $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/reload.sh
+CHECK_STEPS += check-reload

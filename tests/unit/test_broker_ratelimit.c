@@ -94,12 +94,43 @@ static void test_connections(void **state)
 	uint8_t a[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("203.0.113.9", a);
-	assert_int_equal(ratelimit_conn_open(rl, a, 0), 0);
-	assert_int_equal(ratelimit_conn_open(rl, a, 0), 0);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
 	assert_int_equal(ratelimit_conn_open(rl, a, 0), SV_ERR_BUSY);
 	ratelimit_conn_close(rl, a);
-	assert_int_equal(ratelimit_conn_open(rl, a, 0), 0);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
 	assert_int_equal(ratelimit_refused_conns(rl), 1);
+	ratelimit_free(rl);
+}
+
+/* A reload changes the caps under open connections: the counted ones are released whatever the
+ * cap is by then, so going through "unlimited" and back leaves no stale count behind. */
+static void test_configure(void **state)
+{
+	struct ratelimit *rl;
+	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 2, .table_size = 64};
+	uint8_t a[RATELIMIT_KEY_LEN];
+	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
+	key_of("203.0.113.7", a);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
+	assert_int_equal(ratelimit_configure(rl, 5, 5, 0), 0);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 0); /* unlimited: not counted */
+	ratelimit_conn_close(rl, a);                        /* the two counted ones close */
+	ratelimit_conn_close(rl, a);
+	assert_int_equal(ratelimit_configure(rl, 5, 5, 1), 0);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), 1);
+	assert_int_equal(ratelimit_conn_open(rl, a, 0), SV_ERR_BUSY);
+	/* a lower burst caps the bucket at its next refill; rate 0 lets everything through */
+	assert_int_equal(ratelimit_configure(rl, 1, 2, 1), 0);
+	int ok = 0;
+	for (int i = 0; i < 10; i++)
+		ok += ratelimit_take(rl, a, 1000) == 0;
+	assert_int_equal(ok, 2);
+	assert_int_equal(ratelimit_configure(rl, 0, 0, 1), 0);
+	assert_int_equal(ratelimit_take(rl, a, 1000), 0);
+	assert_int_equal(ratelimit_configure(rl, 1, 0, 1), SV_ERR_RANGE);
+	assert_int_equal(ratelimit_take(rl, a, 1000), 0); /* unchanged */
 	ratelimit_free(rl);
 }
 
@@ -116,7 +147,7 @@ static void test_full_table(void **state)
 	for (int i = 0; i < 200; i++) {
 		snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 250, i % 250);
 		key_of(ip, k);
-		if (ratelimit_conn_open(rl, k, (uint64_t)i) == 0)
+		if (ratelimit_conn_open(rl, k, (uint64_t)i) == 1)
 			held++;
 		else
 			refused++;
@@ -141,7 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bucket),     cmocka_unit_test(test_unlimited_and_bounds),
 	    cmocka_unit_test(test_keys),       cmocka_unit_test(test_connections),
-	    cmocka_unit_test(test_full_table),
+	    cmocka_unit_test(test_full_table), cmocka_unit_test(test_configure),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
