@@ -36,21 +36,20 @@ struct broker_http {
 	int log_fds[2]; /* boot event log, IMA log; -1: none */
 };
 
+/* Every ROUTE row of SV_MSG_TABLE (common/msgtable.h). */
 static const struct route {
 	const char *path;
 	enum evhttp_cmd_type method;
 	uint16_t type;
 	enum metrics_endpoint ep;
+	unsigned flags;
 } routes[] = {
-    {"/v1/register/start", EVHTTP_REQ_POST, SV_MSG_REGISTER_START, EP_REGISTER_START},
-    {"/v1/register/finish", EVHTTP_REQ_POST, SV_MSG_REGISTER_FINISH, EP_REGISTER_FINISH},
-    {"/v1/login/start", EVHTTP_REQ_POST, SV_MSG_LOGIN_START, EP_LOGIN_START},
-    {"/v1/login/finish", EVHTTP_REQ_POST, SV_MSG_LOGIN_FINISH, EP_LOGIN_FINISH},
-    {"/v1/change-password/finish", EVHTTP_REQ_POST, SV_MSG_CHANGE_FINISH, EP_CHANGE_FINISH},
-    {"/v1/attestation", EVHTTP_REQ_GET, SV_MSG_ATTESTATION, EP_ATTESTATION},
-    {"/v1/attestation/activate", EVHTTP_REQ_POST, SV_MSG_ACTIVATE, EP_ACTIVATE},
-    {"/healthz", EVHTTP_REQ_GET, SV_MSG_HEALTH, EP_HEALTHZ},
-    {"/metrics", EVHTTP_REQ_GET, SV_MSG_STATS, EP_METRICS},
+#define HTTP_ROUTE(name, num, method, path, ep, handler, flags)                                    \
+	{path, EVHTTP_REQ_##method, SV_MSG_##name, EP_##name, flags},
+#define HTTP_FRAME(name, num, flags)
+    SV_MSG_TABLE(HTTP_ROUTE, HTTP_FRAME)
+#undef HTTP_ROUTE
+#undef HTTP_FRAME
 };
 
 /* A request waiting for the enclave. */
@@ -190,7 +189,7 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 	int bad = b == NULL;
 	const char *ctype = "application/octet-stream";
 
-	if (!bad && p->route->ep == EP_METRICS) {
+	if (!bad && p->route->type == SV_MSG_STATS) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
 		struct metrics_gauges g = {
 		    .connections = tls_open_connections(h->tls),
@@ -200,21 +199,22 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 		        tls_refused_connections(h->tls) + ratelimit_refused_conns(h->rl),
 		};
 		bad = metrics_render(h->m, &g, b) != 0;
-	} else if (!bad && p->route->ep == EP_ATTESTATION && code == 200) {
+	} else if (!bad && p->route->type == SV_MSG_ATTESTATION && code == 200) {
 		ctype = "application/json";
 		bad = evidence_with_logs(h, reply + 1, len - 1, b) != 0;
 		len = 1; /* the body is in b already */
-	} else if (!bad && (p->route->ep == EP_ATTESTATION || p->route->ep == EP_ACTIVATE) &&
+	} else if (!bad &&
+	           (p->route->type == SV_MSG_ATTESTATION || p->route->type == SV_MSG_ACTIVATE) &&
 	           code != 200) {
 		ctype = "text/plain; charset=utf-8";
-	} else if (!bad && p->route->ep == EP_HEALTHZ) {
+	} else if (!bad && p->route->type == SV_MSG_HEALTH) {
 		ctype = "text/plain; charset=utf-8";
 		if (code == 200)
 			bad = evbuffer_add(b, "ok\n", 3) != 0;
 		else
 			code = 503;
 	}
-	if (!bad && len > 1 && (p->route->ep != EP_HEALTHZ))
+	if (!bad && len > 1 && p->route->type != SV_MSG_HEALTH)
 		bad = evbuffer_add(b, reply + 1, len - 1) != 0;
 	if (bad) {
 		if (b != NULL)
@@ -289,7 +289,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 		                                          : "use GET for this endpoint\n");
 		return;
 	}
-	if (rt->ep != EP_HEALTHZ && rt->ep != EP_METRICS) {
+	if (!(rt->flags & MSG_F_HOUSEKEEPING)) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		const struct sockaddr *sa =
 		    evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
@@ -328,7 +328,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 			answer_text(h, req, rt->ep, start, 500, "out of memory\n");
 			return;
 		}
-	} else if (rt->ep == EP_ATTESTATION) {
+	} else if (rt->type == SV_MSG_ATTESTATION) {
 		int n = nonce_of(uri, nonce);
 		if (n < 0) {
 			answer_text(h, req, rt->ep, start, 400,

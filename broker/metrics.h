@@ -8,21 +8,23 @@
 
 #include <stdint.h>
 
+#include "common/msgtable.h"
+
 struct evbuffer;
 
+/* One endpoint per ROUTE row of SV_MSG_TABLE (EP_REGISTER_START, ..., EP_STATS for /metrics), in
+ * the table's order, then EP_OTHER for unknown routes. */
+/* clang-format off */
 enum metrics_endpoint {
-	EP_REGISTER_START,
-	EP_REGISTER_FINISH,
-	EP_LOGIN_START,
-	EP_LOGIN_FINISH,
-	EP_CHANGE_FINISH,
-	EP_ATTESTATION,
-	EP_ACTIVATE,
-	EP_HEALTHZ,
-	EP_METRICS,
-	EP_OTHER, /* unknown routes */
+#define EP_ROUTE(name, num, method, path, ep, handler, flags) EP_##name,
+#define EP_FRAME(name, num, flags)
+	SV_MSG_TABLE(EP_ROUTE, EP_FRAME)
+#undef EP_ROUTE
+#undef EP_FRAME
+	EP_OTHER,
 	EP_COUNT
 };
+/* clang-format on */
 
 struct metrics_gauges {
 	uint64_t connections;   /* open client connections */

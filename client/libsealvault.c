@@ -18,6 +18,7 @@
 #include "client/http.h"
 #include "client/wire.h"
 #include "common/err.h"
+#include "common/msg.h"
 #include "crypto/opaque.h"
 
 #define CONTEXT_MAX 1024
@@ -205,7 +206,7 @@ static enum sv_result fetch_evidence(struct sv_ctx *ctx, const uint8_t *nonce, s
 {
 	char path[64 + 2 * CLIENT_EVIDENCE_NONCE_MAX], text[300];
 	long status = 0;
-	size_t n = (size_t)snprintf(path, sizeof(path), "/v1/attestation?nonce=");
+	size_t n = (size_t)snprintf(path, sizeof(path), "%s?nonce=", msg_path(SV_MSG_ATTESTATION));
 	sodium_bin2hex(path + n, sizeof(path) - n, nonce, nonce_len);
 	if (client_http_get(ctx->http, path, &status, reply, ctx->err, sizeof(ctx->err)) != 0) {
 		size_t l = strlen(ctx->err);
@@ -252,7 +253,7 @@ static int activate(void *arg, const uint8_t *body, size_t len,
 	int r = sv_buf_init(&rep, 1024);
 	if (r != 0)
 		return r;
-	r = client_http_post(ctx->http, "/v1/attestation/activate", body, len, &status, &rep, why,
+	r = client_http_post(ctx->http, msg_path(SV_MSG_ACTIVATE), body, len, &status, &rep, why,
 	                     why_len);
 	if (r != 0)
 		goto out;
@@ -418,16 +419,17 @@ static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
 }
 
 /*
- * POSTs ctx->req to path. Returns SV_RESULT_OK for a 200 answer (the body in ctx->rep) and maps
- * every other answer to a result with a message. what names the step for messages.
+ * POSTs ctx->req to the route of request type (common/msgtable.h). Returns SV_RESULT_OK for a 200
+ * answer (the body in ctx->rep) and maps every other answer to a result with a message. what names
+ * the step for messages.
  */
-static enum sv_result exchange(struct sv_ctx *ctx, const char *path, const char *what,
+static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *what,
                                int *attempts_left, int register_step)
 {
 	char text[300];
 	long status = 0;
-	int r = client_http_post(ctx->http, path, ctx->req.data, ctx->req.len, &status, &ctx->rep,
-	                         ctx->err, sizeof(ctx->err));
+	int r = client_http_post(ctx->http, msg_path(type), ctx->req.data, ctx->req.len, &status,
+	                         &ctx->rep, ctx->err, sizeof(ctx->err));
 	if (r != 0) {
 		size_t n = strlen(ctx->err);
 		snprintf(ctx->err + n, sizeof(ctx->err) - n,
@@ -571,7 +573,7 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 		res = internal(ctx, "building the registration request", r);
 		goto out;
 	}
-	res = exchange(ctx, "/v1/register/start", "register", NULL, 1);
+	res = exchange(ctx, SV_MSG_REGISTER_START, "register", NULL, 1);
 	if (res != SV_RESULT_OK)
 		goto out;
 	if (client_wire_parse_register_start(s->response, sv_buf_ptr(&ctx->rep),
@@ -592,7 +594,7 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 		res = internal(ctx, "building the registration record", r);
 		goto out;
 	}
-	res = exchange(ctx, "/v1/register/finish", "register", NULL, 1);
+	res = exchange(ctx, SV_MSG_REGISTER_FINISH, "register", NULL, 1);
 	if (res == SV_RESULT_OK &&
 	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "register");
@@ -630,7 +632,7 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
 		r = client_wire_login_start(&ctx->req, (const uint8_t *)user, ulen, ke1);
 	if (r != 0)
 		return internal(ctx, "building the login request", r);
-	res = exchange(ctx, "/v1/login/start", what, attempts_left, 0);
+	res = exchange(ctx, SV_MSG_LOGIN_START, what, attempts_left, 0);
 	if (res != SV_RESULT_OK)
 		return res;
 	if (client_wire_parse_login_start(s->session_id, ke2, &left, sv_buf_ptr(&ctx->rep),
@@ -664,7 +666,7 @@ static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char
 	sodium_memzero(ke3, sizeof(ke3));
 	if (r != 0)
 		return internal(ctx, "building the login proof", r);
-	res = exchange(ctx, "/v1/login/finish", what, attempts_left, 0);
+	res = exchange(ctx, SV_MSG_LOGIN_FINISH, what, attempts_left, 0);
 	if (wrong && res == SV_RESULT_OK)
 		res = fail(ctx, SV_RESULT_ERROR,
 		           "%s: the server accepted a proof we know to be wrong; this is not a "
@@ -817,7 +819,7 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 		res = internal(ctx, "building the new record", r);
 		goto out;
 	}
-	res = exchange(ctx, "/v1/change-password/finish", "change-password", attempts_left, 0);
+	res = exchange(ctx, SV_MSG_CHANGE_FINISH, "change-password", attempts_left, 0);
 	if (res == SV_RESULT_OK &&
 	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "change-password");

@@ -1,5 +1,6 @@
-# common/: framing, the bounded buffer, error codes, listening sockets and the sealvault.conf line
-# parser (sealvaultd and sealvault-admin). Nothing secret-specific.
+# common/: framing and the message table (msgtable.h), the bounded buffer, error codes, listening
+# sockets and the sealvault.conf line parser (sealvaultd and sealvault-admin). Nothing
+# secret-specific.
 COMMON_SRCS := $(wildcard common/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
 $(B)/libsvcommon.a: $(COMMON_OBJS)

@@ -29,7 +29,7 @@ struct sv_frame {
 	size_t len;
 };
 
-/* 1 if type is one of the SV_MSG_* values of common/msg.h, else 0. */
+/* 1 if type is a row of SV_MSG_TABLE (common/msgtable.h), else 0. */
 int frame_type_known(uint16_t type);
 
 /* Writes header and payload to out (out_len >= SV_FRAME_HDR_LEN + len); *written gets the total.

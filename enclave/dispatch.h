@@ -1,9 +1,11 @@
 /*
  * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
- * broker may send maps to one handler. Client protocol types go to vault_handle(), the two
- * attestation types to the attestation hook; SV_MSG_STATS and SV_MSG_HEALTH are answered here. A
- * type not in the table (including SV_MSG_REPLY, which only the enclave sends) is a protocol
- * violation: dispatch_request() returns SV_ERR_PROTOCOL and the serve loop exits.
+ * broker may send maps to one handler. The table is expanded from the ROUTE rows of SV_MSG_TABLE
+ * (common/msgtable.h), whose HANDLER column names the handler: vault (client protocol types, to
+ * vault_handle()), attest (the two attestation types, to the attestation hook), stats and health
+ * (answered here). A type without a ROUTE row (SV_MSG_REPLY, which only the enclave sends, and the
+ * restart control frames) is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL and
+ * the serve loop exits.
  */
 #ifndef SV_ENCLAVE_DISPATCH_H
 #define SV_ENCLAVE_DISPATCH_H
@@ -28,7 +30,7 @@ typedef int (*dispatch_attest_fn)(void *arg, uint16_t type, const uint8_t *req, 
                                   struct sv_buf *reply);
 void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg);
 
-/* 1 if the broker may send this type. */
+/* 1 if the broker may send this type (its row is MSG_F_REQUEST). */
 int dispatch_permitted(uint16_t type);
 
 /* Handles one request frame; writes the complete SV_MSG_REPLY payload into reply (reset first).

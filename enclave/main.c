@@ -499,8 +499,7 @@ static int serve_owed(struct vault *v, struct dispatch *d, struct store *s, stru
 			return 1;
 		if (r == 0)
 			break;
-		if (f.type == SV_MSG_HEALTH || f.type == SV_MSG_STATS ||
-		    f.type == SV_MSG_ATTESTATION || f.type == SV_MSG_ACTIVATE) {
+		if (msg_flags(f.type) & MSG_F_READONLY) {
 			size_t before = store_pending(s);
 			r = dispatch_request(d, &f, now_ms, &b->replies[0]);
 			if (r != 0 || store_pending(s) != before)

@@ -29,10 +29,11 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
     __attribute__((warn_unused_result));
 void vault_free(struct vault *v);
 
-/* Handles one client request; type is an SV_MSG_* request type from common/msg.h. Always writes a
- * complete SV_MSG_REPLY payload (status byte, then body) into reply and returns 0, including for
- * bad input (SV_STATUS_BAD_REQUEST, nothing changed). Returns a negative SV_ERR_* only when the
- * process must stop (internal error); then reply is undefined. */
+/* Handles one client request; type is an MSG_F_VAULT row of common/msgtable.h (each has a case
+ * here, tests/unit/test_vault.c checks; any other type is answered 400). Always writes a complete
+ * SV_MSG_REPLY payload (status byte, then body) into reply and returns 0, including for bad input
+ * (SV_STATUS_BAD_REQUEST, nothing changed). Returns a negative SV_ERR_* only when the process must
+ * stop (internal error); then reply is undefined. */
 int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
                  uint64_t now_ms, struct sv_buf *reply) __attribute__((warn_unused_result));
 

@@ -89,6 +89,10 @@ static void test_table(void **state)
 		assert_true(dispatch_permitted(ok[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_false(dispatch_permitted(bad[i]));
+	/* exactly the requests of common/msgtable.h, no more */
+	for (uint32_t t = 0; t <= 0xffff; t++)
+		assert_int_equal(dispatch_permitted((uint16_t)t),
+		                 (msg_flags((uint16_t)t) & MSG_F_REQUEST) != 0);
 
 	struct dispatch *d;
 	struct sv_buf reply;

@@ -969,6 +969,21 @@ static void test_hostile_bodies(void **state)
 	assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OK);
 }
 
+/* vault_handle's switch covers exactly the MSG_F_VAULT rows of common/msgtable.h: each of them
+ * reaches its decoder, every other type is refused as not a vault request. */
+static void test_vault_rows_handled(void **state)
+{
+	static const char other[] = "not a vault request type";
+	for (uint32_t t = 0; t <= 0xffff; t++) {
+		assert_int_equal(call((uint16_t)t, NULL, 0), SV_STATUS_BAD_REQUEST);
+		int refused =
+		    rlen() >= sizeof(other) - 1 &&
+		    memcmp(rbody() + rlen() - (sizeof(other) - 1), other, sizeof(other) - 1) == 0;
+		if (refused == ((msg_flags((uint16_t)t) & MSG_F_VAULT) != 0))
+			fail_msg("type %u: vault_handle disagrees with the table", (unsigned)t);
+	}
+}
+
 static void test_bad_change_payload_changes_nothing(void **state)
 {
 	struct login L;
@@ -1046,6 +1061,7 @@ int main(void)
 	    cmocka_unit_test(test_decode_fixed_bodies),
 	    cmocka_unit_test(test_decode_change_finish),
 	    cmocka_unit_test_setup_teardown(test_hostile_bodies, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vault_rows_handled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_change_payload_changes_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),

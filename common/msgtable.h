@@ -1,0 +1,71 @@
+/*
+ * Every IPC message, once (after OpenSSH's mon_table and its MON_AUTH flags). The enum of
+ * common/msg.h, frame_type_known() (common/frame.c), the broker's routes (broker/http.c), its
+ * metric endpoint labels (broker/metrics.[ch]), the enclave's dispatch table (enclave/dispatch.c),
+ * msg_flags() and the client's paths (msg_path(), client/libsealvault.c) are all expanded from
+ * SV_MSG_TABLE. Adding a request is one ROUTE line here plus its handler in the enclave; nothing
+ * else keeps a list of message types.
+ *
+ * Two kinds of row; an expansion defines a macro for each and passes both:
+ *
+ *   ROUTE(NAME, NUMBER, METHOD, PATH, ENDPOINT, HANDLER, FLAGS)
+ *       A client request: the broker takes it on HTTP METHOD (GET or POST) PATH, forwards it to
+ *       the enclave as a frame of type SV_MSG_NAME = NUMBER, and counts it in /metrics under
+ *       endpoint="ENDPOINT". The enclave answers it with its handle_HANDLER (enclave/dispatch.c:
+ *       vault, attest, stats or health) and one SV_MSG_REPLY. Every ROUTE row is MSG_F_REQUEST.
+ *   FRAME(NAME, NUMBER, FLAGS)
+ *       A frame with no route: the reply, the restart control frames and the reload frames
+ *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
+ *       request id = sealvaultd's reload count). The enclave refuses to be sent one (only ROUTE
+ *       rows are in its dispatch table).
+ *
+ * The numbers, paths and endpoint names are the wire and monitoring contract: never change or
+ * reuse one (tests/unit/test_msg.c pins them). Numbers: 1..31 client requests, 32..63 the
+ * broker's housekeeping requests and control frames towards the enclave's end, 64.. frames from
+ * that end. The rows' order is the order /metrics lists the endpoints in (so /healthz comes
+ * before /metrics, as it always did).
+ */
+#ifndef SV_COMMON_MSGTABLE_H
+#define SV_COMMON_MSGTABLE_H
+
+/* Flags (msg_flags() in common/msg.h). */
+#define MSG_F_REQUEST      0x01u /* a ROUTE row: the broker may send it to the enclave */
+#define MSG_F_VAULT        0x02u /* an account request for vault_handle (will need a token) */
+#define MSG_F_READONLY     0x04u /* changes no vault state: answered even while the TPM throttles */
+#define MSG_F_HOUSEKEEPING 0x08u /* the broker's probes: empty payload, not rate-limited */
+#define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
+#define MSG_F_RELOAD       0x20u /* reload (SIGHUP), only on sealvaultd's control pair */
+
+/* clang-format off */
+#define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
+	ROUTE(REGISTER_START,   1, POST, "/v1/register/start",         "register_start",           \
+	      vault,  MSG_F_VAULT)                                                                 \
+	ROUTE(REGISTER_FINISH,  2, POST, "/v1/register/finish",        "register_finish",          \
+	      vault,  MSG_F_VAULT)                                                                 \
+	ROUTE(LOGIN_START,      3, POST, "/v1/login/start",            "login_start",              \
+	      vault,  MSG_F_VAULT)                                                                 \
+	ROUTE(LOGIN_FINISH,     4, POST, "/v1/login/finish",           "login_finish",             \
+	      vault,  MSG_F_VAULT)                                                                 \
+	ROUTE(CHANGE_FINISH,    5, POST, "/v1/change-password/finish", "change_password_finish",   \
+	      vault,  MSG_F_VAULT)                                                                 \
+	/* payload: the nonce bytes of ?nonce=HEX */                                               \
+	ROUTE(ATTESTATION,      6, GET,  "/v1/attestation",            "attestation",              \
+	      attest, MSG_F_READONLY)                                                              \
+	ROUTE(ACTIVATE,         7, POST, "/v1/attestation/activate",   "attestation_activate",     \
+	      attest, MSG_F_READONLY)                                                              \
+	ROUTE(HEALTH,          33, GET,  "/healthz",                   "healthz",                  \
+	      health, MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
+	/* reply body: the enclave's Prometheus text */                                            \
+	ROUTE(STATS,           32, GET,  "/metrics",                   "metrics",                  \
+	      stats,  MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
+	FRAME(GONE_SEEN,       34, MSG_F_CONTROL) /* broker -> sealvaultd */                       \
+	/* broker -> sealvaultd on the control pair: u8 0 applied / 1 refused, a one-line text */  \
+	FRAME(RELOADED,        35, MSG_F_RELOAD)                                                   \
+	FRAME(REPLY,           64, 0)             /* enclave -> broker: u8 enum sv_status, body */ \
+	FRAME(ENCLAVE_GONE,    65, MSG_F_CONTROL) /* sealvaultd -> broker, on the enclave's end */ \
+	FRAME(READY,           66, MSG_F_CONTROL) /* enclave -> broker, once at every start */    \
+	/* sealvaultd -> broker on the control pair (broker fd 5), payload common/reload.h */      \
+	FRAME(RELOAD,          67, MSG_F_RELOAD)
+/* clang-format on */
+
+#endif

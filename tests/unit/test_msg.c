@@ -1,0 +1,117 @@
+/* Unit tests for common/msg (the message table of common/msgtable.h and its lookups). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/frame.h"
+#include "common/msg.h"
+
+/*
+ * The contract the table carries, written out by hand: wire numbers, HTTP routes and the
+ * endpoint="..." labels of /metrics, on which clients, tests and dashboards depend. A new row needs
+ * no change here; changing or reusing one of these rows does, and should be a conscious act.
+ */
+static const struct {
+	uint16_t type;
+	unsigned number;
+	const char *path, *endpoint;
+	unsigned flags;
+} pinned[] = {
+    {SV_MSG_REGISTER_START, 1, "/v1/register/start", "register_start", MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_REGISTER_FINISH, 2, "/v1/register/finish", "register_finish",
+     MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_LOGIN_START, 3, "/v1/login/start", "login_start", MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_LOGIN_FINISH, 4, "/v1/login/finish", "login_finish", MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_CHANGE_FINISH, 5, "/v1/change-password/finish", "change_password_finish",
+     MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_ATTESTATION, 6, "/v1/attestation", "attestation", MSG_F_REQUEST | MSG_F_READONLY},
+    {SV_MSG_ACTIVATE, 7, "/v1/attestation/activate", "attestation_activate",
+     MSG_F_REQUEST | MSG_F_READONLY},
+    {SV_MSG_STATS, 32, "/metrics", "metrics", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
+    {SV_MSG_HEALTH, 33, "/healthz", "healthz", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
+    {SV_MSG_GONE_SEEN, 34, NULL, NULL, MSG_F_CONTROL},
+    {SV_MSG_RELOADED, 35, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_REPLY, 64, NULL, NULL, 0},
+    {SV_MSG_ENCLAVE_GONE, 65, NULL, NULL, MSG_F_CONTROL},
+    {SV_MSG_READY, 66, NULL, NULL, MSG_F_CONTROL},
+    {SV_MSG_RELOAD, 67, NULL, NULL, MSG_F_RELOAD},
+};
+
+static void assert_str_or_null(const char *got, const char *want)
+{
+	if (want == NULL)
+		assert_null(got);
+	else
+		assert_string_equal(got, want);
+}
+
+static void test_pinned(void **state)
+{
+	for (size_t i = 0; i < sizeof(pinned) / sizeof(pinned[0]); i++) {
+		assert_int_equal(pinned[i].type, pinned[i].number);
+		assert_true(frame_type_known(pinned[i].type));
+		assert_int_equal(msg_flags(pinned[i].type), pinned[i].flags);
+		assert_str_or_null(msg_path(pinned[i].type), pinned[i].path);
+		assert_str_or_null(msg_endpoint(pinned[i].type), pinned[i].endpoint);
+	}
+}
+
+/* What every row, present or future, must satisfy. */
+static void test_rows_consistent(void **state)
+{
+	const char *paths[64] = {0}, *endpoints[64] = {0};
+	size_t n = 0;
+	for (uint32_t t = 0; t <= 0xffff; t++) {
+		uint16_t type = (uint16_t)t;
+		unsigned fl = msg_flags(type);
+		const char *path = msg_path(type), *ep = msg_endpoint(type);
+		if (!frame_type_known(type)) {
+			assert_int_equal(fl, 0);
+			assert_null(path);
+			assert_null(ep);
+			continue;
+		}
+		assert_int_not_equal(type, 0);
+		if (!(fl & MSG_F_REQUEST)) {
+			/* a frame without a route */
+			assert_null(path);
+			assert_null(ep);
+			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING),
+			                 0);
+			continue;
+		}
+		/* a request: towards the enclave's end, with one route and one label of its own */
+		assert_true(type < 64);
+		assert_int_equal(fl & MSG_F_CONTROL, 0);
+		assert_false((fl & MSG_F_VAULT) && (fl & (MSG_F_READONLY | MSG_F_HOUSEKEEPING)));
+		assert_false((fl & MSG_F_HOUSEKEEPING) && !(fl & MSG_F_READONLY));
+		assert_non_null(path);
+		assert_non_null(ep);
+		assert_int_equal(path[0], '/');
+		assert_null(strpbrk(path, "?# "));
+		assert_true(ep[0] != '\0' &&
+		            strspn(ep, "abcdefghijklmnopqrstuvwxyz_") == strlen(ep));
+		assert_string_not_equal(ep, "other"); /* the broker's label for unknown routes */
+		assert_true(n < sizeof(paths) / sizeof(paths[0]));
+		for (size_t i = 0; i < n; i++) {
+			assert_string_not_equal(paths[i], path);
+			assert_string_not_equal(endpoints[i], ep);
+		}
+		paths[n] = path;
+		endpoints[n++] = ep;
+	}
+	assert_true(n >= 9);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_pinned),
+	    cmocka_unit_test(test_rows_consistent),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
