@@ -44,7 +44,7 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
-ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
+ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
