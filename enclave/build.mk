@@ -57,7 +57,7 @@ $(foreach s,$(ENCLAVE_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(ca
 $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
-		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS))
+		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats

@@ -274,6 +274,10 @@ int main(int argc, char **argv)
 		        "--counter-scheme hybrid (docs/operations.md \"NV wear\")\n",
 		        per_day == 0 ? "no NV-write budget" : "NV-write budget set");
 	dispatch_set_tpm(d, tpm, o.restarts, o.tpm_timeouts);
+	/* the serve loop's TPM thread: started now, the filter allows no new thread */
+	struct serve *sv = NULL;
+	if (serve_new(&sv, vault, store, d, tpm, &o.policy, &bud, why, sizeof(why)) != 0)
+		die("cannot set up the serve loop: %s", why);
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));
@@ -282,8 +286,9 @@ int main(int argc, char **argv)
 	if (policy_seccomp_test_hook("enclave") != 0)
 		exit(1);
 	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
-	serve_run(vault, store, d, tpm, &o.policy, &bud);
+	serve_run(sv);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
+	serve_free(sv);
 	dispatch_free(d);
 	attestsrv_free(attest);
 	vault_free(vault);
