@@ -173,16 +173,22 @@ static void worker_post(struct worker *w)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* 1 when the thread has finished the job (pipe[0] is readable, or about to be). */
+static int worker_idle(struct worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	int idle = !w->busy;
+	pthread_mutex_unlock(&w->lock);
+	return idle;
+}
+
 /* After pipe[0] polled readable: 1 when the job is finished (its results visible here). */
 static int worker_done(struct worker *w)
 {
 	char c[8];
 	while (read(w->pipe[0], c, sizeof(c)) > 0)
 		;
-	pthread_mutex_lock(&w->lock);
-	int done = !w->busy;
-	pthread_mutex_unlock(&w->lock);
-	return done;
+	return worker_idle(w);
 }
 
 /* ---- batches ---- */
@@ -552,13 +558,14 @@ static int needs_tpm(uint16_t type)
 }
 
 /* While an anchor runs: reads frames into the next batch until none is ready, the batch is
- * full or a frame needs the TPM (set aside; reading stops until the anchor is done). A reply
- * that leaves nothing staged (so it saw no unwritten change) is sent at once. */
+ * full, a frame needs the TPM (set aside; reading stops until the anchor is done), or the anchor
+ * has finished (its replies, and the next commit, go first). A reply that leaves nothing staged
+ * (so it saw no unwritten change) is sent at once. */
 static void drain_during_anchor(struct serve *sv)
 {
 	struct batch *b = sv->cur;
 	allow_flush(sv->s, sv->bud);
-	while (sv->held_len == 0 && b->n < b->cap) {
+	while (sv->held_len == 0 && b->n < b->cap && !worker_idle(sv->w)) {
 		struct sv_frame f;
 		int r = next_frame(sv->rbuf, &f);
 		if (r < 0)
