@@ -44,7 +44,7 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
-ENCLAVE_SRCS := enclave/main.c enclave/dispatch.c enclave/sandbox.c
+ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
@@ -57,7 +57,7 @@ $(foreach s,$(ENCLAVE_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(ca
 $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
-		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS))
+		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats

@@ -482,9 +482,18 @@ int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
 	return SV_OK;
 }
 
+/* Staging is refused between store_write and store_anchor, except while the written frame's
+ * anchor runs (store_anchor_begin .. _end): then it stages the next frame. */
 static int writable(const struct store *s)
 {
-	return s->readonly || s->failed || s->written ? SV_ERR_STATE : SV_OK;
+	return s->readonly || s->failed || (s->written && !s->anchoring) ? SV_ERR_STATE : SV_OK;
+}
+
+/* The counter value the next frame follows: the written commit's while its anchor is
+ * outstanding, else what the TPM holds (ahead of the journal after a power cut). */
+static uint64_t next_base(const struct store *s)
+{
+	return s->written == JOURNAL_KIND_COMMIT ? s->write_target : s->tpm_counter;
 }
 
 /* Hybrid: the change being staged must be on NV before it is answered, so this commit will be
@@ -503,7 +512,8 @@ static int require_flush(struct store *s)
 /* Stages op; if apply then fails, the staged bytes are taken back. */
 static int stage(struct store *s, const struct journal_op *op, size_t *mark)
 {
-	s->apply_counter = s->counter + 1; /* a lower bound of the commit's counter */
+	/* a lower bound of the commit's counter */
+	s->apply_counter = (s->written == JOURNAL_KIND_COMMIT ? s->write_target : s->counter) + 1;
 	*mark = s->pending.len;
 	int r = journal_op_put(&s->pending, op);
 	if (r == SV_ERR_RANGE && s->pending.len + 1024 > PENDING_MAX)
@@ -673,7 +683,7 @@ int store_durable(const struct store *s, uint64_t counter)
 
 uint64_t store_counter(const struct store *s)
 {
-	return s->counter;
+	return s->written == JOURNAL_KIND_COMMIT ? s->write_target : s->counter;
 }
 
 void store_set_flush_allowed(struct store *s, int ok)
@@ -685,18 +695,18 @@ void store_set_flush_allowed(struct store *s, int ok)
  * of M + 1 above what the TPM holds (after a power cut the TPM is ahead of the journal). */
 static uint64_t commit_target(const struct store *s)
 {
-	return s->need_flush ? anchor_flush_target(s->orderly_mask, s->tpm_counter)
-	                     : s->tpm_counter + 1;
+	return s->need_flush ? anchor_flush_target(s->orderly_mask, next_base(s))
+	                     : next_base(s) + 1;
 }
 
 uint64_t store_commit_cost(const struct store *s)
 {
-	return s->npending == 0 || s->nanchored == 0 ? 0 : commit_target(s) - s->tpm_counter;
+	return s->npending == 0 || s->nanchored == 0 ? 0 : commit_target(s) - next_base(s);
 }
 
 uint64_t store_flush_cost(const struct store *s)
 {
-	return anchor_flush_target(s->orderly_mask, s->tpm_counter) - s->tpm_counter;
+	return anchor_flush_target(s->orderly_mask, next_base(s)) - next_base(s);
 }
 
 size_t store_pending(const struct store *s)
@@ -722,6 +732,8 @@ int store_write(struct store *s)
 	int r;
 	if ((r = writable(s)) != SV_OK)
 		return r;
+	if (s->written)
+		return SV_ERR_STATE; /* one frame ahead of the TPM at most (anchor_judge) */
 	if (s->npending == 0)
 		return SV_OK;
 	if (!s->taken) {
@@ -760,57 +772,106 @@ int store_write(struct store *s)
 	s->written = f.kind;
 	s->written_len = frame.len;
 	s->written_nv_writes = f.nv_writes;
+	s->written_count = s->npending;
+	s->written_flush = s->need_flush;
+	s->npending = 0;
+	s->nanchored = 0;
+	s->need_flush = 0;
+	sv_buf_reset(&s->pending);
 out:
 	sv_buf_free(&frame);
 	return r;
 }
 
-int store_anchor(struct store *s)
+/* The written frame is anchored (or was a flush): it becomes the journal's head. */
+static int finish_frame(struct store *s)
 {
 	int r = SV_OK;
-	if (s->readonly || s->failed)
+	s->written = 0;
+	s->jlen += s->written_len;
+	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
+	s->changes += s->written_count;
+	s->written_count = 0;
+	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
+	 * floor and the last snapshot (so a big vault is not rewritten every few commits). Not
+	 * while the next frame is being staged (the snapshot would hold its unwritten changes):
+	 * store_snapshot_due tells the caller to let a commit end with nothing staged. */
+	if (store_snapshot_due(s) && s->npending == 0)
+		r = store_snapshot(s);
+	s->last_commit_us = now_us() - s->write_t0;
+	return r;
+}
+
+int store_snapshot_due(const struct store *s)
+{
+	return !s->legacy && s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes;
+}
+
+int store_anchor_due(const struct store *s)
+{
+	return s->written == JOURNAL_KIND_COMMIT && !s->anchoring;
+}
+
+int store_anchor_begin(struct store *s, struct store_anchor_job *job)
+{
+	if (s->readonly || s->failed || !store_anchor_due(s))
+		return SV_ERR_STATE;
+	memset(job, 0, sizeof(*job));
+	job->anchor = s->anchor;
+	job->from = s->tpm_counter;
+	job->to = s->write_target;
+	job->r = SV_ERR_INTERNAL; /* until store_anchor_run has run */
+	s->anchoring = 1;
+	return SV_OK;
+}
+
+void store_anchor_run(struct store_anchor_job *job)
+{
+	job->r = anchor_advance(job->anchor, job->from, job->to, &job->done);
+}
+
+int store_anchor_end(struct store *s, const struct store_anchor_job *job)
+{
+	if (!s->anchoring || job->anchor != s->anchor)
+		return SV_ERR_STATE;
+	s->anchoring = 0;
+	if (job->r == SV_ERR_BUSY) {
+		/* still owed: the frame stays written (store.h); a retry resumes where the
+		 * increments stopped */
+		s->increments += job->done;
+		s->tpm_counter += job->done;
+		return SV_ERR_BUSY;
+	}
+	if (job->r != SV_OK) {
+		/* The frame is on disk one ahead of the TPM: the next start completes it. Memory
+		 * is ahead of both: refuse everything. */
+		s->failed = 1;
+		return job->r;
+	}
+	s->increments += s->write_target - s->tpm_counter;
+	s->forced_flushes += s->written_flush;
+	s->counter = s->tpm_counter = s->write_target;
+	s->nv_writes = s->written_nv_writes;
+	s->commits++;
+	return finish_frame(s);
+}
+
+int store_anchor(struct store *s)
+{
+	struct store_anchor_job job;
+	if (s->readonly || s->failed || s->anchoring)
 		return SV_ERR_STATE;
 	if (!s->written)
 		return s->npending == 0 ? SV_OK : SV_ERR_STATE;
 	if (s->written == JOURNAL_KIND_FLUSH) {
 		s->flushes++;
-	} else {
-		/* A failure leaves the frame on disk one ahead of the TPM: the next start completes
-		 * it. */
-		s->failed = 1;
-		uint64_t done = 0;
-		if ((r = anchor_advance(s->anchor, s->tpm_counter, s->write_target, &done)) !=
-		    SV_OK) {
-			if (r == SV_ERR_BUSY) {
-				/* still owed: the frame stays written (store.h); a retry resumes
-				 * where the increments stopped */
-				s->increments += done;
-				s->tpm_counter += done;
-				s->failed = 0;
-			}
-			return r;
-		}
-		s->failed = 0;
-		s->increments += s->write_target - s->tpm_counter;
-		s->forced_flushes += s->need_flush;
-		s->counter = s->tpm_counter = s->write_target;
-		s->nv_writes = s->written_nv_writes;
-		s->need_flush = 0;
-		s->commits++;
+		return finish_frame(s);
 	}
-	s->written = 0;
-	s->jlen += s->written_len;
-	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
-	s->changes += s->npending;
-	s->npending = 0;
-	s->nanchored = 0;
-	sv_buf_reset(&s->pending);
-	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
-	 * floor and the last snapshot (so a big vault is not rewritten every few commits). */
-	if (!s->legacy && s->jlen > STORE_SNAPSHOT_JOURNAL_BYTES && s->jlen > s->snap_bytes)
-		r = store_snapshot(s);
-	s->last_commit_us = now_us() - s->write_t0;
-	return r;
+	int r = store_anchor_begin(s, &job);
+	if (r != SV_OK)
+		return r;
+	store_anchor_run(&job);
+	return store_anchor_end(s, &job);
 }
 
 int store_commit(struct store *s)
@@ -891,6 +952,8 @@ int store_snapshot(struct store *s)
 	int r;
 	if ((r = writable(s)) != SV_OK)
 		return r;
+	if (s->written)
+		return SV_ERR_STATE;
 	if (s->npending != 0)
 		return SV_ERR_BUSY;
 	if (s->counter == s->snap_counter)

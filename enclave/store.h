@@ -155,8 +155,40 @@ int store_commit(struct store *s) __attribute__((warn_unused_result));
  * at any later time; the first call that returns 0 completes the commit as usual. */
 int store_write(struct store *s) __attribute__((warn_unused_result));
 int store_anchor(struct store *s) __attribute__((warn_unused_result));
-/* Staged changes that must not be acknowledged before store_anchor. */
+/* Staged changes that must not be acknowledged before store_anchor. store_write takes the staged
+ * changes into its frame: from then on store_pending and store_pending_anchored count the next
+ * frame's. */
 size_t store_pending_anchored(const struct store *s);
+
+/* store_anchor of a commit frame in three steps, so that the NV increments can run on another
+ * thread while this one keeps staging (enclave/serve.c). store_anchor_begin (this thread) records
+ * what the increments cover in job; store_anchor_run (any one thread) does them, touching only
+ * job and the TPM through job->anchor: while it runs, no other TPM command may be sent on the
+ * store's struct tpm; store_anchor_end (this thread again, after run has returned and its writes
+ * are visible, e.g. through a mutex) returns what store_anchor would have and does its
+ * bookkeeping. Between begin and end, mutations are allowed again: they stage the NEXT frame,
+ * which store_write refuses (SV_ERR_STATE) until the written one is anchored, so the journal is
+ * never more than one commit frame ahead of the TPM counter (anchor_judge); store_counter and
+ * store_commit_cost already count from the written frame's counter value, store_durable does not
+ * (the anchor may still fail). Nothing staged then may be acknowledged before its own frame is
+ * written (and anchored, if store_pending_anchored grew). store_anchor_due: a commit frame is
+ * written and store_anchor_begin (or store_anchor) must follow; otherwise (a flush frame, or
+ * nothing written) store_anchor completes at once without the TPM. */
+struct anchor;
+struct store_anchor_job {
+	struct anchor *anchor;
+	uint64_t from, to, done;
+	int r;
+};
+int store_anchor_due(const struct store *s);
+int store_anchor_begin(struct store *s, struct store_anchor_job *job)
+    __attribute__((warn_unused_result));
+void store_anchor_run(struct store_anchor_job *job);
+int store_anchor_end(struct store *s, const struct store_anchor_job *job)
+    __attribute__((warn_unused_result));
+/* The journal has outgrown its snapshot: the next anchor that ends with nothing staged takes a
+ * new one (a caller that stages during anchors should let one end with nothing staged). */
+int store_snapshot_due(const struct store *s);
 
 void store_get_stats(const struct store *s, struct store_stats *out);
 

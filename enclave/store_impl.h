@@ -84,8 +84,13 @@ struct store {
 	struct sv_buf pending;
 	size_t npending;
 	size_t nanchored; /* staged changes whose reply must wait for the NV increment */
-	/* store_write done, store_anchor not yet: the sealed frame's length and MAC */
-	int written; /* JOURNAL_KIND_COMMIT or _FLUSH */
+	/* store_write done, store_anchor not yet: the sealed frame's length and MAC, and what it
+	 * holds (store_write moves the staged changes out of pending: what is staged while its
+	 * anchor runs goes into the next frame) */
+	int written;   /* JOURNAL_KIND_COMMIT or _FLUSH */
+	int anchoring; /* store_anchor_begin done, store_anchor_end not yet */
+	size_t written_count;
+	int written_flush; /* the written commit is a forced flush */
 	size_t written_len;
 	uint64_t written_nv_writes;
 	uint8_t written_mac[JOURNAL_MAC_LEN];

@@ -206,8 +206,12 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 		    who);
 		goto out;
 	}
+	/* TSYNC: the filter goes on every thread of the process, not only the caller (the
+	 * enclave's TPM thread is started before it, since clone is not allowed after); the load
+	 * fails rather than leave a thread unfiltered. */
 	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS)) != 0 ||
-	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0) {
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1)) != 0 ||
+	    (rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) != 0) {
 		snprintf(why, why_len, "%s: seccomp_attr_set failed: %s", who, strerror(-rc));
 		goto out;
 	}

@@ -97,6 +97,14 @@ check-state-pcr-update: $(STATE_DRIVER) $(B)/sealvault $(B)/sealvault-admin $(B)
 			$(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/state-pcr-update.sh
 CHECK_STEPS += check-state-pcr-update
+# --- the NV increment pipelined (issue 12, item 3): while one is held at the TPM, /healthz is
+# answered, and nothing that needs it (or the journal frame after it) is answered or written ---
+.PHONY: check-anchor-pipeline
+check-anchor-pipeline: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		$(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/anchor-pipeline.sh
+CHECK_STEPS += check-anchor-pipeline
+
 # --- a TPM that misbehaves for longer (issue 12, item 3): a hung TPM (enclave timeout, sealvaultd
 # restarts with back-off) and a TPM throttling NV writes for minutes (503s, no restart). The
 # throttle test waits THROTTLE_SECONDS (default 180) almost idle; it is not in CHECK_STEPS, so

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Sandbox test with real processes and a real swtpm:
-#  - a running pair: both processes show Seccomp: 2 and NoNewPrivs: 1 and are not dumpable; as
-#    root they run under two different unprivileged users;
+#  - a running pair: both processes (and every enclave thread) show Seccomp: 2 and NoNewPrivs: 1
+#    and are not dumpable; as root they run under two different unprivileged users;
 #  - the enclave, made (SV_TEST_SANDBOX) to try socket, execve or openat after start-up, dies of
 #    SIGSYS; without the hook the same command serves until its link closes (the control);
 #  - the broker dies of SIGSYS when it tries to open the state directory or make a socket (the
@@ -41,6 +41,17 @@ for p in "$E" "$K"; do
 	[ "$(stat -c %u "/proc/$p/environ")" = 0 ] || fail "$name is dumpable"
 	echo "sandbox: $name (pid $p, uid $(field "$p" Uid)): Seccomp 2, NoNewPrivs 1, not dumpable"
 done
+# every thread, not only the main one: the enclave's TPM thread is started before the filter
+# (which is synchronised to all threads)
+n=0
+for t in /proc/"$E"/task/*; do
+	t=${t##*/}
+	[ "$(field "$E/task/$t" Seccomp)" = 2 ] || fail "enclave thread $t: Seccomp is not 2"
+	[ "$(field "$E/task/$t" NoNewPrivs)" = 1 ] || fail "enclave thread $t: NoNewPrivs is not 1"
+	n=$((n + 1))
+done
+[ "$n" -ge 2 ] || fail "the enclave has $n thread(s); its TPM thread is missing"
+echo "sandbox: all $n enclave threads: Seccomp 2, NoNewPrivs 1"
 if [ "$(id -u)" -eq 0 ]; then
 	ue=$(field "$E" Uid)
 	ub=$(field "$K" Uid)

@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sodium.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -41,7 +42,25 @@ enum probe {
 	P_STOP_CONT,
 	P_PREAD_LOG,
 	P_PREAD_OTHER,
+	P_THREAD_SOCKET,
 };
+
+/* P_THREAD_SOCKET: a thread started before the filter (as the enclave's TPM thread is) makes a
+ * forbidden call after it: the filter must cover it too (SECCOMP_FILTER_FLAG_TSYNC). */
+static pthread_mutex_t go_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t go_cond = PTHREAD_COND_INITIALIZER;
+static int go;
+
+static void *early_thread(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&go_lock);
+	while (!go)
+		pthread_cond_wait(&go_cond, &go_lock);
+	pthread_mutex_unlock(&go_lock);
+	socket(AF_INET, SOCK_STREAM, 0);
+	return NULL;
+}
 
 /* Runs probe p in a child under the enclave (broker = 0) or broker filter; returns wait status.
  * The child exits 0 when the probe's allowed call worked. */
@@ -55,6 +74,9 @@ static int run(int broker, enum probe p)
 	if (pid == 0) {
 		char why[256];
 		int r;
+		pthread_t th;
+		if (p == P_THREAD_SOCKET && pthread_create(&th, NULL, early_thread, NULL) != 0)
+			_exit(5);
 		int epfd = epoll_create1(0);
 		struct epoll_event want = {.events = EPOLLIN};
 		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
@@ -122,6 +144,13 @@ static int run(int broker, enum probe p)
 			/* allowed by the filter; a pipe answers ESPIPE */
 			_exit(pread(other[0], &c, 1, 0) < 0 && errno == ESPIPE ? 0 : 3);
 		case P_PREAD_OTHER: _exit(pread(pipefd[1], &c, 1, 0) < 0 ? 0 : 3);
+		case P_THREAD_SOCKET:
+			pthread_mutex_lock(&go_lock);
+			go = 1;
+			pthread_cond_signal(&go_cond);
+			pthread_mutex_unlock(&go_lock);
+			pthread_join(th, NULL);
+			_exit(0);
 		case P_PAUSE:
 			/* wait until the parent has inspected /proc/PID/status */
 			_exit(read(pipefd[0], &c, 1) == 1 ? 0 : 3);
@@ -186,6 +215,7 @@ static void test_enclave_allowed(void **state)
 static void test_enclave_killed(void **state)
 {
 	assert_sigsys(run(0, P_SOCKET));
+	assert_sigsys(run(0, P_THREAD_SOCKET)); /* the TPM thread is filtered too */
 	assert_sigsys(run(0, P_EXECVE));
 	assert_sigsys(run(0, P_OPENAT));
 	assert_sigsys(run(0, P_WRITE_OTHER)); /* a descriptor opened after lock-down */

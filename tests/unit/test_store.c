@@ -3,7 +3,8 @@
  * the TPM does: commit, replay, a failed NV increment (memory ahead of disk: the store refuses
  * further work; the next open completes the commit), rollback, a counter ahead, another TPM,
  * snapshots and a crash between snapshot and journal reset, the store_write/store_anchor split
- * (what may be answered before the increment), and run authority: a forked copy is refused, a
+ * (what may be answered before the increment), the anchor run apart from the store (staging the
+ * next frame meanwhile), and run authority: a forked copy is refused, a
  * superseded run cannot anchor, a crash between the start frame and NV_ChangeAuth is recovered,
  * another writer is caught by the read-back, a lazy open supersedes nobody until it writes. */
 #include <setjmp.h>
@@ -390,6 +391,80 @@ static void test_write_then_anchor(void **state)
 	store_close(s);
 	copy_file("journal.flushed", "journal");
 	assert_int_equal(open_refused("older than the TPM"), SV_ERR_STATE);
+}
+
+/* store_anchor_begin .. _end (the serve loop runs the increments on its TPM thread): the next
+ * frame is staged while the anchor runs but written only after it (one commit frame ahead of the
+ * TPM at most), counting from the written frame's counter; a change staged then and never
+ * written is lost by a crash, the anchored frame is not; a failed anchor refuses everything and
+ * the next start completes its frame. */
+static void test_anchor_pipelined(void **state)
+{
+	struct store *s = open_ok();
+	struct store_anchor_job job;
+	unsigned left;
+	put(s, "hana", 5);
+	assert_int_equal(store_commit(s), SV_OK);
+	uint64_t c0 = counter;
+
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"hana", 4, &left), SV_OK);
+	assert_int_equal(store_write(s), SV_OK);
+	assert_int_equal(store_pending(s), 0); /* the frame took them */
+	assert_true(store_anchor_due(s));
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"hana", 4, &left), SV_ERR_STATE);
+	assert_int_equal(store_anchor_begin(s, &job), SV_OK);
+	assert_false(store_anchor_due(s));
+	assert_int_equal(store_anchor_begin(s, &job), SV_ERR_STATE);
+	assert_int_equal(store_counter(s), c0 + 1); /* the next frame follows the written one */
+	put(s, "ines", 4);                          /* staged for the next frame */
+	assert_int_equal(store_pending(s), 1);
+	assert_int_equal(store_pending_anchored(s), 1);
+	assert_int_equal(store_commit_cost(s), 1);
+	assert_int_equal(store_write(s), SV_ERR_STATE); /* not before the anchor */
+	assert_int_equal(store_snapshot(s), SV_ERR_STATE);
+	assert_int_equal(counter, c0);
+	store_anchor_run(&job);
+	assert_int_equal(counter, c0 + 1);
+	assert_int_equal(store_anchor_end(s, &job), SV_OK);
+	assert_int_equal(store_anchor_end(s, &job), SV_ERR_STATE);
+	assert_int_equal(store_pending(s), 1);
+	assert_int_equal(store_write(s), SV_OK);
+	assert_int_equal(store_anchor(s), SV_OK);
+	assert_int_equal(counter, c0 + 2);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(used(s, "hana"), 1);
+	assert_int_equal(used(s, "ines"), 0);
+
+	/* killed after the anchor with the next frame staged: the anchored charge stays, the
+	 * staged one (never written, never answered) is gone */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"hana", 4, &left), SV_OK);
+	assert_int_equal(store_write(s), SV_OK);
+	assert_int_equal(store_anchor_begin(s, &job), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"ines", 4, &left), SV_OK);
+	store_anchor_run(&job);
+	assert_int_equal(store_anchor_end(s, &job), SV_OK);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(counter, c0 + 3);
+	assert_int_equal(used(s, "hana"), 2);
+	assert_int_equal(used(s, "ines"), 0);
+
+	/* a failed anchor: everything is refused, the next start completes the written frame */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"hana", 4, &left), SV_OK);
+	assert_int_equal(store_write(s), SV_OK);
+	assert_int_equal(store_anchor_begin(s, &job), SV_OK);
+	fail_increment = 1;
+	store_anchor_run(&job);
+	fail_increment = 0;
+	assert_int_not_equal(store_anchor_end(s, &job), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"ines", 4, &left), SV_ERR_STATE);
+	assert_int_equal(store_write(s), SV_ERR_STATE);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(counter, c0 + 4);
+	assert_int_equal(used(s, "hana"), 3);
+	store_close(s);
 }
 
 static void test_rollback_and_counter_ahead(void **state)
@@ -804,6 +879,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_then_anchor, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_anchor_pipelined, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollback_and_counter_ahead, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_snapshot_and_interrupted_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
