@@ -107,3 +107,7 @@ FUZZ_PKGS_evidence := json-c
 FUZZ_SRCS_expect := client/expect.c client/jfield.c common/attest_stmt.c common/buf.c \
 	common/err.c
 FUZZ_PKGS_expect := json-c
+# GET /v1/info: the client's decoder, and the enclave's encoder for the round trip.
+FUZZ_TARGETS += info
+FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c common/err.c
+FUZZ_PKGS_info := json-c

@@ -95,6 +95,51 @@ expect 0 "Password: "
 cmp "$tmp/secret" "$tmp/out" || fail "secret recovered after the prompt differs"
 sv_server_restart
 
+say "GET /v1/info: public, cacheable JSON of the vault's suite, context, limits and key"
+curl -fsS -D "$tmp/info.hdr" -o "$tmp/info.json" --cacert "$SV_CACERT" "$SV_URL/v1/info" ||
+	fail "GET /v1/info failed"
+grep -qi '^cache-control: public, max-age=300' "$tmp/info.hdr" ||
+	fail "GET /v1/info is not cacheable: $(cat "$tmp/info.hdr")"
+grep -qi '^content-type: application/json' "$tmp/info.hdr" ||
+	fail "GET /v1/info is not JSON: $(cat "$tmp/info.hdr")"
+# the same key as the attested statement; the vault id derived from it as docs/protocol.md says
+curl -fsS -o "$tmp/evidence.json" --cacert "$SV_CACERT" \
+	"$SV_URL/v1/attestation?nonce=00112233445566778899aabbccddeeff" || fail "no attestation evidence"
+python3 - "$tmp/info.json" "$tmp/evidence.json" "$SV_CONTEXT" <<'PY' || fail "wrong /v1/info: $(cat "$tmp/info.json")"
+import hashlib, json, sys
+d = json.load(open(sys.argv[1]))
+ev = json.load(open(sys.argv[2]))
+assert d["suite"] == "OPAQUE-3DH-ristretto255-SHA512", d["suite"]
+assert d["context"] == sys.argv[3] and bytes.fromhex(d["context_hex"]) == sys.argv[3].encode()
+assert d["guess_limit"] == {"default": 10, "max": 10}, d["guess_limit"]
+assert d["protocol_versions"] == [1], d["protocol_versions"]
+assert d["ksf"] == {"type": "argon2id", "t": 3, "m_kib": 65536, "p": 1}, d["ksf"]
+pk = bytes.fromhex(d["server_public_key"])
+assert pk.hex() == ev["statement"]["server_public_key"], "not the attested key"
+assert d["vault_id"] == hashlib.sha256(b"sealvault-vault-id-1" + pk).hexdigest()[:32]
+PY
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --cacert "$SV_CACERT" "$SV_URL/v1/info")
+[ "$code" = 405 ] || fail "POST /v1/info answered $code, want 405"
+echo "e2e: /v1/info: $(cat "$tmp/info.json")"
+
+say "another --context: exit 1 naming both contexts, before any guess is charged"
+starts() {
+	curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" |
+		awk '$1 == "sealvault_vault_login_starts_total" { print $2 }'
+}
+before=$(starts)
+rm -f "$tmp/out2"
+sv recover --context other-v1 --user alice --password-file "$tmp/pw" --out "$tmp/out2"
+expect 1 "the server's OPAQUE context is '$SV_CONTEXT', this client uses 'other-v1'"
+sv delete --context other-v1 --user alice --password-file "$tmp/pw"
+expect 1 "the server's OPAQUE context is '$SV_CONTEXT', this client uses 'other-v1'"
+sv register --context other-v1 --user carol --password-file "$tmp/pw" --secret-file "$tmp/secret"
+expect 1 "this client uses 'other-v1'"
+[ ! -e "$tmp/out2" ] || fail "a refused recovery wrote $tmp/out2"
+[ -n "$before" ] && [ "$(starts)" = "$before" ] ||
+	fail "login starts went from $before to $(starts): a guess was charged"
+# and the next step's wrong guess still sees 2 attempts left: nothing was charged to alice
+
 say "the right password reset the count: a wrong guess shows 2 left again"
 sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
 expect 2 "attempts left: 2"
