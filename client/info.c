@@ -146,7 +146,9 @@ int client_info_check(const struct sv_info *info, const uint8_t *context, size_t
                       unsigned version, char *why, size_t why_len)
 {
 	if (strcmp(info->suite, INFO_SUITE) != 0) {
-		snprintf(why, why_len, "the server's OPAQUE suite is '%s', this client uses '%s'",
+		snprintf(why, why_len,
+		         "the server's OPAQUE suite is '%s', this client uses '%s' (this client "
+		         "cannot use this server)",
 		         info->suite, INFO_SUITE);
 		return SV_ERR_CONFIG;
 	}
@@ -155,7 +157,9 @@ int client_info_check(const struct sv_info *info, const uint8_t *context, size_t
 		char theirs[240], ours[240];
 		show(theirs, sizeof(theirs), info->context, info->context_len);
 		show(ours, sizeof(ours), context, context_len);
-		snprintf(why, why_len, "the server's OPAQUE context is %s, this client uses %s",
+		snprintf(why, why_len,
+		         "the server's OPAQUE context is %s, this client uses %s (set --context to "
+		         "the server's)",
 		         theirs, ours);
 		return SV_ERR_CONFIG;
 	}
@@ -168,7 +172,9 @@ int client_info_check(const struct sv_info *info, const uint8_t *context, size_t
 	for (size_t i = 0; i < info->n_versions && o + 6 < sizeof(list); i++)
 		o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%u", i ? ", " : "",
 		                      info->versions[i]);
-	snprintf(why, why_len, "the server speaks protocol version(s) %s, this client speaks %u",
+	snprintf(why, why_len,
+	         "the server speaks protocol version(s) %s, this client speaks %u (update the "
+	         "older of the two)",
 	         list, version);
 	return SV_ERR_CONFIG;
 }

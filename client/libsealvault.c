@@ -424,8 +424,7 @@ static enum sv_result check_info(struct sv_ctx *ctx)
 	}
 	if (client_info_check(&info, ctx->context, ctx->context_len, SV_PROTOCOL_VERSION, why,
 	                      sizeof(why)) != SV_OK) {
-		res = fail(ctx, SV_RESULT_ERROR,
-		           "%s; no guess was spent (set --context to the vault's)", why);
+		res = fail(ctx, SV_RESULT_ERROR, "%s; no guess was spent", why);
 		goto out;
 	}
 	ctx->info_checked = 1;

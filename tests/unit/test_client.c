@@ -536,7 +536,7 @@ static void test_context_mismatch(void **state)
 	assert_int_equal(left, -1);
 	assert_string_equal(sv_ctx_error(ctx),
 	                    "the server's OPAQUE context is 'sealvault-v1', this client uses "
-	                    "'other'; no guess was spent (set --context to the vault's)");
+	                    "'other' (set --context to the server's); no guess was spent");
 	assert_int_equal(sv_delete(ctx, "gina", PW("pw"), &left), SV_RESULT_ERROR);
 	assert_int_equal(sv_change_password(ctx, "gina", PW("pw"), PW("new"), 3, &left),
 	                 SV_RESULT_ERROR);

@@ -134,7 +134,7 @@ static void test_mismatch_messages(void **state)
 	assert_int_equal(client_info_check(&in, (const uint8_t *)"test-v1", 7, 1, why, sizeof(why)),
 	                 SV_ERR_CONFIG);
 	assert_string_equal(why, "the server's OPAQUE context is 'prod-v1', this client uses "
-	                         "'test-v1'");
+	                         "'test-v1' (set --context to the server's)");
 	/* a prefix is not the context */
 	assert_int_equal(client_info_check(&in, (const uint8_t *)"prod-v", 6, 1, why, sizeof(why)),
 	                 SV_ERR_CONFIG);
@@ -145,7 +145,8 @@ static void test_mismatch_messages(void **state)
 	assert_int_equal(client_info_check(&in, (const uint8_t *)"prod-v1", 7, 1, why, sizeof(why)),
 	                 SV_ERR_CONFIG);
 	assert_string_equal(why, "the server's OPAQUE suite is 'OPAQUE-3DH-P256-SHA256', this "
-	                         "client uses 'OPAQUE-3DH-ristretto255-SHA512'");
+	                         "client uses 'OPAQUE-3DH-ristretto255-SHA512' (this client "
+	                         "cannot use this server)");
 	in = sample("prod-v1");
 	in.versions[0] = 2;
 	in.versions[1] = 3;
