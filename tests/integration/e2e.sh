@@ -121,6 +121,13 @@ PY
 code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --cacert "$SV_CACERT" "$SV_URL/v1/info")
 [ "$code" = 405 ] || fail "POST /v1/info answered $code, want 405"
 echo "e2e: /v1/info: $(cat "$tmp/info.json")"
+# the operator sees the same vault id
+vid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vault_id"])' "$tmp/info.json")
+sv_server_stop
+"$B/sealvault-admin" status --state-dir "$tmp/srv/state" --tpm "$SWTPM_TCTI" >"$tmp/status" 2>&1 ||
+	fail "sealvault-admin status: $(cat "$tmp/status")"
+grep -qx "vault-id: $vid" "$tmp/status" || fail "status shows another vault id than /v1/info ($vid): $(cat "$tmp/status")"
+sv_server_start
 
 say "another --context: exit 1 naming both contexts, before any guess is charged"
 starts() {
