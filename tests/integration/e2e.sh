@@ -1,7 +1,8 @@
 #!/bin/bash
 # End to end: the sealvault CLI against a real sealvaultd (enclave + broker) on a private swtpm,
 # over real TLS with a self-signed certificate made here, restarting the daemon between every
-# step. Register, a wrong guess (exit 2, attempts left), recovery (byte-identical), an unknown
+# step. Register, a wrong guess (exit 2, attempts left), recovery (byte-identical), GET /v1/info
+# and a client with another --context refused before any guess (exit 1), an unknown
 # user (exit 2), change password, delete, lock-out after the limit (exit 3) and then the secret
 # and password are nowhere: not in any file of the state directory, not in the memory of the
 # enclave or the broker (read through /proc/PID/mem as root, see scan-bytes.py).
@@ -146,6 +147,7 @@ expect 1 "this client uses 'other-v1'"
 [ -n "$before" ] && [ "$(starts)" = "$before" ] ||
 	fail "login starts went from $before to $(starts): a guess was charged"
 # and the next step's wrong guess still sees 2 attempts left: nothing was charged to alice
+sv_server_restart
 
 say "the right password reset the count: a wrong guess shows 2 left again"
 sv recover --user alice --password-file "$tmp/wrong" --out "$tmp/out2"
