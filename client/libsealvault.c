@@ -577,6 +577,14 @@ static enum sv_result check_password(struct sv_ctx *ctx, size_t len)
 	return SV_RESULT_OK;
 }
 
+/* The user and password bounds, checked before anything is sent (even GET /v1/info). */
+static enum sv_result check_inputs(struct sv_ctx *ctx, const char *user, size_t password_len)
+{
+	size_t ulen;
+	enum sv_result res = check_user(ctx, user, &ulen);
+	return res != SV_RESULT_OK ? res : check_password(ctx, password_len);
+}
+
 static enum sv_result bad_reply(struct sv_ctx *ctx, const char *what)
 {
 	return fail(ctx, SV_RESULT_ERROR,
@@ -769,7 +777,8 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	*secret_len = 0;
 	if (attempts_left != NULL)
 		*attempts_left = -1;
-	if ((res = gate(ctx)) != SV_RESULT_OK)
+	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
+	    (res = gate(ctx)) != SV_RESULT_OK)
 		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
@@ -821,7 +830,8 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	ctx->err[0] = '\0';
 	if (attempts_left != NULL)
 		*attempts_left = -1;
-	if ((res = gate(ctx)) != SV_RESULT_OK)
+	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
+	    (res = gate(ctx)) != SV_RESULT_OK)
 		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
@@ -852,7 +862,8 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 	if (attempts_left != NULL)
 		*attempts_left = -1;
 	ctx->err[0] = '\0';
-	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK)
+	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK ||
+	    (res = check_inputs(ctx, user, old_len)) != SV_RESULT_OK)
 		return res;
 	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
 		return fail(ctx, SV_RESULT_ERROR,
