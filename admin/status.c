@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "admin/admin.h"
 #include "common/err.h"
+#include "common/info.h"
 #include "enclave/journal.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
@@ -94,6 +97,13 @@ static void print_status(struct store *st)
 	struct store_info in;
 	store_get_stats(st, &s);
 	store_get_info(st, &in);
+	/* the vault id of GET /v1/info (common/info.h), to match a client's view with this vault */
+	uint8_t id[INFO_VAULT_ID_LEN];
+	char hex[2 * INFO_PK_LEN + 1];
+	info_vault_id(id, store_secrets(st)->ake_pk);
+	printf("vault-id: %s\n", sodium_bin2hex(hex, sizeof(hex), id, sizeof(id)));
+	printf("server-public-key: %s\n",
+	       sodium_bin2hex(hex, sizeof(hex), store_secrets(st)->ake_pk, INFO_PK_LEN));
 	printf("nv-index: 0x%08x\n", in.nv_index);
 	print_pcrs(in.pcr_mask);
 	printf("pcr-sealing: %s\n", in.pcr_mask == 0 ? "none"

@@ -22,6 +22,7 @@
 #include "common/attest_log.h"
 #include "common/err.h"
 #include "common/frame.h"
+#include "common/info.h"
 #include "common/msg.h"
 
 #define NONCE_MIN 8 /* attestation nonce, bytes */
@@ -100,15 +101,16 @@ static const char *reason(int code)
 	}
 }
 
-/* Sends the answer (body may be NULL) and counts it. */
-static void answer(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
-                   uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
+/* Sends the answer (body may be NULL) with Cache-Control: cache, and counts it. */
+static void answer_cache(struct broker_http *h, struct evhttp_request *req,
+                         enum metrics_endpoint ep, uint64_t start_us, int code, const char *ctype,
+                         const char *cache, struct evbuffer *body)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	evhttp_add_header(oh, "Content-Type", ctype);
-	evhttp_add_header(oh, "Cache-Control", "no-store");
+	evhttp_add_header(oh, "Cache-Control", cache);
 	if (code == 429 || code == 503)
 		evhttp_add_header(oh, "Retry-After", "1");
 	tls_request_answered(h->tls, req);
@@ -119,6 +121,13 @@ static void answer(struct broker_http *h, struct evhttp_request *req, enum metri
 	if (bev != NULL)
 		(void)evbuffer_pullup(bufferevent_get_output(bev), -1);
 	metrics_count(h->m, ep, code, now_us() - start_us);
+}
+
+/* Every answer but a successful GET /v1/info is for one client only. */
+static void answer(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
+                   uint64_t start_us, int code, const char *ctype, struct evbuffer *body)
+{
+	answer_cache(h, req, ep, start_us, code, ctype, "no-store", body);
 }
 
 static void answer_text(struct broker_http *h, struct evhttp_request *req, enum metrics_endpoint ep,
@@ -188,6 +197,7 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 	struct evbuffer *b = evbuffer_new();
 	int bad = b == NULL;
 	const char *ctype = "application/octet-stream";
+	const char *cache = "no-store";
 
 	if (!bad && p->route->type == SV_MSG_STATS) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -207,6 +217,11 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 	           (p->route->type == SV_MSG_ATTESTATION || p->route->type == SV_MSG_ACTIVATE) &&
 	           code != 200) {
 		ctype = "text/plain; charset=utf-8";
+	} else if (!bad && p->route->type == SV_MSG_INFO) {
+		/* the enclave's own document, passed on as it is (the broker invents no value) */
+		ctype = code == 200 ? "application/json" : "text/plain; charset=utf-8";
+		if (code == 200)
+			cache = INFO_CACHE_CONTROL;
 	} else if (!bad && p->route->type == SV_MSG_HEALTH) {
 		ctype = "text/plain; charset=utf-8";
 		if (code == 200)
@@ -221,7 +236,7 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 			evbuffer_free(b);
 		answer_text(h, p->req, p->route->ep, p->start_us, 500, "out of memory\n");
 	} else {
-		answer(h, p->req, p->route->ep, p->start_us, code, ctype, b);
+		answer_cache(h, p->req, p->route->ep, p->start_us, code, ctype, cache, b);
 		evbuffer_free(b);
 	}
 	free(p);

@@ -8,7 +8,7 @@ CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
 # (OpenSSL), evidence and expect files (json-c).
 CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
 	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
-CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/libsealvault.c \
+CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/info.c client/libsealvault.c \
 	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
@@ -56,7 +56,7 @@ install-libsealvault: $(CLIENT_SO)
 
 # Unit tests: the library's flows against an in-test fake server (tests/unit/test_client.c
 # replaces http.c), and the pure wire/blob code.
-UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o \
+UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o $(B)/client/info.o \
 	$(CLIENT_ATTEST_SRCS:%.c=$(B)/%.o) $(CLIENT_DEPS)
 UT_OBJS_client_wire := $(B)/client/blob.o $(B)/client/wire.o $(CLIENT_DEPS)
 
@@ -95,6 +95,7 @@ UT_OBJS_client_imalog := $(B)/client/imalog.o $(CLIENT_DEPS)
 UT_OBJS_client_evidence := $(B)/client/evidence.o $(B)/client/jfield.o $(CLIENT_DEPS)
 UT_OBJS_client_makecred := $(B)/client/makecred.o $(B)/client/tpmobj.o $(CLIENT_DEPS)
 UT_OBJS_client_expect := $(B)/client/expect.o $(B)/client/jfield.o $(CLIENT_DEPS)
+UT_OBJS_client_info := $(B)/client/info.o $(B)/client/jfield.o $(CLIENT_DEPS)
 
 # libFuzzer targets of the verifier's decoders (tests/fuzz/build.mk runs them in fuzz-quick).
 FUZZ_TARGETS += eventlog imalog evidence expect
@@ -106,3 +107,7 @@ FUZZ_PKGS_evidence := json-c
 FUZZ_SRCS_expect := client/expect.c client/jfield.c common/attest_stmt.c common/buf.c \
 	common/err.c
 FUZZ_PKGS_expect := json-c
+# GET /v1/info: the client's decoder, and the enclave's encoder for the round trip.
+FUZZ_TARGETS += info
+FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c common/err.c
+FUZZ_PKGS_info := json-c

@@ -16,12 +16,18 @@
 #include "client/evidence.h"
 #include "client/expect.h"
 #include "client/http.h"
+#include "client/info.h"
 #include "client/wire.h"
 #include "common/err.h"
 #include "common/msg.h"
 #include "crypto/opaque.h"
 
 #define CONTEXT_MAX 1024
+
+_Static_assert(CONTEXT_MAX <= INFO_CONTEXT_MAX, "a context that /v1/info cannot carry");
+_Static_assert(INFO_KSF_T == SV_KSF_DEFAULT_T && INFO_KSF_M_KIB == SV_KSF_DEFAULT_M_KIB,
+               "the vault recommends the library's default KSF profile");
+_Static_assert(SV_PROTOCOL_VERSION == CLIENT_WIRE_VERSION, "one wire version");
 
 struct sv_ctx {
 	struct client_http *http;
@@ -37,6 +43,7 @@ struct sv_ctx {
 	const char *failed_check;      /* the check that failed last, or NULL */
 	int op_depth;                  /* > 0 inside an operation that already verified */
 	int attested;                  /* attested_key holds the verified statement's key */
+	int info_checked;              /* GET /v1/info agreed with the context (or had no answer) */
 	uint8_t attested_key[OPAQUE_PK_LEN];
 };
 
@@ -140,6 +147,7 @@ int sv_ctx_set_context(struct sv_ctx *ctx, const uint8_t *context, size_t len)
 	free(ctx->context);
 	ctx->context = c;
 	ctx->context_len = len;
+	ctx->info_checked = 0; /* compare the new context with the vault's before its first guess */
 	return 0;
 }
 
@@ -363,14 +371,82 @@ enum sv_result sv_verify(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_
 	return r;
 }
 
-/* At the start of an operation: with an expect file, verify the server first (once for an
- * operation made of others, like change-password). */
+/*
+ * GET /v1/info, once per context (docs/protocol.md "Vault information"): a vault with another
+ * OPAQUE suite, context or wire version would charge a guess for a login that cannot succeed, so
+ * the client stops here and names the mismatch. A vault without the endpoint (404: one older than
+ * it) is talked to as before.
+ */
+static enum sv_result check_info(struct sv_ctx *ctx)
+{
+	struct sv_info info;
+	struct sv_buf reply = {0};
+	char why[512];
+	long status = 0;
+	enum sv_result res;
+	if (ctx->info_checked)
+		return SV_RESULT_OK;
+	if (sv_buf_init(&reply, INFO_JSON_MAX) != 0)
+		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	if (client_http_get(ctx->http, msg_path(SV_MSG_INFO), &status, &reply, ctx->err,
+	                    sizeof(ctx->err)) != 0) {
+		size_t n = strlen(ctx->err);
+		snprintf(ctx->err + n, sizeof(ctx->err) - n,
+		         " (check --server, that sealvaultd runs, and --cacert)");
+		res = SV_RESULT_ERROR;
+		goto out;
+	}
+	switch (status) {
+	case 200: break;
+	case 404: /* no /v1/info: a vault older than this client */
+		ctx->info_checked = 1;
+		res = SV_RESULT_OK;
+		goto out;
+	case 429:
+	case 503:
+		res = fail(ctx, SV_RESULT_BUSY,
+		           "GET /v1/info: the server is busy (HTTP %ld); retry later", status);
+		goto out;
+	default:
+		res =
+		    fail(ctx, SV_RESULT_ERROR,
+		         "GET /v1/info: HTTP %ld; is --server the base URL of a sealvault server?",
+		         status);
+		goto out;
+	}
+	if (client_info_decode(&info, (const char *)sv_buf_ptr(&reply), sv_buf_remaining(&reply),
+	                       why, sizeof(why)) != SV_OK) {
+		res = fail(ctx, SV_RESULT_ERROR,
+		           "GET /v1/info: the server's description is malformed (%s); client and "
+		           "server versions may differ",
+		           why);
+		goto out;
+	}
+	if (client_info_check(&info, ctx->context, ctx->context_len, SV_PROTOCOL_VERSION, why,
+	                      sizeof(why)) != SV_OK) {
+		res = fail(ctx, SV_RESULT_ERROR, "%s; no guess was spent", why);
+		goto out;
+	}
+	ctx->info_checked = 1;
+	res = SV_RESULT_OK;
+out:
+	sv_buf_free(&reply);
+	return res;
+}
+
+/* At the start of an operation (once for an operation made of others, like change-password):
+ * with an expect file, verify the server first; then compare its /v1/info with this context. */
 static enum sv_result gate(struct sv_ctx *ctx)
 {
+	enum sv_result res;
 	ctx->failed_check = NULL;
-	if (ctx->expect == NULL || ctx->op_depth > 0)
+	if (ctx->op_depth > 0)
 		return SV_RESULT_OK;
-	return verify(ctx, NULL, 0, NULL, 0, NULL, 0);
+	if (ctx->expect != NULL && (res = verify(ctx, NULL, 0, NULL, 0, NULL, 0)) != SV_RESULT_OK)
+		return res;
+	if ((res = check_info(ctx)) != SV_RESULT_OK)
+		ctx->attested = 0;
+	return res;
 }
 
 /* The OPAQUE server key the protocol just authenticated must be the attested one. */
@@ -499,6 +575,14 @@ static enum sv_result check_password(struct sv_ctx *ctx, size_t len)
 		return fail(ctx, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
 		            SV_PASSWORD_MAX_LEN);
 	return SV_RESULT_OK;
+}
+
+/* The user and password bounds, checked before anything is sent (even GET /v1/info). */
+static enum sv_result check_inputs(struct sv_ctx *ctx, const char *user, size_t password_len)
+{
+	size_t ulen;
+	enum sv_result res = check_user(ctx, user, &ulen);
+	return res != SV_RESULT_OK ? res : check_password(ctx, password_len);
 }
 
 static enum sv_result bad_reply(struct sv_ctx *ctx, const char *what)
@@ -693,7 +777,8 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	*secret_len = 0;
 	if (attempts_left != NULL)
 		*attempts_left = -1;
-	if ((res = gate(ctx)) != SV_RESULT_OK)
+	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
+	    (res = gate(ctx)) != SV_RESULT_OK)
 		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
@@ -745,7 +830,8 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	ctx->err[0] = '\0';
 	if (attempts_left != NULL)
 		*attempts_left = -1;
-	if ((res = gate(ctx)) != SV_RESULT_OK)
+	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
+	    (res = gate(ctx)) != SV_RESULT_OK)
 		return res;
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
@@ -776,7 +862,8 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 	if (attempts_left != NULL)
 		*attempts_left = -1;
 	ctx->err[0] = '\0';
-	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK)
+	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK ||
+	    (res = check_inputs(ctx, user, old_len)) != SV_RESULT_OK)
 		return res;
 	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
 		return fail(ctx, SV_RESULT_ERROR,

@@ -72,7 +72,11 @@ SV_API void sv_ctx_free(struct sv_ctx *ctx);
  * trust store is used. Returns 0 or -1 (out of memory). */
 SV_API int sv_ctx_set_cacert(struct sv_ctx *ctx, const char *path);
 /* The OPAQUE context string; must equal the server's (--context). May be empty (len 0).
- * Default SV_DEFAULT_CONTEXT. Returns 0 or -1 (too long: > 1024 bytes, or out of memory). */
+ * Default SV_DEFAULT_CONTEXT. Returns 0 or -1 (too long: > 1024 bytes, or out of memory).
+ * Before its first guess with a context, an operation reads the server's
+ * GET /v1/info and, when the server's context, OPAQUE suite or protocol versions differ from this
+ * library's, returns SV_RESULT_ERROR naming the mismatch without sending anything that costs a
+ * guess. A server without /v1/info (404) is used as before. */
 SV_API int sv_ctx_set_context(struct sv_ctx *ctx, const uint8_t *context, size_t len);
 /* The Argon2id profile (t passes over m_kib KiB, p = 1). Must be the one used at registration.
  * Returns 0 or -1 (outside SV_KSF_MIN_T.., SV_KSF_MIN_M_KIB..SV_KSF_MAX_M_KIB). */

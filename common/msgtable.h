@@ -12,7 +12,7 @@
  *       A client request: the broker takes it on HTTP METHOD (GET or POST) PATH, forwards it to
  *       the enclave as a frame of type SV_MSG_NAME = NUMBER, and counts it in /metrics under
  *       endpoint="ENDPOINT". The enclave answers it with its handle_HANDLER (enclave/dispatch.c:
- *       vault, attest, stats or health) and one SV_MSG_REPLY. Every ROUTE row is MSG_F_REQUEST.
+ *       vault, attest, info, stats or health) and one SV_MSG_REPLY; all are MSG_F_REQUEST.
  *   FRAME(NAME, NUMBER, FLAGS)
  *       A frame with no route: the reply, the restart control frames and the reload frames
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
@@ -53,6 +53,9 @@
 	      attest, MSG_F_READONLY)                                                              \
 	ROUTE(ACTIVATE,         7, POST, "/v1/attestation/activate",   "attestation_activate",     \
 	      attest, MSG_F_READONLY)                                                              \
+	/* empty payload; reply body: the JSON of common/info.h (public, cacheable) */             \
+	ROUTE(INFO,             8, GET,  "/v1/info",                   "info",                     \
+	      info,   MSG_F_READONLY)                                                              \
 	ROUTE(HEALTH,          33, GET,  "/healthz",                   "healthz",                  \
 	      health, MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
 	/* reply body: the enclave's Prometheus text */                                            \

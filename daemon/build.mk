@@ -33,6 +33,6 @@ check-sandbox: $(PROC_TEST_DEPS)
 	$(Q)B=$(B) tests/integration/sandbox.sh
 check-badinput: $(PROC_TEST_DEPS) $(PROBE)
 	$(Q)B=$(B) tests/integration/badinput.sh
-check-daemon-config: $(PROC_TEST_DEPS) $(PROBE)
+check-daemon-config: $(PROC_TEST_DEPS) $(PROBE) $(B)/sealvault
 	$(Q)B=$(B) tests/integration/daemon-config.sh
 CHECK_STEPS += check-sandbox check-badinput check-daemon-config

@@ -24,6 +24,8 @@ static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t 
                          struct sv_buf *reply);
 static int handle_attest(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                          struct sv_buf *reply);
+static int handle_info(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                       struct sv_buf *reply);
 
 /* Everything the broker may ask: the ROUTE rows of SV_MSG_TABLE (common/msgtable.h), each with
  * the handle_HANDLER its row names. Nothing else is answered. Expanding the table here, rather than
@@ -61,6 +63,8 @@ struct dispatch {
 	uint64_t restarts, tpm_timeouts;
 	int throttled;
 	uint64_t throttled_since_us, throttled_us, throttled_replies;
+	uint8_t *info; /* GET /v1/info's JSON (dispatch_set_info), or NULL */
+	size_t info_len;
 };
 
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
@@ -80,8 +84,23 @@ void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg)
 	d->attest_arg = arg;
 }
 
+int dispatch_set_info(struct dispatch *d, const uint8_t *json, size_t len)
+{
+	uint8_t *copy = malloc(len > 0 ? len : 1);
+	if (copy == NULL)
+		return SV_ERR_NOMEM;
+	if (len > 0)
+		memcpy(copy, json, len);
+	free(d->info);
+	d->info = copy;
+	d->info_len = len;
+	return SV_OK;
+}
+
 void dispatch_free(struct dispatch *d)
 {
+	if (d != NULL)
+		free(d->info);
 	free(d);
 }
 
@@ -166,6 +185,20 @@ static int handle_attest(struct dispatch *d, const struct sv_frame *f, uint64_t 
 	if (r != 0)
 		return r;
 	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
+}
+
+static int handle_info(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                       struct sv_buf *reply)
+{
+	if (f->len != 0)
+		return sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
+	if (d->info == NULL) {
+		static const char msg[] = "the vault information is not set up in this enclave";
+		int r = sv_buf_put_u8(reply, SV_STATUS_INTERNAL);
+		return r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
+	}
+	int r = sv_buf_put_u8(reply, SV_STATUS_OK);
+	return r == 0 ? sv_buf_put(reply, d->info, d->info_len) : r;
 }
 
 static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,

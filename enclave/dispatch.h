@@ -2,10 +2,10 @@
  * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
  * broker may send maps to one handler. The table is expanded from the ROUTE rows of SV_MSG_TABLE
  * (common/msgtable.h), whose HANDLER column names the handler: vault (client protocol types, to
- * vault_handle()), attest (the two attestation types, to the attestation hook), stats and health
- * (answered here). A type without a ROUTE row (SV_MSG_REPLY, which only the enclave sends, and the
- * restart control frames) is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL and
- * the serve loop exits.
+ * vault_handle()), attest (the two attestation types, to the attestation hook), info, stats and
+ * health (answered here). A type without a ROUTE row (SV_MSG_REPLY, which only the enclave sends,
+ * and the restart control frames) is a protocol violation: dispatch_request() returns
+ * SV_ERR_PROTOCOL and the serve loop exits.
  */
 #ifndef SV_ENCLAVE_DISPATCH_H
 #define SV_ENCLAVE_DISPATCH_H
@@ -29,6 +29,12 @@ void dispatch_free(struct dispatch *d);
 typedef int (*dispatch_attest_fn)(void *arg, uint16_t type, const uint8_t *req, size_t len,
                                   struct sv_buf *reply);
 void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg);
+
+/* The body of SV_MSG_INFO (GET /v1/info): the JSON text of common/info.h, copied. It is fixed for
+ * the life of the process, so main builds it once before the sandbox; without it INFO is answered
+ * 500. SV_ERR_NOMEM or SV_OK. */
+int dispatch_set_info(struct dispatch *d, const uint8_t *json, size_t len)
+    __attribute__((warn_unused_result));
 
 /* 1 if the broker may send this type (its row is MSG_F_REQUEST). */
 int dispatch_permitted(uint16_t type);

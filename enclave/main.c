@@ -25,6 +25,7 @@
 
 #include "common/err.h"
 #include "common/frame.h"
+#include "common/info.h"
 #include "common/msg.h"
 #include "enclave/attestsrv.h"
 #include "enclave/budget.h"
@@ -36,6 +37,7 @@
 #include "enclave/tcti-fd.h"
 #include "enclave/tpm.h"
 #include "enclave/vault.h"
+#include "enclave/vaultreq.h"
 #include "policy/seccomp.h"
 #include "policy/vault.h"
 
@@ -185,6 +187,32 @@ static void parse(int argc, char **argv, struct options *o)
 		die("%s", why);
 }
 
+/* GET /v1/info (common/info.h): everything in it is fixed for the life of the process. */
+static int set_info(struct dispatch *d, const struct options *o, const uint8_t pk[INFO_PK_LEN])
+{
+	struct sv_info in = {.context_len = strlen(o->context),
+	                     .guess_default = o->policy.default_guess_limit,
+	                     .guess_max = o->policy.max_guess_limit,
+	                     .versions = {VAULTREQ_VERSION},
+	                     .n_versions = 1,
+	                     .ksf_t = INFO_KSF_T,
+	                     .ksf_m_kib = INFO_KSF_M_KIB};
+	struct sv_buf b;
+	_Static_assert(CONTEXT_MAX <= INFO_CONTEXT_MAX, "a --context that /v1/info cannot carry");
+	snprintf(in.suite, sizeof(in.suite), "%s", INFO_SUITE);
+	memcpy(in.context, o->context, in.context_len);
+	memcpy(in.server_pk, pk, INFO_PK_LEN);
+	info_vault_id(in.vault_id, pk);
+	int r = sv_buf_init(&b, INFO_JSON_MAX);
+	if (r != 0)
+		return r;
+	r = info_encode(&in, &b);
+	if (r == 0)
+		r = dispatch_set_info(d, b.data, b.len);
+	sv_buf_free(&b);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -260,6 +288,8 @@ int main(int argc, char **argv)
 	if (r != 0)
 		die("cannot set up the vault: %s", sv_strerror(r));
 	dispatch_set_attest(d, attestsrv_handle, attest);
+	if ((r = set_info(d, &o, store_secrets(store)->ake_pk)) != 0)
+		die("cannot describe the vault for GET /v1/info: %s", sv_strerror(r));
 	/* The NV-write budget: nv-writes-per-day 0 means automatic, 100 for the hybrid scheme and
 	 * unlimited for the plain one (each of its commits is an NV write: a budget would cap its
 	 * guesses per day; set one explicitly to cap its wear). The start's NV_ChangeAuth is spent

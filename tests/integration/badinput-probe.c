@@ -288,6 +288,22 @@ static void random_bodies(void)
 	expect("unknown route", &r, 404);
 	request("POST", "/healthz", OCTET, buf, 1, &r);
 	expect("POST /healthz", &r, 405);
+	/* GET /v1/info takes no body and no other method; a query changes nothing */
+	static const char *const info_methods[] = {"POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+	for (size_t m = 0; m < sizeof(info_methods) / sizeof(info_methods[0]); m++) {
+		request(info_methods[m], "/v1/info", OCTET, buf, 1, &r);
+		snprintf(what, sizeof(what), "%s /v1/info", info_methods[m]);
+		expect(what, &r, 405);
+	}
+	request("GET", "/v1/info?context=x", NULL, NULL, 0, &r);
+	expect("GET /v1/info with a query", &r, 200);
+	checks++;
+	if (r.len == 0 || r.body[0] != '{' ||
+	    memmem(r.body, r.len, "\"suite\":\"OPAQUE-3DH-ristretto255-SHA512\"", 40) == NULL) {
+		failures++;
+		printf("FAIL GET /v1/info: not the vault's JSON (%.*s)\n",
+		       (int)(r.len < 120 ? r.len : 120), (const char *)r.body);
+	}
 	request("GET", "/v1/attestation?nonce=zz", NULL, NULL, 0, &r);
 	expect("attestation with a non-hex nonce", &r, 400);
 	request("GET", "/v1/attestation", NULL, NULL, 0, &r);

@@ -4,7 +4,7 @@
 # a pointer to --libexec-dir (and found next to sealvaultd in the build tree without it), missing
 # users refused when root, and an EMPTY OPAQUE context (`context =`) reaching the enclave: a
 # client configured without a context registers and recovers through it, and one using the
-# default context does not.
+# default context does not (the CLI stops at GET /v1/info, before its first guess).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -101,4 +101,22 @@ fi
 grep -q 'FAIL KE2 authenticates with the right password' "$D/default.log" ||
 	fail "the default-context client failed for another reason: $(grep FAIL "$D/default.log" | head -3)"
 echo "daemon-config: a client with a different context does not authenticate: ok"
+# the CLI reads GET /v1/info first: with the default context it stops before its first guess
+starts() {
+	curl -fsS --cacert "$D/cert.pem" "$URL/metrics" |
+		awk '$1 == "sealvault_vault_login_starts_total" { print $2 }'
+}
+curl -fsS --cacert "$D/cert.pem" "$URL/v1/info" | grep -qF '"context":"","context_hex":""' ||
+	fail "GET /v1/info does not show the empty context"
+before=$(starts)
+printf 'some password\n' >"$D/pw"
+rc=0
+"$B/sealvault" recover --server "$URL" --cacert "$D/cert.pem" --user someone \
+	--password-file "$D/pw" --out "$D/out" 2>"$D/cli.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "the default-context CLI exited $rc, want 1: $(cat "$D/cli.err")"
+grep -qF "the server's OPAQUE context is '', this client uses 'sealvault-v1'" "$D/cli.err" ||
+	fail "the CLI does not name the mismatch: $(cat "$D/cli.err")"
+[ -n "$before" ] && [ "$(starts)" = "$before" ] ||
+	fail "login starts went from $before to $(starts): the CLI spent a guess"
+echo "daemon-config: the CLI with another context exits 1 before any guess: ok"
 echo "daemon-config: all passed"

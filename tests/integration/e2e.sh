@@ -1,7 +1,8 @@
 #!/bin/bash
 # End to end: the sealvault CLI against a real sealvaultd (enclave + broker) on a private swtpm,
 # over real TLS with a self-signed certificate made here, restarting the daemon between every
-# step. Register, a wrong guess (exit 2, attempts left), recovery (byte-identical), an unknown
+# step. Register, a wrong guess (exit 2, attempts left), recovery (byte-identical), GET /v1/info
+# and a client with another --context refused before any guess (exit 1), an unknown
 # user (exit 2), change password, delete, lock-out after the limit (exit 3) and then the secret
 # and password are nowhere: not in any file of the state directory, not in the memory of the
 # enclave or the broker (read through /proc/PID/mem as root, see scan-bytes.py).
@@ -93,6 +94,59 @@ set -e
 err=$(cat "$tmp/stderr")
 expect 0 "Password: "
 cmp "$tmp/secret" "$tmp/out" || fail "secret recovered after the prompt differs"
+sv_server_restart
+
+say "GET /v1/info: public, cacheable JSON of the vault's suite, context, limits and key"
+curl -fsS -D "$tmp/info.hdr" -o "$tmp/info.json" --cacert "$SV_CACERT" "$SV_URL/v1/info" ||
+	fail "GET /v1/info failed"
+grep -qi '^cache-control: public, max-age=300' "$tmp/info.hdr" ||
+	fail "GET /v1/info is not cacheable: $(cat "$tmp/info.hdr")"
+grep -qi '^content-type: application/json' "$tmp/info.hdr" ||
+	fail "GET /v1/info is not JSON: $(cat "$tmp/info.hdr")"
+# the same key as the attested statement; the vault id derived from it as docs/protocol.md says
+curl -fsS -o "$tmp/evidence.json" --cacert "$SV_CACERT" \
+	"$SV_URL/v1/attestation?nonce=00112233445566778899aabbccddeeff" || fail "no attestation evidence"
+python3 - "$tmp/info.json" "$tmp/evidence.json" "$SV_CONTEXT" <<'PY' || fail "wrong /v1/info: $(cat "$tmp/info.json")"
+import hashlib, json, sys
+d = json.load(open(sys.argv[1]))
+ev = json.load(open(sys.argv[2]))
+assert d["suite"] == "OPAQUE-3DH-ristretto255-SHA512", d["suite"]
+assert d["context"] == sys.argv[3] and bytes.fromhex(d["context_hex"]) == sys.argv[3].encode()
+assert d["guess_limit"] == {"default": 10, "max": 10}, d["guess_limit"]
+assert d["protocol_versions"] == [1], d["protocol_versions"]
+assert d["ksf"] == {"type": "argon2id", "t": 3, "m_kib": 65536, "p": 1}, d["ksf"]
+pk = bytes.fromhex(d["server_public_key"])
+assert pk.hex() == ev["statement"]["server_public_key"], "not the attested key"
+assert d["vault_id"] == hashlib.sha256(b"sealvault-vault-id-1" + pk).hexdigest()[:32]
+PY
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST --cacert "$SV_CACERT" "$SV_URL/v1/info")
+[ "$code" = 405 ] || fail "POST /v1/info answered $code, want 405"
+echo "e2e: /v1/info: $(cat "$tmp/info.json")"
+# the operator sees the same vault id
+vid=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["vault_id"])' "$tmp/info.json")
+sv_server_stop
+"$B/sealvault-admin" status --state-dir "$tmp/srv/state" --tpm "$SWTPM_TCTI" >"$tmp/status" 2>&1 ||
+	fail "sealvault-admin status: $(cat "$tmp/status")"
+grep -qx "vault-id: $vid" "$tmp/status" || fail "status shows another vault id than /v1/info ($vid): $(cat "$tmp/status")"
+sv_server_start
+
+say "another --context: exit 1 naming both contexts, before any guess is charged"
+starts() {
+	curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" |
+		awk '$1 == "sealvault_vault_login_starts_total" { print $2 }'
+}
+before=$(starts)
+rm -f "$tmp/out2"
+sv recover --context other-v1 --user alice --password-file "$tmp/pw" --out "$tmp/out2"
+expect 1 "the server's OPAQUE context is '$SV_CONTEXT', this client uses 'other-v1'"
+sv delete --context other-v1 --user alice --password-file "$tmp/pw"
+expect 1 "the server's OPAQUE context is '$SV_CONTEXT', this client uses 'other-v1'"
+sv register --context other-v1 --user carol --password-file "$tmp/pw" --secret-file "$tmp/secret"
+expect 1 "this client uses 'other-v1'"
+[ ! -e "$tmp/out2" ] || fail "a refused recovery wrote $tmp/out2"
+[ -n "$before" ] && [ "$(starts)" = "$before" ] ||
+	fail "login starts went from $before to $(starts): a guess was charged"
+# and the next step's wrong guess still sees 2 attempts left: nothing was charged to alice
 sv_server_restart
 
 say "the right password reset the count: a wrong guess shows 2 left again"

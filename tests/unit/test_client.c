@@ -22,6 +22,7 @@
 #include "common/attest_stmt.h"
 #include "common/buf.h"
 #include "common/err.h"
+#include "common/info.h"
 #include "crypto/hkdf.h"
 #include "crypto/opaque.h"
 
@@ -58,6 +59,11 @@ static struct {
 	int extra_byte; /* append a byte to login/start replies */
 	int last_op;    /* op of the last authenticated login/finish */
 	int requests;
+	/* GET /v1/info */
+	long info_status;         /* 0: serve the document; else answer this status */
+	const char *info_context; /* NULL: CONTEXT */
+	const char *info_suite;   /* NULL: INFO_SUITE */
+	int info_requests;
 } F;
 
 /* ---- the fake transport (replaces client/http.c) ---- */
@@ -86,12 +92,37 @@ int client_http_set_cacert(struct client_http *h, const char *path)
 
 void client_http_set_timeout(struct client_http *h, unsigned seconds) {}
 
-/* GET is only used for attestation evidence: this fake vault answers with a JSON text that is
- * not evidence, and counts the requests. */
+/* GET /v1/info: this fake vault's description (F.info_* change it). */
+static int info(long *status, struct sv_buf *reply)
+{
+	const char *c = F.info_context != NULL ? F.info_context : CONTEXT;
+	struct sv_info in = {.context_len = strlen(c),
+	                     .guess_default = 10,
+	                     .guess_max = 10,
+	                     .versions = {1},
+	                     .n_versions = 1,
+	                     .ksf_t = INFO_KSF_T,
+	                     .ksf_m_kib = INFO_KSF_M_KIB};
+	F.info_requests++;
+	sv_buf_reset(reply);
+	*status = F.info_status != 0 ? F.info_status : 200;
+	if (F.info_status != 0)
+		return 0;
+	snprintf(in.suite, sizeof(in.suite), "%s", F.info_suite ? F.info_suite : INFO_SUITE);
+	memcpy(in.context, c, in.context_len);
+	memcpy(in.server_pk, F.key.pk, INFO_PK_LEN);
+	info_vault_id(in.vault_id, in.server_pk);
+	return info_encode(&in, reply);
+}
+
+/* GET is used for GET /v1/info and for attestation evidence: for the latter this fake vault
+ * answers with a JSON text that is not evidence, and counts the requests. */
 static int get_requests;
 int client_http_get(struct client_http *h, const char *path, long *status, struct sv_buf *reply,
                     char *err, size_t err_len)
 {
+	if (strcmp(path, "/v1/info") == 0)
+		return info(status, reply);
 	get_requests++;
 	assert_non_null(strstr(path, "/v1/attestation?nonce="));
 	sv_buf_reset(reply);
@@ -488,14 +519,72 @@ static void test_change_password(void **state)
 	assert_int_equal(rec(ctx, "frank", "newer", &left), SV_RESULT_OK);
 }
 
+/* A context other than the vault's (GET /v1/info) stops every operation before its first
+ * request to the vault: no guess is charged, nothing registered. */
 static void test_context_mismatch(void **state)
 {
 	struct sv_ctx *ctx = *state;
+	uint8_t *out = NULL;
+	size_t n = 0;
+	int left = 5;
+	reg(ctx, "gina", "pw", 3);
+	assert_int_equal(F.info_requests, 1);
+	assert_int_equal(sv_ctx_set_context(ctx, (const uint8_t *)"other", 5), 0);
+	F.requests = 0;
+	assert_int_equal(sv_recover(ctx, "gina", PW("pw"), &out, &n, &left), SV_RESULT_ERROR);
+	assert_null(out);
+	assert_int_equal(left, -1);
+	assert_string_equal(sv_ctx_error(ctx),
+	                    "the server's OPAQUE context is 'sealvault-v1', this client uses "
+	                    "'other' (set --context to the server's); no guess was spent");
+	assert_int_equal(sv_delete(ctx, "gina", PW("pw"), &left), SV_RESULT_ERROR);
+	assert_int_equal(sv_change_password(ctx, "gina", PW("pw"), PW("new"), 3, &left),
+	                 SV_RESULT_ERROR);
+	assert_int_equal(sv_register(ctx, "hugo", PW("pw"), SECRET, sizeof(SECRET), 3),
+	                 SV_RESULT_ERROR);
+	assert_int_equal(F.requests, 0);
+	assert_int_equal(F.users[0].used, 0);
+	/* a suite the client does not speak: the same */
+	assert_int_equal(sv_ctx_set_context(ctx, (const uint8_t *)CONTEXT, strlen(CONTEXT)), 0);
+	F.info_suite = "OPAQUE-3DH-P256-SHA256";
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_ERROR);
+	assert_non_null(strstr(sv_ctx_error(ctx), "OPAQUE suite is 'OPAQUE-3DH-P256-SHA256'"));
+	assert_int_equal(F.requests, 0);
+	/* the right context: one /v1/info for the context, then the guesses */
+	F.info_suite = NULL;
+	int before = F.info_requests;
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_OK);
+	assert_int_equal(left, 2);
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_OK);
+	assert_int_equal(F.info_requests, before + 1);
+}
+
+/* A vault without /v1/info (404: older than this client) is used as before: a wrong context is
+ * then only seen as a failed login, which costs the guess. */
+static void test_info_absent(void **state)
+{
+	struct sv_ctx *ctx = *state;
 	int left;
+	F.info_status = 404;
 	reg(ctx, "gina", "pw", 3);
 	assert_int_equal(sv_ctx_set_context(ctx, (const uint8_t *)"other", 5), 0);
 	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_WRONG_PASSWORD);
 	assert_non_null(strstr(sv_ctx_error(ctx), "context"));
+	assert_int_equal(F.users[0].used, 1);
+	/* other answers to GET /v1/info stop the operation */
+	assert_int_equal(sv_ctx_set_context(ctx, (const uint8_t *)CONTEXT, strlen(CONTEXT)), 0);
+	F.requests = 0;
+	F.info_status = 503;
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_BUSY);
+	F.info_status = 500;
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_ERROR);
+	assert_non_null(strstr(sv_ctx_error(ctx), "/v1/info: HTTP 500"));
+	F.info_status = 0;
+	F.info_context = "x\"";
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_ERROR);
+	assert_int_equal(F.requests, 0);
+	F.info_context = NULL;
+	assert_int_equal(rec(ctx, "gina", "pw", &left), SV_RESULT_OK);
 }
 
 static void test_hostile_server(void **state)
@@ -667,6 +756,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_password, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_context_mismatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_info_absent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hostile_server, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_input_bounds, setup, teardown),

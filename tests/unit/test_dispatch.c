@@ -81,10 +81,11 @@ static struct sv_frame frame(uint16_t type, const char *payload, size_t len)
 
 static void test_table(void **state)
 {
-	const uint16_t ok[] = {SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START,
-	                       SV_MSG_LOGIN_FINISH,   SV_MSG_CHANGE_FINISH,   SV_MSG_ATTESTATION,
-	                       SV_MSG_ACTIVATE,       SV_MSG_STATS,           SV_MSG_HEALTH};
-	const uint16_t bad[] = {0, 8, 31, 34, SV_MSG_REPLY, 0xffff};
+	const uint16_t ok[] = {
+	    SV_MSG_REGISTER_START, SV_MSG_REGISTER_FINISH, SV_MSG_LOGIN_START, SV_MSG_LOGIN_FINISH,
+	    SV_MSG_CHANGE_FINISH,  SV_MSG_ATTESTATION,     SV_MSG_ACTIVATE,    SV_MSG_INFO,
+	    SV_MSG_STATS,          SV_MSG_HEALTH};
+	const uint16_t bad[] = {0, 9, 31, 34, SV_MSG_REPLY, 0xffff};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		assert_true(dispatch_permitted(ok[i]));
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -266,12 +267,39 @@ static void test_throttled(void **state)
 	dispatch_free(d);
 }
 
+/* GET /v1/info: the bytes main set, as they are, to an empty request only; 500 before they are
+ * set; never the vault. */
+static void test_info(void **state)
+{
+	static const char json[] = "{\"suite\":\"x\"}";
+	struct dispatch *d;
+	struct sv_buf reply;
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	seen_type = 0;
+	struct sv_frame f = frame(SV_MSG_INFO, "", 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.data[0], SV_STATUS_INTERNAL);
+	assert_int_equal(dispatch_set_info(d, (const uint8_t *)json, sizeof(json) - 1), 0);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, sizeof(json));
+	assert_int_equal(reply.data[0], SV_STATUS_OK);
+	assert_memory_equal(reply.data + 1, json, sizeof(json) - 1);
+	f = frame(SV_MSG_INFO, "x", 1);
+	assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+	assert_int_equal(reply.len, 1);
+	assert_int_equal(reply.data[0], SV_STATUS_BAD_REQUEST);
+	assert_int_equal(seen_type, 0);
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_table),       cmocka_unit_test(test_vault_handoff),
 	    cmocka_unit_test(test_attest_hook), cmocka_unit_test(test_health_and_stats),
-	    cmocka_unit_test(test_throttled),
+	    cmocka_unit_test(test_throttled),   cmocka_unit_test(test_info),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

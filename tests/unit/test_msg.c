@@ -31,6 +31,7 @@ static const struct {
     {SV_MSG_ATTESTATION, 6, "/v1/attestation", "attestation", MSG_F_REQUEST | MSG_F_READONLY},
     {SV_MSG_ACTIVATE, 7, "/v1/attestation/activate", "attestation_activate",
      MSG_F_REQUEST | MSG_F_READONLY},
+    {SV_MSG_INFO, 8, "/v1/info", "info", MSG_F_REQUEST | MSG_F_READONLY},
     {SV_MSG_STATS, 32, "/metrics", "metrics", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
     {SV_MSG_HEALTH, 33, "/healthz", "healthz", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
     {SV_MSG_GONE_SEEN, 34, NULL, NULL, MSG_F_CONTROL},
@@ -104,7 +105,7 @@ static void test_rows_consistent(void **state)
 		paths[n] = path;
 		endpoints[n++] = ep;
 	}
-	assert_true(n >= 9);
+	assert_true(n >= 10);
 }
 
 int main(void)
