@@ -62,7 +62,7 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
 # pkg-config cannot find one, stop with one line that says so instead of a compiler error per
 # file. Goals that build nothing are exempt, `make deps` first of all.
 PC_REQUIRED := libsodium json-c openssl tss2-esys tss2-mu tss2-rc libseccomp libevent \
-	libevent_openssl libcurl cmocka
+	libevent_openssl libcurl cmocka libsystemd
 NO_DEPS_GOALS := deps clean format format-check
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 PC_MISSING := $(shell for p in $(PC_REQUIRED); do \

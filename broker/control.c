@@ -24,6 +24,7 @@ struct control {
 	struct control_targets t;
 	control_fatal_cb on_fatal;
 	void *fatal_arg;
+	uint32_t serving; /* SV_MSG_SERVING frames sent */
 	uint8_t rbuf[SV_FRAME_BUF_LEN];
 };
 
@@ -204,6 +205,16 @@ int control_new(struct control **out, struct event_base *base, int fd,
 	}
 	*out = c;
 	return SV_OK;
+}
+
+void control_serving(struct control *c)
+{
+	int r = frame_send(c->fd, SV_MSG_SERVING, ++c->serving, NULL, 0);
+	if (r != 0)
+		fprintf(stderr,
+		        "sealvault-broker: cannot tell sealvaultd that the vault serves (%s); "
+		        "systemd does not learn it\n",
+		        sv_strerror(r));
 }
 
 void control_free(struct control *c)

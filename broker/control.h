@@ -5,7 +5,8 @@
  * checks everything, then applies all of it or nothing, wipes the key bytes and answers
  * SV_MSG_RELOADED (common/msg.h). New connections get the new certificate and limits; open
  * connections and the requests in flight are not touched. A frame of another type, or one that
- * does not decode, is fatal (on_fatal): sealvaultd never sends one.
+ * does not decode, is fatal (on_fatal): sealvaultd never sends one. The broker also says on it
+ * when the enclave serves (SV_MSG_SERVING), for sealvaultd's readiness notification.
  *
  * The reloadable settings and their bounds live here, so that the command line and a reload
  * accept exactly the same values.
@@ -52,5 +53,8 @@ int control_new(struct control **out, struct event_base *base, int fd,
                 const struct control_targets *t, control_fatal_cb on_fatal, void *fatal_arg)
     __attribute__((warn_unused_result));
 void control_free(struct control *c);
+/* Tells sealvaultd the enclave serves (SV_MSG_SERVING, request id = the times so far): it
+ * passes READY=1 on to systemd. A failure is logged; readiness is not worth stopping for. */
+void control_serving(struct control *c);
 
 #endif

@@ -28,8 +28,17 @@
 #define NONCE_MIN 8 /* attestation nonce, bytes */
 #define NONCE_MAX 64
 
+/* One listener's server: the public HTTPS one, or the plain HTTP metrics one. */
+struct front {
+	struct broker_http *h;
+	int metrics; /* 1: the metrics listener (MSG_F_HOUSEKEEPING rows only, no TLS) */
+};
+
 struct broker_http {
-	struct evhttp *http;
+	struct evhttp *http;    /* public, TLS */
+	struct evhttp *metrics; /* metrics listener, plain HTTP; NULL until http_serve_metrics */
+	struct event_base *base;
+	struct front fronts[2]; /* [0] public, [1] metrics */
 	struct link *link;
 	struct tls *tls;
 	struct ratelimit *rl;
@@ -275,9 +284,17 @@ out:
 	return r;
 }
 
+/* Whether a listener answers a route: the public port every row but the MSG_F_PRIVATE ones
+ * (/metrics), the metrics listener the broker's probes only (/metrics, /healthz). */
+static int served_on(const struct front *fr, const struct route *rt)
+{
+	return fr->metrics ? (rt->flags & MSG_F_HOUSEKEEPING) != 0 : !(rt->flags & MSG_F_PRIVATE);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
-	struct broker_http *h = arg;
+	const struct front *fr = arg;
+	struct broker_http *h = fr->h;
 	uint64_t start = now_us();
 	tls_request_started(h->tls, req);
 
@@ -289,7 +306,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	const struct route *rt = NULL;
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(path, routes[i].path) == 0)
+		if (strcmp(path, routes[i].path) == 0 && served_on(fr, &routes[i]))
 			rt = &routes[i];
 	if (rt == NULL) {
 		answer_text(h, req, EP_OTHER, start, 404,
@@ -386,13 +403,16 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 	h->tls = tls;
 	h->rl = rl;
 	h->m = m;
+	h->base = base;
+	h->fronts[0] = (struct front){h, 0};
+	h->fronts[1] = (struct front){h, 1};
 	h->log_fds[0] = h->log_fds[1] = -1;
 	if ((h->http = evhttp_new(base)) == NULL) {
 		free(h);
 		return SV_ERR_NOMEM;
 	}
 	evhttp_set_bevcb(h->http, tls_bevcb, tls);
-	evhttp_set_gencb(h->http, on_request, h);
+	evhttp_set_gencb(h->http, on_request, &h->fronts[0]);
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
 	evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
 	/* An over-long body is read and discarded before the 413 goes out: closing at once resets
@@ -420,6 +440,27 @@ int http_serve(struct broker_http *h, int listen_fd)
 	return evhttp_accept_socket_with_handle(h->http, listen_fd) != NULL ? SV_OK : SV_ERR_IO;
 }
 
+int http_serve_metrics(struct broker_http *h, int listen_fd)
+{
+	if (h->metrics != NULL)
+		return SV_ERR_INVALID;
+	if ((h->metrics = evhttp_new(h->base)) == NULL)
+		return SV_ERR_NOMEM;
+	/* Plain HTTP, as Prometheus scrapes by default: the listener is loopback or a unix socket
+	 * (sealvault.conf(5), metrics-listen), and the text holds counters, no secret. */
+	evhttp_set_gencb(h->metrics, on_request, &h->fronts[1]);
+	evhttp_set_max_body_size(h->metrics, 4096);
+	evhttp_set_max_headers_size(h->metrics, 8192);
+	struct timeval tv = {.tv_sec = 10};
+	evhttp_set_timeout_tv(h->metrics, &tv);
+	evhttp_set_allowed_methods(h->metrics, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+	                                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                           EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+	                                           EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	evhttp_set_default_content_type(h->metrics, "text/plain; charset=utf-8");
+	return evhttp_accept_socket_with_handle(h->metrics, listen_fd) != NULL ? SV_OK : SV_ERR_IO;
+}
+
 int http_configure(struct broker_http *h, size_t max_body, unsigned idle_timeout_s)
 {
 	if (max_body < 64 || max_body > SV_FRAME_MAX || idle_timeout_s < 1 || idle_timeout_s > 3600)
@@ -442,5 +483,7 @@ void http_free(struct broker_http *h)
 		return;
 	if (h->http != NULL)
 		evhttp_free(h->http);
+	if (h->metrics != NULL)
+		evhttp_free(h->metrics);
 	free(h);
 }

@@ -1,7 +1,10 @@
 /*
  * The broker's HTTP front end on libevent's evhttp: routes (common/msg.h) to enclave request
  * types, bodies copied unparsed, Content-Type, body-size and method checks, the per-address rate
- * limit, GET /healthz and GET /metrics. Enclave reply status bytes become HTTP statuses.
+ * limit, GET /healthz and GET /metrics. Enclave reply status bytes become HTTP statuses. /metrics
+ * (MSG_F_PRIVATE, common/msgtable.h) is answered on the metrics listener only, in plain HTTP, and
+ * is a 404 on the public port; the metrics listener answers /metrics and /healthz and 404s the
+ * rest.
  */
 #ifndef SV_BROKER_HTTP_H
 #define SV_BROKER_HTTP_H
@@ -26,6 +29,8 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
     __attribute__((warn_unused_result));
 /* Serves on an already listening socket (owned by the server from then on). */
 int http_serve(struct broker_http *h, int listen_fd) __attribute__((warn_unused_result));
+/* Serves the metrics listener (plain HTTP, owned by the server from then on); once. */
+int http_serve_metrics(struct broker_http *h, int listen_fd) __attribute__((warn_unused_result));
 void http_free(struct broker_http *h);
 /* Reload: the body cap and the inactivity timeout for connections accepted from now on (within
  * the bounds of struct http_config; SV_ERR_RANGE and nothing changed otherwise). */

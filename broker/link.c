@@ -39,6 +39,8 @@ struct link {
 	int dead;
 	int down;               /* the enclave ended; no request is sent until SV_MSG_READY */
 	unsigned long restarts; /* SV_MSG_ENCLAVE_GONE frames seen */
+	link_ready_cb on_ready;
+	void *ready_arg;
 	uint8_t rbuf[SV_FRAME_BUF_LEN];
 };
 
@@ -133,10 +135,18 @@ static void enclave_gone(struct link *l)
 
 static void enclave_ready(struct link *l)
 {
-	if (!l->down)
-		return; /* the first start: requests were already being sent */
-	l->down = 0;
-	fprintf(stderr, "sealvault-broker: the enclave serves again\n");
+	if (l->down) { /* not the first start: there requests were already being sent */
+		l->down = 0;
+		fprintf(stderr, "sealvault-broker: the enclave serves again\n");
+	}
+	if (l->on_ready != NULL)
+		l->on_ready(l->ready_arg);
+}
+
+void link_on_ready(struct link *l, link_ready_cb cb, void *arg)
+{
+	l->on_ready = cb;
+	l->ready_arg = arg;
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)

@@ -35,6 +35,10 @@ void link_free(struct link *l);
 int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t len,
                  link_reply_cb cb, void *arg) __attribute__((warn_unused_result));
 
+/* cb(arg) is called for every SV_MSG_READY, the first start's included: the enclave serves. */
+typedef void (*link_ready_cb)(void *arg);
+void link_on_ready(struct link *l, link_ready_cb cb, void *arg);
+
 unsigned link_inflight(const struct link *l);
 /* 1 while the enclave is being restarted (between SV_MSG_ENCLAVE_GONE and SV_MSG_READY). */
 int link_down(const struct link *l);

@@ -35,6 +35,7 @@ struct options {
 	int ipc_fd;
 	int control_fd; /* -1: none (no reload) */
 	int listen_fd;
+	int metrics_fd; /* -1: no metrics listener (then /metrics is answered nowhere) */
 	const char *listen;
 	const char *cert, *key;
 	const char *port_file;
@@ -48,7 +49,7 @@ static const char usage[] =
     "       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
     "       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
     "       [--max-conns-per-ip N] [--max-inflight N] [--event-log-fd N] [--ima-log-fd N]\n"
-    "       [--control-fd N]\n"
+    "       [--control-fd N] [--metrics-listen-fd N]\n"
     "Normally started by sealvaultd(8); see sealvault-broker(8).\n";
 
 static int exit_code = 0;
@@ -60,6 +61,11 @@ static void on_fatal(void *arg, const char *why)
 	        why);
 	exit_code = 1;
 	event_base_loopbreak(the_base);
+}
+
+static void on_enclave_ready(void *arg)
+{
+	control_serving(arg);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -102,6 +108,7 @@ static int parse(int argc, char **argv, struct options *o)
 	    {"event-log-fd", required_argument, NULL, 'E'},
 	    {"ima-log-fd", required_argument, NULL, 'I'},
 	    {"control-fd", required_argument, NULL, 'X'},
+	    {"metrics-listen-fd", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -109,6 +116,7 @@ static int parse(int argc, char **argv, struct options *o)
 	    .ipc_fd = 3,
 	    .control_fd = -1,
 	    .listen_fd = -1,
+	    .metrics_fd = -1,
 	    .max_inflight = 4096,
 	    .log_fds = {-1, -1},
 	};
@@ -155,6 +163,11 @@ static int parse(int argc, char **argv, struct options *o)
 			if (number(name, optarg, 3, INT_MAX, &v) != 0)
 				return SV_ERR_CONFIG;
 			o->control_fd = (int)v;
+			break;
+		case 'M':
+			if (number(name, optarg, 3, INT_MAX, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->metrics_fd = (int)v;
 			break;
 		case 'F':
 			if (number(name, optarg, 1, LINK_INFLIGHT_MAX, &v) != 0)
@@ -239,6 +252,18 @@ int main(int argc, char **argv)
 		        "sealvault-broker: cannot make the listening socket non-blocking\n");
 		return 1;
 	}
+	int type_m = 0, acc = 0;
+	socklen_t ml = sizeof(type_m), al = sizeof(acc);
+	if (o.metrics_fd >= 0 &&
+	    (getsockopt(o.metrics_fd, SOL_SOCKET, SO_TYPE, &type_m, &ml) != 0 ||
+	     getsockopt(o.metrics_fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 ||
+	     type_m != SOCK_STREAM || !acc || evutil_make_socket_nonblocking(o.metrics_fd) != 0)) {
+		fprintf(stderr,
+		        "sealvault-broker: descriptor %d (--metrics-listen-fd) is not a listening "
+		        "stream socket; start the broker through sealvaultd\n",
+		        o.metrics_fd);
+		return 1;
+	}
 	if (o.port_file != NULL && net_write_port_file(o.port_file, lfd) != 0) {
 		fprintf(stderr, "sealvault-broker: cannot write the port to %s: %s\n", o.port_file,
 		        strerror(errno));
@@ -284,7 +309,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if ((r = http_new(&http, the_base, &hc, link, tls, rl, m)) != 0 ||
-	    (r = http_serve(http, lfd)) != 0) {
+	    (r = http_serve(http, lfd)) != 0 ||
+	    (o.metrics_fd >= 0 && (r = http_serve_metrics(http, o.metrics_fd)) != 0)) {
 		fprintf(stderr, "sealvault-broker: cannot start the HTTP server: %s\n",
 		        sv_strerror(r));
 		exit_code = 1;
@@ -298,6 +324,9 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
+	/* readiness: every SV_MSG_READY of an enclave goes on to sealvaultd (sd_notify) */
+	if (ctl != NULL)
+		link_on_ready(link, on_enclave_ready, ctl);
 	sigterm = evsignal_new(the_base, SIGTERM, on_signal, NULL);
 	sigint = evsignal_new(the_base, SIGINT, on_signal, NULL);
 	if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) != 0 ||
@@ -307,8 +336,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	http_set_logs(http, o.log_fds[0], o.log_fds[1]);
-	struct policy_seccomp_broker sc = {.listen_fd = lfd,
-	                                   .log_fds = {o.log_fds[0], o.log_fds[1]}};
+	struct policy_seccomp_broker sc = {
+	    .listen_fd = lfd, .metrics_fd = o.metrics_fd, .log_fds = {o.log_fds[0], o.log_fds[1]}};
 	if (policy_seccomp_broker_install(&sc, why, sizeof(why)) != 0) {
 		fprintf(stderr, "sealvault-broker: refusing to run without a sandbox: %s\n", why);
 		exit_code = 1;

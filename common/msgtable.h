@@ -34,7 +34,8 @@
 #define MSG_F_READONLY     0x04u /* changes no vault state: answered even while the TPM throttles */
 #define MSG_F_HOUSEKEEPING 0x08u /* the broker's probes: empty payload, not rate-limited */
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
-#define MSG_F_RELOAD       0x20u /* reload (SIGHUP), only on sealvaultd's control pair */
+#define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
+#define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
@@ -58,12 +59,14 @@
 	      info,   MSG_F_READONLY)                                                              \
 	ROUTE(HEALTH,          33, GET,  "/healthz",                   "healthz",                  \
 	      health, MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
-	/* reply body: the enclave's Prometheus text */                                            \
+	/* reply body: the enclave's Prometheus text; on the metrics listener only */              \
 	ROUTE(STATS,           32, GET,  "/metrics",                   "metrics",                  \
-	      stats,  MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
+	      stats,  MSG_F_READONLY | MSG_F_HOUSEKEEPING | MSG_F_PRIVATE)                         \
 	FRAME(GONE_SEEN,       34, MSG_F_CONTROL) /* broker -> sealvaultd */                       \
 	/* broker -> sealvaultd on the control pair: u8 0 applied / 1 refused, a one-line text */  \
 	FRAME(RELOADED,        35, MSG_F_RELOAD)                                                   \
+	/* broker -> sealvaultd on the control pair, empty: the enclave said READY (sd_notify) */  \
+	FRAME(SERVING,         36, MSG_F_RELOAD)                                                   \
 	FRAME(REPLY,           64, 0)             /* enclave -> broker: u8 enum sv_status, body */ \
 	FRAME(ENCLAVE_GONE,    65, MSG_F_CONTROL) /* sealvaultd -> broker, on the enclave's end */ \
 	FRAME(READY,           66, MSG_F_CONTROL) /* enclave -> broker, once at every start */    \

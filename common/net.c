@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 int net_listen(const char *spec, char *why, size_t why_len)
@@ -51,6 +53,38 @@ int net_listen(const char *spec, char *why, size_t why_len)
 	if (fd < 0)
 		snprintf(why, why_len, "cannot listen on %s: %s", spec, strerror(errno));
 	freeaddrinfo(res);
+	return fd;
+}
+
+int net_listen_unix(const char *path, char *why, size_t why_len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	if (*path != '/' || strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(why, why_len,
+		         "the unix socket path must be absolute and shorter than %zu bytes, not "
+		         "'%s'",
+		         sizeof(sa.sun_path), path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* a socket left by an earlier run: nothing listens on it any more (two sealvaultd on one
+	 * path would be a configuration error either way) */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		(void)unlink(path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot listen on unix:%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* mode before listen(2): nobody connects while it is still wider than 0660 */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || chmod(path, 0660) != 0 ||
+	    listen(fd, 128) != 0) {
+		int e = errno;
+		snprintf(why, why_len, "cannot listen on unix:%s: %s", path, strerror(e));
+		close(fd);
+		return -1;
+	}
 	return fd;
 }
 

@@ -7,7 +7,7 @@ INSTALL_MAN += daemon/sealvaultd.8 daemon/sealvault.conf.5
 # sealvaultd finds the two processes here unless --libexec-dir says otherwise. The stamp file
 # changes when LIBEXECDIR (or PREFIX) does, so `make install PREFIX=/usr` after a plain `make`
 # rebuilds sealvaultd with the right path instead of installing one that looks elsewhere.
-EXTRA_CFLAGS_daemon_main := -DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
+EXTRA_CFLAGS_daemon_main := -DSV_LIBEXECDIR='"$(LIBEXECDIR)"' $(call pc_cflags,libsystemd)
 $(B)/daemon/main.o: $(B)/daemon/libexecdir.stamp
 $(B)/daemon/libexecdir.stamp: daemon-libexecdir-check
 	@mkdir -p $(dir $@)
@@ -17,7 +17,7 @@ daemon-libexecdir-check:
 
 $(B)/sealvaultd: $(DAEMON_OBJS) $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium libsystemd)
 
 # --- integration tests of the process side: sandbox and bad input (process engineer) ---
 # Real sealvaultd, enclave, broker, swtpm and TLS; see the scripts' headers.

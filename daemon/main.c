@@ -2,14 +2,16 @@
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
  * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
- * fd 5 = its end of a second pair, the control link for reloads), each under its own user when
+ * fd 5 = its end of a second pair, the control link for reloads and readiness, then the boot and
+ * IMA logs and the metrics listener, each at the next number), each under its own user when
  * run as root, and supervises them (daemon/supervise.c): when either
  * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
  * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
  * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'
  * connections and answers 503. SIGHUP reloads (reload() below): the settings that can change at
  * runtime, with the certificate and key read here, go to the broker on the control link; the
- * others are refused by name. See sealvaultd(8), sealvault.conf(5).
+ * others are refused by name. When the broker says the enclave serves, sealvaultd tells systemd
+ * READY=1 (Type=notify). See sealvaultd(8), sealvault.conf(5).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include <unistd.h>
 
 #include <sodium.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/err.h"
 #include "common/frame.h"
@@ -74,6 +77,8 @@ static struct setting settings[] = {
     {"broker-user", TO_SELF, "sealvault-broker", 0, 0, NULL},
     {"libexec-dir", TO_SELF, SV_LIBEXECDIR, 0, 0, NULL},
     {"port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"metrics-listen", TO_SELF, "127.0.0.1:9464", 0, 0, NULL},
+    {"metrics-port-file", TO_SELF, NULL, 0, 0, NULL},
     {"event-log", TO_SELF, "/sys/kernel/security/tpm0/binary_bios_measurements", 0, 0, NULL},
     {"ima-log", TO_SELF, "/sys/kernel/security/ima/ascii_runtime_measurements", 0, 0, NULL},
     {"max-body", TO_BROKER, NULL, 0, 1, NULL},
@@ -110,7 +115,8 @@ static const char *const reloadable[] = {
  * configuration file gave, as the running processes use them (strdup'd). */
 static const char *flagged[N_SETTINGS];
 static char *file_values[N_SETTINGS];
-static int ctl_fd = -1; /* sealvaultd's end of the control pair with the broker */
+static int ctl_fd = -1;     /* sealvaultd's end of the control pair with the broker */
+static char *notify_socket; /* $NOTIFY_SOCKET, kept from the children (NULL: not under systemd) */
 
 static struct setting *find(const char *name)
 {
@@ -401,6 +407,22 @@ static int build_argv(struct child *c, const char *prog, enum dest dest, char **
 	return SV_OK;
 }
 
+/* Tells systemd (sd_notify(3), Type=notify) what it should know: READY=1 and a STATUS= line. The
+ * variable is put back for the call only, so that the children never see it. */
+static void notify(const char *state)
+{
+	if (notify_socket == NULL)
+		return;
+	if (setenv("NOTIFY_SOCKET", notify_socket, 1) != 0) {
+		fprintf(stderr, "sealvaultd: cannot tell systemd '%s': out of memory\n", state);
+		return;
+	}
+	int r = sd_notify(1, state);
+	if (r < 0)
+		fprintf(stderr, "sealvaultd: cannot tell systemd '%s' (sd_notify: %s)\n", state,
+		        strerror(-r));
+}
+
 /* what this supervisor counted, for the enclave's /metrics (rewritten before each start) */
 static char restarts_arg[40], timeouts_arg[40];
 
@@ -408,6 +430,12 @@ static char restarts_arg[40], timeouts_arg[40];
  * NV writes at start), so both counters are the same. */
 static void count_restart(unsigned long restarts)
 {
+	if (restarts > 0) {
+		char state[96];
+		snprintf(state, sizeof(state),
+		         "STATUS=restarting the enclave (TPM unavailable; restart %lu)", restarts);
+		notify(state);
+	}
 	snprintf(restarts_arg, sizeof(restarts_arg), "--restarts=%lu", restarts);
 	snprintf(timeouts_arg, sizeof(timeouts_arg), "--tpm-timeouts=%lu", restarts);
 }
@@ -461,6 +489,46 @@ static ssize_t slurp(const char *what, const char *path, uint8_t *buf, size_t ma
 	return (ssize_t)n;
 }
 
+/* The broker's SV_MSG_SERVING: an enclave said SV_MSG_READY, so the vault serves (the first, or
+ * again after a restart of the enclave). n: the times so far. */
+static void serving(uint32_t n)
+{
+	char state[80];
+	if (n <= 1)
+		snprintf(state, sizeof(state), "READY=1\nSTATUS=serving");
+	else
+		snprintf(state, sizeof(state), "READY=1\nSTATUS=serving (enclave started %u times)",
+		         n);
+	fprintf(stderr, "sealvaultd: the vault serves%s\n",
+	        notify_socket != NULL ? "; told systemd" : "");
+	notify(state);
+}
+
+/* SIGIO: what the broker wrote on the control pair outside a reload. SV_MSG_SERVING is acted
+ * on; a late SV_MSG_RELOADED (a reload that timed out) is dropped; anything else is logged (the
+ * broker's end is its own process: sealvaultd does not stop for it; its exit is seen as SIGCHLD).
+ */
+static void control_readable(void)
+{
+	static uint8_t buf[SV_FRAME_BUF_LEN];
+	for (;;) {
+		struct sv_frame f;
+		int r = frame_recv(ctl_fd, buf, &f);
+		if (r == SV_ERR_BUSY)
+			return;
+		if (r == SV_ERR_IO)
+			return; /* the broker's end closed: SIGCHLD follows */
+		if (r != 0 || (f.type != SV_MSG_SERVING && f.type != SV_MSG_RELOADED)) {
+			fprintf(stderr,
+			        "sealvaultd: unexpected frame on the broker's control link (%s)\n",
+			        r != 0 ? sv_strerror(r) : "type");
+			return;
+		}
+		if (f.type == SV_MSG_SERVING)
+			serving(f.req_id);
+	}
+}
+
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
  * reason in text). The broker's answers to earlier reloads that timed out are skipped. */
 static int reload_answer(uint32_t id, char *text, size_t text_len)
@@ -483,6 +551,10 @@ static int reload_answer(uint32_t id, char *text, size_t text_len)
 		int r = frame_recv(ctl_fd, buf, &f);
 		if (r == SV_ERR_BUSY)
 			continue;
+		if (r == 0 && f.type == SV_MSG_SERVING && f.len == 0) {
+			serving(f.req_id);
+			continue;
+		}
 		if (r != 0 || f.type != SV_MSG_RELOADED || f.len < 1) {
 			snprintf(text, text_len, "the control link to the broker failed (%s)",
 			         r != 0 ? sv_strerror(r) : "unexpected frame");
@@ -620,8 +692,8 @@ int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
 	static struct child kids[2] = {
-	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1, -1}},
-	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1, -1}},
+	    {.name = "sealvault-enclave", .fds = {-1, -1, -1, -1, -1, -1}},
+	    {.name = "sealvault-broker", .fds = {-1, -1, -1, -1, -1, -1}},
 	};
 	int sv[2], ctl[2], lfd;
 	sigset_t set, old;
@@ -680,6 +752,29 @@ int main(int argc, char **argv)
 		        strerror(errno));
 		return 1;
 	}
+	/* The metrics listener (sealvault.conf(5), metrics-listen): bound here, like the public
+	 * one, and handed to the broker, which serves /metrics on it only. */
+	int mfd = -1;
+	const char *ml = get("metrics-listen");
+	if (strcmp(ml, "none") != 0) {
+		char why[512];
+		mfd = strncmp(ml, "unix:", 5) == 0 ? net_listen_unix(ml + 5, why, sizeof(why))
+		                                   : net_listen(ml, why, sizeof(why));
+		if (mfd < 0) {
+			fprintf(stderr,
+			        "sealvaultd: metrics-listen: %s (give HOST:PORT, unix:/PATH or "
+			        "none)\n",
+			        why);
+			return 1;
+		}
+		const char *mpf = get("metrics-port-file");
+		if (mpf != NULL && strncmp(ml, "unix:", 5) != 0 &&
+		    net_write_port_file(mpf, mfd) != 0) {
+			fprintf(stderr, "sealvaultd: cannot write the metrics port to %s: %s\n",
+			        mpf, strerror(errno));
+			return 1;
+		}
+	}
 	/* The attestation statement hashes this program and the broker: tell the enclave which
 	 * files they are. The boot and IMA logs are opened here, as root, for the broker (which
 	 * re-reads them for every attestation request); a missing log is left out. */
@@ -699,8 +794,11 @@ int main(int argc, char **argv)
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
 	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
-	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL};
-	int logfd[2] = {-1, -1}, nextra = 3;
+	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
+	 * could be opened and the metrics listener, each at the next free number */
+	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
+	                        NULL};
+	int logfd[2] = {-1, -1}, nextra = 3, slot = 6;
 	const char *lognames[2] = {"event-log", "ima-log"};
 	for (int i = 0; i < 2; i++) {
 		const char *lp = get(lognames[i]);
@@ -714,11 +812,16 @@ int main(int argc, char **argv)
 				    lognames[i], lp, strerror(errno));
 			continue;
 		}
-		int slot = 6 + (logfd[0] >= 0 && i == 1 ? 1 : 0);
 		kids[1].fds[slot - 3] = logfd[i];
 		static char args[2][32];
-		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot);
+		snprintf(args[i], sizeof(args[i]), "--%s-fd=%d", lognames[i], slot++);
 		broker_extra[nextra++] = args[i];
+	}
+	if (mfd >= 0) {
+		static char marg[32];
+		kids[1].fds[slot - 3] = mfd;
+		snprintf(marg, sizeof(marg), "--metrics-listen-fd=%d", slot++);
+		broker_extra[nextra++] = marg;
 	}
 	count_restart(0);
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
@@ -731,6 +834,7 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGIO);
 	sigprocmask(SIG_BLOCK, &set, &old);
 	/* The enclave's end stays open here, so that it can be restarted alone (supervise.c); it
 	 * is non-blocking here and in the enclave, which share it. */
@@ -744,8 +848,11 @@ int main(int argc, char **argv)
 	/* The control pair: reloads (SIGHUP) go to the broker on it, never on the enclave's link,
 	 * which only the enclave reads while it runs. Non-blocking here: a broker that stopped
 	 * reading cannot hang sealvaultd. */
+	/* O_ASYNC: what the broker writes on it outside a reload (SV_MSG_SERVING) raises SIGIO,
+	 * which the supervision loop waits for with the other signals. */
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0 ||
-	    fcntl(ctl[0], F_SETFL, O_NONBLOCK) != 0) {
+	    fcntl(ctl[0], F_SETOWN, getpid()) != 0 ||
+	    fcntl(ctl[0], F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
 		perror("sealvaultd: socketpair");
 		return 1;
 	}
@@ -756,5 +863,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "sealvaultd: cannot initialise libsodium\n");
 		return 1;
 	}
-	return supervise(kids, &set, &old, count_restart, reload);
+	/* NOTIFY_SOCKET is sealvaultd's alone (NotifyAccess=main): the children do not see it */
+	const char *ns = getenv("NOTIFY_SOCKET");
+	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
+		die_oom();
+	unsetenv("NOTIFY_SOCKET");
+	return supervise(kids, &set, &old, count_restart, reload, control_readable);
 }

@@ -21,7 +21,8 @@
  *
  * SIGHUP is a reload (main.c), also during the back-off: it concerns the broker only and goes to
  * it on a control pair of its own, never on the enclave's end, which only the enclave reads while
- * it runs.
+ * it runs. SIGIO says the broker wrote on that pair (SV_MSG_SERVING: the enclave serves, which
+ * main.c passes on to systemd as READY=1).
  */
 #include "daemon/supervise.h"
 
@@ -203,7 +204,7 @@ broken:
  * concerns the broker only) or the broker's end: 0 when it is over, 1 when a stop signal came,
  * -1 when the broker ended. */
 static int back_off(unsigned s, struct child *broker, const sigset_t *set,
-                    supervise_reload_fn on_reload)
+                    supervise_reload_fn on_reload, supervise_control_fn on_control)
 {
 	uint64_t end = mono_ms() + (uint64_t)s * 1000u;
 	for (;;) {
@@ -217,6 +218,8 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set,
 			return 1;
 		if (sig == SIGHUP)
 			on_reload();
+		if (sig == SIGIO)
+			on_control();
 		int st;
 		if (sig == SIGCHLD && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
 			describe(broker, st);
@@ -227,7 +230,8 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set,
 }
 
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
-              supervise_restart_fn on_restart, supervise_reload_fn on_reload)
+              supervise_restart_fn on_restart, supervise_reload_fn on_reload,
+              supervise_control_fn on_control)
 {
 	struct child *enclave = &kids[0], *broker = &kids[1];
 	int efd = enclave->fds[0];
@@ -264,6 +268,10 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 			on_reload();
 			continue;
 		}
+		if (sig == SIGIO) {
+			on_control();
+			continue;
+		}
 		int st;
 		if (broker->pid > 0 && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
 			describe(broker, st);
@@ -293,7 +301,7 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		    "sealvaultd: the enclave stopped because the TPM is unavailable; restarting "
 		    "it in %u s (restart %lu); the broker answers 503 meanwhile\n",
 		    delay_s, restarts);
-		int b = back_off(delay_s, broker, set, on_reload);
+		int b = back_off(delay_s, broker, set, on_reload, on_control);
 		if (b != 0) {
 			stop_all(kids, 2, set);
 			fprintf(stderr,

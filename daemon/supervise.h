@@ -10,7 +10,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
-#define CHILD_FDS 5
+#define CHILD_FDS 6
 
 /* One child: its descriptors are placed at 3, 4, ... in order (-1: none, and none after). */
 struct child {
@@ -30,15 +30,21 @@ typedef void (*supervise_restart_fn)(unsigned long restarts);
  * are not watched meanwhile (their exits wait as pending SIGCHLD). */
 typedef void (*supervise_reload_fn)(void);
 
+/* Called on SIGIO: the control pair with the broker has frames to read (main.c sets O_ASYNC on
+ * its end; SIGIO is in set). Non-blocking reads only. */
+typedef void (*supervise_control_fn)(void);
+
 /* Starts kids[0] (the enclave, fds[0] = its end of the SOCK_SEQPACKET pair, which stays open
  * here) and kids[1] (the broker, fds[0] = the other end, closed here once it runs, like every
- * descriptor in its own_fds), then supervises them, calling on_reload for every SIGHUP, until a
+ * descriptor in its own_fds), then supervises them, calling on_reload for every SIGHUP and
+ * on_control for every SIGIO, until a
  * stop signal, SIGTERM or SIGINT (returns 0, both stopped), or until either ends other than
  * by the enclave's SV_EXIT_TPM_UNAVAILABLE (returns 1, both stopped: systemd restarts the pair).
  * After SV_EXIT_TPM_UNAVAILABLE the enclave is restarted alone after a back-off, and the broker
  * keeps its clients' connections, answering 503 meanwhile. set: the signals blocked for
- * sigwaitinfo (SIGCHLD and the stop signals); old: the mask the children get. */
+ * sigwaitinfo (SIGCHLD, SIGHUP, SIGIO and the stop signals); old: the mask the children get. */
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
-              supervise_restart_fn on_restart, supervise_reload_fn on_reload);
+              supervise_restart_fn on_restart, supervise_reload_fn on_reload,
+              supervise_control_fn on_control);
 
 #endif

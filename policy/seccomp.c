@@ -6,7 +6,7 @@
  *   MADVISE  arg2 is one of the advice values glibc malloc and libsodium use
  *   FCNTL    arg1 is F_GETFL, F_SETFL, F_GETFD or F_SETFD
  *   FIONREAD arg1 == FIONREAD (libevent sizes reads with it)
- *   LISTEN   arg0 is the broker's listening socket
+ *   LISTEN   arg0 is one of the broker's listening sockets (public, metrics)
  *   LOGFD    arg0 is one of the broker's boot/IMA log descriptors (attestation evidence)
  *   EACCES   not allowed, but fails with EACCES instead of killing (library probing of fstat)
  *
@@ -145,8 +145,10 @@ static int add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n,
 	return seccomp_rule_add_array(ctx, action, nr, n, a);
 }
 
-/* Adds one table entry; fds/n_fds are the pinned descriptors (FD and LISTEN rules). */
-static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds, size_t n_fds)
+/* Adds one table entry; fds/n_fds are the pinned descriptors (FD, LISTEN and LOGFD rules), the
+ * first n_listen of them the broker's listeners. */
+static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds, size_t n_fds,
+                    size_t n_listen)
 {
 	struct scmp_arg_cmp a;
 	int rc = 0;
@@ -172,10 +174,10 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 		}
 		return rc;
 	case FD:
-	case LISTEN: /* the broker's fds: [0] the listener, [1..] the log descriptors */
+	case LISTEN: /* the broker's fds: [0, n_listen) its listeners, then the log descriptors */
 	case LOGFD:
-		for (size_t i = r->arg == LOGFD ? 1 : 0;
-		     rc == 0 && i < (r->arg == LISTEN ? 1 : n_fds); i++) {
+		for (size_t i = r->arg == LOGFD ? n_listen : 0;
+		     rc == 0 && i < (r->arg == LISTEN ? n_listen : n_fds); i++) {
 			a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)fds[i]);
 			rc = add(ctx, SCMP_ACT_ALLOW, r->nr, 1, &a);
 		}
@@ -185,7 +187,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 }
 
 static int install(const char *who, const struct sc_rule *rules, size_t n_rules, const int *fds,
-                   size_t n_fds, char *why, size_t why_len)
+                   size_t n_fds, size_t n_listen, char *why, size_t why_len)
 {
 	scmp_filter_ctx ctx = NULL;
 	int r = SV_ERR_INTERNAL;
@@ -216,7 +218,7 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 		goto out;
 	}
 	for (size_t i = 0; i < n_rules; i++) {
-		if ((rc = add_rule(ctx, &rules[i], fds, n_fds)) != 0) {
+		if ((rc = add_rule(ctx, &rules[i], fds, n_fds, n_listen)) != 0) {
 			snprintf(why, why_len, "%s: adding seccomp rule for syscall %d failed: %s",
 			         who, rules[i].nr, strerror(-rc));
 			goto out;
@@ -227,7 +229,7 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 	 * lock-down */
 	__sanitizer_sandbox_on_notify(NULL);
 	for (size_t i = 0; i < sizeof(sanitizer_rules) / sizeof(sanitizer_rules[0]); i++) {
-		if ((rc = add_rule(ctx, &sanitizer_rules[i], fds, n_fds)) != 0) {
+		if ((rc = add_rule(ctx, &sanitizer_rules[i], fds, n_fds, n_listen)) != 0) {
 			snprintf(why, why_len,
 			         "%s: adding sanitizer rule for syscall %d failed: %s", who,
 			         sanitizer_rules[i].nr, strerror(-rc));
@@ -285,8 +287,8 @@ int policy_seccomp_enclave_install(const struct policy_seccomp_enclave *cfg, cha
 		return SV_ERR_RANGE;
 	}
 	return install("enclave filter", enclave_rules,
-	               sizeof(enclave_rules) / sizeof(enclave_rules[0]), cfg->fds, cfg->n_fds, why,
-	               why_len);
+	               sizeof(enclave_rules) / sizeof(enclave_rules[0]), cfg->fds, cfg->n_fds, 0,
+	               why, why_len);
 }
 
 int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char *why,
@@ -296,13 +298,17 @@ int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char 
 		snprintf(why, why_len, "broker filter: no listening socket");
 		return SV_ERR_INVALID;
 	}
-	int fds[3] = {cfg->listen_fd};
+	int fds[4] = {cfg->listen_fd};
 	size_t n = 1;
+	if (cfg->metrics_fd >= 0)
+		fds[n++] = cfg->metrics_fd;
+	size_t n_listen = n;
 	for (size_t i = 0; i < 2; i++)
 		if (cfg->log_fds[i] >= 0)
 			fds[n++] = cfg->log_fds[i];
 	return install("broker filter", broker_rules,
-	               sizeof(broker_rules) / sizeof(broker_rules[0]), fds, n, why, why_len);
+	               sizeof(broker_rules) / sizeof(broker_rules[0]), fds, n, n_listen, why,
+	               why_len);
 }
 
 int policy_seccomp_test_hook(const char *who)

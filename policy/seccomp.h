@@ -23,7 +23,8 @@ struct policy_seccomp_enclave {
 
 /* Descriptors the broker must be told about. */
 struct policy_seccomp_broker {
-	int listen_fd;  /* accept4 is allowed on this descriptor only */
+	int listen_fd;  /* accept4 is allowed on this descriptor ... */
+	int metrics_fd; /* ... and on this one (-1: none), the metrics listener */
 	int log_fds[2]; /* boot and IMA log (-1: none): pread64 is allowed on these only */
 };
 

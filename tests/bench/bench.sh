@@ -36,7 +36,7 @@ users=()
 "$B/sealvaultd" --state-dir "$D/state" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
 	--port-file "$D/port" --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" --libexec-dir "$B" \
 	--rate-limit 0 --max-conns-per-ip 0 --nv-writes-per-day 1000000 --nv-writes-burst 100000 \
-	"${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
+	--metrics-listen "unix:$D/metrics.sock" "${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
 PID=$!
 for i in $(seq 1 500); do
 	kill -0 "$PID" 2>/dev/null || { echo "bench: sealvaultd exited" >&2; exit 1; }
@@ -58,6 +58,6 @@ args=(--url "https://127.0.0.1:$PORT" --cacert "$D/cert.pem" --clients "$clients
 	--seconds "$seconds" --enclave-pid "$E" --broker-pid "$K")
 [ "$mode" = load ] && args+=(--load)
 "$B/sealvault-bench" "${args[@]}"
-curl -fsS --cacert "$D/cert.pem" "https://127.0.0.1:$PORT/metrics" |
+curl -fsS --unix-socket "$D/metrics.sock" http://localhost/metrics |
 	grep -E "^sealvault_(commits_total|flushes_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total)[ {]" |
 	sed 's/^/bench: metrics: /'

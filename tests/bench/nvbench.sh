@@ -72,7 +72,7 @@ vault_up() {
 	cat >"$V/mark" <<-EOF
 		#!/bin/sh
 		[ -z "$CTL" ] || cp "$CTL/stats" "$V/stats.\$1"
-		exec curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" >"$V/metrics.\$1"
+		exec curl -fsS --unix-socket "$SV_METRICS_SOCK" http://localhost/metrics >"$V/metrics.\$1"
 	EOF
 	chmod +x "$V/mark"
 	echo "nvbench: $name ($scheme, $how) up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
@@ -144,11 +144,11 @@ block() {
 		f1=$(flash_now)
 		if [ -z "${t1:-}" ] && [ "$f1" -gt "$f0" ]; then
 			t1=$EPOCHREALTIME f0=$f1
-			curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" >"$V/metrics.a"
+			sv_metrics >"$V/metrics.a"
 			cp "$CTL/stats" "$V/stats.a"
 		elif [ -n "${t1:-}" ] && [ "$f1" -gt "$f0" ]; then
 			t2=$EPOCHREALTIME
-			curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" >"$V/metrics.b"
+			sv_metrics >"$V/metrics.b"
 			cp "$CTL/stats" "$V/stats.b"
 			break
 		fi

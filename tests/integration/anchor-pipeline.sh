@@ -77,7 +77,7 @@ rm -f "$T/out"
 cli recover --user u1 --password-file "$T/pw" --out "$T/out" >/dev/null 2>"$T/rec.err" &
 REC=$!
 PIDS+=("$REC")
-curl -fsS --max-time 60 --cacert "$SV_CACERT" "$SV_URL/metrics" >"$T/metrics" 2>"$T/met.err" &
+sv_metrics --max-time 60 >"$T/metrics" 2>"$T/met.err" &
 MET=$!
 PIDS+=("$MET")
 sleep 2

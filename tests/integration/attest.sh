@@ -450,7 +450,7 @@ refuses_start() {
 	set +e
 	timeout 60 "$B/sealvaultd" --state-dir "$2" --tpm "$3" --listen 127.0.0.1:0 \
 		--tls-cert "$V1/cert.pem" --tls-key "$V1/key.pem" --context "$SV_CONTEXT" \
-		--libexec-dir "$B" "${users[@]}" >"$tmp/$1.log" 2>&1
+		--libexec-dir "$B" --metrics-listen none "${users[@]}" >"$tmp/$1.log" 2>&1
 	rc=$?
 	set -e
 	if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
@@ -495,7 +495,7 @@ say "register --expect against the failing vault: refused, and nothing was regis
 # requests_by KIND: the broker's request count (/metrics) of the vault endpoints (KIND=vault) or
 # of the two attestation endpoints (KIND=attest).
 requests_by() {
-	curl -fsS --max-time 30 --cacert "$SV_CACERT" "$SV_URL/metrics" | awk -v kind="$1" '
+	sv_metrics --max-time 30 | awk -v kind="$1" '
 		/^sealvault_http_requests_total\{/ {
 			a = $0 ~ /endpoint="attestation(_activate)?"/
 			o = $0 ~ /endpoint="(healthz|metrics)"/

@@ -43,7 +43,8 @@ start() {
 	rm -f "$D/port"
 	"$B/sealvaultd" --state-dir "$D/state" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
 		--port-file "$D/port" --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" \
-		--libexec-dir "$B" "${users[@]}" "$@" >>"$D/sealvaultd.log" 2>&1 &
+		--libexec-dir "$B" --metrics-listen "unix:$D/metrics.sock" "${users[@]}" "$@" \
+		>>"$D/sealvaultd.log" 2>&1 &
 	PID=$!
 	for i in $(seq 1 500); do
 		kill -0 "$PID" 2>/dev/null || fail "sealvaultd exited during start-up"
@@ -61,7 +62,7 @@ start() {
 children() { pgrep -P "$PID" | sort | tr '\n' ' '; }
 
 metric() {
-	curl -fsS --cacert "$D/cert.pem" "$URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+	curl -fsS --unix-socket "$D/metrics.sock" http://localhost/metrics | awk -v m="$1" '$1 == m { print $2 }'
 }
 
 sv_server_init "$D" "$B" >/dev/null

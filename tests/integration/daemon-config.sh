@@ -4,7 +4,11 @@
 # a pointer to --libexec-dir (and found next to sealvaultd in the build tree without it), missing
 # users refused when root, and an EMPTY OPAQUE context (`context =`) reaching the enclave: a
 # client configured without a context registers and recovers through it, and one using the
-# default context does not (the CLI stops at GET /v1/info, before its first guess).
+# default context does not (the CLI stops at GET /v1/info, before its first guess). The metrics
+# listener (issue 14): /metrics answers there in plain HTTP (TCP from the file's metrics-listen,
+# then a unix socket) and is a 404 on the public port, where /healthz stays; readiness: with
+# NOTIFY_SOCKET set, READY=1 comes once /healthz answers 200, and the children do not see the
+# variable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -20,6 +24,7 @@ cleanup() {
 		kill -TERM "$PID" 2>/dev/null || true
 		wait "$PID" 2>/dev/null || true
 	fi
+	[ -z "${NPID:-}" ] || kill "$NPID" 2>/dev/null || true
 	swtpm_cleanup
 	[ $rc -eq 0 ] || { echo "daemon-config: FAILED; log:" >&2; tail -n 20 "$D/sealvaultd.log" >&2 || true; }
 	rm -rf "$D"
@@ -48,6 +53,10 @@ printf 'no equals sign here\n' >"$D/syntax.conf"
 expect_refusal 2 "syntax.conf:1" --config "$D/syntax.conf"
 expect_refusal 2 "cannot read the configuration" --config "$D/missing.conf"
 expect_refusal 2 "must be a decimal number" --rate-limit fast
+expect_refusal 1 "metrics-listen: the listen address must be HOST:PORT" --listen 127.0.0.1:0 \
+	--metrics-listen nowhere "${users[@]}"
+expect_refusal 1 "metrics-listen: the unix socket path must be absolute" --listen 127.0.0.1:0 \
+	--metrics-listen unix:relative.sock "${users[@]}"
 expect_refusal 1 "$D/nowhere/sealvault-enclave: No such file or directory; pass --libexec-dir" \
 	--libexec-dir "$D/nowhere"
 if [ "$(id -u)" -eq 0 ]; then
@@ -78,6 +87,8 @@ tls-key = $D/key.pem
 context =
 rate-limit = 1000
 rate-burst = 1000
+metrics-listen = 127.0.0.1:0
+metrics-port-file = $D/metrics-port
 CONF
 # no --libexec-dir: sealvaultd finds the enclave and the broker next to itself in the build tree
 "$B/sealvaultd" --config "$D/sealvault.conf" --listen 127.0.0.1:0 --port-file "$D/port" \
@@ -101,9 +112,29 @@ fi
 grep -q 'FAIL KE2 authenticates with the right password' "$D/default.log" ||
 	fail "the default-context client failed for another reason: $(grep FAIL "$D/default.log" | head -3)"
 echo "daemon-config: a client with a different context does not authenticate: ok"
+
+# /metrics: on the metrics listener (plain HTTP, from the file's metrics-listen), 404 publicly
+MPORT=$(cat "$D/metrics-port") || fail "no metrics-port-file"
+MURL=http://127.0.0.1:$MPORT
+curl -fsS --max-time 10 "$MURL/metrics" >"$D/metrics" || fail "GET /metrics on the metrics listener failed"
+grep -q '^# TYPE sealvault_' "$D/metrics" && grep -q '^sealvault_http_requests_total{' "$D/metrics" ||
+	fail "the metrics listener's /metrics is not the Prometheus text: $(head -c 300 "$D/metrics")"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$D/cert.pem" "$URL/metrics")
+[ "$code" = 404 ] || fail "GET /metrics on the public port answered $code, want 404"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$D/cert.pem" "$URL/healthz")
+[ "$code" = 200 ] || fail "GET /healthz on the public port answered $code, want 200"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$MURL/healthz")
+[ "$code" = 200 ] || fail "GET /healthz on the metrics listener answered $code, want 200"
+code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 "$MURL/v1/attestation?nonce=0011223344556677")
+[ "$code" = 404 ] || fail "a vault route on the metrics listener answered $code, want 404"
+grep -q '^sealvault_http_requests_total{endpoint="other",code="404"} [1-9]' <(curl -fsS "$MURL/metrics") ||
+	fail "the public 404 for /metrics is not counted under endpoint=\"other\""
+echo "daemon-config: /metrics answers on the metrics listener only (404 on the public port); /healthz on both"
+
+
 # the CLI reads GET /v1/info first: with the default context it stops before its first guess
 starts() {
-	curl -fsS --cacert "$D/cert.pem" "$URL/metrics" |
+	curl -fsS "$MURL/metrics" |
 		awk '$1 == "sealvault_vault_login_starts_total" { print $2 }'
 }
 curl -fsS --cacert "$D/cert.pem" "$URL/v1/info" | grep -qF '"context":"","context_hex":""' ||
@@ -119,4 +150,36 @@ grep -qF "the server's OPAQUE context is '', this client uses 'sealvault-v1'" "$
 [ -n "$before" ] && [ "$(starts)" = "$before" ] ||
 	fail "login starts went from $before to $(starts): the CLI spent a guess"
 echo "daemon-config: the CLI with another context exits 1 before any guess: ok"
+
+# a unix-socket metrics listener, and readiness through a stand-in for systemd's socket
+kill -TERM "$PID"
+wait "$PID" 2>/dev/null || true
+PID=
+rm -f "$D/port"
+python3 tests/integration/notify-wait.py "$D/notify" "$D/port" "$D/cert.pem" >"$D/notify.log" 2>&1 &
+NPID=$!
+for i in $(seq 1 250); do [ -S "$D/notify" ] && break; sleep 0.02; done
+[ -S "$D/notify" ] || fail "the notification stand-in did not start: $(cat "$D/notify.log")"
+NOTIFY_SOCKET=$D/notify "$B/sealvaultd" --config "$D/sealvault.conf" --listen 127.0.0.1:0 \
+	--port-file "$D/port" --metrics-listen "unix:$D/metrics.sock" "${users[@]}" \
+	>>"$D/sealvaultd.log" 2>&1 &
+PID=$!
+rc=0
+wait "$NPID" || rc=$?
+NPID=
+[ $rc -eq 0 ] || fail "readiness: $(cat "$D/notify.log")"
+grep -q '^notify: READY=1 | STATUS=serving' "$D/notify.log" ||
+	fail "readiness: no 'READY=1 STATUS=serving': $(cat "$D/notify.log")"
+echo "daemon-config: readiness: $(tail -n 1 "$D/notify.log")"
+for c in $(pgrep -P "$PID"); do
+	! tr '\0' '\n' <"/proc/$c/environ" | grep -q '^NOTIFY_SOCKET=' ||
+		fail "child $c ($(cat "/proc/$c/comm")) sees NOTIFY_SOCKET"
+done
+[ "$(stat -c %a "$D/metrics.sock")" = 660 ] ||
+	fail "the metrics socket has mode $(stat -c %a "$D/metrics.sock"), want 660"
+curl -fsS --max-time 10 --unix-socket "$D/metrics.sock" http://localhost/metrics >"$D/metrics" ||
+	fail "GET /metrics on the unix socket failed"
+grep -q '^sealvault_http_requests_total{' "$D/metrics" ||
+	fail "the unix socket's /metrics is not the Prometheus text"
+echo "daemon-config: /metrics on a unix socket (mode 660); the children do not see NOTIFY_SOCKET"
 echo "daemon-config: all passed"

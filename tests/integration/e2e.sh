@@ -132,7 +132,7 @@ sv_server_start
 
 say "another --context: exit 1 naming both contexts, before any guess is charged"
 starts() {
-	curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" |
+	sv_metrics |
 		awk '$1 == "sealvault_vault_login_starts_total" { print $2 }'
 }
 before=$(starts)

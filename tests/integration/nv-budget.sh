@@ -70,7 +70,7 @@ for variant in unknown wrong; do
 	sv_server_start
 	"$B/sealvault-bench" --url "$SV_URL" --cacert "$SV_CACERT" --seconds "$SECONDS_PER_RUN" \
 		"${args[@]}" >"$V/bench.out" 2>&1 || fail "clients saw errors: $(tail -n 3 "$V/bench.out")"
-	curl -fsS --cacert "$SV_CACERT" "$SV_URL/metrics" >"$V/metrics"
+	sv_metrics >"$V/metrics"
 	sv_server_stop
 	t1=$(now)
 	f1=$(tpmproxy_flash_writes "$TPMPROXY_CTL")

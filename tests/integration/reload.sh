@@ -110,7 +110,7 @@ conf "$T/srv/state" 0
 users=()
 [ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
 "$B/sealvaultd" --config "$T/sealvault.conf" --listen 127.0.0.1:0 --port-file "$T/srv/port" \
-	--libexec-dir "$B" "${users[@]}" >>"$T/srv/sealvaultd.log" 2>&1 &
+	--libexec-dir "$B" --metrics-listen none "${users[@]}" >>"$T/srv/sealvaultd.log" 2>&1 &
 SV_PID=$!
 for _ in $(seq 1 500); do
 	kill -0 "$SV_PID" 2>/dev/null || fail "sealvaultd exited"

@@ -118,7 +118,7 @@ fresh_tpm
 rc=0
 SV_TEST_SANDBOX="broker:openat:$D/state" timeout 30 "$B/sealvaultd" --state-dir "$D/state" \
 	--tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" \
-	--libexec-dir "$B" ${user:+--user "$SV_ENCLAVE_USER"} \
+	--libexec-dir "$B" --metrics-listen none ${user:+--user "$SV_ENCLAVE_USER"} \
 	${buser:+--broker-user "$SV_BROKER_USER"} >"$D/daemon.log" 2>&1 || rc=$?
 [ $rc -eq 1 ] || fail "sealvaultd exited $rc, expected 1: $(cat "$D/daemon.log")"
 grep -q 'sealvault-broker (pid [0-9]*) was killed by signal 31' "$D/daemon.log" ||

@@ -158,7 +158,7 @@ if [ "$hangs" -ge 2 ]; then
 	grep -q "restarting it in 2 s (restart 2)" "$T/srv/sealvaultd.log" ||
 		fail "the back-off did not grow"
 fi
-curl -fsS --cacert "$SV_CACERT" "$URL0/metrics" >"$T/metrics"
+sv_metrics >"$T/metrics"
 grep -q "^sealvault_tpm_timeouts_total $hangs$" "$T/metrics" ||
 	fail "metrics: $(grep '^sealvault_tpm_timeouts_total' "$T/metrics")"
 grep -q "^sealvault_enclave_restarts_total $hangs$" "$T/metrics" ||

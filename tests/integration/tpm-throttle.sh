@@ -58,7 +58,7 @@ healthz() { # prints the HTTP status of GET /healthz (000: no answer)
 		"$SV_URL/healthz" || true
 }
 metric() { # metric NAME: its value in a fresh /metrics
-	curl -fsS --max-time 10 --cacert "$SV_CACERT" "$SV_URL/metrics" |
+	sv_metrics --max-time 10 |
 		awk -v n="$1" '$1 == n { print $2 }'
 }
 now() { date +%s; }

@@ -231,6 +231,8 @@ grep -qx 'NoNewPrivileges=yes' "$UNITDIR/sealvault.service" || fail "sealvault.s
 grep -qx 'UMask=0077' "$UNITDIR/sealvault.service" || fail "sealvault.service must set UMask=0077"
 echo "sealvaultd runs with no_new_privs, umask 0077 and the bounding set $BOUNDING"
 start_daemon() {
+	# the unit's RuntimeDirectory=sealvault, for the packaged metrics-listen (a unix socket)
+	install -d -m 0750 /run/sealvault
 	(umask 0077 && exec systemd-socket-activate -l "127.0.0.1:$HTTPS_PORT" \
 		setpriv --no-new-privs --bounding-set="$BOUNDING" --inh-caps=-all \
 		"${EXEC_START[@]}" --tpm "$TCTI" --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem") \

@@ -32,10 +32,12 @@ static const struct {
     {SV_MSG_ACTIVATE, 7, "/v1/attestation/activate", "attestation_activate",
      MSG_F_REQUEST | MSG_F_READONLY},
     {SV_MSG_INFO, 8, "/v1/info", "info", MSG_F_REQUEST | MSG_F_READONLY},
-    {SV_MSG_STATS, 32, "/metrics", "metrics", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
+    {SV_MSG_STATS, 32, "/metrics", "metrics",
+     MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING | MSG_F_PRIVATE},
     {SV_MSG_HEALTH, 33, "/healthz", "healthz", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
     {SV_MSG_GONE_SEEN, 34, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOADED, 35, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_SERVING, 36, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_REPLY, 64, NULL, NULL, 0},
     {SV_MSG_ENCLAVE_GONE, 65, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_READY, 66, NULL, NULL, MSG_F_CONTROL},
@@ -81,7 +83,8 @@ static void test_rows_consistent(void **state)
 			/* a frame without a route */
 			assert_null(path);
 			assert_null(ep);
-			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING),
+			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING |
+			                       MSG_F_PRIVATE),
 			                 0);
 			continue;
 		}
@@ -90,6 +93,9 @@ static void test_rows_consistent(void **state)
 		assert_int_equal(fl & MSG_F_CONTROL, 0);
 		assert_false((fl & MSG_F_VAULT) && (fl & (MSG_F_READONLY | MSG_F_HOUSEKEEPING)));
 		assert_false((fl & MSG_F_HOUSEKEEPING) && !(fl & MSG_F_READONLY));
+		/* a private route (the metrics listener only) is a read-only probe, never a
+		 * client request */
+		assert_false((fl & MSG_F_PRIVATE) && !(fl & MSG_F_HOUSEKEEPING));
 		assert_non_null(path);
 		assert_non_null(ep);
 		assert_int_equal(path[0], '/');

@@ -36,6 +36,7 @@ enum probe {
 	P_SODIUM,
 	P_FSTAT,
 	P_ACCEPT_OTHER,
+	P_ACCEPT_METRICS,
 	P_CONNECT,
 	P_HOOK,
 	P_PAUSE,
@@ -82,8 +83,10 @@ static int run(int broker, enum probe p)
 		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
 			_exit(5);
 		if (broker) {
-			/* other[0] stands for a log descriptor: pread64 is allowed on it only */
+			/* other[0] stands for a log descriptor: pread64 is allowed on it only;
+			 * pipefd[1] for the metrics listener */
 			struct policy_seccomp_broker cfg = {.listen_fd = pipefd[0],
+			                                    .metrics_fd = pipefd[1],
 			                                    .log_fds = {other[0], -1}};
 			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
 		} else {
@@ -123,6 +126,8 @@ static int run(int broker, enum probe p)
 			_exit(fstat(0, &st) == -1 && errno == EACCES ? 0 : 3);
 		}
 		case P_ACCEPT_OTHER: accept4(other[0], NULL, NULL, 0); _exit(0);
+		case P_ACCEPT_METRICS: /* allowed: fails with ENOTSOCK instead of SIGSYS */
+			_exit(accept4(pipefd[1], NULL, NULL, 0) < 0 && errno == ENOTSOCK ? 0 : 3);
 		case P_CONNECT: connect(0, NULL, 0); _exit(0);
 		case P_HOOK:
 			_exit(policy_seccomp_test_hook(broker ? "broker" : "enclave") == 0 ? 0 : 3);
@@ -235,6 +240,7 @@ static void test_broker(void **state)
 	assert_sigsys(run(1, P_CONNECT));
 	assert_sigsys(run(1, P_MMAP_EXEC));
 	assert_sigsys(run(1, P_ACCEPT_OTHER));
+	assert_ok(run(1, P_ACCEPT_METRICS));
 	assert_ok(run(1, P_PREAD_LOG));
 	assert_sigsys(run(1, P_PREAD_OTHER));
 }
@@ -281,7 +287,8 @@ static void test_open_fds(void **state)
 		assert_int_not_equal(cfg.fds[i], fd);
 	struct policy_seccomp_enclave none = {.n_fds = 0};
 	assert_int_equal(policy_seccomp_enclave_install(&none, why, sizeof(why)), SV_ERR_RANGE);
-	struct policy_seccomp_broker nolisten = {.listen_fd = -1, .log_fds = {-1, -1}};
+	struct policy_seccomp_broker nolisten = {
+	    .listen_fd = -1, .metrics_fd = -1, .log_fds = {-1, -1}};
 	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)),
 	                 SV_ERR_INVALID);
 }
