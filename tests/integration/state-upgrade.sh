@@ -123,6 +123,21 @@ grep -qx 'agree: yes' "$T/status" || fail "status disagrees"
 new_index=$(sed -n 's/^nv-index: //p' "$T/status")
 [ "$new_index" != 0x01005356 ] || fail "still on the old counter"
 
+# The attack on that repair: once the upgraded vault has committed, an operator puts the 0.2
+# journal and an intent back to have the upgrade drop the real journal. Refused (the TPM counter is
+# past the snapshot), and with the real journal back nothing was lost.
+cp "$S/journal" "$T/journal.real"
+cp "$T/journal02" "$S/journal"
+printf 'old=0x01005356 new=%s\n' "$new_index" >"$S/upgrade.intent"
+rc=0
+upgrade >"$T/out" 2>"$T/err" || rc=$?
+[ "$rc" -ne 0 ] && grep -Eq 'is past the snapshot|older than the TPM' "$T/err" ||
+	fail "a 0.2 journal put back after commits was dropped (exit $rc): $(cat "$T/out" "$T/err")"
+cp "$T/journal.real" "$S/journal"
+rm -f "$S/upgrade.intent"
+NEW check --ops 90 --acked 89 | grep -q '^position 90 ' || fail "state lost after the refused repair"
+echo "state-upgrade: a 0.2 journal put back after commits on the new counter: refused, nothing lost"
+
 # the 0.2 copies are dead: 0.2 cannot start them (the old counter is gone), nor can they be
 # upgraded a second time into a vault of their own
 rm -rf "$S.up"
