@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -326,17 +325,6 @@ int main(int argc, char **argv)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)
 		exit(1);
-	/* after a restart the broker answers 503 until it hears this (common/msg.h) */
-	for (;;) {
-		r = frame_send(SANDBOX_IPC_FD, SV_MSG_READY, 0, NULL, 0);
-		if (r == 0)
-			break;
-		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLOUT};
-		if (r != SV_ERR_BUSY || (poll(&p, 1, -1) < 0 && errno != EINTR))
-			die("cannot tell the broker that the vault serves (%s); exiting",
-			    sv_strerror(r));
-	}
-	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
 	serve_run(sv);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
 	serve_free(sv);

@@ -255,18 +255,24 @@ static void batch_free(struct batch *b)
 }
 
 /* Sends one reply, waiting for room if the socket is full. */
-static void send_reply(uint32_t id, const struct sv_buf *reply)
+/* Sends one frame to the broker, waiting for room if the socket is full. */
+static void send_frame(uint16_t type, uint32_t id, const uint8_t *payload, size_t len)
 {
 	for (;;) {
-		int r = frame_send(SANDBOX_IPC_FD, SV_MSG_REPLY, id, reply->data, reply->len);
+		int r = frame_send(SANDBOX_IPC_FD, type, id, payload, len);
 		if (r == 0)
 			return;
 		if (r != SV_ERR_BUSY)
-			die("cannot send a reply to the broker (%s); exiting", sv_strerror(r));
+			die("cannot send a frame to the broker (%s); exiting", sv_strerror(r));
 		struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLOUT};
 		if (poll(&p, 1, -1) < 0 && errno != EINTR)
 			die("poll on the broker link failed: %s", strerror(errno));
 	}
+}
+
+static void send_reply(uint32_t id, const struct sv_buf *reply)
+{
+	send_frame(SV_MSG_REPLY, id, reply->data, reply->len);
 }
 
 /* Answers one decoded frame into the next reply slot. */
@@ -438,6 +444,20 @@ static void allow_flush(struct store *s, struct budget *bud)
 	store_set_flush_allowed(s, budget_wait_us(bud, cost, mono_us()) == 0);
 }
 
+/* poll(p, n, ms), then drop the logins older than the timeout (at most once per
+ * EXPIRE_EVERY_MS); poll's result, or the end of the process if poll failed. */
+static int wait_and_expire(struct serve *sv, struct pollfd *p, nfds_t n, int ms)
+{
+	int pr = poll(p, n, ms);
+	if (pr < 0 && errno != EINTR)
+		die("poll on the broker link failed: %s", strerror(errno));
+	uint64_t now_ms = mono_us() / 1000;
+	if (now_ms - sv->last_expire >= EXPIRE_EVERY_MS) {
+		vault_expire(sv->v, now_ms);
+		sv->last_expire = now_ms;
+	}
+	return pr;
+}
 /* Makes what is staged durable and sends the replies that need no anchor (store_write); then,
  * if the frame was a commit, charges the budget and starts its anchor on the TPM thread: the
  * batch becomes the flight, whose other replies anchor_done sends. A flush frame (resets only)
@@ -597,14 +617,7 @@ static void wait_anchor(struct serve *sv)
 	                      {.fd = SANDBOX_IPC_FD, .events = POLLIN}};
 	int reading = !sv->ended && sv->held_len == 0 && sv->cur->n < sv->cur->cap &&
 	              !store_snapshot_due(sv->s);
-	int pr = poll(p, reading ? 2 : 1, EXPIRE_EVERY_MS);
-	if (pr < 0 && errno != EINTR)
-		die("poll on the broker link failed: %s", strerror(errno));
-	uint64_t now_ms = mono_us() / 1000;
-	if (now_ms - sv->last_expire >= EXPIRE_EVERY_MS) {
-		vault_expire(sv->v, now_ms);
-		sv->last_expire = now_ms;
-	}
+	int pr = wait_and_expire(sv, p, reading ? 2 : 1, EXPIRE_EVERY_MS);
 	if (pr <= 0)
 		return;
 	if (p[0].revents != 0 && worker_done(sv->w)) {
@@ -655,14 +668,8 @@ static int serve_owed(struct serve *sv)
 	if (ms > EXPIRE_EVERY_MS)
 		ms = EXPIRE_EVERY_MS;
 	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
-	int pr = poll(&p, 1, ms);
-	if (pr < 0 && errno != EINTR)
-		die("poll on the broker link failed: %s", strerror(errno));
+	int pr = wait_and_expire(sv, &p, 1, ms);
 	uint64_t now_ms = mono_us() / 1000;
-	if (now_ms - sv->last_expire >= EXPIRE_EVERY_MS) {
-		vault_expire(sv->v, now_ms);
-		sv->last_expire = now_ms;
-	}
 	for (size_t k = 0; pr > 0 && k < sv->cur->cap; k++) {
 		struct sv_frame f;
 		int r = next_frame(sv->rbuf, &f);
@@ -690,14 +697,7 @@ static int gather(struct serve *sv)
 {
 	struct batch *b = sv->cur;
 	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
-	int pr = poll(&p, 1, EXPIRE_EVERY_MS);
-	if (pr < 0 && errno != EINTR)
-		die("poll on the broker link failed: %s", strerror(errno));
-	uint64_t now_ms = mono_us() / 1000;
-	if (now_ms - sv->last_expire >= EXPIRE_EVERY_MS) {
-		vault_expire(sv->v, now_ms);
-		sv->last_expire = now_ms;
-	}
+	int pr = wait_and_expire(sv, &p, 1, EXPIRE_EVERY_MS);
 	if (pr <= 0)
 		return 0;
 	allow_flush(sv->s, sv->bud);
@@ -761,6 +761,9 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 
 void serve_run(struct serve *sv)
 {
+	/* after a restart the broker answers 503 until it hears this (common/msg.h) */
+	send_frame(SV_MSG_READY, 0, NULL, 0);
+	fprintf(stderr, "sealvault-enclave: vault open, sandboxed, serving\n");
 	sv->last_expire = mono_us() / 1000;
 	for (;;) {
 		if (tpmstate.owed) {
