@@ -9,6 +9,9 @@
 #      sealvault+tss and the broker to sealvault-broker), the installed `sealvault` CLI:
 #      register -> wrong guess (exit 2, attempts left) -> recover (byte-identical) -> lock-out (3);
 #   5. upgrade (the package repacked with a higher version): the vault is untouched and serves;
+#      then the installed units under a real systemd as PID 1 (tests/packaging/systemd.sh: a
+#      private PID and mount namespace): Type=notify start, /metrics on the runtime socket,
+#      ExecReload= with a renewed certificate, Restart= after a killed child, a clean stop;
 #   6. apt-get remove, then apt-get purge: /var/lib/sealvault survives both, byte for byte, and
 #      purge says how to destroy a vault deliberately, naming its NV index (read from vault.hdr).
 # Everything it starts or installs is stopped and removed on exit, also on failure. It refuses
@@ -44,9 +47,12 @@ chmod 0755 "$WORK"
 DAEMON_PID=
 # shellcheck source=tests/lib/swtpm.sh
 . tests/lib/swtpm.sh
+# shellcheck source=tests/packaging/systemd.sh
+. tests/packaging/systemd.sh
 cleanup() {
 	local rc=$?
 	set +e
+	sd_halt
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	swtpm_cleanup
 	installed=""
@@ -183,7 +189,8 @@ echo "without a vault: $(cat "$WORK/cond.txt")"
 
 # --- 4. the installed binaries on a private swtpm, without systemd ------------------------------
 step "a private swtpm"
-swtpm_start "$WORK/tpm" || fail "cannot start swtpm"
+# (9>&-: the swtpm daemon must not keep the run lock when it outlives a failed run)
+swtpm_start "$WORK/tpm" 9>&- || fail "cannot start swtpm"
 TCTI=$SWTPM_TCTI
 
 install -d -o sealvault -m 0700 "$WORK/offline"
@@ -336,6 +343,7 @@ start_daemon
 cli recover --user bob --password-file "$WORK/pw" --out "$WORK/out" || fail "bob cannot recover after the upgrade"
 cmp "$WORK/secret" "$WORK/out" || fail "bob's secret differs after the upgrade"
 stop_daemon
+under_systemd "$HTTPS_PORT" "$TCTI"
 snapshot >"$WORK/state.before"
 
 # --- 6. remove and purge: the vault survives --------------------------------------------------
