@@ -18,7 +18,7 @@
 #                          SV_METRICS_SOCK; /metrics is a 404 on the public port).
 #   sv_server_stop         Stop it and wait until it is gone: SIGTERM (a graceful drain, which
 #                          waits for pending logins: sealvaultd(8), "Stopping"), a second SIGTERM
-#                          after 3 s (stop now: a test's abandoned logins never hold it up),
+#                          after 1 s (stop now: a test's abandoned logins never hold it up),
 #                          SIGKILL after 10 s.
 #   sv_server_restart      Stop, then start (same state, same TPM, a new port).
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
@@ -104,7 +104,7 @@ sv_server_stop() {
 	kill -TERM "$SV_PID" 2>/dev/null || true
 	for i in $(seq 1 250); do
 		kill -0 "$SV_PID" 2>/dev/null || break
-		[ "$i" -ne 75 ] || kill -TERM "$SV_PID" 2>/dev/null || true
+		[ "$i" -ne 25 ] || kill -TERM "$SV_PID" 2>/dev/null || true
 		sleep 0.04
 	done
 	kill -9 "$SV_PID" 2>/dev/null || true
