@@ -17,7 +17,8 @@
  *       A frame with no route: the reply, the restart control frames and the reload frames
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
  *       request id = sealvaultd's reload count). The enclave refuses to be sent one (only ROUTE
- *       rows are in its dispatch table).
+ *       rows are in its dispatch table), except SV_MSG_DRAIN_ENCLAVE, which its serve loop
+ *       takes before the table (enclave/drain.h).
  *
  * The numbers, paths and endpoint names are the wire and monitoring contract: never change or
  * reuse one (tests/unit/test_msg.c pins them). Numbers: 1..31 client requests, 32..63 the
@@ -36,6 +37,7 @@
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
 #define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
+#define MSG_F_DRAIN        0x100u /* a drain frame on the enclave's link: common/drain.h, id 0 */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
@@ -67,11 +69,19 @@
 	FRAME(RELOADED,        35, MSG_F_RELOAD)                                                   \
 	/* broker -> sealvaultd on the control pair, empty: the enclave said READY (sd_notify) */  \
 	FRAME(SERVING,         36, MSG_F_RELOAD)                                                   \
+	/* broker -> enclave on its link: sealvaultd's SV_MSG_DRAIN passed on (common/drain.h) */  \
+	FRAME(DRAIN_ENCLAVE,   37, MSG_F_DRAIN)                                                    \
+	/* broker -> sealvaultd on the control pair: the enclave's SV_MSG_DRAIN_STATUS passed on */\
+	FRAME(DRAIN_REPORT,    38, MSG_F_RELOAD)                                                   \
 	FRAME(REPLY,           64, 0)             /* enclave -> broker: u8 enum sv_status, body */ \
 	FRAME(ENCLAVE_GONE,    65, MSG_F_CONTROL) /* sealvaultd -> broker, on the enclave's end */ \
 	FRAME(READY,           66, MSG_F_CONTROL) /* enclave -> broker, once at every start */    \
 	/* sealvaultd -> broker on the control pair (broker fd 5), payload common/reload.h */      \
-	FRAME(RELOAD,          67, MSG_F_RELOAD)
+	FRAME(RELOAD,          67, MSG_F_RELOAD)                                                   \
+	/* sealvaultd -> broker on the control pair, on SIGTERM: payload common/drain.h */         \
+	FRAME(DRAIN,           68, MSG_F_RELOAD)                                                   \
+	/* enclave -> broker on its link: the drain has begun / is over (common/drain.h) */        \
+	FRAME(DRAIN_STATUS,    69, MSG_F_DRAIN)
 /* clang-format on */
 
 #endif

@@ -39,6 +39,7 @@
 #include "common/net.h"
 #include "common/config.h"
 #include "common/reload.h"
+#include "daemon/drain.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
 
@@ -100,6 +101,7 @@ static struct setting settings[] = {
     {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
+    {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -117,6 +119,7 @@ static const char *flagged[N_SETTINGS];
 static char *file_values[N_SETTINGS];
 static int ctl_fd = -1;     /* sealvaultd's end of the control pair with the broker */
 static char *notify_socket; /* $NOTIFY_SOCKET, kept from the children (NULL: not under systemd) */
+static struct drain_hooks drain_hooks; /* the graceful stop (daemon/drain.h) */
 
 static struct setting *find(const char *name)
 {
@@ -518,6 +521,10 @@ static void control_readable(void)
 			return;
 		if (r == SV_ERR_IO)
 			return; /* the broker's end closed: SIGCHLD follows */
+		if (r == 0 && f.type == SV_MSG_DRAIN_REPORT) {
+			drain_heard(f.payload, f.len);
+			continue;
+		}
 		if (r != 0 || (f.type != SV_MSG_SERVING && f.type != SV_MSG_RELOADED)) {
 			fprintf(stderr,
 			        "sealvaultd: unexpected frame on the broker's control link (%s)\n",
@@ -688,6 +695,12 @@ out:
 		free(nv[i]);
 }
 
+/* SIGTERM or SIGINT: let the pending logins finish first (daemon/drain.h). */
+static int drain_then_stop(struct child kids[2], const sigset_t *set)
+{
+	return drain_run(&drain_hooks, kids, set);
+}
+
 int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
@@ -698,8 +711,14 @@ int main(int argc, char **argv)
 	int sv[2], ctl[2], lfd;
 	sigset_t set, old;
 
+	char dwhy[256];
 	if (parse(argc, argv) != 0 || check_policy() != 0)
 		return 2;
+	if (drain_timeout_of(get("drain-timeout-s"), get("login-timeout-s"), &drain_hooks.timeout_s,
+	                     dwhy, sizeof(dwhy)) != 0) {
+		fprintf(stderr, "sealvaultd: %s\n", dwhy);
+		return 2;
+	}
 	if (find_helpers() != 0)
 		return 1;
 	if (geteuid() == 0) {
@@ -868,5 +887,9 @@ int main(int argc, char **argv)
 	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
-	return supervise(kids, &set, &old, count_restart, reload, control_readable);
+	drain_hooks.ctl_fd = ctl_fd;
+	drain_hooks.on_control = control_readable;
+	drain_hooks.notify = notify;
+	return supervise(kids, &set, &old, count_restart, reload, control_readable,
+	                 drain_then_stop);
 }

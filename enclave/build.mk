@@ -44,7 +44,7 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
-ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c
+ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
@@ -59,7 +59,7 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
 		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
-UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
+UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
@@ -76,3 +76,7 @@ FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approva
 	enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c
+
+# --- graceful drain (issue 14, item 2): what the enclave refuses while stopping and when it says
+# the pending logins are done; tests/unit/test_drain.c also covers the payloads (common/drain.h) ---
+UT_OBJS_drain := $(B)/enclave/drain.o $(B)/libsvcommon.a

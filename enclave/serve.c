@@ -59,6 +59,7 @@
 #include "common/msg.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
+#include "enclave/drain.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
@@ -222,6 +223,7 @@ struct serve {
 	uint64_t last_expire;
 	int ended; /* the broker closed the link */
 	struct worker *w;
+	struct drain drain; /* a graceful stop (enclave/drain.h) */
 };
 
 static int batch_init(struct batch *b, size_t cap)
@@ -288,10 +290,14 @@ static void handle(struct serve *sv, struct batch *b, const struct sv_frame *f)
 }
 
 /* The next permitted frame from the broker into rbuf: 1; none ready: 0; the link ended: -1.
- * Anything else ends the process (a protocol violation or a broken link). */
-static int next_frame(uint8_t *rbuf, struct sv_frame *f)
+ * Anything else ends the process (a protocol violation or a broken link). A drain request is
+ * taken here (enclave/drain.h): it is no request of the dispatch table. */
+static int next_frame(struct serve *sv, uint8_t *rbuf, struct sv_frame *f)
 {
 	int r = frame_recv(SANDBOX_IPC_FD, rbuf, f);
+	if (r == 0 && f->type == SV_MSG_DRAIN_ENCLAVE && f->req_id == 0 &&
+	    drain_begin(&sv->drain, f->payload, f->len, mono_us() / 1000) == 0)
+		return 0;
 	if (r == SV_ERR_BUSY)
 		return 0;
 	if (r == SV_ERR_IO) {
@@ -314,7 +320,7 @@ static int drain(struct serve *sv, struct batch *b, int defer)
 {
 	while (b->n + b->ndeferred < b->cap) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r != 1)
 			return r < 0;
 		size_t len = SV_FRAME_HDR_LEN + f.len;
@@ -587,7 +593,7 @@ static void drain_during_anchor(struct serve *sv)
 	allow_flush(sv->s, sv->bud);
 	while (sv->held_len == 0 && b->n < b->cap && !worker_idle(sv->w)) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r < 0)
 			sv->ended = 1;
 		if (r != 1)
@@ -672,7 +678,7 @@ static int serve_owed(struct serve *sv)
 	uint64_t now_ms = mono_us() / 1000;
 	for (size_t k = 0; pr > 0 && k < sv->cur->cap; k++) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r < 0)
 			return 1;
 		if (r == 0)
@@ -749,6 +755,7 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 	sv->bud = bud;
 	sv->cur = &sv->batch[0];
 	sv->w = &worker;
+	dispatch_set_drain(d, &sv->drain);
 	tpmstate.tpm = tpm;
 	int r = worker_start(sv->w, why, why_len);
 	if (r != SV_OK) {
@@ -759,6 +766,16 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 	return SV_OK;
 }
 
+/* Tells the broker what the drain has reached, if anything is due (enclave/drain.h); called
+ * only where no reply waits for a commit or an anchor. */
+static void report_drain(struct serve *sv)
+{
+	uint8_t p[DRAIN_REPORT_LEN];
+	size_t last, pending = vault_pending(sv->v, &last);
+	while (drain_due(&sv->drain, mono_us() / 1000, pending, last, p))
+		send_frame(SV_MSG_DRAIN_STATUS, 0, p, sizeof(p));
+}
+
 void serve_run(struct serve *sv)
 {
 	/* after a restart the broker answers 503 until it hears this (common/msg.h) */
@@ -767,6 +784,7 @@ void serve_run(struct serve *sv)
 	sv->last_expire = mono_us() / 1000;
 	for (;;) {
 		if (tpmstate.owed) {
+			report_drain(sv);
 			if (serve_owed(sv))
 				break;
 			continue;
@@ -780,6 +798,7 @@ void serve_run(struct serve *sv)
 		if (sv->cur->n == 0 && store_pending(sv->s) == 0) {
 			if (sv->ended)
 				break;
+			report_drain(sv);
 			if (!gather(sv))
 				continue;
 		}

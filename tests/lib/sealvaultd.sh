@@ -16,7 +16,10 @@
 #                          the unix socket DIR/metrics.sock (SV_METRICS_SOCK).
 #   sv_metrics [CURL_ARG]...  Print GET /metrics from the metrics listener (plain HTTP on
 #                          SV_METRICS_SOCK; /metrics is a 404 on the public port).
-#   sv_server_stop         Stop it (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
+#   sv_server_stop         Stop it and wait until it is gone: SIGTERM (a graceful drain, which
+#                          waits for pending logins: sealvaultd(8), "Stopping"), a second SIGTERM
+#                          after 1 s (stop now: a test's abandoned logins never hold it up),
+#                          SIGKILL after 10 s.
 #   sv_server_restart      Stop, then start (same state, same TPM, a new port).
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
 #   sv_server_cleanup      Stop sealvaultd and every swtpm; for `trap ... EXIT`.
@@ -101,6 +104,7 @@ sv_server_stop() {
 	kill -TERM "$SV_PID" 2>/dev/null || true
 	for i in $(seq 1 250); do
 		kill -0 "$SV_PID" 2>/dev/null || break
+		[ "$i" -ne 25 ] || kill -TERM "$SV_PID" 2>/dev/null || true
 		sleep 0.04
 	done
 	kill -9 "$SV_PID" 2>/dev/null || true

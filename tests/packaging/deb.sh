@@ -176,6 +176,13 @@ grep -Eq '^SystemCallFilter=.*\bseccomp\b' "$UNITDIR/sealvault.service" ||
 grep -qx 'DeviceAllow=/dev/tpmrm0 rw' "$UNITDIR/sealvault.service" || fail "sealvault.service must allow /dev/tpmrm0 and nothing else"
 grep -qx 'ReadWritePaths=/var/lib/sealvault' "$UNITDIR/sealvault.service" ||
 	fail "sealvault.service must be able to write only its state directory"
+# The drain (sealvaultd(8), STOPPING): SIGTERM to sealvaultd alone, and time for the default
+# drain-timeout-s (login-timeout-s, 60 s) + 15 s before systemd kills everything.
+grep -qx 'KillMode=mixed' "$UNITDIR/sealvault.service" ||
+	fail "sealvault.service must stop with KillMode=mixed, or the enclave dies under the drain"
+tss=$(sed -n 's/^TimeoutStopSec=//p' "$UNITDIR/sealvault.service")
+[ "${tss:-0}" -ge 75 ] 2>/dev/null ||
+	fail "sealvault.service: TimeoutStopSec=${tss:-unset} is below the default drain (60 s) + 15 s"
 
 # The start condition: without a vault the service does not start, and says why.
 cond=$(sed -n 's/^ExecCondition=+//p' "$UNITDIR/sealvault.service")

@@ -38,10 +38,14 @@ static const struct {
     {SV_MSG_GONE_SEEN, 34, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOADED, 35, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_SERVING, 36, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_DRAIN_ENCLAVE, 37, NULL, NULL, MSG_F_DRAIN},
+    {SV_MSG_DRAIN_REPORT, 38, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_REPLY, 64, NULL, NULL, 0},
     {SV_MSG_ENCLAVE_GONE, 65, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_READY, 66, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOAD, 67, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_DRAIN, 68, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_DRAIN_STATUS, 69, NULL, NULL, MSG_F_DRAIN},
 };
 
 static void assert_str_or_null(const char *got, const char *want)
@@ -86,6 +90,8 @@ static void test_rows_consistent(void **state)
 			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING |
 			                       MSG_F_PRIVATE),
 			                 0);
+			/* a drain frame rides on the enclave's link, nowhere else */
+			assert_false((fl & MSG_F_DRAIN) && (fl & (MSG_F_CONTROL | MSG_F_RELOAD)));
 			continue;
 		}
 		/* a request: towards the enclave's end, with one route and one label of its own */
