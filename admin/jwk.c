@@ -276,8 +276,10 @@ int admin_jwk_write_private(const struct admin_jwk *k, const char *path, char *w
 	int r = SV_ERR_IO;
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(why, why_len, "cannot create %s: %s%s", path, strerror(errno),
-		         errno == EEXIST ? " (a key file is never overwritten)" : "");
+		int e = errno;
+		snprintf(why, why_len, "cannot create %s: %s%s", path, strerror(e),
+		         e == EEXIST ? " (a key file is never overwritten)" : "");
+		r = e == EEXIST ? SV_ERR_EXISTS : SV_ERR_IO;
 		goto out;
 	}
 	if (write(fd, s, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
