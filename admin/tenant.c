@@ -163,11 +163,10 @@ static int add_or_rotate(const char *dir, const char *name, const char *file, in
                          size_t why_len)
 {
 	uint8_t *buf = malloc(TENANT_JWKS_MAX + 1);
-	struct tenant t, old;
+	struct tenant t;
 	size_t len;
 	char kwhy[300], path[PATH_LEN];
 	int r;
-	memset(&old, 0, sizeof(old));
 	if (buf == NULL)
 		return SV_ERR_NOMEM;
 	if ((r = read_jwks(file, buf, &len, why, why_len)) != SV_OK)
@@ -301,14 +300,14 @@ int admin_tenant_main(int argc, char **argv)
 		}
 	}
 	int nargs = argc - optind, is_keygen = strcmp(verb, "keygen") == 0;
-	const char *name = nargs >= 1 ? argv[optind] : NULL;
+	const char *name = nargs >= 1 ? argv[optind] : ""; /* "" only for list, which takes none */
 	if (strlen(dir) > DIR_MAX) {
 		fprintf(stderr, "%s: --dir is longer than %d bytes\n", ADMIN_PROG, DIR_MAX);
 		return ADMIN_EX_USAGE;
 	}
 	if (other || (!is_keygen && (out != NULL || kid != NULL)) || (is_keygen && out == NULL))
 		return admin_bad_args("tenant", usage);
-	if (name != NULL && !tenant_name_valid(name)) {
+	if (nargs >= 1 && !tenant_name_valid(name)) {
 		fprintf(
 		    stderr,
 		    "%s: invalid tenant name '%s': 1..%d of a-z 0-9 . _ -, starting with a letter "

@@ -6,6 +6,7 @@
 #include <json-c/json.h>
 #include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <sodium.h>
 
@@ -144,6 +145,8 @@ out:
 	ECDSA_SIG_free(es);
 	BN_free(r);
 	BN_free(s);
+	if (!ok) /* a refused signature leaves nothing for the next OpenSSL caller to find */
+		ERR_clear_error();
 	return ok;
 }
 

@@ -5,7 +5,8 @@ python3-cryptography) with fixed keys, a fixed realm id and a fixed time. The un
 the same time to the verifier, so the vectors never expire; ES256 signatures are randomised,
 so a new run changes those bytes but not what the test asserts.
 
-    /usr/bin/python3 tests/tokens/gen-pyjwt-vectors.py > tests/tokens/pyjwt_vectors.h
+    /usr/bin/python3 tests/tokens/gen-pyjwt-vectors.py |
+        clang-format --assume-filename=tests/tokens/pyjwt_vectors.h > tests/tokens/pyjwt_vectors.h
 """
 import base64
 import json
