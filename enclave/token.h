@@ -57,7 +57,9 @@ struct token_claims {
 };
 
 /* Verifies the compact JWS tok[0..len) against set and pol at time now (seconds since the
- * epoch). SV_OK and *out filled; or SV_ERR_AUTH, *why a static reason, and *out zeroed. */
+ * epoch). SV_OK and *out filled; or SV_ERR_AUTH, *why a static reason, and *out zeroed. The
+ * caller still compares out->sub with the request's identifier (or the pending login's) and
+ * out->scope with the operation (TOKEN_WHY_SCOPE). */
 int token_verify(const struct tenant_set *set, const struct token_policy *pol, int64_t now,
                  const char *tok, size_t len, struct token_claims *out, const char **why)
     __attribute__((warn_unused_result));
