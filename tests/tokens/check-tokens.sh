@@ -164,4 +164,22 @@ for alg in EdDSA ES256; do
 	verify tok "aud" --aud ffeeddccbbaa99887766554433221100
 	grep -q "\"alg\": \"$alg\"" acme.jwks || fail "keygen.py $alg wrote: $(cat acme.jwks)"
 done
+
+# --- the Node example (jose), only where a jose install is given: CI does not fetch npm packages.
+# SV_JOSE_MODULES=DIR/node_modules (after `npm install jose` in DIR) runs it as printed.
+if [ -n "${SV_JOSE_MODULES:-}" ] && [ -f "$SV_JOSE_MODULES/jose/package.json" ]; then
+	rm -rf "$T/js" && mkdir "$T/js" && cd "$T/js"
+	ln -s "$SV_JOSE_MODULES" node_modules
+	extract keygen.mjs >keygen.mjs
+	extract mint.mjs >mint.mjs
+	node keygen.mjs 2>"$T/err" || fail "docs keygen.mjs"
+	rm -rf "$D" && admin_rc 0 tenant add acme acme.jwks --dir "$D"
+	SEALVAULT_VAULT_ID=$REALM node mint.mjs bob recover >tok 2>"$T/err" || fail "docs mint.mjs"
+	out=$("$VERIFY" --tenants "$D" --aud "$REALM" <tok)
+	[ "$out" = "ok tenant=acme sub=bob scope=2" ] || fail "docs jose example: $out"
+	ok
+	echo "check-tokens: the jose example ran (jose $(node -p "require('$SV_JOSE_MODULES/jose/package.json').version"))"
+else
+	echo "check-tokens: the jose example skipped (set SV_JOSE_MODULES to a node_modules with jose)"
+fi
 echo "check-tokens: $passed passed, 0 failed"
