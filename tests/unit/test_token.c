@@ -160,7 +160,7 @@ static void mint_raw(char *out, size_t out_max, const char *header, size_t hn, c
                      size_t cn)
 {
 	uint8_t sig[crypto_sign_BYTES];
-	char b[2048];
+	char b[8192];
 	b64u(out, out_max, header, hn);
 	strcat(out, ".");
 	b64u(b, sizeof(b), claims, cn);
@@ -344,6 +344,50 @@ static void test_encoding(void **state)
 	bad[10] = bad[20] = '.';
 	assert_int_equal(verify(bad, &c, &why), SV_ERR_AUTH);
 	assert_non_null(strstr(why, "too long"));
+}
+
+/* The length bound: a good token of exactly TOKEN_MAX_LEN bytes passes, one byte more does not;
+ * a JWK Set file of exactly TENANT_JWKS_MAX bytes parses, one byte more does not. */
+static void test_max_lengths(void **state)
+{
+	(void)state;
+	static char tok[TOKEN_MAX_LEN + 200], claims[TOKEN_MAX_LEN], header[64];
+	struct token_claims c;
+	const char *why;
+	int found = 0;
+	for (int ws = 0; ws < 4 && !found; ws++) {
+		snprintf(header, sizeof(header), "%*s" HDR, ws, "");
+		for (int pad = 2800; pad < 3100 && !found; pad++) {
+			snprintf(claims, sizeof(claims),
+			         "{\"iss\":\"acme\",\"sub\":\"alice\",\"aud\":\"" PYJWT_REALM
+			         "\",\"iat\":1767225600,\"exp\":1767225700,\"pad\":\"%0*d\"}",
+			         pad, 0);
+			mint(tok, sizeof(tok), header, claims);
+			found = strlen(tok) == TOKEN_MAX_LEN;
+		}
+	}
+	assert_true(found);
+	assert_int_equal(verify(tok, &c, &why), SV_OK);
+	strcat(tok, "A"); /* 4097 bytes */
+	assert_int_equal(verify(tok, &c, &why), SV_ERR_AUTH);
+	assert_non_null(strstr(why, "too long"));
+
+	size_t n = strlen(pyjwt_jwks_beta);
+	uint8_t *big = malloc(TENANT_JWKS_MAX + 2);
+	struct tenant t;
+	char kwhy[256];
+	assert_non_null(big);
+	memcpy(big, pyjwt_jwks_beta, n);
+	memset(big + n, ' ', TENANT_JWKS_MAX + 1 - n);
+	assert_int_equal(tenant_parse_jwks(&t, "beta", big, TENANT_JWKS_MAX, kwhy, sizeof(kwhy)),
+	                 SV_OK);
+	tenant_clear(&t);
+	assert_int_equal(
+	    tenant_parse_jwks(&t, "beta", big, TENANT_JWKS_MAX + 1, kwhy, sizeof(kwhy)),
+	    SV_ERR_INVALID);
+	assert_int_equal(tenant_parse_jwks(&t, "beta", big, 0, kwhy, sizeof(kwhy)), SV_ERR_INVALID);
+	assert_int_equal(tenant_parse_jwks(&t, "beta", big, 1, kwhy, sizeof(kwhy)), SV_ERR_INVALID);
+	free(big);
 }
 
 /* ES256 r || s: only 64 bytes, r and s in 1..n-1. */
@@ -668,12 +712,19 @@ static void test_under_seccomp(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pyjwt_vectors), cmocka_unit_test(test_claims_out),
-	    cmocka_unit_test(test_time_edges),    cmocka_unit_test(test_built_here),
-	    cmocka_unit_test(test_encoding),      cmocka_unit_test(test_es256_signature),
-	    cmocka_unit_test(test_scope_parse),   cmocka_unit_test(test_jwks),
-	    cmocka_unit_test(test_names),         cmocka_unit_test(test_set_and_digest),
-	    cmocka_unit_test(test_load_dir),      cmocka_unit_test(test_under_seccomp),
+	    cmocka_unit_test(test_pyjwt_vectors),
+	    cmocka_unit_test(test_claims_out),
+	    cmocka_unit_test(test_time_edges),
+	    cmocka_unit_test(test_built_here),
+	    cmocka_unit_test(test_encoding),
+	    cmocka_unit_test(test_max_lengths),
+	    cmocka_unit_test(test_es256_signature),
+	    cmocka_unit_test(test_scope_parse),
+	    cmocka_unit_test(test_jwks),
+	    cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_set_and_digest),
+	    cmocka_unit_test(test_load_dir),
+	    cmocka_unit_test(test_under_seccomp),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
