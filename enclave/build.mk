@@ -92,4 +92,3 @@ FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approva
 	enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c
-
