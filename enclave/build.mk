@@ -43,6 +43,22 @@ $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf
 FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
 
+# --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
+# Pure modules (no file access during verification), also linked by sealvault-admin (tenant,
+# token) and bench-crypto (token-verify/ke2).
+TOKEN_SRCS := enclave/tenant.c enclave/token.c
+TOKEN_OBJS := $(TOKEN_SRCS:%.c=$(B)/%.o)
+TOKEN_PKGS := libsodium json-c openssl
+$(foreach s,$(TOKEN_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(call pc_cflags,$(TOKEN_PKGS))))
+$(B)/libsvtoken.a: $(TOKEN_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+UT_ARCHIVES := $(B)/libsvtoken.a $(UT_ARCHIVES)
+# libFuzzer target over the parser and verifier with a fixed tenant set (tests/fuzz/fuzz_token.c).
+FUZZ_TARGETS += token
+FUZZ_SRCS_token := $(TOKEN_SRCS) common/err.c
+FUZZ_PKGS_token := json-c openssl
+
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
