@@ -1,5 +1,5 @@
 # daemon/: sealvaultd, the supervisor that starts the enclave and the broker (process engineer).
-DAEMON_SRCS := daemon/main.c daemon/supervise.c
+DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/adminsock.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd
@@ -36,3 +36,7 @@ check-badinput: $(PROC_TEST_DEPS) $(PROBE)
 check-daemon-config: $(PROC_TEST_DEPS) $(PROBE) $(B)/sealvault
 	$(Q)B=$(B) tests/integration/daemon-config.sh
 CHECK_STEPS += check-sandbox check-badinput check-daemon-config
+
+# libFuzzer target for the admin payloads sealvault-admin and sealvaultd decode (common/adminmsg.h).
+FUZZ_TARGETS += adminmsg
+FUZZ_SRCS_adminmsg := common/adminmsg.c common/buf.c common/err.c

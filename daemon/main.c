@@ -39,6 +39,7 @@
 #include "common/net.h"
 #include "common/config.h"
 #include "common/reload.h"
+#include "daemon/adminsock.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
 
@@ -79,6 +80,7 @@ static struct setting settings[] = {
     {"port-file", TO_SELF, NULL, 0, 0, NULL},
     {"metrics-listen", TO_SELF, "127.0.0.1:9464", 0, 0, NULL},
     {"metrics-port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"admin-socket", TO_SELF, "/run/sealvault/admin.sock", 0, 0, NULL},
     {"event-log", TO_SELF, "/sys/kernel/security/tpm0/binary_bios_measurements", 0, 0, NULL},
     {"ima-log", TO_SELF, "/sys/kernel/security/ima/ascii_runtime_measurements", 0, 0, NULL},
     {"max-body", TO_BROKER, NULL, 0, 1, NULL},
@@ -432,6 +434,7 @@ static void count_restart(unsigned long restarts)
 {
 	if (restarts > 0) {
 		char state[96];
+		adminsock_enclave_gone();
 		snprintf(state, sizeof(state),
 		         "STATUS=restarting the enclave (TPM unavailable; restart %lu)", restarts);
 		notify(state);
@@ -527,6 +530,13 @@ static void control_readable(void)
 		if (f.type == SV_MSG_SERVING)
 			serving(f.req_id);
 	}
+}
+
+/* SIGIO: the broker's control pair or the admin socket. */
+static void control_and_admin(void)
+{
+	control_readable();
+	adminsock_readable();
 }
 
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
@@ -868,5 +878,12 @@ int main(int argc, char **argv)
 	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
-	return supervise(kids, &set, &old, count_restart, reload, control_readable);
+	/* sealvault-admin status and delete while the vault runs (daemon/adminsock.h): the
+	 * enclave's end of the admin pair is its fd 5; fd 4 stays a hole */
+	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL,
+	                    &kids[0].fds[2]) != 0)
+		return 1;
+	int r = supervise(kids, &set, &old, count_restart, reload, control_and_admin);
+	adminsock_stop();
+	return r;
 }

@@ -57,6 +57,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "enclave/adminsrv.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
 #include "enclave/sandbox.h"
@@ -222,6 +223,7 @@ struct serve {
 	uint64_t last_expire;
 	int ended; /* the broker closed the link */
 	struct worker *w;
+	struct adminsrv *admin; /* sealvault-admin's requests (serve_set_admin), or NULL */
 };
 
 static int batch_init(struct batch *b, size_t cap)
@@ -696,9 +698,13 @@ static int serve_owed(struct serve *sv)
 static int gather(struct serve *sv)
 {
 	struct batch *b = sv->cur;
-	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
-	int pr = wait_and_expire(sv, &p, 1, EXPIRE_EVERY_MS);
-	if (pr <= 0)
+	struct pollfd p[2] = {{.fd = SANDBOX_IPC_FD, .events = POLLIN},
+	                      {.fd = adminsrv_fd(sv->admin), .events = POLLIN}};
+	int pr = wait_and_expire(sv, p, 2, EXPIRE_EVERY_MS);
+	/* sealvault-admin's requests, answered and committed while nothing else is staged */
+	if (pr > 0 && p[1].revents != 0 && adminsrv_serve(sv->admin) == SV_ERR_BUSY)
+		throttle_begin(sv->d, mono_us());
+	if (pr <= 0 || p[0].revents == 0 || tpmstate.owed)
 		return 0;
 	allow_flush(sv->s, sv->bud);
 	/* Login/starts (whose answers wait for an NV increment) are set aside while the rest of
@@ -719,8 +725,8 @@ static int gather(struct serve *sv)
 			if (t >= until)
 				break;
 			int ms = (int)((until - t + 999) / 1000);
-			p.revents = 0;
-			if (poll(&p, 1, ms) <= 0)
+			p[0].revents = 0;
+			if (poll(p, 1, ms) <= 0)
 				break;
 			sv->ended = drain(sv, b, 0);
 		}
@@ -757,6 +763,11 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 	}
 	*out = sv;
 	return SV_OK;
+}
+
+void serve_set_admin(struct serve *sv, struct adminsrv *a)
+{
+	sv->admin = a;
 }
 
 void serve_run(struct serve *sv)

@@ -142,3 +142,12 @@ check-reload: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-en
 	      $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/reload.sh
 CHECK_STEPS += check-reload
+
+# --- online admin (issue 14, item 5): sealvault-admin status and delete through sealvaultd's
+# admin socket while the vault runs (same figures as offline), callers outside group
+# sealvault-admin refused, admin frames refused on the broker's link, the enclave's restart ---
+.PHONY: check-admin-online
+check-admin-online: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+	      $(B)/sealvault-broker $(B)/sealvault
+	$(Q)B=$(B) tests/integration/admin-online.sh
+CHECK_STEPS += check-admin-online
