@@ -24,13 +24,14 @@
 #define ADMINSOCK_GROUPS_MAX 1024  /* supplementary groups looked at per caller */
 
 static struct {
-	int listen_fd; /* -1: no admin socket */
-	int pair;      /* sealvaultd's end of the admin pair */
-	int enclave;   /* the enclave's end (its fd 5), held across restarts */
-	gid_t gid;     /* group sealvault-admin, or (gid_t)-1 */
-	uint32_t seq;  /* request ids on the pair */
+	int listen_fd;    /* -1: no admin socket */
+	int pair;         /* sealvaultd's end of the admin pair */
+	int enclave;      /* the enclave's end (its fd 5), held across restarts */
+	gid_t gid;        /* group sealvault-admin, or (gid_t)-1 */
+	const pid_t *pid; /* the enclave's, 0 while it is restarted */
+	uint32_t seq;     /* request ids on the pair */
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-} as = {-1, -1, -1, (gid_t)-1, 0, ""};
+} as = {-1, -1, -1, (gid_t)-1, NULL, 0, ""};
 
 static uint64_t mono_ms(void)
 {
@@ -96,7 +97,7 @@ fail: /* after bind: the file is this socket's */
 	return -1;
 }
 
-int adminsock_start(const char *path, int explicit, int *enclave_end)
+int adminsock_start(const char *path, int explicit, const pid_t *enclave_pid, int *enclave_end)
 {
 	char why[256];
 	int sv[2];
@@ -125,6 +126,7 @@ int adminsock_start(const char *path, int explicit, int *enclave_end)
 	}
 	as.pair = sv[0];
 	as.enclave = sv[1];
+	as.pid = enclave_pid;
 	*enclave_end = sv[1];
 	return 0;
 }
@@ -200,6 +202,13 @@ static int relay(int c, const struct sv_frame *req, const char **outcome)
 	/* replies to earlier requests that timed out */
 	while (frame_recv(as.pair, buf, &f) == 0)
 		;
+	if (*as.pid <= 0) {
+		*outcome = "the enclave is being restarted";
+		answer(c, req->req_id, ADMINMSG_BUSY,
+		       "the vault is restarting (the TPM was unavailable); nothing was done, try "
+		       "again in a few seconds");
+		return -1;
+	}
 	if (frame_send(as.pair, req->type, id, req->payload, req->len) != 0) {
 		*outcome = "the vault's admin link is full";
 		answer(c, req->req_id, ADMINMSG_BUSY,

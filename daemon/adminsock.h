@@ -11,14 +11,18 @@
 #ifndef SV_DAEMON_ADMINSOCK_H
 #define SV_DAEMON_ADMINSOCK_H
 
+#include <sys/types.h>
+
 #define ADMINSOCK_GROUP "sealvault-admin"
 
 /* Creates the admin pair and listens on path ("none": no admin socket) with O_ASYNC, so that a
  * connection raises SIGIO. *enclave_end: the enclave's end of the pair (kept open here across
- * the enclave's restarts), or -1 without a socket. When the socket cannot be created at the
- * default path (explicit 0: not root, no /run/sealvault) sealvaultd goes on without one and
- * says so; otherwise that is an error. 0, or -1 with a message on stderr. */
-int adminsock_start(const char *path, int explicit, int *enclave_end);
+ * the enclave's restarts), or -1 without a socket. enclave_pid: the enclave's pid as supervise
+ * keeps it (0 while it is being restarted: requests are then answered busy at once). When the
+ * socket cannot be created at the default path (explicit 0: not root, no /run/sealvault)
+ * sealvaultd goes on without one and says so; otherwise that is an error. 0, or -1 with a
+ * message on stderr. */
+int adminsock_start(const char *path, int explicit, const pid_t *enclave_pid, int *enclave_end);
 
 /* SIGIO: accepts and answers every connection waiting. Blocks for at most the enclave's answer
  * time (ADMINSOCK_ANSWER_MS) per request. */

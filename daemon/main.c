@@ -880,7 +880,7 @@ int main(int argc, char **argv)
 	unsetenv("NOTIFY_SOCKET");
 	/* sealvault-admin status and delete while the vault runs (daemon/adminsock.h): the
 	 * enclave's end of the admin pair is its fd 5; fd 4 stays a hole */
-	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL,
+	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL, &kids[0].pid,
 	                    &kids[0].fds[2]) != 0)
 		return 1;
 	int r = supervise(kids, &set, &old, count_restart, reload, control_and_admin);

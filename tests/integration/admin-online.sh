@@ -150,8 +150,18 @@ served=$(count 'the vault serves')
 tpmproxy_drop_next "$CTL" 0x134 # NV_Increment: the registration's commit loses the TPM
 sv register --user carol --password-file "$T/pw" --secret-file "$T/s.bob"
 [ "$rc" -ne 0 ] || fail "carol registered although the TPM connection was cut"
+# meanwhile the admin socket answers at once: the status, or "restarting" while no enclave runs
+# (which of the two depends on timing; anything else, e.g. a 10 s wait, fails)
+restarting=0
 for _ in $(seq 1 200); do
 	[ "$(count 'the vault serves')" -gt "$served" ] && break
+	rc=0
+	"$ADMIN" status --config "$T/admin.conf" >"$T/out" 2>"$T/err" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		[ "$rc" -eq 1 ] && grep -q 'the vault is restarting' "$T/err" ||
+			fail "status while the enclave restarts: exit $rc: $(cat "$T/err")"
+		restarting=$((restarting + 1))
+	fi
 	sleep 0.05
 done
 [ "$(count 'started sealvault-enclave (pid [0-9]*) again')" -ge 1 ] ||
@@ -161,7 +171,8 @@ done
 run 0 "$ADMIN" status --config "$T/admin.conf"
 grep -qx 'users: 2' "$T/out" && grep -qx 'agree: yes' "$T/out" ||
 	fail "status after the enclave's restart: $(cat "$T/out")"
-echo "admin-online: [4] the enclave restarted alone (exit 75); the admin socket still answers"
+echo "admin-online: [4] the enclave restarted alone (exit 75); the admin socket said 'restarting'" \
+	"$restarting time(s) meanwhile and answers again"
 
 # --- 5. after a restart of the service the deletion persists ---
 sv_server_restart
