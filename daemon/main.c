@@ -1,10 +1,11 @@
 /*
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
- * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
- * fd 5 = its end of a second pair, the control link for reloads and readiness, then the boot and
- * IMA logs and the metrics listener, each at the next number), each under its own user when
- * run as root, and supervises them (daemon/supervise.c): when either
+ * (fd 3 = its end of the pair, fd 5 = its end of the admin pair of daemon/adminsock.h, through
+ * which sealvault-admin status and delete reach it; fd 4 stays closed) and sealvault-broker (fd 3 =
+ * the other end, fd 4 = the listener, fd 5 = its end of a second pair, the control link for reloads
+ * and readiness, then the boot and IMA logs and the metrics listener, each at the next number),
+ * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
  * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
  * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
  * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'

@@ -1,7 +1,8 @@
 /*
- * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3. It
- * opens the TPM and the state directory, unseals the vault, closes everything else, installs its
- * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
+ * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3 (and
+ * the admin pair, enclave/adminsrv.h, on fd 5). It opens the TPM and the state directory,
+ * unseals the vault, closes everything else, installs its kill-by-default seccomp filter, and
+ * then only reads and writes descriptors it already holds.
  *
  * The serve loop (group commit, the NV-write budget, a TPM that throttles NV writes) is
  * enclave/serve.c. A TPM that misbehaves for longer (issue 12): every TPM command has a deadline
