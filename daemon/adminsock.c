@@ -165,16 +165,15 @@ static int send_to(int c, uint32_t id, const uint8_t *payload, size_t len)
 
 static void answer(int c, uint32_t id, enum adminmsg_code code, const char *text)
 {
-	static uint8_t buf[1 + ADMINMSG_TEXT_MAX];
 	struct sv_buf b;
-	if (sv_buf_init(&b, sizeof(buf)) != 0)
+	if (sv_buf_init(&b, 1 + ADMINMSG_TEXT_MAX) != 0)
 		return;
 	if (adminmsg_reply_encode(&b, code, text, strlen(text)) == 0)
 		(void)send_to(c, id, b.data, b.len);
 	sv_buf_free(&b);
 }
 
-/* Waits up to ms for fd to be readable: 1, or 0. */
+/* Waits until fd is readable (1) or the monotonic time end, in ms, has come (0). */
 static int readable(int fd, uint64_t end)
 {
 	for (;;) {
