@@ -36,7 +36,3 @@ check-badinput: $(PROC_TEST_DEPS) $(PROBE)
 check-daemon-config: $(PROC_TEST_DEPS) $(PROBE) $(B)/sealvault
 	$(Q)B=$(B) tests/integration/daemon-config.sh
 CHECK_STEPS += check-sandbox check-badinput check-daemon-config
-
-# libFuzzer target for the admin payloads sealvault-admin and sealvaultd decode (common/adminmsg.h).
-FUZZ_TARGETS += adminmsg
-FUZZ_SRCS_adminmsg := common/adminmsg.c common/buf.c common/err.c
