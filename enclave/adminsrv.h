@@ -4,7 +4,9 @@
  * (common/msgtable.h, MSG_F_ADMIN). sealvaultd has already checked who asks (daemon/adminsock.c).
  *
  * The serve loop (enclave/serve.c) polls the admin end while it waits for work with nothing
- * staged and no anchor running, and calls adminsrv_serve when it is readable. A status is
+ * staged and no anchor running, and calls adminsrv_serve when it is readable; when a request
+ * comes while an anchor runs, it stops reading the broker's link until then, so that it gets
+ * there within two anchors under any load. A status is
  * answered from the state the vault serves. A delete is staged, written as its own journal frame
  * and anchored (store_write, store_anchor: the two halves of every commit, on the loop's thread,
  * the TPM thread being idle) before its reply leaves, exactly as the batch commits do: nothing

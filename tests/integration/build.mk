@@ -148,6 +148,6 @@ CHECK_STEPS += check-reload
 # sealvault-admin refused, admin frames refused on the broker's link, the enclave's restart ---
 .PHONY: check-admin-online
 check-admin-online: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
-	      $(B)/sealvault-broker $(B)/sealvault
+	      $(B)/sealvault-broker $(B)/sealvault $(SV_BENCH)
 	$(Q)B=$(B) tests/integration/admin-online.sh
 CHECK_STEPS += check-admin-online
