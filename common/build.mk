@@ -6,3 +6,7 @@ COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
 $(B)/libsvcommon.a: $(COMMON_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+# libFuzzer target for the online admin payloads (common/adminmsg.h), which sealvault-admin decodes
+# from sealvaultd's admin socket and sealvaultd from the enclave's admin pair.
+FUZZ_TARGETS += adminmsg
+FUZZ_SRCS_adminmsg := common/adminmsg.c common/buf.c common/err.c

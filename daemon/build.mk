@@ -1,5 +1,5 @@
 # daemon/: sealvaultd, the supervisor that starts the enclave and the broker (process engineer).
-DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/drain.c
+DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/drain.c daemon/adminsock.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd

@@ -1,10 +1,11 @@
 /*
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
- * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
- * fd 5 = its end of a second pair, the control link for reloads and readiness, then the boot and
- * IMA logs and the metrics listener, each at the next number), each under its own user when
- * run as root, and supervises them (daemon/supervise.c): when either
+ * (fd 3 = its end of the pair, fd 5 = its end of the admin pair of daemon/adminsock.h, through
+ * which sealvault-admin status and delete reach it; fd 4 stays closed) and sealvault-broker (fd 3 =
+ * the other end, fd 4 = the listener, fd 5 = its end of a second pair, the control link for reloads
+ * and readiness, then the boot and IMA logs and the metrics listener, each at the next number),
+ * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
  * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
  * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
  * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'
@@ -39,6 +40,7 @@
 #include "common/net.h"
 #include "common/config.h"
 #include "common/reload.h"
+#include "daemon/adminsock.h"
 #include "daemon/drain.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
@@ -80,6 +82,7 @@ static struct setting settings[] = {
     {"port-file", TO_SELF, NULL, 0, 0, NULL},
     {"metrics-listen", TO_SELF, "127.0.0.1:9464", 0, 0, NULL},
     {"metrics-port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"admin-socket", TO_SELF, "/run/sealvault/admin.sock", 0, 0, NULL},
     {"event-log", TO_SELF, "/sys/kernel/security/tpm0/binary_bios_measurements", 0, 0, NULL},
     {"ima-log", TO_SELF, "/sys/kernel/security/ima/ascii_runtime_measurements", 0, 0, NULL},
     {"max-body", TO_BROKER, NULL, 0, 1, NULL},
@@ -435,6 +438,7 @@ static void count_restart(unsigned long restarts)
 {
 	if (restarts > 0) {
 		char state[96];
+		adminsock_enclave_gone();
 		snprintf(state, sizeof(state),
 		         "STATUS=restarting the enclave (TPM unavailable; restart %lu)", restarts);
 		notify(state);
@@ -534,6 +538,13 @@ static void control_readable(void)
 		if (f.type == SV_MSG_SERVING)
 			serving(f.req_id);
 	}
+}
+
+/* SIGIO: the broker's control pair or the admin socket. */
+static void control_and_admin(void)
+{
+	control_readable();
+	adminsock_readable();
 }
 
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
@@ -888,8 +899,15 @@ int main(int argc, char **argv)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
 	drain_hooks.ctl_fd = ctl_fd;
-	drain_hooks.on_control = control_readable;
+	drain_hooks.on_control = control_and_admin;
 	drain_hooks.notify = notify;
-	return supervise(kids, &set, &old, count_restart, reload, control_readable,
-	                 drain_then_stop);
+	/* sealvault-admin status and delete while the vault runs (daemon/adminsock.h): the
+	 * enclave's end of the admin pair is its fd 5; fd 4 stays a hole */
+	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL, &kids[0].pid,
+	                    &kids[0].fds[2]) != 0)
+		return 1;
+	int r =
+	    supervise(kids, &set, &old, count_restart, reload, control_and_admin, drain_then_stop);
+	adminsock_stop();
+	return r;
 }

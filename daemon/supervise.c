@@ -53,13 +53,16 @@
 static void start_child(struct child *c, const sigset_t *oldmask)
 {
 	int hi[CHILD_FDS], n = 0;
-	while (n < CHILD_FDS && c->fds[n] >= 0)
-		n++;
+	/* up to the last descriptor; a -1 before it is a hole: that number is closed */
+	for (int i = 0; i < CHILD_FDS; i++)
+		if (c->fds[i] >= 0)
+			n = i + 1;
 	for (int i = 0; i < n; i++)
-		if ((hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+		if (c->fds[i] >= 0 && (hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			goto fail;
 	for (int i = 0; i < n; i++)
-		if (dup2(hi[i], 3 + i) != 3 + i)
+		if (c->fds[i] >= 0 ? dup2(hi[i], 3 + i) != 3 + i
+		                   : close(3 + i) != 0 && errno != EBADF)
 			goto fail;
 	if (close_range(3 + (unsigned)n, ~0U, 0) != 0)
 		goto fail;

@@ -12,7 +12,8 @@
 
 #define CHILD_FDS 6
 
-/* One child: its descriptors are placed at 3, 4, ... in order (-1: none, and none after). */
+/* One child: its descriptors are placed at 3, 4, ... in order; a -1 leaves that number closed
+ * (the enclave's fd 4 is such a hole), and the -1s after the last descriptor end the list. */
 struct child {
 	const char *name;
 	pid_t pid;
@@ -30,8 +31,9 @@ typedef void (*supervise_restart_fn)(unsigned long restarts);
  * are not watched meanwhile (their exits wait as pending SIGCHLD). */
 typedef void (*supervise_reload_fn)(void);
 
-/* Called on SIGIO: the control pair with the broker has frames to read (main.c sets O_ASYNC on
- * its end; SIGIO is in set). Non-blocking reads only. */
+/* Called on SIGIO: the control pair with the broker has frames to read, or the admin socket a
+ * connection (main.c and daemon/adminsock.c set O_ASYNC; SIGIO is in set). Non-blocking reads,
+ * except that an admin request waits up to 10 s for the enclave's answer. */
 typedef void (*supervise_control_fn)(void);
 
 /* Called on the first SIGTERM or SIGINT while both children run, before they are stopped: the

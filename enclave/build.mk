@@ -60,7 +60,8 @@ FUZZ_SRCS_token := $(TOKEN_SRCS) common/err.c
 FUZZ_PKGS_token := json-c openssl
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
-ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c
+ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c \
+	enclave/adminsrv.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
@@ -77,6 +78,10 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
+# test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
+UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/libsvcommon.a
+UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
+	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
 ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c

@@ -10,6 +10,9 @@
 #include <stddef.h>
 
 #define SANDBOX_IPC_FD 3
+/* sealvaultd's admin pair (sealvault-admin status/delete while the vault runs,
+ * enclave/adminsrv.h); fd 4 is reserved and closed. */
+#define SANDBOX_ADMIN_FD 5
 
 /* PR_SET_DUMPABLE 0: no core dumps, no ptrace or /proc/PID/mem by the same user. */
 int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result));
@@ -17,9 +20,12 @@ int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result)
 /* Checks that fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
 int sandbox_check_ipc(int fd, char *why, size_t why_len) __attribute__((warn_unused_result));
 
-/* Closes every inherited descriptor above SANDBOX_IPC_FD, and points stdin and stdout at
- * /dev/null, so that only descriptors the enclave opens itself survive to the filter. */
-int sandbox_close_inherited(char *why, size_t why_len) __attribute__((warn_unused_result));
+/* Closes every inherited descriptor above SANDBOX_IPC_FD but SANDBOX_ADMIN_FD when that is a
+ * connected AF_UNIX SOCK_SEQPACKET socket (*admin_fd gets it, else -1: the vault then serves
+ * without online admin), and points stdin and stdout at /dev/null, so that only descriptors the
+ * enclave opens itself survive to the filter. */
+int sandbox_close_inherited(int *admin_fd, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* Loads what libc loads lazily (time zone), lists the open descriptors and installs the
  * kill-by-default filter pinned to them. */

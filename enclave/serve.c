@@ -57,6 +57,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "enclave/adminsrv.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
 #include "enclave/drain.h"
@@ -223,7 +224,9 @@ struct serve {
 	uint64_t last_expire;
 	int ended; /* the broker closed the link */
 	struct worker *w;
-	struct drain drain; /* a graceful stop (enclave/drain.h) */
+	struct drain drain;     /* a graceful stop (enclave/drain.h) */
+	struct adminsrv *admin; /* sealvault-admin's requests (serve_set_admin), or NULL */
+	int admin_waits; /* one came during an anchor: read no more until gather answers it */
 };
 
 static int batch_init(struct batch *b, size_t cap)
@@ -615,17 +618,21 @@ static void drain_during_anchor(struct serve *sv)
 }
 
 /* One wait while the flight's anchor runs: for it to finish, and (unless reading must pause:
- * the link ended, a frame is set aside, the batch is full, or a snapshot is due, which needs a
- * commit that ends with nothing staged) for frames of the next batch. */
+ * the link ended, a frame is set aside, the batch is full, a snapshot is due, which needs a
+ * commit that ends with nothing staged, or an admin request waits, which gather answers once
+ * nothing is staged) for frames of the next batch. */
 static void wait_anchor(struct serve *sv)
 {
-	struct pollfd p[2] = {{.fd = sv->w->pipe[0], .events = POLLIN},
-	                      {.fd = SANDBOX_IPC_FD, .events = POLLIN}};
 	int reading = !sv->ended && sv->held_len == 0 && sv->cur->n < sv->cur->cap &&
-	              !store_snapshot_due(sv->s);
-	int pr = wait_and_expire(sv, p, reading ? 2 : 1, EXPIRE_EVERY_MS);
+	              !store_snapshot_due(sv->s) && !sv->admin_waits;
+	struct pollfd p[3] = {
+	    {.fd = sv->w->pipe[0], .events = POLLIN},
+	    {.fd = reading ? SANDBOX_IPC_FD : -1, .events = POLLIN},
+	    {.fd = sv->admin_waits ? -1 : adminsrv_fd(sv->admin), .events = POLLIN}};
+	int pr = wait_and_expire(sv, p, 3, EXPIRE_EVERY_MS);
 	if (pr <= 0)
 		return;
+	sv->admin_waits |= p[2].revents != 0; /* so that the loop idles soon, under any load */
 	if (p[0].revents != 0 && worker_done(sv->w)) {
 		anchor_done(sv);
 		handle_held(sv);
@@ -702,9 +709,14 @@ static int serve_owed(struct serve *sv)
 static int gather(struct serve *sv)
 {
 	struct batch *b = sv->cur;
-	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
-	int pr = wait_and_expire(sv, &p, 1, EXPIRE_EVERY_MS);
-	if (pr <= 0)
+	struct pollfd p[2] = {{.fd = SANDBOX_IPC_FD, .events = POLLIN},
+	                      {.fd = adminsrv_fd(sv->admin), .events = POLLIN}};
+	int pr = wait_and_expire(sv, p, 2, EXPIRE_EVERY_MS);
+	/* sealvault-admin's requests, answered and committed while nothing else is staged */
+	if (pr > 0 && p[1].revents != 0 && adminsrv_serve(sv->admin) == SV_ERR_BUSY)
+		throttle_begin(sv->d, mono_us());
+	sv->admin_waits = 0;
+	if (pr <= 0 || p[0].revents == 0 || tpmstate.owed)
 		return 0;
 	allow_flush(sv->s, sv->bud);
 	/* Login/starts (whose answers wait for an NV increment) are set aside while the rest of
@@ -725,8 +737,8 @@ static int gather(struct serve *sv)
 			if (t >= until)
 				break;
 			int ms = (int)((until - t + 999) / 1000);
-			p.revents = 0;
-			if (poll(&p, 1, ms) <= 0)
+			p[0].revents = 0;
+			if (poll(p, 1, ms) <= 0)
 				break;
 			sv->ended = drain(sv, b, 0);
 		}
@@ -774,6 +786,11 @@ static void report_drain(struct serve *sv)
 	size_t last, pending = vault_pending(sv->v, &last);
 	while (drain_due(&sv->drain, mono_us() / 1000, pending, last, p))
 		send_frame(SV_MSG_DRAIN_STATUS, 0, p, sizeof(p));
+}
+
+void serve_set_admin(struct serve *sv, struct adminsrv *a)
+{
+	sv->admin = a;
 }
 
 void serve_run(struct serve *sv)

@@ -159,3 +159,11 @@ check-drain: $(DRAIN_LOGIN) $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd 
 	     $(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/drain.sh
 CHECK_STEPS += check-drain
+# --- online admin (issue 14, item 5): sealvault-admin status and delete through sealvaultd's
+# admin socket while the vault runs (same figures as offline), callers outside group
+# sealvault-admin refused, admin frames refused on the broker's link, the enclave's restart ---
+.PHONY: check-admin-online
+check-admin-online: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+	      $(B)/sealvault-broker $(B)/sealvault $(SV_BENCH)
+	$(Q)B=$(B) tests/integration/admin-online.sh
+CHECK_STEPS += check-admin-online

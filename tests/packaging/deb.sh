@@ -317,6 +317,15 @@ rc=0
 cli recover --user alice --password-file "$WORK/pw" --out "$WORK/out" 2>/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "after the lock-out even the right password must get exit 3, got $rc"
 
+step "sealvault-admin status (vault running): answered through sealvaultd's admin socket"
+getent group sealvault-admin >/dev/null || fail "group sealvault-admin was not created (sysusers)"
+/usr/sbin/sealvault-admin status >"$WORK/status-online.txt" ||
+	fail "sealvault-admin status through the admin socket failed (exit $?)"
+grep -qx 'users: 1' "$WORK/status-online.txt" && grep -qx 'agree: yes' "$WORK/status-online.txt" ||
+	fail "sealvault-admin status through the admin socket: $(cat "$WORK/status-online.txt")"
+grep -q 'admin socket: uid 0 .*: status: done' "$WORK/daemon.log" ||
+	fail "sealvaultd did not answer the status itself"
+
 # --- 5. upgrade: the vault is kept and still serves -------------------------------------------
 stop_daemon
 step "sealvault-admin status (vault stopped): state and TPM agree; it names the NV index"
