@@ -153,6 +153,19 @@ under_systemd() {
 	sd curl -sf --unix-socket "$msock" http://localhost/metrics | grep -q '^sealvault_' ||
 		fail "/metrics does not answer on $msock under systemd"
 
+	# the admin socket: the unit's SupplementaryGroups= lets sealvaultd give it group
+	# sealvault-admin, mode 0660; sealvault-admin status (as root, in the namespace, reading the
+	# packaged sealvault.conf) is answered through it
+	local asock=/run/sealvault/admin.sock
+	[ "$(sd stat -c '%G %a' "$asock")" = "sealvault-admin 660" ] ||
+		fail "$asock is $(sd stat -c '%G %a' "$asock"), expected group sealvault-admin, mode 660"
+	sd /usr/sbin/sealvault-admin status >"$WORK/status-systemd.txt" ||
+		fail "sealvault-admin status through the admin socket under systemd failed: $(cat "$WORK/status-systemd.txt")"
+	grep -qx 'users: 1' "$WORK/status-systemd.txt" || fail "online status under systemd: $(cat "$WORK/status-systemd.txt")"
+	sd journalctl -u sealvault.service --no-pager -o cat | grep -q 'admin socket: uid 0 .*: status: done' ||
+		fail "the status under systemd did not go through sealvaultd's admin socket"
+	echo "sealvault-admin status under systemd: answered through $asock (group sealvault-admin, 0660)"
+
 	# ExecReload=: a renewed certificate is served afterwards, by the same processes
 	local before after
 	before=$(sd_fingerprint "$port")
