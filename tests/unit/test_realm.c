@@ -586,7 +586,7 @@ static void test_register_recover_round(void **state)
 	static const unsigned pairs[][2] = {{0, 1}, {0, 2}, {2, 1}};
 	struct reg *r = sodium_malloc(sizeof *r);
 	uint8_t out[REALM_SECRET_MAX], seed[32], key[32], s[S];
-	size_t len;
+	size_t len = 0;
 
 	assert_non_null(r);
 	do_register(r, "hunter2", 2, 3);
@@ -613,7 +613,7 @@ static void test_secret_seal_bounds(void **state)
 {
 	uint8_t key[32], h[64], buf[REALM_SEALED_LEN(REALM_SECRET_MAX + 1)],
 	    out[REALM_SECRET_MAX + 1];
-	size_t len;
+	size_t len = 0;
 
 	randombytes_buf(key, sizeof key);
 	randombytes_buf(h, sizeof h);
