@@ -3,7 +3,7 @@
  * are consistent with any secret), Lagrange combination of per-realm evaluations against the
  * RFC 9497 A.1 vectors (OPRF mode, ristretto255-SHA512) with the vector's key split into
  * shares, proof rejection naming the bad realm, the derivations, a whole register/recover round
- * in memory, and the guess budget.
+ * in memory, the guess budget, and that a greedy honest client reaches the same bound.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -669,6 +669,44 @@ static void test_guess_budget(void **state)
 			}
 }
 
+/* docs/realms.md, recover step 3: a client that sends each attempt to the t realms with the most
+ * attempts left gets exactly the attacker's bound, floor(n G / t) attempts, before fewer than t
+ * realms have a guess left. */
+static void test_greedy_client_reaches_the_bound(void **state)
+{
+	for (unsigned n = 1; n <= 7; n++)
+		for (unsigned t = 1; t <= n; t++)
+			for (unsigned g = 1; g <= 12; g++) {
+				unsigned left[REALM_MAX], attempts = 0;
+
+				for (unsigned i = 0; i < n; i++)
+					left[i] = g;
+				for (;;) {
+					unsigned used = 0, mark[REALM_MAX] = {0};
+
+					/* pick t realms, each time the one with the most left */
+					for (unsigned k = 0; k < t; k++) {
+						unsigned best = n;
+
+						for (unsigned i = 0; i < n; i++)
+							if (!mark[i] && left[i] > 0 &&
+							    (best == n || left[i] > left[best]))
+								best = i;
+						if (best == n)
+							break;
+						mark[best] = 1;
+						used++;
+					}
+					if (used < t)
+						break;
+					for (unsigned i = 0; i < n; i++)
+						left[i] -= mark[i];
+					attempts++;
+				}
+				assert_int_equal(attempts, realm_guess_bound(g, t, n));
+			}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -684,6 +722,7 @@ int main(void)
 	    cmocka_unit_test(test_register_recover_round),
 	    cmocka_unit_test(test_secret_seal_bounds),
 	    cmocka_unit_test(test_guess_budget),
+	    cmocka_unit_test(test_greedy_client_reaches_the_bound),
 	};
 
 	if (sodium_init() < 0)
