@@ -300,10 +300,10 @@ int realm_registration_hash(uint8_t out[REALM_HASH_LEN], const uint8_t version[R
 	return 0;
 }
 
-void realm_unlock_prk(uint8_t prk[REALM_PRK_LEN], const uint8_t oprf_output[64],
+void realm_unlock_prk(uint8_t prk[REALM_PRK_LEN], const uint8_t oprf_output[REALM_OUTPUT_LEN],
                       const uint8_t reg_hash[REALM_HASH_LEN])
 {
-	hkdf_sha512_extract(prk, reg_hash, REALM_HASH_LEN, oprf_output, 64);
+	hkdf_sha512_extract(prk, reg_hash, REALM_HASH_LEN, oprf_output, REALM_OUTPUT_LEN);
 }
 
 int realm_unlock_check(uint8_t out[REALM_KEY_LEN], const uint8_t prk[REALM_PRK_LEN])

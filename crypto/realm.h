@@ -37,6 +37,7 @@
 #define REALM_UID_MAX       255
 #define REALM_PASSWORD_MAX  1024
 #define REALM_ACCESS_LEN    64 /* the OPRF input */
+#define REALM_OUTPUT_LEN    64 /* the OPRF output (RFC 9497 Nh) */
 #define REALM_SEED_LEN      32 /* encryption-key seed */
 #define REALM_HASH_LEN      64 /* registration hash */
 #define REALM_PRK_LEN       64 /* unlock PRK, from the OPRF output */
@@ -136,7 +137,7 @@ int realm_registration_hash(uint8_t out[REALM_HASH_LEN], const uint8_t version[R
                             const uint8_t *commitments) REALM_WUR;
 
 /* unlock_prk = HKDF-Extract(reg_hash, oprf_output). */
-void realm_unlock_prk(uint8_t prk[REALM_PRK_LEN], const uint8_t oprf_output[64],
+void realm_unlock_prk(uint8_t prk[REALM_PRK_LEN], const uint8_t oprf_output[REALM_OUTPUT_LEN],
                       const uint8_t reg_hash[REALM_HASH_LEN]);
 
 /* The unlock check every realm stores and returns: the client compares it (constant time) to
