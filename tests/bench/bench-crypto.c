@@ -11,7 +11,9 @@
  * frequency changes hit them all alike, and R is the ratio of the KE2 and scalar-mult medians.
  * Output is `name: value unit` lines, then `ke2/scalarmults: R`, then the cost of verifying one
  * access token (EdDSA, ES256; docs/tokens.md) as a ratio to one KE1->KE2, `token-verify/ke2: R`
- * being the dearer algorithm's.
+ * being the dearer algorithm's, and one realm's recovery step (docs/realms.md: the evaluation
+ * with its DLEQ proof at recover2, the tag proof check and sealed release at recover3; the guess
+ * bookkeeping excluded) as `realm-recover/ke2: R`.
  */
 #include <errno.h>
 #include <sched.h>
@@ -25,6 +27,7 @@
 
 #include "common/err.h"
 #include "crypto/opaque.h"
+#include "crypto/realm.h"
 #include "enclave/tenant.h"
 #include "enclave/token.h"
 #include "tests/tokens/pyjwt_vectors.h"
@@ -47,6 +50,11 @@ struct bench {
 	struct tenant_set tenants; /* access tokens (issue 13): the PyJWT vectors' tenant */
 	struct token_policy token_policy;
 	const char *token_eddsa, *token_es256;
+	/* one realm's record for the realm-recover step (issue 15) */
+	uint8_t realm_share[REALM_SCALAR_LEN], realm_commitment[REALM_ELEMENT_LEN];
+	uint8_t realm_blinded[REALM_ELEMENT_LEN], realm_tag[REALM_KEY_LEN];
+	uint8_t realm_session[REALM_SESSION_LEN], realm_proof[REALM_KEY_LEN];
+	uint8_t realm_enc_share[REALM_SCALAR_LEN], realm_share_mac[REALM_KEY_LEN];
 	volatile uint8_t sink;
 };
 
@@ -144,6 +152,21 @@ static void op_token_es256(struct bench *b, double *self)
 	token_verify_one(b, b->token_es256);
 }
 
+/* One realm's CPU for one recovery: recover2's evaluation and proof, recover3's tag check and
+ * release (docs/realms.md). */
+static void op_realm_recover(struct bench *b, double *self)
+{
+	uint8_t ev[REALM_ELEMENT_LEN], proof[REALM_PROOF_LEN], rel[REALM_RELEASE_LEN];
+
+	if (realm_evaluate(ev, proof, b->realm_share, b->realm_commitment, b->realm_blinded) != 0)
+		die("realm evaluate");
+	if (realm_tag_check(b->realm_tag, b->realm_session, b->realm_proof) != 0 ||
+	    realm_release_seal(rel, b->realm_tag, b->realm_session, b->realm_enc_share,
+	                       b->realm_share_mac) != 0)
+		die("realm tag check");
+	b->sink ^= ev[0] ^ proof[0] ^ rel[0];
+}
+
 /* A whole client login: KE1, then (after the server's KE2, not timed) KE3. */
 static void client_login(struct bench *b, const uint8_t record[OPAQUE_RECORD_LEN],
                          const struct ksf_params *ksf, double *us)
@@ -235,6 +258,15 @@ static void setup(struct bench *b)
 	}
 	if (b->token_eddsa == NULL || b->token_es256 == NULL)
 		die("token vectors");
+	crypto_core_ristretto255_scalar_random(b->realm_share);
+	crypto_core_ristretto255_scalar_random(b->realm_enc_share);
+	randombytes_buf(b->realm_tag, sizeof b->realm_tag);
+	randombytes_buf(b->realm_session, sizeof b->realm_session);
+	randombytes_buf(b->realm_share_mac, sizeof b->realm_share_mac);
+	crypto_core_ristretto255_random(b->realm_blinded);
+	if (realm_commitment(b->realm_commitment, b->realm_share) != 0 ||
+	    realm_tag_proof(b->realm_proof, b->realm_tag, b->realm_session) != 0)
+		die("realm setup");
 }
 
 int main(int argc, char **argv)
@@ -253,6 +285,7 @@ int main(int argc, char **argv)
 	    {"client login (KE1+KE3, Identity KSF)", op_client_login, 30, 1},
 	    {"token verify (EdDSA)", op_token_eddsa, 100, 0},
 	    {"token verify (ES256)", op_token_es256, 100, 0},
+	    {"realm recover step (evaluate+proof, tag check, release)", op_realm_recover, 50, 0},
 	};
 	enum { NOPS = sizeof ops / sizeof ops[0] };
 	static double samples[NOPS][MAX_ROUNDS];
@@ -320,6 +353,8 @@ int main(int argc, char **argv)
 	printf("token-verify-eddsa/ke2: %.3f\n", med[6] / med[1]);
 	printf("token-verify-es256/ke2: %.3f\n", med[7] / med[1]);
 	printf("token-verify/ke2: %.3f\n", (med[6] > med[7] ? med[6] : med[7]) / med[1]);
+	/* issue 15: one realm's server CPU for one threshold recovery, against one KE1->KE2 */
+	printf("realm-recover/ke2: %.3f\n", med[8] / med[1]);
 	tenant_set_free(&b.tenants);
 	return 0;
 }

@@ -5,11 +5,12 @@
  *
  * Understands three layouts: the RFC 9380 expand_message_xmd file (an object with "tests"), the
  * RFC 9497 file (an array of suites with "identifier"/"mode"/"vectors") and the RFC 9807 file (an
- * array of vectors with "config"/"inputs"/"intermediates"/"outputs"). Suites this project does not
- * implement are skipped by name and counted. Every field of every vector that is run is either an
- * input or compared with what crypto/ computes; a field the runner does not know fails the vector,
- * so nothing goes unchecked silently. The last line is "N passed, M failed, K skipped"; the exit
- * status is 0 only with no failures and at least one vector passed.
+ * array of vectors with "config"/"inputs"/"intermediates"/"outputs"), plus the team's own
+ * threshold-realm file (an object named "sealvault-realms-v1", docs/realms.md). Suites this
+ * project does not implement are skipped by name and counted. Every field of every vector that is
+ * run is either an input or compared with what crypto/ computes; a field the runner does not know
+ * fails the vector, so nothing goes unchecked silently. The last line is "N passed, M failed, K
+ * skipped"; the exit status is 0 only with no failures and at least one vector passed.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@
 #include "crypto/opaque.h"
 #include "crypto/opaque_trace.h"
 #include "crypto/oprf.h"
+#include "crypto/realm.h"
 
 #define MAXB  1024 /* largest decoded field */
 #define MAXN  8    /* largest batch in the vectors we run */
@@ -681,6 +683,290 @@ static void run_opaque(const char *file, struct json_object *root)
 	}
 }
 
+/* ---- sealvault threshold realms (tests/vectors/realms.json, docs/realms.md) ---- */
+
+/* A JSON integer field in lo..hi. */
+static int int_field(struct vec *v, struct json_object *o, const char *key, int lo, int hi,
+                     unsigned *out)
+{
+	struct json_object *f;
+	int x;
+
+	if (!json_object_object_get_ex(o, key, &f) || !json_object_is_type(f, json_type_int) ||
+	    (x = json_object_get_int(f)) < lo || x > hi) {
+		vfail(v, "field %s missing or not an integer in %d..%d", key, lo, hi);
+		return -1;
+	}
+	mark_used(v, o, key);
+	*out = (unsigned)x;
+	return 0;
+}
+
+/* A hex list of exactly n values of each bytes, packed into out. */
+static int packed_list(struct vec *v, struct json_object *o, const char *key, size_t each, size_t n,
+                       uint8_t *out)
+{
+	static uint8_t tmp[MAXN][MAXB];
+	size_t lens[MAXN], got;
+
+	if (hex_list(v, o, key, tmp, lens, &got) < 0)
+		return -1;
+	if (got != n) {
+		vfail(v, "field %s: %zu values, want %zu", key, got, n);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (lens[i] != each) {
+			vfail(v, "field %s: value %zu is not %zu bytes", key, i, each);
+			return -1;
+		}
+		memcpy(out + i * each, tmp[i], each);
+	}
+	return 0;
+}
+
+/* Compares computed packed values with a hex list field. */
+static void expect_list(struct vec *v, struct json_object *o, const char *key, size_t each,
+                        size_t n, const uint8_t *got)
+{
+	uint8_t want[MAXN * MAXB];
+	char what[64];
+
+	if (packed_list(v, o, key, each, n, want) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(what, sizeof what, "%s[%zu]", key, i);
+		expect_bytes(v, what, want + i * each, each, got + i * each, each);
+	}
+}
+
+/* The RFC 9497 A.1 key split t of n: every realm's evaluation and proof, and every subset of
+ * at least t realms combining to the RFC's EvaluationElement and Output. */
+static void realms_threshold(struct vec *v, struct json_object *t)
+{
+	struct realm_share sh[MAXN];
+	struct realm_evaluation ev[MAXN], sub[MAXN];
+	uint8_t sk[32], coeffs[MAXN * 32], vals[MAXN * 32], com[MAXN * 32], r[MAXN * 32];
+	uint8_t evs[MAXN * 32], prs[MAXN * 64], input[MAXB], blind[32], blinded[32], want_ev[32];
+	uint8_t want_out[64], comb[32], out[64];
+	size_t in_len, bad;
+	unsigned tt, n, i, mask;
+
+	if (int_field(v, t, "t", 2, MAXN, &tt) < 0 || int_field(v, t, "n", (int)tt, MAXN, &n) < 0)
+		return;
+	if (hex_field(v, t, "skSm", sk, sizeof sk, NULL, 32) < 0 ||
+	    packed_list(v, t, "coefficients", 32, tt - 1, coeffs) < 0 ||
+	    hex_field(v, t, "Input", input, sizeof input, &in_len, 0) < 0 ||
+	    hex_field(v, t, "Blind", blind, sizeof blind, NULL, 32) < 0 ||
+	    packed_list(v, t, "proofRandomness", 32, n, r) < 0 ||
+	    hex_field(v, t, "EvaluationElement", want_ev, sizeof want_ev, NULL, 32) < 0 ||
+	    hex_field(v, t, "Output", want_out, sizeof want_out, NULL, 64) < 0)
+		return;
+	expect_ok(v, "split", realm_shamir_split_det(sh, sk, tt, n, coeffs));
+	expect_ok(v, "Blind", oprf_blind_det(blinded, OPRF_MODE_OPRF, blind, input, in_len));
+	expect_field(v, t, "BlindedElement", blinded, 32);
+	for (i = 0; i < n; i++) {
+		memcpy(vals + 32 * i, sh[i].value, 32);
+		expect_ok(v, "commitment", realm_commitment(com + 32 * i, sh[i].value));
+		expect_ok(v, "realm evaluate",
+		          realm_evaluate_det(evs + 32 * i, prs + 64 * i, sh[i].value, com + 32 * i,
+		                             blinded, r + 32 * i));
+		ev[i].index = sh[i].index;
+		memcpy(ev[i].commitment, com + 32 * i, 32);
+		memcpy(ev[i].evaluated, evs + 32 * i, 32);
+		memcpy(ev[i].proof, prs + 64 * i, 64);
+	}
+	expect_list(v, t, "shares", 32, n, vals);
+	expect_list(v, t, "commitments", 32, n, com);
+	expect_list(v, t, "evaluations", 32, n, evs);
+	expect_list(v, t, "proofs", 64, n, prs);
+	if (v->bad)
+		return;
+	for (mask = 1; mask < (1u << n); mask++) {
+		size_t k = 0;
+
+		for (i = 0; i < n; i++)
+			if (mask & (1u << i))
+				sub[k++] = ev[i];
+		expect_ok(v, "combine", realm_combine(comb, &bad, blinded, sub, k));
+		if (k < tt) { /* fewer than t realms: not the key's evaluation */
+			if (memcmp(comb, want_ev, 32) == 0)
+				vfail(v, "%zu of %u realms gave the evaluation", k, tt);
+			continue;
+		}
+		expect_bytes(v, "EvaluationElement (combined)", want_ev, 32, comb, 32);
+		expect_ok(v, "Finalize", oprf_finalize(out, input, in_len, blind, comb));
+		expect_bytes(v, "Output (combined)", want_out, 64, out, 64);
+	}
+	/* a changed evaluation is caught by its proof and named */
+	sub[0] = ev[0];
+	sub[1] = ev[1];
+	sub[1].evaluated[0] ^= 1;
+	if (realm_combine(comb, &bad, blinded, sub, 2) == 0 || bad != 1)
+		vfail(v, "a changed evaluation was not refused and named");
+}
+
+/* One registration at n realms and the recovery through every t-subset. */
+static void realms_registration(struct vec *v, struct json_object *t)
+{
+	struct realm_share ks[MAXN], ss[MAXN], got[MAXN];
+	struct realm_evaluation ev[MAXN];
+	struct ksf_params ksf;
+	uint8_t pw[MAXB], uid[MAXB], version[16], prof[KSF_PARAMS_LEN], rid[MAXN * 16], k[32];
+	uint8_t kc[MAXN * 32], s[32], sc[MAXN * 32], secret[MAXB], nonce[24], access[64], seed[32];
+	uint8_t kv[MAXN * 32], com[MAXN * 32], h[64], y[64], prk[64], check[32], tags[MAXN * 32];
+	uint8_t sv[MAXN * 32], macs[MAXN * 32], key[32], ct[MAXB], blind[32], blinded[32];
+	uint8_t r[MAXN * 32], evs[MAXN * 32], prs[MAXN * 64], sid[MAXN * 16], tp[MAXN * 32];
+	uint8_t rn[MAXN * 24], rel[MAXN * REALM_RELEASE_LEN], comb[32], mac[32], opened[MAXB];
+	size_t pw_len, uid_len, secret_len, opened_len, bad;
+	unsigned tt, n, i, mask;
+
+	if (int_field(v, t, "t", 1, MAXN, &tt) < 0 || int_field(v, t, "n", (int)tt, MAXN, &n) < 0)
+		return;
+	if (hex_field(v, t, "password", pw, sizeof pw, &pw_len, 0) < 0 ||
+	    hex_field(v, t, "uid", uid, sizeof uid, &uid_len, 0) < 0 ||
+	    hex_field(v, t, "version", version, sizeof version, NULL, 16) < 0 ||
+	    hex_field(v, t, "ksfProfile", prof, sizeof prof, NULL, KSF_PARAMS_LEN) < 0 ||
+	    packed_list(v, t, "realmIds", 16, n, rid) < 0 ||
+	    hex_field(v, t, "oprfKey", k, sizeof k, NULL, 32) < 0 ||
+	    packed_list(v, t, "oprfCoefficients", 32, tt - 1, kc) < 0 ||
+	    hex_field(v, t, "encScalar", s, sizeof s, NULL, 32) < 0 ||
+	    packed_list(v, t, "encCoefficients", 32, tt - 1, sc) < 0 ||
+	    hex_field(v, t, "secret", secret, sizeof secret, &secret_len, 0) < 0 ||
+	    hex_field(v, t, "secretNonce", nonce, sizeof nonce, NULL, 24) < 0 ||
+	    hex_field(v, t, "blind", blind, sizeof blind, NULL, 32) < 0 ||
+	    packed_list(v, t, "proofRandomness", 32, n, r) < 0 ||
+	    packed_list(v, t, "sessionIds", 16, n, sid) < 0 ||
+	    packed_list(v, t, "releaseNonces", 24, n, rn) < 0)
+		return;
+	if (ksf_params_decode(&ksf, prof, sizeof prof) < 0 || secret_len > REALM_SECRET_MAX) {
+		vfail(v, "ksfProfile or secret out of bounds");
+		return;
+	}
+	/* registration, as the client computes it */
+	expect_ok(v, "stretch",
+	          realm_stretch(access, seed, pw, pw_len, version, uid, uid_len, &ksf));
+	expect_field(v, t, "accessKey", access, 64);
+	expect_field(v, t, "encSeed", seed, 32);
+	expect_ok(v, "split OPRF key", realm_shamir_split_det(ks, k, tt, n, kc));
+	expect_ok(v, "split encryption scalar", realm_shamir_split_det(ss, s, tt, n, sc));
+	for (i = 0; i < n; i++) {
+		memcpy(kv + 32 * i, ks[i].value, 32);
+		memcpy(sv + 32 * i, ss[i].value, 32);
+		expect_ok(v, "commitment", realm_commitment(com + 32 * i, ks[i].value));
+	}
+	expect_list(v, t, "oprfShares", 32, n, kv);
+	expect_list(v, t, "encShares", 32, n, sv);
+	expect_list(v, t, "commitments", 32, n, com);
+	expect_ok(v, "registration hash",
+	          realm_registration_hash(h, version, &ksf, tt, n, uid, uid_len, com));
+	expect_field(v, t, "registrationHash", h, 64);
+	expect_ok(v, "OPRF", oprf_evaluate(y, OPRF_MODE_OPRF, k, access, 64, NULL, 0));
+	expect_field(v, t, "oprfOutput", y, 64);
+	realm_unlock_prk(prk, y, h);
+	expect_ok(v, "unlock check", realm_unlock_check(check, prk));
+	expect_field(v, t, "unlockCheck", check, 32);
+	for (i = 0; i < n; i++) {
+		expect_ok(v, "unlock tag",
+		          realm_unlock_tag(tags + 32 * i, prk, rid + 16 * i, i + 1));
+		expect_ok(v, "share mac",
+		          realm_share_mac(macs + 32 * i, prk, rid + 16 * i, i + 1, sv + 32 * i));
+	}
+	expect_list(v, t, "unlockTags", 32, n, tags);
+	expect_list(v, t, "shareMacs", 32, n, macs);
+	expect_ok(v, "secret key", realm_secret_key(key, seed, s, h));
+	expect_field(v, t, "secretKey", key, 32);
+	expect_ok(v, "secret seal", realm_secret_seal_det(ct, key, h, secret, secret_len, nonce));
+	expect_field(v, t, "ciphertext", ct, REALM_SEALED_LEN(secret_len));
+
+	/* recovery: every realm's answers, then every t-subset combined */
+	expect_ok(v, "blind", oprf_blind_det(blinded, OPRF_MODE_OPRF, blind, access, 64));
+	expect_field(v, t, "blindedElement", blinded, 32);
+	for (i = 0; i < n; i++) {
+		expect_ok(v, "realm evaluate",
+		          realm_evaluate_det(evs + 32 * i, prs + 64 * i, kv + 32 * i, com + 32 * i,
+		                             blinded, r + 32 * i));
+		expect_ok(v, "tag proof",
+		          realm_tag_proof(tp + 32 * i, tags + 32 * i, sid + 16 * i));
+		expect_ok(v, "tag check",
+		          realm_tag_check(tags + 32 * i, sid + 16 * i, tp + 32 * i));
+		expect_ok(v, "release",
+		          realm_release_seal_det(rel + REALM_RELEASE_LEN * i, tags + 32 * i,
+		                                 sid + 16 * i, sv + 32 * i, macs + 32 * i,
+		                                 rn + 24 * i));
+	}
+	expect_list(v, t, "evaluations", 32, n, evs);
+	expect_list(v, t, "proofs", 64, n, prs);
+	expect_list(v, t, "tagProofs", 32, n, tp);
+	expect_list(v, t, "releases", REALM_RELEASE_LEN, n, rel);
+	if (v->bad)
+		return;
+	for (mask = 1; mask < (1u << n); mask++) {
+		size_t c = 0;
+
+		for (i = 0; i < n; i++)
+			if (mask & (1u << i))
+				c++;
+		if (c != tt)
+			continue;
+		c = 0;
+		for (i = 0; i < n; i++) {
+			if (!(mask & (1u << i)))
+				continue;
+			ev[c].index = (uint8_t)(i + 1);
+			memcpy(ev[c].commitment, com + 32 * i, 32);
+			memcpy(ev[c].evaluated, evs + 32 * i, 32);
+			memcpy(ev[c].proof, prs + 64 * i, 64);
+			got[c].index = (uint8_t)(i + 1);
+			expect_ok(v, "release open",
+			          realm_release_open(got[c].value, mac, tags + 32 * i, sid + 16 * i,
+			                             rel + REALM_RELEASE_LEN * i));
+			expect_bytes(v, "released share mac", macs + 32 * i, 32, mac, 32);
+			c++;
+		}
+		expect_ok(v, "combine", realm_combine(comb, &bad, blinded, ev, c));
+		expect_ok(v, "finalize", oprf_finalize(y, access, 64, blind, comb));
+		expect_field(v, t, "oprfOutput", y, 64);
+		expect_ok(v, "combine shares", realm_shamir_combine(comb, got, c));
+		expect_bytes(v, "encScalar (combined)", s, 32, comb, 32);
+		expect_ok(v, "secret open",
+		          realm_secret_open(opened, &opened_len, key, h, ct,
+		                            REALM_SEALED_LEN(secret_len)));
+		expect_bytes(v, "secret (opened)", secret, secret_len, opened, opened_len);
+	}
+}
+
+static void run_realms(const char *file, struct json_object *root)
+{
+	struct json_object *vecs;
+	size_t nv;
+
+	if (!json_object_object_get_ex(root, "vectors", &vecs) ||
+	    !json_object_is_type(vecs, json_type_array)) {
+		printf("FAIL %s: no \"vectors\" array\n", file);
+		n_failed++;
+		return;
+	}
+	nv = json_object_array_length(vecs);
+	for (size_t i = 0; i < nv; i++) {
+		struct json_object *t = json_object_array_get_idx(vecs, i);
+		const char *kind = json_object_get_string(json_object_object_get(t, "kind"));
+		struct vec v;
+
+		vec_begin(&v, "%s realms %zu (%s)", file, i + 1, kind != NULL ? kind : "?");
+		track(&v, 0, t);
+		mark_used(&v, t, "kind");
+		mark_used(&v, t, "comment");
+		if (kind != NULL && strcmp(kind, "threshold-oprf") == 0)
+			realms_threshold(&v, t);
+		else if (kind != NULL && strcmp(kind, "registration") == 0)
+			realms_registration(&v, t);
+		else
+			vfail(&v, "unknown kind");
+		vec_end(&v);
+	}
+}
+
 static int run_file(const char *file)
 {
 	struct json_object *root = json_object_from_file(file), *first;
@@ -690,7 +976,12 @@ static int run_file(const char *file)
 		n_failed++;
 		return -1;
 	}
-	if (json_object_is_type(root, json_type_object)) {
+	if (json_object_is_type(root, json_type_object) &&
+	    json_object_object_get_ex(root, "name", &first) &&
+	    json_object_is_type(first, json_type_string) &&
+	    strcmp(json_object_get_string(first), "sealvault-realms-v1") == 0) {
+		run_realms(file, root);
+	} else if (json_object_is_type(root, json_type_object)) {
 		run_xmd(file, root);
 	} else if (json_object_is_type(root, json_type_array) &&
 	           json_object_array_length(root) > 0) {

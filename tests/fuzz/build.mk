@@ -28,6 +28,9 @@ FUZZ_SRCS_opaque_server := $(FUZZ_CRYPTO_SRCS)
 FUZZ_SRCS_opaque_client := $(FUZZ_CRYPTO_SRCS)
 FUZZ_SRCS_oprf := $(FUZZ_CRYPTO_SRCS)
 FUZZ_SRCS_ksf := $(FUZZ_CRYPTO_SRCS)
+# the /v2/realm/ body decoders (issue 15, docs/realms.md)
+FUZZ_TARGETS += realm_wire
+FUZZ_SRCS_realm_wire := $(FUZZ_CRYPTO_SRCS)
 
 fuzz_objs = $(addprefix $(B)/fuzz/obj/,$(patsubst %.c,%.o,$(FUZZ_SRCS_$(1))))
 
