@@ -84,5 +84,6 @@ int admin_authorize_pcrs_main(int argc, char **argv);
 int admin_attest_main(int argc, char **argv);
 int admin_upgrade_main(int argc, char **argv);
 int admin_reseal_main(int argc, char **argv);
+int admin_audit_id_main(int argc, char **argv);
 
 #endif

@@ -10,7 +10,7 @@ ADMIN_EXPECT_OBJS := $(B)/admin/expect.o $(B)/client/expect.o $(B)/client/jfield
 EXTRA_CFLAGS_admin_expect := $(call pc_cflags,libsodium tss2-esys json-c) \
 	-DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
 ADMIN_SRCS := sealvault-admin admin init status delete upgrade authorize-pcrs attest reseal \
-	acknowledge
+	acknowledge audit-id
 $(foreach s,$(ADMIN_SRCS),$(eval EXTRA_CFLAGS_admin_$(s) := $$(call pc_cflags,libsodium tss2-esys json-c)))
 $(ADMIN_BIN): $(ADMIN_SRCS:%=$(B)/admin/%.o) $(ADMIN_EXPECT_OBJS) $(B)/libsvattest.a \
 	      $(B)/libsvstate.a $(B)/libsvpolicy.a $(B)/libsvcommon.a

@@ -2,7 +2,8 @@
  * sealvault-admin: provision a vault (init), inspect it (status), destroy one record (delete),
  * upgrade a vault of sealvault 0.2 (upgrade), approve new PCR values (authorize-pcrs), move a
  * vault key sealed to plain PCR values to a signed policy (reseal), print attestation evidence
- * (attest) and the expected values clients verify it against (expect). It can
+ * (attest), the expected values clients verify it against (expect) and the hash under which the
+ * audit trail names an identifier (audit-id). It can
  * destroy but never read a record or reset a guess counter.
  *
  * Each command is one row of the table below and one file, admin/COMMAND.c, with its own
@@ -33,6 +34,8 @@ static const struct {
      "move a vault key sealed to plain PCR values to a policy authorize-pcrs renews"},
     {"attest", admin_attest_main, "print attestation evidence (TPM quote over a nonce) as JSON"},
     {"expect", admin_expect_main, "print the expected values clients verify attestation against"},
+    {"audit-id", admin_audit_id_main,
+     "print the hash under which the audit trail names an identifier"},
 };
 
 static void usage(FILE *f)

@@ -14,10 +14,11 @@
  *       endpoint="ENDPOINT". The enclave answers it with its handle_HANDLER (enclave/dispatch.c:
  *       vault, attest, info, stats or health) and one SV_MSG_REPLY; all are MSG_F_REQUEST.
  *   FRAME(NAME, NUMBER, FLAGS)
- *       A frame with no route: the reply, the restart control frames and the reload frames
+ *       A frame with no route: the reply, the restart control frames, the reload frames
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
- *       request id = sealvaultd's reload count). The enclave refuses to be sent one (only ROUTE
- *       rows are in its dispatch table).
+ *       request id = sealvaultd's reload count) and the enclave's audit records to sealvaultd
+ *       (on a socketpair of their own). The enclave refuses to be sent one (only ROUTE rows are
+ *       in its dispatch table).
  *
  * The numbers, paths and endpoint names are the wire and monitoring contract: never change or
  * reuse one (tests/unit/test_msg.c pins them). Numbers: 1..31 client requests, 32..63 the
@@ -36,6 +37,7 @@
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
 #define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
+#define MSG_F_AUDIT        0x80u /* only on the enclave's audit pair (its fd 4) to sealvaultd */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
@@ -71,7 +73,10 @@
 	FRAME(ENCLAVE_GONE,    65, MSG_F_CONTROL) /* sealvaultd -> broker, on the enclave's end */ \
 	FRAME(READY,           66, MSG_F_CONTROL) /* enclave -> broker, once at every start */    \
 	/* sealvaultd -> broker on the control pair (broker fd 5), payload common/reload.h */      \
-	FRAME(RELOAD,          67, MSG_F_RELOAD)
+	FRAME(RELOAD,          67, MSG_F_RELOAD)                                                   \
+	/* enclave -> sealvaultd on the audit pair (enclave fd 4), payload common/audit.h; the  */ \
+	/* broker never sees it. Request id 0. */                                                  \
+	FRAME(AUDIT,           70, MSG_F_AUDIT)
 /* clang-format on */
 
 #endif

@@ -1,5 +1,5 @@
 # daemon/: sealvaultd, the supervisor that starts the enclave and the broker (process engineer).
-DAEMON_SRCS := daemon/main.c daemon/supervise.c
+DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/audit.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd
@@ -8,6 +8,7 @@ INSTALL_MAN += daemon/sealvaultd.8 daemon/sealvault.conf.5
 # changes when LIBEXECDIR (or PREFIX) does, so `make install PREFIX=/usr` after a plain `make`
 # rebuilds sealvaultd with the right path instead of installing one that looks elsewhere.
 EXTRA_CFLAGS_daemon_main := -DSV_LIBEXECDIR='"$(LIBEXECDIR)"' $(call pc_cflags,libsystemd)
+EXTRA_CFLAGS_daemon_audit := $(call pc_cflags,libsodium libsystemd)
 $(B)/daemon/main.o: $(B)/daemon/libexecdir.stamp
 $(B)/daemon/libexecdir.stamp: daemon-libexecdir-check
 	@mkdir -p $(dir $@)

@@ -39,6 +39,7 @@
 #include "common/net.h"
 #include "common/config.h"
 #include "common/reload.h"
+#include "daemon/audit.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
 
@@ -100,6 +101,7 @@ static struct setting settings[] = {
     {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
+    {"audit-key-file", TO_SELF, "/run/sealvault/audit-id.key", 0, 0, NULL},
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -529,6 +531,13 @@ static void control_readable(void)
 	}
 }
 
+/* SIGIO: the broker's control pair or the enclave's audit pair has frames to read. */
+static void readable(void)
+{
+	control_readable();
+	daemon_audit_readable();
+}
+
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
  * reason in text). The broker's answers to earlier reloads that timed out are skipped. */
 static int reload_answer(uint32_t id, char *text, size_t text_len)
@@ -793,7 +802,7 @@ int main(int argc, char **argv)
 	snprintf(darg, dlen, "--daemon-bin=%s", self);
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
-	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
+	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, "--audit-link", NULL};
 	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
 	 * could be opened and the metrics listener, each at the next free number */
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
@@ -858,6 +867,18 @@ int main(int argc, char **argv)
 	}
 	ctl_fd = ctl[0];
 	kids[1].fds[2] = ctl[1];
+	/* The audit pair (daemon/audit.h): the enclave's end is its fd 4 and stays open here for
+	 * the next enclave after a restart; the broker never holds either end. */
+	int aud[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, aud) != 0 ||
+	    fcntl(aud[0], F_SETOWN, getpid()) != 0 ||
+	    fcntl(aud[0], F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
+	}
+	kids[0].fds[1] = aud[1];
+	const char *akf = get("audit-key-file");
+	daemon_audit_open(aud[0], strcmp(akf, "none") == 0 ? NULL : akf);
 	kids[1].own_fds = 1u << 0 | 1u << 2;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "sealvaultd: cannot initialise libsodium\n");
@@ -868,5 +889,7 @@ int main(int argc, char **argv)
 	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
-	return supervise(kids, &set, &old, count_restart, reload, control_readable);
+	int rc = supervise(kids, &set, &old, count_restart, reload, readable);
+	daemon_audit_readable(); /* what the enclave wrote before it stopped */
+	return rc;
 }

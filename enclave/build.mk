@@ -25,7 +25,7 @@ FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
-VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c
+VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c enclave/audit.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -41,7 +41,8 @@ FUZZ_TARGETS += $(VAULT_FUZZ)
 $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf.c common/err.c))
 # The whole handler on the in-memory fake store (tests/lib/fake_store.h), with a real client.
 FUZZ_TARGETS += vault_handle
-FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
+FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c \
+	common/audit.c common/frame.c common/msg.c
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c

@@ -27,6 +27,7 @@
 #include "common/info.h"
 #include "common/msg.h"
 #include "enclave/attestsrv.h"
+#include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
 #include "enclave/journal.h"
@@ -51,14 +52,16 @@ struct options {
 	const char *broker_bin;
 	unsigned tpm_timeout_s;          /* deadline of every TPM command */
 	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
+	int audit_link;                  /* audit records to sealvaultd on SANDBOX_AUDIT_FD */
 	struct sv_vault_policy policy;
 };
 
 static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
-    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N]\n"
-    "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
+    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N] [--audit-link]\n"
+    "Started by sealvaultd(8) with the broker link on descriptor 3 and, with --audit-link, the\n"
+    "audit link on descriptor 4; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -141,6 +144,7 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"tpm-timeout", required_argument, NULL, 'T'},
 	    {"restarts", required_argument, NULL, 'R'},
 	    {"tpm-timeouts", required_argument, NULL, 'O'},
+	    {"audit-link", no_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -172,6 +176,7 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case 'R': o->restarts = number("restarts", optarg, 0, UINT32_MAX); break;
 		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
+		case 'A': o->audit_link = 1; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -184,6 +189,36 @@ static void parse(int argc, char **argv, struct options *o)
 		die("--context is longer than %d bytes", CONTEXT_MAX);
 	if (policy_vault_check(&o->policy, why, sizeof(why)) != 0)
 		die("%s", why);
+}
+
+/* The audit trail's start: the key for identifier hashes, what the store judged at open, and the
+ * power-cut penalty when this open charged one (enclave/audit.h). */
+static void audit_start(const struct store *store)
+{
+	struct store_info in;
+	struct store_stats st;
+	uint8_t key[STORE_AUDIT_KEY_LEN];
+	_Static_assert(STORE_AUDIT_KEY_LEN == AUDIT_KEY_LEN, "audit key sizes");
+	store_get_info(store, &in);
+	store_get_stats(store, &st);
+	struct audit_record start = {.kind = AUDIT_STARTUP,
+	                             .counter = st.counter,
+	                             .verdict = in.penalty_charged ? AUDIT_POWER_CUT
+	                                        : in.roll_forward  ? AUDIT_ROLL_FORWARD
+	                                                           : AUDIT_CLEAN,
+	                             .hybrid = st.orderly_mask != 0,
+	                             .penalty = in.penalty_charged != 0,
+	                             .frames = in.journal_frames,
+	                             .journal_bytes = in.journal_bytes,
+	                             .tail_bytes = in.tail_bytes,
+	                             .users = st.users};
+	struct audit_record pen = {.kind = AUDIT_PENALTY,
+	                           .counter = st.counter,
+	                           .users = st.users,
+	                           .unclean_boots = st.unclean_boots};
+	store_audit_key(store, key);
+	audit_started(key, &start, in.penalty_charged ? &pen : NULL);
+	sodium_memzero(key, sizeof(key));
 }
 
 /* GET /v1/info (common/info.h): everything in it is fixed for the life of the process. */
@@ -228,7 +263,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse(argc, argv, &o);
 	if (sandbox_check_ipc(SANDBOX_IPC_FD, why, sizeof(why)) != 0 ||
-	    sandbox_close_inherited(why, sizeof(why)) != 0)
+	    sandbox_close_inherited(o.audit_link, why, sizeof(why)) != 0 ||
+	    audit_open(o.audit_link ? SANDBOX_AUDIT_FD : -1, 2 * (size_t)o.policy.max_batch, why,
+	               sizeof(why)) != 0)
 		die("%s", why);
 	if (sodium_init() < 0)
 		die("cannot initialise libsodium");
@@ -257,8 +294,10 @@ int main(int argc, char **argv)
 			    why);
 			exit(SV_EXIT_TPM_UNAVAILABLE);
 		}
+		audit_refused();
 		die("refusing to serve: %s", why);
 	}
+	audit_start(store);
 	warn_plain_pcrs(store, o.state_dir);
 	/* The attestation statement: EK check, build_hash (sealvaultd and the broker default to
 	 * this program's directory, as in a build tree), signed once by the identity key. */

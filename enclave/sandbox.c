@@ -43,9 +43,10 @@ int sandbox_check_ipc(int fd, char *why, size_t why_len)
 	return SV_OK;
 }
 
-int sandbox_close_inherited(char *why, size_t why_len)
+int sandbox_close_inherited(int audit_link, char *why, size_t why_len)
 {
-	if (close_range(SANDBOX_IPC_FD + 1, ~0U, 0) != 0) {
+	unsigned first = audit_link ? SANDBOX_AUDIT_FD + 1 : SANDBOX_IPC_FD + 1;
+	if (close_range(first, ~0U, 0) != 0) {
 		snprintf(why, why_len, "close_range failed: %s", strerror(errno));
 		return SV_ERR_IO;
 	}

@@ -9,7 +9,8 @@
 
 #include <stddef.h>
 
-#define SANDBOX_IPC_FD 3
+#define SANDBOX_IPC_FD   3
+#define SANDBOX_AUDIT_FD 4 /* the audit link to sealvaultd (--audit-link) */
 
 /* PR_SET_DUMPABLE 0: no core dumps, no ptrace or /proc/PID/mem by the same user. */
 int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result));
@@ -17,9 +18,11 @@ int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result)
 /* Checks that fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
 int sandbox_check_ipc(int fd, char *why, size_t why_len) __attribute__((warn_unused_result));
 
-/* Closes every inherited descriptor above SANDBOX_IPC_FD, and points stdin and stdout at
- * /dev/null, so that only descriptors the enclave opens itself survive to the filter. */
-int sandbox_close_inherited(char *why, size_t why_len) __attribute__((warn_unused_result));
+/* Closes every inherited descriptor above SANDBOX_IPC_FD (but SANDBOX_AUDIT_FD with audit_link),
+ * and points stdin and stdout at /dev/null, so that only descriptors the enclave opens itself
+ * survive to the filter. */
+int sandbox_close_inherited(int audit_link, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
 
 /* Loads what libc loads lazily (time zone), lists the open descriptors and installs the
  * kill-by-default filter pinned to them. */

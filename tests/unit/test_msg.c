@@ -42,6 +42,7 @@ static const struct {
     {SV_MSG_ENCLAVE_GONE, 65, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_READY, 66, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOAD, 67, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_AUDIT, 70, NULL, NULL, MSG_F_AUDIT},
 };
 
 static void assert_str_or_null(const char *got, const char *want)
