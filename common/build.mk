@@ -6,3 +6,6 @@ COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
 $(B)/libsvcommon.a: $(COMMON_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+# libFuzzer target for the audit record decoder that sealvaultd runs on the enclave's records.
+FUZZ_TARGETS += audit
+FUZZ_SRCS_audit := common/audit.c common/err.c

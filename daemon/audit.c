@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <sodium.h>
+/* no CODE_FILE/CODE_LINE fields: a record says what the vault did, not where sealvaultd was */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include "common/err.h"

@@ -37,3 +37,9 @@ check-badinput: $(PROC_TEST_DEPS) $(PROBE)
 check-daemon-config: $(PROC_TEST_DEPS) $(PROBE) $(B)/sealvault
 	$(Q)B=$(B) tests/integration/daemon-config.sh
 CHECK_STEPS += check-sandbox check-badinput check-daemon-config
+
+# --- the audit trail (issue 14): sealvaultd's side, unit-tested without journald ---
+# tests/unit/test_daemon_audit.c fakes sd_journal_sendv (the journal's native protocol is not
+# needed to check the fields); check-audit runs the whole trail on real processes.
+UT_OBJS_daemon_audit := $(B)/daemon/audit.o $(B)/libsvcommon.a
+UT_WRAP_daemon_audit := sd_journal_sendv
