@@ -63,7 +63,7 @@ int sandbox_close_inherited(int audit_link, char *why, size_t why_len)
 	return SV_OK;
 }
 
-int sandbox_lockdown(char *why, size_t why_len)
+int sandbox_lockdown(int audit_link, char *why, size_t why_len)
 {
 	/* glibc reads /etc/localtime on first use; a message with a time stamp after the filter
 	 * would otherwise be fatal */
@@ -76,5 +76,14 @@ int sandbox_lockdown(char *why, size_t why_len)
 	int r = policy_seccomp_open_fds(&cfg, why, why_len);
 	if (r != 0)
 		return r;
+	if (audit_link) {
+		/* the audit link is written, never read, seeked or truncated */
+		size_t n = 0;
+		for (size_t i = 0; i < cfg.n_fds; i++)
+			if (cfg.fds[i] != SANDBOX_AUDIT_FD)
+				cfg.fds[n++] = cfg.fds[i];
+		cfg.n_fds = n;
+		cfg.audit_fd = SANDBOX_AUDIT_FD;
+	}
 	return policy_seccomp_enclave_install(&cfg, why, why_len);
 }

@@ -25,7 +25,7 @@ int sandbox_close_inherited(int audit_link, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
 /* Loads what libc loads lazily (time zone), lists the open descriptors and installs the
- * kill-by-default filter pinned to them. */
-int sandbox_lockdown(char *why, size_t why_len) __attribute__((warn_unused_result));
+ * kill-by-default filter pinned to them; with audit_link, SANDBOX_AUDIT_FD gets write only. */
+int sandbox_lockdown(int audit_link, char *why, size_t why_len) __attribute__((warn_unused_result));
 
 #endif
