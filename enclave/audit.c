@@ -5,11 +5,13 @@
 #include "enclave/audit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -29,7 +31,7 @@ static struct {
 	int open;
 	size_t cap;
 	uint8_t key[AUDIT_KEY_LEN]; /* the identifier hash key (not a vault secret: audit.h) */
-	uint64_t seq, sent;
+	uint64_t seq, sent, waits, waited_us;
 	struct queue staged, written; /* the next frame's records; the written frame's */
 } A = {.fd = -1};
 
@@ -54,7 +56,7 @@ static void send_record(struct audit_record *r)
 		char line[AUDIT_LINE_MAX];
 		if (r->kind != AUDIT_KEY && audit_line(r, line) == SV_OK)
 			fprintf(stderr, "sealvault-enclave: %s\n", line);
-		A.sent++;
+		A.sent += r->kind != AUDIT_KEY;
 		return;
 	}
 	if (audit_encode(r, p, &n) != SV_OK)
@@ -67,11 +69,17 @@ static void send_record(struct audit_record *r)
 			link_failed(sv_strerror(e));
 		/* sealvaultd reads slowly: wait for it, never drop the record */
 		struct pollfd pf = {.fd = A.fd, .events = POLLOUT};
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (poll(&pf, 1, -1) < 0 && errno != EINTR)
 			link_failed(strerror(errno));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		A.waits++;
+		A.waited_us += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 +
+		                          (t1.tv_nsec - t0.tv_nsec) / 1000);
 	}
 	sodium_memzero(p, sizeof(p));
-	A.sent++;
+	A.sent += r->kind != AUDIT_KEY;
 }
 
 static int queue_init(struct queue *q, size_t cap)
@@ -89,8 +97,11 @@ int audit_open(int fd, size_t cap, char *why, size_t why_len)
 		socklen_t tl = sizeof(type);
 		struct sockaddr_storage peer;
 		socklen_t pl = sizeof(peer);
+		int fl = fcntl(fd, F_GETFL);
+		/* non-blocking, so that a full socket is seen (and counted) before the wait */
 		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
-		    type != SOCK_SEQPACKET || getpeername(fd, (struct sockaddr *)&peer, &pl) != 0) {
+		    type != SOCK_SEQPACKET || getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 ||
+		    fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
 			snprintf(why, why_len,
 			         "descriptor %d (--audit-link) is not a connected SOCK_SEQPACKET "
 			         "socket; start the enclave through sealvaultd",
@@ -172,7 +183,9 @@ void audit_anchored(void)
 	A.written.n = 0;
 }
 
-uint64_t audit_sent(void)
+void audit_stats(uint64_t *sent, uint64_t *waits, uint64_t *waited_us)
 {
-	return A.sent;
+	*sent = A.sent;
+	*waits = A.waits;
+	*waited_us = A.waited_us;
 }

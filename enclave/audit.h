@@ -10,9 +10,9 @@
  * next frame, as the store's staged changes do. A change that never becomes durable (the process
  * ends first) is never recorded.
  *
- * The link is blocking: when sealvaultd reads slowly the vault waits for it rather than drop a
- * record (docs/operations.md argues it). Without --audit-link (the enclave started alone, as the
- * sandbox test does) the same records go to stderr as lines.
+ * A record waits for room on the link: when sealvaultd reads slowly the vault waits rather than
+ * drop a record (docs/operations.md argues it). Without --audit-link (the enclave started alone, as
+ * the sandbox test does) the same records go to stderr as lines.
  */
 #ifndef SV_ENCLAVE_AUDIT_H
 #define SV_ENCLAVE_AUDIT_H
@@ -52,7 +52,8 @@ void audit_written(uint64_t counter);
 /* The written frame is anchored: sends its remaining records. */
 void audit_anchored(void);
 
-/* Records sent since start, for /metrics. */
-uint64_t audit_sent(void);
+/* For /metrics: records sent since start, the times a record waited for room on the link
+ * (sealvaultd reading slowly) and how long in total. */
+void audit_stats(uint64_t *sent, uint64_t *waits, uint64_t *waited_us);
 
 #endif

@@ -60,7 +60,7 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
 		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
-UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/libsvcommon.a
+UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/audit.o $(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---

@@ -100,6 +100,7 @@ sv recover --user bob --password-file "$T/wrong" --out "$T/out"
 expect 3 "bob's last wrong guess"
 sv recover --user mallory --password-file "$T/pw" --out "$T/out"
 expect 2 "mallory (unknown)"
+sv_metrics >"$T/metrics.1"
 echo "audit: scenario done (register, wrong guess, recovery, password change, delete, lock-out)"
 
 # --- 2. the enclave restarts alone (exit 75) and keeps its audit pair ---
@@ -197,6 +198,12 @@ awk '{
 	want++; last = f["counter"] + 0
 }' "$T/audit" >"$T/seq" || fail "$(cat "$T/seq")"
 echo "audit: start-ups clean, roll-forward, power-cut (penalty recorded); sequence numbers count per start"
+# the first enclave's /metrics counted exactly the records its run wrote
+run1=$(awk '/event=startup /{n++} n==1' "$T/audit" | wc -l)
+sent1=$(sed -n 's/^sealvault_audit_records_total //p' "$T/metrics.1")
+[ "$sent1" = "$run1" ] || fail "sealvault_audit_records_total $sent1, but the first run wrote $run1 records"
+grep -q '^sealvault_audit_waits_total [0-9]' "$T/metrics.1" || fail "no sealvault_audit_waits_total"
+echo "audit: /metrics of the first run: sealvault_audit_records_total $sent1"
 
 # --- 4. the journal: sd_journal_send under JOURNAL_STREAM ---
 if [ "$(id -u)" -ne 0 ] || ! unshare -m true 2>/dev/null; then
