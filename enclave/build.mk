@@ -77,3 +77,5 @@ FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approva
 	enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c
+# tests/unit/test_enclave_audit.c: the enclave's audit records on a real socketpair (issue 14).
+UT_OBJS_enclave_audit := $(B)/enclave/audit.o $(B)/libsvcommon.a
