@@ -28,14 +28,15 @@ static const struct {
                            AUDIT_F_FRAMES | AUDIT_F_JBYTES | AUDIT_F_TAIL | AUDIT_F_USERS,
                        "start-up check"},
     [AUDIT_PENALTY] = {"power-cut-penalty", "ab47655f5e034b2e8f72a3b341222c40", LOG_WARNING,
-                       F_EVENT | AUDIT_F_USERS | AUDIT_F_UNCLEAN,
+                       F_EVENT | AUDIT_F_USERS | AUDIT_F_UNCLEAN | AUDIT_F_DESTROYED,
                        "power cut: every user charged one guess"},
     [AUDIT_REGISTER] = {"register", "5902433716dc466bab6e6ab381f18684", LOG_INFO,
                         F_USER | AUDIT_F_LIMIT, "registered"},
     [AUDIT_GUESS] = {"guess", "c74c402f1e3c4e8c83df2890fc67f47c", LOG_INFO,
                      F_USER | AUDIT_F_LEFT | AUDIT_F_LIMIT | AUDIT_F_KNOWN, "guess charged"},
     [AUDIT_DESTROYED] = {"destroyed", "aa50ac4caeb94fbbb93dddb599d25d93", LOG_WARNING,
-                         F_USER | AUDIT_F_LIMIT, "last guess charged: record destroyed"},
+                         F_USER | AUDIT_F_LIMIT | AUDIT_F_KNOWN,
+                         "last guess charged: record destroyed"},
     [AUDIT_RECOVERED] = {"recovered", "d73d877d20b2480086b3c80a6b86fe46", LOG_INFO,
                          F_USER | AUDIT_F_RESTORED, "recovery: backup key released"},
     [AUDIT_LOGIN_RESET] = {"login-reset", "8a5856f0a03b40108d9e0747a351d912", LOG_INFO,
@@ -71,6 +72,7 @@ static const struct {
     {AUDIT_F_USERS, 8, "USERS", DEC},
     {AUDIT_F_UNCLEAN, 8, "UNCLEAN_BOOTS", DEC},
     {AUDIT_F_KEY, AUDIT_KEY_LEN, NULL, HEX},
+    {AUDIT_F_DESTROYED, 8, "RECORDS_DESTROYED", DEC},
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -108,6 +110,7 @@ static uint64_t *field_u64(struct audit_record *r, unsigned bit)
 	case AUDIT_F_TAIL: return &r->tail_bytes;
 	case AUDIT_F_USERS: return &r->users;
 	case AUDIT_F_UNCLEAN: return &r->unclean_boots;
+	case AUDIT_F_DESTROYED: return &r->destroyed;
 	default: return NULL;
 	}
 }

@@ -59,12 +59,13 @@ struct audit_record {
 	uint64_t counter; /* the NV counter value the change was committed under */
 	uint8_t id_hash[AUDIT_ID_HASH_LEN];
 	uint8_t attempts_left, guess_limit;
-	uint8_t known;    /* guess: the identifier is registered (else: a fake KE2) */
+	uint8_t known;    /* guess, destroyed: the identifier is registered (else: a fake record) */
 	uint8_t restored; /* the login's last guess had destroyed the record; it is back */
 	uint8_t verdict;  /* enum audit_verdict */
 	uint8_t hybrid;   /* the counter scheme is hybrid */
 	uint8_t penalty;  /* startup: a power-cut penalty was charged at this start */
 	uint64_t frames, journal_bytes, tail_bytes, users, unclean_boots;
+	uint64_t destroyed;         /* penalty: records it destroyed (their last guess) */
 	uint8_t key[AUDIT_KEY_LEN]; /* AUDIT_KEY only */
 };
 
@@ -86,6 +87,7 @@ enum audit_field {
 	AUDIT_F_USERS = 1u << 13,
 	AUDIT_F_UNCLEAN = 1u << 14,
 	AUDIT_F_KEY = 1u << 15,
+	AUDIT_F_DESTROYED = 1u << 16,
 };
 
 /* The fields a kind carries; 0 for a kind that does not exist. */

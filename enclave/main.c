@@ -215,7 +215,8 @@ static void audit_start(const struct store *store)
 	struct audit_record pen = {.kind = AUDIT_PENALTY,
 	                           .counter = st.counter,
 	                           .users = st.users,
-	                           .unclean_boots = st.unclean_boots};
+	                           .unclean_boots = st.unclean_boots,
+	                           .destroyed = in.penalty_destroyed};
 	store_audit_key(store, key);
 	audit_started(key, &start, in.penalty_charged ? &pen : NULL);
 	sodium_memzero(key, sizeof(key));

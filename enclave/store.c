@@ -1012,6 +1012,7 @@ void store_get_info(const struct store *s, struct store_info *out)
 	out->power_cut = s->power_cut;
 	out->journal_frames = s->jframes;
 	out->penalty_charged = s->penalty_charged;
+	out->penalty_destroyed = s->penalty_destroyed;
 	uint64_t now = (uint64_t)time(NULL);
 	out->unclean_year = out->unclean_year_all = 0;
 	for (size_t i = 0; i < s->nunclean; i++)

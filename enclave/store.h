@@ -316,6 +316,7 @@ struct store_info {
 	int power_cut;             /* read-only open found a power cut not yet charged */
 	uint64_t journal_frames;   /* journal frames replayed at open (the audit start-up record) */
 	int penalty_charged;       /* this open charged a power-cut penalty (hybrid) */
+	uint64_t penalty_destroyed; /* records that penalty destroyed (their last guess) */
 };
 void store_get_info(const struct store *s, struct store_info *out);
 

@@ -625,7 +625,7 @@ static int unclean_budget(struct store *s, uint64_t now, char *why, size_t why_l
  * in between charges it again at the next start: never fewer guesses than were made. */
 static int charge_penalty(struct store *s, uint64_t now, char *why, size_t why_len)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, destroyed = s->destroyed;
 	int r = anchor_unclean_bump(s->anchor, s->unclean_index, &v);
 	if (r == SV_OK) {
 		s->nv_writes++;
@@ -642,6 +642,7 @@ static int charge_penalty(struct store *s, uint64_t now, char *why, size_t why_l
 	}
 	s->power_cut = 0;
 	s->penalty_charged = 1;
+	s->penalty_destroyed = s->destroyed - destroyed;
 	return SV_OK;
 }
 

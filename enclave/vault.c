@@ -151,8 +151,9 @@ static int audit(uint8_t kind, const uint8_t *id, size_t id_len, unsigned left, 
 	struct audit_note n = {.kind = kind,
 	                       .attempts_left = (uint8_t)left,
 	                       .guess_limit = (uint8_t)limit,
-	                       .known = kind == AUDIT_GUESS && flag,
-	                       .restored = kind != AUDIT_GUESS && flag,
+	                       .known = (kind == AUDIT_GUESS || kind == AUDIT_DESTROYED) && flag,
+	                       .restored =
+	                           (kind == AUDIT_RECOVERED || kind == AUDIT_LOGIN_RESET) && flag,
 	                       .at_write = at_write};
 	return audit_note(&n, id, id_len);
 }
@@ -335,7 +336,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			goto fail;
 		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 1, 0)) != 0 ||
 		    (left == 0 &&
-		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 0, 0)) != 0))
+		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 1, 0)) != 0))
 			return err;
 	} else {
 		/* The same commit path as a real charge, so that timing does not tell: a second
@@ -347,8 +348,11 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			goto fail;
 		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
 		phantom_set_charged_at(v->phantoms, r.id, r.id_len, store_counter(v->store) + 1);
-		/* recorded as a real guess is, so that the link's timing does not tell either */
-		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 0, 0)) != 0)
+		/* recorded as a real guess is (and its last one as a destroyed record: to clients
+		 * the unknown identifier is locked now), so that the link's timing does not tell */
+		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 0, 0)) != 0 ||
+		    (left == 0 &&
+		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 0, 0)) != 0))
 			return err;
 	}
 	if (left == 0)

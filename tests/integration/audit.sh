@@ -4,7 +4,8 @@
 # that the test can cut the enclave's TPM connection):
 #   1. start; alice registers (limit 3), guesses wrong, recovers, changes her password and
 #      deletes her record; bob (limit 2) is locked out by two wrong guesses; an unknown mallory
-#      guesses once;
+#      guesses once; yolanda (limit 1) recovers with her last guess, whose charge destroyed the
+#      record and whose right password restores it;
 #   2. the enclave's TPM connection is cut at carol's registration (the NV increment never
 #      reaches the TPM): the enclave exits 75, sealvaultd restarts it alone on the same audit
 #      pair, and the new enclave's records (a roll-forward start-up, carol's recovery) arrive;
@@ -69,7 +70,7 @@ printf 'wrong guess\n' >"$T/wrong"
 printf 'a new password\n' >"$T/newpw"
 printf 'correct horse battery staple\na new password\n' >"$T/both"
 for f in pw wrong newpw; do tr -d '\n' <"$T/$f" >"$T/$f.raw"; done
-for u in alice bob carol dave; do head -c 32 /dev/urandom >"$T/secret.$u"; done
+for u in alice bob carol dave yolanda; do head -c 32 /dev/urandom >"$T/secret.$u"; done
 
 sv_server_init "$T/srv" "$B"
 tpmproxy_start "$T/px"
@@ -100,6 +101,12 @@ sv recover --user bob --password-file "$T/wrong" --out "$T/out"
 expect 3 "bob's last wrong guess"
 sv recover --user mallory --password-file "$T/pw" --out "$T/out"
 expect 2 "mallory (unknown)"
+# yolanda's one allowed guess is her last: its charge destroys the record, the right password
+# brings it back
+sv register --user yolanda --password-file "$T/pw" --secret-file "$T/secret.yolanda" --max-attempts 1
+expect 0 "register yolanda"
+sv recover --user yolanda --password-file "$T/pw" --out "$T/out"
+expect 0 "yolanda's recovery with her last guess"
 sv_metrics >"$T/metrics.1"
 echo "audit: scenario done (register, wrong guess, recovery, password change, delete, lock-out)"
 
@@ -161,15 +168,20 @@ want_history() {
 want_history alice "register guess:2 guess:1 recovered guess:2 recovered guess:2 login-reset password-changed guess:2 deleted "
 want_history bob "register guess:1 guess:0 destroyed "
 want_history mallory "guess:9 "
+want_history yolanda "register guess:0 destroyed recovered "
+grep "event=recovered .*id_hash=$(hash yolanda)" "$T/audit" | grep -q ' restored=yes' ||
+	fail "yolanda's recovery does not say restored=yes"
+grep "event=destroyed .*id_hash=$(hash yolanda)" "$T/audit" | grep -q ' known=yes' ||
+	fail "yolanda's destroyed record does not say known=yes"
 want_history carol "guess:9 recovered "
 grep " id_hash=$(hash mallory)" "$T/audit" | grep -q ' known=no' || fail "mallory's guess is not known=no"
 grep "event=register .*id_hash=$(hash alice)" "$T/audit" | grep -q ' guess_limit=3' ||
 	fail "alice's registration does not carry guess_limit=3"
 [ "$(hash alice)" != "$(hash bob)" ] || fail "two identifiers have one hash"
-for u in alice bob carol mallory; do
-	! grep -q "$u" "$LOG" || fail "the identifier '$u' appears in the log"
+for u in alice bob carol mallory yolanda; do
+	! grep -qw "$u" "$LOG" || fail "the identifier '$u' appears in the log"
 done
-for f in pw.raw wrong.raw newpw.raw secret.alice secret.bob secret.carol; do
+for f in pw.raw wrong.raw newpw.raw secret.alice secret.bob secret.carol secret.yolanda; do
 	r=0
 	python3 tests/integration/scan-bytes.py "$T/$f" "$LOG" >"$T/scan" 2>&1 || r=$?
 	[ "$r" -eq 1 ] || fail "$f: scan-bytes.py exit $r (0: found in the log): $(cat "$T/scan")"
@@ -183,8 +195,9 @@ grep 'event=startup ' "$T/audit" | field verdict | tr '\n' ' ' >"$T/verdicts"
 	fail "start-up verdicts: $(cat "$T/verdicts")"
 grep 'event=startup .*verdict=power-cut' "$T/audit" | grep -q ' penalty=yes' ||
 	fail "the power-cut start does not say penalty=yes"
-grep 'event=power-cut-penalty ' "$T/audit" | grep -q ' users=1 ' ||
-	fail "the penalty record does not count 1 user (carol; bob's tombstone is not one): $(grep penalty "$T/audit")"
+# the penalty charged yolanda's only guess (limit 1): her record is gone, carol's stays
+grep 'event=power-cut-penalty ' "$T/audit" | grep -q ' users=1 unclean_boots=[0-9]* records_destroyed=1$' ||
+	fail "the penalty record does not say 1 user left and 1 record destroyed: $(grep 'event=power-cut-penalty' "$T/audit")"
 grep 'event=startup .*verdict=clean' "$T/audit" | grep -q ' journal_frames=[0-9]* .*tail_bytes=0 users=0' ||
 	fail "the first start-up record lacks its figures"
 ! grep -q "event=register .*id_hash=$(hash carol)" "$T/audit" ||

@@ -51,6 +51,8 @@ static struct audit_record sample(unsigned kind)
 		r.users = 99;
 	if (f & AUDIT_F_UNCLEAN)
 		r.unclean_boots = 3;
+	if (f & AUDIT_F_DESTROYED)
+		r.destroyed = 1;
 	if (f & AUDIT_F_KEY)
 		memset(r.key, 0x5a, sizeof(r.key));
 	return r;
@@ -60,10 +62,10 @@ static struct audit_record sample(unsigned kind)
 static const size_t lengths[AUDIT_KINDS] = {
     [AUDIT_KEY] = 2 + 32,
     [AUDIT_STARTUP] = 2 + 8 + 8 + 1 + 1 + 1 + 8 + 8 + 8 + 8,
-    [AUDIT_PENALTY] = 2 + 8 + 8 + 8 + 8,
+    [AUDIT_PENALTY] = 2 + 8 + 8 + 8 + 8 + 8,
     [AUDIT_REGISTER] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_GUESS] = 2 + 8 + 8 + 16 + 1 + 1 + 1,
-    [AUDIT_DESTROYED] = 2 + 8 + 8 + 16 + 1,
+    [AUDIT_DESTROYED] = 2 + 8 + 8 + 16 + 1 + 1,
     [AUDIT_RECOVERED] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_LOGIN_RESET] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_DELETED] = 2 + 8 + 8 + 16,
@@ -256,8 +258,9 @@ static void test_line(void **state)
 	struct audit_record r = sample(AUDIT_DESTROYED);
 	char line[AUDIT_LINE_MAX];
 	assert_int_equal(audit_line(&r, line), SV_OK);
-	assert_string_equal(line, "audit: event=destroyed seq=72623859790382856 counter=4242 "
-	                          "id_hash=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf guess_limit=10");
+	assert_string_equal(line,
+	                    "audit: event=destroyed seq=72623859790382856 counter=4242 "
+	                    "id_hash=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf guess_limit=10 known=yes");
 	struct audit_record key = sample(AUDIT_KEY);
 	assert_int_equal(audit_line(&key, line), SV_ERR_INVALID);
 	/* the longest record, with every number at its maximum, fits */
