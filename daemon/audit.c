@@ -29,6 +29,7 @@ static struct {
 	int fd;
 	const char *key_file;
 	int journal;
+	int at_exit; /* daemon_audit_readable runs at exit */
 	uint64_t records, bad;
 } D = {.fd = -1};
 
@@ -49,6 +50,10 @@ void daemon_audit_open(int fd, const char *key_file)
 	D.fd = fd;
 	D.key_file = key_file;
 	D.journal = daemon_audit_is_journal(getenv("JOURNAL_STREAM"), STDERR_FILENO);
+	/* what the enclave wrote before it stopped, when sealvaultd exits (children never run
+	 * this: they exec or _exit) */
+	if (fd >= 0 && !D.at_exit)
+		D.at_exit = atexit(daemon_audit_readable) == 0;
 }
 
 /* The key, as 64 hex digits and a newline, replacing the file atomically (mode 0600). */

@@ -15,10 +15,12 @@
 
 /* fd: sealvaultd's end (non-blocking). key_file: where the key goes (NULL: nowhere). Decides
  * between the journal and stderr: the journal when $JOURNAL_STREAM names stderr's device and
- * inode (systemd.exec(5)). */
+ * inode (systemd.exec(5)). Registers daemon_audit_readable to run at exit, so that what the
+ * enclave wrote before it was stopped is written out too. */
 void daemon_audit_open(int fd, const char *key_file);
 
-/* Reads and writes out every record waiting on the pair (SIGIO, and once more before exit). */
+/* Reads and writes out every record waiting on the pair (main.c's SIGIO reader calls it first,
+ * so every wait that handles SIGIO reads the audit pair too, and once more at exit). */
 void daemon_audit_readable(void);
 
 /* 1 when $JOURNAL_STREAM ("DEV:INODE") names the file open on fd. */

@@ -513,6 +513,7 @@ static void serving(uint32_t n)
 static void control_readable(void)
 {
 	static uint8_t buf[SV_FRAME_BUF_LEN];
+	daemon_audit_readable(); /* SIGIO is shared with the enclave's audit pair */
 	for (;;) {
 		struct sv_frame f;
 		int r = frame_recv(ctl_fd, buf, &f);
@@ -529,13 +530,6 @@ static void control_readable(void)
 		if (f.type == SV_MSG_SERVING)
 			serving(f.req_id);
 	}
-}
-
-/* SIGIO: the broker's control pair or the enclave's audit pair has frames to read. */
-static void readable(void)
-{
-	control_readable();
-	daemon_audit_readable();
 }
 
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
@@ -889,7 +883,5 @@ int main(int argc, char **argv)
 	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
-	int rc = supervise(kids, &set, &old, count_restart, reload, readable);
-	daemon_audit_readable(); /* what the enclave wrote before it stopped */
-	return rc;
+	return supervise(kids, &set, &old, count_restart, reload, control_readable);
 }
