@@ -10,7 +10,7 @@
 #      reaches the TPM): the enclave exits 75, sealvaultd restarts it alone on the same audit
 #      pair, and the new enclave's records (a roll-forward start-up, carol's recovery) arrive;
 #   3. a power cut of the TPM (swtpm killed) while the vault is stopped: the next start records
-#      the power-cut penalty;
+#      the power-cut penalty; and a start on a state directory without a vault records "refused";
 #   4. (root, with unshare) the journal path: sealvaultd in a private mount namespace whose
 #      /run/systemd/journal/socket is tests/integration/journal-sink.py, with JOURNAL_STREAM naming
 #      its stderr as systemd sets it: the records arrive through sd_journal_send with PRIORITY,
@@ -134,6 +134,21 @@ swtpm_kill "$T/srv/tpm"
 swtpm_start "$T/srv/tpm"
 sv_server_start
 sv_server_stop
+
+# --- 3b. a start the store refuses (a state directory without a vault): a "refused" record, read
+# by sealvaultd as it exits with the enclave ---
+mkdir -p "$T/empty"
+[ "$(id -u)" -eq 0 ] && chown "$SV_ENCLAVE_USER" "$T/empty"
+users=()
+[ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
+rc=0
+timeout 30 "$B/sealvaultd" --state-dir "$T/empty" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
+	--tls-cert "$T/srv/cert.pem" --tls-key "$T/srv/key.pem" --libexec-dir "$B" \
+	--metrics-listen none --audit-key-file none "${users[@]}" >"$T/refused.log" 2>&1 || rc=$?
+[ "$rc" -eq 1 ] || fail "sealvaultd on an empty state directory exited $rc, want 1: $(cat "$T/refused.log")"
+grep -q '^sealvaultd: audit: event=startup seq=1 counter=0 verdict=refused ' "$T/refused.log" ||
+	fail "no refused start-up record: $(cat "$T/refused.log")"
+echo "audit: a refused start is recorded (verdict=refused)"
 
 # --- the records ---
 grep '^sealvaultd: audit: ' "$LOG" >"$T/audit" || fail "no audit line in the log"
