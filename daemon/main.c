@@ -1,7 +1,8 @@
 /*
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
- * (fd 3 = its end of the pair) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
+ * (fd 3 = its end of the pair, fd 4 = its end of the audit pair, whose records daemon/audit.c
+ * writes to the journal) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
  * fd 5 = its end of a second pair, the control link for reloads and readiness, then the boot and
  * IMA logs and the metrics listener, each at the next number), each under its own user when
  * run as root, and supervises them (daemon/supervise.c): when either

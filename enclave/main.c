@@ -1,5 +1,6 @@
 /*
- * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3. It
+ * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3 and the
+ * audit link on fd 4 (enclave/audit.h). It
  * opens the TPM and the state directory, unseals the vault, closes everything else, installs its
  * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
  *

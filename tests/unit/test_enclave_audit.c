@@ -33,6 +33,7 @@ static int next(struct audit_record *r)
 {
 	static uint8_t buf[SV_FRAME_BUF_LEN];
 	struct sv_frame f;
+	memset(r, 0, sizeof(*r));
 	int e = frame_recv(sv[1], buf, &f);
 	if (e == SV_ERR_BUSY)
 		return 0;
