@@ -37,7 +37,7 @@
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
 #define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
-#define MSG_F_AUDIT        0x200u/* only on the enclave's audit pair (its fd 4) to sealvaultd */
+#define MSG_F_AUDIT        0x200u /* only on the enclave's audit pair (its fd 4) to sealvaultd */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
