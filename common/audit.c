@@ -41,8 +41,8 @@ static const struct {
                          F_USER | AUDIT_F_RESTORED, "recovery: backup key released"},
     [AUDIT_LOGIN_RESET] = {"login-reset", "8a5856f0a03b40108d9e0747a351d912", LOG_INFO,
                            F_USER | AUDIT_F_RESTORED, "login for a password change: guesses reset"},
-    [AUDIT_DELETED] = {"deleted", "d4ddc2f495ee4f049100d9acb2b9f9fe", LOG_NOTICE, F_USER,
-                       "record deleted by its user"},
+    [AUDIT_DELETED] = {"deleted", "d4ddc2f495ee4f049100d9acb2b9f9fe", LOG_NOTICE,
+                       F_USER | AUDIT_F_OPERATOR, "record deleted"},
     [AUDIT_PASSWORD_CHANGED] = {"password-changed", "861f5cc074174290ac1b3a8d28baf591", LOG_NOTICE,
                                 F_USER | AUDIT_F_LIMIT, "password changed"},
 };
@@ -73,6 +73,7 @@ static const struct {
     {AUDIT_F_UNCLEAN, 8, "UNCLEAN_BOOTS", DEC},
     {AUDIT_F_KEY, AUDIT_KEY_LEN, NULL, HEX},
     {AUDIT_F_DESTROYED, 8, "RECORDS_DESTROYED", DEC},
+    {AUDIT_F_OPERATOR, 1, "BY_OPERATOR", BOOL},
 };
 #define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -96,6 +97,7 @@ static uint8_t *field_bytes(struct audit_record *r, unsigned bit)
 	case AUDIT_F_VERDICT: return &r->verdict;
 	case AUDIT_F_SCHEME: return &r->hybrid;
 	case AUDIT_F_PENALTY: return &r->penalty;
+	case AUDIT_F_OPERATOR: return &r->operator;
 	default: return NULL;
 	}
 }
@@ -121,6 +123,7 @@ static int in_range(const struct audit_record *r)
 	unsigned f = audit_kind_fields(r->kind);
 	if ((f & AUDIT_F_KNOWN && r->known > 1) || (f & AUDIT_F_RESTORED && r->restored > 1) ||
 	    (f & AUDIT_F_PENALTY && r->penalty > 1) || (f & AUDIT_F_SCHEME && r->hybrid > 1) ||
+	    (f & AUDIT_F_OPERATOR && r->operator> 1) ||
 	    (f & AUDIT_F_VERDICT && r->verdict > AUDIT_REFUSED))
 		return 0;
 	/* a guess leaves fewer attempts than its limit */
@@ -263,8 +266,9 @@ static void message(const struct audit_record *r, char *out, size_t len)
 		         kinds[r->kind].what, id, r->attempts_left);
 		break;
 	default:
-		snprintf(out, len, "sealvault audit: %s: %s%s", kinds[r->kind].what, id,
-		         r->restored ? " (record restored by its last guess)" : "");
+		snprintf(out, len, "sealvault audit: %s: %s%s%s", kinds[r->kind].what, id,
+		         r->restored ? " (record restored by its last guess)" : "",
+		         r->operator? " (by the operator)" : "");
 		break;
 	}
 }

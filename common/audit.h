@@ -38,7 +38,7 @@ enum audit_kind {
 	AUDIT_DESTROYED = 5,   /* the charge used the last guess: record destroyed */
 	AUDIT_RECOVERED = 6,   /* a valid login released the backup-key blob */
 	AUDIT_LOGIN_RESET = 7, /* a valid login before a password change reset the guesses */
-	AUDIT_DELETED = 8,     /* the user deleted the record */
+	AUDIT_DELETED = 8,     /* the user (or the operator) deleted the record */
 	AUDIT_PASSWORD_CHANGED = 9, /* a new record replaced the old one */
 	AUDIT_KINDS
 };
@@ -61,6 +61,7 @@ struct audit_record {
 	uint8_t attempts_left, guess_limit;
 	uint8_t known;    /* guess, destroyed: the identifier is registered (else: a fake record) */
 	uint8_t restored; /* the login's last guess had destroyed the record; it is back */
+	uint8_t operator; /* deleted: by the operator (sealvault-admin delete), not the user */
 	uint8_t verdict;  /* enum audit_verdict */
 	uint8_t hybrid;   /* the counter scheme is hybrid */
 	uint8_t penalty;  /* startup: a power-cut penalty was charged at this start */
@@ -88,6 +89,7 @@ enum audit_field {
 	AUDIT_F_UNCLEAN = 1u << 14,
 	AUDIT_F_KEY = 1u << 15,
 	AUDIT_F_DESTROYED = 1u << 16,
+	AUDIT_F_OPERATOR = 1u << 17,
 };
 
 /* The fields a kind carries; 0 for a kind that does not exist. */

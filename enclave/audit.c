@@ -152,7 +152,8 @@ int audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len)
 	                           .attempts_left = n->attempts_left,
 	                           .guess_limit = n->guess_limit,
 	                           .known = n->known,
-	                           .restored = n->restored};
+	                           .restored = n->restored,
+	                           .operator= n->operator};
 	audit_id_hash(r->id_hash, A.key, id, id_len);
 	A.staged.at_write[A.staged.n++] = (uint8_t)(n->at_write != 0);
 	return SV_OK;

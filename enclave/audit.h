@@ -41,6 +41,7 @@ void audit_refused(void);
 struct audit_note {
 	uint8_t kind;
 	uint8_t attempts_left, guess_limit, known, restored;
+	uint8_t operator; /* AUDIT_DELETED: sealvault-admin delete (through sealvaultd) */
 	int at_write;
 };
 int audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len)

@@ -190,6 +190,8 @@ grep "event=destroyed .*id_hash=$(hash yolanda)" "$T/audit" | grep -q ' known=ye
 	fail "yolanda's destroyed record does not say known=yes"
 want_history carol "guess:9 recovered "
 grep " id_hash=$(hash mallory)" "$T/audit" | grep -q ' known=no' || fail "mallory's guess is not known=no"
+grep "event=deleted .*id_hash=$(hash alice)" "$T/audit" | grep -q ' by_operator=no$' ||
+	fail "alice's own deletion does not say by_operator=no"
 grep "event=register .*id_hash=$(hash alice)" "$T/audit" | grep -q ' guess_limit=3' ||
 	fail "alice's registration does not carry guess_limit=3"
 [ "$(hash alice)" != "$(hash bob)" ] || fail "two identifiers have one hash"

@@ -51,6 +51,8 @@ static struct audit_record sample(unsigned kind)
 		r.users = 99;
 	if (f & AUDIT_F_UNCLEAN)
 		r.unclean_boots = 3;
+	if (f & AUDIT_F_OPERATOR)
+		r.operator= 1;
 	if (f & AUDIT_F_DESTROYED)
 		r.destroyed = 1;
 	if (f & AUDIT_F_KEY)
@@ -68,7 +70,7 @@ static const size_t lengths[AUDIT_KINDS] = {
     [AUDIT_DESTROYED] = 2 + 8 + 8 + 16 + 1 + 1,
     [AUDIT_RECOVERED] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_LOGIN_RESET] = 2 + 8 + 8 + 16 + 1,
-    [AUDIT_DELETED] = 2 + 8 + 8 + 16,
+    [AUDIT_DELETED] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_PASSWORD_CHANGED] = 2 + 8 + 8 + 16 + 1,
 };
 
@@ -162,6 +164,7 @@ static void test_ranges(void **state)
 	    {AUDIT_STARTUP, 18, AUDIT_REFUSED + 1}, /* verdict */
 	    {AUDIT_STARTUP, 19, 2},                 /* scheme */
 	    {AUDIT_STARTUP, 20, 2},                 /* penalty */
+	    {AUDIT_DELETED, 34, 2},                 /* by operator */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct audit_record r = sample(bad[i].kind), d;
