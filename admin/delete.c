@@ -1,22 +1,30 @@
 /*
- * `sealvault-admin delete`: destroys one user's record for good and commits the change. It never
- * shows a record or resets a guess counter.
+ * `sealvault-admin delete`: destroys one user's record for good and commits the change, through
+ * the running vault's admin socket or offline (admin/online.h says which). It never shows a
+ * record or resets a guess counter.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "admin/admin.h"
+#include "admin/online.h"
 #include "common/err.h"
+#include "common/msg.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: %s delete --state-dir DIR --tpm TCTI --user ID\n"
-	        "  Removes the record of ID for good and commits the change. Needs the vault\n"
-	        "  stopped. The record is never shown and guess counters are never reset.\n",
-	        ADMIN_PROG);
+	fprintf(
+	    f,
+	    "usage: %s delete [--config FILE] [--admin-socket PATH] --user ID\n"
+	    "       %s delete --state-dir DIR --tpm TCTI --user ID\n"
+	    "  Removes the record of ID for good and commits the change. The first form asks\n"
+	    "  the running vault through sealvaultd's admin socket (root or group\n"
+	    "  sealvault-admin), or works offline when the vault is stopped; the second always\n"
+	    "  works offline and needs the vault stopped. The record is never shown and guess\n"
+	    "  counters are never reset.\n",
+	    ADMIN_PROG, ADMIN_PROG);
 }
 
 static int delete_user(struct store *st, const char *user, char *why, size_t why_len)
@@ -39,40 +47,72 @@ static int delete_user(struct store *st, const char *user, char *why, size_t why
 	return SV_OK;
 }
 
+/* The running vault's answer, reported as offline. */
+static int online(const char *user, enum adminmsg_code code, const uint8_t *text, size_t len)
+{
+	if (code == ADMINMSG_NOTFOUND) {
+		fprintf(stderr, "%s: no user '%s' in this vault\n", ADMIN_PROG, user);
+		return ADMIN_EX_EXISTS;
+	}
+	if (code != ADMINMSG_OK)
+		return admin_online_refused(code, text, len);
+	printf("deleted user '%s'\n", user);
+	return ADMIN_EX_OK;
+}
+
 int admin_delete_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"state-dir", required_argument, NULL, 'd'},
 	    {"tpm", required_argument, NULL, 't'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"config", required_argument, NULL, 'c'},
+	    {"admin-socket", required_argument, NULL, 'a'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *dir = NULL, *tcti = NULL, *user = NULL;
+	const char *user = NULL;
+	struct admin_target t = {0};
 	struct tpm *tpm = NULL;
 	struct store *st = NULL;
 	char why[512] = "";
 	int r, c, other = 0;
 	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
 		switch (c) {
-		case 'd': dir = optarg; break;
-		case 't': tcti = optarg; break;
+		case 'd': t.dir = optarg; break;
+		case 't': t.tcti = optarg; break;
+		case 'c': t.config = optarg; break;
+		case 'a': t.sock = optarg; break;
 		case 'u': user = optarg; break;
 		case 'h': usage(stdout); return ADMIN_EX_OK;
 		default: usage(stderr); return ADMIN_EX_USAGE;
 		}
 	}
-	if (optind != argc || other || dir == NULL || tcti == NULL || user == NULL)
+	if (optind != argc || other || user == NULL)
 		return admin_bad_args("delete", usage);
-	if ((r = admin_start(dir, tcti, 1, &tpm)) != ADMIN_EX_OK)
+	if (*user == '\0' || strlen(user) > ADMINMSG_ID_MAX) {
+		fprintf(stderr, "%s: no user '%s' in this vault\n", ADMIN_PROG, user);
+		return ADMIN_EX_EXISTS;
+	}
+	enum adminmsg_code code;
+	const uint8_t *body;
+	size_t len;
+	r = admin_online(&t, SV_MSG_ADMIN_DELETE, (const uint8_t *)user, strlen(user), &code, &body,
+	                 &len);
+	if (r == ADMIN_ONLINE_ANSWERED)
+		r = online(user, code, body, len);
+	if (r != ADMIN_ONLINE_OFFLINE || (r = admin_start(t.dir, t.tcti, 1, &tpm)) != ADMIN_EX_OK) {
+		admin_target_free(&t);
 		return r;
+	}
 	/* Lazy: the counter is taken over (one NV write) only when there is a deletion to commit.
 	 */
-	r = store_open_lazy(&st, dir, tpm, NULL, why, sizeof(why));
+	r = store_open_lazy(&st, t.dir, tpm, NULL, why, sizeof(why));
 	if (r == SV_OK)
 		r = delete_user(st, user, why, sizeof(why));
 	int rc = admin_finish(r, why);
 	store_close(st);
 	tpm_close(tpm);
+	admin_target_free(&t);
 	return rc;
 }

@@ -3,7 +3,8 @@
  * upgrade a vault of sealvault 0.2 (upgrade), approve new PCR values (authorize-pcrs), move a
  * vault key sealed to plain PCR values to a signed policy (reseal), print attestation evidence
  * (attest), the expected values clients verify it against (expect) and the hash under which the
- * audit trail names an identifier (audit-id). It can
+ * audit trail names an identifier (audit-id), manage the tenants that sign access tokens
+ * (tenant) and mint one for tests (token). It can
  * destroy but never read a record or reset a guess counter.
  *
  * Each command is one row of the table below and one file, admin/COMMAND.c, with its own
@@ -36,6 +37,9 @@ static const struct {
     {"expect", admin_expect_main, "print the expected values clients verify attestation against"},
     {"audit-id", admin_audit_id_main,
      "print the hash under which the audit trail names an identifier"},
+    {"tenant", admin_tenant_main,
+     "add, rotate, remove or list the tenants whose access tokens the vault accepts"},
+    {"token", admin_token_main, "mint an access token with a tenant's private key (tests, demos)"},
 };
 
 static void usage(FILE *f)

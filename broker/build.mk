@@ -29,3 +29,6 @@ FUZZ_SRCS_frame := common/frame.c common/err.c
 # ... and for the reload payload the broker decodes (common/reload.h).
 FUZZ_TARGETS += reload
 FUZZ_SRCS_reload := common/reload.c common/err.c
+# ... and for the drain payloads the enclave, the broker and sealvaultd decode (common/drain.h).
+FUZZ_TARGETS += drain
+FUZZ_SRCS_drain := common/drain.c common/err.c

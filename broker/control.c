@@ -10,9 +10,11 @@
 #include <sodium.h>
 
 #include "broker/http.h"
+#include "broker/link.h"
 #include "broker/ratelimit.h"
 #include "broker/tls.h"
 #include "common/config.h"
+#include "common/drain.h"
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
@@ -153,6 +155,44 @@ static void answer(struct control *c, uint32_t id, int ok, const char *text)
 		        sv_strerror(r));
 }
 
+/* sealvaultd's SV_MSG_DRAIN (SIGTERM): passed on to the enclave, which refuses new logins
+ * itself and says when the pending ones are done (on_drain_status). 0, or -1 for a payload that
+ * does not decode. */
+static int drain(struct control *c, const struct sv_frame *f)
+{
+	unsigned timeout_s;
+	if (f->req_id != 0 || drain_request_decode(f->payload, f->len, &timeout_s) != 0)
+		return -1;
+	int r = c->t.link != NULL ? link_drain(c->t.link, timeout_s) : SV_ERR_IO;
+	if (r != 0)
+		fprintf(
+		    stderr,
+		    "sealvault-broker: cannot pass the drain on to the enclave (%s); sealvaultd "
+		    "stops both processes when its own timeout passes\n",
+		    sv_strerror(r));
+	else
+		fprintf(stderr,
+		        "sealvault-broker: stopping: asked the enclave to refuse new logins and to "
+		        "report when the pending ones are done (at most %u s)\n",
+		        timeout_s);
+	return 0;
+}
+
+/* The enclave's SV_MSG_DRAIN_STATUS, passed on to sealvaultd as SV_MSG_DRAIN_REPORT. */
+static void on_drain_status(void *arg, const struct drain_report *rep)
+{
+	struct control *c = arg;
+	uint8_t p[DRAIN_REPORT_LEN];
+	int r = drain_report_encode(p, rep);
+	if (r == 0)
+		r = frame_send(c->fd, SV_MSG_DRAIN_REPORT, 0, p, sizeof(p));
+	if (r != 0)
+		fprintf(stderr,
+		        "sealvault-broker: cannot pass the enclave's drain status on to sealvaultd "
+		        "(%s)\n",
+		        sv_strerror(r));
+}
+
 static void on_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct control *c = arg;
@@ -168,6 +208,8 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 			event_del(c->rd);
 			return;
 		}
+		if (r == 0 && f.type == SV_MSG_DRAIN && drain(c, &f) == 0)
+			continue;
 		if (r != 0 || f.type != SV_MSG_RELOAD || reload_decode(f.payload, f.len, &m) != 0) {
 			sodium_memzero(c->rbuf, sizeof(c->rbuf));
 			event_del(c->rd);
@@ -203,6 +245,8 @@ int control_new(struct control **out, struct event_base *base, int fd,
 		control_free(c);
 		return SV_ERR_IO;
 	}
+	if (t->link != NULL)
+		link_on_drain(t->link, on_drain_status, c);
 	*out = c;
 	return SV_OK;
 }

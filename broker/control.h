@@ -8,6 +8,11 @@
  * does not decode, is fatal (on_fatal): sealvaultd never sends one. The broker also says on it
  * when the enclave serves (SV_MSG_SERVING), for sealvaultd's readiness notification.
  *
+ * Stopping (sealvaultd(8), "Stopping"): sealvaultd's SV_MSG_DRAIN goes on to the enclave
+ * (link_drain), and every drain status the enclave sends back goes on to sealvaultd as
+ * SV_MSG_DRAIN_REPORT. The broker keeps forwarding every request: the enclave refuses the new
+ * logins itself.
+ *
  * The reloadable settings and their bounds live here, so that the command line and a reload
  * accept exactly the same values.
  */
@@ -20,6 +25,7 @@ struct event_base;
 struct tls;
 struct broker_http;
 struct ratelimit;
+struct link;
 struct control;
 
 struct control_settings {
@@ -46,6 +52,7 @@ struct control_targets {
 	struct tls *tls;
 	struct broker_http *http;
 	struct ratelimit *rl;
+	struct link *link; /* SV_MSG_DRAIN goes on to the enclave on it; its reports come back */
 };
 
 /* fd: the broker's end of the SOCK_SEQPACKET control pair (made non-blocking here). */

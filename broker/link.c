@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <sodium.h>
 
+#include "common/drain.h"
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
@@ -41,6 +42,8 @@ struct link {
 	unsigned long restarts; /* SV_MSG_ENCLAVE_GONE frames seen */
 	link_ready_cb on_ready;
 	void *ready_arg;
+	link_drain_cb on_drain;
+	void *drain_arg;
 	uint8_t rbuf[SV_FRAME_BUF_LEN];
 };
 
@@ -83,6 +86,30 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
 		die(l, "writing to the enclave failed; the enclave is gone");
 }
 
+/* Queues one frame of request id 0 for the enclave's end (GONE_SEEN, DRAIN_ENCLAVE) and writes
+ * what the socket takes; 0, or -1 after die(). */
+static int send_id0(struct link *l, uint16_t type, const uint8_t *payload, size_t len)
+{
+	struct queued *q = malloc(sizeof(*q) + SV_FRAME_HDR_LEN + len);
+	if (q == NULL ||
+	    frame_encode(q->data, SV_FRAME_HDR_LEN + len, type, 0, payload, len, &q->len) != 0) {
+		free(q);
+		die(l, "cannot queue a frame for the enclave's end (out of memory)");
+		return -1;
+	}
+	q->next = NULL;
+	if (l->tail != NULL)
+		l->tail->next = q;
+	else
+		l->head = q;
+	l->tail = q;
+	if (l->head == q && flush(l) != 0) {
+		die(l, "writing to the enclave's end failed");
+		return -1;
+	}
+	return 0;
+}
+
 /* sealvaultd says the enclave ended (it restarts it on the same end of the socketpair): the
  * requests it never answered, and those still queued here, are answered busy now; nothing is
  * sent until the next enclave says SV_MSG_READY; SV_MSG_GONE_SEEN tells sealvaultd that every
@@ -120,17 +147,7 @@ static void enclave_gone(struct link *l)
 	        "sealvault-broker: the enclave ended; answered the %u requests in flight 503 and "
 	        "answering 503 until sealvaultd has started it again\n",
 	        answered);
-	struct queued *q = malloc(sizeof(*q) + SV_FRAME_HDR_LEN);
-	if (q == NULL ||
-	    frame_encode(q->data, SV_FRAME_HDR_LEN, SV_MSG_GONE_SEEN, 0, NULL, 0, &q->len) != 0) {
-		free(q);
-		die(l, "cannot confirm the enclave's end to sealvaultd (out of memory)");
-		return;
-	}
-	q->next = NULL;
-	l->head = l->tail = q;
-	if (flush(l) != 0)
-		die(l, "writing to sealvaultd failed; the enclave's end is gone");
+	(void)send_id0(l, SV_MSG_GONE_SEEN, NULL, 0);
 }
 
 static void enclave_ready(struct link *l)
@@ -147,6 +164,22 @@ void link_on_ready(struct link *l, link_ready_cb cb, void *arg)
 {
 	l->on_ready = cb;
 	l->ready_arg = arg;
+}
+
+void link_on_drain(struct link *l, link_drain_cb cb, void *arg)
+{
+	l->on_drain = cb;
+	l->drain_arg = arg;
+}
+
+int link_drain(struct link *l, unsigned timeout_s)
+{
+	uint8_t p[DRAIN_REQUEST_LEN];
+	if (l->dead)
+		return SV_ERR_IO;
+	if (drain_request_encode(p, timeout_s) != 0)
+		return SV_ERR_RANGE;
+	return send_id0(l, SV_MSG_DRAIN_ENCLAVE, p, sizeof(p)) == 0 ? SV_OK : SV_ERR_IO;
 }
 
 static void on_readable(evutil_socket_t fd, short what, void *arg)
@@ -181,6 +214,16 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
 				enclave_gone(l);
 			else
 				enclave_ready(l);
+			continue;
+		}
+		if (f.type == SV_MSG_DRAIN_STATUS) {
+			struct drain_report rep;
+			if (f.req_id != 0 || drain_report_decode(f.payload, f.len, &rep) != 0) {
+				die(l, "malformed drain status from the enclave");
+				return;
+			}
+			if (l->on_drain != NULL)
+				l->on_drain(l->drain_arg, &rep);
 			continue;
 		}
 		struct slot *s = &l->slots[f.req_id & 0xffff];

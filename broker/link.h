@@ -39,6 +39,16 @@ int link_request(struct link *l, uint16_t type, const uint8_t *payload, size_t l
 typedef void (*link_ready_cb)(void *arg);
 void link_on_ready(struct link *l, link_ready_cb cb, void *arg);
 
+/* A graceful stop (common/drain.h): sends SV_MSG_DRAIN_ENCLAVE with timeout_s (1..
+ * DRAIN_TIMEOUT_MAX_S) on the enclave's end. SV_ERR_RANGE for a timeout out of bounds, SV_ERR_IO
+ * when the link is dead. Requests keep being forwarded: the enclave decides what to refuse. */
+int link_drain(struct link *l, unsigned timeout_s) __attribute__((warn_unused_result));
+/* cb(arg, report) for every SV_MSG_DRAIN_STATUS of the enclave (one that does not decode is
+ * fatal, like any malformed frame). */
+struct drain_report;
+typedef void (*link_drain_cb)(void *arg, const struct drain_report *r);
+void link_on_drain(struct link *l, link_drain_cb cb, void *arg);
+
 unsigned link_inflight(const struct link *l);
 /* 1 while the enclave is being restarted (between SV_MSG_ENCLAVE_GONE and SV_MSG_READY). */
 int link_down(const struct link *l);

@@ -316,7 +316,7 @@ int main(int argc, char **argv)
 		exit_code = 1;
 		goto out;
 	}
-	struct control_targets ct = {.tls = tls, .http = http, .rl = rl};
+	struct control_targets ct = {.tls = tls, .http = http, .rl = rl, .link = link};
 	if (o.control_fd >= 0 &&
 	    (r = control_new(&ctl, the_base, o.control_fd, &ct, on_fatal, NULL)) != 0) {
 		fprintf(stderr, "sealvault-broker: cannot watch the control link: %s\n",

@@ -18,12 +18,20 @@
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
  *       request id = sealvaultd's reload count) and the enclave's audit records to sealvaultd
  *       (on a socketpair of their own). The enclave refuses to be sent one (only ROUTE rows are
- *       in its dispatch table).
+ *       in its dispatch table), except SV_MSG_DRAIN_ENCLAVE, which its serve loop
+ *       takes before the table (enclave/drain.h).
+ *
+ * MSG_F_ADMIN frames (sealvault-admin's online status and delete, common/adminmsg.h) travel on
+ * the admin socket (sealvault-admin -> sealvaultd) and on their own socketpair (sealvaultd ->
+ * the enclave's fd 5), never on the broker's link: the enclave's dispatch table has no row for
+ * them, so one sent by the broker is a protocol violation, and enclave/adminsrv.c takes only
+ * them, only on fd 5.
  *
  * The numbers, paths and endpoint names are the wire and monitoring contract: never change or
  * reuse one (tests/unit/test_msg.c pins them). Numbers: 1..31 client requests, 32..63 the
- * broker's housekeeping requests and control frames towards the enclave's end, 64.. frames from
- * that end. The rows' order is the order /metrics lists the endpoints in (so /healthz comes
+ * broker's housekeeping requests and control frames towards the enclave's end (40..47: admin
+ * requests towards the enclave's admin end), 64.. frames from an enclave's end (72..75: admin
+ * replies). The rows' order is the order /metrics lists the endpoints in (so /healthz comes
  * before /metrics, as it always did).
  */
 #ifndef SV_COMMON_MSGTABLE_H
@@ -37,6 +45,8 @@
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
 #define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
+#define MSG_F_ADMIN        0x80u /* only on the admin pair (sealvaultd <-> enclave fd 5) */
+#define MSG_F_DRAIN        0x100u /* a drain frame on the enclave's link: common/drain.h, id 0 */
 #define MSG_F_AUDIT        0x200u /* only on the enclave's audit pair (its fd 4) to sealvaultd */
 
 /* clang-format off */
@@ -69,11 +79,25 @@
 	FRAME(RELOADED,        35, MSG_F_RELOAD)                                                   \
 	/* broker -> sealvaultd on the control pair, empty: the enclave said READY (sd_notify) */  \
 	FRAME(SERVING,         36, MSG_F_RELOAD)                                                   \
+	/* broker -> enclave on its link: sealvaultd's SV_MSG_DRAIN passed on (common/drain.h) */  \
+	FRAME(DRAIN_ENCLAVE,   37, MSG_F_DRAIN)                                                    \
+	/* broker -> sealvaultd on the control pair: the enclave's SV_MSG_DRAIN_STATUS passed on */\
+	FRAME(DRAIN_REPORT,    38, MSG_F_RELOAD)                                                   \
+	/* sealvault-admin -> sealvaultd -> enclave fd 5 (common/adminmsg.h): empty payload */     \
+	FRAME(ADMIN_STATUS,    40, MSG_F_ADMIN)                                                    \
+	/* ... payload: the identifier to delete, 1..255 bytes */                                  \
+	FRAME(ADMIN_DELETE,    41, MSG_F_ADMIN)                                                    \
 	FRAME(REPLY,           64, 0)             /* enclave -> broker: u8 enum sv_status, body */ \
 	FRAME(ENCLAVE_GONE,    65, MSG_F_CONTROL) /* sealvaultd -> broker, on the enclave's end */ \
 	FRAME(READY,           66, MSG_F_CONTROL) /* enclave -> broker, once at every start */    \
 	/* sealvaultd -> broker on the control pair (broker fd 5), payload common/reload.h */      \
 	FRAME(RELOAD,          67, MSG_F_RELOAD)                                                   \
+	/* sealvaultd -> broker on the control pair, on SIGTERM: payload common/drain.h */         \
+	FRAME(DRAIN,           68, MSG_F_RELOAD)                                                   \
+	/* enclave -> broker on its link: the drain has begun / is over (common/drain.h) */        \
+	FRAME(DRAIN_STATUS,    69, MSG_F_DRAIN)                                                    \
+	/* enclave fd 5 -> sealvaultd -> sealvault-admin: u8 enum adminmsg_code, body */           \
+	FRAME(ADMIN_REPLY,     72, MSG_F_ADMIN)                                                           \
 	/* enclave -> sealvaultd on the audit pair (enclave fd 4), payload common/audit.h; the  */ \
 	/* broker never sees it. Request id 0. */                                                  \
 	FRAME(AUDIT,           70, MSG_F_AUDIT)

@@ -1,5 +1,5 @@
 # daemon/: sealvaultd, the supervisor that starts the enclave and the broker (process engineer).
-DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/audit.c
+DAEMON_SRCS := daemon/main.c daemon/supervise.c daemon/drain.c daemon/adminsock.c daemon/audit.c
 DAEMON_OBJS := $(DAEMON_SRCS:%.c=$(B)/%.o)
 BINS += $(B)/sealvaultd
 INSTALL_SBIN += $(B)/sealvaultd
@@ -43,3 +43,8 @@ CHECK_STEPS += check-sandbox check-badinput check-daemon-config
 # needed to check the fields); check-audit runs the whole trail on real processes.
 UT_OBJS_daemon_audit := $(B)/daemon/audit.o $(B)/libsvcommon.a
 UT_WRAP_daemon_audit := sd_journal_sendv
+# --- graceful drain (issue 14, item 2): tests/unit/test_daemon_drain.c fakes the signals, the clock,
+# waitpid and the control link ---
+UT_OBJS_daemon_drain := $(B)/daemon/drain.o $(B)/daemon/supervise.o $(B)/libsvpolicy.a \
+	$(B)/libsvcommon.a
+UT_WRAP_daemon_drain := frame_send sigtimedwait waitpid clock_gettime

@@ -2,10 +2,11 @@
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
  * (fd 3 = its end of the pair, fd 4 = its end of the audit pair, whose records daemon/audit.c
- * writes to the journal) and sealvault-broker (fd 3 = the other end, fd 4 = the listener,
- * fd 5 = its end of a second pair, the control link for reloads and readiness, then the boot and
- * IMA logs and the metrics listener, each at the next number), each under its own user when
- * run as root, and supervises them (daemon/supervise.c): when either
+ * writes to the journal, fd 5 = its end of the admin pair of daemon/adminsock.h, through
+ * which sealvault-admin status and delete reach it) and sealvault-broker (fd 3 =
+ * the other end, fd 4 = the listener, fd 5 = its end of a second pair, the control link for reloads
+ * and readiness, then the boot and IMA logs and the metrics listener, each at the next number),
+ * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
  * child ends, the other is stopped and sealvaultd exits non-zero so that systemd restarts the
  * pair, except when the enclave says the TPM is unavailable for now (SV_EXIT_TPM_UNAVAILABLE):
  * then sealvaultd restarts the enclave alone, with back-off, while the broker keeps its clients'
@@ -40,7 +41,9 @@
 #include "common/net.h"
 #include "common/config.h"
 #include "common/reload.h"
+#include "daemon/adminsock.h"
 #include "daemon/audit.h"
+#include "daemon/drain.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
 
@@ -81,6 +84,7 @@ static struct setting settings[] = {
     {"port-file", TO_SELF, NULL, 0, 0, NULL},
     {"metrics-listen", TO_SELF, "127.0.0.1:9464", 0, 0, NULL},
     {"metrics-port-file", TO_SELF, NULL, 0, 0, NULL},
+    {"admin-socket", TO_SELF, "/run/sealvault/admin.sock", 0, 0, NULL},
     {"event-log", TO_SELF, "/sys/kernel/security/tpm0/binary_bios_measurements", 0, 0, NULL},
     {"ima-log", TO_SELF, "/sys/kernel/security/ima/ascii_runtime_measurements", 0, 0, NULL},
     {"max-body", TO_BROKER, NULL, 0, 1, NULL},
@@ -103,6 +107,7 @@ static struct setting settings[] = {
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
     {"audit-key-file", TO_SELF, "/run/sealvault/audit-id.key", 0, 0, NULL},
+    {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
@@ -120,6 +125,7 @@ static const char *flagged[N_SETTINGS];
 static char *file_values[N_SETTINGS];
 static int ctl_fd = -1;     /* sealvaultd's end of the control pair with the broker */
 static char *notify_socket; /* $NOTIFY_SOCKET, kept from the children (NULL: not under systemd) */
+static struct drain_hooks drain_hooks; /* the graceful stop (daemon/drain.h) */
 
 static struct setting *find(const char *name)
 {
@@ -435,6 +441,7 @@ static void count_restart(unsigned long restarts)
 {
 	if (restarts > 0) {
 		char state[96];
+		adminsock_enclave_gone();
 		snprintf(state, sizeof(state),
 		         "STATUS=restarting the enclave (TPM unavailable; restart %lu)", restarts);
 		notify(state);
@@ -522,6 +529,10 @@ static void control_readable(void)
 			return;
 		if (r == SV_ERR_IO)
 			return; /* the broker's end closed: SIGCHLD follows */
+		if (r == 0 && f.type == SV_MSG_DRAIN_REPORT) {
+			drain_heard(f.payload, f.len);
+			continue;
+		}
 		if (r != 0 || (f.type != SV_MSG_SERVING && f.type != SV_MSG_RELOADED)) {
 			fprintf(stderr,
 			        "sealvaultd: unexpected frame on the broker's control link (%s)\n",
@@ -531,6 +542,13 @@ static void control_readable(void)
 		if (f.type == SV_MSG_SERVING)
 			serving(f.req_id);
 	}
+}
+
+/* SIGIO: the broker's control pair or the admin socket. */
+static void control_and_admin(void)
+{
+	control_readable();
+	adminsock_readable();
 }
 
 /* Waits for the broker's SV_MSG_RELOADED to request id: 1 applied, 0 refused, -1 no answer (the
@@ -692,6 +710,12 @@ out:
 		free(nv[i]);
 }
 
+/* SIGTERM or SIGINT: let the pending logins finish first (daemon/drain.h). */
+static int drain_then_stop(struct child kids[2], const sigset_t *set)
+{
+	return drain_run(&drain_hooks, kids, set);
+}
+
 int main(int argc, char **argv)
 {
 	/* static: the users and argv set up below live as long as the process */
@@ -702,8 +726,14 @@ int main(int argc, char **argv)
 	int sv[2], ctl[2], lfd;
 	sigset_t set, old;
 
+	char dwhy[256];
 	if (parse(argc, argv) != 0 || check_policy() != 0)
 		return 2;
+	if (drain_timeout_of(get("drain-timeout-s"), get("login-timeout-s"), &drain_hooks.timeout_s,
+	                     dwhy, sizeof(dwhy)) != 0) {
+		fprintf(stderr, "sealvaultd: %s\n", dwhy);
+		return 2;
+	}
 	if (find_helpers() != 0)
 		return 1;
 	if (geteuid() == 0) {
@@ -884,5 +914,16 @@ int main(int argc, char **argv)
 	if (ns != NULL && (notify_socket = strdup(ns)) == NULL)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
-	return supervise(kids, &set, &old, count_restart, reload, control_readable);
+	drain_hooks.ctl_fd = ctl_fd;
+	drain_hooks.on_control = control_and_admin;
+	drain_hooks.notify = notify;
+	/* sealvault-admin status and delete while the vault runs (daemon/adminsock.h): the
+	 * enclave's end of the admin pair is its fd 5; fd 4 stays a hole */
+	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL, &kids[0].pid,
+	                    &kids[0].fds[2]) != 0)
+		return 1;
+	int r =
+	    supervise(kids, &set, &old, count_restart, reload, control_and_admin, drain_then_stop);
+	adminsock_stop();
+	return r;
 }

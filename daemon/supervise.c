@@ -19,6 +19,8 @@
  * and the next one judges the NV counter against the journal before it serves. A login begun
  * before the restart gets 503 at its KE3 (enclave/session.h: the ids carry their run).
  *
+ * SIGTERM or SIGINT is a graceful stop: on_stop (daemon/drain.c) lets the pending logins finish
+ * before both children are stopped; during the back-off no enclave runs, so it stops at once.
  * SIGHUP is a reload (main.c), also during the back-off: it concerns the broker only and goes to
  * it on a control pair of its own, never on the enclave's end, which only the enclave reads while
  * it runs. SIGIO says the broker wrote on that pair (SV_MSG_SERVING: the enclave serves, which
@@ -51,13 +53,16 @@
 static void start_child(struct child *c, const sigset_t *oldmask)
 {
 	int hi[CHILD_FDS], n = 0;
-	while (n < CHILD_FDS && c->fds[n] >= 0)
-		n++;
+	/* up to the last descriptor; a -1 before it is a hole: that number is closed */
+	for (int i = 0; i < CHILD_FDS; i++)
+		if (c->fds[i] >= 0)
+			n = i + 1;
 	for (int i = 0; i < n; i++)
-		if ((hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
+		if (c->fds[i] >= 0 && (hi[i] = fcntl(c->fds[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			goto fail;
 	for (int i = 0; i < n; i++)
-		if (dup2(hi[i], 3 + i) != 3 + i)
+		if (c->fds[i] >= 0 ? dup2(hi[i], 3 + i) != 3 + i
+		                   : close(3 + i) != 0 && errno != EBADF)
 			goto fail;
 	if (close_range(3 + (unsigned)n, ~0U, 0) != 0)
 		goto fail;
@@ -99,7 +104,7 @@ static int spawn(struct child *c, const sigset_t *old)
 	return 0;
 }
 
-static void describe(const struct child *c, int status)
+void supervise_describe(const struct child *c, int status)
 {
 	if (WIFEXITED(status))
 		fprintf(stderr, "sealvaultd: %s (pid %d) exited with status %d\n", c->name,
@@ -222,7 +227,7 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set,
 			on_control();
 		int st;
 		if (sig == SIGCHLD && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
-			describe(broker, st);
+			supervise_describe(broker, st);
 			broker->pid = 0;
 			return -1;
 		}
@@ -231,7 +236,7 @@ static int back_off(unsigned s, struct child *broker, const sigset_t *set,
 
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
               supervise_restart_fn on_restart, supervise_reload_fn on_reload,
-              supervise_control_fn on_control)
+              supervise_control_fn on_control, supervise_stop_fn on_stop)
 {
 	struct child *enclave = &kids[0], *broker = &kids[1];
 	int efd = enclave->fds[0];
@@ -259,10 +264,10 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		if (sig < 0)
 			continue;
 		if (sig == SIGTERM || sig == SIGINT) {
-			fprintf(stderr, "sealvaultd: %s; stopping both processes\n",
-			        strsignal(sig));
+			fprintf(stderr, "sealvaultd: %s; stopping\n", strsignal(sig));
+			int r = on_stop != NULL ? on_stop(kids, set) : 0;
 			stop_all(kids, 2, set);
-			return 0;
+			return r;
 		}
 		if (sig == SIGHUP) {
 			on_reload();
@@ -274,7 +279,7 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		}
 		int st;
 		if (broker->pid > 0 && waitpid(broker->pid, &st, WNOHANG) == broker->pid) {
-			describe(broker, st);
+			supervise_describe(broker, st);
 			broker->pid = 0;
 			stop_all(kids, 2, set);
 			fprintf(stderr,
@@ -284,7 +289,7 @@ int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
 		}
 		if (enclave->pid <= 0 || waitpid(enclave->pid, &st, WNOHANG) != enclave->pid)
 			continue;
-		describe(enclave, st);
+		supervise_describe(enclave, st);
 		enclave->pid = 0;
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != SV_EXIT_TPM_UNAVAILABLE ||
 		    handover(efd) != 0) {

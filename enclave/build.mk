@@ -44,8 +44,25 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c \
 	common/audit.c common/frame.c common/msg.c
 
+# --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
+# Pure modules (no file access during verification), also linked by sealvault-admin (tenant,
+# token) and bench-crypto (token-verify/ke2).
+TOKEN_SRCS := enclave/tenant.c enclave/token.c
+TOKEN_OBJS := $(TOKEN_SRCS:%.c=$(B)/%.o)
+TOKEN_PKGS := libsodium json-c openssl
+$(foreach s,$(TOKEN_SRCS),$(eval EXTRA_CFLAGS_$(subst /,_,$(s:%.c=%)) := $$(call pc_cflags,$(TOKEN_PKGS))))
+$(B)/libsvtoken.a: $(TOKEN_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+UT_ARCHIVES := $(B)/libsvtoken.a $(UT_ARCHIVES)
+# libFuzzer target over the parser and verifier with a fixed tenant set (tests/fuzz/fuzz_token.c).
+FUZZ_TARGETS += token
+FUZZ_SRCS_token := $(TOKEN_SRCS) common/err.c
+FUZZ_PKGS_token := json-c openssl
+
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
-ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c
+ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c \
+	enclave/adminsrv.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
@@ -60,8 +77,14 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
 		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
-UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/audit.o $(B)/libsvcommon.a
+UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/enclave/audit.o \
+	$(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
+# test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
+UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
+	$(B)/libsvcommon.a
+UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
+	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
 ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c
@@ -79,3 +102,7 @@ FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approva
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c
 # tests/unit/test_enclave_audit.c: the enclave's audit records on a real socketpair (issue 14).
 UT_OBJS_enclave_audit := $(B)/enclave/audit.o $(B)/libsvcommon.a
+
+# --- graceful drain (issue 14, item 2): what the enclave refuses while stopping and when it says
+# the pending logins are done; tests/unit/test_drain.c also covers the payloads (common/drain.h) ---
+UT_OBJS_drain := $(B)/enclave/drain.o $(B)/libsvcommon.a

@@ -9,6 +9,7 @@
 #include "common/msg.h"
 #include "enclave/audit.h"
 #include "enclave/budget.h"
+#include "enclave/drain.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 #include "enclave/vault.h"
@@ -66,6 +67,7 @@ struct dispatch {
 	uint64_t throttled_since_us, throttled_us, throttled_replies;
 	uint8_t *info; /* GET /v1/info's JSON (dispatch_set_info), or NULL */
 	size_t info_len;
+	struct drain *drain; /* the serve loop's (dispatch_set_drain), or NULL */
 };
 
 int dispatch_new(struct dispatch **out, struct vault *v, struct store *s)
@@ -113,10 +115,17 @@ int dispatch_permitted(uint16_t type)
 	return 0;
 }
 
+void dispatch_set_drain(struct dispatch *d, struct drain *dr)
+{
+	d->drain = dr;
+}
+
 int dispatch_request(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                      struct sv_buf *reply)
 {
 	sv_buf_reset(reply);
+	if (d->drain != NULL && dispatch_permitted(f->type) && drain_refuses(d->drain, f->type))
+		return drain_refuse(d->drain, reply);
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
 		if (table[i].type == f->type) {
 			d->requests++;
@@ -207,8 +216,10 @@ static int handle_health(struct dispatch *d, const struct sv_frame *f, uint64_t 
 {
 	if (f->len != 0)
 		return sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
-	/* unhealthy while commits wait for a throttling TPM: a balancer sends clients elsewhere */
-	return sv_buf_put_u8(reply, d->throttled ? SV_STATUS_BUSY : SV_STATUS_OK);
+	/* unhealthy while commits wait for a throttling TPM, and while stopping: a balancer sends
+	 * clients elsewhere */
+	int stopping = d->drain != NULL && d->drain->on;
+	return sv_buf_put_u8(reply, d->throttled || stopping ? SV_STATUS_BUSY : SV_STATUS_OK);
 }
 
 static int put_text(struct sv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -36,6 +36,11 @@ void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg);
 int dispatch_set_info(struct dispatch *d, const uint8_t *json, size_t len)
     __attribute__((warn_unused_result));
 
+/* The drain state the serve loop keeps (enclave/drain.h): while it is on, login/starts are
+ * refused before their handler and HEALTH answers SV_STATUS_BUSY. NULL: no drain. */
+struct drain;
+void dispatch_set_drain(struct dispatch *d, struct drain *dr);
+
 /* 1 if the broker may send this type (its row is MSG_F_REQUEST). */
 int dispatch_permitted(uint16_t type);
 

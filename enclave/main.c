@@ -1,7 +1,7 @@
 /*
- * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3 and the
- * audit link on fd 4 (enclave/audit.h). It
- * opens the TPM and the state directory, unseals the vault, closes everything else, installs its
+ * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3, the
+ * audit link on fd 4 (enclave/audit.h) and the admin pair (enclave/adminsrv.h) on fd 5. It opens
+ * the TPM and the state directory, unseals the vault, closes everything else, installs its
  * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
  *
  * The serve loop (group commit, the NV-write budget, a TPM that throttles NV writes) is
@@ -27,6 +27,7 @@
 #include "common/frame.h"
 #include "common/info.h"
 #include "common/msg.h"
+#include "enclave/adminsrv.h"
 #include "enclave/attestsrv.h"
 #include "enclave/audit.h"
 #include "enclave/budget.h"
@@ -257,6 +258,7 @@ int main(int argc, char **argv)
 	struct vault *vault = NULL;
 	struct dispatch *d = NULL;
 	char why[512];
+	int admin_fd = -1;
 
 	if (sandbox_harden(why, sizeof(why)) != 0)
 		die("%s", why);
@@ -265,7 +267,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse(argc, argv, &o);
 	if (sandbox_check_ipc(SANDBOX_IPC_FD, why, sizeof(why)) != 0 ||
-	    sandbox_close_inherited(o.audit_link, why, sizeof(why)) != 0 ||
+	    sandbox_close_inherited(o.audit_link, &admin_fd, why, sizeof(why)) != 0 ||
 	    audit_open(o.audit_link ? SANDBOX_AUDIT_FD : -1, 2 * (size_t)o.policy.max_batch, why,
 	               sizeof(why)) != 0)
 		die("%s", why);
@@ -362,6 +364,14 @@ int main(int argc, char **argv)
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));
+	/* sealvault-admin status and delete while the vault runs, through sealvaultd (fd 5) */
+	struct adminsrv *admin = NULL;
+	if (admin_fd >= 0 &&
+	    ((fl = fcntl(admin_fd, F_GETFL)) < 0 || fcntl(admin_fd, F_SETFL, fl | O_NONBLOCK) != 0))
+		die("cannot make the admin link non-blocking: %s", strerror(errno));
+	if (adminsrv_new(&admin, admin_fd, store, &bud, o.state_dir) != 0)
+		die("out of memory for the admin link");
+	serve_set_admin(sv, admin);
 	if (sandbox_lockdown(o.audit_link, why, sizeof(why)) != 0)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)
@@ -369,6 +379,7 @@ int main(int argc, char **argv)
 	serve_run(sv);
 	fprintf(stderr, "sealvault-enclave: the broker closed the link; exiting\n");
 	serve_free(sv);
+	adminsrv_free(admin);
 	dispatch_free(d);
 	attestsrv_free(attest);
 	vault_free(vault);

@@ -43,10 +43,18 @@ int sandbox_check_ipc(int fd, char *why, size_t why_len)
 	return SV_OK;
 }
 
-int sandbox_close_inherited(int audit_link, char *why, size_t why_len)
+int sandbox_close_inherited(int audit_link, int *admin_fd, char *why, size_t why_len)
 {
-	unsigned first = audit_link ? SANDBOX_AUDIT_FD + 1 : SANDBOX_IPC_FD + 1;
-	if (close_range(first, ~0U, 0) != 0) {
+	char ignored[8];
+	_Static_assert(SANDBOX_ADMIN_FD == SANDBOX_IPC_FD + 2 &&
+	                   SANDBOX_AUDIT_FD == SANDBOX_IPC_FD + 1,
+	               "the descriptors closed below");
+	*admin_fd = sandbox_check_ipc(SANDBOX_ADMIN_FD, ignored, sizeof(ignored)) == 0
+	                ? SANDBOX_ADMIN_FD
+	                : -1;
+	if ((!audit_link && close_range(SANDBOX_AUDIT_FD, SANDBOX_AUDIT_FD, 0) != 0) ||
+	    (*admin_fd < 0 && close_range(SANDBOX_ADMIN_FD, SANDBOX_ADMIN_FD, 0) != 0) ||
+	    close_range(SANDBOX_ADMIN_FD + 1, ~0U, 0) != 0) {
 		snprintf(why, why_len, "close_range failed: %s", strerror(errno));
 		return SV_ERR_IO;
 	}

@@ -58,8 +58,10 @@
 #include "common/frame.h"
 #include "common/msg.h"
 #include "enclave/audit.h"
+#include "enclave/adminsrv.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
+#include "enclave/drain.h"
 #include "enclave/sandbox.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
@@ -223,6 +225,9 @@ struct serve {
 	uint64_t last_expire;
 	int ended; /* the broker closed the link */
 	struct worker *w;
+	struct drain drain;     /* a graceful stop (enclave/drain.h) */
+	struct adminsrv *admin; /* sealvault-admin's requests (serve_set_admin), or NULL */
+	int admin_waits; /* one came during an anchor: read no more until gather answers it */
 };
 
 static int batch_init(struct batch *b, size_t cap)
@@ -289,10 +294,14 @@ static void handle(struct serve *sv, struct batch *b, const struct sv_frame *f)
 }
 
 /* The next permitted frame from the broker into rbuf: 1; none ready: 0; the link ended: -1.
- * Anything else ends the process (a protocol violation or a broken link). */
-static int next_frame(uint8_t *rbuf, struct sv_frame *f)
+ * Anything else ends the process (a protocol violation or a broken link). A drain request is
+ * taken here (enclave/drain.h): it is no request of the dispatch table. */
+static int next_frame(struct serve *sv, uint8_t *rbuf, struct sv_frame *f)
 {
 	int r = frame_recv(SANDBOX_IPC_FD, rbuf, f);
+	if (r == 0 && f->type == SV_MSG_DRAIN_ENCLAVE && f->req_id == 0 &&
+	    drain_begin(&sv->drain, f->payload, f->len, mono_us() / 1000) == 0)
+		return 0;
 	if (r == SV_ERR_BUSY)
 		return 0;
 	if (r == SV_ERR_IO) {
@@ -315,7 +324,7 @@ static int drain(struct serve *sv, struct batch *b, int defer)
 {
 	while (b->n + b->ndeferred < b->cap) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r != 1)
 			return r < 0;
 		size_t len = SV_FRAME_HDR_LEN + f.len;
@@ -592,7 +601,7 @@ static void drain_during_anchor(struct serve *sv)
 	allow_flush(sv->s, sv->bud);
 	while (sv->held_len == 0 && b->n < b->cap && !worker_idle(sv->w)) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r < 0)
 			sv->ended = 1;
 		if (r != 1)
@@ -614,17 +623,21 @@ static void drain_during_anchor(struct serve *sv)
 }
 
 /* One wait while the flight's anchor runs: for it to finish, and (unless reading must pause:
- * the link ended, a frame is set aside, the batch is full, or a snapshot is due, which needs a
- * commit that ends with nothing staged) for frames of the next batch. */
+ * the link ended, a frame is set aside, the batch is full, a snapshot is due, which needs a
+ * commit that ends with nothing staged, or an admin request waits, which gather answers once
+ * nothing is staged) for frames of the next batch. */
 static void wait_anchor(struct serve *sv)
 {
-	struct pollfd p[2] = {{.fd = sv->w->pipe[0], .events = POLLIN},
-	                      {.fd = SANDBOX_IPC_FD, .events = POLLIN}};
 	int reading = !sv->ended && sv->held_len == 0 && sv->cur->n < sv->cur->cap &&
-	              !store_snapshot_due(sv->s);
-	int pr = wait_and_expire(sv, p, reading ? 2 : 1, EXPIRE_EVERY_MS);
+	              !store_snapshot_due(sv->s) && !sv->admin_waits;
+	struct pollfd p[3] = {
+	    {.fd = sv->w->pipe[0], .events = POLLIN},
+	    {.fd = reading ? SANDBOX_IPC_FD : -1, .events = POLLIN},
+	    {.fd = sv->admin_waits ? -1 : adminsrv_fd(sv->admin), .events = POLLIN}};
+	int pr = wait_and_expire(sv, p, 3, EXPIRE_EVERY_MS);
 	if (pr <= 0)
 		return;
+	sv->admin_waits |= p[2].revents != 0; /* so that the loop idles soon, under any load */
 	if (p[0].revents != 0 && worker_done(sv->w)) {
 		anchor_done(sv);
 		handle_held(sv);
@@ -677,7 +690,7 @@ static int serve_owed(struct serve *sv)
 	uint64_t now_ms = mono_us() / 1000;
 	for (size_t k = 0; pr > 0 && k < sv->cur->cap; k++) {
 		struct sv_frame f;
-		int r = next_frame(sv->rbuf, &f);
+		int r = next_frame(sv, sv->rbuf, &f);
 		if (r < 0)
 			return 1;
 		if (r == 0)
@@ -701,9 +714,14 @@ static int serve_owed(struct serve *sv)
 static int gather(struct serve *sv)
 {
 	struct batch *b = sv->cur;
-	struct pollfd p = {.fd = SANDBOX_IPC_FD, .events = POLLIN};
-	int pr = wait_and_expire(sv, &p, 1, EXPIRE_EVERY_MS);
-	if (pr <= 0)
+	struct pollfd p[2] = {{.fd = SANDBOX_IPC_FD, .events = POLLIN},
+	                      {.fd = adminsrv_fd(sv->admin), .events = POLLIN}};
+	int pr = wait_and_expire(sv, p, 2, EXPIRE_EVERY_MS);
+	/* sealvault-admin's requests, answered and committed while nothing else is staged */
+	if (pr > 0 && p[1].revents != 0 && adminsrv_serve(sv->admin) == SV_ERR_BUSY)
+		throttle_begin(sv->d, mono_us());
+	sv->admin_waits = 0;
+	if (pr <= 0 || p[0].revents == 0 || tpmstate.owed)
 		return 0;
 	allow_flush(sv->s, sv->bud);
 	/* Login/starts (whose answers wait for an NV increment) are set aside while the rest of
@@ -724,8 +742,8 @@ static int gather(struct serve *sv)
 			if (t >= until)
 				break;
 			int ms = (int)((until - t + 999) / 1000);
-			p.revents = 0;
-			if (poll(&p, 1, ms) <= 0)
+			p[0].revents = 0;
+			if (poll(p, 1, ms) <= 0)
 				break;
 			sv->ended = drain(sv, b, 0);
 		}
@@ -754,6 +772,7 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 	sv->bud = bud;
 	sv->cur = &sv->batch[0];
 	sv->w = &worker;
+	dispatch_set_drain(d, &sv->drain);
 	tpmstate.tpm = tpm;
 	int r = worker_start(sv->w, why, why_len);
 	if (r != SV_OK) {
@@ -764,6 +783,21 @@ int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispa
 	return SV_OK;
 }
 
+/* Tells the broker what the drain has reached, if anything is due (enclave/drain.h); called
+ * only where no reply waits for a commit or an anchor. */
+static void report_drain(struct serve *sv)
+{
+	uint8_t p[DRAIN_REPORT_LEN];
+	size_t last, pending = vault_pending(sv->v, &last);
+	while (drain_due(&sv->drain, mono_us() / 1000, pending, last, p))
+		send_frame(SV_MSG_DRAIN_STATUS, 0, p, sizeof(p));
+}
+
+void serve_set_admin(struct serve *sv, struct adminsrv *a)
+{
+	sv->admin = a;
+}
+
 void serve_run(struct serve *sv)
 {
 	/* after a restart the broker answers 503 until it hears this (common/msg.h) */
@@ -772,6 +806,7 @@ void serve_run(struct serve *sv)
 	sv->last_expire = mono_us() / 1000;
 	for (;;) {
 		if (tpmstate.owed) {
+			report_drain(sv);
 			if (serve_owed(sv))
 				break;
 			continue;
@@ -785,6 +820,7 @@ void serve_run(struct serve *sv)
 		if (sv->cur->n == 0 && store_pending(sv->s) == 0) {
 			if (sv->ended)
 				break;
+			report_drain(sv);
 			if (!gather(sv))
 				continue;
 		}

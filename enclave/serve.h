@@ -24,6 +24,9 @@ struct vault;
 int serve_new(struct serve **out, struct vault *v, struct store *s, struct dispatch *d,
               struct tpm *tpm, const struct sv_vault_policy *pol, struct budget *bud, char *why,
               size_t why_len) __attribute__((warn_unused_result));
+/* sealvault-admin's online requests (enclave/adminsrv.h), answered while the loop is idle. */
+struct adminsrv;
+void serve_set_admin(struct serve *sv, struct adminsrv *a);
 /* Tells the broker the vault serves (SV_MSG_READY), then serves until the broker closes the
  * link; returns with no anchor running. Every failure that could leave a request answered
  * before its state is durable and anchored ends the process without answering it. */

@@ -696,6 +696,12 @@ void vault_expire(struct vault *v, uint64_t now_ms)
 	v->c.expired += session_expire(v->sessions, now_ms);
 }
 
+size_t vault_pending(const struct vault *v, size_t *last_guesses)
+{
+	*last_guesses = session_rescue_count(v->sessions);
+	return session_count(v->sessions);
+}
+
 int vault_metrics(const struct vault *v, struct sv_buf *out)
 {
 	const struct {

@@ -40,6 +40,10 @@ int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_
 /* Drops pending logins older than the policy timeout (an expired login stays charged). */
 void vault_expire(struct vault *v, uint64_t now_ms);
 
+/* The pending logins now (between KE2 and KE3, or waiting for change-password/finish), and in
+ * *last_guesses how many of them hold a last guess (a rescue slot): for the drain. */
+size_t vault_pending(const struct vault *v, size_t *last_guesses);
+
 /* Appends Prometheus text lines for the vault's counters (guesses, lock-outs, pending logins). */
 int vault_metrics(const struct vault *v, struct sv_buf *out) __attribute__((warn_unused_result));
 

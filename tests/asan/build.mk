@@ -57,7 +57,7 @@ asan-state: asan-build
 
 # Real sealvaultd, enclave, broker and CLI: end to end, hostile requests, configuration refusals,
 # attestation (producer and verifier), reloads under a short load (new TLS contexts swapped under
-# open connections), and 20 clients at once for 10 s (check-load's 200 for 60 s would add a minute
+# open connections), online admin (the admin socket and the enclave's admin end), and 20 clients at once for 10 s (check-load's 200 for 60 s would add a minute
 # here).
 asan-daemon: asan-build
 	$(Q)export $(call ASAN_ENV,0) B=$(B); set -e; \
@@ -68,6 +68,7 @@ asan-daemon: asan-build
 	tests/integration/attest-admin.sh; \
 	tests/integration/attest.sh; \
 	CLIENTS=10 SECONDS_LOAD=8 tests/integration/reload.sh; \
+	tests/integration/admin-online.sh; \
 	tests/bench/bench.sh load 20 10
 
 check-asan:

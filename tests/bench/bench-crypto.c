@@ -9,7 +9,9 @@
  * processes on a shared machine does not count. Each figure is the median over ROUNDS rounds of
  * the mean time of a batch; the rounds of the different operations are interleaved so that
  * frequency changes hit them all alike, and R is the ratio of the KE2 and scalar-mult medians.
- * Output is `name: value unit` lines, then `ke2/scalarmults: R`.
+ * Output is `name: value unit` lines, then `ke2/scalarmults: R`, then the cost of verifying one
+ * access token (EdDSA, ES256; docs/tokens.md) as a ratio to one KE1->KE2, `token-verify/ke2: R`
+ * being the dearer algorithm's.
  */
 #include <errno.h>
 #include <sched.h>
@@ -21,7 +23,11 @@
 
 #include <sodium.h>
 
+#include "common/err.h"
 #include "crypto/opaque.h"
+#include "enclave/tenant.h"
+#include "enclave/token.h"
+#include "tests/tokens/pyjwt_vectors.h"
 
 #define MAX_ROUNDS 101
 
@@ -38,6 +44,9 @@ struct bench {
 	struct opaque_params params;
 	uint8_t scalar[32], point[32];
 	struct ksf_params ksf_id, ksf_argon;
+	struct tenant_set tenants; /* access tokens (issue 13): the PyJWT vectors' tenant */
+	struct token_policy token_policy;
+	const char *token_eddsa, *token_es256;
 	volatile uint8_t sink;
 };
 
@@ -111,6 +120,28 @@ static void op_base(struct bench *b, double *self)
 	if (crypto_scalarmult_ristretto255_base(out, b->scalar) != 0)
 		die("scalarmult_base");
 	b->sink ^= out[0];
+}
+
+/* One access-token verification, as the enclave will run it per request. */
+static void token_verify_one(struct bench *b, const char *tok)
+{
+	struct token_claims c;
+	const char *why;
+
+	if (token_verify(&b->tenants, &b->token_policy, PYJWT_NOW, tok, strlen(tok), &c, &why) !=
+	    SV_OK)
+		die("token verify");
+	b->sink ^= c.sub[0];
+}
+
+static void op_token_eddsa(struct bench *b, double *self)
+{
+	token_verify_one(b, b->token_eddsa);
+}
+
+static void op_token_es256(struct bench *b, double *self)
+{
+	token_verify_one(b, b->token_es256);
 }
 
 /* A whole client login: KE1, then (after the server's KE2, not timed) KE3. */
@@ -187,6 +218,23 @@ static void setup(struct bench *b)
 		die("KE1");
 	crypto_core_ristretto255_scalar_random(b->scalar);
 	crypto_core_ristretto255_random(b->point);
+	struct tenant t;
+	char why[256];
+	if (tenant_parse_jwks(&t, "acme", (const uint8_t *)pyjwt_jwks_acme, strlen(pyjwt_jwks_acme),
+	                      why, sizeof why) != SV_OK ||
+	    tenant_set_add(&b->tenants, &t) != SV_OK)
+		die("tenant set");
+	memcpy(b->token_policy.aud, PYJWT_REALM, sizeof PYJWT_REALM);
+	b->token_policy.max_lifetime_s = TOKEN_MAX_LIFETIME_DEFAULT;
+	b->token_policy.skew_s = TOKEN_SKEW_DEFAULT;
+	for (size_t i = 0; i < sizeof pyjwt_vectors / sizeof pyjwt_vectors[0]; i++) {
+		if (strcmp(pyjwt_vectors[i].name, "ok_eddsa") == 0)
+			b->token_eddsa = pyjwt_vectors[i].token;
+		if (strcmp(pyjwt_vectors[i].name, "ok_es256") == 0)
+			b->token_es256 = pyjwt_vectors[i].token;
+	}
+	if (b->token_eddsa == NULL || b->token_es256 == NULL)
+		die("token vectors");
 }
 
 int main(int argc, char **argv)
@@ -203,6 +251,8 @@ int main(int argc, char **argv)
 	    {"ristretto255 var-base scalarmult", op_varbase, 200, 0},
 	    {"ristretto255 base scalarmult", op_base, 400, 0},
 	    {"client login (KE1+KE3, Identity KSF)", op_client_login, 30, 1},
+	    {"token verify (EdDSA)", op_token_eddsa, 100, 0},
+	    {"token verify (ES256)", op_token_es256, 100, 0},
 	};
 	enum { NOPS = sizeof ops / sizeof ops[0] };
 	static double samples[NOPS][MAX_ROUNDS];
@@ -265,5 +315,11 @@ int main(int argc, char **argv)
 	       b.ksf_argon.m_kib, median(argon, 5));
 	printf("server KE2 per second (this core): %.0f\n", 1e6 / med[1]);
 	printf("ke2/scalarmults: %.3f\n", med[1] / med[2]);
+	/* issue 13: one access-token verification per request, against one KE1->KE2; the line
+	 * without a suffix is the dearer of the two algorithms */
+	printf("token-verify-eddsa/ke2: %.3f\n", med[6] / med[1]);
+	printf("token-verify-es256/ke2: %.3f\n", med[7] / med[1]);
+	printf("token-verify/ke2: %.3f\n", (med[6] > med[7] ? med[6] : med[7]) / med[1]);
+	tenant_set_free(&b.tenants);
 	return 0;
 }

@@ -13,10 +13,15 @@
 #                          and wait until it answers GET /healthz over TLS. Sets SV_URL,
 #                          SV_PORT, SV_PID. Logs to DIR/sealvaultd.log. SV_DAEMON_ARGS (an
 #                          array, optional) adds sealvaultd options. The metrics listener is
-#                          the unix socket DIR/metrics.sock (SV_METRICS_SOCK).
+#                          the unix socket DIR/metrics.sock (SV_METRICS_SOCK), the admin
+#                          socket (sealvault-admin status/delete online) DIR/admin.sock
+#                          (SV_ADMIN_SOCK).
 #   sv_metrics [CURL_ARG]...  Print GET /metrics from the metrics listener (plain HTTP on
 #                          SV_METRICS_SOCK; /metrics is a 404 on the public port).
-#   sv_server_stop         Stop it (SIGTERM, then SIGKILL after 10 s) and wait until it is gone.
+#   sv_server_stop         Stop it and wait until it is gone: SIGTERM (a graceful drain, which
+#                          waits for pending logins: sealvaultd(8), "Stopping"), a second SIGTERM
+#                          after 1 s (stop now: a test's abandoned logins never hold it up),
+#                          SIGKILL after 10 s.
 #   sv_server_restart      Stop, then start (same state, same TPM, a new port).
 #   sv_enclave_pid / sv_broker_pid   Print the pid of the running child process.
 #   sv_server_cleanup      Stop sealvaultd and every swtpm; for `trap ... EXIT`.
@@ -69,11 +74,13 @@ sv_server_start() {
 	[ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
 	rm -f "$SV_DIR/port"
 	SV_METRICS_SOCK=$SV_DIR/metrics.sock
+	SV_ADMIN_SOCK=$SV_DIR/admin.sock
 	# Port 0: the kernel picks a free port and sealvaultd writes it to --port-file.
 	"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
 		--listen 127.0.0.1:0 --port-file "$SV_DIR/port" --tls-cert "$SV_DIR/cert.pem" \
 		--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
-		--libexec-dir "$SV_B" --metrics-listen "unix:$SV_METRICS_SOCK" "${users[@]}" \
+		--libexec-dir "$SV_B" --metrics-listen "unix:$SV_METRICS_SOCK" \
+		--admin-socket "$SV_ADMIN_SOCK" "${users[@]}" \
 		${SV_DAEMON_ARGS[@]+"${SV_DAEMON_ARGS[@]}"} \
 		>>"$SV_DIR/sealvaultd.log" 2>&1 &
 	SV_PID=$!
@@ -101,6 +108,7 @@ sv_server_stop() {
 	kill -TERM "$SV_PID" 2>/dev/null || true
 	for i in $(seq 1 250); do
 		kill -0 "$SV_PID" 2>/dev/null || break
+		[ "$i" -ne 25 ] || kill -TERM "$SV_PID" 2>/dev/null || true
 		sleep 0.04
 	done
 	kill -9 "$SV_PID" 2>/dev/null || true

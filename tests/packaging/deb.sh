@@ -9,6 +9,9 @@
 #      sealvault+tss and the broker to sealvault-broker), the installed `sealvault` CLI:
 #      register -> wrong guess (exit 2, attempts left) -> recover (byte-identical) -> lock-out (3);
 #   5. upgrade (the package repacked with a higher version): the vault is untouched and serves;
+#      then the installed units under a real systemd as PID 1 (tests/packaging/systemd.sh: a
+#      private PID and mount namespace): Type=notify start, /metrics on the runtime socket,
+#      ExecReload= with a renewed certificate, Restart= after a killed child, a drained stop;
 #   6. apt-get remove, then apt-get purge: /var/lib/sealvault survives both, byte for byte, and
 #      purge says how to destroy a vault deliberately, naming its NV index (read from vault.hdr).
 # Everything it starts or installs is stopped and removed on exit, also on failure. It refuses
@@ -44,9 +47,12 @@ chmod 0755 "$WORK"
 DAEMON_PID=
 # shellcheck source=tests/lib/swtpm.sh
 . tests/lib/swtpm.sh
+# shellcheck source=tests/packaging/systemd.sh
+. tests/packaging/systemd.sh
 cleanup() {
 	local rc=$?
 	set +e
+	sd_halt
 	[ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
 	swtpm_cleanup
 	installed=""
@@ -170,6 +176,13 @@ grep -Eq '^SystemCallFilter=.*\bseccomp\b' "$UNITDIR/sealvault.service" ||
 grep -qx 'DeviceAllow=/dev/tpmrm0 rw' "$UNITDIR/sealvault.service" || fail "sealvault.service must allow /dev/tpmrm0 and nothing else"
 grep -qx 'ReadWritePaths=/var/lib/sealvault' "$UNITDIR/sealvault.service" ||
 	fail "sealvault.service must be able to write only its state directory"
+# The drain (sealvaultd(8), STOPPING): SIGTERM to sealvaultd alone, and time for the default
+# drain-timeout-s (login-timeout-s, 60 s) + 15 s before systemd kills everything.
+grep -qx 'KillMode=mixed' "$UNITDIR/sealvault.service" ||
+	fail "sealvault.service must stop with KillMode=mixed, or the enclave dies under the drain"
+tss=$(sed -n 's/^TimeoutStopSec=//p' "$UNITDIR/sealvault.service")
+[ "${tss:-0}" -ge 75 ] 2>/dev/null ||
+	fail "sealvault.service: TimeoutStopSec=${tss:-unset} is below the default drain (60 s) + 15 s"
 
 # The start condition: without a vault the service does not start, and says why.
 cond=$(sed -n 's/^ExecCondition=+//p' "$UNITDIR/sealvault.service")
@@ -183,7 +196,8 @@ echo "without a vault: $(cat "$WORK/cond.txt")"
 
 # --- 4. the installed binaries on a private swtpm, without systemd ------------------------------
 step "a private swtpm"
-swtpm_start "$WORK/tpm" || fail "cannot start swtpm"
+# (9>&-: the swtpm daemon must not keep the run lock when it outlives a failed run)
+swtpm_start "$WORK/tpm" 9>&- || fail "cannot start swtpm"
 TCTI=$SWTPM_TCTI
 
 install -d -o sealvault -m 0700 "$WORK/offline"
@@ -303,6 +317,15 @@ rc=0
 cli recover --user alice --password-file "$WORK/pw" --out "$WORK/out" 2>/dev/null || rc=$?
 [ $rc -eq 3 ] || fail "after the lock-out even the right password must get exit 3, got $rc"
 
+step "sealvault-admin status (vault running): answered through sealvaultd's admin socket"
+getent group sealvault-admin >/dev/null || fail "group sealvault-admin was not created (sysusers)"
+/usr/sbin/sealvault-admin status >"$WORK/status-online.txt" ||
+	fail "sealvault-admin status through the admin socket failed (exit $?)"
+grep -qx 'users: 1' "$WORK/status-online.txt" && grep -qx 'agree: yes' "$WORK/status-online.txt" ||
+	fail "sealvault-admin status through the admin socket: $(cat "$WORK/status-online.txt")"
+grep -q 'admin socket: uid 0 .*: status: done' "$WORK/daemon.log" ||
+	fail "sealvaultd did not answer the status itself"
+
 # --- 5. upgrade: the vault is kept and still serves -------------------------------------------
 stop_daemon
 step "sealvault-admin status (vault stopped): state and TPM agree; it names the NV index"
@@ -336,6 +359,7 @@ start_daemon
 cli recover --user bob --password-file "$WORK/pw" --out "$WORK/out" || fail "bob cannot recover after the upgrade"
 cmp "$WORK/secret" "$WORK/out" || fail "bob's secret differs after the upgrade"
 stop_daemon
+under_systemd "$HTTPS_PORT" "$TCTI"
 snapshot >"$WORK/state.before"
 
 # --- 6. remove and purge: the vault survives --------------------------------------------------

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "broker/link.h"
+#include "common/drain.h"
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
@@ -284,6 +285,65 @@ static void test_bounds(void **state)
 	event_base_free(base);
 }
 
+static int drain_calls;
+static struct drain_report drain_got;
+
+static void on_drain(void *arg, const struct drain_report *r)
+{
+	drain_calls++;
+	drain_got = *r;
+}
+
+/* A drain (common/drain.h): link_drain sends SV_MSG_DRAIN_ENCLAVE with id 0 behind the requests
+ * already queued, requests keep flowing, each DRAIN_STATUS reaches the callback, and a malformed
+ * one (bad payload, an id) is fatal. */
+static void test_drain(void **state)
+{
+	struct fixture f;
+	struct got a = {0};
+	uint8_t p[DRAIN_REPORT_LEN];
+	unsigned t = 0;
+	setup(&f, 4);
+	drain_calls = 0;
+	link_on_drain(f.l, on_drain, NULL);
+	assert_int_equal(link_drain(f.l, 0), SV_ERR_RANGE);
+	assert_int_equal(
+	    link_request(f.l, SV_MSG_LOGIN_FINISH, (const uint8_t *)"K", 1, on_reply, &a), 0);
+	assert_int_equal(link_drain(f.l, 45), 0);
+	struct sv_frame r = peer_read(&f);
+	assert_int_equal(r.type, SV_MSG_LOGIN_FINISH);
+	uint32_t id = r.req_id;
+	r = peer_read(&f);
+	assert_int_equal(r.type, SV_MSG_DRAIN_ENCLAVE);
+	assert_int_equal(r.req_id, 0);
+	assert_int_equal(drain_request_decode(r.payload, r.len, &t), 0);
+	assert_int_equal(t, 45);
+	struct drain_report rep = {.phase = DRAIN_BEGUN, .pending = 3, .last_guesses = 1};
+	assert_int_equal(drain_report_encode(p, &rep), 0);
+	assert_int_equal(frame_send(f.peer, SV_MSG_DRAIN_STATUS, 0, p, sizeof(p)), 0);
+	peer_reply(&f, SV_MSG_REPLY, id, "\0s", 2);
+	spin(&f);
+	assert_int_equal(drain_calls, 1);
+	assert_int_equal(drain_got.phase, DRAIN_BEGUN);
+	assert_int_equal(drain_got.pending, 3);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(fatal_calls, 0);
+	assert_int_equal(frame_send(f.peer, SV_MSG_DRAIN_STATUS, 0, p, sizeof(p) - 1), 0);
+	spin(&f);
+	assert_int_equal(fatal_calls, 1);
+	assert_non_null(strstr(fatal_why, "drain status"));
+	assert_int_equal(drain_calls, 1);
+	assert_int_equal(link_drain(f.l, 45), SV_ERR_IO);
+	teardown(&f);
+	setup(&f, 4);
+	link_on_drain(f.l, on_drain, NULL);
+	assert_int_equal(frame_send(f.peer, SV_MSG_DRAIN_STATUS, 5, p, sizeof(p)), 0);
+	spin(&f);
+	assert_int_equal(fatal_calls, 1);
+	assert_int_equal(drain_calls, 1);
+	teardown(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -292,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_misbehaving_enclave),
 	    cmocka_unit_test(test_enclave_restart),
 	    cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_drain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

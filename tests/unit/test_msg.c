@@ -38,11 +38,18 @@ static const struct {
     {SV_MSG_GONE_SEEN, 34, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOADED, 35, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_SERVING, 36, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_DRAIN_ENCLAVE, 37, NULL, NULL, MSG_F_DRAIN},
+    {SV_MSG_DRAIN_REPORT, 38, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_REPLY, 64, NULL, NULL, 0},
     {SV_MSG_ENCLAVE_GONE, 65, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_READY, 66, NULL, NULL, MSG_F_CONTROL},
     {SV_MSG_RELOAD, 67, NULL, NULL, MSG_F_RELOAD},
     {SV_MSG_AUDIT, 70, NULL, NULL, MSG_F_AUDIT},
+    {SV_MSG_DRAIN, 68, NULL, NULL, MSG_F_RELOAD},
+    {SV_MSG_DRAIN_STATUS, 69, NULL, NULL, MSG_F_DRAIN},
+    {SV_MSG_ADMIN_STATUS, 40, NULL, NULL, MSG_F_ADMIN},
+    {SV_MSG_ADMIN_DELETE, 41, NULL, NULL, MSG_F_ADMIN},
+    {SV_MSG_ADMIN_REPLY, 72, NULL, NULL, MSG_F_ADMIN},
 };
 
 static void assert_str_or_null(const char *got, const char *want)
@@ -87,11 +94,19 @@ static void test_rows_consistent(void **state)
 			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING |
 			                       MSG_F_PRIVATE),
 			                 0);
+			/* a drain frame rides on the enclave's link, nowhere else */
+			assert_false((fl & MSG_F_DRAIN) && (fl & (MSG_F_CONTROL | MSG_F_RELOAD)));
+			/* admin frames: only the numbers reserved for them, and no other flag */
+			if (fl & MSG_F_ADMIN) {
+				assert_int_equal(fl, MSG_F_ADMIN);
+				assert_true((type >= 40 && type <= 47) ||
+				            (type >= 72 && type <= 75));
+			}
 			continue;
 		}
 		/* a request: towards the enclave's end, with one route and one label of its own */
 		assert_true(type < 64);
-		assert_int_equal(fl & MSG_F_CONTROL, 0);
+		assert_int_equal(fl & (MSG_F_CONTROL | MSG_F_ADMIN), 0);
 		assert_false((fl & MSG_F_VAULT) && (fl & (MSG_F_READONLY | MSG_F_HOUSEKEEPING)));
 		assert_false((fl & MSG_F_HOUSEKEEPING) && !(fl & MSG_F_READONLY));
 		/* a private route (the metrics listener only) is a read-only probe, never a
