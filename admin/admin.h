@@ -84,6 +84,7 @@ int admin_authorize_pcrs_main(int argc, char **argv);
 int admin_attest_main(int argc, char **argv);
 int admin_upgrade_main(int argc, char **argv);
 int admin_reseal_main(int argc, char **argv);
+int admin_audit_id_main(int argc, char **argv);
 int admin_tenant_main(int argc, char **argv);
 int admin_token_main(int argc, char **argv);
 

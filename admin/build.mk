@@ -10,9 +10,9 @@ ADMIN_EXPECT_OBJS := $(B)/admin/expect.o $(B)/client/expect.o $(B)/client/jfield
 EXTRA_CFLAGS_admin_expect := $(call pc_cflags,libsodium tss2-esys json-c) \
 	-DSV_LIBEXECDIR='"$(LIBEXECDIR)"'
 ADMIN_SRCS := sealvault-admin admin online init status delete upgrade authorize-pcrs attest reseal \
-	acknowledge tenant token jwk
+	acknowledge tenant token jwk audit-id
 $(foreach s,$(ADMIN_SRCS),$(eval EXTRA_CFLAGS_admin_$(s) := $$(call pc_cflags,libsodium tss2-esys json-c)))
-$(ADMIN_BIN): $(ADMIN_SRCS:%=$(B)/admin/%.o) $(ADMIN_EXPECT_OBJS) $(B)/enclave/adminsrv.o \
+$(ADMIN_BIN): $(ADMIN_SRCS:%=$(B)/admin/%.o) $(ADMIN_EXPECT_OBJS) $(B)/enclave/adminsrv.o $(B)/enclave/audit.o \
 	      $(B)/libsvtoken.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc json-c)

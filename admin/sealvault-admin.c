@@ -2,8 +2,9 @@
  * sealvault-admin: provision a vault (init), inspect it (status), destroy one record (delete),
  * upgrade a vault of sealvault 0.2 (upgrade), approve new PCR values (authorize-pcrs), move a
  * vault key sealed to plain PCR values to a signed policy (reseal), print attestation evidence
- * (attest) and the expected values clients verify it against (expect), manage the tenants
- * that sign access tokens (tenant) and mint one for tests (token). It can
+ * (attest), the expected values clients verify it against (expect) and the hash under which the
+ * audit trail names an identifier (audit-id), manage the tenants that sign access tokens
+ * (tenant) and mint one for tests (token). It can
  * destroy but never read a record or reset a guess counter.
  *
  * Each command is one row of the table below and one file, admin/COMMAND.c, with its own
@@ -34,6 +35,8 @@ static const struct {
      "move a vault key sealed to plain PCR values to a policy authorize-pcrs renews"},
     {"attest", admin_attest_main, "print attestation evidence (TPM quote over a nonce) as JSON"},
     {"expect", admin_expect_main, "print the expected values clients verify attestation against"},
+    {"audit-id", admin_audit_id_main,
+     "print the hash under which the audit trail names an identifier"},
     {"tenant", admin_tenant_main,
      "add, rotate, remove or list the tenants whose access tokens the vault accepts"},
     {"token", admin_token_main, "mint an access token with a tenant's private key (tests, demos)"},

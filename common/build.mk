@@ -6,6 +6,9 @@ COMMON_OBJS := $(COMMON_SRCS:%.c=$(B)/%.o)
 $(B)/libsvcommon.a: $(COMMON_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
+# libFuzzer target for the audit record decoder that sealvaultd runs on the enclave's records.
+FUZZ_TARGETS += audit
+FUZZ_SRCS_audit := common/audit.c common/err.c
 # libFuzzer target for the online admin payloads (common/adminmsg.h), which sealvault-admin decodes
 # from sealvaultd's admin socket and sealvaultd from the enclave's admin pair.
 FUZZ_TARGETS += adminmsg

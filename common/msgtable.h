@@ -14,10 +14,11 @@
  *       endpoint="ENDPOINT". The enclave answers it with its handle_HANDLER (enclave/dispatch.c:
  *       vault, attest, info, stats or health) and one SV_MSG_REPLY; all are MSG_F_REQUEST.
  *   FRAME(NAME, NUMBER, FLAGS)
- *       A frame with no route: the reply, the restart control frames and the reload frames
+ *       A frame with no route: the reply, the restart control frames, the reload frames
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
- *       request id = sealvaultd's reload count). The enclave refuses to be sent one (only ROUTE
- *       rows are in its dispatch table), except SV_MSG_DRAIN_ENCLAVE, which its serve loop
+ *       request id = sealvaultd's reload count) and the enclave's audit records to sealvaultd
+ *       (on a socketpair of their own). The enclave refuses to be sent one (only ROUTE rows are
+ *       in its dispatch table), except SV_MSG_DRAIN_ENCLAVE, which its serve loop
  *       takes before the table (enclave/drain.h).
  *
  * MSG_F_ADMIN frames (sealvault-admin's online status and delete, common/adminmsg.h) travel on
@@ -46,6 +47,7 @@
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
 #define MSG_F_ADMIN        0x80u /* only on the admin pair (sealvaultd <-> enclave fd 5) */
 #define MSG_F_DRAIN        0x100u /* a drain frame on the enclave's link: common/drain.h, id 0 */
+#define MSG_F_AUDIT        0x200u /* only on the enclave's audit pair (its fd 4) to sealvaultd */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
@@ -95,7 +97,10 @@
 	/* enclave -> broker on its link: the drain has begun / is over (common/drain.h) */        \
 	FRAME(DRAIN_STATUS,    69, MSG_F_DRAIN)                                                    \
 	/* enclave fd 5 -> sealvaultd -> sealvault-admin: u8 enum adminmsg_code, body */           \
-	FRAME(ADMIN_REPLY,     72, MSG_F_ADMIN)
+	FRAME(ADMIN_REPLY,     72, MSG_F_ADMIN)                                                           \
+	/* enclave -> sealvaultd on the audit pair (enclave fd 4), payload common/audit.h; the  */ \
+	/* broker never sees it. Request id 0. */                                                  \
+	FRAME(AUDIT,           70, MSG_F_AUDIT)
 /* clang-format on */
 
 #endif

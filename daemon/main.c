@@ -1,8 +1,9 @@
 /*
  * sealvaultd: starts the vault's two processes from one configuration and supervises them. It
  * creates the SOCK_SEQPACKET socketpair, binds the HTTPS listener, then starts sealvault-enclave
- * (fd 3 = its end of the pair, fd 5 = its end of the admin pair of daemon/adminsock.h, through
- * which sealvault-admin status and delete reach it; fd 4 stays closed) and sealvault-broker (fd 3 =
+ * (fd 3 = its end of the pair, fd 4 = its end of the audit pair, whose records daemon/audit.c
+ * writes to the journal, fd 5 = its end of the admin pair of daemon/adminsock.h, through
+ * which sealvault-admin status and delete reach it) and sealvault-broker (fd 3 =
  * the other end, fd 4 = the listener, fd 5 = its end of a second pair, the control link for reloads
  * and readiness, then the boot and IMA logs and the metrics listener, each at the next number),
  * each under its own user when run as root, and supervises them (daemon/supervise.c): when either
@@ -41,6 +42,7 @@
 #include "common/config.h"
 #include "common/reload.h"
 #include "daemon/adminsock.h"
+#include "daemon/audit.h"
 #include "daemon/drain.h"
 #include "daemon/supervise.h"
 #include "policy/vault.h"
@@ -104,6 +106,7 @@ static struct setting settings[] = {
     {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
+    {"audit-key-file", TO_SELF, "/run/sealvault/audit-id.key", 0, 0, NULL},
     {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -518,6 +521,7 @@ static void serving(uint32_t n)
 static void control_readable(void)
 {
 	static uint8_t buf[SV_FRAME_BUF_LEN];
+	daemon_audit_readable(); /* SIGIO is shared with the enclave's audit pair */
 	for (;;) {
 		struct sv_frame f;
 		int r = frame_recv(ctl_fd, buf, &f);
@@ -823,7 +827,7 @@ int main(int argc, char **argv)
 	snprintf(darg, dlen, "--daemon-bin=%s", self);
 	snprintf(barg, blen, "--broker-bin=%s", broker_path);
 	free(broker_path);
-	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
+	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, "--audit-link", NULL};
 	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
 	 * could be opened and the metrics listener, each at the next free number */
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
@@ -888,6 +892,18 @@ int main(int argc, char **argv)
 	}
 	ctl_fd = ctl[0];
 	kids[1].fds[2] = ctl[1];
+	/* The audit pair (daemon/audit.h): the enclave's end is its fd 4 and stays open here for
+	 * the next enclave after a restart; the broker never holds either end. */
+	int aud[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, aud) != 0 ||
+	    fcntl(aud[0], F_SETOWN, getpid()) != 0 ||
+	    fcntl(aud[0], F_SETFL, O_NONBLOCK | O_ASYNC) != 0) {
+		perror("sealvaultd: socketpair");
+		return 1;
+	}
+	kids[0].fds[1] = aud[1];
+	const char *akf = get("audit-key-file");
+	daemon_audit_open(aud[0], strcmp(akf, "none") == 0 ? NULL : akf);
 	kids[1].own_fds = 1u << 0 | 1u << 2;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "sealvaultd: cannot initialise libsodium\n");

@@ -44,16 +44,16 @@ typedef int (*supervise_stop_fn)(struct child kids[2], const sigset_t *set);
 /* Logs how a child ended (its wait status). */
 void supervise_describe(const struct child *c, int status);
 
-/* Starts kids[0] (the enclave, fds[0] = its end of the SOCK_SEQPACKET pair, which stays open
- * here) and kids[1] (the broker, fds[0] = the other end, closed here once it runs, like every
- * descriptor in its own_fds), then supervises them, calling on_reload for every SIGHUP and
- * on_control for every SIGIO, until a
- * stop signal, SIGTERM or SIGINT (on_stop, may be NULL, runs first; returns 0, both stopped), or
- * until either ends other than by the enclave's SV_EXIT_TPM_UNAVAILABLE (returns 1, both stopped:
- * systemd restarts the pair). After SV_EXIT_TPM_UNAVAILABLE the enclave is restarted alone after a
- * back-off, and the broker keeps its clients' connections, answering 503 meanwhile. set: the
- * signals blocked for sigwaitinfo (SIGCHLD, SIGHUP, SIGIO and the stop signals); old: the mask the
- * children get. */
+/* Starts kids[0] (the enclave, fds[0] = its end of the SOCK_SEQPACKET pair and fds[1] = its end
+ * of the audit pair, both of which stay open here for the next enclave after a restart) and kids[1]
+ * (the broker, fds[0] = the other end, closed here once it runs, like every descriptor in its
+ * own_fds), then supervises them, calling on_reload for every SIGHUP and on_control for every
+ * SIGIO, until a stop signal, SIGTERM or SIGINT (on_stop, may be NULL, runs first; returns 0, both
+ * stopped), or until either ends other than by the enclave's SV_EXIT_TPM_UNAVAILABLE (returns 1,
+ * both stopped: systemd restarts the pair). After SV_EXIT_TPM_UNAVAILABLE the enclave is restarted
+ * alone after a back-off, and the broker keeps its clients' connections, answering 503 meanwhile.
+ * set: the signals blocked for sigwaitinfo (SIGCHLD, SIGHUP, SIGIO and the stop signals); old: the
+ * mask the children get. */
 int supervise(struct child kids[2], const sigset_t *set, const sigset_t *old,
               supervise_restart_fn on_restart, supervise_reload_fn on_reload,
               supervise_control_fn on_control, supervise_stop_fn on_stop);

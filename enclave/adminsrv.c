@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/store.h"
 
@@ -182,9 +183,13 @@ static int delete (struct adminsrv *a, const struct sv_frame *f)
 	}
 	if (r != 0)
 		die("staging a deletion failed", r);
+	struct audit_note an = {.kind = AUDIT_DELETED, .operator= 1 };
+	if ((r = audit_note(&an, f->payload, f->len)) != 0)
+		die("noting the deletion's audit record failed", r);
 	uint64_t inc = store_commit_cost(a->s);
 	if ((r = store_write(a->s)) != 0)
 		die("writing the journal failed; the deletion was not confirmed", r);
+	audit_written(store_counter(a->s));
 	budget_spend(a->bud, budget_cost(a->bud, inc), mono_us());
 	r = store_anchor(a->s);
 	if (r == SV_ERR_BUSY) {
@@ -197,6 +202,7 @@ static int delete (struct adminsrv *a, const struct sv_frame *f)
 	}
 	if (r != 0)
 		die("the NV counter increment failed; the deletion was not confirmed", r);
+	audit_anchored(); /* before the reply */
 	if (adminmsg_reply_encode(&a->reply, ADMINMSG_OK, NULL, 0) != 0)
 		die("cannot encode a reply", SV_ERR_INTERNAL);
 	fprintf(stderr, "sealvault-enclave: deleted a user at sealvault-admin's request\n");

@@ -25,7 +25,7 @@ FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
-VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c
+VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c enclave/audit.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -41,7 +41,8 @@ FUZZ_TARGETS += $(VAULT_FUZZ)
 $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf.c common/err.c))
 # The whole handler on the in-memory fake store (tests/lib/fake_store.h), with a real client.
 FUZZ_TARGETS += vault_handle
-FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c
+FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c \
+	common/audit.c common/frame.c common/msg.c
 
 # --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
 # Pure modules (no file access during verification), also linked by sealvault-admin (tenant,
@@ -76,12 +77,14 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $(ENCLAVE_OBJS) -Wl,--start-group $(ENCLAVE_ARCHIVES) \
 		-Wl,--end-group $(call pc_libs,$(ENCLAVE_PKGS)) -pthread
 # test_dispatch fakes the vault and the store through --wrap.
-UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/libsvcommon.a
+UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/enclave/audit.o \
+	$(B)/libsvcommon.a
 UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
 # test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
-UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/libsvcommon.a
+UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
+	$(B)/libsvcommon.a
 UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
-	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed
+	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
 ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c
@@ -97,6 +100,8 @@ FUZZ_SRCS_attest_activate := enclave/attest.c enclave/evidence.c enclave/approva
 	enclave/tcti-fd.c \
 	common/attest_stmt.c common/buf.c common/err.c
 FUZZ_PKGS_attest_activate := openssl tss2-esys tss2-mu tss2-rc json-c
+# tests/unit/test_enclave_audit.c: the enclave's audit records on a real socketpair (issue 14).
+UT_OBJS_enclave_audit := $(B)/enclave/audit.o $(B)/libsvcommon.a
 
 # --- graceful drain (issue 14, item 2): what the enclave refuses while stopping and when it says
 # the pending logins are done; tests/unit/test_drain.c also covers the payloads (common/drain.h) ---

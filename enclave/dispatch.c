@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/msg.h"
+#include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/drain.h"
 #include "enclave/store.h"
@@ -383,6 +384,17 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
 	  "# TYPE sealvault_enclave_restarts_total counter\n"
 	  "sealvault_enclave_restarts_total %llu\n",
 	  (unsigned long long)d->restarts);
+	uint64_t sent, waits, waited_us;
+	audit_stats(&sent, &waits, &waited_us);
+	P("# HELP sealvault_audit_records_total Audit records this enclave sent to sealvaultd.\n"
+	  "# TYPE sealvault_audit_records_total counter\nsealvault_audit_records_total %llu\n"
+	  "# HELP sealvault_audit_waits_total Audit records that waited for sealvaultd to read "
+	  "(the vault waits rather than drop one).\n"
+	  "# TYPE sealvault_audit_waits_total counter\nsealvault_audit_waits_total %llu\n"
+	  "# HELP sealvault_audit_wait_seconds_total Time spent so.\n"
+	  "# TYPE sealvault_audit_wait_seconds_total counter\n"
+	  "sealvault_audit_wait_seconds_total %.3f\n",
+	  (unsigned long long)sent, (unsigned long long)waits, (double)waited_us / 1e6);
 #undef P
 	if (r != 0) {
 		/* the text did not fit a frame: say so rather than send half of it */

@@ -1,8 +1,8 @@
 /*
- * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3 (and
- * the admin pair, enclave/adminsrv.h, on fd 5). It opens the TPM and the state directory,
- * unseals the vault, closes everything else, installs its kill-by-default seccomp filter, and
- * then only reads and writes descriptors it already holds.
+ * sealvault-enclave: the vault process. Started by sealvaultd with the broker link on fd 3, the
+ * audit link on fd 4 (enclave/audit.h) and the admin pair (enclave/adminsrv.h) on fd 5. It opens
+ * the TPM and the state directory, unseals the vault, closes everything else, installs its
+ * kill-by-default seccomp filter, and then only reads and writes descriptors it already holds.
  *
  * The serve loop (group commit, the NV-write budget, a TPM that throttles NV writes) is
  * enclave/serve.c. A TPM that misbehaves for longer (issue 12): every TPM command has a deadline
@@ -29,6 +29,7 @@
 #include "common/msg.h"
 #include "enclave/adminsrv.h"
 #include "enclave/attestsrv.h"
+#include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
 #include "enclave/journal.h"
@@ -53,14 +54,16 @@ struct options {
 	const char *broker_bin;
 	unsigned tpm_timeout_s;          /* deadline of every TPM command */
 	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
+	int audit_link;                  /* audit records to sealvaultd on SANDBOX_AUDIT_FD */
 	struct sv_vault_policy policy;
 };
 
 static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
-    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N]\n"
-    "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
+    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N] [--audit-link]\n"
+    "Started by sealvaultd(8) with the broker link on descriptor 3 and, with --audit-link, the\n"
+    "audit link on descriptor 4; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -143,6 +146,7 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"tpm-timeout", required_argument, NULL, 'T'},
 	    {"restarts", required_argument, NULL, 'R'},
 	    {"tpm-timeouts", required_argument, NULL, 'O'},
+	    {"audit-link", no_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -174,6 +178,7 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case 'R': o->restarts = number("restarts", optarg, 0, UINT32_MAX); break;
 		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
+		case 'A': o->audit_link = 1; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -186,6 +191,37 @@ static void parse(int argc, char **argv, struct options *o)
 		die("--context is longer than %d bytes", CONTEXT_MAX);
 	if (policy_vault_check(&o->policy, why, sizeof(why)) != 0)
 		die("%s", why);
+}
+
+/* The audit trail's start: the key for identifier hashes, what the store judged at open, and the
+ * power-cut penalty when this open charged one (enclave/audit.h). */
+static void audit_start(const struct store *store)
+{
+	struct store_info in;
+	struct store_stats st;
+	uint8_t key[STORE_AUDIT_KEY_LEN];
+	_Static_assert(STORE_AUDIT_KEY_LEN == AUDIT_KEY_LEN, "audit key sizes");
+	store_get_info(store, &in);
+	store_get_stats(store, &st);
+	struct audit_record start = {.kind = AUDIT_STARTUP,
+	                             .counter = st.counter,
+	                             .verdict = in.penalty_charged ? AUDIT_POWER_CUT
+	                                        : in.roll_forward  ? AUDIT_ROLL_FORWARD
+	                                                           : AUDIT_CLEAN,
+	                             .hybrid = st.orderly_mask != 0,
+	                             .penalty = in.penalty_charged != 0,
+	                             .frames = in.journal_frames,
+	                             .journal_bytes = in.journal_bytes,
+	                             .tail_bytes = in.tail_bytes,
+	                             .users = st.users};
+	struct audit_record pen = {.kind = AUDIT_PENALTY,
+	                           .counter = st.counter,
+	                           .users = st.users,
+	                           .unclean_boots = st.unclean_boots,
+	                           .destroyed = in.penalty_destroyed};
+	store_audit_key(store, key);
+	audit_started(key, &start, in.penalty_charged ? &pen : NULL);
+	sodium_memzero(key, sizeof(key));
 }
 
 /* GET /v1/info (common/info.h): everything in it is fixed for the life of the process. */
@@ -231,7 +267,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	parse(argc, argv, &o);
 	if (sandbox_check_ipc(SANDBOX_IPC_FD, why, sizeof(why)) != 0 ||
-	    sandbox_close_inherited(&admin_fd, why, sizeof(why)) != 0)
+	    sandbox_close_inherited(o.audit_link, &admin_fd, why, sizeof(why)) != 0 ||
+	    audit_open(o.audit_link ? SANDBOX_AUDIT_FD : -1, 2 * (size_t)o.policy.max_batch, why,
+	               sizeof(why)) != 0)
 		die("%s", why);
 	if (sodium_init() < 0)
 		die("cannot initialise libsodium");
@@ -260,8 +298,10 @@ int main(int argc, char **argv)
 			    why);
 			exit(SV_EXIT_TPM_UNAVAILABLE);
 		}
+		audit_refused();
 		die("refusing to serve: %s", why);
 	}
+	audit_start(store);
 	warn_plain_pcrs(store, o.state_dir);
 	/* The attestation statement: EK check, build_hash (sealvaultd and the broker default to
 	 * this program's directory, as in a build tree), signed once by the identity key. */
@@ -332,7 +372,7 @@ int main(int argc, char **argv)
 	if (adminsrv_new(&admin, admin_fd, store, &bud, o.state_dir) != 0)
 		die("out of memory for the admin link");
 	serve_set_admin(sv, admin);
-	if (sandbox_lockdown(why, sizeof(why)) != 0)
+	if (sandbox_lockdown(o.audit_link, why, sizeof(why)) != 0)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)
 		exit(1);

@@ -43,14 +43,16 @@ int sandbox_check_ipc(int fd, char *why, size_t why_len)
 	return SV_OK;
 }
 
-int sandbox_close_inherited(int *admin_fd, char *why, size_t why_len)
+int sandbox_close_inherited(int audit_link, int *admin_fd, char *why, size_t why_len)
 {
 	char ignored[8];
-	_Static_assert(SANDBOX_ADMIN_FD == SANDBOX_IPC_FD + 2, "the descriptors closed below");
+	_Static_assert(SANDBOX_ADMIN_FD == SANDBOX_IPC_FD + 2 &&
+	                   SANDBOX_AUDIT_FD == SANDBOX_IPC_FD + 1,
+	               "the descriptors closed below");
 	*admin_fd = sandbox_check_ipc(SANDBOX_ADMIN_FD, ignored, sizeof(ignored)) == 0
 	                ? SANDBOX_ADMIN_FD
 	                : -1;
-	if (close_range(SANDBOX_IPC_FD + 1, SANDBOX_IPC_FD + 1, 0) != 0 ||
+	if ((!audit_link && close_range(SANDBOX_AUDIT_FD, SANDBOX_AUDIT_FD, 0) != 0) ||
 	    (*admin_fd < 0 && close_range(SANDBOX_ADMIN_FD, SANDBOX_ADMIN_FD, 0) != 0) ||
 	    close_range(SANDBOX_ADMIN_FD + 1, ~0U, 0) != 0) {
 		snprintf(why, why_len, "close_range failed: %s", strerror(errno));
@@ -69,7 +71,7 @@ int sandbox_close_inherited(int *admin_fd, char *why, size_t why_len)
 	return SV_OK;
 }
 
-int sandbox_lockdown(char *why, size_t why_len)
+int sandbox_lockdown(int audit_link, char *why, size_t why_len)
 {
 	/* glibc reads /etc/localtime on first use; a message with a time stamp after the filter
 	 * would otherwise be fatal */
@@ -82,5 +84,14 @@ int sandbox_lockdown(char *why, size_t why_len)
 	int r = policy_seccomp_open_fds(&cfg, why, why_len);
 	if (r != 0)
 		return r;
+	if (audit_link) {
+		/* the audit link is written, never read, seeked or truncated */
+		size_t n = 0;
+		for (size_t i = 0; i < cfg.n_fds; i++)
+			if (cfg.fds[i] != SANDBOX_AUDIT_FD)
+				cfg.fds[n++] = cfg.fds[i];
+		cfg.n_fds = n;
+		cfg.audit_fd = SANDBOX_AUDIT_FD;
+	}
 	return policy_seccomp_enclave_install(&cfg, why, why_len);
 }

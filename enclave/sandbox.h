@@ -9,9 +9,10 @@
 
 #include <stddef.h>
 
-#define SANDBOX_IPC_FD 3
+#define SANDBOX_IPC_FD   3
+#define SANDBOX_AUDIT_FD 4 /* the audit link to sealvaultd (--audit-link) */
 /* sealvaultd's admin pair (sealvault-admin status/delete while the vault runs,
- * enclave/adminsrv.h); fd 4 is reserved and closed. */
+ * enclave/adminsrv.h) */
 #define SANDBOX_ADMIN_FD 5
 
 /* PR_SET_DUMPABLE 0: no core dumps, no ptrace or /proc/PID/mem by the same user. */
@@ -20,15 +21,16 @@ int sandbox_harden(char *why, size_t why_len) __attribute__((warn_unused_result)
 /* Checks that fd is a connected AF_UNIX SOCK_SEQPACKET socket. */
 int sandbox_check_ipc(int fd, char *why, size_t why_len) __attribute__((warn_unused_result));
 
-/* Closes every inherited descriptor above SANDBOX_IPC_FD but SANDBOX_ADMIN_FD when that is a
+/* Closes every inherited descriptor above SANDBOX_IPC_FD but SANDBOX_AUDIT_FD with audit_link and
+ * SANDBOX_ADMIN_FD when that is a
  * connected AF_UNIX SOCK_SEQPACKET socket (*admin_fd gets it, else -1: the vault then serves
  * without online admin), and points stdin and stdout at /dev/null, so that only descriptors the
  * enclave opens itself survive to the filter. */
-int sandbox_close_inherited(int *admin_fd, char *why, size_t why_len)
+int sandbox_close_inherited(int audit_link, int *admin_fd, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
 /* Loads what libc loads lazily (time zone), lists the open descriptors and installs the
- * kill-by-default filter pinned to them. */
-int sandbox_lockdown(char *why, size_t why_len) __attribute__((warn_unused_result));
+ * kill-by-default filter pinned to them; with audit_link, SANDBOX_AUDIT_FD gets write only. */
+int sandbox_lockdown(int audit_link, char *why, size_t why_len) __attribute__((warn_unused_result));
 
 #endif

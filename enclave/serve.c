@@ -57,6 +57,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "enclave/audit.h"
 #include "enclave/adminsrv.h"
 #include "enclave/budget.h"
 #include "enclave/dispatch.h"
@@ -435,6 +436,7 @@ static int throttle_retry(struct dispatch *d, struct store *s, uint64_t now)
 	if (r != 0)
 		die("the NV counter increment failed (%s); exiting", sv_strerror(r));
 	tpmstate.owed = 0;
+	audit_anchored(); /* the changes answered busy took effect after all */
 	dispatch_set_throttled(d, 0, now);
 	dispatch_note_commit(d, now - tpmstate.since_us, 0);
 	fprintf(stderr,
@@ -480,6 +482,7 @@ static void commit_and_reply(struct serve *sv)
 		die("writing the journal failed (%s); exiting without answering the %zu "
 		    "requests of this batch",
 		    sv_strerror(r), b->n);
+	audit_written(store_counter(sv->s)); /* the records of resets: durable now */
 	for (size_t i = 0; i < b->n; i++)
 		if (!b->anchored[i])
 			send_reply(b->ids[i], &b->replies[i]);
@@ -496,6 +499,7 @@ static void commit_and_reply(struct serve *sv)
 	}
 	if ((r = store_anchor(sv->s)) != 0) /* a flush frame: no TPM command */
 		die("completing the journal flush failed (%s); exiting", sv_strerror(r));
+	audit_anchored();
 	for (size_t i = 0; i < b->n; i++) {
 		if (b->anchored[i])
 			send_reply(b->ids[i], &b->replies[i]);
@@ -522,6 +526,7 @@ static void anchor_done(struct serve *sv)
 		    sv_strerror(r));
 	} else {
 		dispatch_note_commit(sv->d, mono_us() - sv->flight_t0, b->n);
+		audit_anchored(); /* before the replies that confirm the changes */
 	}
 	log_retries(mono_us());
 	size_t busy = 0;

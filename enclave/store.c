@@ -451,6 +451,12 @@ int store_open_dir(const char *dir, int *dfd, char *why, size_t why_len)
 	return errno == ENOENT ? SV_ERR_STATE : SV_ERR_IO;
 }
 
+void store_audit_key(const struct store *s, uint8_t out[static STORE_AUDIT_KEY_LEN])
+{
+	static const char ctx[crypto_kdf_CONTEXTBYTES] = {'s', 'v', 'a', 'u', 'd', 'i', 't', '1'};
+	crypto_kdf_derive_from_key(out, STORE_AUDIT_KEY_LEN, 1, ctx, s->key);
+}
+
 const struct store_secrets *store_secrets(const struct store *s)
 {
 	return s->secrets;
@@ -1004,6 +1010,9 @@ void store_get_info(const struct store *s, struct store_info *out)
 	out->unclean_index = s->unclean_index;
 	out->ack_time = s->ack_time;
 	out->power_cut = s->power_cut;
+	out->journal_frames = s->jframes;
+	out->penalty_charged = s->penalty_charged;
+	out->penalty_destroyed = s->penalty_destroyed;
 	uint64_t now = (uint64_t)time(NULL);
 	out->unclean_year = out->unclean_year_all = 0;
 	for (size_t i = 0; i < s->nunclean; i++)

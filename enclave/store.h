@@ -79,6 +79,11 @@ void store_close(struct store *s);
 
 const struct store_secrets *store_secrets(const struct store *s);
 
+/* The audit key (common/audit.h): derived from the vault key under a label of its own, so that
+ * it reveals nothing about the vault key and protects only the identifiers in the audit trail. */
+#define STORE_AUDIT_KEY_LEN 32
+void store_audit_key(const struct store *s, uint8_t out[static STORE_AUDIT_KEY_LEN]);
+
 /* SV_ERR_NOTFOUND when the identifier was never registered (or was deleted). */
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
                  struct store_user_view *out) __attribute__((warn_unused_result));
@@ -309,6 +314,9 @@ struct store_info {
 	uint64_t unclean_year_all; /* ... acknowledged or not */
 	uint64_t ack_time;         /* the operator's last acknowledgement (0: never) */
 	int power_cut;             /* read-only open found a power cut not yet charged */
+	uint64_t journal_frames;   /* journal frames replayed at open (the audit start-up record) */
+	int penalty_charged;       /* this open charged a power-cut penalty (hybrid) */
+	uint64_t penalty_destroyed; /* records that penalty destroyed (their last guess) */
 };
 void store_get_info(const struct store *s, struct store_info *out);
 

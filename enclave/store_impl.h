@@ -54,7 +54,10 @@ struct store {
 	uint64_t counter, nv_writes, snap_counter;
 	uint8_t head_mac[JOURNAL_MAC_LEN];
 	uint64_t jlen, tail_bytes;
-	uint64_t snap_bytes; /* size of the active snapshot */
+	uint64_t jframes;           /* journal frames replayed at open */
+	int penalty_charged;        /* this open charged a power-cut penalty */
+	uint64_t penalty_destroyed; /* ... and destroyed this many records with it */
+	uint64_t snap_bytes;        /* size of the active snapshot */
 	int roll_forward;
 	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds (what survives a
 	 * power cut follows from it and counter: store.c, durable), and the counter before the last

@@ -458,6 +458,7 @@ static int replay(struct store *s, const char *dir, int *obsolete, char *why, si
 		s->nv_writes = f.nv_writes;
 		memcpy(s->head_mac, mac, JOURNAL_MAC_LEN);
 		off += flen;
+		s->jframes++;
 	}
 	s->jlen = off;
 	s->tail_bytes = len - off;
@@ -481,6 +482,7 @@ static int check_run(struct store *s, char *why, size_t why_len)
 		r = anchor_read_as(s->anchor, s->prev_run, &c);
 		if (r == SV_OK) {
 			s->start_dropped = s->jlen - s->start_off;
+			s->jframes--;
 			s->jlen = s->start_off;
 			memcpy(s->head_mac, s->start_prev_mac, JOURNAL_MAC_LEN);
 			s->nv_writes = s->start_prev_nv_writes;
@@ -623,7 +625,7 @@ static int unclean_budget(struct store *s, uint64_t now, char *why, size_t why_l
  * in between charges it again at the next start: never fewer guesses than were made. */
 static int charge_penalty(struct store *s, uint64_t now, char *why, size_t why_len)
 {
-	uint64_t v = 0;
+	uint64_t v = 0, destroyed = s->destroyed;
 	int r = anchor_unclean_bump(s->anchor, s->unclean_index, &v);
 	if (r == SV_OK) {
 		s->nv_writes++;
@@ -639,6 +641,8 @@ static int charge_penalty(struct store *s, uint64_t now, char *why, size_t why_l
 		return r == SV_ERR_SUPERSEDED ? SV_ERR_STATE : SV_ERR_TPM;
 	}
 	s->power_cut = 0;
+	s->penalty_charged = 1;
+	s->penalty_destroyed = s->destroyed - destroyed;
 	return SV_OK;
 }
 

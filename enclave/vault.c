@@ -21,6 +21,7 @@
 #include "common/msg.h"
 #include "crypto/hkdf.h"
 #include "crypto/opaque.h"
+#include "enclave/audit.h"
 #include "enclave/phantom.h"
 #include "enclave/session.h"
 #include "enclave/store.h"
@@ -143,6 +144,20 @@ static void invalidate_rescues(struct vault *v, const uint8_t *id, size_t id_len
 	session_foreach(v->sessions, drop_rescue_for, &who);
 }
 
+/* The audit record of a change just staged for id (enclave/audit.h): sent once it is durable. */
+static int audit(uint8_t kind, const uint8_t *id, size_t id_len, unsigned left, unsigned limit,
+                 int flag, int at_write)
+{
+	struct audit_note n = {.kind = kind,
+	                       .attempts_left = (uint8_t)left,
+	                       .guess_limit = (uint8_t)limit,
+	                       .known = (kind == AUDIT_GUESS || kind == AUDIT_DESTROYED) && flag,
+	                       .restored =
+	                           (kind == AUDIT_RECOVERED || kind == AUDIT_LOGIN_RESET) && flag,
+	                       .at_write = at_write};
+	return audit_note(&n, id, id_len);
+}
+
 /* 0 for a usable guess limit (0 means the policy default), with *out set. */
 static int guess_limit_of(const struct vault *v, uint8_t requested, unsigned *out)
 {
@@ -238,6 +253,8 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 		return store_status(err) >= 0
 		           ? reply_put(reply, (uint8_t)store_status(err), NULL, 0)
 		           : err;
+	if ((err = audit(AUDIT_REGISTER, r.id, r.id_len, 0, limit, 0, 0)) != 0)
+		return err;
 	invalidate_rescues(v, r.id, r.id_len);
 	phantom_forget(v->phantoms, r.id, r.id_len);
 	v->c.registrations++;
@@ -317,6 +334,10 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		/* Durable before the reply leaves: the caller commits, then sends. */
 		if ((err = store_charge_guess(v->store, r.id, r.id_len, &left)) != 0)
 			goto fail;
+		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 1, 0)) != 0 ||
+		    (left == 0 &&
+		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 1, 0)) != 0))
+			return err;
 	} else {
 		/* The same commit path as a real charge, so that timing does not tell: a second
 		 * guess before the first is on NV forces a flush (or is refused) as for a real
@@ -327,6 +348,12 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			goto fail;
 		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
 		phantom_set_charged_at(v->phantoms, r.id, r.id_len, store_counter(v->store) + 1);
+		/* recorded as a real guess is (and its last one as a destroyed record: to clients
+		 * the unknown identifier is locked now), so that the link's timing does not tell */
+		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 0, 0)) != 0 ||
+		    (left == 0 &&
+		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 0, 0)) != 0))
+			return err;
 	}
 	if (left == 0)
 		v->c.last_guesses++;
@@ -476,6 +503,8 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 	case VAULTREQ_OP_RECOVER:
 		if ((err = login_reset(v, s, restore)) != 0)
 			goto fail;
+		if ((err = audit(AUDIT_RECOVERED, s->id, s->id_len, 0, 0, restore, !restore)) != 0)
+			return err;
 		if ((err = reply_recover(v, s, reply)) == 0)
 			v->c.recoveries++;
 		session_close(v->sessions, s);
@@ -484,12 +513,17 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 		/* A tombstone (this login's own last guess) is removed as well. */
 		if ((err = store_delete_user(v->store, s->id, s->id_len)) != 0)
 			goto fail;
+		if ((err = audit(AUDIT_DELETED, s->id, s->id_len, 0, 0, 0, 0)) != 0)
+			return err;
 		v->c.deletions++;
 		session_close(v->sessions, s);
 		return reply_put(reply, SV_STATUS_OK, NULL, 0);
 	default: /* VAULTREQ_OP_CHANGE */
 		if ((err = login_reset(v, s, restore)) != 0)
 			goto fail;
+		if ((err = audit(AUDIT_LOGIN_RESET, s->id, s->id_len, 0, 0, restore, !restore)) !=
+		    0)
+			return err;
 		s->phase = SESSION_CHANGE_READY;
 		return reply_put(reply, SV_STATUS_OK, resp, sizeof(resp));
 	}
@@ -552,6 +586,8 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 		session_close(v->sessions, s);
 		return err == SV_ERR_BUSY ? reply_busy(v, reply) : err;
 	}
+	if ((err = audit(AUDIT_PASSWORD_CHANGED, s->id, s->id_len, 0, limit, 0, 0)) != 0)
+		return err;
 	invalidate_rescues(v, s->id, s->id_len);
 	session_close(v->sessions, s);
 	v->c.password_changes++;

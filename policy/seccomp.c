@@ -2,6 +2,7 @@
  * Seccomp allowlists, one reviewed table per process. Every entry says who needs the call. Anything
  * not listed kills the process (SCMP_ACT_KILL_PROCESS). Argument rules:
  *   FD       arg0 is one of the enclave's descriptors open at install time
+ *   AUDITFD  arg0 is the enclave's audit link to sealvaultd (write only: it reads nothing there)
  *   NOEXEC   the protection argument (arg2) has no PROT_EXEC bit
  *   MADVISE  arg2 is one of the advice values glibc malloc and libsodium use
  *   FCNTL    arg1 is F_GETFL, F_SETFL, F_GETFD or F_SETFD
@@ -36,7 +37,18 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
-enum arg_rule { ANY, FD, NOEXEC, MADVISE, FCNTL, FIONREAD_ONLY, LISTEN, LOGFD, EACCES_ERR };
+enum arg_rule {
+	ANY,
+	FD,
+	AUDITFD,
+	NOEXEC,
+	MADVISE,
+	FCNTL,
+	FIONREAD_ONLY,
+	LISTEN,
+	LOGFD,
+	EACCES_ERR
+};
 
 struct sc_rule {
 	int nr;
@@ -47,6 +59,7 @@ struct sc_rule {
 static const struct sc_rule enclave_rules[] = {
     {SCMP_SYS(read), FD},           /* IPC frames, TPM responses, state files */
     {SCMP_SYS(write), FD},          /* IPC replies, TPM commands, journal, stderr */
+    {SCMP_SYS(write), AUDITFD},     /* audit records to sealvaultd (enclave/audit.c) */
     {SCMP_SYS(writev), FD},         /* glibc stdio on stderr */
     {SCMP_SYS(pread64), FD},        /* state files */
     {SCMP_SYS(pwrite64), FD},       /* state files */
@@ -146,14 +159,20 @@ static int add(scmp_filter_ctx ctx, uint32_t action, int nr, unsigned n,
 }
 
 /* Adds one table entry; fds/n_fds are the pinned descriptors (FD, LISTEN and LOGFD rules), the
- * first n_listen of them the broker's listeners. */
+ * first n_listen of them the broker's listeners; audit_fd the enclave's audit link (0: none, and
+ * an AUDITFD rule adds nothing). */
 static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds, size_t n_fds,
-                    size_t n_listen)
+                    size_t n_listen, int audit_fd)
 {
 	struct scmp_arg_cmp a;
 	int rc = 0;
 	switch (r->arg) {
 	case ANY: return add(ctx, SCMP_ACT_ALLOW, r->nr, 0, NULL);
+	case AUDITFD:
+		if (audit_fd <= 0)
+			return 0;
+		a = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)audit_fd);
+		return add(ctx, SCMP_ACT_ALLOW, r->nr, 1, &a);
 	case EACCES_ERR: return add(ctx, SCMP_ACT_ERRNO(EACCES), r->nr, 0, NULL);
 	case NOEXEC:
 		a = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
@@ -187,7 +206,7 @@ static int add_rule(scmp_filter_ctx ctx, const struct sc_rule *r, const int *fds
 }
 
 static int install(const char *who, const struct sc_rule *rules, size_t n_rules, const int *fds,
-                   size_t n_fds, size_t n_listen, char *why, size_t why_len)
+                   size_t n_fds, size_t n_listen, int audit_fd, char *why, size_t why_len)
 {
 	scmp_filter_ctx ctx = NULL;
 	int r = SV_ERR_INTERNAL;
@@ -218,7 +237,7 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 		goto out;
 	}
 	for (size_t i = 0; i < n_rules; i++) {
-		if ((rc = add_rule(ctx, &rules[i], fds, n_fds, n_listen)) != 0) {
+		if ((rc = add_rule(ctx, &rules[i], fds, n_fds, n_listen, audit_fd)) != 0) {
 			snprintf(why, why_len, "%s: adding seccomp rule for syscall %d failed: %s",
 			         who, rules[i].nr, strerror(-rc));
 			goto out;
@@ -229,7 +248,8 @@ static int install(const char *who, const struct sc_rule *rules, size_t n_rules,
 	 * lock-down */
 	__sanitizer_sandbox_on_notify(NULL);
 	for (size_t i = 0; i < sizeof(sanitizer_rules) / sizeof(sanitizer_rules[0]); i++) {
-		if ((rc = add_rule(ctx, &sanitizer_rules[i], fds, n_fds, n_listen)) != 0) {
+		if ((rc = add_rule(ctx, &sanitizer_rules[i], fds, n_fds, n_listen, audit_fd)) !=
+		    0) {
 			snprintf(why, why_len,
 			         "%s: adding sanitizer rule for syscall %d failed: %s", who,
 			         sanitizer_rules[i].nr, strerror(-rc));
@@ -258,6 +278,7 @@ int policy_seccomp_open_fds(struct policy_seccomp_enclave *cfg, char *why, size_
 	}
 	int self = dirfd(d);
 	cfg->n_fds = 0;
+	cfg->audit_fd = 0;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
@@ -286,9 +307,15 @@ int policy_seccomp_enclave_install(const struct policy_seccomp_enclave *cfg, cha
 		         POLICY_SECCOMP_MAX_FDS);
 		return SV_ERR_RANGE;
 	}
+	for (size_t i = 0; cfg->audit_fd > 0 && i < cfg->n_fds; i++)
+		if (cfg->fds[i] == cfg->audit_fd) {
+			snprintf(why, why_len, "enclave filter: the audit link %d is also in fds",
+			         cfg->audit_fd);
+			return SV_ERR_INVALID;
+		}
 	return install("enclave filter", enclave_rules,
 	               sizeof(enclave_rules) / sizeof(enclave_rules[0]), cfg->fds, cfg->n_fds, 0,
-	               why, why_len);
+	               cfg->audit_fd, why, why_len);
 }
 
 int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char *why,
@@ -307,7 +334,7 @@ int policy_seccomp_broker_install(const struct policy_seccomp_broker *cfg, char 
 		if (cfg->log_fds[i] >= 0)
 			fds[n++] = cfg->log_fds[i];
 	return install("broker filter", broker_rules,
-	               sizeof(broker_rules) / sizeof(broker_rules[0]), fds, n, n_listen, why,
+	               sizeof(broker_rules) / sizeof(broker_rules[0]), fds, n, n_listen, 0, why,
 	               why_len);
 }
 

@@ -19,6 +19,7 @@
 struct policy_seccomp_enclave {
 	int fds[POLICY_SECCOMP_MAX_FDS];
 	size_t n_fds;
+	int audit_fd; /* the audit link, on which only write is allowed (not in fds); 0: none */
 };
 
 /* Descriptors the broker must be told about. */
@@ -28,7 +29,8 @@ struct policy_seccomp_broker {
 	int log_fds[2]; /* boot and IMA log (-1: none): pread64 is allowed on these only */
 };
 
-/* Fills cfg->fds with every descriptor currently open in this process (from /proc/self/fd).
+/* Fills cfg->fds with every descriptor currently open in this process (from /proc/self/fd),
+ * and sets cfg->audit_fd to 0 (none).
  * Call after all set-up and before policy_seccomp_enclave_install(). SV_ERR_RANGE if more than
  * POLICY_SECCOMP_MAX_FDS are open, SV_ERR_IO if /proc is unreadable. */
 int policy_seccomp_open_fds(struct policy_seccomp_enclave *cfg, char *why, size_t why_len)

@@ -143,6 +143,14 @@ check-reload: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-en
 	$(Q)B=$(B) tests/integration/reload.sh
 CHECK_STEPS += check-reload
 
+# --- the audit trail (issue 14, item 3): one scenario's records on sealvaultd's stderr, the
+# enclave's restart alone (exit 75) on the same audit pair, a power cut's penalty, and (as root,
+# with unshare) the journal path through sd_journal_send; see the script's header ---
+.PHONY: check-audit
+check-audit: $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker $(B)/sealvault-admin \
+	     $(B)/sealvault
+	$(Q)B=$(B) tests/integration/audit.sh
+CHECK_STEPS += check-audit
 # --- graceful drain (issue 14, item 2): SIGTERM refuses new logins, a last-guess login with the
 # right password finishes during the drain and its record survives; with the drain timeout passed
 # first, the documented outcome (the record stays destroyed). drain-login is the library's login

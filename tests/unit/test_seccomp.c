@@ -44,6 +44,8 @@ enum probe {
 	P_PREAD_LOG,
 	P_PREAD_OTHER,
 	P_THREAD_SOCKET,
+	P_AUDIT_WRITE,
+	P_AUDIT_READ,
 };
 
 /* P_THREAD_SOCKET: a thread started before the filter (as the enclave's TPM thread is) makes a
@@ -78,6 +80,7 @@ static int run(int broker, enum probe p)
 		pthread_t th;
 		if (p == P_THREAD_SOCKET && pthread_create(&th, NULL, early_thread, NULL) != 0)
 			_exit(5);
+		int afd = dup(other[1]); /* the enclave's audit link: write only */
 		int epfd = epoll_create1(0);
 		struct epoll_event want = {.events = EPOLLIN};
 		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, pipefd[0], &want) != 0)
@@ -90,8 +93,8 @@ static int run(int broker, enum probe p)
 			                                    .log_fds = {other[0], -1}};
 			r = policy_seccomp_broker_install(&cfg, why, sizeof(why));
 		} else {
-			struct policy_seccomp_enclave cfg = {.fds = {0, 1, 2, pipefd[0], pipefd[1]},
-			                                     .n_fds = 5};
+			struct policy_seccomp_enclave cfg = {
+			    .fds = {0, 1, 2, pipefd[0], pipefd[1]}, .n_fds = 5, .audit_fd = afd};
 			r = policy_seccomp_enclave_install(&cfg, why, sizeof(why));
 		}
 		if (r != 0) {
@@ -149,6 +152,8 @@ static int run(int broker, enum probe p)
 			/* allowed by the filter; a pipe answers ESPIPE */
 			_exit(pread(other[0], &c, 1, 0) < 0 && errno == ESPIPE ? 0 : 3);
 		case P_PREAD_OTHER: _exit(pread(pipefd[1], &c, 1, 0) < 0 ? 0 : 3);
+		case P_AUDIT_WRITE: _exit(write(afd, &c, 1) == 1 ? 0 : 3);
+		case P_AUDIT_READ: _exit(read(afd, &c, 1) < 0 ? 0 : 3);
 		case P_THREAD_SOCKET:
 			pthread_mutex_lock(&go_lock);
 			go = 1;
@@ -215,6 +220,7 @@ static void test_enclave_allowed(void **state)
 	assert_ok(run(0, P_FSTAT));
 	assert_ok(run(0, P_PAUSE)); /* Seccomp: 2, NoNewPrivs: 1 */
 	assert_ok(run(0, P_STOP_CONT));
+	assert_ok(run(0, P_AUDIT_WRITE));
 }
 
 static void test_enclave_killed(void **state)
@@ -226,6 +232,7 @@ static void test_enclave_killed(void **state)
 	assert_sigsys(run(0, P_WRITE_OTHER)); /* a descriptor opened after lock-down */
 	assert_sigsys(run(0, P_MMAP_EXEC));
 	assert_sigsys(run(0, P_CONNECT));
+	assert_sigsys(run(0, P_AUDIT_READ)); /* the audit link is written, never read */
 }
 
 static void test_broker(void **state)
@@ -285,8 +292,12 @@ static void test_open_fds(void **state)
 	assert_int_equal(policy_seccomp_open_fds(&cfg, why, sizeof(why)), 0);
 	for (size_t i = 0; i < cfg.n_fds; i++)
 		assert_int_not_equal(cfg.fds[i], fd);
+	assert_int_equal(cfg.audit_fd, 0);
 	struct policy_seccomp_enclave none = {.n_fds = 0};
 	assert_int_equal(policy_seccomp_enclave_install(&none, why, sizeof(why)), SV_ERR_RANGE);
+	/* the audit link gets write only: it must not also be among the read-write descriptors */
+	struct policy_seccomp_enclave both = {.fds = {2, 4}, .n_fds = 2, .audit_fd = 4};
+	assert_int_equal(policy_seccomp_enclave_install(&both, why, sizeof(why)), SV_ERR_INVALID);
 	struct policy_seccomp_broker nolisten = {
 	    .listen_fd = -1, .metrics_fd = -1, .log_fds = {-1, -1}};
 	assert_int_equal(policy_seccomp_broker_install(&nolisten, why, sizeof(why)),

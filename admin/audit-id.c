@@ -1,0 +1,93 @@
+/*
+ * `sealvault-admin audit-id`: the keyed hash under which the audit trail names an identifier
+ * (SEALVAULT_ID_HASH, docs/operations.md "Audit trail"), from the audit key that sealvaultd keeps
+ * in its audit-key-file (root only). It needs neither the TPM nor the state directory, and works
+ * while the vault runs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "admin/admin.h"
+#include "common/audit.h"
+
+#define DEFAULT_KEY_FILE "/run/sealvault/audit-id.key"
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: %s audit-id [--key-file FILE] IDENTIFIER\n"
+	    "  Prints the hash under which the audit trail names IDENTIFIER (SEALVAULT_ID_HASH),\n"
+	    "  computed with the audit key sealvaultd writes to FILE (its audit-key-file,\n"
+	    "  default %s; readable by root only) at every start of the vault.\n",
+	    ADMIN_PROG, DEFAULT_KEY_FILE);
+}
+
+/* The key file: 64 hex digits and an optional newline. 0, or a message on stderr and -1. */
+static int read_key(const char *path, uint8_t key[AUDIT_KEY_LEN])
+{
+	char hex[2 * AUDIT_KEY_LEN + 2];
+	size_t bin = 0;
+	const char *end = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, hex, sizeof(hex));
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (n < 0) {
+		fprintf(
+		    stderr,
+		    "%s: cannot read the audit key %s: %s (it is written by sealvaultd when the "
+		    "vault starts; run as root, or give --key-file)\n",
+		    ADMIN_PROG, path, strerror(e));
+		return -1;
+	}
+	if ((n == 2 * AUDIT_KEY_LEN + 1 && hex[2 * AUDIT_KEY_LEN] == '\n'))
+		n--;
+	int ok = n == 2 * AUDIT_KEY_LEN &&
+	         sodium_hex2bin(key, AUDIT_KEY_LEN, hex, (size_t)n, NULL, &bin, &end) == 0 &&
+	         bin == AUDIT_KEY_LEN;
+	sodium_memzero(hex, sizeof(hex));
+	if (!ok) {
+		fprintf(stderr, "%s: %s is not an audit key (64 hex digits)\n", ADMIN_PROG, path);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_audit_id_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = DEFAULT_KEY_FILE;
+	uint8_t key[AUDIT_KEY_LEN], h[AUDIT_ID_HASH_LEN];
+	char out[2 * AUDIT_ID_HASH_LEN + 1];
+	int c, other = 0;
+	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
+		switch (c) {
+		case 'k': path = optarg; break;
+		case 'h': usage(stdout); return ADMIN_EX_OK;
+		default: usage(stderr); return ADMIN_EX_USAGE;
+		}
+	}
+	if (optind + 1 != argc || other || argv[optind][0] == '\0')
+		return admin_bad_args("audit-id", usage);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "%s: cannot initialise libsodium\n", ADMIN_PROG);
+		return ADMIN_EX_FAIL;
+	}
+	if (read_key(path, key) != 0)
+		return ADMIN_EX_FAIL;
+	audit_id_hash(h, key, (const uint8_t *)argv[optind], strlen(argv[optind]));
+	sodium_memzero(key, sizeof(key));
+	printf("%s\n", sodium_bin2hex(out, sizeof(out), h, sizeof(h)));
+	return ADMIN_EX_OK;
+}
