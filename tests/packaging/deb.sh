@@ -10,7 +10,8 @@
 #      register -> wrong guess (exit 2, attempts left) -> recover (byte-identical) -> lock-out (3);
 #   5. upgrade (the package repacked with a higher version): the vault is untouched and serves;
 #      then the installed units under a real systemd as PID 1 (tests/packaging/systemd.sh: a
-#      private PID and mount namespace): Type=notify start, /metrics on the runtime socket,
+#      private PID and mount namespace): Type=notify start, audit records in its journald,
+#      /metrics on the runtime socket,
 #      ExecReload= with a renewed certificate, Restart= after a killed child, a drained stop;
 #   6. apt-get remove, then apt-get purge: /var/lib/sealvault survives both, byte for byte, and
 #      purge says how to destroy a vault deliberately, naming its NV index (read from vault.hdr).

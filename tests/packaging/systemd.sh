@@ -86,6 +86,10 @@ sd_boot() {
 	echo "systemd $(sd systemctl --version | head -1 | awk '{print $2}') runs as PID 1 of its own namespace (host pid $SD_PID), state $state"
 }
 
+# sd_log: what sealvault.service wrote to the journal (captured whole: a grep -q on a pipe
+# would fail the pipe under pipefail once the journal is long)
+sd_log() { sd journalctl -u sealvault.service --no-pager -o cat; }
+
 # sd_show UNIT PROP: one property of a unit, as systemd reports it.
 sd_show() { sd systemctl show -P "$2" "$1"; }
 
@@ -140,18 +144,32 @@ under_systemd() {
 	main=$(sd_show sealvault.service MainPID)
 	[ "$main" -gt 1 ] || fail "sealvault.service has no main process"
 	[ "$(sd cat "/proc/$main/comm")" = sealvaultd ] || fail "the unit's main process is not sealvaultd"
-	sd journalctl -u sealvault.service --no-pager -o cat | grep -q . ||
+	grep -q . <<<"$(sd_log)" ||
 		fail "nothing from sealvault.service reached the journal"
 	echo "sealvault.service: active/running after READY=1, main process $main (sealvaultd), $(sd_show sealvault.service NRestarts) restarts"
 
 	cli recover --user bob --password-file "$WORK/pw" --out "$WORK/out" || fail "bob cannot recover from the service under systemd"
 	cmp "$WORK/secret" "$WORK/out" || fail "bob's secret differs under systemd"
 
+	# the audit trail reaches the real journald as structured records (sd_journal_send), the
+	# identifier only as the hash sealvault-admin audit-id computes with the unit's key file
+	local idhash rec
+	idhash=$(sd /usr/sbin/sealvault-admin audit-id bob) || fail "sealvault-admin audit-id bob failed under systemd"
+	rec=$(sd journalctl --no-pager -o export SEALVAULT_EVENT=recovered "SEALVAULT_ID_HASH=$idhash")
+	grep -q '^MESSAGE_ID=' <<<"$rec" && grep -q '^_SYSTEMD_UNIT=sealvault.service$' <<<"$rec" ||
+		fail "no structured 'recovered' audit record for bob's hash $idhash in the journal"
+	local journal
+	journal=$(sd journalctl --no-pager -o export -u sealvault.service)
+	! grep -aq '=bob$' <<<"$journal" ||
+		fail "the identifier bob appears in clear in the journal"
+	echo "audit: bob's recovery is a journal record with MESSAGE_ID, SEALVAULT_ID_HASH=$idhash, no clear identifier"
+
 	# /metrics on the unit's RuntimeDirectory socket, with the group the unit gives it
 	local msock=/run/sealvault/metrics.sock
 	[ "$(sd stat -c '%G' "$msock")" = sealvault-metrics ] || fail "$msock is not in group sealvault-metrics"
-	sd curl -sf --unix-socket "$msock" http://localhost/metrics | grep -q '^sealvault_' ||
-		fail "/metrics does not answer on $msock under systemd"
+	local metrics # (into a variable first: grep -q closing the pipe would fail it under pipefail)
+	metrics=$(sd curl -sf --unix-socket "$msock" http://localhost/metrics) || fail "/metrics does not answer on $msock under systemd"
+	grep -q '^sealvault_' <<<"$metrics" || fail "/metrics on $msock under systemd has no sealvault_ metrics"
 
 	# the admin socket: the unit's SupplementaryGroups= lets sealvaultd give it group
 	# sealvault-admin, mode 0660; sealvault-admin status (as root, in the namespace, reading the
@@ -162,7 +180,7 @@ under_systemd() {
 	sd /usr/sbin/sealvault-admin status >"$WORK/status-systemd.txt" ||
 		fail "sealvault-admin status through the admin socket under systemd failed: $(cat "$WORK/status-systemd.txt")"
 	grep -qx 'users: 1' "$WORK/status-systemd.txt" || fail "online status under systemd: $(cat "$WORK/status-systemd.txt")"
-	sd journalctl -u sealvault.service --no-pager -o cat | grep -q 'admin socket: uid 0 .*: status: done' ||
+	grep -q 'admin socket: uid 0 .*: status: done' <<<"$(sd_log)" ||
 		fail "the status under systemd did not go through sealvaultd's admin socket"
 	echo "sealvault-admin status under systemd: answered through $asock (group sealvault-admin, 0660)"
 
@@ -184,7 +202,7 @@ under_systemd() {
 	done
 	[ "$after" != "$before" ] || fail "after systemctl reload the old certificate is still served"
 	[ "$(sd_show sealvault.service MainPID)" = "$main" ] || fail "systemctl reload restarted sealvaultd"
-	sd journalctl -u sealvault.service --no-pager -o cat | grep -q '^sealvaultd: reloaded' ||
+	grep -q '^sealvaultd: reloaded' <<<"$(sd_log)" ||
 		fail "the reload left no 'sealvaultd: reloaded' line in the journal"
 	# the test's own copies follow the renewal (cli trusts cert.pem; deb.sh serves them later)
 	install -m 0644 "$WORK/tls/cert2.pem" "$WORK/tls/cert.pem"
@@ -213,7 +231,7 @@ under_systemd() {
 	[ "$(sd_show sealvault.service Result)" = success ] || fail "stopping sealvault.service ended with result $(sd_show sealvault.service Result)"
 	# KillMode=mixed: the SIGTERM reached sealvaultd alone, whose drain found nothing pending
 	# (with systemd's default mode the enclave dies under it and the stop is a failure)
-	sd journalctl -u sealvault.service --no-pager -o cat | grep -q '^sealvaultd: every pending login has finished' ||
+	grep -q '^sealvaultd: every pending login has finished' <<<"$(sd_log)" ||
 		fail "systemctl stop did not go through sealvaultd's drain (no 'every pending login has finished' in the journal)"
 	echo "systemctl stop: the drain ran (SIGTERM to sealvaultd alone), inactive, result success"
 	sd_halt
