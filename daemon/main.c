@@ -89,6 +89,10 @@ static struct setting settings[] = {
     {"rate-burst", TO_BROKER, NULL, 0, 1, NULL},
     {"max-conns", TO_BROKER, NULL, 0, 1, NULL},
     {"max-conns-per-ip", TO_BROKER, NULL, 0, 1, NULL},
+    {"rate-limit-ipv6-prefix", TO_BROKER, NULL, 0, 1, NULL},
+    {"attestation-rate", TO_BROKER, NULL, 0, 1, NULL},
+    {"attestation-burst", TO_BROKER, NULL, 0, 1, NULL},
+    {"max-pending-logins-per-ip", TO_BROKER, NULL, 0, 1, NULL},
     {"max-inflight", TO_BROKER, NULL, 0, 1, NULL},
     {"default-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
     {"max-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
@@ -109,7 +113,8 @@ static struct setting settings[] = {
  * other one is fixed for the life of the process (sealvault.conf(5), "Reload"). */
 static const char *const reloadable[] = {
     "tls-cert",   "tls-key",    "max-body",  "idle-timeout",     "request-timeout",
-    "rate-limit", "rate-burst", "max-conns", "max-conns-per-ip",
+    "rate-limit", "rate-burst", "max-conns", "max-conns-per-ip", "rate-limit-ipv6-prefix",
+    "attestation-rate", "attestation-burst", "max-pending-logins-per-ip",
 };
 #define RELOAD_ANSWER_MS 10000 /* the broker's SV_MSG_RELOADED must come within this */
 
@@ -816,7 +821,7 @@ int main(int argc, char **argv)
 	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
 	 * could be opened and the metrics listener, each at the next free number */
 	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
-	                        NULL};
+	                        NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 3, slot = 6;
 	const char *lognames[2] = {"event-log", "ima-log"};
 	for (int i = 0; i < 2; i++) {
@@ -842,6 +847,10 @@ int main(int argc, char **argv)
 		snprintf(marg, sizeof(marg), "--metrics-listen-fd=%d", slot++);
 		broker_extra[nextra++] = marg;
 	}
+	/* the broker ages its count of a client's unfinished logins out with the vault's timeout */
+	static char ltarg[48];
+	snprintf(ltarg, sizeof(ltarg), "--login-timeout=%s", get("login-timeout-s") ? get("login-timeout-s") : "60");
+	broker_extra[nextra++] = ltarg;
 	count_restart(0);
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0)
