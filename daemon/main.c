@@ -105,6 +105,8 @@ static struct setting settings[] = {
     {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
+    {"login-rate-per-id", TO_POLICY, NULL, 0, 0, NULL},
+    {"login-burst-per-id", TO_POLICY, NULL, 0, 0, NULL},
     {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

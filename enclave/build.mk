@@ -25,7 +25,8 @@ FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
-VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c
+VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c \
+	enclave/idlimit.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
