@@ -34,10 +34,16 @@ static const struct key {
 	const char *name;
 	unsigned long min, max;
 } keys[] = {
-    {"max-body", 64, 65536},          {"idle-timeout", 1, 3600},  {"request-timeout", 1, 3600},
-    {"rate-limit", 0, 1000000},       {"rate-burst", 1, 1000000}, {"max-conns", 1, 1000000},
-    {"max-conns-per-ip", 0, 1000000}, {"rate-limit-ipv6-prefix", 32, 128},
-    {"attestation-rate", 0, 10000},   {"attestation-burst", 1, 10000},
+    {"max-body", 64, 65536},
+    {"idle-timeout", 1, 3600},
+    {"request-timeout", 1, 3600},
+    {"rate-limit", 0, 1000000},
+    {"rate-burst", 1, 1000000},
+    {"max-conns", 1, 1000000},
+    {"max-conns-per-ip", 0, 1000000},
+    {"rate-limit-ipv6-prefix", 32, 128},
+    {"attestation-rate", 0, 10000},
+    {"attestation-burst", 1, 10000},
     {"max-pending-logins-per-ip", 0, 1000000},
 };
 
@@ -54,7 +60,7 @@ void control_settings_defaults(struct control_settings *s)
 	    .ipv6_prefix = 64,
 	    .attest_rate = 10,
 	    .attest_burst = 20,
-	    .pending_per_ip = 16,
+	    .pending_per_ip = 64,
 	};
 }
 

@@ -33,8 +33,9 @@ struct ratelimit {
 /* The bounds of every field but table_size. */
 static int config_ok(const struct ratelimit_config *cfg)
 {
-	return !(cfg->rate > 0 && cfg->burst < 1) && !(cfg->attest_rate > 0 && cfg->attest_burst < 1) &&
-	       cfg->ipv6_prefix >= 32 && cfg->ipv6_prefix <= 128 &&
+	return !(cfg->rate > 0 && cfg->burst < 1) &&
+	       !(cfg->attest_rate > 0 && cfg->attest_burst < 1) && cfg->ipv6_prefix >= 32 &&
+	       cfg->ipv6_prefix <= 128 &&
 	       !(cfg->pending_per_ip > 0 && cfg->pending_timeout_ms < 1000);
 }
 
@@ -204,7 +205,8 @@ int ratelimit_attest_take(struct ratelimit *rl, uint64_t now_ms, unsigned *retry
 	if (rl->cfg.attest_rate == 0)
 		return SV_OK;
 	if (now_ms > rl->attest_last_ms) {
-		rl->attest_tokens += (double)(now_ms - rl->attest_last_ms) * rl->cfg.attest_rate / 1000.0;
+		rl->attest_tokens +=
+		    (double)(now_ms - rl->attest_last_ms) * rl->cfg.attest_rate / 1000.0;
 		if (rl->attest_tokens > rl->cfg.attest_burst)
 			rl->attest_tokens = rl->cfg.attest_burst;
 	}

@@ -22,13 +22,13 @@ struct ratelimit;
 #define RATELIMIT_KEY_LEN 16 /* IPv6, or IPv4 mapped into IPv6 */
 
 struct ratelimit_config {
-	unsigned rate;         /* requests per second per address; 0 = unlimited */
-	unsigned burst;        /* bucket size; >= 1 when rate > 0 */
-	unsigned conns_per_ip; /* concurrent connections per address; 0 = unlimited */
-	unsigned ipv6_prefix;  /* bits of an IPv6 address that name the client; 32..128 */
-	unsigned attest_rate;  /* attestation requests per second, all clients; 0 = unlimited */
-	unsigned attest_burst; /* ... bucket size; >= 1 when attest_rate > 0 */
-	unsigned pending_per_ip;     /* unfinished logins per address; 0 = unlimited */
+	unsigned rate;           /* requests per second per address; 0 = unlimited */
+	unsigned burst;          /* bucket size; >= 1 when rate > 0 */
+	unsigned conns_per_ip;   /* concurrent connections per address; 0 = unlimited */
+	unsigned ipv6_prefix;    /* bits of an IPv6 address that name the client; 32..128 */
+	unsigned attest_rate;    /* attestation requests per second, all clients; 0 = unlimited */
+	unsigned attest_burst;   /* ... bucket size; >= 1 when attest_rate > 0 */
+	unsigned pending_per_ip; /* unfinished logins per address; 0 = unlimited */
 	unsigned pending_timeout_ms; /* an unfinished login stops counting after this; >= 1000 */
 	size_t table_size;           /* addresses tracked at once; power of two, 64..1048576 */
 };

@@ -114,9 +114,19 @@ static struct setting settings[] = {
 /* The settings a reload (SIGHUP) changes: the broker's limits and its certificate and key. Every
  * other one is fixed for the life of the process (sealvault.conf(5), "Reload"). */
 static const char *const reloadable[] = {
-    "tls-cert",   "tls-key",    "max-body",  "idle-timeout",     "request-timeout",
-    "rate-limit", "rate-burst", "max-conns", "max-conns-per-ip", "rate-limit-ipv6-prefix",
-    "attestation-rate", "attestation-burst", "max-pending-logins-per-ip",
+    "tls-cert",
+    "tls-key",
+    "max-body",
+    "idle-timeout",
+    "request-timeout",
+    "rate-limit",
+    "rate-burst",
+    "max-conns",
+    "max-conns-per-ip",
+    "rate-limit-ipv6-prefix",
+    "attestation-rate",
+    "attestation-burst",
+    "max-pending-logins-per-ip",
 };
 #define RELOAD_ANSWER_MS 10000 /* the broker's SV_MSG_RELOADED must come within this */
 
@@ -822,8 +832,8 @@ int main(int argc, char **argv)
 	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, NULL};
 	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
 	 * could be opened and the metrics listener, each at the next free number */
-	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
-	                        NULL, NULL};
+	char *broker_extra[] = {
+	    "--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL, NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 3, slot = 6;
 	const char *lognames[2] = {"event-log", "ima-log"};
 	for (int i = 0; i < 2; i++) {
@@ -851,7 +861,8 @@ int main(int argc, char **argv)
 	}
 	/* the broker ages its count of a client's unfinished logins out with the vault's timeout */
 	static char ltarg[48];
-	snprintf(ltarg, sizeof(ltarg), "--login-timeout=%s", get("login-timeout-s") ? get("login-timeout-s") : "60");
+	snprintf(ltarg, sizeof(ltarg), "--login-timeout=%s",
+	         get("login-timeout-s") ? get("login-timeout-s") : "60");
 	broker_extra[nextra++] = ltarg;
 	count_restart(0);
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||

@@ -18,7 +18,7 @@ struct entry {
 struct idlimit {
 	struct entry *e;
 	size_t cap;
-	uint64_t interval_ms; /* one login per this, on average */
+	uint64_t interval_ms;  /* one login per this, on average */
 	uint64_t tolerance_ms; /* (burst - 1) intervals: how far ahead full_ms may run */
 	uint8_t key[crypto_generichash_KEYBYTES];
 	uint64_t refused, refused_full;

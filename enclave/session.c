@@ -226,7 +226,8 @@ int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
 	*out = NULL;
 	session_expire(t, now_ms);
 	if (t->free_head == NIL && t->foldest != NIL) {
-		/* an unknown identifier's login can never authenticate: it goes before a real one */
+		/* an unknown identifier's login can never authenticate: it goes before a real one
+		 */
 		session_close(t, &t->e[t->foldest]);
 		t->evicted++;
 	}

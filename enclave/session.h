@@ -56,9 +56,9 @@ struct session {
 	uint64_t created_ms;
 	/* SECRET: expected KE3 and session key; after a valid KE3 only ost.session_key is kept. */
 	struct opaque_server_state ost;
-	uint32_t rescue;       /* index of the rescue slot, SESSION_NO_RESCUE when none */
-	uint32_t hnext;        /* hash chain / free list */
-	uint32_t older, newer; /* creation-order list */
+	uint32_t rescue;         /* index of the rescue slot, SESSION_NO_RESCUE when none */
+	uint32_t hnext;          /* hash chain / free list */
+	uint32_t older, newer;   /* creation-order list */
 	uint32_t folder, fnewer; /* creation-order list of the fake ones (session_mark_fake) */
 };
 

@@ -224,7 +224,8 @@ static void test_pending_logins(void **state)
 static void test_connections(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 2, .ipv6_prefix = 64, .table_size = 64};
+	struct ratelimit_config cfg = {
+	    .rate = 5, .burst = 5, .conns_per_ip = 2, .ipv6_prefix = 64, .table_size = 64};
 	uint8_t a[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("203.0.113.9", a);
@@ -242,7 +243,8 @@ static void test_connections(void **state)
 static void test_configure(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 2, .ipv6_prefix = 64, .table_size = 64};
+	struct ratelimit_config cfg = {
+	    .rate = 5, .burst = 5, .conns_per_ip = 2, .ipv6_prefix = 64, .table_size = 64};
 	uint8_t a[RATELIMIT_KEY_LEN];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
 	key_of("203.0.113.7", a);
@@ -271,7 +273,8 @@ static void test_configure(void **state)
 static void test_full_table(void **state)
 {
 	struct ratelimit *rl;
-	struct ratelimit_config cfg = {.rate = 5, .burst = 5, .conns_per_ip = 4, .ipv6_prefix = 64, .table_size = 64};
+	struct ratelimit_config cfg = {
+	    .rate = 5, .burst = 5, .conns_per_ip = 4, .ipv6_prefix = 64, .table_size = 64};
 	uint8_t k[RATELIMIT_KEY_LEN];
 	char ip[32];
 	assert_int_equal(ratelimit_new(&rl, &cfg), 0);
@@ -304,9 +307,12 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_bucket),     cmocka_unit_test(test_unlimited_and_bounds),
-	    cmocka_unit_test(test_keys),       cmocka_unit_test(test_connections),
-	    cmocka_unit_test(test_full_table), cmocka_unit_test(test_configure),
+	    cmocka_unit_test(test_bucket),
+	    cmocka_unit_test(test_unlimited_and_bounds),
+	    cmocka_unit_test(test_keys),
+	    cmocka_unit_test(test_connections),
+	    cmocka_unit_test(test_full_table),
+	    cmocka_unit_test(test_configure),
 	    cmocka_unit_test(test_ipv6_prefix_shares_bucket),
 	    cmocka_unit_test(test_attestation),
 	    cmocka_unit_test(test_pending_logins),

@@ -773,7 +773,8 @@ static void test_pending_unknown_evicted_first(void **state)
 	assert_int_equal(sv_buf_init(&m, 16384), 0);
 	assert_int_equal(vault_metrics(V, &m), 0);
 	assert_int_equal(sv_buf_put_u8(&m, 0), 0);
-	assert_non_null(strstr((const char *)m.data, "sealvault_vault_evicted_unknown_logins_total 8\n"));
+	assert_non_null(
+	    strstr((const char *)m.data, "sealvault_vault_evicted_unknown_logins_total 8\n"));
 	sv_buf_free(&m);
 }
 
@@ -815,7 +816,8 @@ static void test_login_rate(void **state)
 	assert_int_equal(sv_buf_init(&m, 16384), 0);
 	assert_int_equal(vault_metrics(V, &m), 0);
 	assert_int_equal(sv_buf_put_u8(&m, 0), 0);
-	assert_non_null(strstr((const char *)m.data, "sealvault_vault_login_rate_limited_total 4\n"));
+	assert_non_null(
+	    strstr((const char *)m.data, "sealvault_vault_login_rate_limited_total 4\n"));
 	sv_buf_free(&m);
 }
 
