@@ -55,14 +55,26 @@ void idlimit_free(struct idlimit *t)
 	free(t);
 }
 
-static void tag_of(const struct idlimit *t, const uint8_t *who, size_t who_len,
-                   uint8_t tag[TAG_LEN])
+/* BLAKE2b under the run's key over u16 tenant_len | tenant | u16 id_len | id. */
+static void tag_of(const struct idlimit *t, const struct idlimit_who *who, uint8_t tag[TAG_LEN])
 {
-	crypto_generichash(tag, TAG_LEN, who, who_len, t->key, sizeof(t->key));
+	crypto_generichash_state st;
+	uint8_t len[2];
+	crypto_generichash_init(&st, t->key, sizeof(t->key), TAG_LEN);
+	len[0] = (uint8_t)(who->tenant_len >> 8);
+	len[1] = (uint8_t)who->tenant_len;
+	crypto_generichash_update(&st, len, sizeof(len));
+	if (who->tenant_len > 0)
+		crypto_generichash_update(&st, who->tenant, who->tenant_len);
+	len[0] = (uint8_t)(who->id_len >> 8);
+	len[1] = (uint8_t)who->id_len;
+	crypto_generichash_update(&st, len, sizeof(len));
+	crypto_generichash_update(&st, who->id, who->id_len);
+	crypto_generichash_final(&st, tag, TAG_LEN);
 }
 
-int idlimit_check(struct idlimit *t, const uint8_t *who, size_t who_len, uint64_t now_ms,
-                  size_t *slot, unsigned *retry_s)
+int idlimit_check(struct idlimit *t, const struct idlimit_who *who, uint64_t now_ms, size_t *slot,
+                  unsigned *retry_s)
 {
 	uint8_t tag[TAG_LEN];
 	uint64_t first;
@@ -71,7 +83,7 @@ int idlimit_check(struct idlimit *t, const uint8_t *who, size_t who_len, uint64_
 	*slot = SIZE_MAX;
 	if (t->e == NULL)
 		return SV_OK; /* no limit */
-	tag_of(t, who, who_len, tag);
+	tag_of(t, who, tag);
 	memcpy(&first, tag, sizeof(first));
 	for (size_t i = 0; i < IDLIMIT_PROBES; i++) {
 		size_t k = (size_t)(first + i) & (t->cap - 1);
@@ -100,14 +112,13 @@ int idlimit_check(struct idlimit *t, const uint8_t *who, size_t who_len, uint64_
 	return SV_OK;
 }
 
-void idlimit_charge(struct idlimit *t, const uint8_t *who, size_t who_len, size_t slot,
-                    uint64_t now_ms)
+void idlimit_charge(struct idlimit *t, const struct idlimit_who *who, size_t slot, uint64_t now_ms)
 {
 	if (t->e == NULL || slot >= t->cap)
 		return;
 	struct entry *e = &t->e[slot];
 	uint8_t tag[TAG_LEN];
-	tag_of(t, who, who_len, tag);
+	tag_of(t, who, tag);
 	if (e->full_ms == 0 || sodium_memcmp(e->tag, tag, TAG_LEN) != 0 || e->full_ms < now_ms) {
 		memcpy(e->tag, tag, TAG_LEN);
 		e->full_ms = now_ms;

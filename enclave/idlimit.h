@@ -28,15 +28,22 @@ int idlimit_new(struct idlimit **out, size_t cap, unsigned per_min, unsigned bur
     __attribute__((warn_unused_result));
 void idlimit_free(struct idlimit *t);
 
+/* Who a limit is for: a tenant (empty until requests carry access tokens) and the identifier
+ * within it (the token's sub). Each part at most 65535 bytes. */
+struct idlimit_who {
+	const uint8_t *tenant;
+	size_t tenant_len;
+	const uint8_t *id;
+	size_t id_len;
+};
+
 /* Whether who may start a login now: 0 with *slot set for idlimit_charge, or SV_ERR_BUSY with
- * *retry_s the whole seconds until it may (>= 1). Changes nothing. who: the key of the limit,
- * the identifier today (the tenant and sub once requests carry tokens). */
-int idlimit_check(struct idlimit *t, const uint8_t *who, size_t who_len, uint64_t now_ms,
-                  size_t *slot, unsigned *retry_s) __attribute__((warn_unused_result));
+ * *retry_s the whole seconds until it may (>= 1). Changes nothing. */
+int idlimit_check(struct idlimit *t, const struct idlimit_who *who, uint64_t now_ms, size_t *slot,
+                  unsigned *retry_s) __attribute__((warn_unused_result));
 
 /* Counts the login idlimit_check allowed (call it before anything else touches t). */
-void idlimit_charge(struct idlimit *t, const uint8_t *who, size_t who_len, size_t slot,
-                    uint64_t now_ms);
+void idlimit_charge(struct idlimit *t, const struct idlimit_who *who, size_t slot, uint64_t now_ms);
 
 /* Refusals so far: over the rate, and for want of a free entry. */
 uint64_t idlimit_refused(const struct idlimit *t);

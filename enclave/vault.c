@@ -286,10 +286,12 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	if (vaultreq_parse_login_start(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
 	/* The per-identifier rate, before anything is charged; the same for known and unknown
-	 * identifiers. Its key: the identifier (with access tokens: the tenant and sub). */
+	 * identifiers. With access tokens, the token's tenant goes in here (and sub is r.id). */
+	const struct idlimit_who who = {
+	    .tenant = NULL, .tenant_len = 0, .id = r.id, .id_len = r.id_len};
 	size_t rate_slot;
 	unsigned retry_s;
-	if (idlimit_check(v->idl, r.id, r.id_len, now_ms, &rate_slot, &retry_s) != 0)
+	if (idlimit_check(v->idl, &who, now_ms, &rate_slot, &retry_s) != 0)
 		return reply_too_many(v, reply, retry_s);
 	/* The fake record is derived for every identifier, known or not, so that both take the
 	 * same time (RFC 9807 §10.9); phantom_used is looked up for both for the same reason. */
@@ -360,7 +362,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	if (left == 0)
 		v->c.last_guesses++;
 	v->c.login_starts++;
-	idlimit_charge(v->idl, r.id, r.id_len, rate_slot, now_ms);
+	idlimit_charge(v->idl, &who, rate_slot, now_ms);
 	s->attempts_left = (uint8_t)left;
 	memcpy(out, s->sid, SESSION_ID_LEN);
 	out[LOGIN_REPLY_LEN - 1] = (uint8_t)left;

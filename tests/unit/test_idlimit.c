@@ -18,9 +18,10 @@ static int try(struct idlimit *t, const char *id, uint64_t now, unsigned *retry)
 {
 	size_t slot;
 	unsigned r = 0;
-	int err = idlimit_check(t, (const uint8_t *)id, strlen(id), now, &slot, &r);
+	struct idlimit_who who = {.id = (const uint8_t *)id, .id_len = strlen(id)};
+	int err = idlimit_check(t, &who, now, &slot, &r);
 	if (err == 0)
-		idlimit_charge(t, (const uint8_t *)id, strlen(id), slot, now);
+		idlimit_charge(t, &who, slot, now);
 	if (retry != NULL)
 		*retry = r;
 	return err;
@@ -42,7 +43,8 @@ static void test_rate_and_retry(void **state)
 	assert_int_equal(try(t, "alice", 13000, NULL), SV_ERR_BUSY);
 	/* a check that is refused or not followed by a charge changes nothing */
 	size_t slot;
-	assert_int_equal(idlimit_check(t, (const uint8_t *)"carol", 5, 13000, &slot, &retry), 0);
+	struct idlimit_who carol = {.id = (const uint8_t *)"carol", .id_len = 5};
+	assert_int_equal(idlimit_check(t, &carol, 13000, &slot, &retry), 0);
 	for (int i = 0; i < 5; i++)
 		assert_int_equal(try(t, "carol", 13000, NULL), 0);
 	/* after a minute and more the whole burst is back, no more */
@@ -98,6 +100,24 @@ static void test_no_reset_by_flood(void **state)
 	idlimit_free(t);
 }
 
+/* The same sub under two tenants is two buckets (ready for access tokens). */
+static void test_tenants(void **state)
+{
+	struct idlimit *t;
+	size_t slot;
+	unsigned retry;
+	assert_int_equal(idlimit_new(&t, 64, 1, 1), 0);
+	struct idlimit_who a = {(const uint8_t *)"acme", 4, (const uint8_t *)"u1", 2};
+	struct idlimit_who b = {(const uint8_t *)"bolt", 4, (const uint8_t *)"u1", 2};
+	struct idlimit_who c = {(const uint8_t *)"acmeu", 5, (const uint8_t *)"1", 1};
+	assert_int_equal(idlimit_check(t, &a, 1000, &slot, &retry), 0);
+	idlimit_charge(t, &a, slot, 1000);
+	assert_int_equal(idlimit_check(t, &a, 1000, &slot, &retry), SV_ERR_BUSY);
+	assert_int_equal(idlimit_check(t, &b, 1000, &slot, &retry), 0);
+	assert_int_equal(idlimit_check(t, &c, 1000, &slot, &retry), 0); /* lengths are bound */
+	idlimit_free(t);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -106,6 +126,7 @@ int main(void)
 	    cmocka_unit_test(test_rate_and_retry),
 	    cmocka_unit_test(test_off_and_bounds),
 	    cmocka_unit_test(test_no_reset_by_flood),
+	    cmocka_unit_test(test_tenants),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
