@@ -34,9 +34,17 @@ static const struct key {
 	const char *name;
 	unsigned long min, max;
 } keys[] = {
-    {"max-body", 64, 65536},          {"idle-timeout", 1, 3600},  {"request-timeout", 1, 3600},
-    {"rate-limit", 0, 1000000},       {"rate-burst", 1, 1000000}, {"max-conns", 1, 1000000},
+    {"max-body", 64, 65536},
+    {"idle-timeout", 1, 3600},
+    {"request-timeout", 1, 3600},
+    {"rate-limit", 0, 1000000},
+    {"rate-burst", 1, 1000000},
+    {"max-conns", 1, 1000000},
     {"max-conns-per-ip", 0, 1000000},
+    {"rate-limit-ipv6-prefix", 32, 128},
+    {"attestation-rate", 0, 10000},
+    {"attestation-burst", 1, 10000},
+    {"max-pending-logins-per-ip", 0, 1000000},
 };
 
 void control_settings_defaults(struct control_settings *s)
@@ -49,6 +57,10 @@ void control_settings_defaults(struct control_settings *s)
 	    .burst = 100,
 	    .max_conns = 4096,
 	    .conns_per_ip = 64,
+	    .ipv6_prefix = 64,
+	    .attest_rate = 10,
+	    .attest_burst = 20,
+	    .pending_per_ip = 64,
 	};
 }
 
@@ -78,9 +90,24 @@ int control_settings_set(struct control_settings *s, const char *key, const char
 	case 3: s->rate = (unsigned)v; break;
 	case 4: s->burst = (unsigned)v; break;
 	case 5: s->max_conns = (unsigned)v; break;
-	default: s->conns_per_ip = (unsigned)v; break;
+	case 6: s->conns_per_ip = (unsigned)v; break;
+	case 7: s->ipv6_prefix = (unsigned)v; break;
+	case 8: s->attest_rate = (unsigned)v; break;
+	case 9: s->attest_burst = (unsigned)v; break;
+	default: s->pending_per_ip = (unsigned)v; break;
 	}
 	return SV_OK;
+}
+
+void control_settings_limits(const struct control_settings *s, struct ratelimit_config *rc)
+{
+	rc->rate = s->rate;
+	rc->burst = s->burst;
+	rc->conns_per_ip = s->conns_per_ip;
+	rc->ipv6_prefix = s->ipv6_prefix;
+	rc->attest_rate = s->attest_rate;
+	rc->attest_burst = s->attest_burst;
+	rc->pending_per_ip = s->pending_per_ip;
 }
 
 static int set_one(void *arg, const char *key, const char *value, char *why, size_t why_len)
@@ -126,7 +153,10 @@ static int apply(struct control *c, const struct reload_msg *m, char *why, size_
 	if (r != 0)
 		return r;
 	/* within the bounds control_settings_set checked: these cannot fail */
-	if (ratelimit_configure(c->t.rl, s.rate, s.burst, s.conns_per_ip) != 0 ||
+	struct ratelimit_config rc;
+	ratelimit_config_get(c->t.rl, &rc);
+	control_settings_limits(&s, &rc);
+	if (ratelimit_configure(c->t.rl, &rc) != 0 ||
 	    http_configure(c->t.http, s.max_body, s.idle_timeout_s) != 0) {
 		snprintf(why, why_len, "internal error: settings out of bounds after the check");
 		return SV_ERR_INTERNAL;
@@ -135,9 +165,11 @@ static int apply(struct control *c, const struct reload_msg *m, char *why, size_
 	snprintf(why, why_len,
 	         "serving certificate sha256 %s to new connections; rate-limit %u, rate-burst %u, "
 	         "max-conns %u, max-conns-per-ip %u, max-body %zu, idle-timeout %u, "
-	         "request-timeout %u",
+	         "request-timeout %u, rate-limit-ipv6-prefix %u, attestation-rate %u, "
+	         "attestation-burst %u, max-pending-logins-per-ip %u",
 	         fp, s.rate, s.burst, s.max_conns, s.conns_per_ip, s.max_body, s.idle_timeout_s,
-	         s.request_timeout_s);
+	         s.request_timeout_s, s.ipv6_prefix, s.attest_rate, s.attest_burst,
+	         s.pending_per_ip);
 	return SV_OK;
 }
 

@@ -36,10 +36,18 @@ struct control_settings {
 	unsigned burst;             /* rate-burst, 1..1000000 */
 	unsigned max_conns;         /* max-conns, 1..1000000 */
 	unsigned conns_per_ip;      /* max-conns-per-ip, 0..1000000 (0: unlimited) */
+	unsigned ipv6_prefix;       /* rate-limit-ipv6-prefix, 32..128 */
+	unsigned attest_rate;       /* attestation-rate, 0..10000 (0: unlimited) */
+	unsigned attest_burst;      /* attestation-burst, 1..10000 */
+	unsigned pending_per_ip;    /* max-pending-logins-per-ip, 0..1000000 (0: unlimited) */
 };
 
 /* The defaults sealvault-broker(8) documents. */
 void control_settings_defaults(struct control_settings *s);
+
+struct ratelimit_config;
+/* Copies the rate-limit fields of s into rc (the others, table size and login timeout, stay). */
+void control_settings_limits(const struct control_settings *s, struct ratelimit_config *rc);
 
 /* Sets one key of the list above from its decimal value: 0, or SV_ERR_CONFIG with a reason in
  * why (an unknown key, a value that is not a number or out of bounds). */

@@ -68,6 +68,8 @@ struct pending {
 	struct evhttp_request *req;
 	const struct route *route;
 	uint64_t start_us;
+	uint8_t key[RATELIMIT_KEY_LEN]; /* the client's rate-limit key */
+	int keyed;                      /* key is set */
 };
 
 static uint64_t now_us(void)
@@ -88,6 +90,7 @@ static int http_code(uint8_t status)
 	case SV_STATUS_CONFLICT: return 409;
 	case SV_STATUS_OUT_OF_ORDER: return 409;
 	case SV_STATUS_BUSY: return 503;
+	case SV_STATUS_TOO_MANY: return 429;
 	default: return 500;
 	}
 }
@@ -120,7 +123,7 @@ static void answer_cache(struct broker_http *h, struct evhttp_request *req,
 	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 	evhttp_add_header(oh, "Content-Type", ctype);
 	evhttp_add_header(oh, "Cache-Control", cache);
-	if (code == 429 || code == 503)
+	if ((code == 429 || code == 503) && evhttp_find_header(oh, "Retry-After") == NULL)
 		evhttp_add_header(oh, "Retry-After", "1");
 	tls_request_answered(h->tls, req);
 	evhttp_send_reply(req, code, reason(code), body);
@@ -150,6 +153,42 @@ static void answer_text(struct broker_http *h, struct evhttp_request *req, enum 
 	answer(h, req, ep, start_us, code, "text/plain; charset=utf-8", b);
 	if (b != NULL)
 		evbuffer_free(b);
+}
+
+/* 429 with Retry-After: retry_s and a text that names the limit, counted by reason. */
+static void answer_limited(struct broker_http *h, struct evhttp_request *req,
+                           enum metrics_endpoint ep, uint64_t start_us, enum metrics_reason why,
+                           unsigned retry_s, const char *what)
+{
+	char secs[16], text[256];
+	if (retry_s < 1)
+		retry_s = 1;
+	snprintf(secs, sizeof(secs), "%u", retry_s);
+	snprintf(text, sizeof(text), "%s; nothing was charged: retry in %u s\n", what, retry_s);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+	metrics_limited(h->m, why);
+	answer_text(h, req, ep, start_us, 429, text);
+}
+
+/* The enclave's SV_STATUS_TOO_MANY body: u32 seconds (big-endian), then the reason text. Sets
+ * Retry-After and leaves the text for the answer's body; 0, or -1 for a body too short. */
+static int too_many_body(struct evhttp_request *req, const uint8_t **body, size_t *len)
+{
+	char secs[16];
+	if (*len < 4)
+		return -1;
+	uint32_t s = ((uint32_t)(*body)[0] << 24) | ((uint32_t)(*body)[1] << 16) |
+	             ((uint32_t)(*body)[2] << 8) | (*body)[3];
+	snprintf(secs, sizeof(secs), "%u", s < 1 ? 1u : s);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", secs);
+	*body += 4;
+	*len -= 4;
+	return 0;
+}
+
+static uint64_t now_ms(void)
+{
+	return now_us() / 1000;
 }
 
 /* The enclave's evidence JSON with the two logs added, read now (after the quote: logs only
@@ -207,6 +246,23 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 	int bad = b == NULL;
 	const char *ctype = "application/octet-stream";
 	const char *cache = "no-store";
+	const uint8_t *body = reply + 1;
+	size_t blen = len - 1;
+
+	/* A login/start that did not open a pending login, or a login/finish that closed one
+	 * (the enclave consumed it: accepted, wrong password, or locked), ends a counted login. */
+	if (p->keyed && ((p->route->type == SV_MSG_LOGIN_START && code != 200) ||
+	                 (p->route->type == SV_MSG_LOGIN_FINISH &&
+	                  (code == 200 || code == 403 || code == 410))))
+		ratelimit_login_end(h->rl, p->key, now_ms());
+	if (!bad && reply[0] == SV_STATUS_TOO_MANY) {
+		ctype = "text/plain; charset=utf-8";
+		metrics_limited(h->m, REASON_IDENTIFIER);
+		if (too_many_body(p->req, &body, &blen) != 0) {
+			code = 500;
+			blen = 0;
+		}
+	}
 
 	if (!bad && p->route->type == SV_MSG_STATS) {
 		ctype = "text/plain; version=0.0.4; charset=utf-8";
@@ -220,8 +276,8 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 		bad = metrics_render(h->m, &g, b) != 0;
 	} else if (!bad && p->route->type == SV_MSG_ATTESTATION && code == 200) {
 		ctype = "application/json";
-		bad = evidence_with_logs(h, reply + 1, len - 1, b) != 0;
-		len = 1; /* the body is in b already */
+		bad = evidence_with_logs(h, body, blen, b) != 0;
+		blen = 0; /* the body is in b already */
 	} else if (!bad &&
 	           (p->route->type == SV_MSG_ATTESTATION || p->route->type == SV_MSG_ACTIVATE) &&
 	           code != 200) {
@@ -238,8 +294,8 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 		else
 			code = 503;
 	}
-	if (!bad && len > 1 && p->route->type != SV_MSG_HEALTH)
-		bad = evbuffer_add(b, reply + 1, len - 1) != 0;
+	if (!bad && blen > 0 && p->route->type != SV_MSG_HEALTH)
+		bad = evbuffer_add(b, body, blen) != 0;
 	if (bad) {
 		if (b != NULL)
 			evbuffer_free(b);
@@ -271,6 +327,14 @@ static int nonce_of(const struct evhttp_uri *uri, uint8_t out[static NONCE_MAX])
 	int r = -1;
 	TAILQ_INIT(&params);
 	if (q == NULL || evhttp_parse_query_str(q, &params) != 0)
+		goto out;
+	/* libevent hands the decoded values out as C strings: a %00 would cut the nonce short
+	 * where it stands, so a query that decodes to a NUL is refused as a whole */
+	size_t dlen = 0;
+	char *decoded = evhttp_uridecode(q, 1, &dlen);
+	int has_nul = decoded == NULL || memchr(decoded, '\0', dlen) != NULL;
+	free(decoded);
+	if (has_nul)
 		goto out;
 	const char *hex = evhttp_find_header(&params, "nonce");
 	if (hex == NULL || strlen(hex) > 2 * NONCE_MAX)
@@ -313,7 +377,10 @@ static void on_request(struct evhttp_request *req, void *arg)
 		            "no such endpoint; see docs/protocol.md for the HTTP API\n");
 		return;
 	}
-	if (evhttp_request_get_command(req) != rt->method) {
+	/* HEAD on the probes (/healthz, /metrics): the GET's status and headers, no body */
+	int head = evhttp_request_get_command(req) == EVHTTP_REQ_HEAD &&
+	           rt->method == EVHTTP_REQ_GET && (rt->flags & MSG_F_HOUSEKEEPING);
+	if (evhttp_request_get_command(req) != rt->method && !head) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
 		                  rt->method == EVHTTP_REQ_POST ? "POST" : "GET");
 		answer_text(h, req, rt->ep, start, 405,
@@ -321,20 +388,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 		                                          : "use GET for this endpoint\n");
 		return;
 	}
+	uint8_t key[RATELIMIT_KEY_LEN];
+	int keyed = 0;
 	if (!(rt->flags & MSG_F_HOUSEKEEPING)) {
 		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 		const struct sockaddr *sa =
 		    evcon != NULL ? evhttp_connection_get_addr(evcon) : NULL;
-		uint8_t key[RATELIMIT_KEY_LEN];
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		if (ratelimit_key(sa, key) != 0 ||
-		    ratelimit_take(h->rl, key, (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) !=
-		        0) {
-			answer_text(h, req, rt->ep, start, 429,
-			            "too many requests from this address; retry in a second\n");
+		if (ratelimit_key(sa, ratelimit_ipv6_prefix(h->rl), key) != 0 ||
+		    ratelimit_take(h->rl, key, now_ms()) != 0) {
+			answer_limited(h, req, rt->ep, start, REASON_ADDRESS, 1,
+			               "too many requests from this address");
 			return;
 		}
+		keyed = 1;
 	}
 
 	uint8_t nonce[NONCE_MAX];
@@ -371,14 +437,37 @@ static void on_request(struct evhttp_request *req, void *arg)
 		len = (size_t)n;
 	}
 
+	/* TPM work blocks the enclave: one bucket for all clients (docs/operations.md), taken
+	 * after the broker's own checks so that a request it refuses costs no token */
+	unsigned retry_s = 1;
+	if ((rt->type == SV_MSG_ATTESTATION || rt->type == SV_MSG_ACTIVATE) &&
+	    ratelimit_attest_take(h->rl, now_ms(), &retry_s) != 0) {
+		answer_limited(h, req, rt->ep, start, REASON_ATTESTATION, retry_s,
+		               "too many attestation requests to this vault");
+		return;
+	}
 	struct pending *p = malloc(sizeof(*p));
 	if (p == NULL) {
 		answer_text(h, req, rt->ep, start, 500, "out of memory\n");
 		return;
 	}
-	*p = (struct pending){.h = h, .req = req, .route = rt, .start_us = start};
+	*p = (struct pending){.h = h, .req = req, .route = rt, .start_us = start, .keyed = keyed};
+	if (keyed)
+		memcpy(p->key, key, sizeof(key));
+	if (rt->type == SV_MSG_LOGIN_START) {
+		/* every unfinished login holds a slot of the enclave's table: a cap per client */
+		if (ratelimit_login_begin(h->rl, key, now_ms(), &retry_s) != 0) {
+			free(p);
+			answer_limited(h, req, rt->ep, start, REASON_PENDING_LOGINS, retry_s,
+			               "too many unfinished logins from this address: finish them "
+			               "with login/finish or let them time out");
+			return;
+		}
+	}
 	int r = link_request(h->link, rt->type, payload, len, on_reply, p);
 	if (r != 0) {
+		if (rt->type == SV_MSG_LOGIN_START)
+			ratelimit_login_end(h->rl, key, now_ms());
 		free(p);
 		if (r == SV_ERR_BUSY && link_down(h->link))
 			answer_text(h, req, rt->ep, start, 503,
@@ -415,14 +504,10 @@ int http_new(struct broker_http **out, struct event_base *base, const struct htt
 	evhttp_set_gencb(h->http, on_request, &h->fronts[0]);
 	evhttp_set_max_body_size(h->http, (ev_ssize_t)cfg->max_body);
 	evhttp_set_max_headers_size(h->http, (ev_ssize_t)cfg->max_headers);
-	/* An over-long body is read and discarded before the 413 goes out: closing at once resets
-	 * the connection while the client is still sending, and it never sees the answer. The
-	 * request deadline bounds how long that reading may take. */
-	if (evhttp_set_flags(h->http, EVHTTP_SERVER_LINGERING_CLOSE) != 0) {
-		evhttp_free(h->http);
-		free(h);
-		return SV_ERR_INTERNAL;
-	}
+	/* A body over max-body is answered 413 as soon as its Content-Length is read, and the
+	 * connection closed (libevent's own answer): no EVHTTP_SERVER_LINGERING_CLOSE, which would
+	 * read and discard the whole declared length first (a terabyte, or until the deadline). A
+	 * client still sending may see the close before the answer; nothing changes either way. */
 	struct timeval tv = {.tv_sec = cfg->idle_timeout_s};
 	evhttp_set_timeout_tv(h->http, &tv);
 	/* every method reaches on_request, which answers 405 itself */

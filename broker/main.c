@@ -40,6 +40,7 @@ struct options {
 	const char *cert, *key;
 	const char *port_file;
 	struct control_settings live; /* what a reload may change */
+	unsigned login_timeout_s;     /* the vault's login-timeout-s: unfinished logins age out */
 	unsigned max_inflight;
 	int log_fds[2]; /* boot and IMA log, opened by sealvaultd (-1: none) */
 };
@@ -49,7 +50,9 @@ static const char usage[] =
     "       [--ipc-fd N] [--port-file FILE] [--max-body BYTES] [--idle-timeout S]\n"
     "       [--request-timeout S] [--rate-limit N] [--rate-burst N] [--max-conns N]\n"
     "       [--max-conns-per-ip N] [--max-inflight N] [--event-log-fd N] [--ima-log-fd N]\n"
-    "       [--control-fd N] [--metrics-listen-fd N]\n"
+    "       [--control-fd N] [--metrics-listen-fd N] [--rate-limit-ipv6-prefix BITS]\n"
+    "       [--attestation-rate N] [--attestation-burst N] [--max-pending-logins-per-ip N]\n"
+    "       [--login-timeout S]\n"
     "Normally started by sealvaultd(8); see sealvault-broker(8).\n";
 
 static int exit_code = 0;
@@ -104,6 +107,11 @@ static int parse(int argc, char **argv, struct options *o)
 	    {"rate-burst", required_argument, NULL, 'B'},
 	    {"max-conns", required_argument, NULL, 'C'},
 	    {"max-conns-per-ip", required_argument, NULL, 'P'},
+	    {"rate-limit-ipv6-prefix", required_argument, NULL, '6'},
+	    {"attestation-rate", required_argument, NULL, 'a'},
+	    {"attestation-burst", required_argument, NULL, 'A'},
+	    {"max-pending-logins-per-ip", required_argument, NULL, 'G'},
+	    {"login-timeout", required_argument, NULL, 'O'},
 	    {"max-inflight", required_argument, NULL, 'F'},
 	    {"event-log-fd", required_argument, NULL, 'E'},
 	    {"ima-log-fd", required_argument, NULL, 'I'},
@@ -118,6 +126,7 @@ static int parse(int argc, char **argv, struct options *o)
 	    .listen_fd = -1,
 	    .metrics_fd = -1,
 	    .max_inflight = 4096,
+	    .login_timeout_s = 60,
 	    .log_fds = {-1, -1},
 	};
 	control_settings_defaults(&o->live);
@@ -154,10 +163,19 @@ static int parse(int argc, char **argv, struct options *o)
 		case 'B':
 		case 'C':
 		case 'P':
+		case '6':
+		case 'a':
+		case 'A':
+		case 'G':
 			if (control_settings_set(&o->live, name, optarg, why, sizeof(why)) != 0) {
 				fprintf(stderr, "sealvault-broker: --%s\n", why);
 				return SV_ERR_CONFIG;
 			}
+			break;
+		case 'O': /* the vault policy's bounds (policy/vault.c) */
+			if (number(name, optarg, 1, 600, &v) != 0)
+				return SV_ERR_CONFIG;
+			o->login_timeout_s = (unsigned)v;
 			break;
 		case 'X':
 			if (number(name, optarg, 3, INT_MAX, &v) != 0)
@@ -281,10 +299,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	event_config_free(ec);
-	struct ratelimit_config rc = {.rate = o.live.rate,
-	                              .burst = o.live.burst,
-	                              .conns_per_ip = o.live.conns_per_ip,
+	struct ratelimit_config rc = {.pending_timeout_ms = o.login_timeout_s * 1000,
 	                              .table_size = 65536};
+	control_settings_limits(&o.live, &rc);
 	struct http_config hc = {.max_body = o.live.max_body,
 	                         .max_headers = 8192,
 	                         .idle_timeout_s = o.live.idle_timeout_s};

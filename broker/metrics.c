@@ -28,7 +28,15 @@ static const char *const names[EP_COUNT] = {
 };
 /* clang-format on */
 
+static const char *const reasons[REASON_COUNT] = {
+    [REASON_ADDRESS] = "address",
+    [REASON_ATTESTATION] = "attestation",
+    [REASON_PENDING_LOGINS] = "pending_logins",
+    [REASON_IDENTIFIER] = "identifier",
+};
+
 struct metrics {
+	uint64_t limited[REASON_COUNT];
 	uint64_t requests[EP_COUNT][N_CODES + 1]; /* last column: other codes */
 	uint64_t buckets[EP_COUNT][N_BOUNDS];     /* cumulative at render time */
 	uint64_t count[EP_COUNT];
@@ -52,6 +60,12 @@ void metrics_free(struct metrics *m)
 const char *metrics_endpoint_name(enum metrics_endpoint ep)
 {
 	return ep < EP_COUNT ? names[ep] : "other";
+}
+
+void metrics_limited(struct metrics *m, enum metrics_reason why)
+{
+	if (why < REASON_COUNT)
+		m->limited[why]++;
 }
 
 void metrics_count(struct metrics *m, enum metrics_endpoint ep, int http_code, uint64_t usec)
@@ -138,5 +152,11 @@ int metrics_render(const struct metrics *m, const struct metrics_gauges *g, stru
 	           "sealvault_connections_refused_total %llu\n",
 	           (unsigned long long)g->connections, (unsigned long long)g->inflight,
 	           (unsigned long long)g->rate_limited, (unsigned long long)g->conns_refused) < 0;
+	bad |= evbuffer_add_printf(out, "# HELP sealvault_limited_total Requests answered 429, by "
+	                                "the limit that refused them.\n"
+	                                "# TYPE sealvault_limited_total counter\n") < 0;
+	for (size_t r = 0; r < REASON_COUNT; r++)
+		bad |= evbuffer_add_printf(out, "sealvault_limited_total{reason=\"%s\"} %llu\n",
+		                           reasons[r], (unsigned long long)m->limited[r]) < 0;
 	return bad ? SV_ERR_NOMEM : SV_OK;
 }

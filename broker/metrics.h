@@ -26,6 +26,15 @@ enum metrics_endpoint {
 };
 /* clang-format on */
 
+/* Why a request was answered 429 (sealvault_limited_total{reason=...}). */
+enum metrics_reason {
+	REASON_ADDRESS,        /* the per-address request rate (rate-limit) */
+	REASON_ATTESTATION,    /* the global attestation bucket (attestation-rate) */
+	REASON_PENDING_LOGINS, /* unfinished logins of an address (max-pending-logins-per-ip) */
+	REASON_IDENTIFIER,     /* the enclave's per-identifier login rate (login-rate-per-id) */
+	REASON_COUNT
+};
+
 struct metrics_gauges {
 	uint64_t connections;   /* open client connections */
 	uint64_t inflight;      /* requests waiting for the enclave */
@@ -37,6 +46,9 @@ struct metrics;
 
 int metrics_new(struct metrics **out) __attribute__((warn_unused_result));
 void metrics_free(struct metrics *m);
+
+/* Counts one 429 by its reason (besides metrics_count). */
+void metrics_limited(struct metrics *m, enum metrics_reason why);
 
 /* Counts one answered request. */
 void metrics_count(struct metrics *m, enum metrics_endpoint ep, int http_code, uint64_t usec);

@@ -104,7 +104,7 @@ static int admit(struct conn *c)
 	socklen_t sl = sizeof(ss);
 	int r;
 	if (t->open > t->cfg.max_conns || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
-	    ratelimit_key((struct sockaddr *)&ss, c->key) != 0 ||
+	    ratelimit_key((struct sockaddr *)&ss, ratelimit_ipv6_prefix(t->cfg.rl), c->key) != 0 ||
 	    (r = ratelimit_conn_open(t->cfg.rl, c->key, now_ms())) < 0) {
 		t->refused++;
 		return -1;

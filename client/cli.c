@@ -24,9 +24,11 @@
 #define EXIT_WRONG      2
 #define EXIT_LOCKED     3
 #define EXIT_UNVERIFIED 4
-#define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
-#define NONCE_MIN       8
-#define NONCE_MAX       64
+/* 5 is the refused access token's (issue 13) */
+#define EXIT_RETRY   6 /* busy or over a rate limit: nothing was charged, retry later */
+#define EVIDENCE_MAX (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
+#define NONCE_MIN    8
+#define NONCE_MAX    64
 
 struct opts {
 	const char *cmd;
@@ -338,8 +340,11 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 		        "sealvault: nothing was sent to this vault; do not use it until its "
 		        "provider explains the failed check\n");
 		return EXIT_UNVERIFIED;
-	case SV_RESULT_EXISTS:
 	case SV_RESULT_BUSY:
+		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		fprintf(stderr, "sealvault: nothing was charged; try again later\n");
+		return EXIT_RETRY;
+	case SV_RESULT_EXISTS:
 	case SV_RESULT_ERROR: break;
 	}
 	fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));

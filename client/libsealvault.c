@@ -477,7 +477,7 @@ static struct opaque_params params(const struct sv_ctx *ctx)
 	return p;
 }
 
-/* Reason text of a 400, 409 or 503 answer, if the server sent printable ASCII. */
+/* Reason text of a 400, 409, 429 or 503 answer, if the server sent printable ASCII. */
 static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
 {
 	size_t len = sv_buf_remaining(&ctx->rep);
@@ -538,6 +538,8 @@ static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *wh
 		            "%s: the server refused the step as out of order (%s); try again", what,
 		            reply_text(ctx, text, sizeof(text)));
 	case 429:
+		return fail(ctx, SV_RESULT_BUSY, "%s: the vault limits the rate (HTTP 429: %s)",
+		            what, reply_text(ctx, text, sizeof(text)));
 	case 503:
 		return fail(ctx, SV_RESULT_BUSY,
 		            "%s: the server is busy (HTTP %ld: %s); retry later", what, status,

@@ -50,6 +50,10 @@ enum sv_status {
 	SV_STATUS_OUT_OF_ORDER = 5, /* 409: unknown or expired session, replayed KE3 */
 	SV_STATUS_BUSY = 6,         /* 503: too many pending logins, NV budget exhausted */
 	SV_STATUS_INTERNAL = 7,     /* 500 */
+	/* 8..10 are taken by other work (capacity, access tokens): do not reuse them */
+	/* 429: over the per-identifier login rate; nothing charged. Body: u32 big-endian seconds
+	 * until the identifier may start a login again (the broker's Retry-After), then a text. */
+	SV_STATUS_TOO_MANY = 11,
 };
 
 #endif

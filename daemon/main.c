@@ -94,6 +94,10 @@ static struct setting settings[] = {
     {"rate-burst", TO_BROKER, NULL, 0, 1, NULL},
     {"max-conns", TO_BROKER, NULL, 0, 1, NULL},
     {"max-conns-per-ip", TO_BROKER, NULL, 0, 1, NULL},
+    {"rate-limit-ipv6-prefix", TO_BROKER, NULL, 0, 1, NULL},
+    {"attestation-rate", TO_BROKER, NULL, 0, 1, NULL},
+    {"attestation-burst", TO_BROKER, NULL, 0, 1, NULL},
+    {"max-pending-logins-per-ip", TO_BROKER, NULL, 0, 1, NULL},
     {"max-inflight", TO_BROKER, NULL, 0, 1, NULL},
     {"default-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
     {"max-guess-limit", TO_POLICY, NULL, 0, 0, NULL},
@@ -107,6 +111,8 @@ static struct setting settings[] = {
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
     {"audit-key-file", TO_SELF, "/run/sealvault/audit-id.key", 0, 0, NULL},
+    {"login-rate-per-id", TO_POLICY, NULL, 0, 0, NULL},
+    {"login-burst-per-id", TO_POLICY, NULL, 0, 0, NULL},
     {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -114,8 +120,19 @@ static struct setting settings[] = {
 /* The settings a reload (SIGHUP) changes: the broker's limits and its certificate and key. Every
  * other one is fixed for the life of the process (sealvault.conf(5), "Reload"). */
 static const char *const reloadable[] = {
-    "tls-cert",   "tls-key",    "max-body",  "idle-timeout",     "request-timeout",
-    "rate-limit", "rate-burst", "max-conns", "max-conns-per-ip",
+    "tls-cert",
+    "tls-key",
+    "max-body",
+    "idle-timeout",
+    "request-timeout",
+    "rate-limit",
+    "rate-burst",
+    "max-conns",
+    "max-conns-per-ip",
+    "rate-limit-ipv6-prefix",
+    "attestation-rate",
+    "attestation-burst",
+    "max-pending-logins-per-ip",
 };
 #define RELOAD_ANSWER_MS 10000 /* the broker's SV_MSG_RELOADED must come within this */
 
@@ -830,8 +847,8 @@ int main(int argc, char **argv)
 	char *enclave_extra[] = {darg, barg, restarts_arg, timeouts_arg, "--audit-link", NULL};
 	/* fd 3 the enclave's pair, 4 the public listener, 5 the control pair, then the logs that
 	 * could be opened and the metrics listener, each at the next free number */
-	char *broker_extra[] = {"--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL,
-	                        NULL};
+	char *broker_extra[] = {
+	    "--ipc-fd=3", "--listen-fd=4", "--control-fd=5", NULL, NULL, NULL, NULL, NULL};
 	int logfd[2] = {-1, -1}, nextra = 3, slot = 6;
 	const char *lognames[2] = {"event-log", "ima-log"};
 	for (int i = 0; i < 2; i++) {
@@ -857,6 +874,11 @@ int main(int argc, char **argv)
 		snprintf(marg, sizeof(marg), "--metrics-listen-fd=%d", slot++);
 		broker_extra[nextra++] = marg;
 	}
+	/* the broker ages its count of a client's unfinished logins out with the vault's timeout */
+	static char ltarg[48];
+	snprintf(ltarg, sizeof(ltarg), "--login-timeout=%s",
+	         get("login-timeout-s") ? get("login-timeout-s") : "60");
+	broker_extra[nextra++] = ltarg;
 	count_restart(0);
 	if (build_argv(&kids[0], "sealvault-enclave", TO_ENCLAVE, enclave_extra) != 0 ||
 	    build_argv(&kids[1], "sealvault-broker", TO_BROKER, broker_extra) != 0)

@@ -25,7 +25,8 @@ FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
-VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c enclave/audit.c
+VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c \
+	enclave/audit.c enclave/idlimit.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -34,6 +35,7 @@ $(B)/libsvvault.a: $(VAULT_OBJS)
 UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
 # test_vault brings its own in-memory store (no TPM), so it links no state archive.
 UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish

@@ -20,7 +20,8 @@ struct session_table {
 	size_t rescue_cap, r_nfree;
 	uint32_t free_head;
 	uint32_t oldest, newest;
-	uint64_t timeout_ms;
+	uint32_t foldest, fnewest; /* the fake ones */
+	uint64_t timeout_ms, evicted;
 	uint8_t run[SESSION_RUN_LEN];         /* random per run: bytes 8..11 of every id */
 	uint8_t tag_key[SESSION_TAG_KEY_LEN]; /* bytes 12..15 of every id: a MAC of bytes 0..11 */
 };
@@ -70,6 +71,7 @@ int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
 	t->r_nfree = rescue_cap;
 	t->free_head = 0;
 	t->oldest = t->newest = NIL;
+	t->foldest = t->fnewest = NIL;
 	*out = t;
 	t = NULL;
 	err = SV_OK;
@@ -113,6 +115,39 @@ static void unlink_age(struct session_table *t, uint32_t idx)
 		t->newest = s->older;
 }
 
+static void unlink_fake(struct session_table *t, uint32_t idx)
+{
+	struct session *s = &t->e[idx];
+	if (s->folder != NIL)
+		t->e[s->folder].fnewer = s->fnewer;
+	else
+		t->foldest = s->fnewer;
+	if (s->fnewer != NIL)
+		t->e[s->fnewer].folder = s->folder;
+	else
+		t->fnewest = s->folder;
+}
+
+void session_mark_fake(struct session_table *t, struct session *s)
+{
+	uint32_t idx = (uint32_t)(s - t->e);
+	if (s->phase == SESSION_FREE || s->fake)
+		return;
+	s->fake = 1;
+	s->fnewer = NIL;
+	s->folder = t->fnewest;
+	if (t->fnewest != NIL)
+		t->e[t->fnewest].fnewer = idx;
+	else
+		t->foldest = idx;
+	t->fnewest = idx;
+}
+
+uint64_t session_evicted(const struct session_table *t)
+{
+	return t->evicted;
+}
+
 void session_close(struct session_table *t, struct session *s)
 {
 	uint32_t idx = (uint32_t)(s - t->e);
@@ -120,6 +155,8 @@ void session_close(struct session_table *t, struct session *s)
 		return;
 	unlink_hash(t, idx);
 	unlink_age(t, idx);
+	if (s->fake)
+		unlink_fake(t, idx);
 	if (s->rescue != SESSION_NO_RESCUE) {
 		sodium_memzero(&t->r[s->rescue], sizeof(t->r[s->rescue]));
 		t->r_free[t->r_nfree++] = s->rescue;
@@ -188,6 +225,12 @@ int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
 
 	*out = NULL;
 	session_expire(t, now_ms);
+	if (t->free_head == NIL && t->foldest != NIL) {
+		/* an unknown identifier's login can never authenticate: it goes before a real one
+		 */
+		session_close(t, &t->e[t->foldest]);
+		t->evicted++;
+	}
 	if (t->free_head == NIL)
 		return SV_ERR_BUSY;
 	/* 64 random bits among at most pending-login-max live ids of this run: a collision is not

@@ -56,9 +56,10 @@ struct session {
 	uint64_t created_ms;
 	/* SECRET: expected KE3 and session key; after a valid KE3 only ost.session_key is kept. */
 	struct opaque_server_state ost;
-	uint32_t rescue;       /* index of the rescue slot, SESSION_NO_RESCUE when none */
-	uint32_t hnext;        /* hash chain / free list */
-	uint32_t older, newer; /* creation-order list */
+	uint32_t rescue;         /* index of the rescue slot, SESSION_NO_RESCUE when none */
+	uint32_t hnext;          /* hash chain / free list */
+	uint32_t older, newer;   /* creation-order list */
+	uint32_t folder, fnewer; /* creation-order list of the fake ones (session_mark_fake) */
 };
 
 #define SESSION_NO_RESCUE UINT32_MAX
@@ -72,8 +73,9 @@ int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
 void session_table_free(struct session_table *t);
 
 /* A free entry with a fresh random session id, phase SESSION_KE2_SENT, created_ms = now_ms, no
- * rescue slot, all other fields zero. Drops expired entries first. SV_ERR_BUSY when the table is
- * full. */
+ * rescue slot, all other fields zero. Drops expired entries first. When the table is full, the
+ * oldest entry marked fake (an unknown identifier's login, which can never authenticate) is
+ * closed to make room, whoever asks; SV_ERR_BUSY when the table is full of real logins. */
 int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
     __attribute__((warn_unused_result));
 
@@ -97,6 +99,12 @@ void session_table_set_key(struct session_table *t, const uint8_t key[SESSION_TA
 /* 1 if sid carries a valid tag but another run's bytes: a login begun before a restart, whose
  * state ended with that run. 0 for this run's ids and for ids the vault never gave out. */
 int session_other_run(const struct session_table *t, const uint8_t sid[SESSION_ID_LEN]);
+
+/* Marks s as the login of an unknown identifier (sets s->fake): the first kind a full table
+ * drops (session_open). */
+void session_mark_fake(struct session_table *t, struct session *s);
+/* Fake logins dropped to make room so far. */
+uint64_t session_evicted(const struct session_table *t);
 
 /* Wipes the entry and returns it to the free list (a consumed session id is never found again). */
 void session_close(struct session_table *t, struct session *s);

@@ -22,6 +22,7 @@
 #include "crypto/hkdf.h"
 #include "crypto/opaque.h"
 #include "enclave/audit.h"
+#include "enclave/idlimit.h"
 #include "enclave/phantom.h"
 #include "enclave/session.h"
 #include "enclave/store.h"
@@ -39,6 +40,10 @@ struct vault_counters {
 	    deletions, password_changes, busy, bad_requests, out_of_order, expired, earlier_run;
 };
 
+/* The identifier tables of the per-identifier login rate hold twice the pending-login table,
+ * at least this many. */
+#define IDLIMIT_MIN_ENTRIES 1024
+
 struct vault {
 	struct store *store;
 	struct sv_vault_policy pol;
@@ -48,6 +53,7 @@ struct vault {
 	uint8_t *fake_record;          /* sodium_malloc'd scratch, STORE_RECORD_LEN */
 	struct session_table *sessions;
 	struct phantom_table *phantoms;
+	struct idlimit *idl; /* the per-identifier login rate */
 	struct vault_counters c;
 };
 
@@ -103,6 +109,22 @@ static int reply_busy(struct vault *v, struct sv_buf *reply)
 	    "the vault is busy (its pending-login table is full, or its NV-write budget allows no "
 	    "forced flush now): this request changed nothing (no guess was charged), try again "
 	    "later");
+}
+
+/* 429: the identifier is over its login rate. Body: u32 seconds (Retry-After), then a text. */
+static int reply_too_many(struct vault *v, struct sv_buf *reply, unsigned retry_s)
+{
+	char msg[256];
+	uint8_t secs[4] = {(uint8_t)(retry_s >> 24), (uint8_t)(retry_s >> 16),
+	                   (uint8_t)(retry_s >> 8), (uint8_t)retry_s};
+	int n = snprintf(msg, sizeof(msg),
+	                 "login/start: too many logins for this identifier (this vault allows %u "
+	                 "a minute, %u at once); nothing was charged: retry in %u s",
+	                 v->pol.login_rate_per_id, v->pol.login_burst_per_id, retry_s);
+	int err = reply_put(reply, SV_STATUS_TOO_MANY, secs, sizeof(secs));
+	if (err == 0 && n > 0)
+		err = sv_buf_put(reply, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	return err;
 }
 
 /* A failed login: 403 with the attempts left, or 410 when none are left (record destroyed). */
@@ -280,6 +302,14 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 
 	if (vaultreq_parse_login_start(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
+	/* The per-identifier rate, before anything is charged; the same for known and unknown
+	 * identifiers. With access tokens, the token's tenant goes in here (and sub is r.id). */
+	const struct idlimit_who who = {
+	    .tenant = NULL, .tenant_len = 0, .id = r.id, .id_len = r.id_len};
+	size_t rate_slot;
+	unsigned retry_s;
+	if (idlimit_check(v->idl, &who, now_ms, &rate_slot, &retry_s) != 0)
+		return reply_too_many(v, reply, retry_s);
 	/* The fake record is derived for every identifier, known or not, so that both take the
 	 * same time (RFC 9807 §10.9); phantom_used is looked up for both for the same reason. */
 	if ((err = opaque_fake_record_derive(v->fake_record, sec->fake_seed, r.id, r.id_len)) != 0)
@@ -318,7 +348,8 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			return reply_bad(v, reply, route, "KE1 carries an invalid group element");
 		return err;
 	}
-	s->fake = !known;
+	if (!known)
+		session_mark_fake(v->sessions, s);
 	s->id_len = (uint8_t)r.id_len;
 	memcpy(s->id, r.id, r.id_len);
 	record_hash(s->record_hash, record);
@@ -358,6 +389,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	if (left == 0)
 		v->c.last_guesses++;
 	v->c.login_starts++;
+	idlimit_charge(v->idl, &who, rate_slot, now_ms);
 	s->attempts_left = (uint8_t)left;
 	memcpy(out, s->sid, SESSION_ID_LEN);
 	out[LOGIN_REPLY_LEN - 1] = (uint8_t)left;
@@ -643,6 +675,12 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
 	                             (uint64_t)p->login_timeout_s * 1000)) != 0 ||
 	    (err = phantom_table_new(&v->phantoms, (size_t)p->pending_login_max * 4)) != 0)
 		goto out;
+	size_t id_entries = IDLIMIT_MIN_ENTRIES;
+	while (id_entries < (size_t)p->pending_login_max * 2)
+		id_entries *= 2;
+	if ((err = idlimit_new(&v->idl, id_entries, p->login_rate_per_id,
+	                       p->login_burst_per_id < 1 ? 1 : p->login_burst_per_id)) != 0)
+		goto out;
 	/* session ids' tags: the same key in every run, so a restart's lost logins are told apart
 	 */
 	uint8_t tag_key[SESSION_TAG_KEY_LEN];
@@ -665,6 +703,7 @@ void vault_free(struct vault *v)
 		return;
 	session_table_free(v->sessions);
 	phantom_table_free(v->phantoms);
+	idlimit_free(v->idl);
 	if (v->key != NULL)
 		sodium_free(v->key);
 	if (v->fake_record != NULL)
@@ -731,6 +770,17 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 	     "KE3s and password changes for logins begun before the enclave restarted (answered "
 	     "503: start again).",
 	     v->c.earlier_run, 0},
+	    {"login_rate_limited_total",
+	     "login/starts answered 429, changing nothing: the identifier was over "
+	     "login-rate-per-id.",
+	     idlimit_refused(v->idl), 0},
+	    {"login_rate_table_full_total",
+	     "login/starts answered 429 because the per-identifier table had no free entry for "
+	     "a new identifier.",
+	     idlimit_refused_full(v->idl), 0},
+	    {"evicted_unknown_logins_total",
+	     "Pending logins of unknown identifiers dropped to make room in a full table.",
+	     session_evicted(v->sessions), 0},
 	    {"pending_logins", "Logins between KE2 and KE3 now.", session_count(v->sessions), 1},
 	    {"pending_logins_max", "Capacity of the pending-login table.",
 	     session_capacity(v->sessions), 1},

@@ -37,6 +37,8 @@ static const struct opt opts[] = {
     OPT("nv-writes-burst", nv_writes_burst, 1, 100000),
     OPT("unclean-boots-per-year", unclean_boots_per_year, 0, 1000),
     OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_HYBRID),
+    OPT("login-rate-per-id", login_rate_per_id, 0, 60000),
+    OPT("login-burst-per-id", login_burst_per_id, 1, 1000),
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -64,6 +66,8 @@ void policy_vault_defaults(struct sv_vault_policy *p)
 	p->nv_writes_burst = 25;
 	p->unclean_boots_per_year = 12;
 	p->counter_scheme = POLICY_COUNTER_HYBRID;
+	p->login_rate_per_id = 5;
+	p->login_burst_per_id = 5;
 }
 
 /* Accepts "plain" or "hybrid" for the counter scheme, otherwise a decimal number without sign or

@@ -31,6 +31,9 @@ struct sv_vault_policy {
 	unsigned nv_writes_burst;   /* ... of which at most this many at once; 1..100000, 25 */
 	unsigned unclean_boots_per_year; /* power cuts before an operator must acknowledge; 12 */
 	unsigned counter_scheme;         /* enum policy_counter_scheme, for sealvault-admin init */
+	unsigned login_rate_per_id;      /* login/starts per minute per identifier; 0..60000, 0 = no
+	                                    limit; default 5 */
+	unsigned login_burst_per_id;     /* ... of which at most this many at once; 1..1000, 5 */
 };
 
 /* Fills in the documented defaults. */

@@ -35,7 +35,7 @@ users=()
 # flushes and the load test loads nothing (check-nv-budget tests the budget).
 "$B/sealvaultd" --state-dir "$D/state" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
 	--port-file "$D/port" --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" --libexec-dir "$B" \
-	--rate-limit 0 --max-conns-per-ip 0 --nv-writes-per-day 1000000 --nv-writes-burst 100000 \
+	--rate-limit 0 --max-conns-per-ip 0 --login-rate-per-id 0 --max-pending-logins-per-ip 0 --nv-writes-per-day 1000000 --nv-writes-burst 100000 \
 	--metrics-listen "unix:$D/metrics.sock" "${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
 PID=$!
 for i in $(seq 1 500); do

@@ -66,7 +66,7 @@ vault_up() {
 		CTL=$TPMPROXY_CTL
 		SWTPM_TCTI=$TPMPROXY_TCTI # sv_server_start hands the enclave SWTPM_TCTI
 	fi
-	SV_DAEMON_ARGS=(--rate-limit 0 --max-conns-per-ip 0 "${BUDGET[@]}")
+	SV_DAEMON_ARGS=(--rate-limit 0 --max-conns-per-ip 0 --login-rate-per-id 0 --max-pending-logins-per-ip 0 "${BUDGET[@]}")
 	sv_server_start
 	# the mark command: the proxy's counts and the vault's metrics at both ends of the phase
 	cat >"$V/mark" <<-EOF

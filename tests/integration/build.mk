@@ -175,3 +175,21 @@ check-admin-online: $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave 
 	      $(B)/sealvault-broker $(B)/sealvault $(SV_BENCH)
 	$(Q)B=$(B) tests/integration/admin-online.sh
 CHECK_STEPS += check-admin-online
+
+# --- abuse limits without tokens (issue 13, items 7 and 8): the per-identifier login rate, a
+# flood of unknown identifiers' logins against a small pending-login table, the per-address cap
+# on unfinished logins, the attestation bucket, and IPv6 clients keyed on their /64 (in a network
+# namespace of its own when run as root). abuse-flood sends well-formed login/starts from a given
+# source address and abandons them (test-only) ---
+ABUSE_FLOOD := $(B)/tests/integration/abuse-flood
+EXTRA_CFLAGS_tests_integration_abuse-flood := $(call pc_cflags,libsodium libcurl)
+$(ABUSE_FLOOD): $(B)/tests/integration/abuse-flood.o $(B)/libsvclient.a $(B)/libsvcrypto.a \
+		$(B)/libsvcommon.a
+	$(call msg,LD,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
+BINS += $(ABUSE_FLOOD)
+.PHONY: check-abuse
+check-abuse: $(ABUSE_FLOOD) $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd \
+	     $(B)/sealvault-enclave $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/abuse.sh
+CHECK_STEPS += check-abuse

@@ -132,7 +132,7 @@ say "[1] last-guess login pending (KE2: 0 attempts left); SIGTERM"
 kill -TERM "$SV_PID"
 wait_log "the enclave refuses new logins; 1 pending logins (1 on a last guess)"
 sv recover --user bob --password-file "$T/pw" --out "$T/o"
-expect 1 "the vault is shutting down; retry in a few seconds"
+expect 6 "the vault is shutting down; retry in a few seconds"
 curl -sS --max-time 10 --cacert "$SV_CACERT" -D "$T/hdr" -o "$T/body" \
 	-H 'Content-Type: application/octet-stream' --data-binary "@$T/junk" \
 	"$SV_URL/v1/login/start" || fail "curl login/start during the drain"

@@ -63,7 +63,7 @@ for variant in unknown wrong; do
 	sv_server_init "$V" "$B" >/dev/null
 	tpmproxy_start "$V/px" --swtpm-state "$V/tpm"
 	SWTPM_TCTI=$TPMPROXY_TCTI
-	SV_DAEMON_ARGS=(--rate-limit 0 --max-conns-per-ip 0 --nv-writes-per-day "$PER_DAY"
+	SV_DAEMON_ARGS=(--rate-limit 0 --max-conns-per-ip 0 --login-rate-per-id 0 --max-pending-logins-per-ip 0 --nv-writes-per-day "$PER_DAY"
 		--nv-writes-burst "$BURST" --max-guess-limit 255)
 	f0=$(tpmproxy_flash_writes "$TPMPROXY_CTL")
 	t0=$(now)

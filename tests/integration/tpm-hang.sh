@@ -95,7 +95,7 @@ SWTPM_TCTI=$TPMPROXY_TCTI # the vault reaches the TPM through the proxy only
 # load's registrations, each a forced flush, spend it, and a user whose last guess is not yet on
 # NV is then answered 503 until the bucket refills, hours later; this test is about hangs (and the
 # per-address rate limit too: every client here is 127.0.0.1).
-SV_DAEMON_ARGS=(--tpm-timeout "$TIMEOUT_S" --nv-writes-per-day 1000000 --nv-writes-burst 100000 --rate-limit 0)
+SV_DAEMON_ARGS=(--tpm-timeout "$TIMEOUT_S" --nv-writes-per-day 1000000 --nv-writes-burst 100000 --rate-limit 0 --login-rate-per-id 0 --max-pending-logins-per-ip 0)
 sv_server_start
 URL0=$SV_URL
 

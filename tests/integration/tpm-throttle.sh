@@ -101,9 +101,9 @@ if [ $((t_owed - t_throttle + 15)) -lt "$THROTTLE_S" ]; then
 	[ "$(healthz)" = 503 ] || fail "/healthz is not 503 while throttled"
 	t0=$(now)
 	sv recover --user u2 --password-file "$T/pw" --out "$T/out2"
-	[ "$rc" -eq 1 ] && grep -q "busy" <<<"$err" || fail "recover while throttled: exit $rc: $err"
+	[ "$rc" -eq 6 ] && grep -q "busy" <<<"$err" || fail "recover while throttled: exit $rc: $err"
 	sv register --user late --password-file "$T/pw" --secret-file "$T/u1"
-	[ "$rc" -eq 1 ] && grep -q "busy" <<<"$err" || fail "register while throttled: exit $rc: $err"
+	[ "$rc" -eq 6 ] && grep -q "busy" <<<"$err" || fail "register while throttled: exit $rc: $err"
 	[ $(($(now) - t0)) -le 10 ] || fail "503s while throttled took $(($(now) - t0)) s"
 	[ "$(metric sealvault_tpm_throttled)" = 1 ] || fail "sealvault_tpm_throttled is not 1"
 fi

@@ -615,7 +615,7 @@ static void test_statuses(void **state)
 		enum sv_result res;
 		const char *says;
 	} cases[] = {
-	    {503, SV_RESULT_BUSY, "busy"},      {429, SV_RESULT_BUSY, "busy"},
+	    {503, SV_RESULT_BUSY, "busy"},      {429, SV_RESULT_BUSY, "limits the rate"},
 	    {500, SV_RESULT_ERROR, "log"},      {404, SV_RESULT_ERROR, "base URL"},
 	    {400, SV_RESULT_ERROR, "versions"}, {410, SV_RESULT_LOCKED, "destroyed"},
 	    {302, SV_RESULT_ERROR, "302"},

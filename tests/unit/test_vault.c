@@ -35,7 +35,7 @@ static uint64_t NOW = 1000000;
 static const struct ksf_params KSF = {KSF_IDENTITY, 0, 0};
 static const uint8_t CONTEXT[] = "sealvault test";
 
-static int setup_with(unsigned pending_max)
+static int setup_with_rate(unsigned pending_max, unsigned rate_per_id)
 {
 	struct opaque_server_key k;
 	memset(&S, 0, sizeof(S));
@@ -47,15 +47,26 @@ static int setup_with(unsigned pending_max)
 	policy_vault_defaults(&P);
 	P.max_guess_limit = 20;
 	P.pending_login_max = pending_max;
+	P.login_rate_per_id = rate_per_id;
 	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	assert_int_equal(sv_buf_init(&R, 4096), 0);
 	return 0;
 }
 
+/* Most tests log in far faster than any per-identifier rate allows: without it. */
+static int setup_with(unsigned pending_max)
+{
+	return setup_with_rate(pending_max, 0);
+}
+
 static int setup(void **state)
 {
 	return setup_with(64);
+}
+static int setup_rate(void **state)
+{
+	return setup_with_rate(64, 5); /* the default: 5 a minute, 5 at once */
 }
 static int setup_small(void **state)
 {
@@ -715,9 +726,10 @@ static void test_pending_cap(void **state)
 	struct login L[17];
 	assert_int_equal(register_user("quinn", "pw", 20, BLOB, 8), SV_STATUS_OK);
 	for (int i = 0; i < 16; i++)
-		assert_int_equal(login(i % 2 ? "quinn" : "stranger", "pw", &L[i]), SV_STATUS_OK);
+		assert_int_equal(login("quinn", "pw", &L[i]), SV_STATUS_OK);
 	unsigned used = user("quinn")->used;
 	size_t noops = S.noops;
+	/* full of real logins: nothing to make room with */
 	assert_int_equal(login("quinn", "pw", &L[16]), SV_STATUS_BUSY);
 	assert_int_equal(login("stranger", "pw", &L[16]), SV_STATUS_BUSY);
 	assert_int_equal(user("quinn")->used, used); /* nothing charged */
@@ -729,6 +741,84 @@ static void test_pending_cap(void **state)
 	NOW += (uint64_t)P.login_timeout_s * 1000;
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(login("quinn", "pw", &L[i]), SV_STATUS_OK);
+}
+
+/* A full table drops the oldest login of an unknown identifier for a new one (whoever asks), and
+ * never a real user's. */
+static void test_pending_unknown_evicted_first(void **state)
+{
+	struct login Q[16], X[16], N;
+	char id[32];
+	assert_int_equal(register_user("quinn", "pw", 20, BLOB, 8), SV_STATUS_OK);
+	for (int i = 0; i < 8; i++) {
+		snprintf(id, sizeof(id), "stranger%d", i);
+		assert_int_equal(login(id, "pw", &X[i]), SV_STATUS_OK);
+		assert_int_equal(login("quinn", "pw", &Q[i]), SV_STATUS_OK);
+	}
+	/* full: the real user and an unknown identifier both get in, each by dropping a stranger */
+	assert_int_equal(login("quinn", "pw", &Q[8]), SV_STATUS_OK);
+	assert_int_equal(login("newcomer", "pw", &N), SV_STATUS_OK);
+	assert_int_equal(finish(&X[0], VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OUT_OF_ORDER);
+	assert_int_equal(finish(&X[1], VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OUT_OF_ORDER);
+	assert_int_equal(finish(&X[2], VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_AUTH_FAILED);
+	/* 9 real + 6 unknown now (15): fill with real ones; the unknown ones go first */
+	for (int i = 9; i < 16; i++)
+		assert_int_equal(login("quinn", "pw", &Q[i]), SV_STATUS_OK);
+	/* 16 real logins now: the table is full of them and refuses */
+	assert_int_equal(login("another", "pw", &N), SV_STATUS_BUSY);
+	/* every real login survived and finishes */
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(finish(&Q[i], VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OK);
+	struct sv_buf m;
+	assert_int_equal(sv_buf_init(&m, 16384), 0);
+	assert_int_equal(vault_metrics(V, &m), 0);
+	assert_int_equal(sv_buf_put_u8(&m, 0), 0);
+	assert_non_null(
+	    strstr((const char *)m.data, "sealvault_vault_evicted_unknown_logins_total 8\n"));
+	sv_buf_free(&m);
+}
+
+/* The per-identifier login rate: 5 at once, then one per 12 s; 429 with the seconds to wait;
+ * nothing charged; known and unknown identifiers alike; other identifiers unaffected. */
+static void test_login_rate(void **state)
+{
+	struct login L;
+	assert_int_equal(register_user("rita", "pw", 20, BLOB, 8), SV_STATUS_OK);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(login("rita", "wrong", &L), SV_STATUS_OK);
+		assert_int_equal(login("ghost", "pw", &L), SV_STATUS_OK);
+	}
+	unsigned used = user("rita")->used;
+	size_t noops = S.noops;
+	assert_int_equal(login("rita", "wrong", &L), SV_STATUS_TOO_MANY);
+	assert_true(rlen() > 4);
+	uint32_t secs = ((uint32_t)rbody()[0] << 24) | ((uint32_t)rbody()[1] << 16) |
+	                ((uint32_t)rbody()[2] << 8) | rbody()[3];
+	assert_int_equal(secs, 12);
+	assert_non_null(memmem(rbody() + 4, rlen() - 4, "too many logins for this identifier", 35));
+	assert_int_equal(login("ghost", "pw", &L), SV_STATUS_TOO_MANY); /* unknown: the same */
+	assert_int_equal(user("rita")->used, used);                     /* nothing charged */
+	assert_int_equal(S.noops, noops);
+	assert_int_equal(login("rosa", "pw", &L), SV_STATUS_OK); /* another identifier */
+	/* 11 s later still refused (1 s to go), at 12 s one more, then refused again */
+	NOW += 11000;
+	assert_int_equal(login("rita", "wrong", &L), SV_STATUS_TOO_MANY);
+	assert_int_equal(rbody()[3], 1);
+	NOW += 1000;
+	assert_int_equal(login("rita", "pw", &L), SV_STATUS_OK);
+	assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OK);
+	assert_int_equal(login("rita", "pw", &L), SV_STATUS_TOO_MANY);
+	/* a minute later the whole burst is back */
+	NOW += 60000;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(login("rita", "pw", &L), SV_STATUS_OK);
+	struct sv_buf m;
+	assert_int_equal(sv_buf_init(&m, 16384), 0);
+	assert_int_equal(vault_metrics(V, &m), 0);
+	assert_int_equal(sv_buf_put_u8(&m, 0), 0);
+	assert_non_null(
+	    strstr((const char *)m.data, "sealvault_vault_login_rate_limited_total 4\n"));
+	sv_buf_free(&m);
 }
 
 static void test_rescue_slots_full(void **state)
@@ -1065,6 +1155,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_change_payload_changes_nothing, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pending_unknown_evicted_first, setup_small,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_login_rate, setup_rate, teardown),
 	    cmocka_unit_test_setup_teardown(test_vault_new_checks_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_login_from_earlier_run, setup, teardown),
 	};
