@@ -101,6 +101,10 @@ static struct setting settings[] = {
     {"unclean-boots-per-year", TO_POLICY, NULL, 0, 0, NULL},
     {"nv-flush-budget-per-day", TO_POLICY, NULL, 0, 0, NULL},
     {"counter-scheme", TO_POLICY, NULL, 0, 0, NULL},
+    {"auth", TO_POLICY, NULL, 0, 0, NULL},
+    {"token-max-lifetime-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"token-clock-skew-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"tenants-dir", TO_ENCLAVE, NULL, 0, 0, NULL},
     {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

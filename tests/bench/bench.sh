@@ -36,6 +36,7 @@ users=()
 "$B/sealvaultd" --state-dir "$D/state" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
 	--port-file "$D/port" --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" --libexec-dir "$B" \
 	--rate-limit 0 --max-conns-per-ip 0 --nv-writes-per-day 1000000 --nv-writes-burst 100000 \
+	--auth open \
 	--metrics-listen "unix:$D/metrics.sock" "${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
 PID=$!
 for i in $(seq 1 500); do

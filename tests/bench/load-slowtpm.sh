@@ -63,7 +63,7 @@ python3 tests/lib/supervise.py --port-file "$T/port" --restart-sec 1 --max-resta
 	"$B/sealvaultd" --state-dir "$T/state" --tpm "$TPMPROXY_TCTI" --listen-fd '{fd}' \
 	--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --context "$SV_CONTEXT" \
 	--libexec-dir "$B" --rate-limit 0 --max-conns-per-ip 0 --metrics-listen none \
-	--nv-writes-per-day 1000000 --nv-writes-burst 100000 "${users[@]}" \
+	--nv-writes-per-day 1000000 --nv-writes-burst 100000 --auth open "${users[@]}" \
 	>>"$T/sealvaultd.log" 2>&1 &
 SUP=$!
 URL=

@@ -102,6 +102,7 @@ conf() { # conf STATE-DIR RATE-LIMIT [RATE-BURST]: the configuration file
 		rate-limit = $2
 		rate-burst = ${3:-100}
 		max-conns-per-ip = 0
+		auth = open
 		nv-writes-per-day = 1000000
 		nv-writes-burst = 100000
 	CONF
