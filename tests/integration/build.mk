@@ -159,3 +159,10 @@ check-drain: $(DRAIN_LOGIN) $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd 
 	     $(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/drain.sh
 CHECK_STEPS += check-drain
+
+# --- access tokens on the request path (issue 13): tests/integration/token-auth.sh ---
+.PHONY: check-token-auth
+check-token-auth: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		  $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/token-auth.sh
+CHECK_STEPS += check-token-auth

@@ -20,7 +20,7 @@
 #                          `tenant add` (name SV_TENANT, default acme; key SV_TENANT_KEY) in the
 #                          private tenants dir SV_TENANTS = DIR/tenants.d and set SV_AUTH=tokens.
 #                          Call after sv_server_init and before sv_server_start.
-#   sv_vault_id            Print the vault id (the aud of tokens) from `sealvault-admin status`.
+#   sv_vault_id            Print the vault id (the aud of tokens) from GET /v1/info (running).
 #   sv_token SUB [ARG]...  Print a token for SUB from the tenant SV_TENANT (`sealvault-admin
 #                          token`, lifetime 300 s unless --ttl is among ARGs, e.g. --scope).
 #   sv_metrics [CURL_ARG]...  Print GET /metrics from the metrics listener (plain HTTP on
@@ -125,8 +125,8 @@ sv_tokens_init() {
 }
 
 sv_vault_id() {
-	"$SV_B/sealvault-admin" status --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" 2>/dev/null |
-		sed -n 's/^vault-id[: ]*//p'
+	curl -fsS --cacert "$SV_CACERT" "$SV_URL/v1/info" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["vault_id"])'
 }
 
 sv_token() {
