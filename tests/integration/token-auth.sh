@@ -10,6 +10,8 @@
 #    and nothing charged: the enclave's guess and change counters stay as they were, and the
 #    user's attempts left are untouched;
 #  - malformed Authorization headers refused by the broker;
+#  - the policy hash of the attestation statement is `sealvault-admin expect --tenants-dir`'s,
+#    and another tenant set (or auth = open) gives another;
 #  - a forging broker that drives the enclave's socket directly, without tokens, cannot charge
 #    a guess or register anyone (tests/integration/enclave-forge.py).
 set -euo pipefail
@@ -225,6 +227,33 @@ grep -qF "the token is for another user than the login it finishes" "$tmp/body" 
 [ "$(post /v1/login/finish "$tmp/lf" -H "Authorization: Bearer $(cat "$tmp/alice.tok")")" = 403 ] ||
 	fail "alice's token after the swaps: not 403 ($(cat "$tmp/body"))"
 [ "$(stat -c %s "$tmp/body")" = 1 ] || fail "403 is not the attempts-left answer"
+
+say "the attestation statement's policy hash pins the tenants (sealvault-admin expect)"
+curl -fsS --cacert "$SV_CACERT" "$SV_URL/v1/attestation?nonce=00112233445566778899" >"$tmp/ev.json" ||
+	fail "GET /v1/attestation"
+"$ADMIN" expect --bindir "$B" --tenants-dir "$SV_TENANTS" >"$tmp/expect.json" ||
+	fail "sealvault-admin expect --tenants-dir"
+mkdir "$tmp/acme-only"
+cp "$SV_TENANTS/acme.jwks" "$tmp/acme-only/"
+"$ADMIN" expect --bindir "$B" --tenants-dir "$tmp/acme-only" >"$tmp/expect-acme.json"
+"$ADMIN" expect --bindir "$B" --policy auth=open >"$tmp/expect-open.json"
+"$PY" - "$tmp/ev.json" "$tmp/expect.json" "$tmp/expect-acme.json" "$tmp/expect-open.json" <<-'PY' ||
+	import json, sys
+	def find(o):
+	    if isinstance(o, dict):
+	        if "policy_hash" in o:
+	            return o["policy_hash"]
+	        for v in o.values():
+	            h = find(v)
+	            if h:
+	                return h
+	    return None
+	served = find(json.load(open(sys.argv[1])))
+	want, acme, open_ = (json.load(open(f))["policy_hash"] for f in sys.argv[2:5])
+	assert served == want, "served %s, expect file %s" % (served, want)
+	assert acme != want and open_ != want and acme != open_, "the tenants do not change the hash"
+PY
+	fail "the policy hash does not pin the tenant set"
 
 say "a forging broker on the enclave's socket, without tokens, charges nothing"
 sv_server_stop
