@@ -27,6 +27,15 @@ cleanup() {
 trap cleanup EXIT
 
 sv_server_init "$D" "$B" >/dev/null
+# bench: auth = tokens (a tenant made here; sealvault-bench mints a token for every request),
+# so that cpu-per-guess/crypto includes checking them (SV_BENCH_AUTH=open for the figure without);
+# load: open (its identifiers are many and fresh; the token cost is in the bench figures)
+auth=open
+if [ "$mode" = bench ] && [ "${SV_BENCH_AUTH:-tokens}" = tokens ]; then
+	sv_tokens_init >/dev/null
+	auth=tokens
+	[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
+fi
 users=()
 [ "$(id -u)" -eq 0 ] && users=(--user "$SV_ENCLAVE_USER" --broker-user "$SV_BROKER_USER")
 # The load generator runs on this host: no rate limit, no per-address connection cap. The vault
@@ -36,7 +45,7 @@ users=()
 "$B/sealvaultd" --state-dir "$D/state" --tpm "$SWTPM_TCTI" --listen 127.0.0.1:0 \
 	--port-file "$D/port" --tls-cert "$D/cert.pem" --tls-key "$D/key.pem" --libexec-dir "$B" \
 	--rate-limit 0 --max-conns-per-ip 0 --nv-writes-per-day 1000000 --nv-writes-burst 100000 \
-	--auth open \
+	--auth "$auth" ${SV_TENANTS:+--tenants-dir "$SV_TENANTS"} \
 	--metrics-listen "unix:$D/metrics.sock" "${users[@]}" >>"$D/sealvaultd.log" 2>&1 &
 PID=$!
 for i in $(seq 1 500); do
@@ -58,6 +67,11 @@ echo "bench: vault on swtpm, $(grep -o 'hybrid NV counter\|plain NV counter' "$D
 args=(--url "https://127.0.0.1:$PORT" --cacert "$D/cert.pem" --clients "$clients"
 	--seconds "$seconds" --enclave-pid "$E" --broker-pid "$K")
 [ "$mode" = load ] && args+=(--load)
+if [ "$auth" = tokens ]; then
+	SV_URL=https://127.0.0.1:$PORT SV_CACERT=$D/cert.pem
+	args+=(--tenant "$SV_TENANT" --tenant-key "$SV_TENANT_KEY" --aud "$(sv_vault_id)")
+	echo "bench: auth = tokens: every request carries a token minted for its user"
+fi
 "$B/sealvault-bench" "${args[@]}"
 curl -fsS --unix-socket "$D/metrics.sock" http://localhost/metrics |
 	grep -E "^sealvault_(commits_total|flushes_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total)[ {]" |
