@@ -1,6 +1,7 @@
 #!/bin/bash
 # Bad input against a real sealvault (sealvaultd, enclave, broker, swtpm, TLS): random, truncated,
-# oversized and mistyped bodies, requests out of order, replayed login/finish, slow clients holding
+# oversized and mistyped bodies, malformed Authorization headers (huge, empty, two, non-ASCII, another
+# scheme), requests out of order, replayed login/finish, slow clients holding
 # connections, and a client over its rate. Every answer must be the expected 4xx, nothing may
 # change (the guess counter is read back), neither process may crash or restart, and the next
 # good request must work.
