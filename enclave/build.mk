@@ -60,6 +60,9 @@ UT_ARCHIVES := $(B)/libsvtoken.a $(UT_ARCHIVES)
 FUZZ_TARGETS += token
 FUZZ_SRCS_token := $(TOKEN_SRCS) common/err.c
 FUZZ_PKGS_token := json-c openssl
+# tests/unit/test_access.c: the access check of a request (enclave/access.c), with tokens minted
+# by admin/jwk.c for in-test tenants.
+UT_OBJS_access := $(B)/enclave/access.o $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcommon.a
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c
