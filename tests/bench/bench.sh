@@ -4,6 +4,7 @@
 # anchored in the TPM NV counter (group commit) before its answer leaves.
 #   bench.sh bench CLIENTS SECONDS   saturation + half-load figures and cpu-per-guess/crypto
 #   bench.sh load  CLIENTS SECONDS   CLIENTS concurrent users registering and recovering
+# Both with auth = tokens (SV_BENCH_AUTH=open: without).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -27,11 +28,11 @@ cleanup() {
 trap cleanup EXIT
 
 sv_server_init "$D" "$B" >/dev/null
-# bench: auth = tokens (a tenant made here; sealvault-bench mints a token for every request),
-# so that cpu-per-guess/crypto includes checking them (SV_BENCH_AUTH=open for the figure without);
-# load: open (its identifiers are many and fresh; the token cost is in the bench figures)
+# auth = tokens (a tenant made here; sealvault-bench mints a token for every request, as the
+# users' provider would), so that cpu-per-guess/crypto includes checking them and the load test
+# registers and recovers as real clients do; SV_BENCH_AUTH=open for the figures without.
 auth=open
-if [ "$mode" = bench ] && [ "${SV_BENCH_AUTH:-tokens}" = tokens ]; then
+if [ "${SV_BENCH_AUTH:-tokens}" = tokens ]; then
 	sv_tokens_init >/dev/null
 	auth=tokens
 	[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
