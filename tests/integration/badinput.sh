@@ -73,6 +73,10 @@ start --rate-limit 100000 --rate-burst 100000 --max-conns-per-ip 16 --request-ti
 	--idle-timeout 2
 kids=$(children)
 [ "$(echo "$kids" | wc -w)" -eq 2 ] || fail "expected two children of sealvaultd, got '$kids'"
+# auth = open (the probe predates tokens) is warned about at start and shown in /metrics
+grep -q 'sealvault-enclave: warning: auth = open' "$D/sealvaultd.log" ||
+	fail "no warning for auth = open at start"
+[ "$(metric 'sealvault_auth_mode{mode="open"}')" = 1 ] || fail "/metrics does not say auth = open"
 "$B/tests/integration/badinput-probe" "$URL" "$D/cert.pem" sealvault-v1 >"$D/probe.log" ||
 	{ grep FAIL "$D/probe.log" | head -20 >&2; fail "badinput-probe: $(tail -n1 "$D/probe.log")"; }
 echo "badinput: probe: $(tail -n1 "$D/probe.log")"
