@@ -27,8 +27,8 @@ static struct access *A;
 static char tok[TOKEN_MAX_LEN + 1];
 
 /* A token of tenant t (0 acme, 1 beta) for sub, scope (NULL: all), issued now with ttl. */
-static const uint8_t *mint(int t, const char *sub, const char *scope, long long now,
-                           long long ttl, size_t *len)
+static const uint8_t *mint(int t, const char *sub, const char *scope, long long now, long long ttl,
+                           size_t *len)
 {
 	char why[128];
 	assert_int_equal(admin_jwk_mint(&keys[t], names[t], sub, AUD, scope, now, ttl, tok,
@@ -48,8 +48,8 @@ static int setup(void **state)
 		assert_int_equal(admin_jwk_generate(&keys[i], TENANT_KEY_ED25519, "k1"), SV_OK);
 		char *jwks = admin_jwk_public_jwks(&keys[i]);
 		assert_non_null(jwks);
-		assert_int_equal(tenant_parse_jwks(&t, names[i], (const uint8_t *)jwks, strlen(jwks),
-		                                   why, sizeof(why)),
+		assert_int_equal(tenant_parse_jwks(&t, names[i], (const uint8_t *)jwks,
+		                                   strlen(jwks), why, sizeof(why)),
 		                 SV_OK);
 		free(jwks);
 		assert_int_equal(tenant_set_add(&set, &t), SV_OK);
