@@ -202,6 +202,43 @@ static void test_open(void **state)
 	assert_int_equal(access_new(&o, (enum access_mode)7, NULL, NULL), SV_ERR_CONFIG);
 }
 
+/* A token verified once is taken from the memo for the next request of its operation, but its
+ * expiry is judged again every time; a changed byte is a new token, fully verified. */
+static void test_memo(void **state)
+{
+	struct access_grant g;
+	const char *why = NULL;
+	struct sv_buf b;
+	size_t n;
+	char copy[TOKEN_MAX_LEN + 1];
+	const uint8_t *t = mint(0, "alice", "recover", NOW, 300, &n);
+	memcpy(copy, t, n + 1);
+	assert_int_equal(access_verify(A, t, n, TOKEN_SCOPE_RECOVER, 0, &g, &why), SV_OK);
+	assert_int_equal(access_verify(A, t, n, TOKEN_SCOPE_RECOVER, 0, &g, &why), SV_OK);
+	assert_int_equal(g.claims.sub_len, 5);
+	assert_memory_equal(g.claims.sub, "alice", 5);
+	assert_int_equal(g.claims.scope, TOKEN_SCOPE_RECOVER);
+	/* the scope is judged per request, memo or not */
+	assert_int_equal(access_verify(A, t, n, TOKEN_SCOPE_DELETE, 0, &g, &why),
+	                 SV_STATUS_FORBIDDEN);
+	/* a changed signature byte is another token: verified, refused */
+	copy[n - 2] = copy[n - 2] == 'A' ? 'B' : 'A';
+	assert_int_equal(access_verify(A, (const uint8_t *)copy, n, 0, 0, &g, &why),
+	                 SV_STATUS_UNAUTHORIZED);
+	/* exp + skew passes: the memoised token expires like any other */
+	access_set_clock(A, NOW + 300 + 59);
+	assert_int_equal(access_verify(A, t, n, 0, 0, &g, &why), SV_OK);
+	access_set_clock(A, NOW + 300 + 60);
+	assert_int_equal(access_verify(A, t, n, 0, 0, &g, &why), SV_STATUS_UNAUTHORIZED);
+	assert_string_equal(why, "the token has expired");
+	assert_int_equal(sv_buf_init(&b, 4096), 0);
+	assert_int_equal(access_metrics(A, &b), 0);
+	static const char hits[] = "sealvault_tokens_memo_hits_total 3\n";
+	if (memmem(b.data, b.len, hits, sizeof(hits) - 1) == NULL)
+		fail_msg("no '%s' in %.*s", hits, (int)b.len, (const char *)b.data);
+	sv_buf_free(&b);
+}
+
 /* The counters: accepted, 401 and 403 refusals, and the mode and tenant gauges. */
 static void test_metrics(void **state)
 {
@@ -236,6 +273,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_scope, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_owns, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_memo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
