@@ -38,9 +38,7 @@
 #define MSG_F_RELOAD       0x20u /* only on sealvaultd's control pair: reloads, readiness */
 #define MSG_F_PRIVATE      0x40u /* metrics listener only; 404 on the public port */
 #define MSG_F_DRAIN        0x100u /* a drain frame on the enclave's link: common/drain.h, id 0 */
-/* the payload starts with the request's access token: u16 length, then the token (0: none);
- * msg_token_split() in common/msg.h, docs/protocol.md "Access tokens on the IPC link" */
-#define MSG_F_TOKEN 0x200u
+#define MSG_F_TOKEN        0x400u /* payload = u16 token length | token | body: msg_token_split() */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
