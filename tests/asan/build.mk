@@ -56,7 +56,7 @@ asan-state: asan-build
 	tests/integration/vault-store.sh
 
 # Real sealvaultd, enclave, broker and CLI: end to end, hostile requests, configuration refusals,
-# attestation (producer and verifier), reloads under a short load (new TLS contexts swapped under
+# attestation (producer and verifier), access tokens (every refusal, a forging broker), reloads under a short load (new TLS contexts swapped under
 # open connections), and 20 clients at once for 10 s (check-load's 200 for 60 s would add a minute
 # here).
 asan-daemon: asan-build
@@ -67,6 +67,7 @@ asan-daemon: asan-build
 	tests/integration/cli-args.sh; \
 	tests/integration/attest-admin.sh; \
 	tests/integration/attest.sh; \
+	tests/integration/token-auth.sh; \
 	CLIENTS=10 SECONDS_LOAD=8 tests/integration/reload.sh; \
 	tests/bench/bench.sh load 20 10
 
