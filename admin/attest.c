@@ -27,6 +27,7 @@
 struct attest_args {
 	const char *dir, *tcti, *nonce, *bindir, *event_log, *ima_log;
 	struct sv_vault_policy vpol;
+	const char *tenants_dir; /* --tenants-dir; NULL: the default */
 };
 
 static void usage(FILE *f)
@@ -35,11 +36,13 @@ static void usage(FILE *f)
 	        "usage: %s attest --state-dir DIR --tpm TCTI --nonce HEX\n"
 	        "       [--event-log PATH] [--ima-log PATH] [--bindir DIR] [--policy "
 	        "KEY=VALUE]...\n"
+	        "       [--tenants-dir DIR]\n"
 	        "  Prints the evidence JSON of GET /v1/attestation (docs/attestation.md) for\n"
 	        "  a nonce of 8..64 bytes. The statement hashes the binaries in --bindir\n"
 	        "  (default: next to this program, else the installed paths) and the vault\n"
-	        "  policy given with --policy (default: the default policy). Needs the vault\n"
-	        "  stopped.\n",
+	        "  policy given with --policy (default: the default policy) with, for auth\n"
+	        "  tokens, the tenants of --tenants-dir (default /etc/sealvault/tenants.d).\n"
+	        "  Needs the vault stopped.\n",
 	        ADMIN_PROG);
 }
 
@@ -71,6 +74,7 @@ static int parse(int argc, char **argv, struct attest_args *a)
 	    {"ima-log", required_argument, NULL, 'I'},
 	    {"bindir", required_argument, NULL, 'B'},
 	    {"policy", required_argument, NULL, 'P'},
+	    {"tenants-dir", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -84,6 +88,7 @@ static int parse(int argc, char **argv, struct attest_args *a)
 		case 'E': a->event_log = optarg; break;
 		case 'I': a->ima_log = optarg; break;
 		case 'B': a->bindir = optarg; break;
+		case 'T': a->tenants_dir = optarg; break;
 		case 'P':
 			if (parse_policy(&a->vpol, optarg) != 0)
 				return ADMIN_EX_USAGE;
@@ -156,7 +161,11 @@ static int attest(struct tpm *tpm, const struct attest_args *a, char *why, size_
 	admin_binary_paths(a->bindir, paths);
 	for (int i = 0; i < ATTEST_NBINARIES; i++)
 		bins[i] = paths[i];
-	policy_vault_hash(&a->vpol, phash);
+	if (admin_policy_hash(&a->vpol, a->tenants_dir, phash) != 0) {
+		snprintf(why, why_len, "the tenants of the policy hash did not load");
+		r = SV_ERR_CONFIG;
+		goto out;
+	}
 	if ((r = attestsrv_open(&srv, tpm, a->dir, bins, store_secrets(st)->ake_pk, phash, why,
 	                        why_len)) != SV_OK)
 		goto out;

@@ -14,6 +14,8 @@
 
 #include "admin/admin.h"
 #include "common/audit.h"
+#include "common/recordkey.h"
+#include "enclave/store.h"
 
 #define DEFAULT_KEY_FILE "/run/sealvault/audit-id.key"
 
@@ -21,10 +23,12 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: %s audit-id [--key-file FILE] IDENTIFIER\n"
+	    "usage: %s audit-id [--key-file FILE] [--tenant NAME] IDENTIFIER\n"
 	    "  Prints the hash under which the audit trail names IDENTIFIER (SEALVAULT_ID_HASH),\n"
 	    "  computed with the audit key sealvaultd writes to FILE (its audit-key-file,\n"
-	    "  default %s; readable by root only) at every start of the vault.\n",
+	    "  default %s; readable by root only) at every start of the vault.\n"
+	    "  With --tenant (auth = tokens): the user IDENTIFIER (a token's sub) of tenant "
+	    "NAME.\n",
 	    ADMIN_PROG, DEFAULT_KEY_FILE);
 }
 
@@ -64,16 +68,19 @@ int admin_audit_id_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"key-file", required_argument, NULL, 'k'},
+	    {"tenant", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *path = DEFAULT_KEY_FILE;
-	uint8_t key[AUDIT_KEY_LEN], h[AUDIT_ID_HASH_LEN];
+	const char *path = DEFAULT_KEY_FILE, *tenant = NULL;
+	uint8_t key[AUDIT_KEY_LEN], h[AUDIT_ID_HASH_LEN], rec[STORE_ID_MAX];
+	size_t rec_len;
 	char out[2 * AUDIT_ID_HASH_LEN + 1];
 	int c, other = 0;
 	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
 		switch (c) {
 		case 'k': path = optarg; break;
+		case 'T': tenant = optarg; break;
 		case 'h': usage(stdout); return ADMIN_EX_OK;
 		default: usage(stderr); return ADMIN_EX_USAGE;
 		}
@@ -84,9 +91,28 @@ int admin_audit_id_main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot initialise libsodium\n", ADMIN_PROG);
 		return ADMIN_EX_FAIL;
 	}
+	/* in tokens mode the vault's records (and so its audit records) are keyed by tenant and sub
+	 */
+	const char *id = argv[optind];
+	if (tenant == NULL) {
+		rec_len = strlen(id);
+		if (rec_len > STORE_ID_MAX) {
+			fprintf(stderr, "%s: audit-id: the identifier is over %d bytes\n",
+			        ADMIN_PROG, STORE_ID_MAX);
+			return ADMIN_EX_USAGE;
+		}
+		memcpy(rec, id, rec_len);
+	} else if (*tenant == '\0' || record_key_tenant(tenant, (const uint8_t *)id, strlen(id),
+	                                                rec, sizeof(rec), &rec_len) != 0) {
+		fprintf(stderr,
+		        "%s: audit-id: tenant name and identifier together may have at most %d "
+		        "bytes\n",
+		        ADMIN_PROG, STORE_ID_MAX - 2);
+		return ADMIN_EX_USAGE;
+	}
 	if (read_key(path, key) != 0)
 		return ADMIN_EX_FAIL;
-	audit_id_hash(h, key, (const uint8_t *)argv[optind], strlen(argv[optind]));
+	audit_id_hash(h, key, rec, rec_len);
 	sodium_memzero(key, sizeof(key));
 	printf("%s\n", sodium_bin2hex(out, sizeof(out), h, sizeof(h)));
 	return ADMIN_EX_OK;

@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "common/config.h"
 #include "enclave/attest.h"
+#include "enclave/tenant.h"
 #include "enclave/tpm.h"
 #include "policy/vault.h"
 
@@ -32,13 +33,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: sealvault-admin expect [--config FILE] [--policy KEY=VALUE]...\n"
+	        "       [--tenants-dir DIR]\n"
 	        "       [--bindir DIR] [--boot-pcrs LIST] [--boot-pcrs-from-tpm TCTI]\n"
 	        "       [--ima-allow FILE]... [--tpm-ca FILE]... [--server-public-key HEX]\n"
 	        "  Prints the expected-values file (JSON) for `sealvault verify --expect`: the\n"
 	        "  SHA-256 of sealvaultd, sealvault-enclave and sealvault-broker in --bindir\n"
 	        "  (default: next to this program in a build tree, else the installed paths),\n"
 	        "  the hash of the vault policy of --config (sealvault.conf) and --policy\n"
-	        "  (default: the built-in policy), the boot PCR selection (default 0-7) and,\n"
+	        "  (default: the built-in policy) with, when auth is tokens, the tenants of\n"
+	        "  --tenants-dir (or the config's tenants-dir; default /etc/sealvault/tenants.d),\n"
+	        "  the boot PCR selection (default 0-7) and,\n"
 	        "  with --boot-pcrs-from-tpm, their current values on that TPM. --ima-allow\n"
 	        "  lists other files allowed to run ('<sha256 hex> /path' lines), --tpm-ca adds\n"
 	        "  TPM manufacturer CA certificates (PEM), --server-public-key pins one vault.\n");
@@ -82,9 +86,37 @@ static int hash_binaries(struct client_expect *e, const char *bindir)
 	return 0;
 }
 
-/* sealvault.conf: the policy options; the daemon's other options are not part of the hash. */
+static const char *tenants_dir; /* --tenants-dir, or the config's tenants-dir */
+static char *config_tenants_dir;
+
+int admin_policy_hash(const struct sv_vault_policy *pol, const char *dir, uint8_t out[32])
+{
+	struct tenant_set set = {0};
+	uint8_t digest[TENANT_DIGEST_LEN] = {0};
+	char why[512];
+	if (pol->auth == POLICY_AUTH_TOKENS) {
+		if (dir == NULL)
+			dir = TENANT_DIR_DEFAULT;
+		if (tenant_set_load_dir(&set, dir, why, sizeof(why)) != SV_OK) {
+			fprintf(stderr, "sealvault-admin: the tenants in %s: %s\n", dir, why);
+			return -1;
+		}
+		tenant_set_digest(&set, digest);
+		tenant_set_free(&set);
+	}
+	policy_vault_hash_tenants(pol, digest, out);
+	return 0;
+}
+
+/* sealvault.conf: the policy options and tenants-dir; the daemon's other options are not part of
+ * the hash. */
 static int from_config(void *arg, const char *key, const char *value, char *why, size_t why_len)
 {
+	if (strcmp(key, "tenants-dir") == 0) {
+		free(config_tenants_dir);
+		config_tenants_dir = strdup(value);
+		return config_tenants_dir != NULL ? SV_OK : SV_ERR_NOMEM;
+	}
 	if (!policy_vault_is_option(key))
 		return SV_OK;
 	return policy_vault_set(arg, key, value, why, why_len);
@@ -145,6 +177,7 @@ static int parse(int argc, char **argv, struct client_expect *e, struct sv_vault
 	    {"ima-allow", required_argument, NULL, 'I'},
 	    {"tpm-ca", required_argument, NULL, 'C'},
 	    {"server-public-key", required_argument, NULL, 'k'},
+	    {"tenants-dir", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -157,6 +190,7 @@ static int parse(int argc, char **argv, struct client_expect *e, struct sv_vault
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': config = optarg; break;
+		case 'N': tenants_dir = optarg; break;
 		case 'B': *bindir = optarg; break;
 		case 'T': *tcti = optarg; break;
 		case 'b':
@@ -255,8 +289,10 @@ int admin_expect_main(int argc, char **argv)
 		rc = EXPECT_USAGE;
 		goto out;
 	}
-	policy_vault_hash(&pol, e.policy_hash);
 	rc = EXPECT_FAIL;
+	if (admin_policy_hash(&pol, tenants_dir != NULL ? tenants_dir : config_tenants_dir,
+	                      e.policy_hash) != 0)
+		goto out;
 	if (hash_binaries(&e, bindir) != 0 || (tcti != NULL && read_pcrs(&e, tcti) != 0))
 		goto out;
 	if (client_expect_encode(&e, &text) != SV_OK) {
@@ -270,6 +306,8 @@ int admin_expect_main(int argc, char **argv)
 	rc = EXPECT_OK;
 out:
 	free(text);
+	free(config_tenants_dir);
+	config_tenants_dir = NULL;
 	client_expect_clear(&e);
 	return rc;
 }

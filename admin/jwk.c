@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "enclave/token.h"
 
 #define D_LEN      32
 #define COORD_LEN  32
@@ -346,4 +347,68 @@ int admin_jwk_sign(const struct admin_jwk *k, const uint8_t *msg, size_t len,
 		return crypto_sign_detached(sig, NULL, msg, len, k->ed_sk) == 0 ? SV_OK
 		                                                                : SV_ERR_CRYPTO;
 	return sign_es256(k, msg, len, sig);
+}
+
+/* Appends the base64url of text to out. */
+static void append_b64(char *out, size_t out_max, const void *p, size_t n)
+{
+	size_t used = strlen(out);
+	sodium_bin2base64(out + used, out_max - used, p, n,
+	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static int add_member(struct json_object *o, const char *key, struct json_object *v)
+{
+	if (v == NULL || json_object_object_add(o, key, v) != 0) {
+		json_object_put(v);
+		return -1;
+	}
+	return 0;
+}
+
+int admin_jwk_mint(const struct admin_jwk *k, const char *tenant, const char *sub, const char *aud,
+                   const char *scope, long long now, long long ttl, char *tok, size_t tok_len,
+                   char *why, size_t why_len)
+{
+	struct json_object *h = json_object_new_object(), *c = json_object_new_object();
+	uint8_t sig[ADMIN_JWK_SIG_LEN];
+	int r = SV_ERR_NOMEM;
+	if (h == NULL || c == NULL ||
+	    add_member(h, "alg", json_object_new_string(admin_jwk_alg(k))) ||
+	    add_member(h, "kid", json_object_new_string(k->kid)) ||
+	    add_member(h, "typ", json_object_new_string("JWT")) ||
+	    add_member(c, "iss", json_object_new_string(tenant)) ||
+	    add_member(c, "sub", json_object_new_string(sub)) ||
+	    add_member(c, "aud", json_object_new_string(aud)) ||
+	    add_member(c, "iat", json_object_new_int64(now)) ||
+	    add_member(c, "exp", json_object_new_int64(now + ttl)) ||
+	    (scope != NULL && add_member(c, "scope", json_object_new_string(scope))))
+		goto out;
+	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+	const char *hs = json_object_to_json_string_ext(h, flags);
+	const char *cs = json_object_to_json_string_ext(c, flags);
+	size_t need =
+	    sodium_base64_ENCODED_LEN(strlen(hs), sodium_base64_VARIANT_URLSAFE_NO_PADDING) +
+	    sodium_base64_ENCODED_LEN(strlen(cs), sodium_base64_VARIANT_URLSAFE_NO_PADDING) +
+	    sodium_base64_ENCODED_LEN(sizeof(sig), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	if (need > tok_len) {
+		snprintf(why, why_len, "the token would be over %d bytes", TOKEN_MAX_LEN);
+		r = SV_ERR_RANGE;
+		goto out;
+	}
+	tok[0] = '\0';
+	append_b64(tok, tok_len, hs, strlen(hs));
+	strcat(tok, ".");
+	append_b64(tok, tok_len, cs, strlen(cs));
+	if ((r = admin_jwk_sign(k, (const uint8_t *)tok, strlen(tok), sig)) != SV_OK) {
+		snprintf(why, why_len, "signing failed");
+		goto out;
+	}
+	strcat(tok, ".");
+	append_b64(tok, tok_len, sig, sizeof(sig));
+	r = SV_OK;
+out:
+	json_object_put(h);
+	json_object_put(c);
+	return r;
 }

@@ -44,6 +44,13 @@ char *admin_jwk_public_jwks(const struct admin_jwk *k);
 int admin_jwk_sign(const struct admin_jwk *k, const uint8_t *msg, size_t len,
                    uint8_t sig[static ADMIN_JWK_SIG_LEN]) __attribute__((warn_unused_result));
 
+/* A compact JWS access token (docs/tokens.md) signed with k: header alg, kid, typ JWT; claims
+ * iss tenant, sub, aud, iat now, exp now + ttl, and scope unless NULL. Into tok (tok_len
+ * bytes, NUL-terminated): SV_OK, or an SV_ERR_* and a reason in why. */
+int admin_jwk_mint(const struct admin_jwk *k, const char *tenant, const char *sub, const char *aud,
+                   const char *scope, long long now, long long ttl, char *tok, size_t tok_len,
+                   char *why, size_t why_len) __attribute__((warn_unused_result));
+
 /* "EdDSA" or "ES256". */
 const char *admin_jwk_alg(const struct admin_jwk *k);
 

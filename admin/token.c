@@ -44,70 +44,6 @@ static int parse_num(const char *s, long long lo, long long hi, long long *out)
 	return 0;
 }
 
-/* Appends the base64url of text to out. */
-static void append_b64(char *out, size_t out_max, const void *p, size_t n)
-{
-	size_t used = strlen(out);
-	sodium_bin2base64(out + used, out_max - used, p, n,
-	                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-static int add(struct json_object *o, const char *key, struct json_object *v)
-{
-	if (v == NULL || json_object_object_add(o, key, v) != 0) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static int mint(const struct admin_jwk *k, const char *tenant, const char *sub, const char *aud,
-                const char *scope, long long now, long long ttl, char *why, size_t why_len)
-{
-	static char tok[TOKEN_MAX_LEN + 1];
-	struct json_object *h = json_object_new_object(), *c = json_object_new_object();
-	uint8_t sig[ADMIN_JWK_SIG_LEN];
-	int r = SV_ERR_NOMEM;
-	if (h == NULL || c == NULL || add(h, "alg", json_object_new_string(admin_jwk_alg(k))) ||
-	    add(h, "kid", json_object_new_string(k->kid)) ||
-	    add(h, "typ", json_object_new_string("JWT")) ||
-	    add(c, "iss", json_object_new_string(tenant)) ||
-	    add(c, "sub", json_object_new_string(sub)) ||
-	    add(c, "aud", json_object_new_string(aud)) ||
-	    add(c, "iat", json_object_new_int64(now)) ||
-	    add(c, "exp", json_object_new_int64(now + ttl)) ||
-	    (scope != NULL && add(c, "scope", json_object_new_string(scope))))
-		goto out;
-	const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
-	const char *hs = json_object_to_json_string_ext(h, flags);
-	const char *cs = json_object_to_json_string_ext(c, flags);
-	size_t need =
-	    sodium_base64_ENCODED_LEN(strlen(hs), sodium_base64_VARIANT_URLSAFE_NO_PADDING) +
-	    sodium_base64_ENCODED_LEN(strlen(cs), sodium_base64_VARIANT_URLSAFE_NO_PADDING) +
-	    sodium_base64_ENCODED_LEN(sizeof(sig), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-	if (need > sizeof(tok)) {
-		snprintf(why, why_len, "the token would be over %d bytes", TOKEN_MAX_LEN);
-		r = SV_ERR_RANGE;
-		goto out;
-	}
-	tok[0] = '\0';
-	append_b64(tok, sizeof(tok), hs, strlen(hs));
-	strcat(tok, ".");
-	append_b64(tok, sizeof(tok), cs, strlen(cs));
-	if ((r = admin_jwk_sign(k, (const uint8_t *)tok, strlen(tok), sig)) != SV_OK) {
-		snprintf(why, why_len, "signing failed");
-		goto out;
-	}
-	strcat(tok, ".");
-	append_b64(tok, sizeof(tok), sig, sizeof(sig));
-	printf("%s\n", tok);
-	r = fflush(stdout) == 0 ? SV_OK : SV_ERR_IO;
-out:
-	json_object_put(h);
-	json_object_put(c);
-	return r;
-}
-
 int admin_token_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -161,7 +97,13 @@ int admin_token_main(int argc, char **argv)
 	struct admin_jwk k;
 	int r = admin_jwk_read(&k, key, why, sizeof(why));
 	if (r == SV_OK) {
-		r = mint(&k, tenant, sub, aud, scope, now, ttl, why, sizeof(why));
+		static char tok[TOKEN_MAX_LEN + 1];
+		r = admin_jwk_mint(&k, tenant, sub, aud, scope, now, ttl, tok, sizeof(tok), why,
+		                   sizeof(why));
+		if (r == SV_OK) {
+			printf("%s\n", tok);
+			r = fflush(stdout) == 0 ? SV_OK : SV_ERR_IO;
+		}
 		admin_jwk_free(&k);
 	}
 	return admin_finish(r, why);

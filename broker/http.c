@@ -90,6 +90,8 @@ static int http_code(uint8_t status)
 	case SV_STATUS_CONFLICT: return 409;
 	case SV_STATUS_OUT_OF_ORDER: return 409;
 	case SV_STATUS_BUSY: return 503;
+	case SV_STATUS_UNAUTHORIZED: return 401;
+	case SV_STATUS_FORBIDDEN: return 403;
 	case SV_STATUS_TOO_MANY: return 429;
 	default: return 500;
 	}
@@ -100,6 +102,7 @@ static const char *reason(int code)
 	switch (code) {
 	case 200: return "OK";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -237,6 +240,23 @@ out:
 	return r;
 }
 
+/* WWW-Authenticate of a refused access token (RFC 6750 §3): error="invalid_token" (401) or
+ * "insufficient_scope" (403), and the enclave's reason as error_description, a quoted string of
+ * printable ASCII without '"' or '\\' (RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E). */
+static int bearer_challenge(struct evhttp_request *req, int scope, const uint8_t *why, size_t len)
+{
+	char v[320];
+	int n = snprintf(v, sizeof(v), "Bearer error=\"%s\", error_description=\"",
+	                 scope ? "insufficient_scope" : "invalid_token");
+	size_t o = n > 0 ? (size_t)n : 0;
+	for (size_t i = 0; i < len && o + 2 < sizeof(v); i++)
+		if (why[i] >= 0x20 && why[i] <= 0x7e && why[i] != '"' && why[i] != '\\')
+			v[o++] = (char)why[i];
+	v[o++] = '"';
+	v[o] = '\0';
+	return evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", v);
+}
+
 static void on_reply(void *arg, const uint8_t *reply, size_t len)
 {
 	struct pending *p = arg;
@@ -294,6 +314,11 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 		else
 			code = 503;
 	}
+	if (!bad && (reply[0] == SV_STATUS_UNAUTHORIZED || reply[0] == SV_STATUS_FORBIDDEN) &&
+	    (p->route->flags & MSG_F_TOKEN)) {
+		ctype = "text/plain; charset=utf-8";
+		bad = bearer_challenge(p->req, reply[0] == SV_STATUS_FORBIDDEN, body, blen) != 0;
+	}
 	if (!bad && blen > 0 && p->route->type != SV_MSG_HEALTH)
 		bad = evbuffer_add(b, body, blen) != 0;
 	if (bad) {
@@ -346,6 +371,57 @@ static int nonce_of(const struct evhttp_uri *uri, uint8_t out[static NONCE_MAX])
 out:
 	evhttp_clear_headers(&params);
 	return r;
+}
+
+/* The access token of "Authorization: Bearer <token>" (RFC 6750 §2.1) into *tok, or NULL when
+ * the request has no Authorization header. The broker only copies it: bounded, one header, the
+ * b64token syntax (which a JWS in compact form satisfies); the enclave verifies it. -1 and a
+ * reason for anything else (answered 401 here, as a shortcut; the enclave does not rely on it). */
+static int bearer_token(struct evhttp_request *req, const char **tok, size_t *len, const char **why)
+{
+	static const char b64token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                               "0123456789-._~+/";
+	struct evkeyvalq *hd = evhttp_request_get_input_headers(req);
+	const struct evkeyval *kv;
+	const char *v = NULL;
+	int n = 0;
+	*tok = NULL;
+	*len = 0;
+	TAILQ_FOREACH(kv, hd, next)
+	if (strcasecmp(kv->key, "Authorization") == 0) {
+		v = kv->value;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (n > 1) {
+		*why = "more than one Authorization header";
+		return -1;
+	}
+	if (strncasecmp(v, "Bearer ", 7) != 0) {
+		*why = "the Authorization header is not \"Bearer <token>\"";
+		return -1;
+	}
+	v += 7;
+	while (*v == ' ')
+		v++;
+	size_t k = strspn(v, b64token);
+	while (v[k] == '=')
+		k++;
+	size_t end = k;
+	while (v[end] == ' ' || v[end] == '\t')
+		end++;
+	if (k == 0 || v[end] != '\0') {
+		*why = "the bearer token is empty or has characters a token cannot have";
+		return -1;
+	}
+	if (k > MSG_TOKEN_MAX) {
+		*why = "the bearer token is longer than this vault accepts";
+		return -1;
+	}
+	*tok = v;
+	*len = k;
+	return 0;
 }
 
 /* Whether a listener answers a route: the public port every row but the MSG_F_PRIVATE ones
@@ -420,6 +496,30 @@ static void on_request(struct evhttp_request *req, void *arg)
 		if (len > SV_FRAME_MAX) {
 			answer_text(h, req, rt->ep, start, 413, "request body too large\n");
 			return;
+		}
+		if (rt->flags & MSG_F_TOKEN) {
+			/* the token goes in front of the body: u16 length, token (common/msg.h) */
+			const char *tok = NULL, *why = NULL;
+			size_t tl = 0;
+			uint8_t pfx[2];
+			if (bearer_token(req, &tok, &tl, &why) != 0) {
+				char text[160];
+				snprintf(text, sizeof(text), "%s\n", why);
+				(void)bearer_challenge(req, 0, (const uint8_t *)why, strlen(why));
+				answer_text(h, req, rt->ep, start, 401, text);
+				return;
+			}
+			if (len + 2 + tl > SV_FRAME_MAX) {
+				answer_text(h, req, rt->ep, start, 413, "request body too large\n");
+				return;
+			}
+			msg_token_prefix(pfx, tl);
+			if ((tl > 0 && evbuffer_prepend(in, tok, tl) != 0) ||
+			    evbuffer_prepend(in, pfx, sizeof(pfx)) != 0) {
+				answer_text(h, req, rt->ep, start, 500, "out of memory\n");
+				return;
+			}
+			len += 2 + tl;
 		}
 		payload = len > 0 ? evbuffer_pullup(in, -1) : NULL;
 		if (len > 0 && payload == NULL) {

@@ -1,6 +1,6 @@
 # client/: libsealvault (shared library with a versioned soname, plus a static archive the CLI
 # and the tests link) and the `sealvault` CLI; the end-to-end test and `make demo`.
-CLIENT_VERSION := 0.2.0
+CLIENT_VERSION := 0.3.0
 CLIENT_SONAME  := libsealvault.so.0
 CLIENT_SO      := $(B)/libsealvault.so.$(CLIENT_VERSION)
 CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu

@@ -4,7 +4,9 @@
  * Passwords come from a prompt without echo, a file, or stdin (--password-file -); never from the
  * command line. Exit codes: 0 success, 2 wrong password or unknown user (attempts left on stderr
  * when the server says), 3 locked out (the record was destroyed), 4 the server failed
- * attestation (`verify`, or --expect on the other commands), 1 anything else.
+ * attestation (`verify`, or --expect on the other commands), 5 the vault refused the access
+ * token (--token FILE; docs/tokens.md), 1 anything else. The token, like a password, is read
+ * from a file or stdin, never taken from the command line.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +26,11 @@
 #define EXIT_WRONG      2
 #define EXIT_LOCKED     3
 #define EXIT_UNVERIFIED 4
-/* 5 is the refused access token's (issue 13) */
-#define EXIT_RETRY   6 /* busy or over a rate limit: nothing was charged, retry later */
-#define EVIDENCE_MAX (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
-#define NONCE_MIN    8
-#define NONCE_MAX    64
+#define EXIT_TOKEN      5 /* the vault refused the access token (401/403) */
+#define EXIT_RETRY      6 /* busy or over a rate limit: nothing was charged, retry later */
+#define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
+#define NONCE_MIN       8
+#define NONCE_MAX       64
 
 struct opts {
 	const char *cmd;
@@ -44,6 +46,7 @@ struct opts {
 	const char *tpm_ca;
 	const char *evidence;
 	const char *nonce;
+	const char *token_file;
 	int generate_code;
 	int verbose;
 	long max_attempts;
@@ -80,6 +83,8 @@ static void usage(FILE *f)
 	    "  sealvault change-password --server URL --cacert FILE --user ID\n"
 	    "            [--password-file FILE] [--new-password-file FILE | --generate-code]\n"
 	    "            [--max-attempts N]\n"
+	    "            (register, recover, delete, change-password: --token FILE, the access\n"
+	    "            token from the provider; - reads it from stdin, before a password)\n"
 	    "  sealvault verify   --server URL --cacert FILE --expect FILE [--tpm-ca FILE]\n"
 	    "            [--evidence FILE --nonce HEX]\n"
 	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS,\n"
@@ -89,7 +94,7 @@ static void usage(FILE *f)
 	    "Without --password-file the password is read from the terminal without echo;\n"
 	    "'-' reads it from stdin (first line). Passwords are never taken from arguments.\n"
 	    "Exit: 0 ok, 2 wrong password or unknown user, 3 locked out, 4 verification failed,\n"
-	    "1 other error.\n"
+	    "5 the vault refused the access token, 1 other error.\n"
 	    "See sealvault(1).\n");
 }
 
@@ -138,6 +143,49 @@ static int read_line(FILE *f, struct secret *s, const char *what)
 		return -1;
 	}
 	return 0;
+}
+
+/* The access token of --token FILE ('-': the first line of stdin): one line of at most
+ * SV_TOKEN_MAX_LEN characters, surrounding blanks dropped, as a NUL-terminated string in s. */
+static int read_token(const char *path, struct secret *s)
+{
+	int in = strcmp(path, "-") == 0;
+	FILE *f = in ? stdin : fopen(path, "re");
+	int c, r = -1;
+	if (f == NULL) {
+		fprintf(stderr, "sealvault: cannot open token file %s: %s\n", path,
+		        strerror(errno));
+		return -1;
+	}
+	setvbuf(f, NULL, _IONBF, 0); /* a password on the next line of stdin stays unread */
+	s->len = 0;
+	if ((s->p = sodium_malloc(SV_TOKEN_MAX_LEN + 1)) == NULL) {
+		fprintf(stderr, "sealvault: out of memory\n");
+		goto out;
+	}
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == ' ' || c == '\t' || c == '\r')
+			continue;
+		if (s->len == SV_TOKEN_MAX_LEN) {
+			fprintf(stderr, "sealvault: the token in %s is longer than %d characters\n",
+			        in ? "stdin" : path, SV_TOKEN_MAX_LEN);
+			goto out;
+		}
+		s->p[s->len++] = (uint8_t)c;
+	}
+	s->p[s->len] = '\0';
+	if (ferror(f) || s->len == 0) {
+		fprintf(stderr, "sealvault: %s holds no access token; put it on the first line\n",
+		        in ? "stdin" : path);
+		goto out;
+	}
+	r = 0;
+out:
+	if (!in)
+		fclose(f);
+	if (r != 0)
+		secret_free(s);
+	return r;
 }
 
 static int read_password_file(const char *path, struct secret *s)
@@ -340,6 +388,10 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 		        "sealvault: nothing was sent to this vault; do not use it until its "
 		        "provider explains the failed check\n");
 		return EXIT_UNVERIFIED;
+	case SV_RESULT_TOKEN_REFUSED:
+		/* "the vault refused the access token: <the server's reason>" */
+		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		return EXIT_TOKEN;
 	case SV_RESULT_BUSY:
 		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 		fprintf(stderr, "sealvault: nothing was charged; try again later\n");
@@ -372,7 +424,8 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_EVIDENCE,
 		O_NONCE,
 		O_VERBOSE,
-		O_VERSION
+		O_VERSION,
+		O_TOKEN
 	};
 	static const struct option longopts[] = {
 	    {"server", required_argument, NULL, O_SERVER},
@@ -393,6 +446,7 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"evidence", required_argument, NULL, O_EVIDENCE},
 	    {"nonce", required_argument, NULL, O_NONCE},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
+	    {"token", required_argument, NULL, O_TOKEN},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -437,6 +491,7 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_TPMCA: o->tpm_ca = optarg; break;
 		case O_EVIDENCE: o->evidence = optarg; break;
 		case O_NONCE: o->nonce = optarg; break;
+		case O_TOKEN: o->token_file = optarg; break;
 		case O_MAX:
 			if (parse_num("--max-attempts", optarg, 1, SV_MAX_ATTEMPTS_MAX,
 			              &o->max_attempts) != 0)
@@ -490,6 +545,10 @@ static int parse(int argc, char **argv, struct opts *o)
 	}
 	if (!verify && (o->evidence != NULL || o->nonce != NULL)) {
 		fprintf(stderr, "sealvault: --evidence and --nonce are options of verify only\n");
+		return -1;
+	}
+	if (verify && o->token_file != NULL) {
+		fprintf(stderr, "sealvault: verify sends no vault request: drop --token\n");
 		return -1;
 	}
 	if (o->tpm_ca != NULL && o->expect == NULL) {
@@ -611,7 +670,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = {0};
 	struct sv_ctx *ctx = NULL;
-	struct secret pw = {0}, newpw = {0}, sec = {0};
+	struct secret pw = {0}, newpw = {0}, sec = {0}, tok = {0};
 	char code[SV_CODE_LEN + 1] = "";
 	uint8_t *out = NULL;
 	size_t out_len = 0;
@@ -627,14 +686,19 @@ int main(int argc, char **argv)
 		return 1;
 	if (setup(&o, &ctx) != 0)
 		goto out;
+	/* the token first: with --token - and --password-file -, its line comes first on stdin */
+	if (o.token_file != NULL && read_token(o.token_file, &tok) != 0)
+		goto out;
+	/* NULL: no token (a vault with auth = open); a refusal still exits 5 */
+	const char *token = (const char *)tok.p;
 	if (strcmp(o.cmd, "verify") == 0) {
 		rc = cmd_verify(&o, ctx);
 	} else if (strcmp(o.cmd, "register") == 0) {
 		if (read_secret_file(o.secret_file, &sec) != 0 ||
 		    get_new_password(&o, o.password_file, &pw, code) != 0)
 			goto out;
-		res = sv_register(ctx, o.user, pw.p, pw.len, sec.p, sec.len,
-		                  (unsigned)o.max_attempts);
+		res = sv_register_token(ctx, token, o.user, pw.p, pw.len, sec.p, sec.len,
+		                        (unsigned)o.max_attempts);
 		rc = report(ctx, res, -1, o.verbose);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: registered '%s'\n", o.user);
@@ -644,14 +708,15 @@ int main(int argc, char **argv)
 	} else if (strcmp(o.cmd, "recover") == 0) {
 		if (get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
-		res = sv_recover(ctx, o.user, pw.p, pw.len, &out, &out_len, &attempts_left);
+		res = sv_recover_token(ctx, token, o.user, pw.p, pw.len, &out, &out_len,
+		                       &attempts_left);
 		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0 && write_out(o.out, out, out_len) != 0)
 			rc = 1;
 	} else if (strcmp(o.cmd, "delete") == 0) {
 		if (get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
-		res = sv_delete(ctx, o.user, pw.p, pw.len, &attempts_left);
+		res = sv_delete_token(ctx, token, o.user, pw.p, pw.len, &attempts_left);
 		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0)
 			fprintf(stderr, "sealvault: deleted '%s'\n", o.user);
@@ -659,8 +724,8 @@ int main(int argc, char **argv)
 		if (get_password(o.password_file, "Current password: ", &pw) != 0 ||
 		    get_new_password(&o, o.new_password_file, &newpw, code) != 0)
 			goto out;
-		res = sv_change_password(ctx, o.user, pw.p, pw.len, newpw.p, newpw.len,
-		                         (unsigned)o.max_attempts, &attempts_left);
+		res = sv_change_password_token(ctx, token, o.user, pw.p, pw.len, newpw.p, newpw.len,
+		                               (unsigned)o.max_attempts, &attempts_left);
 		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: changed the password of '%s'\n", o.user);
@@ -677,6 +742,7 @@ out:
 	secret_free(&pw);
 	secret_free(&newpw);
 	secret_free(&sec);
+	secret_free(&tok);
 	sv_ctx_free(ctx);
 	return rc;
 }

@@ -13,6 +13,7 @@ struct client_http {
 	struct curl_slist *headers;
 	char *base;
 	char *cacert;
+	const char *bearer; /* client_http_set_bearer, the caller's */
 	unsigned timeout_s;
 };
 
@@ -102,6 +103,11 @@ void client_http_set_timeout(struct client_http *h, unsigned seconds)
 	h->timeout_s = seconds ? seconds : 1;
 }
 
+void client_http_set_bearer(struct client_http *h, const char *token)
+{
+	h->bearer = token;
+}
+
 static int setopts(struct client_http *h, const char *url, const uint8_t *body, size_t len,
                    struct sink *sink, char *errbuf)
 {
@@ -122,6 +128,10 @@ static int setopts(struct client_http *h, const char *url, const uint8_t *body, 
 		bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
 		bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDS, (const char *)body) != CURLE_OK;
 		bad |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len) != CURLE_OK;
+		if (h->bearer != NULL) {
+			bad |= curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BEARER) != CURLE_OK;
+			bad |= curl_easy_setopt(c, CURLOPT_XOAUTH2_BEARER, h->bearer) != CURLE_OK;
+		}
 	} else {
 		bad |= curl_easy_setopt(c, CURLOPT_HTTPGET, 1L) != CURLE_OK;
 	}

@@ -21,6 +21,10 @@ void client_http_free(struct client_http *h);
 int client_http_set_cacert(struct client_http *h, const char *path)
     __attribute__((warn_unused_result));
 void client_http_set_timeout(struct client_http *h, unsigned seconds);
+/* The access token to send as "Authorization: Bearer <token>" with the following POSTs (libcurl's
+ * CURLAUTH_BEARER), or NULL for none. Only the pointer is kept: the caller keeps the token alive
+ * and clears it again when its call ends. */
+void client_http_set_bearer(struct client_http *h, const char *token);
 
 /*
  * POSTs body to base_url + path (e.g. "/v1/login/start"). On a completed exchange returns 0 with

@@ -45,6 +45,9 @@ struct sv_ctx {
 	int attested;                  /* attested_key holds the verified statement's key */
 	int info_checked;              /* GET /v1/info agreed with the context (or had no answer) */
 	uint8_t attested_key[OPAQUE_PK_LEN];
+	/* the access token of the *_token call running now (the caller's memory), or NULL */
+	const char *token;
+	int token_api; /* 1 inside a *_token call: a refused token is SV_RESULT_TOKEN_REFUSED */
 };
 
 /* SECRET: everything one operation derives; sodium_malloc'd, wiped on free. */
@@ -85,6 +88,7 @@ const char *sv_result_str(enum sv_result r)
 	case SV_RESULT_BUSY: return "server busy";
 	case SV_RESULT_ERROR: return "error";
 	case SV_RESULT_UNVERIFIED: return "attestation verification failed";
+	case SV_RESULT_TOKEN_REFUSED: return "the vault refused the access token";
 	}
 	return "unknown result";
 }
@@ -504,8 +508,11 @@ static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *wh
 {
 	char text[300];
 	long status = 0;
+	/* every vault request carries the access token (docs/tokens.md); nothing else does */
+	client_http_set_bearer(ctx->http, ctx->token);
 	int r = client_http_post(ctx->http, msg_path(type), ctx->req.data, ctx->req.len, &status,
 	                         &ctx->rep, ctx->err, sizeof(ctx->err));
+	client_http_set_bearer(ctx->http, NULL);
 	if (r != 0) {
 		size_t n = strlen(ctx->err);
 		snprintf(ctx->err + n, sizeof(ctx->err) - n,
@@ -513,6 +520,12 @@ static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *wh
 		return SV_RESULT_ERROR;
 	}
 	uint8_t left;
+	/* 401, or a 403 whose body is a reason rather than the one byte of attempts left: the
+	 * vault refused the access token (RFC 6750; the body is its error_description) */
+	if (status == 401 || (status == 403 && sv_buf_remaining(&ctx->rep) > 1))
+		return fail(ctx, ctx->token_api ? SV_RESULT_TOKEN_REFUSED : SV_RESULT_ERROR,
+		            "the vault refused the access token: %s",
+		            reply_text(ctx, text, sizeof(text)));
 	switch (status) {
 	case 200: return SV_RESULT_OK;
 	case 403:
@@ -924,6 +937,87 @@ out:
 	ctx->op_depth--;
 	ctx->attested = 0;
 	return res;
+}
+
+/* ---- the same operations with an access token (since 0.3.0) ---- */
+
+/* Checks the token's form (what the broker would refuse anyway) and lends it to ctx for one
+ * call (NULL: no token, but a refusal is still SV_RESULT_TOKEN_REFUSED): SV_RESULT_OK, or
+ * SV_RESULT_ERROR with a message. */
+static enum sv_result token_begin(struct sv_ctx *ctx, const char *token)
+{
+	static const char b64token[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	                               "0123456789-._~+/=";
+	ctx->err[0] = '\0';
+	size_t n = token != NULL ? strlen(token) : 0;
+	if (token != NULL && n == 0)
+		return fail(ctx, SV_RESULT_ERROR, "the access token is empty");
+	if (n > SV_TOKEN_MAX_LEN || strspn(token != NULL ? token : "", b64token) != n)
+		return fail(ctx, SV_RESULT_ERROR,
+		            "the access token is not a JWT (at most %d characters of base64url and "
+		            "'.')",
+		            SV_TOKEN_MAX_LEN);
+	ctx->token = token;
+	ctx->token_api = 1;
+	return SV_RESULT_OK;
+}
+
+static enum sv_result token_end(struct sv_ctx *ctx, enum sv_result res)
+{
+	ctx->token = NULL;
+	ctx->token_api = 0;
+	return res;
+}
+
+enum sv_result sv_register_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                 const uint8_t *password, size_t password_len,
+                                 const uint8_t *secret, size_t secret_len, unsigned max_attempts)
+{
+	enum sv_result res = token_begin(ctx, token);
+	if (res != SV_RESULT_OK)
+		return res;
+	return token_end(
+	    ctx, sv_register(ctx, user, password, password_len, secret, secret_len, max_attempts));
+}
+
+enum sv_result sv_recover_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                const uint8_t *password, size_t password_len, uint8_t **secret,
+                                size_t *secret_len, int *attempts_left)
+{
+	*secret = NULL;
+	*secret_len = 0;
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	enum sv_result res = token_begin(ctx, token);
+	if (res != SV_RESULT_OK)
+		return res;
+	return token_end(
+	    ctx, sv_recover(ctx, user, password, password_len, secret, secret_len, attempts_left));
+}
+
+enum sv_result sv_delete_token(struct sv_ctx *ctx, const char *token, const char *user,
+                               const uint8_t *password, size_t password_len, int *attempts_left)
+{
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	enum sv_result res = token_begin(ctx, token);
+	if (res != SV_RESULT_OK)
+		return res;
+	return token_end(ctx, sv_delete(ctx, user, password, password_len, attempts_left));
+}
+
+enum sv_result sv_change_password_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                        const uint8_t *old_password, size_t old_len,
+                                        const uint8_t *new_password, size_t new_len,
+                                        unsigned max_attempts, int *attempts_left)
+{
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	enum sv_result res = token_begin(ctx, token);
+	if (res != SV_RESULT_OK)
+		return res;
+	return token_end(ctx, sv_change_password(ctx, user, old_password, old_len, new_password,
+	                                         new_len, max_attempts, attempts_left));
 }
 
 int sv_generate_code(char code[SV_CODE_LEN + 1])

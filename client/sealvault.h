@@ -26,7 +26,7 @@ extern "C" {
 
 #define SV_API __attribute__((visibility("default")))
 
-#define SV_LIB_VERSION "0.2.0"
+#define SV_LIB_VERSION "0.3.0"
 /* The wire protocol version this library speaks (first byte of every request body). */
 #define SV_PROTOCOL_VERSION 1
 
@@ -35,6 +35,7 @@ extern "C" {
 #define SV_PASSWORD_MAX_LEN 1024 /* password: 1..1024 bytes */
 #define SV_SECRET_MAX_LEN   462  /* backup key: 1..462 bytes (a 512-byte sealed blob) */
 #define SV_MAX_ATTEMPTS_MAX 255  /* guess limit: 1..255, 0 = the server's default */
+#define SV_TOKEN_MAX_LEN    4096 /* access token: a JWT of at most this many characters */
 
 /* The OPAQUE context string both sides bind into the handshake; sealvaultd's default. */
 #define SV_DEFAULT_CONTEXT "sealvault-v1"
@@ -58,6 +59,10 @@ enum sv_result {
 	SV_RESULT_BUSY = 4,           /* the server is overloaded or rate-limits us; retry later */
 	SV_RESULT_ERROR = 5,          /* anything else: sv_ctx_error() explains */
 	SV_RESULT_UNVERIFIED = 6,     /* the server failed attestation; sv_ctx_failed_check() */
+	/* since 0.3.0, from the *_token functions only: the vault refused the access token (HTTP
+	 * 401 or 403 insufficient_scope); sv_ctx_error() is "the vault refused the access token:
+	 * <the server's reason>". Nothing was charged. */
+	SV_RESULT_TOKEN_REFUSED = 7,
 };
 
 struct sv_ctx;
@@ -141,6 +146,35 @@ SV_API enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user,
                                          const uint8_t *old_password, size_t old_len,
                                          const uint8_t *new_password, size_t new_len,
                                          unsigned max_attempts, int *attempts_left);
+
+/*
+ * Access tokens (since 0.3.0; docs/tokens.md). A vault that runs with `auth = tokens` acts only
+ * on requests that carry a short-lived token (a JWT) signed by one of its tenants, the provider
+ * whose account system vouches for the user: its `sub` must be user, and its scope must cover
+ * the operation (register: "register"; recover: "recover"; delete: "delete"; change-password:
+ * "recover register"; no scope claim allows all). Get one from the provider's backend for each
+ * operation. These functions are the ones above with the token (a NUL-terminated string, at most
+ * SV_TOKEN_MAX_LEN characters) sent as "Authorization: Bearer" on every vault request of the
+ * call; the library keeps no copy after it returns. A refused token is SV_RESULT_TOKEN_REFUSED
+ * and costs no guess. token NULL sends none (a vault with `auth = open`) and still reports a
+ * refusal as SV_RESULT_TOKEN_REFUSED; the functions above are the same calls for 0.2 callers,
+ * which get SV_RESULT_ERROR for a refusal.
+ */
+SV_API enum sv_result sv_register_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                        const uint8_t *password, size_t password_len,
+                                        const uint8_t *secret, size_t secret_len,
+                                        unsigned max_attempts);
+SV_API enum sv_result sv_recover_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                       const uint8_t *password, size_t password_len,
+                                       uint8_t **secret, size_t *secret_len, int *attempts_left);
+SV_API enum sv_result sv_delete_token(struct sv_ctx *ctx, const char *token, const char *user,
+                                      const uint8_t *password, size_t password_len,
+                                      int *attempts_left);
+SV_API enum sv_result sv_change_password_token(struct sv_ctx *ctx, const char *token,
+                                               const char *user, const uint8_t *old_password,
+                                               size_t old_len, const uint8_t *new_password,
+                                               size_t new_len, unsigned max_attempts,
+                                               int *attempts_left);
 
 /* Writes a fresh random recovery code (SV_CODE_LEN characters + NUL) into code: 25 symbols from
  * a 32-letter alphabet without look-alikes, in groups of 5 joined by '-'. Returns 0 or -1. */

@@ -2,6 +2,8 @@
 
 #include <stddef.h>
 
+#include "common/err.h"
+
 /* One entry per row of SV_MSG_TABLE, for the lookups below. */
 static const struct row {
 	uint16_t type;
@@ -40,4 +42,25 @@ const char *msg_endpoint(uint16_t type)
 {
 	const struct row *r = row_of(type);
 	return r != NULL ? r->endpoint : NULL;
+}
+
+int msg_token_split(const uint8_t *payload, size_t len, const uint8_t **tok, size_t *tok_len,
+                    const uint8_t **body, size_t *body_len)
+{
+	if (len < 2 || payload == NULL)
+		return SV_ERR_INVALID;
+	size_t n = ((size_t)payload[0] << 8) | payload[1];
+	if (n > MSG_TOKEN_MAX || n > len - 2)
+		return SV_ERR_INVALID;
+	*tok = payload + 2;
+	*tok_len = n;
+	*body = payload + 2 + n;
+	*body_len = len - 2 - n;
+	return SV_OK;
+}
+
+void msg_token_prefix(uint8_t out[static 2], size_t tok_len)
+{
+	out[0] = (uint8_t)(tok_len >> 8);
+	out[1] = (uint8_t)tok_len;
 }

@@ -17,6 +17,7 @@
 #ifndef SV_COMMON_MSG_H
 #define SV_COMMON_MSG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/msgtable.h"
@@ -50,10 +51,33 @@ enum sv_status {
 	SV_STATUS_OUT_OF_ORDER = 5, /* 409: unknown or expired session, replayed KE3 */
 	SV_STATUS_BUSY = 6,         /* 503: too many pending logins, NV budget exhausted */
 	SV_STATUS_INTERNAL = 7,     /* 500 */
-	/* 8..10 are taken by other work (capacity, access tokens): do not reuse them */
+	/* 8: reserved (issue 13's capacity limit, 507) */
+	/* 401 with WWW-Authenticate: Bearer error="invalid_token", error_description=<body>: no,
+	 * a malformed, expired, wrongly signed or wrongly addressed access token; nothing changed
+	 */
+	SV_STATUS_UNAUTHORIZED = 9,
+	/* 403 with WWW-Authenticate: Bearer error="insufficient_scope": the token's scope does not
+	 * cover the operation; nothing changed */
+	SV_STATUS_FORBIDDEN = 10,
 	/* 429: over the per-identifier login rate; nothing charged. Body: u32 big-endian seconds
 	 * until the identifier may start a login again (the broker's Retry-After), then a text. */
 	SV_STATUS_TOO_MANY = 11,
 };
+
+/* The access token in front of an MSG_F_TOKEN request's payload (docs/protocol.md):
+ *
+ *   u16 token length (0..MSG_TOKEN_MAX, big-endian) | token (ASCII) | the request body
+ *
+ * Length 0: the HTTP request had no Authorization header. The broker copies the token of
+ * "Authorization: Bearer <token>" and never interprets it; the enclave verifies it. */
+#define MSG_TOKEN_MAX 4096 /* bytes: enclave/token.h TOKEN_MAX_LEN */
+
+/* Splits an MSG_F_TOKEN payload into token and body (references into payload): SV_OK, or
+ * SV_ERR_INVALID for a payload shorter than its length prefix or a length over MSG_TOKEN_MAX. */
+int msg_token_split(const uint8_t *payload, size_t len, const uint8_t **tok, size_t *tok_len,
+                    const uint8_t **body, size_t *body_len) __attribute__((warn_unused_result));
+
+/* Writes the 2-byte length prefix of a token of tok_len bytes (<= MSG_TOKEN_MAX). */
+void msg_token_prefix(uint8_t out[static 2], size_t tok_len);
 
 #endif

@@ -39,7 +39,7 @@
 
 /* Flags (msg_flags() in common/msg.h). */
 #define MSG_F_REQUEST      0x01u /* a ROUTE row: the broker may send it to the enclave */
-#define MSG_F_VAULT        0x02u /* an account request for vault_handle (will need a token) */
+#define MSG_F_VAULT        0x02u /* an account request for vault_handle */
 #define MSG_F_READONLY     0x04u /* changes no vault state: answered even while the TPM throttles */
 #define MSG_F_HOUSEKEEPING 0x08u /* the broker's probes: empty payload, not rate-limited */
 #define MSG_F_CONTROL      0x10u /* restart control frame: empty payload, request id 0 */
@@ -48,19 +48,20 @@
 #define MSG_F_ADMIN        0x80u /* only on the admin pair (sealvaultd <-> enclave fd 5) */
 #define MSG_F_DRAIN        0x100u /* a drain frame on the enclave's link: common/drain.h, id 0 */
 #define MSG_F_AUDIT        0x200u /* only on the enclave's audit pair (its fd 4) to sealvaultd */
+#define MSG_F_TOKEN        0x400u /* payload = u16 token length | token | body: msg_token_split() */
 
 /* clang-format off */
 #define SV_MSG_TABLE(ROUTE, FRAME)                                                                 \
 	ROUTE(REGISTER_START,   1, POST, "/v1/register/start",         "register_start",           \
-	      vault,  MSG_F_VAULT)                                                                 \
+	      vault,  MSG_F_VAULT | MSG_F_TOKEN)                                                   \
 	ROUTE(REGISTER_FINISH,  2, POST, "/v1/register/finish",        "register_finish",          \
-	      vault,  MSG_F_VAULT)                                                                 \
+	      vault,  MSG_F_VAULT | MSG_F_TOKEN)                                                   \
 	ROUTE(LOGIN_START,      3, POST, "/v1/login/start",            "login_start",              \
-	      vault,  MSG_F_VAULT)                                                                 \
+	      vault,  MSG_F_VAULT | MSG_F_TOKEN)                                                   \
 	ROUTE(LOGIN_FINISH,     4, POST, "/v1/login/finish",           "login_finish",             \
-	      vault,  MSG_F_VAULT)                                                                 \
+	      vault,  MSG_F_VAULT | MSG_F_TOKEN)                                                   \
 	ROUTE(CHANGE_FINISH,    5, POST, "/v1/change-password/finish", "change_password_finish",   \
-	      vault,  MSG_F_VAULT)                                                                 \
+	      vault,  MSG_F_VAULT | MSG_F_TOKEN)                                                   \
 	/* payload: the nonce bytes of ?nonce=HEX */                                               \
 	ROUTE(ATTESTATION,      6, GET,  "/v1/attestation",            "attestation",              \
 	      attest, MSG_F_READONLY)                                                              \

@@ -113,6 +113,10 @@ static struct setting settings[] = {
     {"audit-key-file", TO_SELF, "/run/sealvault/audit-id.key", 0, 0, NULL},
     {"login-rate-per-id", TO_POLICY, NULL, 0, 0, NULL},
     {"login-burst-per-id", TO_POLICY, NULL, 0, 0, NULL},
+    {"auth", TO_POLICY, NULL, 0, 0, NULL},
+    {"token-max-lifetime-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"token-clock-skew-s", TO_POLICY, NULL, 0, 0, NULL},
+    {"tenants-dir", TO_ENCLAVE, NULL, 0, 0, NULL},
     {"drain-timeout-s", TO_SELF, NULL, 0, 1, NULL}, /* default: login-timeout-s */
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -25,8 +25,8 @@ FUZZ_TARGETS += journal
 FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
-VAULT_SRCS := enclave/vault.c enclave/session.c enclave/phantom.c enclave/vaultreq.c \
-	enclave/audit.c enclave/idlimit.c
+VAULT_SRCS := enclave/vault.c enclave/access.c enclave/session.c enclave/phantom.c \
+	enclave/vaultreq.c enclave/audit.c enclave/idlimit.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -34,7 +34,8 @@ $(B)/libsvvault.a: $(VAULT_OBJS)
 # Dependents first: the vault needs the state (store) and crypto archives, so it goes before them.
 UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
 # test_vault brings its own in-memory store (no TPM), so it links no state archive.
-UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a \
+	$(B)/libsvcommon.a
 UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
@@ -43,8 +44,9 @@ FUZZ_TARGETS += $(VAULT_FUZZ)
 $(foreach t,$(VAULT_FUZZ),$(eval FUZZ_SRCS_$(t) := enclave/vaultreq.c common/buf.c common/err.c))
 # The whole handler on the in-memory fake store (tests/lib/fake_store.h), with a real client.
 FUZZ_TARGETS += vault_handle
-FUZZ_SRCS_vault_handle := $(VAULT_SRCS) $(CRYPTO_SRCS) policy/vault.c common/buf.c common/err.c \
-	common/audit.c common/frame.c common/msg.c
+FUZZ_SRCS_vault_handle := $(VAULT_SRCS) enclave/tenant.c enclave/token.c $(CRYPTO_SRCS) \
+	policy/vault.c common/buf.c common/err.c common/audit.c common/frame.c common/msg.c
+FUZZ_PKGS_vault_handle := json-c openssl
 
 # --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
 # Pure modules (no file access during verification), also linked by sealvault-admin (tenant,
@@ -61,13 +63,16 @@ UT_ARCHIVES := $(B)/libsvtoken.a $(UT_ARCHIVES)
 FUZZ_TARGETS += token
 FUZZ_SRCS_token := $(TOKEN_SRCS) common/err.c
 FUZZ_PKGS_token := json-c openssl
+# tests/unit/test_access.c: the access check of a request (enclave/access.c), with tokens minted
+# by admin/jwk.c for in-test tenants.
+UT_OBJS_access := $(B)/enclave/access.o $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcommon.a
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c \
 	enclave/adminsrv.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
-ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
+ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
 	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 BINS += $(B)/sealvault-enclave
 INSTALL_LIBEXEC += $(B)/sealvault-enclave
@@ -81,7 +86,7 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
-UT_WRAP_dispatch := vault_handle vault_metrics store_get_stats tpm_get_stats
+UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_stats
 # test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
 UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a

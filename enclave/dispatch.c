@@ -176,7 +176,17 @@ void dispatch_note_throttled_replies(struct dispatch *d, size_t n)
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                         struct sv_buf *reply)
 {
-	int r = vault_handle(d->vault, f->type, f->payload, f->len, now_ms, reply);
+	const uint8_t *tok = NULL, *body = f->payload;
+	size_t tok_len = 0, body_len = f->len;
+	/* the access token in front of the body (common/msg.h); a frame too short for its prefix is
+	 * a malformed request, answered like any other */
+	if ((msg_flags(f->type) & MSG_F_TOKEN) &&
+	    msg_token_split(f->payload, f->len, &tok, &tok_len, &body, &body_len) != 0) {
+		static const char msg[] = "request: the access token's length prefix is malformed";
+		int r = sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
+		return r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
+	}
+	int r = vault_handle_token(d->vault, f->type, tok, tok_len, body, body_len, now_ms, reply);
 	if (r != 0)
 		return r;
 	/* vault_handle promises a status byte; an empty reply would be a bug, not a client error */

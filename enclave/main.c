@@ -27,6 +27,7 @@
 #include "common/frame.h"
 #include "common/info.h"
 #include "common/msg.h"
+#include "enclave/access.h"
 #include "enclave/adminsrv.h"
 #include "enclave/attestsrv.h"
 #include "enclave/audit.h"
@@ -52,7 +53,8 @@ struct options {
 	const char *context;
 	const char *daemon_bin; /* hashed into the attestation statement (build_hash) */
 	const char *broker_bin;
-	unsigned tpm_timeout_s;          /* deadline of every TPM command */
+	const char *tenants_dir; /* tenant JWK Sets (enclave/tenant.h), read in tokens mode */
+	unsigned tpm_timeout_s;  /* deadline of every TPM command */
 	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
 	int audit_link;                  /* audit records to sealvaultd on SANDBOX_AUDIT_FD */
 	struct sv_vault_policy policy;
@@ -62,6 +64,7 @@ static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
     "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N] [--audit-link]\n"
+    "       [--tenants-dir DIR]\n"
     "Started by sealvaultd(8) with the broker link on descriptor 3 and, with --audit-link, the\n"
     "audit link on descriptor 4; see sealvault-enclave(8).\n";
 
@@ -147,6 +150,7 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"restarts", required_argument, NULL, 'R'},
 	    {"tpm-timeouts", required_argument, NULL, 'O'},
 	    {"audit-link", no_argument, NULL, 'A'},
+	    {"tenants-dir", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -154,6 +158,7 @@ static void parse(int argc, char **argv, struct options *o)
 	int c;
 	memset(o, 0, sizeof(*o));
 	o->context = DEFAULT_CONTEXT;
+	o->tenants_dir = TENANT_DIR_DEFAULT;
 	o->tpm_timeout_s = TCTI_FD_TIMEOUT_DEFAULT_MS / 1000;
 	policy_vault_defaults(&o->policy);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -179,6 +184,7 @@ static void parse(int argc, char **argv, struct options *o)
 		case 'R': o->restarts = number("restarts", optarg, 0, UINT32_MAX); break;
 		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
 		case 'A': o->audit_link = 1; break;
+		case 'N': o->tenants_dir = optarg; break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -250,6 +256,47 @@ static int set_info(struct dispatch *d, const struct options *o, const uint8_t p
 	return r;
 }
 
+/* The access check (enclave/access.h), before the sandbox: in tokens mode the tenants' JWK Sets
+ * are read and their keys prepared now, and tokens must name this vault's id (GET /v1/info's
+ * vault_id) as aud. A change of tenants takes effect at the next start. */
+static struct access *access_setup(const struct options *o, const uint8_t pk[INFO_PK_LEN])
+{
+	struct tenant_set set = {0};
+	struct token_policy tp = {.max_lifetime_s = o->policy.token_max_lifetime_s,
+	                          .skew_s = o->policy.token_clock_skew_s};
+	struct access *a = NULL;
+	uint8_t id[INFO_VAULT_ID_LEN];
+	char why[512];
+	if (o->policy.auth == POLICY_AUTH_OPEN) {
+		fprintf(stderr,
+		        "sealvault-enclave: warning: auth = open: no access token is asked for, so "
+		        "anyone who knows an identifier can register it or spend its guesses; set "
+		        "auth = tokens (docs/tokens.md)\n");
+		if (access_new(&a, ACCESS_OPEN, NULL, NULL) != 0)
+			die("cannot set up the access check: out of memory");
+		return a;
+	}
+	info_vault_id(id, pk);
+	_Static_assert(2 * INFO_VAULT_ID_LEN < sizeof(tp.aud), "the vault id does not fit aud");
+	sodium_bin2hex(tp.aud, sizeof(tp.aud), id, sizeof(id));
+	if (tenant_set_load_dir(&set, o->tenants_dir, why, sizeof(why)) != 0)
+		die("refusing to serve: the tenants in %s: %s", o->tenants_dir, why);
+	size_t n = set.n;
+	if (access_new(&a, ACCESS_TOKENS, &set, &tp) != 0)
+		die("cannot set up the access check");
+	if (n == 0)
+		fprintf(stderr,
+		        "sealvault-enclave: warning: auth = tokens but %s holds no tenant: every "
+		        "vault request is refused until one is added (sealvault-admin tenant add) "
+		        "and the vault restarted\n",
+		        o->tenants_dir);
+	else
+		fprintf(stderr,
+		        "sealvault-enclave: auth = tokens, %zu tenant(s) from %s, vault id %s\n", n,
+		        o->tenants_dir, tp.aud);
+	return a;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -315,15 +362,18 @@ int main(int argc, char **argv)
 	snprintf(bbin, sizeof(bbin), "%s/sealvault-broker", self_dir);
 	const char *bins[ATTEST_NBINARIES] = {o.daemon_bin ? o.daemon_bin : dbin, "/proc/self/exe",
 	                                      o.broker_bin ? o.broker_bin : bbin};
-	uint8_t policy_hash[ATTEST_HASH_LEN];
+	uint8_t policy_hash[ATTEST_HASH_LEN], tenants[TENANT_DIGEST_LEN];
 	struct attestsrv *attest = NULL;
-	policy_vault_hash(&o.policy, policy_hash);
+	struct access *access = access_setup(&o, store_secrets(store)->ake_pk);
+	access_digest(access, tenants);
+	policy_vault_hash_tenants(&o.policy, tenants, policy_hash);
 	if (attestsrv_open(&attest, tpm, o.state_dir, bins, store_secrets(store)->ake_pk,
 	                   policy_hash, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
 	struct vault_config vc = {.context = (const uint8_t *)o.context,
 	                          .context_len = strlen(o.context),
-	                          .policy = &o.policy};
+	                          .policy = &o.policy,
+	                          .access = access};
 	int r = vault_new(&vault, store, &vc);
 	if (r == 0)
 		r = dispatch_new(&d, vault, store);
@@ -383,6 +433,7 @@ int main(int argc, char **argv)
 	dispatch_free(d);
 	attestsrv_free(attest);
 	vault_free(vault);
+	access_free(access);
 	store_close(store);
 	tpm_close(tpm);
 	return 1;

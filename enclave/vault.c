@@ -21,6 +21,7 @@
 #include "common/msg.h"
 #include "crypto/hkdf.h"
 #include "crypto/opaque.h"
+#include "enclave/access.h"
 #include "enclave/audit.h"
 #include "enclave/idlimit.h"
 #include "enclave/phantom.h"
@@ -55,6 +56,9 @@ struct vault {
 	struct phantom_table *phantoms;
 	struct idlimit *idl; /* the per-identifier login rate */
 	struct vault_counters c;
+	struct access *access; /* NULL: no check, the identifier is the key (unit tests) */
+	const uint8_t *tok;    /* the request's access token, for the duration of vault_handle */
+	size_t tok_len;
 };
 
 /* ---- replies ---- */
@@ -180,6 +184,38 @@ static int audit(uint8_t kind, const uint8_t *id, size_t id_len, unsigned left, 
 	return audit_note(&n, id, id_len);
 }
 
+/* The access check of the request being handled (enclave/access.h), for an operation that
+ * needs the scope bits all and one of any. 1: go on, with the record key of id[0..id_len) in
+ * key (or, with id NULL, after checking that the token's user owns the record key key[0..
+ * *key_len), a pending login's). 0: refused, the answer is in reply and nothing changed. */
+static int access_ok(struct vault *v, unsigned all, unsigned any, const uint8_t *id, size_t id_len,
+                     uint8_t key[static STORE_ID_MAX], size_t *key_len, const char *route,
+                     struct sv_buf *reply)
+{
+	struct access_grant g;
+	const char *why = NULL;
+	int st;
+	if (v->access == NULL) {
+		if (id != NULL) {
+			memcpy(key, id, id_len);
+			*key_len = id_len;
+		}
+		return 1;
+	}
+	st = access_verify(v->access, v->tok, v->tok_len, all, any, &g, &why);
+	if (st == SV_OK)
+		st = id != NULL ? access_key(v->access, &g, id, id_len, key, key_len, &why)
+		                : access_owns(v->access, &g, key, *key_len, &why);
+	sodium_memzero(&g, sizeof(g));
+	if (st == SV_OK)
+		return 1;
+	if (st == SV_STATUS_BAD_REQUEST)
+		(void)reply_bad(v, reply, route, why);
+	else
+		(void)reply_text(reply, (uint8_t)st, why);
+	return 0;
+}
+
 /* 0 for a usable guess limit (0 means the policy default), with *out set. */
 static int guess_limit_of(const struct vault *v, uint8_t requested, unsigned *out)
 {
@@ -225,19 +261,23 @@ static int handle_register_start(struct vault *v, const uint8_t *req, size_t len
 	struct vaultreq_register_start r;
 	struct store_user_view u;
 	uint8_t resp[OPAQUE_REGISTRATION_RESPONSE_LEN];
+	uint8_t key[STORE_ID_MAX];
+	size_t key_len = 0;
 	const char *why = NULL;
 	int err;
 
 	if (vaultreq_parse_register_start(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
-	err = store_lookup(v->store, r.id, r.id_len, &u);
+	if (!access_ok(v, TOKEN_SCOPE_REGISTER, 0, r.id, r.id_len, key, &key_len, route, reply))
+		return SV_OK;
+	err = store_lookup(v->store, key, key_len, &u);
 	if (err == 0 && !u.destroyed)
 		return reply_text(reply, SV_STATUS_CONFLICT,
 		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
-	err = opaque_server_registration_response(
-	    resp, r.request, v->key->pk, store_secrets(v->store)->oprf_seed, r.id, r.id_len);
+	err = opaque_server_registration_response(resp, r.request, v->key->pk,
+	                                          store_secrets(v->store)->oprf_seed, key, key_len);
 	if (err == SV_ERR_CRYPTO)
 		return reply_bad(v, reply, route,
 		                 "RegistrationRequest is not a valid group element");
@@ -252,33 +292,37 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 	static const char route[] = "register/finish";
 	struct vaultreq_register_finish r;
 	struct store_user_view u;
+	uint8_t key[STORE_ID_MAX];
+	size_t key_len = 0;
 	const char *why = NULL;
 	unsigned limit;
 	int err;
 
 	if (vaultreq_parse_register_finish(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
+	if (!access_ok(v, TOKEN_SCOPE_REGISTER, 0, r.id, r.id_len, key, &key_len, route, reply))
+		return SV_OK;
 	if (opaque_record_check(r.record, VAULTREQ_RECORD_LEN) != 0)
 		return reply_bad(v, reply, route,
 		                 "RegistrationRecord carries an invalid client public key");
 	if (guess_limit_of(v, r.guess_limit, &limit) != 0)
 		return reply_bad(v, reply, route,
 		                 "guess limit above this vault's maximum (see its policy)");
-	err = store_lookup(v->store, r.id, r.id_len, &u);
+	err = store_lookup(v->store, key, key_len, &u);
 	if (err == 0 && !u.destroyed)
 		return reply_text(reply, SV_STATUS_CONFLICT,
 		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
-	err = store_put_user(v->store, r.id, r.id_len, r.record, r.blob, r.blob_len, limit);
+	err = store_put_user(v->store, key, key_len, r.record, r.blob, r.blob_len, limit);
 	if (err != 0)
 		return store_status(err) >= 0
 		           ? reply_put(reply, (uint8_t)store_status(err), NULL, 0)
 		           : err;
-	if ((err = audit(AUDIT_REGISTER, r.id, r.id_len, 0, limit, 0, 0)) != 0)
+	if ((err = audit(AUDIT_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
 		return err;
-	invalidate_rescues(v, r.id, r.id_len);
-	phantom_forget(v->phantoms, r.id, r.id_len);
+	invalidate_rescues(v, key, key_len);
+	phantom_forget(v->phantoms, key, key_len);
 	v->c.registrations++;
 	return reply_put(reply, SV_STATUS_OK, NULL, 0);
 }
@@ -296,27 +340,35 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	struct session_rescue *rs = NULL;
 	uint8_t out[LOGIN_REPLY_LEN];
 	const uint8_t *record;
+	uint8_t key[STORE_ID_MAX];
+	size_t key_len = 0;
 	const char *why = NULL;
 	unsigned left, limit, used;
 	int known, err;
 
 	if (vaultreq_parse_login_start(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
-	/* The per-identifier rate, before anything is charged; the same for known and unknown
-	 * identifiers. With access tokens, the token's tenant goes in here (and sub is r.id). */
+	/* a login serves a recovery, a deletion or a password change: a token for any of them may
+	 * start one; login/finish checks the operation's own scope */
+	if (!access_ok(v, 0, TOKEN_SCOPE_RECOVER | TOKEN_SCOPE_DELETE, r.id, r.id_len, key,
+	               &key_len, route, reply))
+		return SV_OK;
+	/* The per-identifier rate, after the token (a refused token counts against no one) and
+	 * before anything is charged; the same for known and unknown identifiers. The record key
+	 * names the tenant too in tokens mode (enclave/access.h). */
 	const struct idlimit_who who = {
-	    .tenant = NULL, .tenant_len = 0, .id = r.id, .id_len = r.id_len};
+	    .tenant = NULL, .tenant_len = 0, .id = key, .id_len = key_len};
 	size_t rate_slot;
 	unsigned retry_s;
 	if (idlimit_check(v->idl, &who, now_ms, &rate_slot, &retry_s) != 0)
 		return reply_too_many(v, reply, retry_s);
 	/* The fake record is derived for every identifier, known or not, so that both take the
 	 * same time (RFC 9807 §10.9); phantom_used is looked up for both for the same reason. */
-	if ((err = opaque_fake_record_derive(v->fake_record, sec->fake_seed, r.id, r.id_len)) != 0)
+	if ((err = opaque_fake_record_derive(v->fake_record, sec->fake_seed, key, key_len)) != 0)
 		return err;
-	used = phantom_used(v->phantoms, r.id, r.id_len);
-	uint64_t phantom_at = phantom_charged_at(v->phantoms, r.id, r.id_len);
-	err = store_lookup(v->store, r.id, r.id_len, &u);
+	used = phantom_used(v->phantoms, key, key_len);
+	uint64_t phantom_at = phantom_charged_at(v->phantoms, key, key_len);
+	err = store_lookup(v->store, key, key_len, &u);
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
 	known = err == 0;
@@ -340,7 +392,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			session_close(v->sessions, s);
 		return reply_busy(v, reply);
 	}
-	err = opaque_server_ke2(out + SESSION_ID_LEN, &s->ost, r.ke1, record, r.id, r.id_len,
+	err = opaque_server_ke2(out + SESSION_ID_LEN, &s->ost, r.ke1, record, key, key_len,
 	                        sec->oprf_seed, v->key, &v->params);
 	if (err != 0) {
 		session_close(v->sessions, s);
@@ -350,8 +402,8 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	}
 	if (!known)
 		session_mark_fake(v->sessions, s);
-	s->id_len = (uint8_t)r.id_len;
-	memcpy(s->id, r.id, r.id_len);
+	s->id_len = (uint8_t)key_len;
+	memcpy(s->id, key, key_len);
 	record_hash(s->record_hash, record);
 	if (used + 1 >= limit && (err = session_rescue_attach(v->sessions, s, &rs)) != 0)
 		goto fail;
@@ -363,11 +415,11 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			rs->guess_limit = (uint8_t)u.guess_limit;
 		}
 		/* Durable before the reply leaves: the caller commits, then sends. */
-		if ((err = store_charge_guess(v->store, r.id, r.id_len, &left)) != 0)
+		if ((err = store_charge_guess(v->store, key, key_len, &left)) != 0)
 			goto fail;
-		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 1, 0)) != 0 ||
+		if ((err = audit(AUDIT_GUESS, key, key_len, left, limit, 1, 0)) != 0 ||
 		    (left == 0 &&
-		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 1, 0)) != 0))
+		     (err = audit(AUDIT_DESTROYED, key, key_len, 0, limit, 1, 0)) != 0))
 			return err;
 	} else {
 		/* The same commit path as a real charge, so that timing does not tell: a second
@@ -377,13 +429,13 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		     (err = store_require_flush(v->store)) != 0) ||
 		    (err = store_stage_noop(v->store)) != 0)
 			goto fail;
-		left = limit - phantom_charge(v->phantoms, r.id, r.id_len, now_ms);
-		phantom_set_charged_at(v->phantoms, r.id, r.id_len, store_counter(v->store) + 1);
+		left = limit - phantom_charge(v->phantoms, key, key_len, now_ms);
+		phantom_set_charged_at(v->phantoms, key, key_len, store_counter(v->store) + 1);
 		/* recorded as a real guess is (and its last one as a destroyed record: to clients
 		 * the unknown identifier is locked now), so that the link's timing does not tell */
-		if ((err = audit(AUDIT_GUESS, r.id, r.id_len, left, limit, 0, 0)) != 0 ||
+		if ((err = audit(AUDIT_GUESS, key, key_len, left, limit, 0, 0)) != 0 ||
 		    (left == 0 &&
-		     (err = audit(AUDIT_DESTROYED, r.id, r.id_len, 0, limit, 0, 0)) != 0))
+		     (err = audit(AUDIT_DESTROYED, key, key_len, 0, limit, 0, 0)) != 0))
 			return err;
 	}
 	if (left == 0)
@@ -485,6 +537,10 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 
 	if (vaultreq_parse_login_finish(&r, req, len, &why) != 0)
 		return reply_bad(v, reply, route, why);
+	/* the operation's scope: a password change registers a new password as well */
+	unsigned need = r.op == VAULTREQ_OP_RECOVER  ? TOKEN_SCOPE_RECOVER
+	                : r.op == VAULTREQ_OP_DELETE ? TOKEN_SCOPE_DELETE
+	                                             : TOKEN_SCOPE_RECOVER | TOKEN_SCOPE_REGISTER;
 	s = session_find(v->sessions, r.session_id, now_ms);
 	if (s == NULL && session_other_run(v->sessions, r.session_id))
 		return reply_earlier_run(v, reply, route);
@@ -492,6 +548,11 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 		return reply_out_of_order(v, reply,
 		                          "unknown, expired or finished login: start again with "
 		                          "login/start");
+	/* the token must be for the user this login began for (and cover the operation); refused,
+	 * the login stays as it was */
+	size_t sid_len = s->id_len;
+	if (!access_ok(v, need, 0, NULL, 0, s->id, &sid_len, route, reply))
+		return SV_OK;
 	/* From here the login is consumed whatever happens: one KE3 per KE2. The state's session
 	 * key is kept in s->ost for the keys derived from it. */
 	memcpy(macced, r.session_id, SESSION_ID_LEN);
@@ -585,6 +646,11 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 		return reply_out_of_order(v, reply,
 		                          "no change-password login pending for this session: "
 		                          "log in with operation 3 first");
+	/* a password change registers a new password: it needs both scopes */
+	size_t sid_len = s->id_len;
+	if (!access_ok(v, TOKEN_SCOPE_RECOVER | TOKEN_SCOPE_REGISTER, 0, NULL, 0, s->id, &sid_len,
+	               route, reply))
+		return SV_OK;
 	if (mac_check(s->ost.session_key, req, r.macced_len, r.mac) != 0) {
 		/* Not from the client that logged in (the guesses were reset at its KE3). */
 		struct store_user_view u;
@@ -650,6 +716,7 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
 		goto out;
 	v->store = store;
 	v->pol = *p;
+	v->access = cfg->access;
 	if (cfg->context_len > 0) {
 		if ((v->context = malloc(cfg->context_len)) == NULL)
 			goto out;
@@ -715,8 +782,16 @@ void vault_free(struct vault *v)
 int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
                  uint64_t now_ms, struct sv_buf *reply)
 {
+	return vault_handle_token(v, type, NULL, 0, req, req_len, now_ms, reply);
+}
+
+int vault_handle_token(struct vault *v, uint16_t type, const uint8_t *tok, size_t tok_len,
+                       const uint8_t *req, size_t req_len, uint64_t now_ms, struct sv_buf *reply)
+{
 	int err;
 
+	v->tok = tok;
+	v->tok_len = tok_len;
 	switch (type) {
 	case SV_MSG_REGISTER_START: err = handle_register_start(v, req, req_len, reply); break;
 	case SV_MSG_REGISTER_FINISH: err = handle_register_finish(v, req, req_len, reply); break;
@@ -727,6 +802,8 @@ int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_
 		break;
 	default: err = reply_bad(v, reply, "request", "not a vault request type"); break;
 	}
+	v->tok = NULL;
+	v->tok_len = 0;
 	return err;
 }
 
@@ -787,6 +864,11 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 	};
 	char line[512];
 
+	if (v->access != NULL) {
+		int err = access_metrics(v->access, out);
+		if (err != 0)
+			return err;
+	}
 	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++) {
 		int n = snprintf(line, sizeof(line),
 		                 "# HELP sealvault_vault_%s %s\n# TYPE sealvault_vault_%s %s\n"

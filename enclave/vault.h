@@ -18,11 +18,15 @@
 
 struct vault;
 struct store;
+struct access;
 
 struct vault_config {
 	const uint8_t *context; /* OPAQUE context string; may be empty (length 0) */
 	size_t context_len;
 	const struct sv_vault_policy *policy;
+	/* the access check (enclave/access.h), kept by reference; NULL: none at all, the request's
+	 * identifier is the record key (tests) */
+	struct access *access;
 };
 
 int vault_new(struct vault **out, struct store *store, const struct vault_config *cfg)
@@ -36,6 +40,13 @@ void vault_free(struct vault *v);
  * stop (internal error); then reply is undefined. */
 int vault_handle(struct vault *v, uint16_t type, const uint8_t *req, size_t req_len,
                  uint64_t now_ms, struct sv_buf *reply) __attribute__((warn_unused_result));
+
+/* vault_handle for a request that came with the access token tok[0..tok_len) (len 0: none;
+ * common/msg.h MSG_F_TOKEN). A token the access check refuses is answered
+ * SV_STATUS_UNAUTHORIZED or SV_STATUS_FORBIDDEN with the reason, and nothing changes. */
+int vault_handle_token(struct vault *v, uint16_t type, const uint8_t *tok, size_t tok_len,
+                       const uint8_t *req, size_t req_len, uint64_t now_ms, struct sv_buf *reply)
+    __attribute__((warn_unused_result));
 
 /* Drops pending logins older than the policy timeout (an expired login stays charged). */
 void vault_expire(struct vault *v, uint64_t now_ms);

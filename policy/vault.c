@@ -39,6 +39,9 @@ static const struct opt opts[] = {
     OPT("counter-scheme", counter_scheme, POLICY_COUNTER_PLAIN, POLICY_COUNTER_HYBRID),
     OPT("login-rate-per-id", login_rate_per_id, 0, 60000),
     OPT("login-burst-per-id", login_burst_per_id, 1, 1000),
+    OPT("auth", auth, POLICY_AUTH_OPEN, POLICY_AUTH_TOKENS),
+    OPT("token-max-lifetime-s", token_max_lifetime_s, 1, 86400),
+    OPT("token-clock-skew-s", token_clock_skew_s, 0, 3600),
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -68,6 +71,9 @@ void policy_vault_defaults(struct sv_vault_policy *p)
 	p->counter_scheme = POLICY_COUNTER_HYBRID;
 	p->login_rate_per_id = 5;
 	p->login_burst_per_id = 5;
+	p->auth = POLICY_AUTH_TOKENS;
+	p->token_max_lifetime_s = 600;
+	p->token_clock_skew_s = 60;
 }
 
 /* Accepts "plain" or "hybrid" for the counter scheme, otherwise a decimal number without sign or
@@ -81,6 +87,17 @@ static int parse_value(const struct opt *o, const char *value, unsigned *out)
 		}
 		if (strcmp(value, "hybrid") == 0) {
 			*out = POLICY_COUNTER_HYBRID;
+			return SV_OK;
+		}
+		return SV_ERR_INVALID;
+	}
+	if (strcmp(o->name, "auth") == 0) {
+		if (strcmp(value, "open") == 0) {
+			*out = POLICY_AUTH_OPEN;
+			return SV_OK;
+		}
+		if (strcmp(value, "tokens") == 0) {
+			*out = POLICY_AUTH_TOKENS;
 			return SV_OK;
 		}
 		return SV_ERR_INVALID;
@@ -167,5 +184,23 @@ void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32])
 		                          strlen(opts[i].name) + 1);
 		crypto_hash_sha256_update(&st, be, sizeof(be));
 	}
+	crypto_hash_sha256_final(&st, out);
+}
+
+void policy_vault_hash_tenants(const struct sv_vault_policy *p, const uint8_t tenants[32],
+                               uint8_t out[32])
+{
+	static const char tag[] = "sealvault vault policy and tenants v1";
+	uint8_t h[32];
+	crypto_hash_sha256_state st;
+	policy_vault_hash(p, h);
+	if (p->auth != POLICY_AUTH_TOKENS) {
+		memcpy(out, h, sizeof(h));
+		return;
+	}
+	crypto_hash_sha256_init(&st);
+	crypto_hash_sha256_update(&st, (const uint8_t *)tag, sizeof(tag));
+	crypto_hash_sha256_update(&st, h, sizeof(h));
+	crypto_hash_sha256_update(&st, tenants, 32);
 	crypto_hash_sha256_final(&st, out);
 }

@@ -16,6 +16,12 @@ enum policy_counter_scheme {
 	POLICY_COUNTER_HYBRID = 2,
 };
 
+/* Who may act (sealvault.conf(5) `auth`, docs/tokens.md; enclave/access.h). */
+enum policy_auth {
+	POLICY_AUTH_OPEN = 1,   /* no access token asked for: set only explicitly */
+	POLICY_AUTH_TOKENS = 2, /* a tenant-signed access token on every request; the default */
+};
+
 #define POLICY_NV_WRITES_PER_DAY_HYBRID 100 /* about 14 years at 5e5 writes of endurance */
 
 struct sv_vault_policy {
@@ -34,6 +40,9 @@ struct sv_vault_policy {
 	unsigned login_rate_per_id;      /* login/starts per minute per identifier; 0..60000, 0 = no
 	                                    limit; default 5 */
 	unsigned login_burst_per_id;     /* ... of which at most this many at once; 1..1000, 5 */
+	unsigned auth;                   /* enum policy_auth; default tokens */
+	unsigned token_max_lifetime_s;   /* exp - iat of an access token at most; 1..86400, 600 */
+	unsigned token_clock_skew_s;     /* clock skew allowed on exp, iat, nbf; 0..3600, 60 */
 };
 
 /* Fills in the documented defaults. */
@@ -49,5 +58,10 @@ int policy_vault_check(const struct sv_vault_policy *p, char *why, size_t why_le
     __attribute__((warn_unused_result));
 /* SHA-256 over a canonical encoding of the policy, for attestation statements. */
 void policy_vault_hash(const struct sv_vault_policy *p, uint8_t out[32]);
+/* The policy hash the attestation statement signs: policy_vault_hash in open mode; in tokens
+ * mode SHA-256 over a tag, that hash and the tenant set digest (enclave/tenant.h
+ * tenant_set_digest), so that a client's --expect pins which tenants may act. */
+void policy_vault_hash_tenants(const struct sv_vault_policy *p, const uint8_t tenants[32],
+                               uint8_t out[32]);
 
 #endif

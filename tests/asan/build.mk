@@ -56,8 +56,9 @@ asan-state: asan-build
 	tests/integration/vault-store.sh
 
 # Real sealvaultd, enclave, broker and CLI: end to end, hostile requests, configuration refusals,
-# attestation (producer and verifier), reloads under a short load (new TLS contexts swapped under
-# open connections), online admin (the admin socket and the enclave's admin end), and 20 clients at once for 10 s (check-load's 200 for 60 s would add a minute
+# attestation (producer and verifier), access tokens (every refusal, a forging broker), reloads
+# under a short load (new TLS contexts swapped under open connections), online admin (the admin
+# socket and the enclave's admin end), and 20 clients at once for 10 s (check-load's 200 for 60 s would add a minute
 # here).
 asan-daemon: asan-build
 	$(Q)export $(call ASAN_ENV,0) B=$(B); set -e; \
@@ -67,6 +68,7 @@ asan-daemon: asan-build
 	tests/integration/cli-args.sh; \
 	tests/integration/attest-admin.sh; \
 	tests/integration/attest.sh; \
+	tests/integration/token-auth.sh; \
 	CLIENTS=10 SECONDS_LOAD=8 tests/integration/reload.sh; \
 	tests/integration/admin-online.sh; \
 	tests/bench/bench.sh load 20 10

@@ -2,10 +2,12 @@
 # against a real vault on swtpm (process engineer).
 SV_BENCH := $(B)/sealvault-bench
 EXTRA_CFLAGS_tests_bench_sealvault-bench := $(call pc_cflags,libcurl libsodium)
-$(SV_BENCH): $(B)/tests/bench/sealvault-bench.o $(B)/libsvclient.a $(B)/libsvcrypto.a \
-		$(B)/libsvcommon.a
+# with --tenant it mints access tokens with admin/jwk.c, as `sealvault-admin token` does
+$(SV_BENCH): $(B)/tests/bench/sealvault-bench.o $(B)/admin/jwk.o $(B)/libsvtoken.a \
+		$(B)/libsvclient.a $(B)/libsvcrypto.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread $(call pc_libs,$(CLIENT_PKGS))
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ -pthread \
+		$(call pc_libs,$(CLIENT_PKGS) json-c openssl)
 BINS += $(SV_BENCH)
 BENCH_DEPS := $(SV_BENCH) $(B)/sealvaultd $(B)/sealvault-enclave $(B)/sealvault-broker \
 	$(B)/sealvault-admin

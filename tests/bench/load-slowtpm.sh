@@ -1,7 +1,8 @@
 #!/bin/bash
 # check-load-slowtpm (issue 12 acceptance): the 200-client load test of check-load (every client
 # registers a fresh user with a random secret, recovers it and compares it byte for byte, in a
-# loop) on a hybrid vault behind tests/lib/tpm-proxy.py as a slow, faulty discrete chip:
+# loop, with access tokens: auth = tokens and a token minted per request) on a hybrid vault
+# behind tests/lib/tpm-proxy.py as a slow, faulty discrete chip:
 # 3 ms per command, 40 ms per flash write (--nv-delay-on flash: an orderly increment that stays
 # in the TPM's RAM is not one), 10 % of the NV-writing commands answered with a transient code
 # (NV_RATE / RETRY / YIELDED / NV_UNAVAILABLE), and once, DROP_AT seconds in, the TPM connection
@@ -55,6 +56,8 @@ fail() {
 
 SV_INIT_ARGS=(--counter-scheme hybrid)
 sv_server_init "$T" "$B" >/dev/null
+sv_tokens_init >/dev/null # auth = tokens: the load's clients carry tokens minted per request
+[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
 tpmproxy_start "$T/px" --cmd-delay-ms 3 --nv-delay-ms 40 --nv-delay-on flash \
 	--transient-rate 0.1 --seed 12 --swtpm-state "$T/tpm"
 users=()
@@ -63,7 +66,8 @@ python3 tests/lib/supervise.py --port-file "$T/port" --restart-sec 1 --max-resta
 	"$B/sealvaultd" --state-dir "$T/state" --tpm "$TPMPROXY_TCTI" --listen-fd '{fd}' \
 	--tls-cert "$T/cert.pem" --tls-key "$T/key.pem" --context "$SV_CONTEXT" \
 	--libexec-dir "$B" --rate-limit 0 --max-conns-per-ip 0 --login-rate-per-id 0 --max-pending-logins-per-ip 0 --metrics-listen none \
-	--nv-writes-per-day 1000000 --nv-writes-burst 100000 "${users[@]}" \
+	--nv-writes-per-day 1000000 --nv-writes-burst 100000 --auth tokens \
+	--tenants-dir "$SV_TENANTS" "${users[@]}" \
 	>>"$T/sealvaultd.log" 2>&1 &
 SUP=$!
 URL=
@@ -80,8 +84,10 @@ done
 [ -n "$URL" ] || fail "the vault did not come up"
 echo "load-slowtpm: hybrid vault behind a slow, faulty chip (3 ms/command, 40 ms/flash write, 10 % transient NV errors), $clients clients for $seconds s, one dropped TPM connection at ${drop_at} s"
 
+SV_URL=$URL
 "$B/sealvault-bench" --url "$URL" --cacert "$SV_CACERT" --clients "$clients" \
-	--seconds "$seconds" --load --allow-busy >"$T/bench.out" 2>&1 &
+	--seconds "$seconds" --load --allow-busy --tenant "$SV_TENANT" --tenant-key "$SV_TENANT_KEY" \
+	--aud "$(sv_vault_id)" >"$T/bench.out" 2>&1 &
 BENCH=$!
 sleep "$drop_at"
 tpmproxy_drop_next "$TPMPROXY_CTL" 0x134

@@ -28,6 +28,11 @@
  * their users concurrently (under the hybrid counter a registration is a forced flush, which
  * concurrent ones share).
  *
+ * --tenant NAME --tenant-key FILE --aud VAULT-ID: the vault runs with auth = tokens; every request
+ * carries a token for its user, minted here per call with the tenant's private JWK
+ * (`sealvault-admin tenant keygen`, admin/jwk.c), as a provider's backend would: the server's cost
+ * of checking it is then part of the figures.
+ *
  * The clients use a cheap KSF profile (Argon2id t=1, m=8 KiB, named in the output) so that the
  * load generator's own KSF does not limit the rate; the server never runs the KSF.
  * Exit status: 0 when every request succeeded and every secret matched, 1 otherwise.
@@ -44,7 +49,10 @@
 
 #include <sodium.h>
 
+#include "admin/jwk.h"
 #include "client/sealvault.h"
+#include "common/err.h"
+#include "enclave/token.h"
 #include "crypto/ksf.h"
 #include "crypto/opaque.h"
 
@@ -60,6 +68,7 @@ struct opts {
 	int guess; /* 0, GUESS_UNKNOWN, GUESS_WRONG */
 	unsigned guess_limit;
 	int enclave_pid, broker_pid;
+	const char *tenant, *tenant_key, *aud; /* access tokens (auth = tokens), or NULL */
 };
 
 enum { GUESS_UNKNOWN = 1, GUESS_WRONG = 2 };
@@ -79,9 +88,12 @@ struct client {
 	uint64_t answered; /* --guess: wrong guesses answered with the attempts left */
 	char last_error[256];
 	char last_busy[256];
+	char token[TOKEN_MAX_LEN + 1];
 };
 
 static struct opts o;
+static struct admin_jwk tenant_key; /* --tenant-key */
+static int use_tokens;
 static struct client *clients;
 static volatile int phase_stop;
 static double pace_interval_s; /* 0: closed loop */
@@ -92,6 +104,20 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A fresh access token for user (--tenant), or NULL: no token (auth = open). */
+static const char *token_for(struct client *c, const char *user)
+{
+	char why[256];
+	if (!use_tokens)
+		return NULL;
+	if (admin_jwk_mint(&tenant_key, o.tenant, user, o.aud, NULL, (long long)time(NULL), 300,
+	                   c->token, sizeof(c->token), why, sizeof(why)) != SV_OK) {
+		fprintf(stderr, "sealvault-bench: minting a token: %s\n", why);
+		exit(1);
+	}
+	return c->token;
 }
 
 static uint64_t thread_cpu_ns(void)
@@ -148,8 +174,8 @@ static int recover_once(struct client *c)
 	size_t len = 0;
 	int left = -1;
 	uint64_t t0 = now_ns();
-	enum sv_result r =
-	    sv_recover(c->ctx, c->user, c->password, sizeof(c->password), &secret, &len, &left);
+	enum sv_result r = sv_recover_token(c->ctx, token_for(c, c->user), c->user, c->password,
+	                                    sizeof(c->password), &secret, &len, &left);
 	uint64_t t1 = now_ns();
 	if (r != SV_RESULT_OK) {
 		if (busy_ok(c, r))
@@ -172,8 +198,9 @@ static int register_fresh(struct client *c, unsigned serial)
 	         serial, r8[0], r8[1], r8[2], r8[3], r8[4], r8[5], r8[6], r8[7]);
 	randombytes_buf(c->password, sizeof(c->password));
 	randombytes_buf(c->secret, sizeof(c->secret));
-	enum sv_result r = sv_register(c->ctx, c->user, c->password, sizeof(c->password), c->secret,
-	                               sizeof(c->secret), o.guess_limit);
+	enum sv_result r =
+	    sv_register_token(c->ctx, token_for(c, c->user), c->user, c->password,
+	                      sizeof(c->password), c->secret, sizeof(c->secret), o.guess_limit);
 	if (r != SV_RESULT_OK) {
 		if (busy_ok(c, r))
 			return 1;
@@ -248,8 +275,8 @@ static void *run_guess(void *arg)
 		size_t len = 0;
 		int left = -1;
 		uint64_t t0 = now_ns();
-		enum sv_result r =
-		    sv_recover(c->ctx, user, wrong, sizeof(wrong) - 1, &secret, &len, &left);
+		enum sv_result r = sv_recover_token(c->ctx, token_for(c, user), user, wrong,
+		                                    sizeof(wrong) - 1, &secret, &len, &left);
 		uint64_t t1 = now_ns();
 		if (r == SV_RESULT_WRONG_PASSWORD) {
 			c->answered++;
@@ -510,7 +537,8 @@ static void usage(void)
 	    "usage: sealvault-bench --url URL --cacert FILE --enclave-pid PID --broker-pid PID\n"
 	    "       [--context S] [--clients N] [--seconds S] [--mark CMD] [--stop-file F]\n"
 	    "       [--no-half]\n"
-	    "       [--load [--allow-busy]] [--guess unknown|wrong [--guess-limit N]]\n");
+	    "       [--load [--allow-busy]] [--guess unknown|wrong [--guess-limit N]]\n"
+	    "       [--tenant NAME --tenant-key FILE --aud VAULT-ID]\n");
 	exit(2);
 }
 
@@ -531,6 +559,9 @@ static void parse(int argc, char **argv)
 	    {"allow-busy", no_argument, NULL, 'B'},
 	    {"guess", required_argument, NULL, 'g'},
 	    {"guess-limit", required_argument, NULL, 'L'},
+	    {"tenant", required_argument, NULL, 'T'},
+	    {"tenant-key", required_argument, NULL, 'K'},
+	    {"aud", required_argument, NULL, 'A'},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -558,13 +589,27 @@ static void parse(int argc, char **argv)
 				usage();
 			break;
 		case 'L': o.guess_limit = (unsigned)atoi(optarg); break;
+		case 'T': o.tenant = optarg; break;
+		case 'K': o.tenant_key = optarg; break;
+		case 'A': o.aud = optarg; break;
 		default: usage();
 		}
 	}
 	if (o.url == NULL || o.cacert == NULL || o.clients < 1 || o.clients > 4096 ||
 	    o.seconds <= 0 || (o.load && o.guess) ||
-	    (!o.load && !o.guess && (o.enclave_pid <= 0 || o.broker_pid <= 0)))
+	    (!o.load && !o.guess && (o.enclave_pid <= 0 || o.broker_pid <= 0)) ||
+	    (o.tenant == NULL) != (o.tenant_key == NULL) || (o.tenant == NULL) != (o.aud == NULL))
 		usage();
+	if (o.tenant != NULL) {
+		char why[256];
+		if (sodium_init() < 0 ||
+		    admin_jwk_read(&tenant_key, o.tenant_key, why, sizeof(why)) != SV_OK) {
+			fprintf(stderr, "sealvault-bench: --tenant-key %s: %s\n", o.tenant_key,
+			        why);
+			exit(2);
+		}
+		use_tokens = 1;
+	}
 }
 
 static int report_errors(const struct summary *s)

@@ -38,7 +38,8 @@ grep -q 'has no EK certificate' "$T/srv/admin-init.log" ||
 S=$T/srv/state
 
 # --- sealvault-admin attest (vault stopped) ---
-"$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" --event-log "$T/event.log" \
+"$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" --policy auth=open \
+	--event-log "$T/event.log" \
 	--ima-log "$T/nonexistent" >"$T/ev.json" 2>"$T/err" || fail "sealvault-admin attest"
 [ "$(field "$T/ev.json" nonce)" = "$NONCE" ] || fail "attest: nonce not echoed"
 [ "$(field "$T/ev.json" identity.boot_pcrs)" = "[0, 1, 2, 3, 7]" ] || fail "attest: boot_pcrs"
@@ -64,7 +65,7 @@ rc=0
 [ $rc -eq 2 ] || fail "attest without --nonce: exit $rc, expected 2"
 # another policy changes only policy_hash
 "$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" \
-	--policy max-guess-limit=11 >"$T/ev2.json" 2>"$T/err" || fail "attest --policy"
+	--policy auth=open --policy max-guess-limit=11 >"$T/ev2.json" 2>"$T/err" || fail "attest --policy"
 [ "$(field "$T/ev2.json" statement.policy_hash)" != "$(field "$T/ev.json" statement.policy_hash)" ] &&
 	[ "$(field "$T/ev2.json" statement.build_hash)" = "$(field "$T/ev.json" statement.build_hash)" ] ||
 	fail "attest --policy: policy_hash unchanged or build_hash changed"

@@ -6,6 +6,8 @@
 # Verification passes on the fresh vault; every tampering below must fail with exit 4 AND the
 # contract's check name (docs/attestation.md), not merely fail.
 #
+# (The vaults here run with auth = open, the test library's default; the tenant set in the
+# policy hash, with auth = tokens, is pinned in tests/integration/token-auth.sh.)
 # Two vaults: vault 2 (EK certified by a second private CA) lends its evidence, its quote and its
 # swtpm, and at the end gets its EK changed (TPM2_ChangeEPS); vault 1 is the one under test.
 # Irreversible steps (PCR 10 extended with an unexpected executable) come last. Everything
@@ -137,7 +139,7 @@ TCTI1=$SWTPM_TCTI
 V1=$tmp/v1
 # boot PCR values read from the TPM (nothing holds it before sealvaultd starts) and the
 # allow-list of the synthetic files; no server key pinned, no TPM CA inside (--tpm-ca gives it).
-"$ADMIN" expect --bindir "$B" --boot-pcrs-from-tpm "$TCTI1" --ima-allow "$tmp/ima-allow" \
+"$ADMIN" expect --policy auth=open --bindir "$B" --boot-pcrs-from-tpm "$TCTI1" --ima-allow "$tmp/ima-allow" \
 	>"$tmp/expect.json" 2>"$tmp/stderr" || fail "sealvault-admin expect: $(cat "$tmp/stderr")"
 python3 - "$tmp/expect.json" "$V1/replay.json" "$PWD/$B" <<-'EOF' || fail "the expected-values file is wrong"
 	import hashlib, json, sys
@@ -342,7 +344,7 @@ refused ek-chain "EK certificate from an untrusted CA"
 # The CA bundle inside the expect file (sealvault-admin expect --tpm-ca), no --tpm-ca option.
 for n in 1 2; do
 	ca=CA$n
-	"$ADMIN" expect --bindir "$B" --ima-allow "$tmp/ima-allow" --tpm-ca "${!ca}" \
+	"$ADMIN" expect --policy auth=open --bindir "$B" --ima-allow "$tmp/ima-allow" --tpm-ca "${!ca}" \
 		>"$tmp/expect-ca$n.0" 2>"$tmp/stderr" || fail "expect --tpm-ca: $(cat "$tmp/stderr")"
 	json_edit "$tmp/expect-ca$n.0" "$tmp/expect-ca$n.json" \
 		"d['boot_pcr_values'] = $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot_pcr_values"])' "$tmp/expect.json")
@@ -374,7 +376,7 @@ say "the expect file of a build with another enclave binary: ima (the IMA log sh
 mkdir "$tmp/otherbin"
 cp "$B/sealvaultd" "$B/sealvault-broker" "$B/sealvault-enclave" "$tmp/otherbin/"
 printf 'another build' >>"$tmp/otherbin/sealvault-enclave"
-"$ADMIN" expect --bindir "$tmp/otherbin" --ima-allow "$tmp/ima-allow" >"$tmp/expect-other0.json" \
+"$ADMIN" expect --policy auth=open --bindir "$tmp/otherbin" --ima-allow "$tmp/ima-allow" >"$tmp/expect-other0.json" \
 	2>"$tmp/stderr" || fail "sealvault-admin expect --bindir otherbin: $(cat "$tmp/stderr")"
 python3 - "$tmp/expect.json" "$tmp/expect-other0.json" "$tmp/expect-other.json" <<-'EOF'
 	import json, sys

@@ -1,6 +1,7 @@
 /*
  * Bad-input probe for a running sealvault (tests/integration/badinput.sh starts it): sends random,
- * truncated, oversized and mistyped bodies, requests out of order and replayed login/finish
+ * truncated, oversized and mistyped bodies, malformed Authorization headers (answered 401 by the
+ * broker), requests out of order and replayed login/finish
  * messages over real HTTPS, and checks every answer's status. Valid messages are built with the
  * project's OPAQUE code (crypto/), so every bad message has a good twin that is shown to work,
  * and the guess counter is read back to show that nothing was charged by a rejected message.
@@ -26,6 +27,7 @@ static struct opaque_params params;
 static const struct ksf_params ksf = {.type = KSF_ARGON2ID, .t = 1, .m_kib = 8};
 static int failures, checks;
 static CURL *curl;
+static struct curl_slist *extra; /* headers added to every request (bad_authorization) */
 
 struct resp {
 	long code;
@@ -62,6 +64,8 @@ static void request(const char *method, const char *path, const char *ctype, con
 	h = curl_slist_append(h, "Expect:");
 	snprintf(hdr, sizeof(hdr), "Content-Type:%s%s", ctype ? " " : "", ctype ? ctype : "");
 	h = curl_slist_append(h, hdr);
+	for (const struct curl_slist *e = extra; e != NULL; e = e->next)
+		h = curl_slist_append(h, e->data);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
 	if (strcmp(method, "POST") == 0) {
 		curl_easy_setopt(curl, CURLOPT_POST, 1L);
@@ -435,6 +439,42 @@ static void out_of_order(const char *id, const char *pw)
 	expect("login/finish after the bad ones (session intact)", &r, 200);
 }
 
+/* Malformed Authorization headers on a vault request: the broker answers 401 with a Bearer
+ * challenge (RFC 6750) and the enclave never sees them, so nothing is charged. */
+static void bad_authorization(const char *id)
+{
+	static char huge[64 + 4097];
+	uint8_t body[1 + 2 + 64 + OPAQUE_KE1_LEN];
+	size_t n = put_id(body + 1, id) + 1;
+	struct resp r;
+	body[0] = 1;
+	memset(body + n, 0, OPAQUE_KE1_LEN); /* never parsed: refused before the enclave */
+	n += OPAQUE_KE1_LEN;
+	snprintf(huge, sizeof(huge), "Authorization: Bearer ");
+	memset(huge + strlen(huge), 'a', 4097); /* one over the 4096 the vault accepts */
+	const char *const cases[][2] = {
+	    {huge, NULL},
+	    {"Authorization;", NULL}, /* curl: an empty header */
+	    {"Authorization: Bearer ", NULL},
+	    {"Authorization: Bearer caf\xc3\xa9", NULL},
+	    {"Authorization: Bearer a\x01b", NULL},
+	    {"Authorization: Basic YWxpY2U6cHc=", NULL},
+	    {"Authorization: Bearer abc", "Authorization: Bearer abc"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char what[96];
+		extra = curl_slist_append(NULL, cases[i][0]);
+		if (cases[i][1] != NULL)
+			extra = curl_slist_append(extra, cases[i][1]);
+		post("/v1/login/start", body, n, &r);
+		curl_slist_free_all(extra);
+		extra = NULL;
+		snprintf(what, sizeof(what), "malformed Authorization #%zu (%.24s)", i,
+		         cases[i][0]);
+		expect(what, &r, 401);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 4) {
@@ -457,6 +497,7 @@ int main(int argc, char **argv)
 
 	do_register(id, pw);
 	random_bodies();
+	bad_authorization(id);
 	recover_ok(id, pw, LIMIT - 1); /* nothing above charged a guess */
 	out_of_order(id, pw);
 	/* the wrong password above was charged once, then reset by the good login */

@@ -47,11 +47,11 @@ BINS += $(STATE_DRIVER) $(HYBRID_DRIVER)
 
 # --- vault semantics on the real store and swtpm (vault engineer) ---
 VAULT_STORE_DRIVER := $(B)/tests/integration/vault-store
-$(VAULT_STORE_DRIVER): $(B)/tests/integration/vault-store.o $(B)/libsvvault.a $(B)/libsvstate.a \
-		       $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
+$(VAULT_STORE_DRIVER): $(B)/tests/integration/vault-store.o $(B)/libsvvault.a $(B)/libsvtoken.a \
+		       $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a $(B)/libsvcommon.a
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ \
-		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc)
+		$(call pc_libs,libsodium openssl tss2-esys tss2-mu tss2-rc json-c)
 .PHONY: check-vault-store
 check-vault-store: $(VAULT_STORE_DRIVER) $(B)/sealvault-admin
 	$(Q)VAULT_STORE_DRIVER=$(VAULT_STORE_DRIVER) SEALVAULT_ADMIN=$(B)/sealvault-admin \
@@ -193,3 +193,10 @@ check-abuse: $(ABUSE_FLOOD) $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd 
 	     $(B)/sealvault-enclave $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/abuse.sh
 CHECK_STEPS += check-abuse
+
+# --- access tokens on the request path (issue 13): tests/integration/token-auth.sh ---
+.PHONY: check-token-auth
+check-token-auth: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		  $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/token-auth.sh
+CHECK_STEPS += check-token-auth

@@ -31,7 +31,7 @@ head -c 462 /dev/zero >"$tmp/max"
 head -c 463 /dev/zero >"$tmp/big"
 
 check 0 "usage:" "$SV" --help
-check 0 "sealvault 0.2.0" "$SV" --version
+check 0 "sealvault 0.3.0" "$SV" --version
 check 1 "exactly one command" "$SV"
 check 1 "passwords never go on the command line" "$SV" recover "${url[@]}" --user a --out x hunter2
 check 1 "unknown option '--password'" "$SV" recover "${url[@]}" --user a --password hunter2
@@ -50,6 +50,18 @@ for bad in 0 256 -1 3x ''; do
 done
 check 1 "--ksf-m must be a number from 8" "$SV" recover "${url[@]}" --user a --out x --ksf-m 7
 check 1 "--ksf-t must be a number from 1" "$SV" recover "${url[@]}" --user a --out x --ksf-t 0
+# --token FILE: a file, never the token itself; nothing is sent when it cannot be read
+check 1 "cannot open token file" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/pw" --token eyJhbGciOiJFZERTQSJ9.e30.c2ln
+check 1 "holds no access token" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/pw" --token "$tmp/empty"
+head -c 4097 /dev/zero | tr '\0' a >"$tmp/longtoken"
+check 1 "longer than 4096 characters" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/pw" --token "$tmp/longtoken"
+printf 'not#a!token\n' >"$tmp/badtoken"
+check 1 "the access token is not a JWT" "$SV" recover "${url[@]}" --user a --out x \
+	--password-file "$tmp/pw" --token "$tmp/badtoken"
+check 1 "drop --token" "$SV" verify "${url[@]}" --expect "$tmp/empty" --token "$tmp/pw"
 check 1 "cannot open password file" "$SV" recover "${url[@]}" --user a --out x \
 	--password-file "$tmp/nonexistent"
 check 1 "is empty or unreadable" "$SV" recover "${url[@]}" --user a --out x \

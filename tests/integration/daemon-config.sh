@@ -85,6 +85,7 @@ listen = 127.0.0.1:1
 tls-cert = $D/cert.pem
 tls-key = $D/key.pem
 context =
+auth = open
 rate-limit = 1000
 rate-burst = 1000
 metrics-listen = 127.0.0.1:0

@@ -6,6 +6,8 @@
 # user (exit 2), change password, delete, lock-out after the limit (exit 3) and then the secret
 # and password are nowhere: not in any file of the state directory, not in the memory of the
 # enclave or the broker (read through /proc/PID/mem as root, see scan-bytes.py).
+# The vault runs with auth = tokens: every command carries a token from `sealvault-admin token`
+# for its user (tests/lib/sealvaultd.sh sv_token), as a provider's backend would mint it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=${B:-build}
@@ -31,10 +33,18 @@ fail() {
 }
 say() { step=$((step + 1)); echo "e2e: [$step] $*"; }
 
-# sv CMD ARGS...: runs the CLI; sets rc, and err (its stderr).
+# token USER: a fresh access token for USER in $tmp/token
+token() { sv_token "$1" >"$tmp/token" || fail "sealvault-admin token for $1"; }
+# sv CMD ARGS...: runs the CLI with a token for its --user; sets rc, and err (its stderr).
 sv() {
+	local a prev=
+	for a in "$@"; do
+		[ "$prev" != --user ] || token "$a"
+		prev=$a
+	done
 	set +e
-	"$SV" "$1" --server "$SV_URL" --cacert "$SV_CACERT" "${@:2}" 2>"$tmp/stderr"
+	"$SV" "$1" --server "$SV_URL" --cacert "$SV_CACERT" --token "$tmp/token" "${@:2}" \
+		2>"$tmp/stderr"
 	rc=$?
 	set -e
 	err=$(cat "$tmp/stderr")
@@ -54,6 +64,7 @@ tr -d '\n' <"$tmp/newpw" >"$tmp/newpw.raw"
 printf 'alice' >"$tmp/id.raw"
 
 sv_server_init "$tmp/srv" "$B"
+sv_tokens_init
 sv_server_start
 
 say "register alice (limit 3)"
@@ -63,7 +74,9 @@ sv register --user alice --password-file "$tmp/wrong" --secret-file "$tmp/secret
 expect 1 "already registered"
 # TLS is verified: without the self-signed certificate as CA the CLI refuses the server.
 set +e
-"$SV" recover --server "$SV_URL" --user alice --password-file "$tmp/pw" --out "$tmp/out" 2>"$tmp/stderr"
+token alice
+"$SV" recover --server "$SV_URL" --token "$tmp/token" --user alice --password-file "$tmp/pw" \
+	--out "$tmp/out" 2>"$tmp/stderr"
 rc=$?
 set -e
 err=$(cat "$tmp/stderr")
@@ -87,7 +100,9 @@ sv_server_restart
 say "no --password-file: the CLI prompts on the terminal without echo"
 rm -f "$tmp/out"
 set +e
+token alice
 tests/integration/pty-prompt.py "$tmp/pw" "$SV" recover --server "$SV_URL" --cacert "$SV_CACERT" \
+	--token "$tmp/token" \
 	--user alice --out "$tmp/out" >"$tmp/stderr" 2>&1
 rc=$?
 set -e
@@ -195,7 +210,8 @@ sv_server_restart
 
 say "recovery code: --generate-code prints it after a successful registration; it recovers"
 set +e
-"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --user carol --generate-code \
+token carol
+"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --token "$tmp/token" --user carol --generate-code \
 	--secret-file "$tmp/secret2" >"$tmp/code" 2>"$tmp/stderr"
 rc=$?
 set -e
@@ -203,7 +219,8 @@ err=$(cat "$tmp/stderr")
 expect 0 "recovery code"
 grep -Eqx '([0-9A-HJKMNP-TV-Z]{5}-){4}[0-9A-HJKMNP-TV-Z]{5}' "$tmp/code" || fail "bad code: $(cat "$tmp/code")"
 set +e
-"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --user carol --generate-code \
+token carol
+"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" --token "$tmp/token" --user carol --generate-code \
 	--secret-file "$tmp/secret2" >"$tmp/code2" 2>"$tmp/stderr"
 rc=$?
 set -e

@@ -104,6 +104,7 @@ conf() { # conf STATE-DIR RATE-LIMIT [RATE-BURST]: the configuration file
 		max-conns-per-ip = 0
 		max-pending-logins-per-ip = 0
 		login-rate-per-id = 0
+		auth = open
 		nv-writes-per-day = 1000000
 		nv-writes-burst = 100000
 	CONF

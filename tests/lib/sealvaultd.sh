@@ -15,7 +15,16 @@
 #                          array, optional) adds sealvaultd options. The metrics listener is
 #                          the unix socket DIR/metrics.sock (SV_METRICS_SOCK), the admin
 #                          socket (sealvault-admin status/delete online) DIR/admin.sock
-#                          (SV_ADMIN_SOCK).
+#                          (SV_ADMIN_SOCK). The access check
+#                          is SV_AUTH: `open` unless set (tests that predate tokens), or
+#                          `tokens` after sv_tokens_init (the tenants in SV_TENANTS).
+#   sv_tokens_init         Tokens mode: make a tenant with `sealvault-admin tenant keygen` and
+#                          `tenant add` (name SV_TENANT, default acme; key SV_TENANT_KEY) in the
+#                          private tenants dir SV_TENANTS = DIR/tenants.d and set SV_AUTH=tokens.
+#                          Call after sv_server_init and before sv_server_start.
+#   sv_vault_id            Print the vault id (the aud of tokens) from GET /v1/info (running).
+#   sv_token SUB [ARG]...  Print a token for SUB from the tenant SV_TENANT (`sealvault-admin
+#                          token`, lifetime 300 s unless --ttl is among ARGs, e.g. --scope).
 #   sv_metrics [CURL_ARG]...  Print GET /metrics from the metrics listener (plain HTTP on
 #                          SV_METRICS_SOCK; /metrics is a 404 on the public port).
 #   sv_server_stop         Stop it and wait until it is gone: SIGTERM (a graceful drain, which
@@ -35,6 +44,8 @@
 SV_CONTEXT=${SV_CONTEXT:-sealvault-v1}
 SV_ENCLAVE_USER=${SV_ENCLAVE_USER:-nobody}
 SV_BROKER_USER=${SV_BROKER_USER:-daemon}
+SV_AUTH=${SV_AUTH:-open}
+SV_TENANT=${SV_TENANT:-acme}
 SV_PID=
 
 
@@ -81,6 +92,7 @@ sv_server_start() {
 		--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
 		--libexec-dir "$SV_B" --metrics-listen "unix:$SV_METRICS_SOCK" \
 		--admin-socket "$SV_ADMIN_SOCK" "${users[@]}" \
+		--auth "$SV_AUTH" ${SV_TENANTS:+--tenants-dir "$SV_TENANTS"} \
 		${SV_DAEMON_ARGS[@]+"${SV_DAEMON_ARGS[@]}"} \
 		>>"$SV_DIR/sealvaultd.log" 2>&1 &
 	SV_PID=$!
@@ -99,6 +111,34 @@ sv_server_start() {
 	echo "sealvaultd.sh: sealvaultd did not come up; its log ($SV_DIR/sealvaultd.log) ends:" >&2
 	tail -n 15 "$SV_DIR/sealvaultd.log" >&2
 	return 1
+}
+
+sv_tokens_init() {
+	SV_TENANTS=$SV_DIR/tenants.d
+	SV_TENANT_KEY=$SV_DIR/$SV_TENANT.jwk
+	mkdir -p "$SV_TENANTS"
+	"$SV_B/sealvault-admin" tenant keygen "$SV_TENANT" --out "$SV_TENANT_KEY" \
+		>"$SV_DIR/$SV_TENANT.jwks" 2>"$SV_DIR/tenant.log" &&
+		"$SV_B/sealvault-admin" tenant add --dir "$SV_TENANTS" "$SV_TENANT" \
+			"$SV_DIR/$SV_TENANT.jwks" >>"$SV_DIR/tenant.log" 2>&1 || {
+		echo "sealvaultd.sh: could not make the tenant $SV_TENANT:" >&2
+		cat "$SV_DIR/tenant.log" >&2
+		return 1
+	}
+	SV_AUTH=tokens
+}
+
+sv_vault_id() {
+	curl -fsS --cacert "$SV_CACERT" "$SV_URL/v1/info" |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["vault_id"])'
+}
+
+sv_token() {
+	local sub=$1
+	shift
+	: "${SV_VAULT_ID:=$(sv_vault_id)}"
+	"$SV_B/sealvault-admin" token --tenant "$SV_TENANT" --key "$SV_TENANT_KEY" --sub "$sub" \
+		--aud "$SV_VAULT_ID" "$@"
 }
 
 sv_server_stop() {

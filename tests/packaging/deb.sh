@@ -62,7 +62,9 @@ cleanup() {
 	done
 	# shellcheck disable=SC2086
 	[ -n "$installed" ] && DEBIAN_FRONTEND=noninteractive $APT purge -y -qq $installed >/dev/null 2>&1
-	# The test's own vault (we refused to start if one existed).
+	# The test's own vault (we refused to start if one existed) and its tenant.
+	rm -f /etc/sealvault/tenants.d/acme.jwks
+	rmdir /etc/sealvault/tenants.d /etc/sealvault 2>/dev/null
 	rm -rf "$STATE" "$WORK"
 	if [ $rc -eq 0 ]; then echo "check-packaging: PASS"; else echo "check-packaging: FAILED (rc $rc)" >&2; fi
 	exit $rc
@@ -110,6 +112,9 @@ fi
 	fail "$STATE is $(stat -c '%U:%G %a' "$STATE"), expected sealvault:sealvault 700"
 [ -z "$(ls -A "$STATE")" ] || fail "$STATE is not empty right after installation"
 [ -f /etc/sealvault/sealvault.conf ] || fail "/etc/sealvault/sealvault.conf is missing"
+grep -qx 'auth = tokens' /etc/sealvault/sealvault.conf ||
+	fail "the packaged sealvault.conf does not ask for access tokens (auth = tokens)"
+[ -d /etc/sealvault/tenants.d ] || fail "/etc/sealvault/tenants.d is missing"
 dpkg-query -W -f='${Conffiles}\n' sealvault | grep -q '/etc/sealvault/sealvault.conf' ||
 	fail "/etc/sealvault/sealvault.conf is not a conffile (local edits would be lost on upgrade)"
 dpkg-query -W -f='${Depends}\n' sealvault | grep -q 'tpm-udev' || fail "sealvault does not depend on tpm-udev"
@@ -282,10 +287,38 @@ for pid in "$enclave_pid" "$broker_pid"; do
 	grep -q '^Seccomp:[[:space:]]*2' "/proc/$pid/status" || fail "process $pid has no seccomp filter"
 done
 
-cli() { /usr/bin/sealvault "$@" --server "$SERVER" --cacert "$WORK/tls/cert.pem"; }
 head -c 32 /dev/urandom >"$WORK/secret"
 echo "correct horse battery staple" >"$WORK/pw"
 echo "wrong password" >"$WORK/bad"
+step "a tenant: sealvault-admin tenant keygen, then tenant add into /etc/sealvault/tenants.d"
+stop_daemon
+/usr/sbin/sealvault-admin tenant keygen acme --out "$WORK/acme.jwk" >"$WORK/acme.jwks" ||
+	fail "sealvault-admin tenant keygen failed"
+/usr/sbin/sealvault-admin tenant add acme "$WORK/acme.jwks" || fail "sealvault-admin tenant add failed"
+[ "$(stat -c %a /etc/sealvault/tenants.d/acme.jwks)" = 644 ] || fail "the tenant file is not mode 0644"
+start_daemon
+grep -q 'auth = tokens, 1 tenant(s) from /etc/sealvault/tenants.d' "$WORK/daemon.log" ||
+	fail "the enclave did not load the tenant: $(tail -5 "$WORK/daemon.log")"
+AUD=$(curl -fsS --cacert "$WORK/tls/cert.pem" "$SERVER/v1/info" |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["vault_id"])') || fail "GET /v1/info"
+# cli CMD ARGS...: the installed CLI with a fresh token (sealvault-admin token) for its --user
+cli() {
+	local a prev=
+	for a in "$@"; do
+		if [ "$prev" = --user ]; then
+			/usr/sbin/sealvault-admin token --tenant acme --key "$WORK/acme.jwk" --sub "$a" \
+				--aud "$AUD" >"$WORK/token" || fail "sealvault-admin token for $a"
+		fi
+		prev=$a
+	done
+	/usr/bin/sealvault "$@" --token "$WORK/token" --server "$SERVER" --cacert "$WORK/tls/cert.pem"
+}
+step "without a token the vault refuses and the CLI exits 5"
+rc=0
+/usr/bin/sealvault register --user mallory --password-file "$WORK/pw" --secret-file "$WORK/secret" \
+	--server "$SERVER" --cacert "$WORK/tls/cert.pem" 2>"$WORK/err" || rc=$?
+[ $rc -eq 5 ] && grep -q 'the vault refused the access token: no access token' "$WORK/err" ||
+	fail "a registration without a token: exit $rc, $(cat "$WORK/err")"
 
 step "register alice (3 attempts) and bob with the installed CLI"
 cli register --user alice --password-file "$WORK/pw" --secret-file "$WORK/secret" --max-attempts 3 ||

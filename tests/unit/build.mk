@@ -11,6 +11,6 @@ UT_ARCHIVES += $(B)/libsvcommon.a
 
 $(B)/tests/unit/test_%: $(B)/tests/unit/test_%.o $$(if $$(UT_OBJS_$$*),$$(UT_OBJS_$$*),$$(UT_ARCHIVES))
 	$(call msg,LD,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< \
-		$(if $(UT_OBJS_$*),$(UT_OBJS_$*),$(UT_ARCHIVES)) \
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--start-group \
+		$(if $(UT_OBJS_$*),$(UT_OBJS_$*),$(UT_ARCHIVES)) -Wl,--end-group \
 		$(addprefix -Wl$(comma)--wrap=,$(UT_WRAP_$*)) $(call pc_libs,$(UT_PKGS))

@@ -64,6 +64,10 @@ static struct {
 	const char *info_context; /* NULL: CONTEXT */
 	const char *info_suite;   /* NULL: INFO_SUITE */
 	int info_requests;
+	/* access tokens: the bearer set for the transport now, and on every vault POST */
+	const char *bearer;
+	int posts_with_bearer, posts_without;
+	const char *force_text; /* with force_status: the body of that answer */
 } F;
 
 /* ---- the fake transport (replaces client/http.c) ---- */
@@ -91,6 +95,11 @@ int client_http_set_cacert(struct client_http *h, const char *path)
 }
 
 void client_http_set_timeout(struct client_http *h, unsigned seconds) {}
+
+void client_http_set_bearer(struct client_http *h, const char *token)
+{
+	F.bearer = token;
+}
 
 /* GET /v1/info: this fake vault's description (F.info_* change it). */
 static int info(long *status, struct sv_buf *reply)
@@ -342,9 +351,14 @@ int client_http_post(struct client_http *h, const char *path, const uint8_t *bod
 		snprintf(err, err_len, "https://test%s: Connection refused", path);
 		return SV_ERR_IO;
 	}
+	if (F.bearer != NULL && strcmp(F.bearer, "hdr.claims.sig") == 0)
+		F.posts_with_bearer++;
+	else
+		F.posts_without++;
 	if (F.force_status) {
 		*status = F.force_status;
-		return 0;
+		return F.force_text != NULL ? sv_buf_put(reply, F.force_text, strlen(F.force_text))
+		                            : 0;
 	}
 	sv_buf_from(&in, body, len);
 	if (strcmp(path, "/v1/register/start") == 0)
@@ -411,6 +425,61 @@ static enum sv_result rec(struct sv_ctx *ctx, const char *user, const char *pw, 
 }
 
 /* ---- tests ---- */
+
+/* The *_token calls send the token on every vault request and nothing after; a 401 or a 403 with a
+ * reason is SV_RESULT_TOKEN_REFUSED with the server's reason; a token that is no JWT never leaves.
+ */
+static void test_token_calls(void **state)
+{
+	struct sv_ctx *ctx = *state;
+	uint8_t *out = NULL;
+	size_t n = 0;
+	int left = 0;
+	assert_int_equal(sv_register_token(ctx, "hdr.claims.sig", "tina", PW("pw"), SECRET, 8, 0),
+	                 SV_RESULT_OK);
+	assert_int_equal(F.posts_without, 0);
+	assert_int_equal(F.posts_with_bearer, 2);
+	assert_null(F.bearer);
+	assert_int_equal(sv_recover_token(ctx, "hdr.claims.sig", "tina", PW("pw"), &out, &n, &left),
+	                 SV_RESULT_OK);
+	assert_int_equal(F.posts_with_bearer, 4);
+	sv_secret_free(out, n);
+	/* the calls without a token send none */
+	assert_int_equal(sv_recover(ctx, "tina", PW("pw"), &out, &n, &left), SV_RESULT_OK);
+	sv_secret_free(out, n);
+	assert_int_equal(F.posts_without, 2);
+	F.force_status = 401;
+	F.force_text = "the token has expired";
+	assert_int_equal(sv_recover_token(ctx, "hdr.claims.sig", "tina", PW("pw"), &out, &n, &left),
+	                 SV_RESULT_TOKEN_REFUSED);
+	assert_string_equal(sv_ctx_error(ctx),
+	                    "the vault refused the access token: the token has expired");
+	assert_null(out);
+	assert_int_equal(left, -1);
+	F.force_status = 403;
+	F.force_text = "the token's scope does not cover this operation";
+	assert_int_equal(sv_delete_token(ctx, "hdr.claims.sig", "tina", PW("pw"), &left),
+	                 SV_RESULT_TOKEN_REFUSED);
+	assert_non_null(strstr(sv_ctx_error(ctx), "scope does not cover"));
+	/* without the token API the same answer is an error, as 0.2 callers expect */
+	assert_int_equal(sv_delete(ctx, "tina", PW("pw"), &left), SV_RESULT_ERROR);
+	F.force_status = 0;
+	F.force_text = NULL;
+	int before = F.requests;
+	assert_int_equal(sv_recover_token(ctx, "a b", "tina", PW("pw"), &out, &n, &left),
+	                 SV_RESULT_ERROR);
+	assert_int_equal(sv_recover_token(ctx, "", "tina", PW("pw"), &out, &n, &left),
+	                 SV_RESULT_ERROR);
+	assert_int_equal(F.requests, before);
+	/* NULL: no token sent, a refusal still reported as one */
+	F.force_status = 401;
+	F.force_text = "no access token";
+	assert_int_equal(sv_recover_token(ctx, NULL, "tina", PW("pw"), &out, &n, &left),
+	                 SV_RESULT_TOKEN_REFUSED);
+	assert_int_equal(F.posts_without, 4);
+	F.force_status = 0;
+	F.force_text = NULL;
+}
 
 static void test_register_recover(void **state)
 {
@@ -748,6 +817,7 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_token_calls, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_register_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_then_lockout, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_wrong_then_right, setup, teardown),

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
 
@@ -21,13 +22,16 @@ static const struct {
 	const char *path, *endpoint;
 	unsigned flags;
 } pinned[] = {
-    {SV_MSG_REGISTER_START, 1, "/v1/register/start", "register_start", MSG_F_REQUEST | MSG_F_VAULT},
+    {SV_MSG_REGISTER_START, 1, "/v1/register/start", "register_start",
+     MSG_F_REQUEST | MSG_F_VAULT | MSG_F_TOKEN},
     {SV_MSG_REGISTER_FINISH, 2, "/v1/register/finish", "register_finish",
-     MSG_F_REQUEST | MSG_F_VAULT},
-    {SV_MSG_LOGIN_START, 3, "/v1/login/start", "login_start", MSG_F_REQUEST | MSG_F_VAULT},
-    {SV_MSG_LOGIN_FINISH, 4, "/v1/login/finish", "login_finish", MSG_F_REQUEST | MSG_F_VAULT},
+     MSG_F_REQUEST | MSG_F_VAULT | MSG_F_TOKEN},
+    {SV_MSG_LOGIN_START, 3, "/v1/login/start", "login_start",
+     MSG_F_REQUEST | MSG_F_VAULT | MSG_F_TOKEN},
+    {SV_MSG_LOGIN_FINISH, 4, "/v1/login/finish", "login_finish",
+     MSG_F_REQUEST | MSG_F_VAULT | MSG_F_TOKEN},
     {SV_MSG_CHANGE_FINISH, 5, "/v1/change-password/finish", "change_password_finish",
-     MSG_F_REQUEST | MSG_F_VAULT},
+     MSG_F_REQUEST | MSG_F_VAULT | MSG_F_TOKEN},
     {SV_MSG_ATTESTATION, 6, "/v1/attestation", "attestation", MSG_F_REQUEST | MSG_F_READONLY},
     {SV_MSG_ACTIVATE, 7, "/v1/attestation/activate", "attestation_activate",
      MSG_F_REQUEST | MSG_F_READONLY},
@@ -92,7 +96,7 @@ static void test_rows_consistent(void **state)
 			assert_null(path);
 			assert_null(ep);
 			assert_int_equal(fl & (MSG_F_VAULT | MSG_F_READONLY | MSG_F_HOUSEKEEPING |
-			                       MSG_F_PRIVATE),
+			                       MSG_F_PRIVATE | MSG_F_TOKEN),
 			                 0);
 			/* a drain frame rides on the enclave's link, nowhere else */
 			assert_false((fl & MSG_F_DRAIN) && (fl & (MSG_F_CONTROL | MSG_F_RELOAD)));
@@ -108,6 +112,8 @@ static void test_rows_consistent(void **state)
 		assert_true(type < 64);
 		assert_int_equal(fl & (MSG_F_CONTROL | MSG_F_ADMIN), 0);
 		assert_false((fl & MSG_F_VAULT) && (fl & (MSG_F_READONLY | MSG_F_HOUSEKEEPING)));
+		/* every account request carries the token, and only those (issue 13) */
+		assert_int_equal(!!(fl & MSG_F_TOKEN), !!(fl & MSG_F_VAULT));
 		assert_false((fl & MSG_F_HOUSEKEEPING) && !(fl & MSG_F_READONLY));
 		/* a private route (the metrics listener only) is a read-only probe, never a
 		 * client request */
@@ -130,9 +136,40 @@ static void test_rows_consistent(void **state)
 	assert_true(n >= 10);
 }
 
+/* The token prefix of an MSG_F_TOKEN payload: lengths 0, 1, max, max+1, 0xffff; short input. */
+static void test_token_split(void **state)
+{
+	static uint8_t p[2 + MSG_TOKEN_MAX + 8];
+	const uint8_t *tok, *body;
+	size_t tl, bl;
+	memset(p, 'a', sizeof(p));
+	assert_int_equal(msg_token_split(p, 0, &tok, &tl, &body, &bl), SV_ERR_INVALID);
+	assert_int_equal(msg_token_split(p, 1, &tok, &tl, &body, &bl), SV_ERR_INVALID);
+	msg_token_prefix(p, 0);
+	assert_int_equal(msg_token_split(p, 2, &tok, &tl, &body, &bl), SV_OK);
+	assert_int_equal(tl, 0);
+	assert_int_equal(bl, 0);
+	msg_token_prefix(p, 1);
+	assert_int_equal(msg_token_split(p, 2, &tok, &tl, &body, &bl), SV_ERR_INVALID);
+	assert_int_equal(msg_token_split(p, 5, &tok, &tl, &body, &bl), SV_OK);
+	assert_int_equal(tl, 1);
+	assert_ptr_equal(tok, p + 2);
+	assert_ptr_equal(body, p + 3);
+	assert_int_equal(bl, 2);
+	msg_token_prefix(p, MSG_TOKEN_MAX);
+	assert_int_equal(msg_token_split(p, 2 + MSG_TOKEN_MAX, &tok, &tl, &body, &bl), SV_OK);
+	assert_int_equal(tl, MSG_TOKEN_MAX);
+	assert_int_equal(bl, 0);
+	msg_token_prefix(p, MSG_TOKEN_MAX + 1);
+	assert_int_equal(msg_token_split(p, sizeof(p), &tok, &tl, &body, &bl), SV_ERR_INVALID);
+	p[0] = p[1] = 0xff;
+	assert_int_equal(msg_token_split(p, sizeof(p), &tok, &tl, &body, &bl), SV_ERR_INVALID);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_token_split),
 	    cmocka_unit_test(test_pinned),
 	    cmocka_unit_test(test_rows_consistent),
 	};

@@ -48,7 +48,7 @@ static int setup_with_rate(unsigned pending_max, unsigned rate_per_id)
 	P.max_guess_limit = 20;
 	P.pending_login_max = pending_max;
 	P.login_rate_per_id = rate_per_id;
-	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL};
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	assert_int_equal(sv_buf_init(&R, 4096), 0);
 	return 0;
@@ -386,7 +386,7 @@ static void test_login_from_earlier_run(void **state)
 	struct login L;
 	assert_int_equal(register_user("finn", "right", 5, BLOB, 8), SV_STATUS_OK);
 	assert_int_equal(login("finn", "right", &L), SV_STATUS_OK);
-	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P};
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL};
 	vault_free(V);
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	size_t staged = S.staged;
@@ -1106,7 +1106,7 @@ static void test_metrics(void **state)
 static void test_vault_new_checks_key(void **state)
 {
 	struct vault *v2;
-	struct vault_config cfg = {NULL, 0, &P};
+	struct vault_config cfg = {NULL, 0, &P, NULL};
 	S.sec.ake_pk[0] ^= 1;
 	assert_int_equal(vault_new(&v2, &S, &cfg), SV_ERR_STATE);
 	assert_null(v2);
