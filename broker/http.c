@@ -88,6 +88,7 @@ static int http_code(uint8_t status)
 	case SV_STATUS_CONFLICT: return 409;
 	case SV_STATUS_OUT_OF_ORDER: return 409;
 	case SV_STATUS_BUSY: return 503;
+	case SV_STATUS_FULL: return 507;
 	default: return 500;
 	}
 }
@@ -106,6 +107,7 @@ static const char *reason(int code)
 	case 415: return "Unsupported Media Type";
 	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Internal Server Error";
 	}
 }

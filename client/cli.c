@@ -24,6 +24,7 @@
 #define EXIT_WRONG      2
 #define EXIT_LOCKED     3
 #define EXIT_UNVERIFIED 4
+#define EXIT_FULL       5                   /* register: the vault is full (HTTP 507) */
 #define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
 #define NONCE_MIN       8
 #define NONCE_MAX       64
@@ -338,6 +339,9 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 		        "sealvault: nothing was sent to this vault; do not use it until its "
 		        "provider explains the failed check\n");
 		return EXIT_UNVERIFIED;
+	case SV_RESULT_FULL:
+		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		return EXIT_FULL;
 	case SV_RESULT_EXISTS:
 	case SV_RESULT_BUSY:
 	case SV_RESULT_ERROR: break;

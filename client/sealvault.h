@@ -58,6 +58,8 @@ enum sv_result {
 	SV_RESULT_BUSY = 4,           /* the server is overloaded or rate-limits us; retry later */
 	SV_RESULT_ERROR = 5,          /* anything else: sv_ctx_error() explains */
 	SV_RESULT_UNVERIFIED = 6,     /* the server failed attestation; sv_ctx_failed_check() */
+	SV_RESULT_FULL = 7, /* register: the vault holds as many users as it may (HTTP 507);
+	                       nothing changed; another vault or a later retry may take it */
 };
 
 struct sv_ctx;

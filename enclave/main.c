@@ -28,6 +28,7 @@
 #include "common/msg.h"
 #include "enclave/attestsrv.h"
 #include "enclave/budget.h"
+#include "enclave/capacity.h"
 #include "enclave/dispatch.h"
 #include "enclave/journal.h"
 #include "enclave/sandbox.h"
@@ -51,13 +52,14 @@ struct options {
 	const char *broker_bin;
 	unsigned tpm_timeout_s;          /* deadline of every TPM command */
 	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
+	uint64_t max_users;              /* 0: derived at start (enclave/capacity.h) */
 	struct sv_vault_policy policy;
 };
 
 static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
-    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N]\n"
+    "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N] [--max-users N|auto]\n"
     "Started by sealvaultd(8) with the broker link on descriptor 3; see sealvault-enclave(8).\n";
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -141,6 +143,7 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"tpm-timeout", required_argument, NULL, 'T'},
 	    {"restarts", required_argument, NULL, 'R'},
 	    {"tpm-timeouts", required_argument, NULL, 'O'},
+	    {"max-users", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -172,6 +175,11 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case 'R': o->restarts = number("restarts", optarg, 0, UINT32_MAX); break;
 		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
+		case 'M':
+			if (capacity_parse(optarg, &o->max_users) != 0)
+				die("--max-users takes auto or a number from 1 to %llu, not '%s'",
+				    (unsigned long long)CAPACITY_MAX_USERS, optarg);
+			break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -278,9 +286,15 @@ int main(int argc, char **argv)
 	if (attestsrv_open(&attest, tpm, o.state_dir, bins, store_secrets(store)->ake_pk,
 	                   policy_hash, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
+	struct capacity cap;
+	if (capacity_probe(&cap, o.max_users, store_records(store), "", why, sizeof(why)) != 0)
+		die("%s", why);
+	capacity_report(&cap, store_records(store));
 	struct vault_config vc = {.context = (const uint8_t *)o.context,
 	                          .context_len = strlen(o.context),
-	                          .policy = &o.policy};
+	                          .policy = &o.policy,
+	                          .max_users = cap.max_users,
+	                          .max_users_source = capacity_source_name(cap.source)};
 	int r = vault_new(&vault, store, &vc);
 	if (r == 0)
 		r = dispatch_new(&d, vault, store);

@@ -967,6 +967,11 @@ int store_snapshot(struct store *s)
 	return SV_OK;
 }
 
+uint64_t store_records(const struct store *s)
+{
+	return s->users + s->destroyed;
+}
+
 void store_get_stats(const struct store *s, struct store_stats *out)
 {
 	memset(out, 0, sizeof(*out));

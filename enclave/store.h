@@ -79,6 +79,9 @@ void store_close(struct store *s);
 
 const struct store_secrets *store_secrets(const struct store *s);
 
+/* Records held in memory: active users and tombstones (what max-users counts, capacity.h). */
+uint64_t store_records(const struct store *s);
+
 /* SV_ERR_NOTFOUND when the identifier was never registered (or was deleted). */
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
                  struct store_user_view *out) __attribute__((warn_unused_result));

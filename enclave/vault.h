@@ -23,6 +23,10 @@ struct vault_config {
 	const uint8_t *context; /* OPAQUE context string; may be empty (length 0) */
 	size_t context_len;
 	const struct sv_vault_policy *policy;
+	/* records (users and tombstones) beyond which a new identifier's registration is refused
+	 * with SV_STATUS_FULL (enclave/capacity.h); 0: no limit */
+	uint64_t max_users;
+	const char *max_users_source; /* its /metrics label (capacity_source_name); may be NULL */
 };
 
 int vault_new(struct vault **out, struct store *store, const struct vault_config *cfg)

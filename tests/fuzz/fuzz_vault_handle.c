@@ -190,7 +190,7 @@ static void init(void)
 	P.max_guess_limit = 255;
 	P.pending_login_max = 16; /* small, so that BUSY and the rescue pool are reached */
 	P.login_timeout_s = 5;
-	struct vault_config cfg = {NULL, 0, &P};
+	struct vault_config cfg = {NULL, 0, &P, 0, NULL};
 	if (vault_new(&V, &S, &cfg) != 0 || sv_buf_init(&R, 4096) != 0)
 		die("vault_new");
 }

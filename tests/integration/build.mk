@@ -142,3 +142,10 @@ check-reload: $(SV_BENCH) $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-en
 	      $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/reload.sh
 CHECK_STEPS += check-reload
+
+# --- capacity: max-users refuses registrations instead of stopping the vault (issue 16) ---
+.PHONY: check-capacity
+check-capacity: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+		$(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/capacity.sh
+CHECK_STEPS += check-capacity
