@@ -2,7 +2,7 @@
 # Each engineer keeps to their own section below; append, don't rewrite.
 
 # --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
-STATE_SRCS := enclave/tpm.c enclave/approval.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c
+STATE_SRCS := enclave/tpm.c enclave/approval.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c enclave/store_snapshot.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
 $(B)/libsvstate.a: $(STATE_OBJS)
 	$(call msg,AR,$@)

@@ -382,17 +382,28 @@ int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_polic
 	}
 	randombytes_buf(s->hkey, sizeof(s->hkey));
 	s->flush_ok = 1;
+	s->chunk_bytes = STORE_SNAPSHOT_CHUNK;
 	*out = s;
 	return SV_OK;
+}
+
+void store_clear_users(struct store *s)
+{
+	for (size_t i = 0; i < s->cap; i++)
+		user_free(s->tab[i]);
+	free(s->tab);
+	s->tab = NULL;
+	s->cap = s->nslots_used = 0;
+	s->users = s->destroyed = 0;
+	s->nunclean = 0;
+	s->unclean_value = s->ack_time = 0;
 }
 
 void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->cap; i++)
-		user_free(s->tab[i]);
-	free(s->tab);
+	store_clear_users(s);
 	sv_buf_free(&s->pending);
 	if (s->key != NULL)
 		sodium_free(s->key);
@@ -880,69 +891,12 @@ int store_commit(struct store *s)
 	return r == SV_OK ? store_anchor(s) : r;
 }
 
-int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
+int store_set_snapshot_chunk(struct store *s, size_t bytes)
 {
-	struct sv_buf plain, frame;
-	uint8_t zero[JOURNAL_MAC_LEN] = {0};
-	int r;
-	if ((r = sv_buf_init(&plain, SNAPSHOT_MAX - JOURNAL_TAG_LEN)) != SV_OK ||
-	    (r = sv_buf_init(&frame, SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
-		return r;
-	struct journal_op run = {.type = JOURNAL_OP_RUN, .run = s->run};
-	if ((r = journal_op_put(&plain, &run)) != SV_OK)
-		goto out;
-	uint32_t count = 1;
-	/* hybrid: the unclean boots the yearly budget still counts, and the last acknowledgement */
-	for (size_t i = 0; i < s->nunclean; i++, count++) {
-		struct journal_op op = {.type = JOURNAL_OP_PENALTY,
-		                        .time = s->unclean_times[i],
-		                        .unclean = s->unclean_value};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-	}
-	if (s->ack_time != 0) {
-		struct journal_op op = {.type = JOURNAL_OP_ACK, .time = s->ack_time};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-		count++;
-	}
-	for (size_t i = 0; i < s->cap; i++) {
-		const struct user *u = s->tab[i];
-		if (u == NULL || u == DELETED)
-			continue;
-		struct journal_op op = {.type = JOURNAL_OP_USER,
-		                        .id = u->data,
-		                        .id_len = u->id_len,
-		                        .limit = u->limit,
-		                        .used = u->used,
-		                        .destroyed = u->destroyed,
-		                        .record = u->data + u->id_len,
-		                        .blob = u->data + u->id_len + STORE_RECORD_LEN,
-		                        .blob_len = u->blob_len};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-		count++;
-	}
-	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
-	                          .scheme = s->scheme,
-	                          .counter = s->counter,
-	                          .nv_writes = s->nv_writes,
-	                          .count = count};
-	if ((r = journal_frame_seal(s->keys, zero, &f, plain.data, plain.len, &frame, mac)) !=
-	    SV_OK)
-		goto out;
-	int slot = 1 - s->active;
-	if (store_pwrite_all(s->slot_fd[slot], frame.data, frame.len, 0) != SV_OK ||
-	    ftruncate(s->slot_fd[slot], (off_t)frame.len) != 0 ||
-	    fdatasync(s->slot_fd[slot]) != 0) {
-		r = SV_ERR_IO;
-		goto out;
-	}
-	*len = frame.len;
-out:
-	sv_buf_free(&plain);
-	sv_buf_free(&frame);
-	return r;
+	if (bytes < STORE_SNAPSHOT_CHUNK_MIN || bytes > STORE_SNAPSHOT_CHUNK_MAX)
+		return SV_ERR_RANGE;
+	s->chunk_bytes = bytes;
+	return SV_OK;
 }
 
 int store_snapshot(struct store *s)

@@ -315,6 +315,14 @@ struct store_info {
 };
 void store_get_info(const struct store *s, struct store_info *out);
 
+/* Snapshots are written in chunks of about this many plaintext bytes (enclave/store_snapshot.c).
+ * store_set_snapshot_chunk changes it for this store: the tests make it tiny so that a small
+ * vault's snapshot has many chunks (bytes within STORE_SNAPSHOT_CHUNK_MIN..MAX). */
+#define STORE_SNAPSHOT_CHUNK     (4u << 20)
+#define STORE_SNAPSHOT_CHUNK_MIN 1u
+#define STORE_SNAPSHOT_CHUNK_MAX (256u << 20)
+int store_set_snapshot_chunk(struct store *s, size_t bytes) __attribute__((warn_unused_result));
+
 /* Writes a snapshot of the committed state into the other A/B slot and empties the journal.
  * Refused while changes are pending. store_commit calls it when the journal grows past
  * STORE_SNAPSHOT_JOURNAL_BYTES and the size of the last snapshot. */

@@ -1,6 +1,7 @@
 /*
- * Internal to the store (enclave/store.c, store_open.c, store_init.c): the in-memory state and
- * the helpers the three files share. Nothing outside enclave/store*.c includes this.
+ * Internal to the store (enclave/store.c, store_open.c, store_init.c, store_snapshot.c): the
+ * in-memory state and the helpers the three files share. Nothing outside enclave/store*.c includes
+ * this.
  */
 #ifndef SV_ENCLAVE_STORE_IMPL_H
 #define SV_ENCLAVE_STORE_IMPL_H
@@ -22,7 +23,6 @@
 #define FN_INTENT    "upgrade.intent" /* store_upgrade.c: an upgrade or migration under way */
 #define PENDING_MAX  (64u << 20)
 #define UNCLEAN_HIST 64 /* unclean boots remembered for the yearly budget */
-#define SNAPSHOT_MAX ((size_t)JOURNAL_FRAME_MAX)
 
 struct user {
 	uint64_t charged_at; /* counter of the commit of the last charge not yet reset (0: none) */
@@ -55,6 +55,7 @@ struct store {
 	uint8_t head_mac[JOURNAL_MAC_LEN];
 	uint64_t jlen, tail_bytes;
 	uint64_t snap_bytes; /* size of the active snapshot */
+	size_t chunk_bytes;  /* plaintext bytes per snapshot chunk (store_set_snapshot_chunk) */
 	int roll_forward;
 	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds (what survives a
 	 * power cut follows from it and counter: store.c, durable), and the counter before the last
@@ -133,10 +134,18 @@ int store_take_lock(struct store *s, int dfd, const char *dir, int create, char 
 int store_open_dir(const char *dir, int *dfd, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
-/* Writes a snapshot of the current state (under s->counter, naming s->run) into the slot the
- * journal does not continue, and fsyncs it; the caller then switches to it. */
+/* store_snapshot.c: writes a snapshot of the current state (under s->counter, naming s->run),
+ * in chunks, into the slot the journal does not continue, and fsyncs it; the caller then
+ * switches to it. mac: the last chunk's, which the journal head must name. */
 int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
     __attribute__((warn_unused_result));
+/* store_snapshot.c: loads slot i (every chunk verified, users applied to an empty table).
+ * SV_ERR_AUTH: not a valid snapshot of this vault (the caller tries the other slot; the table
+ * is empty again); SV_ERR_STATE with why: valid MACs but ops that do not decode. */
+int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+/* store.c: frees every user and the table, and forgets the unclean-boot history. */
+void store_clear_users(struct store *s);
 
 /* store.c: stages the power-cut penalty (JOURNAL_OP_PENALTY, applied at once) and makes the
  * commit a forced flush whatever the budget says. */

@@ -8,7 +8,9 @@
  *       the previous run found the vault), then continues the stream in commits
  *       of B ops. After each store_commit returns it prints "ack I counter C" for every op of
  *       the batch: an op is acknowledged only once it is durable. --snapshot-every K takes a
- *       snapshot after every K-th commit.
+ *       snapshot after every K-th commit. --snapshot-chunk BYTES (any command) writes
+ *       snapshots in chunks of that many plaintext bytes (1: one op per chunk), so that the
+ *       tests' small vaults have snapshots of many chunks.
  *   state-driver check ... same options: only the verification; prints "position P counter C".
  *   state-driver put|lookup|charge --state-dir D --tpm T --user ID
  *       Register one user (guess limit 3) / show it / charge it one wrong guess.
@@ -162,6 +164,8 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static size_t chunk_bytes; /* --snapshot-chunk (0: the store's default) */
+
 static int open_vault(struct store **s, struct tpm **t, const char *dir, const char *tcti,
                       const struct sv_vault_policy *pol)
 {
@@ -172,6 +176,12 @@ static int open_vault(struct store **s, struct tpm **t, const char *dir, const c
 	 * over before its first commit. */
 	if (r == SV_OK)
 		r = store_open_lazy(s, dir, *t, pol, why, sizeof(why));
+	if (r == SV_OK && chunk_bytes != 0 && store_set_snapshot_chunk(*s, chunk_bytes) != SV_OK) {
+		snprintf(why, sizeof(why), "--snapshot-chunk %zu is out of range", chunk_bytes);
+		store_close(*s);
+		*s = NULL;
+		r = SV_ERR_RANGE;
+	}
 	if (r != SV_OK) {
 		fprintf(stderr, "state-driver: %s\n", why);
 		return r == SV_ERR_STATE ? 3 : 1;
@@ -604,6 +614,7 @@ int main(int argc, char **argv)
 	    {"user", required_argument, NULL, 'U'},
 	    {"snapshot-every", required_argument, NULL, 'S'},
 	    {"min-pos", required_argument, NULL, 'P'},
+	    {"snapshot-chunk", required_argument, NULL, 'C'},
 	    {NULL, 0, NULL, 0},
 	};
 	/* As the enclave does (enclave/main.c): tpm2-tss 3.2 makes an OpenSSL library context per
@@ -636,6 +647,7 @@ int main(int argc, char **argv)
 		case 'U': user = optarg; break;
 		case 'P': min_pos = strtoull(optarg, NULL, 10); break;
 		case 'S': snapshot_every = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'C': chunk_bytes = (size_t)strtoull(optarg, NULL, 10); break;
 		default: return 1;
 		}
 	}
