@@ -59,6 +59,54 @@ static void user_free(struct user *u)
 	free(u);
 }
 
+/* While the snapshot thread writes (store_snapshot_start), it reads the users that were in the
+ * table when it began: none of them may change or be freed until the snapshot is switched to.
+ * Every change then goes to a copy (own), and a user that leaves the table is kept (drop) until
+ * store_snapshot_end_async frees them all. */
+static void drop(struct store *s, struct user *u)
+{
+	if (u == NULL || u == DELETED)
+		return;
+	if (!s->snap_live) {
+		user_free(u);
+		return;
+	}
+	if (s->nretired == s->retired_cap) {
+		size_t cap = s->retired_cap ? s->retired_cap * 2 : 1024;
+		struct user **p = realloc(s->retired, cap * sizeof(*p));
+		if (p == NULL)
+			return; /* kept without a wipe rather than freed under the reader */
+		s->retired = p;
+		s->retired_cap = cap;
+	}
+	s->retired[s->nretired++] = u;
+}
+
+void store_drop_retired(struct store *s)
+{
+	for (size_t i = 0; i < s->nretired; i++)
+		user_free(s->retired[i]);
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = s->retired_cap = 0;
+}
+
+/* The user in slot i, writable: a copy of it while a snapshot is being written. */
+static struct user *own(struct store *s, size_t i)
+{
+	struct user *u = s->tab[i];
+	if (!s->snap_live)
+		return u;
+	size_t n = user_size(u->id_len, u->destroyed, u->blob_len);
+	struct user *c = malloc(n);
+	if (c == NULL)
+		return NULL;
+	memcpy(c, u, n);
+	drop(s, u);
+	s->tab[i] = c;
+	return c;
+}
+
 /* Slot of id, or of the first free slot where it would go when absent (*found = 0). */
 static size_t find(const struct store *s, const uint8_t *id, size_t n, int *found)
 {
@@ -143,7 +191,7 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 			s->destroyed--;
 			s->users++;
 		}
-		user_free(s->tab[i]);
+		drop(s, s->tab[i]);
 	} else {
 		if (s->tab[i] == NULL)
 			s->nslots_used++;
@@ -175,9 +223,11 @@ static int apply_charge(struct store *s, const uint8_t *id, size_t n, unsigned *
 	size_t i = find(s, id, n, &found);
 	if (!found)
 		return SV_ERR_NOTFOUND;
-	struct user *u = s->tab[i];
-	if (u->destroyed)
+	if (s->tab[i]->destroyed)
 		return SV_ERR_LOCKED;
+	struct user *u = own(s, i);
+	if (u == NULL)
+		return SV_ERR_NOMEM;
 	u->used++;
 	u->charged_at = s->apply_counter;
 	*used_after = u->used;
@@ -188,16 +238,19 @@ static int apply_charge(struct store *s, const uint8_t *id, size_t n, unsigned *
 
 /* The power-cut penalty (hybrid): every active user is charged one guess; a user at the last
  * guess is destroyed, as by a charge. Tombstones stay as they are. */
-static void apply_penalty(struct store *s)
+static int apply_penalty(struct store *s)
 {
 	for (size_t i = 0; i < s->cap; i++) {
 		struct user *u = s->tab[i];
 		if (u == NULL || u == DELETED || u->destroyed)
 			continue;
+		if ((u = own(s, i)) == NULL)
+			return SV_ERR_NOMEM;
 		u->used++;
 		if (u->used >= u->limit)
 			destroy(s, i);
 	}
+	return SV_OK;
 }
 
 /* Remembers an unclean boot for the yearly budget (oldest forgotten first). */
@@ -213,11 +266,17 @@ static void note_unclean(struct store *s, uint64_t time)
 
 static int apply_reset(struct store *s, const uint8_t *id, size_t n)
 {
-	struct user *u = get(s, id, n);
-	if (u == NULL)
+	int found = 0;
+	if (s->cap == 0)
 		return SV_ERR_NOTFOUND;
-	if (u->destroyed)
+	size_t i = find(s, id, n, &found);
+	if (!found)
+		return SV_ERR_NOTFOUND;
+	if (s->tab[i]->destroyed)
 		return SV_ERR_LOCKED;
+	struct user *u = own(s, i);
+	if (u == NULL)
+		return SV_ERR_NOMEM;
 	u->used = 0;
 	u->charged_at = 0;
 	return SV_OK;
@@ -235,7 +294,7 @@ static int apply_delete(struct store *s, const uint8_t *id, size_t n)
 		s->destroyed--;
 	else
 		s->users--;
-	user_free(s->tab[i]);
+	drop(s, s->tab[i]);
 	s->tab[i] = DELETED;
 	return SV_OK;
 }
@@ -259,7 +318,8 @@ int store_apply_op(struct store *s, const struct journal_op *op)
 		if (s->orderly_mask == 0)
 			return SV_ERR_INVALID;
 		if (op->charge) {
-			apply_penalty(s);
+			if ((r = apply_penalty(s)) != SV_OK)
+				return r;
 			s->penalties++;
 		}
 		note_unclean(s, op->time);
@@ -403,6 +463,7 @@ void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
+	store_snapshot_thread_stop(s);
 	store_clear_users(s);
 	sv_buf_free(&s->pending);
 	if (s->key != NULL)
@@ -779,6 +840,10 @@ int store_write(struct store *s)
 		r = SV_ERR_IO;
 		goto out;
 	}
+	/* the snapshot thread is writing: the snapshot will end with this frame's ops */
+	if (s->snap_live &&
+	    (r = store_snapshot_note_frame(s, &f, s->pending.data, s->pending.len)) != SV_OK)
+		goto out;
 	s->failed = 0;
 	s->written = f.kind;
 	s->written_len = frame.len;
@@ -803,12 +868,16 @@ static int finish_frame(struct store *s)
 	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
 	s->changes += s->written_count;
 	s->written_count = 0;
+	/* A snapshot the thread has finished is switched to now. */
+	if ((r = store_snapshot_poll(s)) != SV_OK)
+		return r;
 	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
 	 * floor and the last snapshot (so a big vault is not rewritten every few commits). Not
 	 * while the next frame is being staged (the snapshot would hold its unwritten changes):
-	 * store_snapshot_due tells the caller to let a commit end with nothing staged. */
-	if (store_snapshot_due(s) && s->npending == 0)
-		r = store_snapshot(s);
+	 * store_snapshot_due tells the caller to let a commit end with nothing staged. With a
+	 * snapshot thread the commits go on while it writes (store_snapshot_start). */
+	if (store_snapshot_due(s) && s->npending == 0 && !s->snap_live)
+		r = s->snap_job != NULL ? store_snapshot_start(s) : store_snapshot(s);
 	s->last_commit_us = now_us() - s->write_t0;
 	return r;
 }
@@ -910,6 +979,8 @@ int store_snapshot(struct store *s)
 		return SV_ERR_STATE;
 	if (s->npending != 0)
 		return SV_ERR_BUSY;
+	if (s->snap_live)
+		return store_snapshot_wait(s); /* one is being written: finish that one */
 	if (s->counter == s->snap_counter)
 		return SV_OK;
 	if ((r = store_snapshot_slot(s, mac, &len)) != SV_OK ||

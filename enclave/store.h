@@ -328,4 +328,18 @@ int store_set_snapshot_chunk(struct store *s, size_t bytes) __attribute__((warn_
  * STORE_SNAPSHOT_JOURNAL_BYTES and the size of the last snapshot. */
 int store_snapshot(struct store *s) __attribute__((warn_unused_result));
 
+/* A snapshot that does not stop commits (issue 16): store_snapshot_start (same preconditions as
+ * store_snapshot) hands the users of the committed state to the store's snapshot thread, which
+ * writes them into the other slot while commits go on (every change is then made to a copy of
+ * the user, and every frame written is kept). The first commit (or flush) to end after the
+ * thread has finished appends the kept frames as delta chunks and the end, fsyncs, and switches
+ * the journal to it, as store_snapshot does; until then the journal and the old slot stand. A
+ * commit that ends with the journal due for a snapshot starts one this way when the store has a
+ * snapshot thread (store_open starts one, before the enclave's sandbox); otherwise it writes it at
+ * once. store_snapshot_busy: 1 from the start until the switch; store_snapshot_wait: waits for the
+ * thread and switches (SV_ERR_STATE while a frame awaits its anchor). */
+int store_snapshot_start(struct store *s) __attribute__((warn_unused_result));
+int store_snapshot_busy(const struct store *s);
+int store_snapshot_wait(struct store *s) __attribute__((warn_unused_result));
+
 #endif

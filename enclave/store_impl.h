@@ -56,6 +56,14 @@ struct store {
 	uint64_t jlen, tail_bytes;
 	uint64_t snap_bytes; /* size of the active snapshot */
 	size_t chunk_bytes;  /* plaintext bytes per snapshot chunk (store_set_snapshot_chunk) */
+	/* a snapshot written by the snapshot thread (store_snapshot.c, store_snapshot_start):
+	 * while snap_live, users change only in copies and leave the table into retired; every
+	 * journal frame written meanwhile is kept in snap_delta for the snapshot's delta chunks */
+	struct snap_job *snap_job;
+	int snap_live;
+	struct user **retired;
+	size_t nretired, retired_cap;
+	struct sv_buf snap_delta;
 	int roll_forward;
 	/* counter scheme (anchor.h): orderly mask (0: plain), what the TPM holds (what survives a
 	 * power cut follows from it and counter: store.c, durable), and the counter before the last
@@ -146,6 +154,20 @@ int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 /* store.c: frees every user and the table, and forgets the unclean-boot history. */
 void store_clear_users(struct store *s);
+/* store.c: frees (wiping) the users kept while a snapshot was written. */
+void store_drop_retired(struct store *s);
+/* store_snapshot.c: after a frame is written while the snapshot thread works, keeps its ops
+ * for the snapshot's delta chunks; SV_ERR_NOMEM. */
+int store_snapshot_note_frame(struct store *s, const struct journal_frame *f, const uint8_t *plain,
+                              size_t len) __attribute__((warn_unused_result));
+/* store_snapshot.c: when the snapshot thread has finished and no frame is written and not yet
+ * anchored, appends the delta chunks and the end, fsyncs, and switches the journal to it. 0 when
+ * done or not yet due; an error when the snapshot failed (the store then refuses all work). */
+int store_snapshot_poll(struct store *s) __attribute__((warn_unused_result));
+/* store_snapshot.c: starts the snapshot thread (store_open does it before the sandbox: the
+ * enclave's filter allows no new thread) and ends it (store_close). */
+int store_snapshot_thread_start(struct store *s) __attribute__((warn_unused_result));
+void store_snapshot_thread_stop(struct store *s);
 
 /* store.c: stages the power-cut penalty (JOURNAL_OP_PENALTY, applied at once) and makes the
  * commit a forced flush whatever the budget says. */

@@ -692,7 +692,15 @@ out:
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
                const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
-	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_EAGER, why, why_len);
+	int r = store_open_common(out, state_dir, tpm, pol, STORE_OPEN_EAGER, why, why_len);
+	/* a serving vault writes its snapshots on a thread of their own (store_snapshot_start),
+	 * started now: the enclave's sandbox allows no new thread later */
+	if (r == SV_OK && (r = store_snapshot_thread_start(*out)) != SV_OK) {
+		snprintf(why, why_len, "cannot start the snapshot thread: %s", sv_strerror(r));
+		store_close(*out);
+		*out = NULL;
+	}
+	return r;
 }
 
 int store_open_lazy(struct store **out, const char *state_dir, struct tpm *tpm,

@@ -17,6 +17,7 @@
  * SNAPSHOT frame: the same format with one chunk, read as before.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,36 +37,69 @@
 
 /* ---------- writing ---------- */
 
+/* One snapshot being written: everything it needs is copied here, so that the snapshot thread
+ * reads nothing of the store that the serve loop changes. */
 struct chunker {
-	struct store *s;
+	const struct journal_keys *keys;
 	int fd;
+	uint8_t scheme;
+	uint64_t counter, nv_writes; /* of the next chunk */
+	size_t chunk_bytes;
 	struct sv_buf plain, frame;
 	uint8_t prev[JOURNAL_MAC_LEN];
 	uint32_t count; /* ops in plain */
 	uint64_t off;   /* bytes written to the slot */
 };
 
-/* Seals the ops gathered so far as one chunk of the given kind and writes it at c->off. */
-static int chunk_flush(struct chunker *c, uint8_t kind)
+static int chunker_init(struct chunker *c, const struct store *s)
+{
+	memset(c, 0, sizeof(*c));
+	c->keys = s->keys;
+	c->fd = s->slot_fd[1 - s->active];
+	c->scheme = s->scheme;
+	c->counter = s->counter;
+	c->nv_writes = s->nv_writes;
+	c->chunk_bytes = s->chunk_bytes;
+	int r = sv_buf_init(&c->plain, s->chunk_bytes + OP_MAX);
+	if (r == SV_OK)
+		r = sv_buf_init(&c->frame, s->chunk_bytes + OP_MAX + JOURNAL_FRAME_OVERHEAD);
+	return r;
+}
+
+static void chunker_free(struct chunker *c)
+{
+	sv_buf_free(&c->plain);
+	sv_buf_free(&c->frame);
+}
+
+/* Seals count ops in plain[0..len) as one chunk of the given kind and writes it at c->off. */
+static int chunk_write(struct chunker *c, uint8_t kind, uint32_t count, const uint8_t *plain,
+                       size_t len)
 {
 	struct journal_frame f = {.kind = kind,
-	                          .scheme = c->s->scheme,
-	                          .counter = c->s->counter,
-	                          .nv_writes = c->s->nv_writes,
-	                          .count = c->count};
+	                          .scheme = c->scheme,
+	                          .counter = c->counter,
+	                          .nv_writes = c->nv_writes,
+	                          .count = count};
 	uint8_t mac[JOURNAL_MAC_LEN];
 	sv_buf_reset(&c->frame);
-	int r = journal_frame_seal(c->s->keys, c->prev, &f, c->plain.data, c->plain.len, &c->frame,
-	                           mac);
+	int r = journal_frame_seal(c->keys, c->prev, &f, plain, len, &c->frame, mac);
 	if (r != SV_OK)
 		return r;
 	if (store_pwrite_all(c->fd, c->frame.data, c->frame.len, (off_t)c->off) != SV_OK)
 		return SV_ERR_IO;
 	c->off += c->frame.len;
 	memcpy(c->prev, mac, sizeof(mac));
+	return SV_OK;
+}
+
+/* Seals the ops gathered so far as one chunk. */
+static int chunk_flush(struct chunker *c, uint8_t kind)
+{
+	int r = chunk_write(c, kind, c->count, c->plain.data, c->plain.len);
 	sv_buf_reset(&c->plain);
 	c->count = 0;
-	return SV_OK;
+	return r;
 }
 
 /* Adds one op, first closing the chunk when it is full (a chunk may exceed chunk_bytes by at
@@ -73,7 +107,7 @@ static int chunk_flush(struct chunker *c, uint8_t kind)
 static int chunk_put(struct chunker *c, const struct journal_op *op)
 {
 	int r;
-	if (c->plain.len >= c->s->chunk_bytes && (r = chunk_flush(c, JOURNAL_KIND_SNAPSHOT_PART)))
+	if (c->plain.len >= c->chunk_bytes && (r = chunk_flush(c, JOURNAL_KIND_SNAPSHOT_PART)))
 		return r;
 	if ((r = journal_op_put(&c->plain, op)) != SV_OK)
 		return r;
@@ -81,31 +115,46 @@ static int chunk_put(struct chunker *c, const struct journal_op *op)
 	return SV_OK;
 }
 
-int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
+/* What a snapshot holds before its users: the run, the unclean-boot history (hybrid). */
+struct snap_head {
+	uint8_t run[ANCHOR_RUN_LEN];
+	uint64_t unclean_times[UNCLEAN_HIST];
+	size_t nunclean;
+	uint64_t unclean_value, ack_time;
+};
+
+static void head_of(const struct store *s, struct snap_head *h)
 {
-	struct chunker c = {.s = s, .fd = s->slot_fd[1 - s->active]};
+	memcpy(h->run, s->run, sizeof(h->run));
+	memcpy(h->unclean_times, s->unclean_times, sizeof(h->unclean_times));
+	h->nunclean = s->nunclean;
+	h->unclean_value = s->unclean_value;
+	h->ack_time = s->ack_time;
+}
+
+/* Writes the head and the users v[0..n) (NULL and DELETED skipped) as chunks, all but the last
+ * batch of ops, which stays in c->plain. */
+static int write_users(struct chunker *c, const struct snap_head *h, struct user *const *v,
+                       size_t n)
+{
 	int r;
-	if ((r = sv_buf_init(&c.plain, s->chunk_bytes + OP_MAX)) != SV_OK ||
-	    (r = sv_buf_init(&c.frame, s->chunk_bytes + OP_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
-		goto out;
-	struct journal_op run = {.type = JOURNAL_OP_RUN, .run = s->run};
-	if ((r = chunk_put(&c, &run)) != SV_OK)
-		goto out;
-	/* hybrid: the unclean boots the yearly budget still counts, and the last acknowledgement */
-	for (size_t i = 0; i < s->nunclean; i++) {
+	struct journal_op run = {.type = JOURNAL_OP_RUN, .run = h->run};
+	if ((r = chunk_put(c, &run)) != SV_OK)
+		return r;
+	for (size_t i = 0; i < h->nunclean; i++) {
 		struct journal_op op = {.type = JOURNAL_OP_PENALTY,
-		                        .time = s->unclean_times[i],
-		                        .unclean = s->unclean_value};
-		if ((r = chunk_put(&c, &op)) != SV_OK)
-			goto out;
+		                        .time = h->unclean_times[i],
+		                        .unclean = h->unclean_value};
+		if ((r = chunk_put(c, &op)) != SV_OK)
+			return r;
 	}
-	if (s->ack_time != 0) {
-		struct journal_op op = {.type = JOURNAL_OP_ACK, .time = s->ack_time};
-		if ((r = chunk_put(&c, &op)) != SV_OK)
-			goto out;
+	if (h->ack_time != 0) {
+		struct journal_op op = {.type = JOURNAL_OP_ACK, .time = h->ack_time};
+		if ((r = chunk_put(c, &op)) != SV_OK)
+			return r;
 	}
-	for (size_t i = 0; i < s->cap; i++) {
-		const struct user *u = s->tab[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct user *u = v[i];
 		if (u == NULL || u == DELETED)
 			continue;
 		struct journal_op op = {.type = JOURNAL_OP_USER,
@@ -117,21 +166,256 @@ int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *l
 		                        .record = u->data + u->id_len,
 		                        .blob = u->data + u->id_len + STORE_RECORD_LEN,
 		                        .blob_len = u->blob_len};
-		if ((r = chunk_put(&c, &op)) != SV_OK)
-			goto out;
+		if ((r = chunk_put(c, &op)) != SV_OK)
+			return r;
 	}
-	if ((r = chunk_flush(&c, JOURNAL_KIND_SNAPSHOT)) != SV_OK)
-		goto out;
-	if (ftruncate(c.fd, (off_t)c.off) != 0 || fdatasync(c.fd) != 0) {
-		r = SV_ERR_IO;
-		goto out;
+	return SV_OK;
+}
+
+static int chunker_sync(struct chunker *c)
+{
+	return ftruncate(c->fd, (off_t)c->off) == 0 && fdatasync(c->fd) == 0 ? SV_OK : SV_ERR_IO;
+}
+
+int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
+{
+	struct chunker c;
+	struct snap_head h;
+	int r = chunker_init(&c, s);
+	head_of(s, &h);
+	if (r == SV_OK)
+		r = write_users(&c, &h, s->tab, s->cap);
+	if (r == SV_OK)
+		r = chunk_flush(&c, JOURNAL_KIND_SNAPSHOT);
+	if (r == SV_OK)
+		r = chunker_sync(&c);
+	if (r == SV_OK) {
+		memcpy(mac, c.prev, JOURNAL_MAC_LEN);
+		*len = (size_t)c.off;
 	}
-	memcpy(mac, c.prev, JOURNAL_MAC_LEN);
-	*len = (size_t)c.off;
-out:
-	sv_buf_free(&c.plain);
-	sv_buf_free(&c.frame);
+	chunker_free(&c);
+	sodium_memzero(&h, sizeof(h));
 	return r;
+}
+
+/* ---------- writing on the snapshot thread ---------- */
+
+enum { JOB_IDLE, JOB_WORK, JOB_DONE, JOB_QUIT };
+
+struct snap_job {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state, r;
+	struct chunker c;
+	struct snap_head h;
+	struct user **users; /* the table's users when it began (none changes until the end) */
+	size_t n;
+};
+
+static void *snap_thread(void *arg)
+{
+	struct snap_job *j = arg;
+	pthread_mutex_lock(&j->mu);
+	for (;;) {
+		while (j->state != JOB_WORK && j->state != JOB_QUIT)
+			pthread_cond_wait(&j->cv, &j->mu);
+		if (j->state == JOB_QUIT)
+			break;
+		pthread_mutex_unlock(&j->mu);
+		int r = write_users(&j->c, &j->h, j->users, j->n);
+		/* the last batch of users is the first delta's predecessor: a chunk of its own */
+		if (r == SV_OK && j->c.count > 0)
+			r = chunk_flush(&j->c, JOURNAL_KIND_SNAPSHOT_PART);
+		if (r == SV_OK && fdatasync(j->c.fd) != 0)
+			r = SV_ERR_IO;
+		pthread_mutex_lock(&j->mu);
+		j->r = r;
+		j->state = JOB_DONE;
+		pthread_cond_broadcast(&j->cv);
+	}
+	pthread_mutex_unlock(&j->mu);
+	return NULL;
+}
+
+int store_snapshot_thread_start(struct store *s)
+{
+	if (s->snap_job != NULL)
+		return SV_OK;
+	struct snap_job *j = calloc(1, sizeof(*j));
+	if (j == NULL)
+		return SV_ERR_NOMEM;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
+	if (pthread_create(&j->th, NULL, snap_thread, j) != 0) {
+		pthread_mutex_destroy(&j->mu);
+		pthread_cond_destroy(&j->cv);
+		free(j);
+		return SV_ERR_NOMEM;
+	}
+	s->snap_job = j;
+	return SV_OK;
+}
+
+/* Waits until the snapshot thread has finished its job. */
+static void job_wait(struct snap_job *j)
+{
+	pthread_mutex_lock(&j->mu);
+	while (j->state == JOB_WORK)
+		pthread_cond_wait(&j->cv, &j->mu);
+	pthread_mutex_unlock(&j->mu);
+}
+
+/* Ends a snapshot written on the thread, switched to or not. */
+static void job_clear(struct store *s)
+{
+	struct snap_job *j = s->snap_job;
+	chunker_free(&j->c);
+	sodium_memzero(&j->h, sizeof(j->h));
+	free(j->users);
+	j->users = NULL;
+	j->n = 0;
+	j->state = JOB_IDLE;
+	s->snap_live = 0;
+	store_drop_retired(s);
+	sv_buf_free(&s->snap_delta);
+}
+
+void store_snapshot_thread_stop(struct store *s)
+{
+	struct snap_job *j = s->snap_job;
+	if (j == NULL)
+		return;
+	job_wait(j);
+	if (s->snap_live)
+		job_clear(s); /* never switched to: the slot it wrote is not a snapshot */
+	pthread_mutex_lock(&j->mu);
+	j->state = JOB_QUIT;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	pthread_join(j->th, NULL);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
+	free(j);
+	s->snap_job = NULL;
+}
+
+int store_snapshot_start(struct store *s)
+{
+	int r;
+	if (s->readonly || s->failed || s->written || s->snap_live)
+		return SV_ERR_STATE;
+	if (s->npending != 0)
+		return SV_ERR_BUSY;
+	if (s->counter == s->snap_counter)
+		return SV_OK;
+	if ((r = store_snapshot_thread_start(s)) != SV_OK)
+		return r;
+	struct snap_job *j = s->snap_job;
+	size_t n = 0;
+	if ((j->users = malloc((s->users + s->destroyed + 1) * sizeof(*j->users))) == NULL)
+		return SV_ERR_NOMEM;
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->tab[i] != NULL && s->tab[i] != DELETED)
+			j->users[n++] = s->tab[i];
+	j->n = n;
+	if ((r = chunker_init(&j->c, s)) != SV_OK ||
+	    (r = sv_buf_init(&s->snap_delta, (size_t)1 << 40)) != SV_OK) {
+		chunker_free(&j->c);
+		free(j->users);
+		j->users = NULL;
+		return r;
+	}
+	head_of(s, &j->h);
+	s->snap_live = 1;
+	pthread_mutex_lock(&j->mu);
+	j->state = JOB_WORK;
+	pthread_cond_broadcast(&j->cv);
+	pthread_mutex_unlock(&j->mu);
+	return SV_OK;
+}
+
+int store_snapshot_busy(const struct store *s)
+{
+	return s->snap_live;
+}
+
+int store_snapshot_note_frame(struct store *s, const struct journal_frame *f, const uint8_t *plain,
+                              size_t len)
+{
+	int r = sv_buf_put_u8(&s->snap_delta, f->kind);
+	if (r == SV_OK)
+		r = sv_buf_put_u64(&s->snap_delta, f->counter);
+	if (r == SV_OK)
+		r = sv_buf_put_u64(&s->snap_delta, f->nv_writes);
+	if (r == SV_OK)
+		r = sv_buf_put_u32(&s->snap_delta, f->count);
+	if (r == SV_OK)
+		r = sv_buf_put_u32(&s->snap_delta, (uint32_t)len);
+	if (r == SV_OK && len > 0)
+		r = sv_buf_put(&s->snap_delta, plain, len);
+	return r;
+}
+
+/* Appends a delta chunk per frame kept, then the end under the current counter; fsyncs. */
+static int write_deltas(struct store *s, struct chunker *c)
+{
+	struct sv_buf b;
+	int r;
+	sv_buf_from(&b, s->snap_delta.data, s->snap_delta.len);
+	while (sv_buf_remaining(&b) > 0) {
+		uint8_t kind;
+		uint32_t count, len;
+		const uint8_t *plain = NULL;
+		if ((r = sv_buf_get_u8(&b, &kind)) != SV_OK ||
+		    (r = sv_buf_get_u64(&b, &c->counter)) != SV_OK ||
+		    (r = sv_buf_get_u64(&b, &c->nv_writes)) != SV_OK ||
+		    (r = sv_buf_get_u32(&b, &count)) != SV_OK ||
+		    (r = sv_buf_get_u32(&b, &len)) != SV_OK ||
+		    (r = sv_buf_get_ref(&b, len, &plain)) != SV_OK ||
+		    (r = chunk_write(c, JOURNAL_KIND_SNAPSHOT_DELTA, count, plain, len)) != SV_OK)
+			return r;
+	}
+	c->counter = s->counter;
+	c->nv_writes = s->nv_writes;
+	if ((r = chunk_write(c, JOURNAL_KIND_SNAPSHOT, 0, NULL, 0)) != SV_OK)
+		return r;
+	return chunker_sync(c);
+}
+
+int store_snapshot_poll(struct store *s)
+{
+	struct snap_job *j = s->snap_job;
+	if (!s->snap_live || s->written)
+		return SV_OK;
+	pthread_mutex_lock(&j->mu);
+	int done = j->state == JOB_DONE, r = j->r;
+	pthread_mutex_unlock(&j->mu);
+	if (!done)
+		return SV_OK;
+	/* the journal ends with an anchored frame under s->counter: the delta chunks hold every
+	 * frame since the snapshot began, so the snapshot is the state the journal reached */
+	if (r == SV_OK)
+		r = write_deltas(s, &j->c);
+	if (r == SV_OK)
+		r = store_write_journal_head(s, s->counter, j->c.prev);
+	if (r == SV_OK) {
+		s->active = 1 - s->active;
+		s->snap_counter = s->counter;
+		s->snap_bytes = j->c.off;
+	} else {
+		s->failed = 1; /* as when a snapshot in the loop fails: the caller stops */
+	}
+	job_clear(s);
+	return r;
+}
+
+int store_snapshot_wait(struct store *s)
+{
+	if (!s->snap_live)
+		return SV_OK;
+	job_wait(s->snap_job);
+	return store_snapshot_poll(s);
 }
 
 /* ---------- reading ---------- */
@@ -184,9 +468,11 @@ static int read_frame(int fd, uint64_t off, uint64_t size, uint8_t **buf, size_t
 }
 
 /* Applies the ops of one chunk; the run op (first op of chunk 0 of a current snapshot) is
- * taken here. SV_ERR_INVALID: the ops do not decode or do not fit a snapshot. */
+ * taken here. A user chunk holds user entries (and, in chunk 0, the unclean-boot history); a
+ * delta chunk holds the ops of one journal commit or flush frame, applied as replay applies
+ * them. SV_ERR_INVALID: the ops do not decode or do not fit their chunk. */
 static int apply_chunk(struct store *s, const uint8_t *plain, size_t plen, uint32_t count,
-                       int first)
+                       int first, int delta)
 {
 	struct sv_buf b;
 	int r;
@@ -201,10 +487,15 @@ static int apply_chunk(struct store *s, const uint8_t *plain, size_t plen, uint3
 			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
 			continue;
 		}
-		/* the unclean-boot history (hybrid) only in the first chunk, then the users */
-		int history = first && ((op.type == JOURNAL_OP_PENALTY && op.charge == 0) ||
-		                        op.type == JOURNAL_OP_ACK);
-		if (op.type != JOURNAL_OP_USER && !history)
+		int ok;
+		if (delta)
+			ok = op.type != JOURNAL_OP_USER && op.type != JOURNAL_OP_RUN &&
+			     (op.type != JOURNAL_OP_PENALTY || op.charge == 1);
+		else /* the unclean-boot history (hybrid) only in the first chunk, then users */
+			ok = op.type == JOURNAL_OP_USER ||
+			     (first && ((op.type == JOURNAL_OP_PENALTY && op.charge == 0) ||
+			                op.type == JOURNAL_OP_ACK));
+		if (!ok)
 			return SV_ERR_INVALID;
 		if ((r = store_apply_op(s, &op)) != SV_OK)
 			return r == SV_ERR_NOMEM ? r : SV_ERR_INVALID;
@@ -239,6 +530,9 @@ int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
 		s->cap = 0;
 		return SV_ERR_NOMEM;
 	}
+	/* user chunks under the counter the snapshot began at, then (written while the vault
+	 * committed) delta chunks under their frames' counters, then the end */
+	int deltas = 0;
 	for (int first = 1; !end; first = 0) {
 		size_t flen = 0, fl = 0, plen = 0;
 		const uint8_t *plain = NULL;
@@ -246,10 +540,15 @@ int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
 		if ((r = read_frame(s->slot_fd[i], off, size, &buf, &cap, &flen)) != SV_OK)
 			goto out;
 		r = journal_frame_open(s->keys, prev, buf, flen, &f, &fl, &plain, &plen, mac);
-		if (r == SV_ERR_INVALID || r == SV_ERR_AUTH ||
-		    (f.kind != JOURNAL_KIND_SNAPSHOT && f.kind != JOURNAL_KIND_SNAPSHOT_PART) ||
-		    f.scheme != s->scheme ||
-		    (!first && (f.counter != counter || f.nv_writes != nv_writes))) {
+		int part = r == SV_OK && f.kind == JOURNAL_KIND_SNAPSHOT_PART;
+		int delta = r == SV_OK && f.kind == JOURNAL_KIND_SNAPSHOT_DELTA;
+		end = r == SV_OK && f.kind == JOURNAL_KIND_SNAPSHOT;
+		if (r == SV_ERR_INVALID || r == SV_ERR_AUTH || (!part && !delta && !end) ||
+		    f.scheme != s->scheme || (first && delta) || (part && deltas) ||
+		    (end && deltas && f.count != 0) ||
+		    (!first && !deltas && !delta &&
+		     (f.counter != counter || f.nv_writes != nv_writes)) ||
+		    (!first && (f.counter < counter || f.nv_writes < nv_writes))) {
 			r = SV_ERR_AUTH; /* not a valid snapshot: the caller tries the other slot */
 			goto out;
 		}
@@ -261,16 +560,17 @@ int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
 			r = SV_ERR_AUTH;
 			goto out;
 		}
-		end = f.kind == JOURNAL_KIND_SNAPSHOT;
 		off += flen;
 		if (end && off != size) {
 			r = SV_ERR_AUTH; /* bytes after the end: not a snapshot this code wrote */
 			goto out;
 		}
+		deltas |= delta;
 		counter = f.counter;
 		nv_writes = f.nv_writes;
+		s->apply_counter = f.counter;
 		memcpy(prev, mac, sizeof(mac));
-		if ((r = apply_chunk(s, plain, plen, f.count, first)) != SV_OK) {
+		if ((r = apply_chunk(s, plain, plen, f.count, first, delta)) != SV_OK) {
 			if (r != SV_ERR_NOMEM) {
 				snprintf(why, why_len,
 				         "snapshot %s does not decode although its MAC is valid "

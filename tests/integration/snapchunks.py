@@ -5,6 +5,7 @@ scheme u8 | 0 u16 | counter u64 | nv_writes u64 | count u32 | ct_len u32, then n
 ct(ct_len), mac(32).
 
   snapchunks.py count FILE          number of chunks (fails on a file that is not whole chunks)
+  snapchunks.py whole FILE          number of whole chunks at the start of the file
   snapchunks.py kinds FILE          their kinds, e.g. "5 5 5 2"
   snapchunks.py flip FILE K         flips one random byte inside chunk K; prints the offset
   snapchunks.py drop FILE K         removes chunk K
@@ -12,7 +13,8 @@ ct(ct_len), mac(32).
   snapchunks.py dup FILE K          repeats chunk K after itself
   snapchunks.py cut FILE K          keeps chunks 0..K-1 (a crash after chunk K-1)
   snapchunks.py cutin FILE K        keeps chunks 0..K-1 and a random part of chunk K
-  snapchunks.py take FILE K OTHER   replaces chunk K with chunk K of the slot file OTHER
+  snapchunks.py take FILE K OTHER   replaces chunk K with chunk K of the slot file OTHER (which
+                                    may be a snapshot cut off, or with garbage after its chunks)
 """
 import os
 import random
@@ -20,14 +22,18 @@ import struct
 import sys
 
 
-def chunks(data):
+def chunks(data, strict=True):
     out, off = [], 0
     while off < len(data):
-        if len(data) - off < 112 or data[off:off + 4] != b"SVF1":
+        if len(data) - off < 104 or data[off:off + 4] != b"SVF1":
+            if not strict:
+                break
             sys.exit("snapchunks: not a chunk at byte %d" % off)
         (ct_len,) = struct.unpack(">I", data[off + 28:off + 32])
         n = 32 + 24 + ct_len + 32
         if off + n > len(data):
+            if not strict:
+                break
             sys.exit("snapchunks: chunk at byte %d is cut off" % off)
         out.append(data[off:off + n])
         off += n
@@ -38,9 +44,12 @@ def main():
     cmd, path = sys.argv[1], sys.argv[2]
     with open(path, "rb") as f:
         data = f.read()
-    c = chunks(data)
+    c = chunks(data, cmd != "whole")
     if cmd == "count":
         print(len(c))
+        return
+    if cmd == "whole":
+        print(len(chunks(data, False)))
         return
     if cmd == "kinds":
         print(" ".join(str(x[4]) for x in c))
@@ -69,7 +78,7 @@ def main():
         out = b"".join(c[:k]) + c[k][:random.randrange(1, len(c[k]))]
     elif cmd == "take":
         with open(sys.argv[4], "rb") as f:
-            other = chunks(f.read())
+            other = chunks(f.read(), False)
         c[k] = other[k]
         out = b"".join(c)
     else:

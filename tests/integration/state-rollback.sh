@@ -16,7 +16,8 @@ trap 'swtpm_cleanup; rm -rf "$T"' EXIT
 swtpm_start "$T/tpm"
 S="$T/state"
 SNAP=()
-[ -n "${SNAPSHOT_CHUNK:-}" ] && SNAP=(--snapshot-chunk "$SNAPSHOT_CHUNK" --snapshot-every 7)
+[ -n "${SNAPSHOT_CHUNK:-}" ] &&
+	SNAP=(--snapshot-chunk "$SNAPSHOT_CHUNK" --snapshot-every 7 --snapshot-async)
 D() {
 	"$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI" --seed 42 --batch 3 \
 		${SNAP[@]+"${SNAP[@]}"}

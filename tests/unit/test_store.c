@@ -549,6 +549,88 @@ static void test_snapshot_and_interrupted_reset(void **state)
 	store_close(s);
 }
 
+/* A snapshot on the snapshot thread (issue 16) while every kind of change goes on: the users it
+ * began with are never changed under it (changes go to copies), the frames committed meanwhile
+ * end up in its delta chunks, and the state after the switch and after a reopen is the state
+ * the commits made. With 300-byte chunks the snapshot has many. */
+static void test_snapshot_async(void **state)
+{
+	struct store *s = open_ok();
+	struct store_user_view v;
+	struct store_info in;
+	unsigned left;
+	char id[16];
+	assert_int_equal(store_set_snapshot_chunk(s, 300), SV_OK);
+	assert_int_equal(store_set_snapshot_chunk(s, 0), SV_ERR_RANGE);
+	for (int i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "user-%d", i);
+		put(s, id, 3);
+	}
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_snapshot_start(s), SV_OK);
+	assert_true(store_snapshot_busy(s));
+	assert_int_equal(store_snapshot_start(s), SV_ERR_STATE); /* one at a time */
+	/* changes of every kind while it is written, in three commits */
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"user-1", 6, &left), SV_OK);
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"user-2", 6, &left), SV_OK);
+	assert_int_equal(store_delete_user(s, (const uint8_t *)"user-3", 6), SV_OK);
+	put(s, "user-4", 7); /* replaced */
+	put(s, "new", 2);
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_reset_guesses(s, (const uint8_t *)"user-2", 6), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(store_charge_guess(s, (const uint8_t *)"user-5", 6, &left), SV_OK);
+	assert_int_equal(left, 0); /* destroyed */
+	assert_int_equal(store_commit(s), SV_OK);
+	/* the first commit end after the thread has finished switched to the snapshot (with at
+	 * least the first commit above in its delta chunks), or this does */
+	assert_int_equal(store_snapshot_wait(s), SV_OK);
+	assert_false(store_snapshot_busy(s));
+	store_get_info(s, &in);
+	assert_int_equal(in.active_slot, 'b');
+	assert_true(in.snapshot_counter >= 2 && in.snapshot_counter <= store_counter(s));
+	assert_true(in.journal_bytes >= 48);
+	store_close(s);
+	for (int pass = 0; pass < 2; pass++) {
+		s = open_ok();
+		assert_int_equal(used(s, "user-1"), 1);
+		assert_int_equal(used(s, "user-2"), 0);
+		assert_int_equal(store_lookup(s, (const uint8_t *)"user-3", 6, &v),
+		                 SV_ERR_NOTFOUND);
+		assert_int_equal(store_lookup(s, (const uint8_t *)"user-4", 6, &v), SV_OK);
+		assert_int_equal(v.guess_limit, 7);
+		assert_int_equal(store_lookup(s, (const uint8_t *)"user-5", 6, &v), SV_OK);
+		assert_true(v.destroyed);
+		assert_int_equal(used(s, "new"), 0);
+		assert_int_equal(used(s, "user-39"), 0);
+		struct store_stats st;
+		store_get_stats(s, &st);
+		assert_int_equal(st.users, 39);
+		assert_int_equal(st.destroyed, 1);
+		if (pass == 0) { /* one more commit after the switch, then reopen */
+			assert_int_equal(store_charge_guess(s, (const uint8_t *)"user-8", 6, &left),
+			                 SV_OK);
+			assert_int_equal(store_commit(s), SV_OK);
+			assert_int_equal(store_reset_guesses(s, (const uint8_t *)"user-8", 6),
+			                 SV_OK);
+			assert_int_equal(store_commit(s), SV_OK);
+		}
+		store_close(s);
+	}
+	/* a snapshot the process ends before switching to is no snapshot: nothing is lost */
+	s = open_ok();
+	assert_int_equal(store_charge_guess(s, (const uint8_t *)"user-6", 6, &left), SV_OK);
+	assert_int_equal(store_commit(s), SV_OK);
+	assert_int_equal(store_snapshot_start(s), SV_OK);
+	store_close(s);
+	s = open_ok();
+	assert_int_equal(used(s, "user-6"), 1);
+	store_get_info(s, &in);
+	assert_int_equal(in.active_slot, 'b');
+	store_close(s);
+}
+
 /* ---- run authority (anchor.h, docs/threat-model.md "Forks") ---- */
 static char fork_dir[80];
 
@@ -877,6 +959,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_commit_and_replay, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_snapshot_async, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_increment_rolls_forward, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_write_then_anchor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_anchor_pipelined, setup, teardown),
