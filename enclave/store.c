@@ -48,15 +48,56 @@ static uint64_t id_hash(const struct store *s, const uint8_t *id, size_t n)
 
 static size_t user_size(size_t id_len, int destroyed, size_t blob_len)
 {
-	return sizeof(struct user) + id_len + (destroyed ? 0 : STORE_RECORD_LEN + blob_len);
+	return offsetof(struct user, data) + id_len + (destroyed ? 0 : STORE_RECORD_LEN + blob_len);
 }
 
+/* Wipes a user and frees it, unless it lives in the arena (freed with the store). */
 static void user_free(struct user *u)
 {
 	if (u == NULL || u == DELETED)
 		return;
+	int arena = u->arena;
 	sodium_memzero(u, user_size(u->id_len, u->destroyed, u->blob_len));
-	free(u);
+	if (!arena)
+		free(u);
+}
+
+#define ARENA_BLOCK (4u << 20)
+
+/* n bytes for a user, 8-byte aligned: from the arena while a snapshot is loaded, else malloc. */
+static struct user *user_alloc(struct store *s, size_t n)
+{
+	if (!s->bulk) {
+		struct user *u = malloc(n < sizeof(struct user) ? sizeof(struct user) : n);
+		if (u != NULL)
+			u->arena = 0;
+		return u;
+	}
+	n = (n + 7) & ~(size_t)7;
+	struct arena *a = s->arena;
+	if (a == NULL || a->cap - a->used < n) {
+		size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+		if ((a = malloc(sizeof(*a) + cap)) == NULL)
+			return NULL;
+		a->next = s->arena;
+		a->used = 0;
+		a->cap = cap;
+		s->arena = a;
+	}
+	struct user *u = (struct user *)(void *)(a->data + a->used);
+	a->used += n;
+	u->arena = 1;
+	return u;
+}
+
+static void arena_free(struct store *s)
+{
+	while (s->arena != NULL) {
+		struct arena *next = s->arena->next;
+		sodium_memzero(s->arena->data, s->arena->used);
+		free(s->arena);
+		s->arena = next;
+	}
 }
 
 /* While the snapshot thread writes (store_snapshot_start), it reads the users that were in the
@@ -98,10 +139,11 @@ static struct user *own(struct store *s, size_t i)
 	if (!s->snap_live)
 		return u;
 	size_t n = user_size(u->id_len, u->destroyed, u->blob_len);
-	struct user *c = malloc(n);
+	struct user *c = malloc(n < sizeof(struct user) ? sizeof(struct user) : n);
 	if (c == NULL)
 		return NULL;
 	memcpy(c, u, n);
+	c->arena = 0;
 	drop(s, u);
 	s->tab[i] = c;
 	return c;
@@ -171,7 +213,7 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 	int r = grow_table(s);
 	if (r != SV_OK)
 		return r;
-	struct user *u = malloc(user_size(n, 0, blob_len));
+	struct user *u = user_alloc(s, user_size(n, 0, blob_len));
 	if (u == NULL)
 		return SV_ERR_NOMEM;
 	u->charged_at = 0;
@@ -209,7 +251,7 @@ static void destroy(struct store *s, size_t i)
 	sodium_memzero(u->data + u->id_len, STORE_RECORD_LEN + u->blob_len);
 	u->destroyed = 1;
 	u->blob_len = 0;
-	struct user *t = realloc(u, keep);
+	struct user *t = u->arena ? u : realloc(u, keep < sizeof(*u) ? sizeof(*u) : keep);
 	s->tab[i] = t != NULL ? t : u;
 	s->users--;
 	s->destroyed++;
@@ -453,6 +495,7 @@ void store_clear_users(struct store *s)
 		user_free(s->tab[i]);
 	free(s->tab);
 	s->tab = NULL;
+	arena_free(s);
 	s->cap = s->nslots_used = 0;
 	s->users = s->destroyed = 0;
 	s->nunclean = 0;

@@ -31,7 +31,16 @@ struct user {
 	uint8_t limit;
 	uint8_t used;
 	uint8_t destroyed;
+	uint8_t arena;  /* 1: in a block of s->arena (loaded from a snapshot), never freed alone */
 	uint8_t data[]; /* id | record | blob; only id when destroyed */
+};
+
+/* Users loaded from a snapshot are laid out one after the other in big blocks instead of one
+ * malloc each: no per-user allocator overhead (about 12 bytes a user) and a faster start. */
+struct arena {
+	struct arena *next;
+	size_t used, cap;
+	uint8_t data[];
 };
 
 #define DELETED ((struct user *)(uintptr_t)1)
@@ -50,6 +59,8 @@ struct store {
 	uint8_t hkey[crypto_shorthash_KEYBYTES];
 	struct user **tab;
 	size_t cap, nslots_used; /* nslots_used counts live entries and DELETED markers */
+	struct arena *arena;     /* blocks of the users loaded from the snapshot, newest first */
+	int bulk;                /* loading a snapshot: new users go into the arena */
 	uint64_t users, destroyed;
 	uint64_t counter, nv_writes, snap_counter;
 	uint8_t head_mac[JOURNAL_MAC_LEN];
