@@ -103,7 +103,7 @@ static void arena_free(struct store *s)
 /* While the snapshot thread writes (store_snapshot_start), it reads the users that were in the
  * table when it began: none of them may change or be freed until the snapshot is switched to.
  * Every change then goes to a copy (own), and a user that leaves the table is kept (drop) until
- * store_snapshot_end_async frees them all. */
+ * the switch to the snapshot (store_snapshot_poll) frees them all. */
 static void drop(struct store *s, struct user *u)
 {
 	if (u == NULL || u == DELETED)
@@ -149,10 +149,16 @@ static struct user *own(struct store *s, size_t i)
 	return c;
 }
 
-/* Slot of id, or of the first free slot where it would go when absent (*found = 0). */
-static size_t find(const struct store *s, const uint8_t *id, size_t n, int *found)
+/* Slot of id, or of the first free slot where it would go when absent (*found = 0). A slot's
+ * tag (8 more bits of the hash, s->tags) spares the look at a user whose identifier cannot
+ * match: without it, following the pointers of the probe sequence was a third of the start. */
+static size_t find_hashed(const struct store *s, const uint8_t *id, size_t n, uint64_t h,
+                          int *found, uint8_t *tag_out)
 {
-	size_t mask = s->cap - 1, i = (size_t)id_hash(s, id, n) & mask, free_slot = SIZE_MAX;
+	size_t mask = s->cap - 1, i = (size_t)h & mask, free_slot = SIZE_MAX;
+	uint8_t tag = (uint8_t)(h >> 56);
+	if (tag_out != NULL)
+		*tag_out = tag;
 	for (;;) {
 		struct user *u = s->tab[i];
 		if (u == NULL) {
@@ -162,12 +168,24 @@ static size_t find(const struct store *s, const uint8_t *id, size_t n, int *foun
 		if (u == DELETED) {
 			if (free_slot == SIZE_MAX)
 				free_slot = i;
-		} else if (u->id_len == n && sodium_memcmp(u->data, id, n) == 0) {
+		} else if (s->tags[i] == tag && u->id_len == n &&
+		           sodium_memcmp(u->data, id, n) == 0) {
 			*found = 1;
 			return i;
 		}
 		i = (i + 1) & mask;
 	}
+}
+
+static size_t find_tag(const struct store *s, const uint8_t *id, size_t n, int *found,
+                       uint8_t *tag_out)
+{
+	return find_hashed(s, id, n, id_hash(s, id, n), found, tag_out);
+}
+
+static size_t find(const struct store *s, const uint8_t *id, size_t n, int *found)
+{
+	return find_tag(s, id, n, found, NULL);
 }
 
 static int grow_table(struct store *s)
@@ -178,10 +196,15 @@ static int grow_table(struct store *s)
 	if (cap == s->cap && (s->nslots_used + 1) * 10 < s->cap * 8)
 		return SV_OK;
 	struct user **old = s->tab;
+	uint8_t *old_tags = s->tags;
 	size_t old_cap = s->cap;
 	s->tab = calloc(cap, sizeof(*s->tab));
-	if (s->tab == NULL) {
+	s->tags = calloc(cap, 1);
+	if (s->tab == NULL || s->tags == NULL) {
+		free(s->tab);
+		free(s->tags);
 		s->tab = old;
+		s->tags = old_tags;
 		return SV_ERR_NOMEM;
 	}
 	s->cap = cap;
@@ -191,10 +214,14 @@ static int grow_table(struct store *s)
 		if (u == NULL || u == DELETED)
 			continue;
 		int found;
-		s->tab[find(s, u->data, u->id_len, &found)] = u;
+		uint8_t tag;
+		size_t k = find_tag(s, u->data, u->id_len, &found, &tag);
+		s->tab[k] = u;
+		s->tags[k] = tag;
 		s->nslots_used++;
 	}
 	free(old);
+	free(old_tags);
 	return SV_OK;
 }
 
@@ -227,7 +254,9 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 	if (blob_len > 0)
 		memcpy(u->data + n + STORE_RECORD_LEN, blob, blob_len);
 	int found = 0;
-	size_t i = find(s, id, n, &found);
+	uint8_t tag;
+	size_t i = find_tag(s, id, n, &found, &tag);
+	s->tags[i] = tag;
 	if (found) {
 		if (s->tab[i]->destroyed) {
 			s->destroyed--;
@@ -341,6 +370,66 @@ static int apply_delete(struct store *s, const uint8_t *id, size_t n)
 	return SV_OK;
 }
 
+/* A snapshot's user entry: a new user (a tombstone keeps only the identifier), with one lookup
+ * (start-up does this ten million times). */
+static int apply_user(struct store *s, const struct journal_op *op, uint64_t h)
+{
+	int found = 0, d = op->destroyed != 0, r = grow_table(s);
+	uint8_t tag;
+	if (r != SV_OK)
+		return r;
+	size_t i = find_hashed(s, op->id, op->id_len, h, &found, &tag);
+	if (found)
+		return SV_ERR_INVALID;
+	size_t blob_len = d ? 0 : op->blob_len;
+	struct user *u = user_alloc(s, user_size(op->id_len, d, blob_len));
+	if (u == NULL)
+		return SV_ERR_NOMEM;
+	u->charged_at = 0;
+	u->id_len = (uint8_t)op->id_len;
+	u->blob_len = (uint16_t)blob_len;
+	u->limit = op->limit;
+	u->used = d ? op->limit : op->used;
+	u->destroyed = (uint8_t)d;
+	memcpy(u->data, op->id, op->id_len);
+	if (!d) {
+		memcpy(u->data + op->id_len, op->record, STORE_RECORD_LEN);
+		if (blob_len > 0)
+			memcpy(u->data + op->id_len + STORE_RECORD_LEN, op->blob, blob_len);
+	}
+	if (s->tab[i] == NULL)
+		s->nslots_used++;
+	s->tab[i] = u;
+	s->tags[i] = tag;
+	if (d)
+		s->destroyed++;
+	else
+		s->users++;
+	return SV_OK;
+}
+
+#define PREFETCH_AHEAD 8
+
+int store_apply_users(struct store *s, const struct journal_op *ops, size_t n, uint64_t *hashes)
+{
+	int r = SV_OK;
+	/* the table's slots are random accesses: hash all, then fetch a few slots ahead */
+	for (size_t k = 0; k < n; k++) {
+		if (ops[k].type != JOURNAL_OP_USER)
+			return SV_ERR_INVALID;
+		hashes[k] = id_hash(s, ops[k].id, ops[k].id_len);
+	}
+	for (size_t k = 0; k < n && r == SV_OK; k++) {
+		if (k + PREFETCH_AHEAD < n && s->cap != 0) {
+			size_t j = (size_t)hashes[k + PREFETCH_AHEAD] & (s->cap - 1);
+			__builtin_prefetch(&s->tab[j]);
+			__builtin_prefetch(&s->tags[j]);
+		}
+		r = apply_user(s, &ops[k], hashes[k]);
+	}
+	return r;
+}
+
 /* Applies one decoded op (journal replay or snapshot load); any mismatch means corrupt state. */
 int store_apply_op(struct store *s, const struct journal_op *op)
 {
@@ -372,25 +461,7 @@ int store_apply_op(struct store *s, const struct journal_op *op)
 			return SV_ERR_INVALID;
 		s->ack_time = op->time;
 		return SV_OK;
-	case JOURNAL_OP_USER:
-		if (get(s, op->id, op->id_len) != NULL)
-			return SV_ERR_INVALID;
-		if (op->destroyed) {
-			static const uint8_t zero[STORE_RECORD_LEN];
-			if ((r = apply_put(s, op->id, op->id_len, zero, NULL, 0, op->limit)) !=
-			    SV_OK)
-				return r;
-			int found;
-			size_t i = find(s, op->id, op->id_len, &found);
-			s->tab[i]->used = op->limit;
-			destroy(s, i);
-			return SV_OK;
-		}
-		if ((r = apply_put(s, op->id, op->id_len, op->record, op->blob, op->blob_len,
-		                   op->limit)) != SV_OK)
-			return r;
-		get(s, op->id, op->id_len)->used = op->used;
-		return SV_OK;
+	case JOURNAL_OP_USER: return apply_user(s, op, id_hash(s, op->id, op->id_len));
 	default: return SV_ERR_INVALID;
 	}
 }
@@ -491,10 +562,14 @@ int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_polic
 
 void store_clear_users(struct store *s)
 {
+	/* users in the arena are wiped with it, block by block */
 	for (size_t i = 0; i < s->cap; i++)
-		user_free(s->tab[i]);
+		if (s->tab[i] != NULL && s->tab[i] != DELETED && !s->tab[i]->arena)
+			user_free(s->tab[i]);
 	free(s->tab);
+	free(s->tags);
 	s->tab = NULL;
+	s->tags = NULL;
 	arena_free(s);
 	s->cap = s->nslots_used = 0;
 	s->users = s->destroyed = 0;

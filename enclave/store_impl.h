@@ -58,6 +58,7 @@ struct store {
 	struct store_secrets *secrets;
 	uint8_t hkey[crypto_shorthash_KEYBYTES];
 	struct user **tab;
+	uint8_t *tags;           /* per slot: 8 bits of the identifier's hash (store.c, find_tag) */
 	size_t cap, nslots_used; /* nslots_used counts live entries and DELETED markers */
 	struct arena *arena;     /* blocks of the users loaded from the snapshot, newest first */
 	int bulk;                /* loading a snapshot: new users go into the arena */
@@ -132,6 +133,10 @@ struct store {
 
 /* store.c */
 int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_policy *pol)
+    __attribute__((warn_unused_result));
+/* Applies n snapshot user entries (JOURNAL_OP_USER only) as store_apply_op would, faster: the
+ * table slots are fetched ahead. hashes: room for n. */
+int store_apply_users(struct store *s, const struct journal_op *ops, size_t n, uint64_t *hashes)
     __attribute__((warn_unused_result));
 /* Applies one decoded op (journal replay or snapshot load); any mismatch means corrupt state. */
 int store_apply_op(struct store *s, const struct journal_op *op)

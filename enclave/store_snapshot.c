@@ -483,9 +483,14 @@ static int read_frame(int fd, uint64_t off, uint64_t size, uint8_t **buf, size_t
  * taken here. A user chunk holds user entries (and, in chunk 0, the unclean-boot history); a
  * delta chunk holds the ops of one journal commit or flush frame, applied as replay applies
  * them. SV_ERR_INVALID: the ops do not decode or do not fit their chunk. */
+#define USER_BATCH 256 /* user entries applied together (store_apply_users) */
+
 static int apply_chunk(struct store *s, const uint8_t *plain, size_t plen, uint32_t count,
                        int first, int delta)
 {
+	struct journal_op batch[USER_BATCH];
+	uint64_t hashes[USER_BATCH];
+	size_t nb = 0;
 	struct sv_buf b;
 	int r;
 	sv_buf_from(&b, plain, plen);
@@ -493,6 +498,20 @@ static int apply_chunk(struct store *s, const uint8_t *plain, size_t plen, uint3
 		struct journal_op op;
 		if (journal_op_get(&b, &op) != SV_OK)
 			return SV_ERR_INVALID;
+		if (!delta && op.type == JOURNAL_OP_USER) {
+			batch[nb++] = op;
+			if (nb == USER_BATCH) {
+				if ((r = store_apply_users(s, batch, nb, hashes)) != SV_OK)
+					return r == SV_ERR_NOMEM ? r : SV_ERR_INVALID;
+				nb = 0;
+			}
+			continue;
+		}
+		if (nb > 0) {
+			if ((r = store_apply_users(s, batch, nb, hashes)) != SV_OK)
+				return r == SV_ERR_NOMEM ? r : SV_ERR_INVALID;
+			nb = 0;
+		}
 		if (first && n == 0 && !s->legacy) {
 			if (op.type != JOURNAL_OP_RUN)
 				return SV_ERR_INVALID;
@@ -512,6 +531,8 @@ static int apply_chunk(struct store *s, const uint8_t *plain, size_t plen, uint3
 		if ((r = store_apply_op(s, &op)) != SV_OK)
 			return r == SV_ERR_NOMEM ? r : SV_ERR_INVALID;
 	}
+	if (nb > 0 && (r = store_apply_users(s, batch, nb, hashes)) != SV_OK)
+		return r == SV_ERR_NOMEM ? r : SV_ERR_INVALID;
 	return sv_buf_expect_end(&b);
 }
 
@@ -616,8 +637,10 @@ int store_snapshot_load(struct store *s, int i, char *why, size_t why_len)
 	s->cap = 1024;
 	while (size / 250 * 10 >= (uint64_t)s->cap * 7)
 		s->cap *= 2;
-	if ((s->tab = calloc(s->cap, sizeof(*s->tab))) == NULL) {
-		s->cap = 0;
+	s->tab = calloc(s->cap, sizeof(*s->tab));
+	s->tags = calloc(s->cap, 1);
+	if (s->tab == NULL || s->tags == NULL) {
+		store_clear_users(s);
 		return SV_ERR_NOMEM;
 	}
 	pthread_mutex_init(&rd.mu, NULL);
