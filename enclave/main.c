@@ -335,6 +335,7 @@ int main(int argc, char **argv)
 	int fl = fcntl(SANDBOX_IPC_FD, F_GETFL);
 	if (fl < 0 || fcntl(SANDBOX_IPC_FD, F_SETFL, fl | O_NONBLOCK) != 0)
 		die("cannot make the broker link non-blocking: %s", strerror(errno));
+	store_keep_threads(store); /* its snapshot thread cannot end under the filter */
 	if (sandbox_lockdown(why, sizeof(why)) != 0)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)

@@ -340,6 +340,9 @@ int store_snapshot(struct store *s) __attribute__((warn_unused_result));
  * thread and switches (SV_ERR_STATE while a frame awaits its anchor). */
 int store_snapshot_start(struct store *s) __attribute__((warn_unused_result));
 int store_snapshot_busy(const struct store *s);
+/* The process is about to install a filter under which no thread can end (the enclave's):
+ * store_close then leaves the snapshot thread parked, idle, until the process ends. */
+void store_keep_threads(struct store *s);
 int store_snapshot_wait(struct store *s) __attribute__((warn_unused_result));
 
 #endif

@@ -73,6 +73,7 @@ struct store {
 	 * journal frame written meanwhile is kept in snap_delta for the snapshot's delta chunks */
 	struct snap_job *snap_job;
 	int snap_live;
+	int keep_threads; /* store_keep_threads */
 	struct user **retired;
 	size_t nretired, retired_cap;
 	struct sv_buf snap_delta;

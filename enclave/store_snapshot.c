@@ -300,6 +300,12 @@ void store_snapshot_thread_stop(struct store *s)
 	job_wait(j);
 	if (s->snap_live)
 		job_clear(s); /* never switched to: the slot it wrote is not a snapshot */
+	if (s->keep_threads) {
+		/* under the enclave's filter a thread cannot end (its exit takes rt_sigprocmask):
+		 * it stays parked, idle, on its own job, until the process ends */
+		s->snap_job = NULL;
+		return;
+	}
 	pthread_mutex_lock(&j->mu);
 	j->state = JOB_QUIT;
 	pthread_cond_broadcast(&j->cv);
@@ -345,6 +351,11 @@ int store_snapshot_start(struct store *s)
 	pthread_cond_broadcast(&j->cv);
 	pthread_mutex_unlock(&j->mu);
 	return SV_OK;
+}
+
+void store_keep_threads(struct store *s)
+{
+	s->keep_threads = 1;
 }
 
 int store_snapshot_busy(const struct store *s)
