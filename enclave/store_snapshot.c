@@ -211,7 +211,7 @@ int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *l
 
 /* ---------- writing on the snapshot thread ---------- */
 
-enum { JOB_IDLE, JOB_WORK, JOB_DONE, JOB_QUIT };
+enum { JOB_STARTING, JOB_IDLE, JOB_WORK, JOB_DONE, JOB_QUIT };
 
 struct snap_job {
 	pthread_t th;
@@ -227,7 +227,13 @@ struct snap_job {
 static void *snap_thread(void *arg)
 {
 	struct snap_job *j = arg;
+	/* what a new thread does once (glibc's rseq and robust-list registration before this
+	 * function, its malloc arena here) happens before store_snapshot_thread_start returns,
+	 * i.e. before the enclave's filter, which refuses rseq */
+	free(malloc(64));
 	pthread_mutex_lock(&j->mu);
+	j->state = JOB_IDLE;
+	pthread_cond_broadcast(&j->cv);
 	for (;;) {
 		while (j->state != JOB_WORK && j->state != JOB_QUIT)
 			pthread_cond_wait(&j->cv, &j->mu);
@@ -264,6 +270,10 @@ int store_snapshot_thread_start(struct store *s)
 		free(j);
 		return SV_ERR_NOMEM;
 	}
+	pthread_mutex_lock(&j->mu);
+	while (j->state == JOB_STARTING)
+		pthread_cond_wait(&j->cv, &j->mu);
+	pthread_mutex_unlock(&j->mu);
 	s->snap_job = j;
 	return SV_OK;
 }
