@@ -24,7 +24,7 @@
 #define EXIT_WRONG      2
 #define EXIT_LOCKED     3
 #define EXIT_UNVERIFIED 4
-#define EXIT_FULL       5                   /* register: the vault is full (HTTP 507) */
+#define EXIT_FULL       7 /* register: the vault is full (HTTP 507); 5 and 6 are other work's */
 #define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
 #define NONCE_MIN       8
 #define NONCE_MAX       64

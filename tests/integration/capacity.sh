@@ -2,7 +2,7 @@
 # check-capacity (issue 16): a vault at its max-users refuses new registrations instead of
 # stopping. Real sealvaultd (enclave + broker under their filters) on a private swtpm, the real
 # sealvault CLI over TLS, max-users 5:
-#   1. five users register; the sixth is refused with HTTP 507, exit 5 and a message that says
+#   1. five users register; the sixth is refused with HTTP 507, exit 7 and a message that says
 #      the vault is full, and nothing about it is stored (it cannot log in afterwards);
 #   2. while full: every user still recovers, a password change works, an existing user still
 #      gets "already registered"; /metrics shows max-users 5 (configured) and the refusals;
@@ -73,13 +73,13 @@ sv_server_start
 grep -q "max-users 5 (configured); 0 records held" "$T/srv/sealvaultd.log" ||
 	fail "no start line for max-users 5"
 
-say "five users register, the sixth gets 507 and exit 5"
+say "five users register, the sixth gets 507 and exit 7"
 for u in u1 u2 u3 u4 u5; do
 	register "$u"
 	expect 0 "registered"
 done
 register u6
-expect 5 "the vault is full"
+expect 7 "the vault is full"
 grep -qF "HTTP 507" <<<"$err" || fail "no HTTP 507 in: $err"
 grep -qF "nothing was stored" <<<"$err" || fail "the message does not say nothing changed: $err"
 sv recover --user u6 --password-file "$T/pw" --out "$T/out"
@@ -107,7 +107,7 @@ expect 0 "deleted"
 register u6
 expect 0 "registered"
 register u7
-expect 5 "the vault is full"
+expect 7 "the vault is full"
 
 say "a restart loses nothing and the limit holds"
 sv_server_restart
@@ -119,7 +119,7 @@ recovers u2 "$T/newpw"
 sv recover --user u4 --password-file "$T/pw" --out "$T/out"
 expect 2 # deleted stays deleted
 register u7
-expect 5 "the vault is full"
+expect 7 "the vault is full"
 
 say "without max-users the limit is derived from free memory"
 SV_DAEMON_ARGS=(--nv-writes-per-day 1000000 --nv-writes-burst 100000)
