@@ -93,6 +93,7 @@ static int http_code(uint8_t status)
 	case SV_STATUS_UNAUTHORIZED: return 401;
 	case SV_STATUS_FORBIDDEN: return 403;
 	case SV_STATUS_TOO_MANY: return 429;
+	case SV_STATUS_FULL: return 507;
 	default: return 500;
 	}
 }
@@ -112,6 +113,7 @@ static const char *reason(int code)
 	case 415: return "Unsupported Media Type";
 	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
 	default: return "Internal Server Error";
 	}
 }

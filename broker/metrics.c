@@ -8,7 +8,7 @@
 #include "common/err.h"
 
 /* The HTTP statuses the broker can answer with; anything else is counted under "other". */
-static const int codes[] = {200, 400, 403, 404, 405, 408, 409, 410, 413, 415, 429, 500, 503};
+static const int codes[] = {200, 400, 403, 404, 405, 408, 409, 410, 413, 415, 429, 500, 503, 507};
 #define N_CODES (sizeof(codes) / sizeof(codes[0]))
 
 /* Latency histogram bucket bounds, microseconds. */

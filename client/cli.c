@@ -28,6 +28,7 @@
 #define EXIT_UNVERIFIED 4
 #define EXIT_TOKEN      5 /* the vault refused the access token (401/403) */
 #define EXIT_RETRY      6 /* busy or over a rate limit: nothing was charged, retry later */
+#define EXIT_FULL       7 /* register: the vault is full (HTTP 507) */
 #define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
 #define NONCE_MIN       8
 #define NONCE_MAX       64
@@ -392,6 +393,9 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 		/* "the vault refused the access token: <the server's reason>" */
 		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 		return EXIT_TOKEN;
+	case SV_RESULT_FULL:
+		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
+		return EXIT_FULL;
 	case SV_RESULT_BUSY:
 		fprintf(stderr, "sealvault: %s\n", sv_ctx_error(ctx));
 		fprintf(stderr, "sealvault: nothing was charged; try again later\n");

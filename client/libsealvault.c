@@ -89,6 +89,7 @@ const char *sv_result_str(enum sv_result r)
 	case SV_RESULT_ERROR: return "error";
 	case SV_RESULT_UNVERIFIED: return "attestation verification failed";
 	case SV_RESULT_TOKEN_REFUSED: return "the vault refused the access token";
+	case SV_RESULT_FULL: return "vault full: it accepts no new users";
 	}
 	return "unknown result";
 }
@@ -481,7 +482,7 @@ static struct opaque_params params(const struct sv_ctx *ctx)
 	return p;
 }
 
-/* Reason text of a 400, 409, 429 or 503 answer, if the server sent printable ASCII. */
+/* Reason text of a 400, 409, 429, 503 or 507 answer, if the server sent printable ASCII. */
 static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
 {
 	size_t len = sv_buf_remaining(&ctx->rep);
@@ -557,6 +558,11 @@ static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *wh
 		return fail(ctx, SV_RESULT_BUSY,
 		            "%s: the server is busy (HTTP %ld: %s); retry later", what, status,
 		            reply_text(ctx, text, sizeof(text)));
+	case 507:
+		return fail(ctx, SV_RESULT_FULL,
+		            "%s: the vault is full and registers no new users (HTTP 507: %s); "
+		            "nothing was stored: ask its operator, or use another vault",
+		            what, reply_text(ctx, text, sizeof(text)));
 	case 400:
 		return fail(ctx, SV_RESULT_ERROR,
 		            "%s: the server rejected the request (%s); client and server versions "

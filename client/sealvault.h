@@ -63,6 +63,9 @@ enum sv_result {
 	 * 401 or 403 insufficient_scope); sv_ctx_error() is "the vault refused the access token:
 	 * <the server's reason>". Nothing was charged. */
 	SV_RESULT_TOKEN_REFUSED = 7,
+	/* since 0.3.0, register: the vault holds as many users as it may (HTTP 507); nothing
+	 * changed; another vault or a later retry may take it */
+	SV_RESULT_FULL = 8,
 };
 
 struct sv_ctx;

@@ -51,7 +51,7 @@ enum sv_status {
 	SV_STATUS_OUT_OF_ORDER = 5, /* 409: unknown or expired session, replayed KE3 */
 	SV_STATUS_BUSY = 6,         /* 503: too many pending logins, NV budget exhausted */
 	SV_STATUS_INTERNAL = 7,     /* 500 */
-	/* 8: reserved (issue 13's capacity limit, 507) */
+	SV_STATUS_FULL = 8,         /* 507: the vault holds max-users records; nothing changed */
 	/* 401 with WWW-Authenticate: Bearer error="invalid_token", error_description=<body>: no,
 	 * a malformed, expired, wrongly signed or wrongly addressed access token; nothing changed
 	 */

@@ -73,6 +73,7 @@ static struct setting settings[] = {
     {"state-dir", TO_ENCLAVE, "/var/lib/sealvault", 0, 0, NULL},
     {"tpm", TO_ENCLAVE, "device:/dev/tpmrm0", 0, 0, NULL},
     {"tpm-timeout", TO_ENCLAVE, NULL, 0, 1, NULL},
+    {"max-users", TO_ENCLAVE, NULL, 0, 0, NULL},
     {"context", TO_ENCLAVE, NULL, 1, 0, NULL},
     {"listen", TO_SELF, "0.0.0.0:443", 0, 0, NULL},
     {"listen-fd", TO_SELF, NULL, 0, 1, NULL},

@@ -2,7 +2,7 @@
 # Each engineer keeps to their own section below; append, don't rewrite.
 
 # --- TPM and durable state: tpm, tcti-fd, journal, store (TPM/state engineer) ---
-STATE_SRCS := enclave/tpm.c enclave/approval.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c
+STATE_SRCS := enclave/tpm.c enclave/approval.c enclave/tcti-fd.c enclave/journal.c enclave/anchor.c enclave/budget.c enclave/store.c enclave/store_open.c enclave/store_init.c enclave/store_upgrade.c enclave/store_snapshot.c
 STATE_OBJS := $(STATE_SRCS:%.c=$(B)/%.o)
 $(B)/libsvstate.a: $(STATE_OBJS)
 	$(call msg,AR,$@)
@@ -69,7 +69,7 @@ UT_OBJS_access := $(B)/enclave/access.o $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/
 
 # --- sealvault-enclave: main (start-up, serve loop), dispatch table, sandbox (process engineer) ---
 ENCLAVE_SRCS := enclave/main.c enclave/serve.c enclave/dispatch.c enclave/sandbox.c enclave/drain.c \
-	enclave/adminsrv.c
+	enclave/adminsrv.c enclave/capacity.c
 ENCLAVE_OBJS := $(ENCLAVE_SRCS:%.c=$(B)/%.o)
 ENCLAVE_PKGS := libsodium openssl tss2-esys tss2-mu tss2-rc libseccomp json-c
 ENCLAVE_ARCHIVES := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvattest.a $(B)/libsvstate.a $(B)/libsvcrypto.a $(B)/libsvseccomp.a \
@@ -92,6 +92,8 @@ UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/a
 	$(B)/libsvcommon.a
 UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
 	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter
+# test_capacity: the limit's parsing and derivation, on a fake /proc and /sys tree.
+UT_OBJS_capacity := $(B)/enclave/capacity.o $(B)/libsvcommon.a
 
 # --- attestation: keys, quotes and activation on the TPM, evidence files and JSON (issue 6) ---
 ATTEST_SRCS := enclave/attest.c enclave/evidence.c enclave/attestsrv.c

@@ -75,7 +75,7 @@ int journal_frame_seal(const struct journal_keys *k, const uint8_t prev[JOURNAL_
                        const struct journal_frame *f, const uint8_t *plain, size_t plain_len,
                        struct sv_buf *out, uint8_t mac[JOURNAL_MAC_LEN])
 {
-	if (f->kind < JOURNAL_KIND_COMMIT || f->kind > JOURNAL_KIND_START)
+	if (f->kind < JOURNAL_KIND_COMMIT || f->kind > JOURNAL_KIND_SNAPSHOT_DELTA)
 		return SV_ERR_INVALID;
 	if (plain_len > JOURNAL_FRAME_MAX - JOURNAL_TAG_LEN)
 		return SV_ERR_RANGE;
@@ -107,7 +107,7 @@ int journal_frame_open(const struct journal_keys *k, const uint8_t prev[JOURNAL_
 		return SV_ERR_INVALID;
 	uint8_t kind = data[4];
 	uint32_t ct_len = get32(data + 28);
-	if (kind < JOURNAL_KIND_COMMIT || kind > JOURNAL_KIND_START || data[6] != 0 ||
+	if (kind < JOURNAL_KIND_COMMIT || kind > JOURNAL_KIND_SNAPSHOT_DELTA || data[6] != 0 ||
 	    data[7] != 0 || ct_len < JOURNAL_TAG_LEN || ct_len > JOURNAL_FRAME_MAX)
 		return SV_ERR_INVALID;
 	size_t body = JOURNAL_FRAME_HDR_LEN + JOURNAL_NONCE_LEN + (size_t)ct_len;

@@ -11,8 +11,16 @@
  *             of the frame before it (no NV write);
  *             a start frame holds one run op (the run nonce whose key the TPM counter is about
  *             to be bound to, enclave/anchor.h) and repeats the counter of the frame before it;
- *             a snapshot frame holds the current run op, then `count` - 1 user entries, and
- *             chains from 32 zero bytes.
+ *             a snapshot is a chain of chunk frames (enclave/store_snapshot.c): the first
+ *             chains from 32 zero bytes and holds the run op first, then history ops and
+ *             user entries, each later one chains from the MAC of the one before and holds
+ *             user entries; every chunk but the last is kind SNAPSHOT_PART, the last is
+ *             kind SNAPSHOT; each chunk's `count` is its own ops. A snapshot written while
+ *             the vault kept committing has, between its user chunks (under the counter it
+ *             began at) and its end, SNAPSHOT_DELTA chunks: the ops of each journal frame
+ *             written meanwhile, under that frame's counter and NV writes; its end chunk
+ *             then has no ops and the last counter. (A snapshot written before chunks is
+ *             the one-chunk case: a single SNAPSHOT frame.)
  *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
  *             commit and flush frames chained from base_mac, commit counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |
@@ -74,6 +82,8 @@ enum journal_kind {
 	JOURNAL_KIND_SNAPSHOT = 2,
 	JOURNAL_KIND_FLUSH = 3,
 	JOURNAL_KIND_START = 4,
+	JOURNAL_KIND_SNAPSHOT_PART = 5,  /* a snapshot chunk that is not the last */
+	JOURNAL_KIND_SNAPSHOT_DELTA = 6, /* a snapshot chunk: the ops of one journal frame */
 };
 
 enum journal_op_type {

@@ -32,6 +32,7 @@
 #include "enclave/attestsrv.h"
 #include "enclave/audit.h"
 #include "enclave/budget.h"
+#include "enclave/capacity.h"
 #include "enclave/dispatch.h"
 #include "enclave/journal.h"
 #include "enclave/sandbox.h"
@@ -57,6 +58,7 @@ struct options {
 	unsigned tpm_timeout_s;  /* deadline of every TPM command */
 	uint64_t restarts, tpm_timeouts; /* counted by sealvaultd, for /metrics */
 	int audit_link;                  /* audit records to sealvaultd on SANDBOX_AUDIT_FD */
+	uint64_t max_users;              /* 0: derived at start (enclave/capacity.h) */
 	struct sv_vault_policy policy;
 };
 
@@ -64,7 +66,7 @@ static const char usage[] =
     "usage: sealvault-enclave --state-dir DIR --tpm TCTI [--context STRING]\n"
     "       [--policy KEY=VALUE]... [--daemon-bin PATH] [--broker-bin PATH]\n"
     "       [--tpm-timeout SECONDS] [--restarts N] [--tpm-timeouts N] [--audit-link]\n"
-    "       [--tenants-dir DIR]\n"
+    "       [--tenants-dir DIR] [--max-users N|auto]\n"
     "Started by sealvaultd(8) with the broker link on descriptor 3 and, with --audit-link, the\n"
     "audit link on descriptor 4; see sealvault-enclave(8).\n";
 
@@ -151,6 +153,7 @@ static void parse(int argc, char **argv, struct options *o)
 	    {"tpm-timeouts", required_argument, NULL, 'O'},
 	    {"audit-link", no_argument, NULL, 'A'},
 	    {"tenants-dir", required_argument, NULL, 'N'},
+	    {"max-users", required_argument, NULL, 'M'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -185,6 +188,11 @@ static void parse(int argc, char **argv, struct options *o)
 		case 'O': o->tpm_timeouts = number("tpm-timeouts", optarg, 0, UINT32_MAX); break;
 		case 'A': o->audit_link = 1; break;
 		case 'N': o->tenants_dir = optarg; break;
+		case 'M':
+			if (capacity_parse(optarg, &o->max_users) != 0)
+				die("--max-users takes auto or a number from 1 to %llu, not '%s'",
+				    (unsigned long long)CAPACITY_MAX_USERS, optarg);
+			break;
 		case 'h': fputs(usage, stdout); exit(0);
 		default: fputs(usage, stderr); exit(2);
 		}
@@ -370,10 +378,16 @@ int main(int argc, char **argv)
 	if (attestsrv_open(&attest, tpm, o.state_dir, bins, store_secrets(store)->ake_pk,
 	                   policy_hash, why, sizeof(why)) != 0)
 		die("refusing to serve: %s", why);
+	struct capacity cap;
+	if (capacity_probe(&cap, o.max_users, store_records(store), "", why, sizeof(why)) != 0)
+		die("%s", why);
+	capacity_report(&cap, store_records(store));
 	struct vault_config vc = {.context = (const uint8_t *)o.context,
 	                          .context_len = strlen(o.context),
 	                          .policy = &o.policy,
-	                          .access = access};
+	                          .access = access,
+	                          .max_users = cap.max_users,
+	                          .max_users_source = capacity_source_name(cap.source)};
 	int r = vault_new(&vault, store, &vc);
 	if (r == 0)
 		r = dispatch_new(&d, vault, store);
@@ -422,6 +436,7 @@ int main(int argc, char **argv)
 	if (adminsrv_new(&admin, admin_fd, store, &bud, o.state_dir) != 0)
 		die("out of memory for the admin link");
 	serve_set_admin(sv, admin);
+	store_keep_threads(store); /* its snapshot thread cannot end under the filter */
 	if (sandbox_lockdown(o.audit_link, why, sizeof(why)) != 0)
 		die("refusing to run without a sandbox: %s", why);
 	if (policy_seccomp_test_hook("enclave") != 0)

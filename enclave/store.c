@@ -48,21 +48,117 @@ static uint64_t id_hash(const struct store *s, const uint8_t *id, size_t n)
 
 static size_t user_size(size_t id_len, int destroyed, size_t blob_len)
 {
-	return sizeof(struct user) + id_len + (destroyed ? 0 : STORE_RECORD_LEN + blob_len);
+	return offsetof(struct user, data) + id_len + (destroyed ? 0 : STORE_RECORD_LEN + blob_len);
 }
 
+/* Wipes a user and frees it, unless it lives in the arena (freed with the store). */
 static void user_free(struct user *u)
 {
 	if (u == NULL || u == DELETED)
 		return;
+	int arena = u->arena;
 	sodium_memzero(u, user_size(u->id_len, u->destroyed, u->blob_len));
-	free(u);
+	if (!arena)
+		free(u);
 }
 
-/* Slot of id, or of the first free slot where it would go when absent (*found = 0). */
-static size_t find(const struct store *s, const uint8_t *id, size_t n, int *found)
+#define ARENA_BLOCK (4u << 20)
+
+/* n bytes for a user, 8-byte aligned: from the arena while a snapshot is loaded, else malloc. */
+static struct user *user_alloc(struct store *s, size_t n)
 {
-	size_t mask = s->cap - 1, i = (size_t)id_hash(s, id, n) & mask, free_slot = SIZE_MAX;
+	if (!s->bulk) {
+		struct user *u = malloc(n < sizeof(struct user) ? sizeof(struct user) : n);
+		if (u != NULL)
+			u->arena = 0;
+		return u;
+	}
+	n = (n + 7) & ~(size_t)7;
+	struct arena *a = s->arena;
+	if (a == NULL || a->cap - a->used < n) {
+		size_t cap = n > ARENA_BLOCK ? n : ARENA_BLOCK;
+		if ((a = malloc(sizeof(*a) + cap)) == NULL)
+			return NULL;
+		a->next = s->arena;
+		a->used = 0;
+		a->cap = cap;
+		s->arena = a;
+	}
+	struct user *u = (struct user *)(void *)(a->data + a->used);
+	a->used += n;
+	u->arena = 1;
+	return u;
+}
+
+static void arena_free(struct store *s)
+{
+	while (s->arena != NULL) {
+		struct arena *next = s->arena->next;
+		sodium_memzero(s->arena->data, s->arena->used);
+		free(s->arena);
+		s->arena = next;
+	}
+}
+
+/* While the snapshot thread writes (store_snapshot_start), it reads the users that were in the
+ * table when it began: none of them may change or be freed until the snapshot is switched to.
+ * Every change then goes to a copy (own), and a user that leaves the table is kept (drop) until
+ * the switch to the snapshot (store_snapshot_poll) frees them all. */
+static void drop(struct store *s, struct user *u)
+{
+	if (u == NULL || u == DELETED)
+		return;
+	if (!s->snap_live) {
+		user_free(u);
+		return;
+	}
+	if (s->nretired == s->retired_cap) {
+		size_t cap = s->retired_cap ? s->retired_cap * 2 : 1024;
+		struct user **p = realloc(s->retired, cap * sizeof(*p));
+		if (p == NULL)
+			return; /* kept without a wipe rather than freed under the reader */
+		s->retired = p;
+		s->retired_cap = cap;
+	}
+	s->retired[s->nretired++] = u;
+}
+
+void store_drop_retired(struct store *s)
+{
+	for (size_t i = 0; i < s->nretired; i++)
+		user_free(s->retired[i]);
+	free(s->retired);
+	s->retired = NULL;
+	s->nretired = s->retired_cap = 0;
+}
+
+/* The user in slot i, writable: a copy of it while a snapshot is being written. */
+static struct user *own(struct store *s, size_t i)
+{
+	struct user *u = s->tab[i];
+	if (!s->snap_live)
+		return u;
+	size_t n = user_size(u->id_len, u->destroyed, u->blob_len);
+	struct user *c = malloc(n < sizeof(struct user) ? sizeof(struct user) : n);
+	if (c == NULL)
+		return NULL;
+	memcpy(c, u, n);
+	c->arena = 0;
+	drop(s, u);
+	s->tab[i] = c;
+	return c;
+}
+
+/* Slot of id, or of the first free slot where it would go when absent (*found = 0). A slot's
+ * tag (8 more bits of the hash, s->tags) spares the look at a user whose identifier cannot
+ * match: without it, following the pointers of the probe sequence was a third of the start. */
+static size_t find_hashed(const struct store *s, const uint8_t *id, size_t n, uint64_t h,
+                          int *found, uint8_t *tag_out)
+{
+	size_t mask = s->cap - 1, i = (size_t)h & mask, free_slot = SIZE_MAX;
+	uint8_t tag = (uint8_t)(h >> 56);
+	if (tag_out != NULL)
+		*tag_out = tag;
 	for (;;) {
 		struct user *u = s->tab[i];
 		if (u == NULL) {
@@ -72,12 +168,24 @@ static size_t find(const struct store *s, const uint8_t *id, size_t n, int *foun
 		if (u == DELETED) {
 			if (free_slot == SIZE_MAX)
 				free_slot = i;
-		} else if (u->id_len == n && sodium_memcmp(u->data, id, n) == 0) {
+		} else if (s->tags[i] == tag && u->id_len == n &&
+		           sodium_memcmp(u->data, id, n) == 0) {
 			*found = 1;
 			return i;
 		}
 		i = (i + 1) & mask;
 	}
+}
+
+static size_t find_tag(const struct store *s, const uint8_t *id, size_t n, int *found,
+                       uint8_t *tag_out)
+{
+	return find_hashed(s, id, n, id_hash(s, id, n), found, tag_out);
+}
+
+static size_t find(const struct store *s, const uint8_t *id, size_t n, int *found)
+{
+	return find_tag(s, id, n, found, NULL);
 }
 
 static int grow_table(struct store *s)
@@ -88,10 +196,15 @@ static int grow_table(struct store *s)
 	if (cap == s->cap && (s->nslots_used + 1) * 10 < s->cap * 8)
 		return SV_OK;
 	struct user **old = s->tab;
+	uint8_t *old_tags = s->tags;
 	size_t old_cap = s->cap;
 	s->tab = calloc(cap, sizeof(*s->tab));
-	if (s->tab == NULL) {
+	s->tags = calloc(cap, 1);
+	if (s->tab == NULL || s->tags == NULL) {
+		free(s->tab);
+		free(s->tags);
 		s->tab = old;
+		s->tags = old_tags;
 		return SV_ERR_NOMEM;
 	}
 	s->cap = cap;
@@ -101,10 +214,14 @@ static int grow_table(struct store *s)
 		if (u == NULL || u == DELETED)
 			continue;
 		int found;
-		s->tab[find(s, u->data, u->id_len, &found)] = u;
+		uint8_t tag;
+		size_t k = find_tag(s, u->data, u->id_len, &found, &tag);
+		s->tab[k] = u;
+		s->tags[k] = tag;
 		s->nslots_used++;
 	}
 	free(old);
+	free(old_tags);
 	return SV_OK;
 }
 
@@ -123,7 +240,7 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 	int r = grow_table(s);
 	if (r != SV_OK)
 		return r;
-	struct user *u = malloc(user_size(n, 0, blob_len));
+	struct user *u = user_alloc(s, user_size(n, 0, blob_len));
 	if (u == NULL)
 		return SV_ERR_NOMEM;
 	u->charged_at = 0;
@@ -137,13 +254,15 @@ static int apply_put(struct store *s, const uint8_t *id, size_t n, const uint8_t
 	if (blob_len > 0)
 		memcpy(u->data + n + STORE_RECORD_LEN, blob, blob_len);
 	int found = 0;
-	size_t i = find(s, id, n, &found);
+	uint8_t tag;
+	size_t i = find_tag(s, id, n, &found, &tag);
+	s->tags[i] = tag;
 	if (found) {
 		if (s->tab[i]->destroyed) {
 			s->destroyed--;
 			s->users++;
 		}
-		user_free(s->tab[i]);
+		drop(s, s->tab[i]);
 	} else {
 		if (s->tab[i] == NULL)
 			s->nslots_used++;
@@ -161,7 +280,7 @@ static void destroy(struct store *s, size_t i)
 	sodium_memzero(u->data + u->id_len, STORE_RECORD_LEN + u->blob_len);
 	u->destroyed = 1;
 	u->blob_len = 0;
-	struct user *t = realloc(u, keep);
+	struct user *t = u->arena ? u : realloc(u, keep < sizeof(*u) ? sizeof(*u) : keep);
 	s->tab[i] = t != NULL ? t : u;
 	s->users--;
 	s->destroyed++;
@@ -175,9 +294,11 @@ static int apply_charge(struct store *s, const uint8_t *id, size_t n, unsigned *
 	size_t i = find(s, id, n, &found);
 	if (!found)
 		return SV_ERR_NOTFOUND;
-	struct user *u = s->tab[i];
-	if (u->destroyed)
+	if (s->tab[i]->destroyed)
 		return SV_ERR_LOCKED;
+	struct user *u = own(s, i);
+	if (u == NULL)
+		return SV_ERR_NOMEM;
 	u->used++;
 	u->charged_at = s->apply_counter;
 	*used_after = u->used;
@@ -188,16 +309,19 @@ static int apply_charge(struct store *s, const uint8_t *id, size_t n, unsigned *
 
 /* The power-cut penalty (hybrid): every active user is charged one guess; a user at the last
  * guess is destroyed, as by a charge. Tombstones stay as they are. */
-static void apply_penalty(struct store *s)
+static int apply_penalty(struct store *s)
 {
 	for (size_t i = 0; i < s->cap; i++) {
 		struct user *u = s->tab[i];
 		if (u == NULL || u == DELETED || u->destroyed)
 			continue;
+		if ((u = own(s, i)) == NULL)
+			return SV_ERR_NOMEM;
 		u->used++;
 		if (u->used >= u->limit)
 			destroy(s, i);
 	}
+	return SV_OK;
 }
 
 /* Remembers an unclean boot for the yearly budget (oldest forgotten first). */
@@ -213,11 +337,17 @@ static void note_unclean(struct store *s, uint64_t time)
 
 static int apply_reset(struct store *s, const uint8_t *id, size_t n)
 {
-	struct user *u = get(s, id, n);
-	if (u == NULL)
+	int found = 0;
+	if (s->cap == 0)
 		return SV_ERR_NOTFOUND;
-	if (u->destroyed)
+	size_t i = find(s, id, n, &found);
+	if (!found)
+		return SV_ERR_NOTFOUND;
+	if (s->tab[i]->destroyed)
 		return SV_ERR_LOCKED;
+	struct user *u = own(s, i);
+	if (u == NULL)
+		return SV_ERR_NOMEM;
 	u->used = 0;
 	u->charged_at = 0;
 	return SV_OK;
@@ -235,9 +365,69 @@ static int apply_delete(struct store *s, const uint8_t *id, size_t n)
 		s->destroyed--;
 	else
 		s->users--;
-	user_free(s->tab[i]);
+	drop(s, s->tab[i]);
 	s->tab[i] = DELETED;
 	return SV_OK;
+}
+
+/* A snapshot's user entry: a new user (a tombstone keeps only the identifier), with one lookup
+ * (start-up does this ten million times). */
+static int apply_user(struct store *s, const struct journal_op *op, uint64_t h)
+{
+	int found = 0, d = op->destroyed != 0, r = grow_table(s);
+	uint8_t tag;
+	if (r != SV_OK)
+		return r;
+	size_t i = find_hashed(s, op->id, op->id_len, h, &found, &tag);
+	if (found)
+		return SV_ERR_INVALID;
+	size_t blob_len = d ? 0 : op->blob_len;
+	struct user *u = user_alloc(s, user_size(op->id_len, d, blob_len));
+	if (u == NULL)
+		return SV_ERR_NOMEM;
+	u->charged_at = 0;
+	u->id_len = (uint8_t)op->id_len;
+	u->blob_len = (uint16_t)blob_len;
+	u->limit = op->limit;
+	u->used = d ? op->limit : op->used;
+	u->destroyed = (uint8_t)d;
+	memcpy(u->data, op->id, op->id_len);
+	if (!d) {
+		memcpy(u->data + op->id_len, op->record, STORE_RECORD_LEN);
+		if (blob_len > 0)
+			memcpy(u->data + op->id_len + STORE_RECORD_LEN, op->blob, blob_len);
+	}
+	if (s->tab[i] == NULL)
+		s->nslots_used++;
+	s->tab[i] = u;
+	s->tags[i] = tag;
+	if (d)
+		s->destroyed++;
+	else
+		s->users++;
+	return SV_OK;
+}
+
+#define PREFETCH_AHEAD 8
+
+int store_apply_users(struct store *s, const struct journal_op *ops, size_t n, uint64_t *hashes)
+{
+	int r = SV_OK;
+	/* the table's slots are random accesses: hash all, then fetch a few slots ahead */
+	for (size_t k = 0; k < n; k++) {
+		if (ops[k].type != JOURNAL_OP_USER)
+			return SV_ERR_INVALID;
+		hashes[k] = id_hash(s, ops[k].id, ops[k].id_len);
+	}
+	for (size_t k = 0; k < n && r == SV_OK; k++) {
+		if (k + PREFETCH_AHEAD < n && s->cap != 0) {
+			size_t j = (size_t)hashes[k + PREFETCH_AHEAD] & (s->cap - 1);
+			__builtin_prefetch(&s->tab[j]);
+			__builtin_prefetch(&s->tags[j]);
+		}
+		r = apply_user(s, &ops[k], hashes[k]);
+	}
+	return r;
 }
 
 /* Applies one decoded op (journal replay or snapshot load); any mismatch means corrupt state. */
@@ -259,7 +449,8 @@ int store_apply_op(struct store *s, const struct journal_op *op)
 		if (s->orderly_mask == 0)
 			return SV_ERR_INVALID;
 		if (op->charge) {
-			apply_penalty(s);
+			if ((r = apply_penalty(s)) != SV_OK)
+				return r;
 			s->penalties++;
 		}
 		note_unclean(s, op->time);
@@ -270,25 +461,7 @@ int store_apply_op(struct store *s, const struct journal_op *op)
 			return SV_ERR_INVALID;
 		s->ack_time = op->time;
 		return SV_OK;
-	case JOURNAL_OP_USER:
-		if (get(s, op->id, op->id_len) != NULL)
-			return SV_ERR_INVALID;
-		if (op->destroyed) {
-			static const uint8_t zero[STORE_RECORD_LEN];
-			if ((r = apply_put(s, op->id, op->id_len, zero, NULL, 0, op->limit)) !=
-			    SV_OK)
-				return r;
-			int found;
-			size_t i = find(s, op->id, op->id_len, &found);
-			s->tab[i]->used = op->limit;
-			destroy(s, i);
-			return SV_OK;
-		}
-		if ((r = apply_put(s, op->id, op->id_len, op->record, op->blob, op->blob_len,
-		                   op->limit)) != SV_OK)
-			return r;
-		get(s, op->id, op->id_len)->used = op->used;
-		return SV_OK;
+	case JOURNAL_OP_USER: return apply_user(s, op, id_hash(s, op->id, op->id_len));
 	default: return SV_ERR_INVALID;
 	}
 }
@@ -382,17 +555,34 @@ int store_alloc(struct store **out, struct tpm *tpm, const struct sv_vault_polic
 	}
 	randombytes_buf(s->hkey, sizeof(s->hkey));
 	s->flush_ok = 1;
+	s->chunk_bytes = STORE_SNAPSHOT_CHUNK;
 	*out = s;
 	return SV_OK;
+}
+
+void store_clear_users(struct store *s)
+{
+	/* users in the arena are wiped with it, block by block */
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->tab[i] != NULL && s->tab[i] != DELETED && !s->tab[i]->arena)
+			user_free(s->tab[i]);
+	free(s->tab);
+	free(s->tags);
+	s->tab = NULL;
+	s->tags = NULL;
+	arena_free(s);
+	s->cap = s->nslots_used = 0;
+	s->users = s->destroyed = 0;
+	s->nunclean = 0;
+	s->unclean_value = s->ack_time = 0;
 }
 
 void store_close(struct store *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->cap; i++)
-		user_free(s->tab[i]);
-	free(s->tab);
+	store_snapshot_thread_stop(s);
+	store_clear_users(s);
 	sv_buf_free(&s->pending);
 	if (s->key != NULL)
 		sodium_free(s->key);
@@ -774,6 +964,10 @@ int store_write(struct store *s)
 		r = SV_ERR_IO;
 		goto out;
 	}
+	/* the snapshot thread is writing: the snapshot will end with this frame's ops */
+	if (s->snap_live &&
+	    (r = store_snapshot_note_frame(s, &f, s->pending.data, s->pending.len)) != SV_OK)
+		goto out;
 	s->failed = 0;
 	s->written = f.kind;
 	s->written_len = frame.len;
@@ -798,12 +992,16 @@ static int finish_frame(struct store *s)
 	memcpy(s->head_mac, s->written_mac, JOURNAL_MAC_LEN);
 	s->changes += s->written_count;
 	s->written_count = 0;
+	/* A snapshot the thread has finished is switched to now. */
+	if ((r = store_snapshot_poll(s)) != SV_OK)
+		return r;
 	/* Replay time stays proportional to the state: snapshot when the journal outgrows both a
 	 * floor and the last snapshot (so a big vault is not rewritten every few commits). Not
 	 * while the next frame is being staged (the snapshot would hold its unwritten changes):
-	 * store_snapshot_due tells the caller to let a commit end with nothing staged. */
-	if (store_snapshot_due(s) && s->npending == 0)
-		r = store_snapshot(s);
+	 * store_snapshot_due tells the caller to let a commit end with nothing staged. With a
+	 * snapshot thread the commits go on while it writes (store_snapshot_start). */
+	if (store_snapshot_due(s) && s->npending == 0 && !s->snap_live)
+		r = s->snap_job != NULL ? store_snapshot_start(s) : store_snapshot(s);
 	s->last_commit_us = now_us() - s->write_t0;
 	return r;
 }
@@ -886,69 +1084,12 @@ int store_commit(struct store *s)
 	return r == SV_OK ? store_anchor(s) : r;
 }
 
-int store_snapshot_slot(struct store *s, uint8_t mac[JOURNAL_MAC_LEN], size_t *len)
+int store_set_snapshot_chunk(struct store *s, size_t bytes)
 {
-	struct sv_buf plain, frame;
-	uint8_t zero[JOURNAL_MAC_LEN] = {0};
-	int r;
-	if ((r = sv_buf_init(&plain, SNAPSHOT_MAX - JOURNAL_TAG_LEN)) != SV_OK ||
-	    (r = sv_buf_init(&frame, SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD)) != SV_OK)
-		return r;
-	struct journal_op run = {.type = JOURNAL_OP_RUN, .run = s->run};
-	if ((r = journal_op_put(&plain, &run)) != SV_OK)
-		goto out;
-	uint32_t count = 1;
-	/* hybrid: the unclean boots the yearly budget still counts, and the last acknowledgement */
-	for (size_t i = 0; i < s->nunclean; i++, count++) {
-		struct journal_op op = {.type = JOURNAL_OP_PENALTY,
-		                        .time = s->unclean_times[i],
-		                        .unclean = s->unclean_value};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-	}
-	if (s->ack_time != 0) {
-		struct journal_op op = {.type = JOURNAL_OP_ACK, .time = s->ack_time};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-		count++;
-	}
-	for (size_t i = 0; i < s->cap; i++) {
-		const struct user *u = s->tab[i];
-		if (u == NULL || u == DELETED)
-			continue;
-		struct journal_op op = {.type = JOURNAL_OP_USER,
-		                        .id = u->data,
-		                        .id_len = u->id_len,
-		                        .limit = u->limit,
-		                        .used = u->used,
-		                        .destroyed = u->destroyed,
-		                        .record = u->data + u->id_len,
-		                        .blob = u->data + u->id_len + STORE_RECORD_LEN,
-		                        .blob_len = u->blob_len};
-		if ((r = journal_op_put(&plain, &op)) != SV_OK)
-			goto out;
-		count++;
-	}
-	struct journal_frame f = {.kind = JOURNAL_KIND_SNAPSHOT,
-	                          .scheme = s->scheme,
-	                          .counter = s->counter,
-	                          .nv_writes = s->nv_writes,
-	                          .count = count};
-	if ((r = journal_frame_seal(s->keys, zero, &f, plain.data, plain.len, &frame, mac)) !=
-	    SV_OK)
-		goto out;
-	int slot = 1 - s->active;
-	if (store_pwrite_all(s->slot_fd[slot], frame.data, frame.len, 0) != SV_OK ||
-	    ftruncate(s->slot_fd[slot], (off_t)frame.len) != 0 ||
-	    fdatasync(s->slot_fd[slot]) != 0) {
-		r = SV_ERR_IO;
-		goto out;
-	}
-	*len = frame.len;
-out:
-	sv_buf_free(&plain);
-	sv_buf_free(&frame);
-	return r;
+	if (bytes < STORE_SNAPSHOT_CHUNK_MIN || bytes > STORE_SNAPSHOT_CHUNK_MAX)
+		return SV_ERR_RANGE;
+	s->chunk_bytes = bytes;
+	return SV_OK;
 }
 
 int store_snapshot(struct store *s)
@@ -962,6 +1103,8 @@ int store_snapshot(struct store *s)
 		return SV_ERR_STATE;
 	if (s->npending != 0)
 		return SV_ERR_BUSY;
+	if (s->snap_live)
+		return store_snapshot_wait(s); /* one is being written: finish that one */
 	if (s->counter == s->snap_counter)
 		return SV_OK;
 	if ((r = store_snapshot_slot(s, mac, &len)) != SV_OK ||
@@ -971,6 +1114,11 @@ int store_snapshot(struct store *s)
 	s->snap_counter = s->counter;
 	s->snap_bytes = len;
 	return SV_OK;
+}
+
+uint64_t store_records(const struct store *s)
+{
+	return s->users + s->destroyed;
 }
 
 void store_get_stats(const struct store *s, struct store_stats *out)

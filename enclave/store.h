@@ -83,6 +83,8 @@ const struct store_secrets *store_secrets(const struct store *s);
  * it reveals nothing about the vault key and protects only the identifiers in the audit trail. */
 #define STORE_AUDIT_KEY_LEN 32
 void store_audit_key(const struct store *s, uint8_t out[static STORE_AUDIT_KEY_LEN]);
+/* Records held in memory: active users and tombstones (what max-users counts, capacity.h). */
+uint64_t store_records(const struct store *s);
 
 /* SV_ERR_NOTFOUND when the identifier was never registered (or was deleted). */
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
@@ -320,9 +322,34 @@ struct store_info {
 };
 void store_get_info(const struct store *s, struct store_info *out);
 
+/* Snapshots are written in chunks of about this many plaintext bytes (enclave/store_snapshot.c).
+ * store_set_snapshot_chunk changes it for this store: the tests make it tiny so that a small
+ * vault's snapshot has many chunks (bytes within STORE_SNAPSHOT_CHUNK_MIN..MAX). */
+#define STORE_SNAPSHOT_CHUNK     (4u << 20)
+#define STORE_SNAPSHOT_CHUNK_MIN 1u
+#define STORE_SNAPSHOT_CHUNK_MAX (256u << 20)
+int store_set_snapshot_chunk(struct store *s, size_t bytes) __attribute__((warn_unused_result));
+
 /* Writes a snapshot of the committed state into the other A/B slot and empties the journal.
  * Refused while changes are pending. store_commit calls it when the journal grows past
  * STORE_SNAPSHOT_JOURNAL_BYTES and the size of the last snapshot. */
 int store_snapshot(struct store *s) __attribute__((warn_unused_result));
+
+/* A snapshot that does not stop commits (issue 16): store_snapshot_start (same preconditions as
+ * store_snapshot) hands the users of the committed state to the store's snapshot thread, which
+ * writes them into the other slot while commits go on (every change is then made to a copy of
+ * the user, and every frame written is kept). The first commit (or flush) to end after the
+ * thread has finished appends the kept frames as delta chunks and the end, fsyncs, and switches
+ * the journal to it, as store_snapshot does; until then the journal and the old slot stand. A
+ * commit that ends with the journal due for a snapshot starts one this way when the store has a
+ * snapshot thread (store_open starts one, before the enclave's sandbox); otherwise it writes it at
+ * once. store_snapshot_busy: 1 from the start until the switch; store_snapshot_wait: waits for the
+ * thread and switches (SV_ERR_STATE while a frame awaits its anchor). */
+int store_snapshot_start(struct store *s) __attribute__((warn_unused_result));
+int store_snapshot_busy(const struct store *s);
+/* The process is about to install a filter under which no thread can end (the enclave's):
+ * store_close then leaves the snapshot thread parked, idle, until the process ends. */
+void store_keep_threads(struct store *s);
+int store_snapshot_wait(struct store *s) __attribute__((warn_unused_result));
 
 #endif

@@ -238,11 +238,6 @@ out:
 	return r;
 }
 
-static const char *slot_name(int i)
-{
-	return i == 0 ? FN_SLOT_A : FN_SLOT_B;
-}
-
 /* Counter in the (unauthenticated) header of a slot, to try the newest first; 0 when unusable. */
 static int slot_counter(struct store *s, int i, uint64_t *counter)
 {
@@ -253,84 +248,6 @@ static int slot_counter(struct store *s, int i, uint64_t *counter)
 	for (int k = 8; k < 16; k++)
 		*counter = *counter << 8 | h[k];
 	return 1;
-}
-
-static int load_snapshot(struct store *s, int i, char *why, size_t why_len)
-{
-	uint8_t *buf = NULL, zero[JOURNAL_MAC_LEN] = {0}, mac[JOURNAL_MAC_LEN];
-	size_t len = 0, flen = 0, plen = 0;
-	const uint8_t *plain = NULL;
-	struct journal_frame f;
-	struct sv_buf b;
-	int r = store_read_all(s->slot_fd[i], SNAPSHOT_MAX + JOURNAL_FRAME_OVERHEAD, &buf, &len);
-	if (r == SV_OK)
-		r = journal_frame_open(s->keys, zero, buf, len, &f, &flen, &plain, &plen, mac);
-	if (r == SV_ERR_INVALID || r == SV_ERR_AUTH ||
-	    (r == SV_OK &&
-	     (flen != len || f.kind != JOURNAL_KIND_SNAPSHOT || f.scheme != s->scheme))) {
-		r = SV_ERR_AUTH; /* not a valid snapshot: the caller tries the other slot */
-		goto out;
-	}
-	if (r != SV_OK)
-		goto out;
-	/* A current snapshot starts with the run op; one of sealvault 0.2 (read only by
-	 * store_upgrade) has none. A slot of the other kind is not this header's: try the other
-	 * slot (an upgrade interrupted between the new snapshot and the new header). */
-	struct journal_op first;
-	sv_buf_from(&b, plain, plen);
-	int has_run =
-	    f.count > 0 && journal_op_get(&b, &first) == SV_OK && first.type == JOURNAL_OP_RUN;
-	if (has_run == s->legacy) {
-		r = SV_ERR_AUTH;
-		goto out;
-	}
-	s->cap = 1024;
-	while ((uint64_t)f.count * 10 >= s->cap * 7)
-		s->cap *= 2;
-	s->tab = calloc(s->cap, sizeof(*s->tab));
-	if (s->tab == NULL) {
-		r = SV_ERR_NOMEM;
-		goto out;
-	}
-	sv_buf_from(&b, plain, plen);
-	/* The run op first (the run whose nonce the snapshot was taken under), then the users. */
-	for (uint32_t n = 0; n < f.count; n++) {
-		struct journal_op op;
-		if ((r = journal_op_get(&b, &op)) != SV_OK)
-			goto bad;
-		if (n == 0 && has_run) {
-			memcpy(s->run, op.run, ANCHOR_RUN_LEN);
-			continue;
-		}
-		/* then the unclean-boot history (hybrid), then the users */
-		int history =
-		    (op.type == JOURNAL_OP_PENALTY && op.charge == 0) || op.type == JOURNAL_OP_ACK;
-		if ((op.type != JOURNAL_OP_USER && !history) ||
-		    (r = store_apply_op(s, &op)) != SV_OK) {
-			r = r == SV_OK ? SV_ERR_INVALID : r;
-			goto bad;
-		}
-	}
-	if ((r = sv_buf_expect_end(&b)) != SV_OK)
-		goto bad;
-	s->counter = s->snap_counter = s->last_from = f.counter;
-	s->nv_writes = f.nv_writes;
-	memcpy(s->head_mac, mac, sizeof(mac));
-	s->active = i;
-	s->snap_bytes = len;
-	r = SV_OK;
-	goto out;
-bad:
-	if (r != SV_ERR_NOMEM) {
-		snprintf(why, why_len,
-		         "snapshot %s does not decode although its MAC is valid (internal "
-		         "corruption): restore the state directory from backup",
-		         slot_name(i));
-		r = SV_ERR_STATE;
-	}
-out:
-	store_wipe_free(buf, len);
-	return r;
 }
 
 /* A commit frame moves the counter on: by one, and under the hybrid scheme also to a multiple
@@ -689,7 +606,7 @@ int store_open_common(struct store **out, const char *dir, struct tpm *tpm,
 	r = SV_ERR_AUTH;
 	for (int k = 0; k < 2 && r == SV_ERR_AUTH; k++)
 		if (ok[order[k]])
-			r = load_snapshot(s, order[k], why, why_len);
+			r = store_snapshot_load(s, order[k], why, why_len);
 	if (r == SV_ERR_AUTH) {
 		snprintf(why, why_len,
 		         "no valid snapshot in %s (snap.a and snap.b are both damaged or empty): "
@@ -779,7 +696,15 @@ out:
 int store_open(struct store **out, const char *state_dir, struct tpm *tpm,
                const struct sv_vault_policy *pol, char *why, size_t why_len)
 {
-	return store_open_common(out, state_dir, tpm, pol, STORE_OPEN_EAGER, why, why_len);
+	int r = store_open_common(out, state_dir, tpm, pol, STORE_OPEN_EAGER, why, why_len);
+	/* a serving vault writes its snapshots on a thread of their own (store_snapshot_start),
+	 * started now: the enclave's sandbox allows no new thread later */
+	if (r == SV_OK && (r = store_snapshot_thread_start(*out)) != SV_OK) {
+		snprintf(why, why_len, "cannot start the snapshot thread: %s", sv_strerror(r));
+		store_close(*out);
+		*out = NULL;
+	}
+	return r;
 }
 
 int store_open_lazy(struct store **out, const char *state_dir, struct tpm *tpm,

@@ -38,7 +38,8 @@
 
 struct vault_counters {
 	uint64_t registrations, login_starts, logins_ok, logins_failed, last_guesses, recoveries,
-	    deletions, password_changes, busy, bad_requests, out_of_order, expired, earlier_run;
+	    deletions, password_changes, busy, bad_requests, out_of_order, expired, earlier_run,
+	    full;
 };
 
 /* The identifier tables of the per-identifier login rate hold twice the pending-login table,
@@ -59,6 +60,8 @@ struct vault {
 	struct access *access; /* NULL: no check, the identifier is the key (unit tests) */
 	const uint8_t *tok;    /* the request's access token, for the duration of vault_handle */
 	size_t tok_len;
+	uint64_t max_users; /* 0: no limit */
+	char max_users_source[16];
 };
 
 /* ---- replies ---- */
@@ -129,6 +132,22 @@ static int reply_too_many(struct vault *v, struct sv_buf *reply, unsigned retry_
 	if (err == 0 && n > 0)
 		err = sv_buf_put(reply, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 	return err;
+}
+
+/* The vault holds max-users records: a new identifier is refused, nothing changes. */
+static int reply_full(struct vault *v, struct sv_buf *reply)
+{
+	v->c.full++;
+	return reply_text(reply, SV_STATUS_FULL,
+	                  "the vault is full: it holds as many users as its operator allows "
+	                  "(max-users); this registration changed nothing; logins, password "
+	                  "changes and deletions still work");
+}
+
+/* 1 when registering a new identifier would exceed max-users. */
+static int vault_full(const struct vault *v)
+{
+	return v->max_users != 0 && store_records(v->store) >= v->max_users;
 }
 
 /* A failed login: 403 with the attempts left, or 410 when none are left (record destroyed). */
@@ -276,6 +295,8 @@ static int handle_register_start(struct vault *v, const uint8_t *req, size_t len
 		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
+	if (err == SV_ERR_NOTFOUND && vault_full(v))
+		return reply_full(v, reply);
 	err = opaque_server_registration_response(resp, r.request, v->key->pk,
 	                                          store_secrets(v->store)->oprf_seed, key, key_len);
 	if (err == SV_ERR_CRYPTO)
@@ -314,6 +335,8 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 		                  "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
+	if (err == SV_ERR_NOTFOUND && vault_full(v))
+		return reply_full(v, reply);
 	err = store_put_user(v->store, key, key_len, r.record, r.blob, r.blob_len, limit);
 	if (err != 0)
 		return store_status(err) >= 0
@@ -717,6 +740,9 @@ int vault_new(struct vault **out, struct store *store, const struct vault_config
 	v->store = store;
 	v->pol = *p;
 	v->access = cfg->access;
+	v->max_users = cfg->max_users;
+	snprintf(v->max_users_source, sizeof(v->max_users_source), "%s",
+	         cfg->max_users_source != NULL ? cfg->max_users_source : "configured");
 	if (cfg->context_len > 0) {
 		if ((v->context = malloc(cfg->context_len)) == NULL)
 			goto out;
@@ -843,6 +869,10 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 	    {"out_of_order_total", "Requests for unknown, expired or finished logins.",
 	     v->c.out_of_order, 0},
 	    {"expired_logins_total", "Pending logins dropped at the timeout.", v->c.expired, 0},
+	    {"full_total",
+	     "Registrations of new identifiers refused (507) because the vault holds max-users "
+	     "records.",
+	     v->c.full, 0},
 	    {"earlier_run_logins_total",
 	     "KE3s and password changes for logins begun before the enclave restarted (answered "
 	     "503: start again).",
@@ -881,5 +911,14 @@ int vault_metrics(const struct vault *v, struct sv_buf *out)
 		if (err != 0)
 			return err;
 	}
-	return SV_OK;
+	int n = snprintf(line, sizeof(line),
+	                 "# HELP sealvault_max_users Records (users and tombstones) beyond which "
+	                 "registrations of new identifiers are refused (0: no limit); source: "
+	                 "configured (max-users) or derived at start from memavailable or cgroup.\n"
+	                 "# TYPE sealvault_max_users gauge\n"
+	                 "sealvault_max_users{source=\"%s\"} %llu\n",
+	                 v->max_users_source, (unsigned long long)v->max_users);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return SV_ERR_INTERNAL;
+	return sv_buf_put(out, line, (size_t)n);
 }

@@ -27,6 +27,10 @@ struct vault_config {
 	/* the access check (enclave/access.h), kept by reference; NULL: none at all, the request's
 	 * identifier is the record key (tests) */
 	struct access *access;
+	/* records (users and tombstones) beyond which a new identifier's registration is refused
+	 * with SV_STATUS_FULL (enclave/capacity.h); 0: no limit */
+	uint64_t max_users;
+	const char *max_users_source; /* its /metrics label (capacity_source_name); may be NULL */
 };
 
 int vault_new(struct vault **out, struct store *store, const struct vault_config *cfg)

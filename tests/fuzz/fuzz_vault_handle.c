@@ -191,7 +191,7 @@ static void init(void)
 	P.pending_login_max = 16; /* small, so that BUSY and the rescue pool are reached */
 	P.login_rate_per_id = 0;  /* the fuzzer's clock stands still: it would refuse all */
 	P.login_timeout_s = 5;
-	struct vault_config cfg = {NULL, 0, &P, NULL};
+	struct vault_config cfg = {NULL, 0, &P, NULL, 0, NULL};
 	if (vault_new(&V, &S, &cfg) != 0 || sv_buf_init(&R, 4096) != 0)
 		die("vault_new");
 }

@@ -41,8 +41,8 @@ for p in "$E" "$K"; do
 	[ "$(stat -c %u "/proc/$p/environ")" = 0 ] || fail "$name is dumpable"
 	echo "sandbox: $name (pid $p, uid $(field "$p" Uid)): Seccomp 2, NoNewPrivs 1, not dumpable"
 done
-# every thread, not only the main one: the enclave's TPM thread is started before the filter
-# (which is synchronised to all threads)
+# every thread, not only the main one: the enclave's TPM thread and its snapshot thread are
+# started before the filter (which is synchronised to all threads)
 n=0
 for t in /proc/"$E"/task/*; do
 	t=${t##*/}
@@ -50,7 +50,7 @@ for t in /proc/"$E"/task/*; do
 	[ "$(field "$E/task/$t" NoNewPrivs)" = 1 ] || fail "enclave thread $t: NoNewPrivs is not 1"
 	n=$((n + 1))
 done
-[ "$n" -ge 2 ] || fail "the enclave has $n thread(s); its TPM thread is missing"
+[ "$n" -ge 3 ] || fail "the enclave has $n thread(s); its TPM or snapshot thread is missing"
 echo "sandbox: all $n enclave threads: Seccomp 2, NoNewPrivs 1"
 if [ "$(id -u)" -eq 0 ]; then
 	ue=$(field "$E" Uid)

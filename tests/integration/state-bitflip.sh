@@ -5,6 +5,12 @@
 # stale snapshot slot (no longer needed) does not stop the vault.
 # A plain counter, for the exact rule; a hybrid vault reads a damaged journal inside the last NV
 # block like a truncation after a power cut (accepted with the penalty, check-state-hybrid).
+# SNAPSHOT_CHUNK=BYTES (issue 16) writes the snapshots in chunks that small (1: one op per
+# chunk), on the snapshot thread while the commits go on (so they end in delta chunks, the
+# frames committed meanwhile), and then damages the active snapshot chunk by chunk: a byte flipped inside every chunk,
+# every chunk missing, each pair of neighbours swapped, a chunk repeated, a chunk of the older
+# snapshot put in its place, the chain cut after any chunk or inside it: each refused. A crash
+# while the stale slot is rewritten (any prefix of chunks, or half a chunk) costs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/swtpm.sh
@@ -15,7 +21,9 @@ T=$(mktemp -d /tmp/sv-state-bitflip.XXXXXX)
 trap 'swtpm_cleanup; rm -rf "$T"' EXIT
 swtpm_start "$T/tpm"
 S="$T/state"
-D() { "$DRIVER" "$@" --tpm "$SWTPM_TCTI" --seed 7 --batch 3 --ops 90; }
+CHUNK=()
+[ -n "${SNAPSHOT_CHUNK:-}" ] && CHUNK=(--snapshot-chunk "$SNAPSHOT_CHUNK" --snapshot-async)
+D() { "$DRIVER" "$@" --tpm "$SWTPM_TCTI" --seed 7 --batch 3 --ops 90 ${CHUNK[@]+"${CHUNK[@]}"}; }
 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" \
 	--counter-scheme plain >/dev/null
 D run --state-dir "$S" --snapshot-every 7 >/dev/null
@@ -72,3 +80,59 @@ flip "$T/w/snap.$other" >/dev/null
 D check --state-dir "$T/w" --acked 89 | grep -q '^position 90 ' || { echo "FAIL: stale slot"; exit 1; }
 D check --state-dir "$S" --acked 89 | grep -q '^position 90 ' || { echo "FAIL: original"; exit 1; }
 echo "state-bitflip: $ROUNDS flips refused; uncommitted tail dropped; stale slot ignored"
+[ -n "${SNAPSHOT_CHUNK:-}" ] || exit 0
+
+# --- the chunks of the active snapshot (issue 16) ---
+SC=tests/integration/snapchunks.py
+n=$(python3 "$SC" count "$S/snap.$slot")
+[ "$n" -ge 6 ] || { echo "FAIL: the active snapshot has $n chunks, want many"; exit 1; }
+kinds=$(python3 "$SC" kinds "$S/snap.$slot")
+[ "${kinds##* }" = 2 ] && [ "$(tr ' ' '\n' <<<"$kinds" | grep -c '^2$')" -eq 1 ] &&
+	grep -qE '^5 (5 )*6 (6 )*2$' <<<"$kinds" ||
+	{ echo "FAIL: want user chunks (5), delta chunks (6), then the end (2): $kinds"; exit 1; }
+refused() { # refused WHAT: the damaged copy in $T/w is refused with one line
+	local rc=0
+	D check --state-dir "$T/w" --acked 89 >"$T/out" 2>"$T/err" || rc=$?
+	if [ "$rc" -ne 3 ] || [ "$(wc -l <"$T/err")" -ne 1 ]; then
+		echo "FAIL: $1: exit $rc (want 3 and one line)"; cat "$T/err"; exit 1
+	fi
+}
+damage() { # damage OP K [ARG]: a fresh copy with chunk K of the active snapshot damaged
+	rm -rf "$T/w"
+	cp -a "$S" "$T/w"
+	python3 "$SC" "$1" "$T/w/snap.$slot" "$2" ${3:+"$3"} >/dev/null
+}
+cases=0
+for k in $(seq 0 $((n - 1))); do # every chunk: a flipped byte, missing, cut inside
+	damage flip "$k"; refused "byte flipped in chunk $k of $n"
+	damage drop "$k"; refused "chunk $k of $n missing"
+	damage cutin "$k"; refused "snapshot cut inside chunk $k of $n"
+	cases=$((cases + 3))
+done
+for k in 0 $((n / 2)) $((n - 2)); do # the first, a middle one, the one before the last
+	damage swap "$k"; refused "chunks $k and $((k + 1)) of $n swapped"
+	damage dup "$k"; refused "chunk $k of $n repeated"
+	damage cut "$((k + 1))"; refused "snapshot cut after chunk $k of $n"
+	cases=$((cases + 3))
+	if [ "$k" -lt "$(python3 "$SC" whole "$S/snap.$other")" ]; then
+		damage take "$k" "$S/snap.$other"; refused "chunk $k of the older snapshot put in"
+		cases=$((cases + 1))
+	fi
+done
+echo "state-bitflip: $cases damaged chunk chains refused ($n chunks), e.g.: $(cat "$T/err")"
+
+# A crash while the next snapshot is written into the stale slot leaves there a prefix of
+# chunks (cut between chunks or inside one): the vault opens from the active slot with every
+# acknowledged change. (The prefix is of the active snapshot, at the same counter: the slot
+# that is tried first must not pass for a whole snapshot.)
+for k in 1 $((n - 1)); do
+	for how in cut cutin; do
+		rm -rf "$T/w"
+		cp -a "$S" "$T/w"
+		cp "$S/snap.$slot" "$T/w/snap.$other"
+		python3 "$SC" "$how" "$T/w/snap.$other" "$k" >/dev/null
+		D check --state-dir "$T/w" --acked 89 | grep -q '^position 90 ' ||
+			{ echo "FAIL: a $how prefix of $k chunks in the stale slot stopped the vault"; exit 1; }
+	done
+done
+echo "state-bitflip: a snapshot cut off by a crash in the stale slot costs nothing"

@@ -7,6 +7,9 @@
 # one unacknowledged batch more), and the TPM counter never goes back.
 # SCHEME=plain|hybrid (default plain) picks the counter scheme; a hybrid vault's registrations
 # are forced flushes (hundreds of orderly increments), so its runs are killed later.
+# SNAPSHOT_CHUNK=BYTES (issue 16) starts a snapshot every 2 commits, written in chunks that small
+# on the snapshot thread while the commits go on, so that many kills land while a snapshot of
+# many chunks is being written, or its delta chunks appended, or the journal switched to it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/swtpm.sh
@@ -36,7 +39,10 @@ ok=0
 trap cleanup EXIT
 SEED=$((RANDOM * 32768 + RANDOM))
 BATCH=3
-echo "state-crash $MODE x$N, $SCHEME counter (seed $SEED)"
+SNAP=()
+[ -n "${SNAPSHOT_CHUNK:-}" ] &&
+	SNAP=(--snapshot-chunk "$SNAPSHOT_CHUNK" --snapshot-every 2 --snapshot-async)
+echo "state-crash $MODE x$N, $SCHEME counter (seed $SEED)${SNAPSHOT_CHUNK:+, snapshots in $SNAPSHOT_CHUNK-byte chunks}"
 swtpm_start "$T/tpm"
 "$ADMIN" init --state-dir "$T/state" --policy-key-out "$T/state".policy-key --tpm "$SWTPM_TCTI" \
 	--counter-scheme "$SCHEME" >/dev/null
@@ -62,7 +68,8 @@ check_start() { # $1: output file of the driver; verifies its first line
 }
 for i in $(seq 1 "$N"); do
 	"$DRIVER" run --state-dir "$T/state" --tpm "$SWTPM_TCTI" --seed "$SEED" --ops 1000000 \
-		--batch $BATCH --acked "$acked" --min-pos "$minpos" >"$T/out" 2>"$T/err" &
+		--batch $BATCH --acked "$acked" --min-pos "$minpos" ${SNAP[@]+"${SNAP[@]}"} \
+		>"$T/out" 2>"$T/err" &
 	DPID=$!
 	echo "run $i acked $acked" >>"$T/history"
 	d=$((RANDOM % DELAY_SPAN + DELAY_MIN))

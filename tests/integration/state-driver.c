@@ -8,12 +8,19 @@
  *       the previous run found the vault), then continues the stream in commits
  *       of B ops. After each store_commit returns it prints "ack I counter C" for every op of
  *       the batch: an op is acknowledged only once it is durable. --snapshot-every K takes a
- *       snapshot after every K-th commit.
+ *       snapshot after every K-th commit. --snapshot-chunk BYTES (any command) writes
+ *       snapshots in chunks of that many plaintext bytes (1: one op per chunk), so that the
+ *       tests' small vaults have snapshots of many chunks. --snapshot-async takes them on the
+ *       store's snapshot thread while the commits go on (store_snapshot_start).
  *   state-driver check ... same options: only the verification; prints "position P counter C".
  *   state-driver put|lookup|charge --state-dir D --tpm T --user ID
  *       Register one user (guess limit 3) / show it / charge it one wrong guess.
  *   state-driver bench-commit --state-dir D --tpm T --writers W --changes N
- *   state-driver bench-startup --state-dir D --tpm T --users N
+ *   state-driver bench-startup --state-dir D --tpm T --users N [--during-snapshot]
+ *       Generates N users, reopens the vault (start-up time, enclave bytes per user); with
+ *       --during-snapshot it then commits at a steady pace around a snapshot of all N users
+ *       (commit p99 without and while it is written; on the snapshot thread, or with
+ *       --snapshot-sync before the next commit, as without one).
  *   state-driver reseal-plain --state-dir D --tpm T
  *       Reseals the vault key of a stopped vault initialised with --pcrs to a plain PolicyPCR at
  *       the current values, as sealvault did before signed PCR policies (issue 12): the tests
@@ -162,6 +169,8 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static size_t chunk_bytes; /* --snapshot-chunk (0: the store's default) */
+
 static int open_vault(struct store **s, struct tpm **t, const char *dir, const char *tcti,
                       const struct sv_vault_policy *pol)
 {
@@ -172,6 +181,12 @@ static int open_vault(struct store **s, struct tpm **t, const char *dir, const c
 	 * over before its first commit. */
 	if (r == SV_OK)
 		r = store_open_lazy(s, dir, *t, pol, why, sizeof(why));
+	if (r == SV_OK && chunk_bytes != 0 && store_set_snapshot_chunk(*s, chunk_bytes) != SV_OK) {
+		snprintf(why, sizeof(why), "--snapshot-chunk %zu is out of range", chunk_bytes);
+		store_close(*s);
+		*s = NULL;
+		r = SV_ERR_RANGE;
+	}
 	if (r != SV_OK) {
 		fprintf(stderr, "state-driver: %s\n", why);
 		return r == SV_ERR_STATE ? 3 : 1;
@@ -221,6 +236,7 @@ static int locate(const struct store *s, struct muser *m, uint64_t ops, uint64_t
 }
 
 static unsigned snapshot_every; /* run: store_snapshot after every N commits (0: never) */
+static int snapshot_async;      /* --snapshot-async: store_snapshot_start instead */
 
 static int cmd_run(const char *dir, const char *tcti, uint64_t ops, uint64_t batch, long long acked,
                    int do_run)
@@ -261,7 +277,9 @@ static int cmd_run(const char *dir, const char *tcti, uint64_t ops, uint64_t bat
 			goto out;
 		}
 		if (snapshot_every != 0 && (i / batch + 1) % snapshot_every == 0 &&
-		    (r = store_snapshot(s)) != SV_OK) {
+		    (r = !snapshot_async          ? store_snapshot(s)
+		         : store_snapshot_busy(s) ? SV_OK
+		                                  : store_snapshot_start(s)) != SV_OK) {
 			fprintf(stderr, "state-driver: snapshot failed: %s\n", sv_strerror(r));
 			ex = 1;
 			goto out;
@@ -534,6 +552,81 @@ static size_t heap_bytes(void)
 	return mi.uordblks + mi.hblkhd;
 }
 
+/* Commits at a steady pace, one change every PACE_S as clients would send them, grouped as the
+ * serve loop groups them: every change whose time has come goes into the next commit. A change's
+ * latency runs from its scheduled time to the end of its commit, so changes that wait behind
+ * something count with their wait. With snap, a snapshot is started after the commit at 0.2 s,
+ * as the serve loop starts one (between commits, nothing staged): on the snapshot thread, the
+ * commits going on (store_snapshot_start), or, with --snapshot-sync, written before the next
+ * commit (store_snapshot, as without a snapshot thread). Returns the p99 in seconds of the
+ * changes scheduled after that commit and before the snapshot was switched to (snap) or of all
+ * (!snap), or -1; *snap_s: how long the snapshot took. */
+#define PACE_S 0.002
+static int snapshot_sync; /* bench-startup --snapshot-sync */
+static double paced_commits(struct store *s, int snap, double seconds, double *snap_s)
+{
+	/* room for a snapshot of up to 10 minutes */
+	size_t cap = (size_t)((seconds + (snap ? 600 : 0)) / PACE_S) + 16, n = 0, next = 0;
+	double *lat = calloc(cap, sizeof(*lat)), t0 = now_s(), s0 = -1, s1 = -1;
+	size_t first = 0, last = 0;
+	int r = SV_ERR_RANGE; /* no change was scheduled while the snapshot was written */
+	if (lat == NULL)
+		return -1;
+	for (;;) {
+		double now = now_s(), due_t = t0 + (double)next * PACE_S;
+		/* run for `seconds`, and with a snapshot until 0.5 s after it was switched to */
+		if (now - t0 > seconds && (!snap || (s1 >= 0 && due_t > s1 + 0.5)))
+			break;
+		if (due_t > now) {
+			struct timespec ts = {0, (long)((due_t - now) * 1e9)};
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		size_t from = next;
+		while (next < cap && t0 + (double)next * PACE_S <= now) {
+			if ((r = store_stage_noop(s)) != SV_OK)
+				goto fail;
+			next++;
+		}
+		if ((r = store_commit(s)) != SV_OK)
+			goto fail;
+		double end = now_s();
+		for (size_t k = from; k < next; k++)
+			lat[n++] = end - (t0 + (double)k * PACE_S);
+		if (next >= cap)
+			break;
+		if (snap && s0 < 0 && end - t0 >= 0.2) {
+			first = n;
+			s0 = now_s();
+			if ((r = snapshot_sync ? store_snapshot(s) : store_snapshot_start(s)) !=
+			    SV_OK)
+				goto fail;
+		}
+		if (s0 >= 0 && s1 < 0 && !store_snapshot_busy(s)) {
+			s1 = now_s();
+			*snap_s = s1 - s0;
+		}
+		if (s1 >= 0 && last == 0 && t0 + (double)next * PACE_S > s1)
+			last = n;
+	}
+	if (!snap) {
+		first = 0;
+		last = n;
+	}
+	if (last <= first)
+		goto fail;
+	qsort(lat + first, last - first, sizeof(*lat), cmp_d);
+	double p99 = lat[first + (last - first) * 99 / 100];
+	free(lat);
+	return p99;
+fail:
+	fprintf(stderr, "state-driver: paced commits: %s\n", sv_strerror(r));
+	free(lat);
+	return -1;
+}
+
+static int during_snapshot; /* bench-startup --during-snapshot */
+
 static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 {
 	struct store *s = NULL;
@@ -564,9 +657,13 @@ static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 	malloc_trim(0);
 	size_t before = heap_bytes();
 	char why[512];
+	struct timespec c0, c1;
 	t0 = now_s();
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	int r = store_open(&s, dir, t, NULL, why, sizeof(why));
 	double dt = now_s() - t0;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+	double cpu = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
 	if (r != SV_OK) {
 		fprintf(stderr, "state-driver: %s\n", why);
 		ex = 1;
@@ -583,6 +680,32 @@ static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 	}
 	printf("bytes/user: %.0f\n", (double)(heap_bytes() - before) / users);
 	printf("startup-%uM-users: %.2f s\n", users / 1000000, dt);
+	/* CPU seconds of both threads: what the start costs on a machine others do not share */
+	printf("startup-%uM-users-cpu: %.2f s\n", users / 1000000, cpu);
+	fflush(stdout);
+	/* without a snapshot; while one is written on the snapshot thread; with --snapshot-sync
+	 * also while one is written before the next commit, as before the thread (a baseline) */
+	for (int round = 0; during_snapshot && round < (snapshot_sync ? 3 : 2); round++) {
+		double snap_s = 0;
+		int sync = round == 2, saved = snapshot_sync;
+		snapshot_sync = sync;
+		double p99 = paced_commits(s, round > 0, round == 0 ? 2.0 : 1.0, &snap_s);
+		snapshot_sync = saved;
+		if (p99 < 0) {
+			fprintf(stderr, "state-driver: paced commits failed\n");
+			ex = 1;
+			goto out;
+		}
+		const char *how = sync ? "sync-" : "";
+		if (round == 0) {
+			printf("commit-p99-no-snapshot: %.1f ms\n", p99 * 1e3);
+			continue;
+		}
+		printf("snapshot-%swrite-%uM-users: %.2f s\n", how, users / 1000000, snap_s);
+		printf("commit-p99-during-%ssnapshot-%uM: %.1f ms\n", how, users / 1000000,
+		       p99 * 1e3);
+		fflush(stdout);
+	}
 out:
 	store_close(s);
 	tpm_close(t);
@@ -604,6 +727,10 @@ int main(int argc, char **argv)
 	    {"user", required_argument, NULL, 'U'},
 	    {"snapshot-every", required_argument, NULL, 'S'},
 	    {"min-pos", required_argument, NULL, 'P'},
+	    {"snapshot-chunk", required_argument, NULL, 'C'},
+	    {"during-snapshot", no_argument, NULL, 'N'},
+	    {"snapshot-async", no_argument, NULL, 'A'},
+	    {"snapshot-sync", no_argument, NULL, 'Y'},
 	    {NULL, 0, NULL, 0},
 	};
 	/* As the enclave does (enclave/main.c): tpm2-tss 3.2 makes an OpenSSL library context per
@@ -636,6 +763,10 @@ int main(int argc, char **argv)
 		case 'U': user = optarg; break;
 		case 'P': min_pos = strtoull(optarg, NULL, 10); break;
 		case 'S': snapshot_every = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'C': chunk_bytes = (size_t)strtoull(optarg, NULL, 10); break;
+		case 'N': during_snapshot = 1; break;
+		case 'A': snapshot_async = 1; break;
+		case 'Y': snapshot_sync = 1; break;
 		default: return 1;
 		}
 	}

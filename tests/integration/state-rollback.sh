@@ -4,6 +4,8 @@
 # A plain counter: this asserts the exact rule (head = counter). A hybrid vault accepts a head
 # inside the last NV block when the counter's low bits are all set (a power cut), charging the
 # penalty; check-state-hybrid tests rollbacks and truncations against that rule.
+# SNAPSHOT_CHUNK=BYTES (issue 16): snapshots every 7 commits, in chunks that small; then also the
+# real directory with the old copy's (authentic, chunked) snapshot slots put back is refused.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/swtpm.sh
@@ -13,7 +15,13 @@ T=$(mktemp -d /tmp/sv-state-rollback.XXXXXX)
 trap 'swtpm_cleanup; rm -rf "$T"' EXIT
 swtpm_start "$T/tpm"
 S="$T/state"
-D() { "$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI" --seed 42 --batch 3; }
+SNAP=()
+[ -n "${SNAPSHOT_CHUNK:-}" ] &&
+	SNAP=(--snapshot-chunk "$SNAPSHOT_CHUNK" --snapshot-every 7 --snapshot-async)
+D() {
+	"$DRIVER" "$@" --state-dir "$S" --tpm "$SWTPM_TCTI" --seed 42 --batch 3 \
+		${SNAP[@]+"${SNAP[@]}"}
+}
 "$ADMIN" init --state-dir "$S" --policy-key-out "$S".policy-key --tpm "$SWTPM_TCTI" \
 	--counter-scheme plain >/dev/null
 D run --ops 60 >/dev/null
@@ -49,6 +57,20 @@ PY
 rc=0
 D check --ops 120 --acked 59 >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" -eq 3 ] || { echo "FAIL: truncated journal was not refused (exit $rc)"; exit 1; }
+
+# 2b. chunked snapshots: the real journal and header with the old copy's snapshot slots
+if [ -n "${SNAPSHOT_CHUNK:-}" ]; then
+	[ "$(python3 tests/integration/snapchunks.py count "$T/copy/snap.a")" -gt 1 ] ||
+		[ "$(python3 tests/integration/snapchunks.py count "$T/copy/snap.b")" -gt 1 ] ||
+		{ echo "FAIL: the copy has no snapshot of several chunks"; exit 1; }
+	rm -rf "$S"
+	cp -a "$T/real" "$S"
+	cp "$T/copy/snap.a" "$T/copy/snap.b" "$S/"
+	rc=0
+	D check --ops 120 --acked 119 >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" -eq 3 ] || { echo "FAIL: old snapshot slots were not refused (exit $rc)"; exit 1; }
+	echo "old chunked snapshots under the real journal refused: $(cat "$T/err")"
+fi
 
 # 3. the real directory again: serves, with every acknowledged change
 rm -rf "$S"

@@ -64,7 +64,7 @@ static void vault_up(void)
 	char why[256] = "";
 	int r = store_open(&S, dir, tpm, &P, why, sizeof(why));
 	CHECK(r == 0, "store_open: %s (%s)", why, sv_strerror(r));
-	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL};
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL, 0, NULL};
 	CHECK(vault_new(&V, S, &cfg) == 0, "vault_new");
 }
 

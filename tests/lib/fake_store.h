@@ -57,6 +57,14 @@ const struct store_secrets *store_secrets(const struct store *s)
 	return &s->sec;
 }
 
+uint64_t store_records(const struct store *s)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < FAKE_USERS; i++)
+		n += s->u[i].live != 0;
+	return n;
+}
+
 int store_lookup(const struct store *s, const uint8_t *id, size_t id_len,
                  struct store_user_view *out)
 {

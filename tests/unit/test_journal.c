@@ -138,7 +138,7 @@ static void test_frame_hostile_lengths(void **state)
 	/* Unknown kind and nonzero padding are not frames. */
 	uint8_t *copy = malloc(a.len);
 	memcpy(copy, a.data, a.len);
-	copy[4] = JOURNAL_KIND_START + 1;
+	copy[4] = JOURNAL_KIND_SNAPSHOT_DELTA + 1;
 	assert_int_equal(
 	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
 	    SV_ERR_INVALID);
@@ -148,7 +148,7 @@ static void test_frame_hostile_lengths(void **state)
 	    journal_frame_open(&keys, zero, copy, a.len, &f, &flen, &plain, &plen, got),
 	    SV_ERR_INVALID);
 	free(copy);
-	struct journal_frame bad = {.kind = JOURNAL_KIND_START + 1};
+	struct journal_frame bad = {.kind = JOURNAL_KIND_SNAPSHOT_DELTA + 1};
 	assert_int_equal(journal_frame_seal(&keys, zero, &bad, NULL, 0, &a, mac), SV_ERR_INVALID);
 	sv_buf_free(&a);
 }

@@ -75,6 +75,20 @@ static void test_pinned(void **state)
 	}
 }
 
+/* The status byte of SV_MSG_REPLY is wire contract too (the broker maps it to HTTP). */
+static void test_status_pinned(void **state)
+{
+	assert_int_equal(SV_STATUS_OK, 0);
+	assert_int_equal(SV_STATUS_BAD_REQUEST, 1);
+	assert_int_equal(SV_STATUS_AUTH_FAILED, 2);
+	assert_int_equal(SV_STATUS_LOCKED, 3);
+	assert_int_equal(SV_STATUS_CONFLICT, 4);
+	assert_int_equal(SV_STATUS_OUT_OF_ORDER, 5);
+	assert_int_equal(SV_STATUS_BUSY, 6);
+	assert_int_equal(SV_STATUS_INTERNAL, 7);
+	assert_int_equal(SV_STATUS_FULL, 8);
+}
+
 /* What every row, present or future, must satisfy. */
 static void test_rows_consistent(void **state)
 {
@@ -172,6 +186,7 @@ int main(void)
 	    cmocka_unit_test(test_token_split),
 	    cmocka_unit_test(test_pinned),
 	    cmocka_unit_test(test_rows_consistent),
+	    cmocka_unit_test(test_status_pinned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

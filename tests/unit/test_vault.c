@@ -35,6 +35,8 @@ static uint64_t NOW = 1000000;
 static const struct ksf_params KSF = {KSF_IDENTITY, 0, 0};
 static const uint8_t CONTEXT[] = "sealvault test";
 
+static uint64_t MAX_USERS; /* vault_config.max_users of the next setup */
+
 static int setup_with_rate(unsigned pending_max, unsigned rate_per_id)
 {
 	struct opaque_server_key k;
@@ -48,7 +50,7 @@ static int setup_with_rate(unsigned pending_max, unsigned rate_per_id)
 	P.max_guess_limit = 20;
 	P.pending_login_max = pending_max;
 	P.login_rate_per_id = rate_per_id;
-	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL};
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL, MAX_USERS, "configured"};
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	assert_int_equal(sv_buf_init(&R, 4096), 0);
 	return 0;
@@ -71,6 +73,13 @@ static int setup_rate(void **state)
 static int setup_small(void **state)
 {
 	return setup_with(16);
+}
+static int setup_capacity(void **state)
+{
+	MAX_USERS = 3;
+	int r = setup_with(64);
+	MAX_USERS = 0;
+	return r;
 }
 
 static int teardown(void **state)
@@ -386,7 +395,7 @@ static void test_login_from_earlier_run(void **state)
 	struct login L;
 	assert_int_equal(register_user("finn", "right", 5, BLOB, 8), SV_STATUS_OK);
 	assert_int_equal(login("finn", "right", &L), SV_STATUS_OK);
-	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL};
+	struct vault_config cfg = {CONTEXT, sizeof(CONTEXT) - 1, &P, NULL, 0, NULL};
 	vault_free(V);
 	assert_int_equal(vault_new(&V, &S, &cfg), 0);
 	size_t staged = S.staged;
@@ -719,6 +728,60 @@ static void test_expiry(void **state)
 	assert_non_null(strstr((const char *)m.data, "sealvault_vault_pending_logins 1\n"));
 	sv_buf_free(&m);
 	assert_int_equal(finish(&M, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_OK);
+}
+
+/* max-users 3: a new identifier beyond it is refused at register/start and register/finish
+ * (SV_STATUS_FULL, nothing staged); logins, password changes, deletions and re-registering a
+ * tombstone keep working; a deletion frees a place. */
+static void test_capacity_full(void **state)
+{
+	struct login L;
+	assert_int_equal(register_user("a1", "pw", 3, BLOB, 8), SV_STATUS_OK);
+	assert_int_equal(register_user("a2", "pw", 1, BLOB, 8), SV_STATUS_OK);
+	assert_int_equal(register_user("a3", "pw", 3, BLOB, 8), SV_STATUS_OK);
+	size_t staged = S.staged;
+	assert_int_equal(register_user("a4", "pw", 3, BLOB, 8), SV_STATUS_FULL);
+	assert_int_equal(S.staged, staged);
+	assert_null(user("a4"));
+	assert_non_null(strstr((const char *)rbody(), "max-users"));
+	/* register/finish alone (skipping start) is refused too */
+	uint8_t b[600];
+	size_t n = 0;
+	b[n++] = 1;
+	n += put_id(b + n, "a4");
+	memcpy(b + n, user("a1")->record, STORE_RECORD_LEN);
+	n += STORE_RECORD_LEN;
+	b[n++] = 3;
+	b[n++] = 0;
+	b[n++] = 1;
+	b[n++] = 'x';
+	assert_int_equal(call(SV_MSG_REGISTER_FINISH, b, n), SV_STATUS_FULL);
+	assert_null(user("a4"));
+	/* an existing identifier is still a conflict, not "full" */
+	assert_int_equal(register_user("a1", "other", 3, BLOB, 8), SV_STATUS_CONFLICT);
+	/* logins and password changes work */
+	assert_int_equal(login("a1", "pw", &L), SV_STATUS_OK);
+	assert_true(L.authed);
+	assert_int_equal(change_password(&L, "pw2", 3, BLOB, 8, 0), SV_STATUS_OK);
+	/* a tombstone keeps its place; re-registering it needs none */
+	assert_int_equal(login("a2", "wrong", &L), SV_STATUS_OK);
+	assert_int_equal(finish(&L, VAULTREQ_OP_RECOVER, NULL, 0), SV_STATUS_LOCKED);
+	assert_true(user("a2")->destroyed);
+	assert_int_equal(register_user("a4", "pw", 3, BLOB, 8), SV_STATUS_FULL);
+	assert_int_equal(register_user("a2", "pw", 3, BLOB, 8), SV_STATUS_OK);
+	/* a deletion frees a place */
+	assert_int_equal(login("a3", "pw", &L), SV_STATUS_OK);
+	assert_int_equal(finish(&L, VAULTREQ_OP_DELETE, NULL, 0), SV_STATUS_OK);
+	assert_int_equal(register_user("a4", "pw", 3, BLOB, 8), SV_STATUS_OK);
+	assert_int_equal(register_user("a5", "pw", 3, BLOB, 8), SV_STATUS_FULL);
+	struct sv_buf m;
+	assert_int_equal(sv_buf_init(&m, 16384), 0);
+	assert_int_equal(vault_metrics(V, &m), 0);
+	assert_int_equal(sv_buf_put_u8(&m, 0), 0);
+	assert_non_null(strstr((const char *)m.data, "sealvault_vault_full_total 4\n"));
+	assert_non_null(
+	    strstr((const char *)m.data, "sealvault_max_users{source=\"configured\"} 3\n"));
+	sv_buf_free(&m);
 }
 
 static void test_pending_cap(void **state)
@@ -1106,7 +1169,7 @@ static void test_metrics(void **state)
 static void test_vault_new_checks_key(void **state)
 {
 	struct vault *v2;
-	struct vault_config cfg = {NULL, 0, &P, NULL};
+	struct vault_config cfg = {NULL, 0, &P, NULL, 0, NULL};
 	S.sec.ake_pk[0] ^= 1;
 	assert_int_equal(vault_new(&v2, &S, &cfg), SV_ERR_STATE);
 	assert_null(v2);
@@ -1145,6 +1208,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_out_of_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expiry, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pending_cap, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_capacity_full, setup_capacity, teardown),
 	    cmocka_unit_test_setup_teardown(test_rescue_slots_full, setup_small, teardown),
 	    cmocka_unit_test_setup_teardown(test_rescue_pool_busy, setup, teardown),
 	    cmocka_unit_test(test_decode_register_finish),
