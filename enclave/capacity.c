@@ -1,6 +1,7 @@
 /*
  * The vault's capacity limit (capacity.h): max-users, or a limit derived from free memory at
- * start. Reads /proc/meminfo and the cgroup v2 memory files; no allocation beyond the stack.
+ * start. Reads /proc/meminfo and the cgroup v2 memory files (or, where /proc/meminfo is hidden,
+ * as systemd's ProcSubset=pid does, sysinfo(2)); no allocation beyond the stack.
  */
 #include "enclave/capacity.h"
 
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -21,6 +23,7 @@ const char *capacity_source_name(enum capacity_source s)
 	case CAPACITY_CONFIGURED: return "configured";
 	case CAPACITY_MEMAVAILABLE: return "memavailable";
 	case CAPACITY_CGROUP: return "cgroup";
+	case CAPACITY_SYSINFO: return "sysinfo";
 	}
 	return "unknown";
 }
@@ -146,15 +149,24 @@ int capacity_probe(struct capacity *out, uint64_t configured, uint64_t records, 
 		out->source = CAPACITY_CONFIGURED;
 		return SV_OK;
 	}
+	out->source = CAPACITY_MEMAVAILABLE;
 	if (read_text(root, "/proc/meminfo", text, sizeof(text)) != SV_OK ||
 	    capacity_meminfo_available(text, &avail) != SV_OK) {
-		snprintf(why, why_len,
-		         "cannot read MemAvailable from %s/proc/meminfo to derive max-users; set "
-		         "max-users in sealvault.conf(5)",
-		         root);
-		return SV_ERR_IO;
+		/* The packaged unit's ProcSubset=pid hides /proc/meminfo: the kernel's free and
+		 * buffer memory instead (less than MemAvailable, which also counts the page cache
+		 * that can be dropped: the limit comes out lower, never higher). Only for the real
+		 * root, so that tests with a fake tree see the failure. */
+		struct sysinfo si;
+		if (root[0] != '\0' || sysinfo(&si) != 0 || si.mem_unit == 0) {
+			snprintf(why, why_len,
+			         "cannot read MemAvailable from %s/proc/meminfo to derive max-users; "
+			         "set max-users in sealvault.conf(5)",
+			         root);
+			return SV_ERR_IO;
+		}
+		avail = ((uint64_t)si.freeram + si.bufferram) * si.mem_unit;
+		out->source = CAPACITY_SYSINFO;
 	}
-	out->source = CAPACITY_MEMAVAILABLE;
 	out->memory_bytes = avail;
 	/* cgroup v2: the one line "0::/path" of /proc/self/cgroup */
 	if (read_text(root, "/proc/self/cgroup", text, sizeof(text)) == SV_OK &&

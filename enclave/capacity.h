@@ -23,6 +23,8 @@ enum capacity_source {
 	CAPACITY_CONFIGURED,   /* max-users was set */
 	CAPACITY_MEMAVAILABLE, /* derived from MemAvailable in /proc/meminfo */
 	CAPACITY_CGROUP,       /* derived from the memory cgroup's limit (memory.max) */
+	CAPACITY_SYSINFO,      /* derived from sysinfo(2)'s free and buffer memory, where
+	                          /proc/meminfo is hidden (systemd's ProcSubset=pid) */
 };
 
 struct capacity {
@@ -31,7 +33,7 @@ struct capacity {
 	uint64_t memory_bytes; /* derived: the memory the limit was derived from; else 0 */
 };
 
-/* "configured", "memavailable" or "cgroup": the source label of /metrics and the start line. */
+/* "configured", "memavailable", "cgroup" or "sysinfo": the source label of /metrics and the start line. */
 const char *capacity_source_name(enum capacity_source s);
 
 /* Parses a max-users value: a decimal number 1..CAPACITY_MAX_USERS, or "auto" (*out = 0).
