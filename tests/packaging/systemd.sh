@@ -154,7 +154,7 @@ under_systemd() {
 	# the audit trail reaches the real journald as structured records (sd_journal_send), the
 	# identifier only as the hash sealvault-admin audit-id computes with the unit's key file
 	local idhash rec
-	idhash=$(sd /usr/sbin/sealvault-admin audit-id bob) || fail "sealvault-admin audit-id bob failed under systemd"
+	idhash=$(sd /usr/sbin/sealvault-admin audit-id --tenant acme bob) || fail "sealvault-admin audit-id --tenant acme bob failed under systemd"
 	rec=$(sd journalctl --no-pager -o export SEALVAULT_EVENT=recovered "SEALVAULT_ID_HASH=$idhash")
 	grep -q '^MESSAGE_ID=' <<<"$rec" && grep -q '^_SYSTEMD_UNIT=sealvault.service$' <<<"$rec" ||
 		fail "no structured 'recovered' audit record for bob's hash $idhash in the journal"
