@@ -79,7 +79,7 @@ int admin_audit_id_main(int argc, char **argv)
 	int c, other = 0;
 	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
 		switch (c) {
-		case 'k': path = optarg; break;
+		case 'k': path = optarg != NULL ? optarg : path; break;
 		case 'T': tenant = optarg; break;
 		case 'h': usage(stdout); return ADMIN_EX_OK;
 		default: usage(stderr); return ADMIN_EX_USAGE;

@@ -28,4 +28,13 @@ static inline int record_key_tenant(const char *tenant, const uint8_t *sub, size
 	return 0;
 }
 
+/* The length of the tenant part (RECORD_KEY_TAG | len | tenant) of a tokens-mode record key,
+ * 0 for an open-mode identifier or a key too short to hold its tenant. */
+static inline size_t record_key_tenant_prefix(const uint8_t *key, size_t len)
+{
+	if (len < 2 || key[0] != RECORD_KEY_TAG || len < 2 + (size_t)key[1])
+		return 0;
+	return 2 + (size_t)key[1];
+}
+
 #endif

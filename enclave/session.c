@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "common/recordkey.h"
 
 #define NIL UINT32_MAX
 
@@ -17,6 +18,7 @@ struct session_table {
 	size_t cap, nbuckets, count;
 	struct session_rescue *r; /* rescue_cap slots, sodium_malloc'd */
 	uint32_t *r_free;         /* stack of free slot indices */
+	uint32_t *r_owner;        /* the entry holding each slot, NIL when free */
 	size_t rescue_cap, r_nfree;
 	uint32_t free_head;
 	uint32_t oldest, newest;
@@ -64,10 +66,13 @@ int session_table_new(struct session_table **out, size_t cap, size_t rescue_cap,
 	if ((t->r = sodium_allocarray(rescue_cap, sizeof(*t->r))) == NULL)
 		goto out;
 	memset(t->r, 0, rescue_cap * sizeof(*t->r));
-	if ((t->r_free = malloc(rescue_cap * sizeof(*t->r_free))) == NULL)
+	if ((t->r_free = malloc(rescue_cap * sizeof(*t->r_free))) == NULL ||
+	    (t->r_owner = malloc(rescue_cap * sizeof(*t->r_owner))) == NULL)
 		goto out;
-	for (size_t i = 0; i < rescue_cap; i++)
+	for (size_t i = 0; i < rescue_cap; i++) {
 		t->r_free[i] = (uint32_t)(rescue_cap - 1 - i);
+		t->r_owner[i] = NIL;
+	}
 	t->r_nfree = rescue_cap;
 	t->free_head = 0;
 	t->oldest = t->newest = NIL;
@@ -90,6 +95,7 @@ void session_table_free(struct session_table *t)
 		sodium_free(t->r);
 	free(t->bucket);
 	free(t->r_free);
+	free(t->r_owner);
 	free(t);
 }
 
@@ -159,6 +165,7 @@ void session_close(struct session_table *t, struct session *s)
 		unlink_fake(t, idx);
 	if (s->rescue != SESSION_NO_RESCUE) {
 		sodium_memzero(&t->r[s->rescue], sizeof(t->r[s->rescue]));
+		t->r_owner[s->rescue] = NIL;
 		t->r_free[t->r_nfree++] = s->rescue;
 	}
 	sodium_memzero(s, sizeof(*s));
@@ -265,14 +272,38 @@ int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
 	return SV_OK;
 }
 
+size_t session_rescue_share(const struct session_table *t)
+{
+	return t->rescue_cap / 2 > 0 ? t->rescue_cap / 2 : 1;
+}
+
+/* Whether the tenant of record key id may take one more rescue slot. O(rescue slots), paid only
+ * by a login on its last guess. */
+static int under_share(const struct session_table *t, const uint8_t *id, size_t id_len)
+{
+	size_t plen = record_key_tenant_prefix(id, id_len), held = 0;
+	if (plen == 0)
+		return 1; /* open mode: one pool */
+	for (size_t i = 0; i < t->rescue_cap; i++) {
+		const struct session *o;
+		if (t->r_owner[i] == NIL)
+			continue;
+		o = &t->e[t->r_owner[i]];
+		if (o->id_len >= plen && memcmp(o->id, id, plen) == 0)
+			held++;
+	}
+	return held < session_rescue_share(t);
+}
+
 int session_rescue_attach(struct session_table *t, struct session *s, struct session_rescue **out)
 {
 	*out = NULL;
 	if (s->phase == SESSION_FREE || s->rescue != SESSION_NO_RESCUE)
 		return SV_ERR_INTERNAL;
-	if (t->r_nfree == 0)
+	if (!session_rescue_available(t, s->id, s->id_len))
 		return SV_ERR_BUSY;
 	s->rescue = t->r_free[--t->r_nfree];
+	t->r_owner[s->rescue] = (uint32_t)(s - t->e);
 	*out = &t->r[s->rescue];
 	memset(*out, 0, sizeof(**out));
 	(*out)->in_use = 1;
@@ -284,9 +315,9 @@ struct session_rescue *session_rescue_of(struct session_table *t, const struct s
 	return s->rescue != SESSION_NO_RESCUE ? &t->r[s->rescue] : NULL;
 }
 
-int session_rescue_available(const struct session_table *t)
+int session_rescue_available(const struct session_table *t, const uint8_t *id, size_t id_len)
 {
-	return t->r_nfree > 0;
+	return t->r_nfree > 0 && under_share(t, id, id_len);
 }
 
 size_t session_rescue_count(const struct session_table *t)

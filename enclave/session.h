@@ -3,7 +3,11 @@
  * change-password/finish), in a table of fixed capacity allocated once at start-up (before the
  * sandbox) in sodium_malloc'd memory, because every entry holds secrets (the OPAQUE server state,
  * then the session key). A smaller pool of rescue slots holds a copy of the record and blob for the
- * logins that were charged the last allowed guess (whose charge destroyed the record).
+ * logins that were charged the last allowed guess (whose charge destroyed the record). One tenant
+ * (the tenant named by a tokens-mode record key, common/recordkey.h) may hold at most
+ * session_rescue_share() of them, so that a tenant keeping throw-away identifiers on their last
+ * guess cannot make another tenant's last-guess recovery wait; open-mode identifiers share the
+ * whole pool.
  *
  * Entries are found by their 16-byte session id through a hash index. An id is 8 random bytes, 4
  * bytes drawn at random for each run of the enclave, and a 4-byte tag, a MAC of the first 12 under
@@ -80,13 +84,17 @@ int session_open(struct session_table *t, uint64_t now_ms, struct session **out)
     __attribute__((warn_unused_result));
 
 /* Attaches a free rescue slot to s (zeroed, in_use set) and returns it; SV_ERR_BUSY when all are
- * taken. The slot is wiped and freed when s is closed. */
+ * taken or s's tenant holds its share (set s->id first). The slot is wiped and freed when s is
+ * closed. */
 int session_rescue_attach(struct session_table *t, struct session *s, struct session_rescue **out)
     __attribute__((warn_unused_result));
 /* The rescue slot of s, or NULL. */
 struct session_rescue *session_rescue_of(struct session_table *t, const struct session *s);
-/* Whether a rescue slot is free (so that a login can check before it charges anything). */
-int session_rescue_available(const struct session_table *t);
+/* Whether a login for record key id[0..id_len) could take a rescue slot: one is free and the key's
+ * tenant holds fewer than its share (so that a login can check before it charges anything). */
+int session_rescue_available(const struct session_table *t, const uint8_t *id, size_t id_len);
+/* The most rescue slots one tenant may hold: half the pool, at least 1. */
+size_t session_rescue_share(const struct session_table *t);
 /* Live entries holding a rescue slot. */
 size_t session_rescue_count(const struct session_table *t);
 

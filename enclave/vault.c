@@ -408,9 +408,10 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
 	}
 	/* The last allowed guess needs a rescue slot (real users: to keep the record the charge
-	 * destroys; unknown ones take one too so that a full pool looks the same for both). */
+	 * destroys; unknown ones take one too so that a full pool looks the same for both), within
+	 * its tenant's share of the pool (session_rescue_share). */
 	if (session_open(v->sessions, now_ms, &s) != 0 ||
-	    (used + 1 >= limit && !session_rescue_available(v->sessions))) {
+	    (used + 1 >= limit && !session_rescue_available(v->sessions, key, key_len))) {
 		if (s != NULL)
 			session_close(v->sessions, s);
 		return reply_busy(v, reply);

@@ -1,7 +1,7 @@
 #!/bin/bash
-# check-abuse (issue 13, items 7 and 8, without access tokens): what an unauthenticated client can
-# do to other users' recoveries, against a real sealvault (sealvaultd, enclave, broker, swtpm,
-# TLS) and the real CLI.
+# check-abuse (issue 13, items 7 and 8; 1-5 without access tokens, 6-7 with them): what an
+# unauthenticated client, or one tenant, can do to other users' recoveries, against a real
+# sealvault (sealvaultd, enclave, broker, swtpm, TLS) and the real CLI.
 #   1. A flood of well-formed login/starts for unknown identifiers, abandoned after KE2 (2.5 times
 #      a 16-slot pending-login table, from 10 source addresses): a real user's recovery still
 #      succeeds, because a full table drops unknown identifiers' logins first.
@@ -14,6 +14,14 @@
 #   5. IPv6 (as root only, in a network namespace of this test's own, where the loopback device
 #      can carry documentation addresses): two addresses of one /64 share one rate budget, an
 #      address of another /64 does not.
+#   6. Tokens mode, two tenants (acme, globex), a 16-slot table and so 16 last-guess slots:
+#      acme's 16 throw-away identifiers with guess limit 1, each logged in on its last guess
+#      and abandoned, get 8 slots (acme's share) and 8 answers 503; globex's user recovers on
+#      his last guess meanwhile.
+#   7. Tokens mode, the burst: 40 tokenless login/starts are refused 401 and take no pending
+#      login; 4 registered users' logins are held; 40 login/starts with valid tokens for unknown
+#      identifiers fill the rest of the 16-slot table and push out only each other (28 dropped,
+#      the 4 real ones stay); then a real user's tokened recovery with the CLI succeeds.
 # Source addresses: 127.0.0.0/8 is all loopback on Linux, so 127.0.0.2 and up are other clients.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -177,4 +185,75 @@ else
 	say "[5] ::a, ::a, ::b, ::b of 2001:db8:0:1::/64 at burst 3: $codes; 2001:db8:0:2::c: $other"
 	sv_server_stop
 fi
+# --- 6: tokens mode; one tenant's last-guess logins leave another tenant's their share ---
+SV_TENANT=globex sv_tokens_init
+GLOBEX_KEY=$SV_TENANT_KEY
+SV_TENANT=acme
+sv_tokens_init
+[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
+SV_DAEMON_ARGS=(--pending-login-max 16 --max-pending-logins-per-ip 1000 --rate-limit 1000
+	--rate-burst 1000)
+sv_server_start
+SV_VAULT_ID=$(sv_vault_id)
+mkdir "$T/tok"
+acme_tok() { sv_token "$1" >"$T/tok/$1" || fail "a token for $1"; }
+globex_tok() {
+	SV_TENANT=globex SV_TENANT_KEY=$GLOBEX_KEY sv_token "$1" >"$T/tok/globex-$1" ||
+		fail "a globex token for $1"
+}
+reg() { # reg TOKEN-FILE USER PASSWORD-FILE GUESS-LIMIT
+	"$SV" register --server "$SV_URL" --cacert "$SV_CACERT" "${KSF[@]}" --token "$1" \
+		--user "$2" --password-file "$3" --secret-file "$T/secret" --max-attempts "$4" \
+		>/dev/null 2>"$T/reg.err" || fail "registering $2: $(cat "$T/reg.err")"
+}
+for i in $(seq 0 15); do
+	acme_tok "junk-$i"
+	reg "$T/tok/junk-$i" "junk-$i" "$T/wrong.pw" 1
+done
+globex_tok dave
+printf 'pw-dave\n' >"$T/dave.pw"
+reg "$T/tok/globex-dave" dave "$T/dave.pw" 1
+busy=$(metric sealvault_vault_busy_total)
+"$FLOOD" "$SV_URL" "$SV_CACERT" 127.0.0.2 16 junk --token-dir "$T/tok" >"$T/junk.out" ||
+	fail "acme's last-guess flood: $(cat "$T/junk.out")"
+[ "$(count 200 "$T/junk.out")" = 8 ] && [ "$(count 503 "$T/junk.out")" = 8 ] ||
+	fail "16 last-guess logins of one tenant against 16 slots, share 8: $(tr '\n' ' ' <"$T/junk.out")"
+[ "$(metric sealvault_vault_busy_total)" = $((busy + 8)) ] || fail "busy_total: $(metric sealvault_vault_busy_total)"
+"$SV" recover --server "$SV_URL" --cacert "$SV_CACERT" "${KSF[@]}" --token "$T/tok/globex-dave" \
+	--user dave --password-file "$T/dave.pw" --out "$T/dave.out" 2>"$T/dave.err" ||
+	fail "globex's last-guess recovery while acme holds its share: $(cat "$T/dave.err")"
+cmp -s "$T/dave.out" "$T/secret" || fail "dave recovered the wrong secret"
+say "[6] acme: 16 last-guess logins held, $(tr '\n' ' ' <"$T/junk.out")(share 8 of 16); globex's dave recovers on his last guess"
+
+# --- 7: tokens mode; a burst of anonymous and unknown-identifier logins, then a recovery ---
+sv_server_restart # an empty pending-login table
+printf 'pw-carol\n' >"$T/carol.pw"
+acme_tok carol
+reg "$T/tok/carol" carol "$T/carol.pw" 10
+for i in 0 1 2 3; do
+	acme_tok "real-$i"
+	reg "$T/tok/real-$i" "real-$i" "$T/wrong.pw" 10
+done
+for i in $(seq 0 39); do acme_tok "ghost-$i"; done
+starts=$(metric sealvault_vault_login_starts_total)
+"$FLOOD" "$SV_URL" "$SV_CACERT" 127.0.0.3 40 anon >"$T/anon.out" || fail "anonymous flood: $(cat "$T/anon.out")"
+[ "$(count 401 "$T/anon.out")" = 40 ] || fail "40 tokenless login/starts: $(tr '\n' ' ' <"$T/anon.out")"
+[ "$(metric sealvault_vault_pending_logins)" = 0 ] && [ "$(metric sealvault_vault_login_starts_total)" = "$starts" ] ||
+	fail "tokenless login/starts took slots ($(metric sealvault_vault_pending_logins)) or charged"
+"$FLOOD" "$SV_URL" "$SV_CACERT" 127.0.0.4 4 real --token-dir "$T/tok" >"$T/real.out" ||
+	fail "registered users' logins: $(cat "$T/real.out")"
+[ "$(count 200 "$T/real.out")" = 4 ] || fail "4 registered users' logins: $(tr '\n' ' ' <"$T/real.out")"
+"$FLOOD" "$SV_URL" "$SV_CACERT" 127.0.0.5 40 ghost --token-dir "$T/tok" >"$T/ghost.out" ||
+	fail "tokened flood: $(cat "$T/ghost.out")"
+[ "$(count 200 "$T/ghost.out")" = 40 ] || fail "40 tokened unknown identifiers: $(tr '\n' ' ' <"$T/ghost.out")"
+evicted=$(metric sealvault_vault_evicted_unknown_logins_total)
+pending=$(metric sealvault_vault_pending_logins)
+# 16 slots: 4 real + 12 unknown, so 28 unknown ones dropped and none of the real ones
+[ "$evicted" = 28 ] && [ "$pending" = 16 ] || fail "after the burst: $evicted dropped, $pending pending; want 28 and 16"
+"$SV" recover --server "$SV_URL" --cacert "$SV_CACERT" "${KSF[@]}" --token "$T/tok/carol" \
+	--user carol --password-file "$T/carol.pw" --out "$T/carol.out" 2>"$T/carol.err" ||
+	fail "carol's recovery after the burst: $(cat "$T/carol.err")"
+cmp -s "$T/carol.out" "$T/secret" || fail "carol recovered the wrong secret"
+say "[7] 40 tokenless login/starts: $(tr '\n' ' ' <"$T/anon.out")(no slot taken); 4 real logins held; 40 tokened unknown ones: $evicted dropped, $pending pending; carol recovers"
+sv_server_stop
 say "ok"

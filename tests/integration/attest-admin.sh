@@ -35,10 +35,12 @@ SV_INIT_ARGS=(--policy-key-out "$T/policy-key.pem" --boot-pcrs 0-3,7)
 sv_server_init "$T/srv" "$B" >/dev/null 2>"$T/err" || fail "server init"
 grep -q 'has no EK certificate' "$T/srv/admin-init.log" ||
 	fail "init did not warn that this swtpm has no EK certificate"
+sv_tokens_init 2>"$T/err" || fail "tenant" # auth = tokens: the tenant set is in the policy hash
+[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
 S=$T/srv/state
 
 # --- sealvault-admin attest (vault stopped) ---
-"$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" --policy auth=open \
+"$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" --tenants-dir "$SV_TENANTS" \
 	--event-log "$T/event.log" \
 	--ima-log "$T/nonexistent" >"$T/ev.json" 2>"$T/err" || fail "sealvault-admin attest"
 [ "$(field "$T/ev.json" nonce)" = "$NONCE" ] || fail "attest: nonce not echoed"
@@ -65,7 +67,7 @@ rc=0
 [ $rc -eq 2 ] || fail "attest without --nonce: exit $rc, expected 2"
 # another policy changes only policy_hash
 "$ADMIN" attest --state-dir "$S" --tpm "$SWTPM_TCTI" --nonce "$NONCE" \
-	--policy auth=open --policy max-guess-limit=11 >"$T/ev2.json" 2>"$T/err" || fail "attest --policy"
+	--tenants-dir "$SV_TENANTS" --policy max-guess-limit=11 >"$T/ev2.json" 2>"$T/err" || fail "attest --policy"
 [ "$(field "$T/ev2.json" statement.policy_hash)" != "$(field "$T/ev.json" statement.policy_hash)" ] &&
 	[ "$(field "$T/ev2.json" statement.build_hash)" = "$(field "$T/ev.json" statement.build_hash)" ] ||
 	fail "attest --policy: policy_hash unchanged or build_hash changed"

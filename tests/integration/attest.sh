@@ -6,8 +6,10 @@
 # Verification passes on the fresh vault; every tampering below must fail with exit 4 AND the
 # contract's check name (docs/attestation.md), not merely fail.
 #
-# (The vaults here run with auth = open, the test library's default; the tenant set in the
-# policy hash, with auth = tokens, is pinned in tests/integration/token-auth.sh.)
+# The vaults run with auth = tokens: one tenant (acme, tests/lib/sealvaultd.sh sv_tokens_init)
+# trusted by both, the expect file made with `sealvault-admin expect --tenants-dir`, and every
+# command that registers or logs in carrying a token for its vault (aud = that vault's id). How
+# the tenant set enters the policy hash is pinned in tests/integration/token-auth.sh.
 # Two vaults: vault 2 (EK certified by a second private CA) lends its evidence, its quote and its
 # swtpm, and at the end gets its EK changed (TPM2_ChangeEPS); vault 1 is the one under test.
 # Irreversible steps (PCR 10 extended with an unexpected executable) come last. Everything
@@ -127,7 +129,10 @@ say "vault 2 on a swtpm certified by another private CA: its evidence, for later
 vault_init v2 "$tmp/ca2"
 CA2=$SWTPM_CA_BUNDLE
 TCTI2=$SWTPM_TCTI
+sv_tokens_init # the tenant acme in $tmp/v2/tenants.d, trusted by both vaults
+[ "$(id -u)" -ne 0 ] || chmod -R a+rX "$SV_TENANTS"
 sv_server_start
+V2_ID=$(sv_vault_id)
 n2=$(nonce)
 fetch "$n2" "$tmp/ev2.json"
 sv_server_stop
@@ -139,7 +144,7 @@ TCTI1=$SWTPM_TCTI
 V1=$tmp/v1
 # boot PCR values read from the TPM (nothing holds it before sealvaultd starts) and the
 # allow-list of the synthetic files; no server key pinned, no TPM CA inside (--tpm-ca gives it).
-"$ADMIN" expect --policy auth=open --bindir "$B" --boot-pcrs-from-tpm "$TCTI1" --ima-allow "$tmp/ima-allow" \
+"$ADMIN" expect --tenants-dir "$SV_TENANTS" --bindir "$B" --boot-pcrs-from-tpm "$TCTI1" --ima-allow "$tmp/ima-allow" \
 	>"$tmp/expect.json" 2>"$tmp/stderr" || fail "sealvault-admin expect: $(cat "$tmp/stderr")"
 python3 - "$tmp/expect.json" "$V1/replay.json" "$PWD/$B" <<-'EOF' || fail "the expected-values file is wrong"
 	import hashlib, json, sys
@@ -158,6 +163,14 @@ python3 - "$tmp/expect.json" "$V1/replay.json" "$PWD/$B" <<-'EOF' || fail "the e
 	assert "server_public_key" not in e
 EOF
 sv_server_start
+V1_ID=$(sv_vault_id)
+[ "$V1_ID" != "$V2_ID" ] || fail "the two vaults have the same vault id"
+# token NAME SUB VAULT-ID: $tmp/NAME.tok, acme's token for SUB at that vault (all scopes)
+token() { SV_VAULT_ID=$3 sv_token "$2" >"$tmp/$1.tok" || fail "a token for $2"; }
+token alice alice "$V1_ID"
+token bob bob "$V1_ID"
+token carol-v2 carol "$V2_ID"
+token dave-v2 dave "$V2_ID"
 
 say "a fresh vault verifies (live nonce): exit 0 and a summary line"
 verify --expect "$tmp/expect.json" --tpm-ca "$CA1"
@@ -165,10 +178,10 @@ passes "live verification"
 echo "attest:     $(grep '^verified: ' <<<"$out$err")"
 
 say "register --expect and recover --expect work"
-sv register --user alice --password-file "$tmp/pw" --secret-file "$tmp/secret" \
-	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+sv register --token "$tmp/alice.tok" --user alice --password-file "$tmp/pw" \
+	--secret-file "$tmp/secret" --expect "$tmp/expect.json" --tpm-ca "$CA1"
 [ "$rc" -eq 0 ] || fail "register --expect: exit $rc: $err"
-sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out" \
+sv recover --token "$tmp/alice.tok" --user alice --password-file "$tmp/pw" --out "$tmp/out" \
 	--expect "$tmp/expect.json" --tpm-ca "$CA1"
 [ "$rc" -eq 0 ] || fail "recover --expect: exit $rc: $err"
 cmp -s "$tmp/secret" "$tmp/out" || fail "the secret recovered with --expect differs"
@@ -265,8 +278,9 @@ cat >"$tmp/proxy.py" <<-'EOF'
 	        a = self.path.startswith("/v1/attestation")
 	        req = urllib.request.Request((url1 if a else url2) + self.path, data=body,
 	                                     method=self.command)
-	        if self.headers.get("Content-Type"):
-	            req.add_header("Content-Type", self.headers["Content-Type"])
+	        for h in ("Content-Type", "Authorization"):
+	            if self.headers.get(h):
+	                req.add_header(h, self.headers[h])
 	        try:
 	            r = urllib.request.urlopen(req, context=ctx1 if a else ctx2, timeout=30)
 	        except urllib.error.HTTPError as e:
@@ -308,19 +322,23 @@ through_proxy() {
 		fail "$cmd through the splitting proxy: not server-key: $err"
 	echo "attest:     $cmd refused as expected: $(head -n 1 <<<"$err")"
 }
-through_proxy register carol --secret-file "$tmp/secret"
+# The tokens are vault 2's (aud), as a client fooled into using vault 2 might hold: vault 2
+# accepts them, and the client's server-key check is what stops it.
+through_proxy register carol --token "$tmp/carol-v2.tok" --secret-file "$tmp/secret"
 # The same for the commands that log in: dave exists on vault 2 only; through the proxy each one
 # gets vault 2's KE2, whose server key (from the envelope) is not the attested one, and stops
 # before KE3: no secret written, nothing deleted, the password unchanged.
-"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user dave \
+"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --token "$tmp/dave-v2.tok" \
+	--user dave \
 	--password-file "$tmp/pw" --secret-file "$tmp/secret" >/dev/null 2>"$tmp/stderr" ||
 	fail "registering dave on vault 2: $(cat "$tmp/stderr")"
 printf 'a new password for dave\n' >"$tmp/pw-new"
-through_proxy recover dave --out "$tmp/dave.out"
-through_proxy delete dave
-through_proxy change-password dave --new-password-file "$tmp/pw-new"
+through_proxy recover dave --token "$tmp/dave-v2.tok" --out "$tmp/dave.out"
+through_proxy delete dave --token "$tmp/dave-v2.tok"
+through_proxy change-password dave --token "$tmp/dave-v2.tok" --new-password-file "$tmp/pw-new"
 [ ! -e "$tmp/dave.out" ] || fail "recover through the splitting proxy wrote the secret"
-"$SV" recover --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user dave \
+"$SV" recover --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --token "$tmp/dave-v2.tok" \
+	--user dave \
 	--password-file "$tmp/pw" --out "$tmp/dave.direct" >/dev/null 2>"$tmp/stderr" ||
 	fail "dave on vault 2 after the refused delete/change-password: $(cat "$tmp/stderr")"
 cmp -s "$tmp/dave.direct" "$tmp/secret" || fail "dave's secret on vault 2 changed"
@@ -329,7 +347,8 @@ wait "$PROXY_PID" 2>/dev/null || true
 PROXY_PID=''
 # carol is unknown to vault 2: registering her there directly works.
 set +e
-"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --user carol \
+"$SV" register --server "$V2_URL" --cacert "$tmp/v2/cert.pem" --token "$tmp/carol-v2.tok" \
+	--user carol \
 	--password-file "$tmp/pw" --secret-file "$tmp/secret" >"$tmp/stdout" 2>"$tmp/stderr"
 rc=$?
 set -e
@@ -344,7 +363,8 @@ refused ek-chain "EK certificate from an untrusted CA"
 # The CA bundle inside the expect file (sealvault-admin expect --tpm-ca), no --tpm-ca option.
 for n in 1 2; do
 	ca=CA$n
-	"$ADMIN" expect --policy auth=open --bindir "$B" --ima-allow "$tmp/ima-allow" --tpm-ca "${!ca}" \
+	"$ADMIN" expect --tenants-dir "$SV_TENANTS" --bindir "$B" --ima-allow "$tmp/ima-allow" \
+		--tpm-ca "${!ca}" \
 		>"$tmp/expect-ca$n.0" 2>"$tmp/stderr" || fail "expect --tpm-ca: $(cat "$tmp/stderr")"
 	json_edit "$tmp/expect-ca$n.0" "$tmp/expect-ca$n.json" \
 		"d['boot_pcr_values'] = $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["boot_pcr_values"])' "$tmp/expect.json")
@@ -376,7 +396,7 @@ say "the expect file of a build with another enclave binary: ima (the IMA log sh
 mkdir "$tmp/otherbin"
 cp "$B/sealvaultd" "$B/sealvault-broker" "$B/sealvault-enclave" "$tmp/otherbin/"
 printf 'another build' >>"$tmp/otherbin/sealvault-enclave"
-"$ADMIN" expect --policy auth=open --bindir "$tmp/otherbin" --ima-allow "$tmp/ima-allow" >"$tmp/expect-other0.json" \
+"$ADMIN" expect --tenants-dir "$SV_TENANTS" --bindir "$tmp/otherbin" --ima-allow "$tmp/ima-allow" >"$tmp/expect-other0.json" \
 	2>"$tmp/stderr" || fail "sealvault-admin expect --bindir otherbin: $(cat "$tmp/stderr")"
 python3 - "$tmp/expect.json" "$tmp/expect-other0.json" "$tmp/expect-other.json" <<-'EOF'
 	import json, sys
@@ -507,10 +527,10 @@ requests_by() {
 }
 vault0=$(requests_by vault)
 attest0=$(requests_by attest)
-sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret" \
-	--expect "$tmp/expect.json" --tpm-ca "$CA1"
+sv register --token "$tmp/bob.tok" --user bob --password-file "$tmp/pw" \
+	--secret-file "$tmp/secret" --expect "$tmp/expect.json" --tpm-ca "$CA1"
 refused ima "register --expect"
-sv recover --user alice --password-file "$tmp/pw" --out "$tmp/out2" \
+sv recover --token "$tmp/alice.tok" --user alice --password-file "$tmp/pw" --out "$tmp/out2" \
 	--expect "$tmp/expect.json" --tpm-ca "$CA1"
 refused ima "recover --expect"
 [ ! -e "$tmp/out2" ] || fail "a refused recovery wrote a file"
@@ -520,7 +540,7 @@ refused ima "recover --expect"
 [ "$(requests_by attest)" -ge $((attest0 + 4)) ] ||
 	fail "the refusals were not based on attestation requests ($attest0 -> $(requests_by attest))"
 # bob does not exist: registering him without --expect succeeds (an existing id is refused).
-sv register --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret"
+sv register --token "$tmp/bob.tok" --user bob --password-file "$tmp/pw" --secret-file "$tmp/secret"
 [ "$rc" -eq 0 ] || fail "bob exists after a refused register --expect: exit $rc: $err"
 [ "$(requests_by vault)" -ge $((vault0 + 2)) ] || fail "/metrics does not count vault requests"
 

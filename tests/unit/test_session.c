@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "common/err.h"
+#include "common/recordkey.h"
 #include "enclave/session.h"
 
 static void test_capacity_and_lookup(void **state)
@@ -118,16 +119,75 @@ static void test_rescue_slots(void **state)
 	r->blob_len = 3;
 	assert_ptr_equal(session_rescue_of(t, s[0]), r);
 	assert_int_equal(session_rescue_attach(t, s[1], &r2), 0);
-	assert_false(session_rescue_available(t));
+	assert_false(session_rescue_available(t, (const uint8_t *)"x", 1));
 	assert_int_equal(session_rescue_attach(t, s[2], &r2), SV_ERR_BUSY);
 	assert_int_equal(session_rescue_count(t), 2);
 	session_close(t, s[0]); /* frees and wipes the slot */
 	static const uint8_t zero[STORE_RECORD_LEN];
 	assert_memory_equal(r->record, zero, sizeof(zero));
 	assert_int_equal(r->blob_len, 0);
-	assert_true(session_rescue_available(t));
+	assert_true(session_rescue_available(t, (const uint8_t *)"x", 1));
 	assert_int_equal(session_rescue_attach(t, s[2], &r2), 0);
 	assert_ptr_equal(r2, r);
+	session_table_free(t);
+}
+
+/* Sets s's record key to the tokens-mode key of (tenant, sub) (common/recordkey.h). */
+static void set_key(struct session *s, const char *tenant, const char *sub)
+{
+	size_t n;
+	assert_int_equal(
+	    record_key_tenant(tenant, (const uint8_t *)sub, strlen(sub), s->id, sizeof(s->id), &n),
+	    0);
+	s->id_len = (uint8_t)n;
+}
+
+static void test_rescue_tenant_share(void **state)
+{
+	/* 4 rescue slots: a tenant may hold 2; open-mode identifiers share the whole pool */
+	struct session_table *t;
+	struct session *a[3], *b, *o;
+	struct session_rescue *r;
+	uint8_t bkey[STORE_ID_MAX];
+	size_t bkey_len;
+	assert_int_equal(session_table_new(&t, 16, 4, 1000), 0);
+	assert_int_equal(session_rescue_share(t), 2);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(session_open(t, 1, &a[i]), 0);
+		set_key(a[i], "acme", i == 0 ? "u0" : i == 1 ? "u1" : "u2");
+	}
+	assert_int_equal(session_rescue_attach(t, a[0], &r), 0);
+	assert_true(session_rescue_available(t, a[2]->id, a[2]->id_len));
+	assert_int_equal(session_rescue_attach(t, a[1], &r), 0);
+	/* acme holds its share: refused though 2 slots are free */
+	assert_false(session_rescue_available(t, a[2]->id, a[2]->id_len));
+	assert_int_equal(session_rescue_attach(t, a[2], &r), SV_ERR_BUSY);
+	assert_null(session_rescue_of(t, a[2]));
+	/* another tenant, even one whose name extends acme's, is not charged for acme's */
+	assert_int_equal(
+	    record_key_tenant("acmeco", (const uint8_t *)"u0", 2, bkey, sizeof(bkey), &bkey_len),
+	    0);
+	assert_true(session_rescue_available(t, bkey, bkey_len));
+	assert_int_equal(session_open(t, 1, &b), 0);
+	set_key(b, "globex", "v");
+	assert_int_equal(session_rescue_attach(t, b, &r), 0);
+	/* an open-mode identifier takes the last free slot */
+	assert_int_equal(session_open(t, 1, &o), 0);
+	o->id[0] = 'x';
+	o->id_len = 1;
+	assert_int_equal(session_rescue_attach(t, o, &r), 0);
+	assert_int_equal(session_rescue_count(t), 4);
+	/* closing one of acme's gives acme a slot back, once one is free */
+	session_close(t, a[0]);
+	assert_true(session_rescue_available(t, a[2]->id, a[2]->id_len));
+	assert_int_equal(session_rescue_attach(t, a[2], &r), 0);
+	session_table_free(t);
+	/* a pool of 1: the one slot is anyone's */
+	assert_int_equal(session_table_new(&t, 16, 1, 1000), 0);
+	assert_int_equal(session_rescue_share(t), 1);
+	assert_int_equal(session_open(t, 1, &a[0]), 0);
+	set_key(a[0], "acme", "u0");
+	assert_int_equal(session_rescue_attach(t, a[0], &r), 0);
 	session_table_free(t);
 }
 
@@ -170,9 +230,13 @@ int main(void)
 	if (sodium_init() < 0)
 		return 1;
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_capacity_and_lookup), cmocka_unit_test(test_earlier_run),
-	    cmocka_unit_test(test_expiry_in_order),     cmocka_unit_test(test_rescue_slots),
-	    cmocka_unit_test(test_foreach_may_close),   cmocka_unit_test(test_bounds),
+	    cmocka_unit_test(test_capacity_and_lookup),
+	    cmocka_unit_test(test_earlier_run),
+	    cmocka_unit_test(test_expiry_in_order),
+	    cmocka_unit_test(test_rescue_slots),
+	    cmocka_unit_test(test_rescue_tenant_share),
+	    cmocka_unit_test(test_foreach_may_close),
+	    cmocka_unit_test(test_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
