@@ -135,7 +135,7 @@ static void test_rescue_slots(void **state)
 /* Sets s's record key to the tokens-mode key of (tenant, sub) (common/recordkey.h). */
 static void set_key(struct session *s, const char *tenant, const char *sub)
 {
-	size_t n;
+	size_t n = 0;
 	assert_int_equal(
 	    record_key_tenant(tenant, (const uint8_t *)sub, strlen(sub), s->id, sizeof(s->id), &n),
 	    0);
