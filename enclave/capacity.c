@@ -158,10 +158,11 @@ int capacity_probe(struct capacity *out, uint64_t configured, uint64_t records, 
 		 * root, so that tests with a fake tree see the failure. */
 		struct sysinfo si;
 		if (root[0] != '\0' || sysinfo(&si) != 0 || si.mem_unit == 0) {
-			snprintf(why, why_len,
-			         "cannot read MemAvailable from %s/proc/meminfo to derive max-users; "
-			         "set max-users in sealvault.conf(5)",
-			         root);
+			snprintf(
+			    why, why_len,
+			    "cannot read MemAvailable from %s/proc/meminfo to derive max-users; "
+			    "set max-users in sealvault.conf(5)",
+			    root);
 			return SV_ERR_IO;
 		}
 		avail = ((uint64_t)si.freeram + si.bufferram) * si.mem_unit;

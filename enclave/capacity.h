@@ -33,7 +33,8 @@ struct capacity {
 	uint64_t memory_bytes; /* derived: the memory the limit was derived from; else 0 */
 };
 
-/* "configured", "memavailable", "cgroup" or "sysinfo": the source label of /metrics and the start line. */
+/* "configured", "memavailable", "cgroup" or "sysinfo": the source label of /metrics and the start
+ * line. */
 const char *capacity_source_name(enum capacity_source s);
 
 /* Parses a max-users value: a decimal number 1..CAPACITY_MAX_USERS, or "auto" (*out = 0).
