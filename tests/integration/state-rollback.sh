@@ -5,7 +5,9 @@
 # inside the last NV block when the counter's low bits are all set (a power cut), charging the
 # penalty; check-state-hybrid tests rollbacks and truncations against that rule.
 # SNAPSHOT_CHUNK=BYTES (issue 16): snapshots every 7 commits, in chunks that small; then also the
-# real directory with the old copy's (authentic, chunked) snapshot slots put back is refused.
+# real directory with the old copy's (authentic, chunked) snapshot slots put back is refused, and
+# so is each of 7 copies taken one commit apart (a whole snapshot cycle, the thread's writing
+# included).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/swtpm.sh
@@ -26,7 +28,20 @@ D() {
 	--counter-scheme plain >/dev/null
 D run --ops 60 >/dev/null
 cp -a "$S" "$T/copy"
-D run --ops 120 --acked 59 >/dev/null
+# With SNAPSHOT_CHUNK: one copy after each of the next 7 commits, so that together they sit at
+# every point of the 7-commit snapshot cycle, one of them while the snapshot thread writes its
+# chunks (issue 16); each is put back after more anchored changes below and must be refused.
+CYCLE=()
+acked=59
+if [ -n "${SNAPSHOT_CHUNK:-}" ]; then
+	for n in 63 66 69 72 75 78 81; do # one commit (--batch 3) each
+		D run --ops "$n" --acked "$acked" >/dev/null
+		acked=$((n - 1))
+		cp -a "$S" "$T/cycle$n"
+		CYCLE+=("$n")
+	done
+fi
+D run --ops 120 --acked "$acked" >/dev/null
 mv "$S" "$T/real"
 
 # 1. the old copy: every file intact and authentic, but older than the TPM counter
@@ -39,6 +54,17 @@ rc=0
 "$ADMIN" status --state-dir "$S" --tpm "$SWTPM_TCTI" >"$T/out" 2>"$T/err" || rc=$?
 [ "$rc" -eq 3 ] && grep -qx 'agree: no' "$T/out" || { echo "FAIL: status agreed on a rollback"; exit 1; }
 echo "rollback refused: $(cat "$T/err")"
+
+# 1b. the copies taken around a snapshot (SNAPSHOT_CHUNK): each older than the counter, refused
+for n in ${CYCLE[@]+"${CYCLE[@]}"}; do
+	rm -rf "$S"
+	cp -a "$T/cycle$n" "$S"
+	rc=0
+	D check --ops 120 --acked 119 >"$T/out" 2>"$T/err" || rc=$?
+	[ "$rc" -eq 3 ] || { echo "FAIL: the copy taken after op $n was not refused (exit $rc)"; cat "$T/err"; exit 1; }
+done
+[ ${#CYCLE[@]} -eq 0 ] || echo "copies after ops ${CYCLE[0]}..${CYCLE[-1]} (one per commit, a whole snapshot cycle) refused"
+rm -rf "$S"
 
 # 2. the real directory with only its last journal record cut off: also refused
 rm -rf "$S"
