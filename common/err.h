@@ -2,6 +2,8 @@
 #ifndef SV_COMMON_ERR_H
 #define SV_COMMON_ERR_H
 
+#include <stddef.h>
+
 #define SV_OK             0
 #define SV_ERR_INTERNAL   -1  /* a bug or an impossible state; the message says where */
 #define SV_ERR_NOMEM      -2  /* allocation failed */
@@ -28,5 +30,14 @@
 
 /* A short English description of an SV_ERR_* code, for messages. */
 const char *sv_strerror(int err);
+
+/* For decoders that explain a refusal: sets *why (if why is not NULL) to reason and returns err,
+ * so that a decoder can write `return sv_fail(why, "...", SV_ERR_INVALID)`. */
+static inline int sv_fail(const char **why, const char *reason, int err)
+{
+	if (why != NULL)
+		*why = reason;
+	return err;
+}
 
 #endif

@@ -8,23 +8,15 @@
 #include "common/err.h"
 #include "crypto/oprf.h"
 
-/* Records the first reason only and returns err, so a decoder can write `return fail(...)`. */
-static int fail(const char **why, const char *reason, int err)
-{
-	if (why != NULL)
-		*why = reason;
-	return err;
-}
-
 static int get_version(struct sv_buf *b, const char **why)
 {
 	uint8_t v;
 
 	if (sv_buf_get_u8(b, &v) != 0)
-		return fail(why, "empty request body: expected version byte 2", SV_ERR_INVALID);
+		return sv_fail(why, "empty request body: expected version byte 2", SV_ERR_INVALID);
 	if (v != REALM_WIRE_VERSION)
-		return fail(why, "unsupported protocol version: /v2/ bodies start with byte 2",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "unsupported protocol version: /v2/ bodies start with byte 2",
+		               SV_ERR_INVALID);
 	return 0;
 }
 
@@ -33,12 +25,12 @@ static int get_uid(struct sv_buf *b, const uint8_t **uid, size_t *uid_len, const
 	uint16_t n;
 
 	if (sv_buf_get_u16(b, &n) != 0)
-		return fail(why, "truncated body: identifier length missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: identifier length missing", SV_ERR_INVALID);
 	if (n < 1 || n > REALM_UID_MAX)
-		return fail(why, "identifier length must be 1..255 bytes", SV_ERR_RANGE);
+		return sv_fail(why, "identifier length must be 1..255 bytes", SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, uid) != 0)
-		return fail(why, "truncated body: identifier shorter than its declared length",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: identifier shorter than its declared length",
+		               SV_ERR_INVALID);
 	*uid_len = n;
 	return 0;
 }
@@ -47,7 +39,7 @@ static int get_fixed(struct sv_buf *b, size_t n, const uint8_t **p, const char *
                      const char *what)
 {
 	if (sv_buf_get_ref(b, n, p) != 0)
-		return fail(why, what, SV_ERR_INVALID);
+		return sv_fail(why, what, SV_ERR_INVALID);
 	return 0;
 }
 
@@ -58,8 +50,8 @@ static int get_element(struct sv_buf *b, const uint8_t **p, const char **why, co
 	if ((ret = get_fixed(b, REALM_ELEMENT_LEN, p, why, what)) < 0)
 		return ret;
 	if (oprf_element_check(*p, REALM_ELEMENT_LEN) < 0)
-		return fail(why, "a group element is not a valid ristretto255 encoding",
-		            SV_ERR_CRYPTO);
+		return sv_fail(why, "a group element is not a valid ristretto255 encoding",
+		               SV_ERR_CRYPTO);
 	return 0;
 }
 
@@ -70,7 +62,7 @@ static int get_scalar(struct sv_buf *b, const uint8_t **p, const char **why, con
 	if ((ret = get_fixed(b, REALM_SCALAR_LEN, p, why, what)) < 0)
 		return ret;
 	if (oprf_scalar_check(*p, REALM_SCALAR_LEN) < 0)
-		return fail(why, "a scalar is zero or not reduced", SV_ERR_CRYPTO);
+		return sv_fail(why, "a scalar is zero or not reduced", SV_ERR_CRYPTO);
 	return 0;
 }
 
@@ -79,9 +71,10 @@ static int get_ksf(struct sv_buf *b, struct ksf_params *ksf, const char **why)
 	const uint8_t *p;
 
 	if (sv_buf_get_ref(b, KSF_PARAMS_LEN, &p) != 0)
-		return fail(why, "truncated body: KSF profile must be 9 bytes", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: KSF profile must be 9 bytes", SV_ERR_INVALID);
 	if (ksf_params_decode(ksf, p, KSF_PARAMS_LEN) != 0)
-		return fail(why, "unknown KSF profile or parameters out of bounds", SV_ERR_RANGE);
+		return sv_fail(why, "unknown KSF profile or parameters out of bounds",
+		               SV_ERR_RANGE);
 	return 0;
 }
 
@@ -89,11 +82,11 @@ static int get_ksf(struct sv_buf *b, struct ksf_params *ksf, const char **why)
 static int get_shape(struct sv_buf *b, uint8_t *t, uint8_t *n, uint8_t *index, const char **why)
 {
 	if (sv_buf_get_u8(b, t) != 0 || sv_buf_get_u8(b, n) != 0 || sv_buf_get_u8(b, index) != 0)
-		return fail(why, "truncated body: threshold, realm count or index missing",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: threshold, realm count or index missing",
+		               SV_ERR_INVALID);
 	if (*n < 1 || *n > REALM_MAX || *t < 1 || *t > *n || *index < 1 || *index > *n)
-		return fail(why, "need 1 <= threshold <= realms <= 16 and 1 <= index <= realms",
-		            SV_ERR_RANGE);
+		return sv_fail(why, "need 1 <= threshold <= realms <= 16 and 1 <= index <= realms",
+		               SV_ERR_RANGE);
 	return 0;
 }
 
@@ -106,8 +99,9 @@ static int get_commitments(struct sv_buf *b, unsigned n, const uint8_t **p, cons
 		return ret;
 	for (unsigned i = 0; i < n; i++)
 		if (oprf_element_check(*p + i * REALM_ELEMENT_LEN, REALM_ELEMENT_LEN) < 0)
-			return fail(why, "a share commitment is not a valid ristretto255 encoding",
-			            SV_ERR_CRYPTO);
+			return sv_fail(why,
+			               "a share commitment is not a valid ristretto255 encoding",
+			               SV_ERR_CRYPTO);
 	return 0;
 }
 
@@ -116,13 +110,13 @@ static int get_ct(struct sv_buf *b, const uint8_t **ct, size_t *ct_len, const ch
 	uint16_t n;
 
 	if (sv_buf_get_u16(b, &n) != 0)
-		return fail(why, "truncated body: ciphertext length missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: ciphertext length missing", SV_ERR_INVALID);
 	if (n < REALM_CT_MIN || n > REALM_CT_MAX)
-		return fail(why, "ciphertext must be 41..296 bytes (a 1..256-byte secret)",
-		            SV_ERR_RANGE);
+		return sv_fail(why, "ciphertext must be 41..296 bytes (a 1..256-byte secret)",
+		               SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, ct) != 0)
-		return fail(why, "truncated body: ciphertext shorter than its declared length",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: ciphertext shorter than its declared length",
+		               SV_ERR_INVALID);
 	*ct_len = n;
 	return 0;
 }
@@ -130,7 +124,7 @@ static int get_ct(struct sv_buf *b, const uint8_t **ct, size_t *ct_len, const ch
 static int end(const struct sv_buf *b, const char **why)
 {
 	if (sv_buf_expect_end(b) != 0)
-		return fail(why, "trailing bytes after the last field", SV_ERR_INVALID);
+		return sv_fail(why, "trailing bytes after the last field", SV_ERR_INVALID);
 	return 0;
 }
 
@@ -212,7 +206,7 @@ int realm_wire_register_decode(struct realm_register_req *out, const uint8_t *in
 	    (ret = get_shape(&b, &r.t, &r.n, &r.index, why)) < 0)
 		return ret;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0)
-		return fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
 	if ((ret = get_scalar(&b, &r.oprf_share, why,
 	                      "truncated body: OPRF key share must be 32 bytes")) < 0 ||
 	    (ret = get_commitments(&b, r.n, &r.commitments, why)) < 0 ||
@@ -230,7 +224,8 @@ int realm_wire_register_decode(struct realm_register_req *out, const uint8_t *in
 	if (realm_commitment(want, r.oprf_share) < 0 ||
 	    sodium_memcmp(want, r.commitments + (size_t)(r.index - 1) * REALM_ELEMENT_LEN,
 	                  REALM_ELEMENT_LEN) != 0)
-		return fail(why, "the OPRF key share does not match its commitment", SV_ERR_CRYPTO);
+		return sv_fail(why, "the OPRF key share does not match its commitment",
+		               SV_ERR_CRYPTO);
 	*out = r;
 	return 0;
 }
@@ -291,7 +286,7 @@ int realm_wire_recover1_reply_decode(struct realm_recover1_reply *out, const uin
 	    (ret = get_shape(&b, &r.t, &r.n, &r.index, why)) < 0)
 		return ret;
 	if (sv_buf_get_u8(&b, &r.attempts_left) != 0)
-		return fail(why, "truncated reply: attempts left missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated reply: attempts left missing", SV_ERR_INVALID);
 	if ((ret = get_fixed(&b, REALM_KEY_LEN, &r.unlock_check, why,
 	                     "truncated reply: unlock check must be 32 bytes")) < 0 ||
 	    (ret = get_commitments(&b, r.n, &r.commitments, why)) < 0 || (ret = end(&b, why)) < 0)
@@ -361,7 +356,7 @@ int realm_wire_recover2_reply_decode(struct realm_recover2_reply *out, const uin
 	                     "truncated reply: proof must be 64 bytes")) < 0)
 		return ret;
 	if (sv_buf_get_u8(&b, &r.attempts_left) != 0)
-		return fail(why, "truncated reply: attempts left missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated reply: attempts left missing", SV_ERR_INVALID);
 	if ((ret = end(&b, why)) < 0)
 		return ret;
 	*out = r;
@@ -460,14 +455,14 @@ int realm_wire_status_reply_decode(struct realm_status_reply *out, const uint8_t
 
 	memset(out, 0, sizeof *out);
 	if (len != REALM_STATUS_REPLY_LEN)
-		return fail(why, "status reply must be 22 bytes", SV_ERR_INVALID);
+		return sv_fail(why, "status reply must be 22 bytes", SV_ERR_INVALID);
 	sv_buf_from(&b, in, len);
 	if (sv_buf_get_u8(&b, &r.state) != 0 || r.state > REALM_STATE_DESTROYED)
-		return fail(why, "unknown record state", SV_ERR_RANGE);
+		return sv_fail(why, "unknown record state", SV_ERR_RANGE);
 	if (r.state != REALM_STATE_REGISTERED) {
 		if (!sodium_is_zero(in + 1, len - 1))
-			return fail(why, "a record that is not registered has non-zero fields",
-			            SV_ERR_INVALID);
+			return sv_fail(why, "a record that is not registered has non-zero fields",
+			               SV_ERR_INVALID);
 		r.version = zero_version;
 		*out = r;
 		return 0;
@@ -477,10 +472,10 @@ int realm_wire_status_reply_decode(struct realm_status_reply *out, const uint8_t
 	    (ret = get_shape(&b, &r.t, &r.n, &r.index, why)) < 0)
 		return ret;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0 || sv_buf_get_u8(&b, &r.attempts_left) != 0)
-		return fail(why, "truncated reply: guess limit or attempts left missing",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated reply: guess limit or attempts left missing",
+		               SV_ERR_INVALID);
 	if (r.attempts_left > r.guess_limit)
-		return fail(why, "more attempts left than the guess limit", SV_ERR_RANGE);
+		return sv_fail(why, "more attempts left than the guess limit", SV_ERR_RANGE);
 	if ((ret = end(&b, why)) < 0)
 		return ret;
 	*out = r;

@@ -6,22 +6,14 @@
 #include "common/buf.h"
 #include "common/err.h"
 
-/* Records the first reason only and returns err, so a decoder can write `return fail(...)`. */
-static int fail(const char **why, const char *reason, int err)
-{
-	if (why != NULL)
-		*why = reason;
-	return err;
-}
-
 static int get_version(struct sv_buf *b, const char **why)
 {
 	uint8_t v;
 	if (sv_buf_get_u8(b, &v) != 0)
-		return fail(why, "empty request body: expected version byte 1", SV_ERR_INVALID);
+		return sv_fail(why, "empty request body: expected version byte 1", SV_ERR_INVALID);
 	if (v != VAULTREQ_VERSION)
-		return fail(why, "unsupported protocol version: this vault speaks version 1",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "unsupported protocol version: this vault speaks version 1",
+		               SV_ERR_INVALID);
 	return SV_OK;
 }
 
@@ -29,12 +21,12 @@ static int get_id(struct sv_buf *b, const uint8_t **id, size_t *id_len, const ch
 {
 	uint16_t n;
 	if (sv_buf_get_u16(b, &n) != 0)
-		return fail(why, "truncated body: identifier length missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: identifier length missing", SV_ERR_INVALID);
 	if (n < VAULTREQ_ID_MIN || n > VAULTREQ_ID_MAX)
-		return fail(why, "identifier length must be 1..255 bytes", SV_ERR_RANGE);
+		return sv_fail(why, "identifier length must be 1..255 bytes", SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, id) != 0)
-		return fail(why, "truncated body: identifier shorter than its declared length",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: identifier shorter than its declared length",
+		               SV_ERR_INVALID);
 	*id_len = n;
 	return SV_OK;
 }
@@ -43,7 +35,7 @@ static int get_fixed(struct sv_buf *b, size_t n, const uint8_t **p, const char *
                      const char *reason)
 {
 	if (sv_buf_get_ref(b, n, p) != 0)
-		return fail(why, reason, SV_ERR_INVALID);
+		return sv_fail(why, reason, SV_ERR_INVALID);
 	return SV_OK;
 }
 
@@ -51,12 +43,12 @@ static int get_blob(struct sv_buf *b, const uint8_t **blob, size_t *blob_len, co
 {
 	uint16_t n;
 	if (sv_buf_get_u16(b, &n) != 0)
-		return fail(why, "truncated body: blob length missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: blob length missing", SV_ERR_INVALID);
 	if (n < VAULTREQ_BLOB_MIN || n > VAULTREQ_BLOB_MAX)
-		return fail(why, "backup-key blob must be 1..512 bytes", SV_ERR_RANGE);
+		return sv_fail(why, "backup-key blob must be 1..512 bytes", SV_ERR_RANGE);
 	if (sv_buf_get_ref(b, n, blob) != 0)
-		return fail(why, "truncated body: blob shorter than its declared length",
-		            SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: blob shorter than its declared length",
+		               SV_ERR_INVALID);
 	*blob_len = n;
 	return SV_OK;
 }
@@ -64,7 +56,7 @@ static int get_blob(struct sv_buf *b, const uint8_t **blob, size_t *blob_len, co
 static int end(const struct sv_buf *b, const char **why)
 {
 	if (sv_buf_expect_end(b) != 0)
-		return fail(why, "trailing bytes after the last field", SV_ERR_INVALID);
+		return sv_fail(why, "trailing bytes after the last field", SV_ERR_INVALID);
 	return SV_OK;
 }
 
@@ -100,7 +92,7 @@ int vaultreq_parse_register_finish(struct vaultreq_register_finish *out, const u
 	                     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0)
-		return fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
 	if ((err = get_blob(&b, &r.blob, &r.blob_len, why)) != 0 || (err = end(&b, why)) != 0)
 		return err;
 	*out = r;
@@ -141,7 +133,7 @@ int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t
 	                     "truncated body: KE3 must be 64 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.op) != 0)
-		return fail(why, "truncated body: operation byte missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: operation byte missing", SV_ERR_INVALID);
 	switch (r.op) {
 	case VAULTREQ_OP_RECOVER:
 	case VAULTREQ_OP_DELETE: break;
@@ -153,9 +145,9 @@ int vaultreq_parse_login_finish(struct vaultreq_login_finish *out, const uint8_t
 			return err;
 		break;
 	default:
-		return fail(why,
-		            "unknown operation: use 1 (recover), 2 (delete) or 3 (change-password)",
-		            SV_ERR_INVALID);
+		return sv_fail(
+		    why, "unknown operation: use 1 (recover), 2 (delete) or 3 (change-password)",
+		    SV_ERR_INVALID);
 	}
 	if ((err = get_fixed(&b, VAULTREQ_MAC_LEN, &r.mac, why,
 	                     "truncated body: operation MAC must be 64 bytes")) != 0 ||
@@ -181,7 +173,7 @@ int vaultreq_parse_change_finish(struct vaultreq_change_finish *out, const uint8
 	                     "truncated body: RegistrationRecord must be 192 bytes")) != 0)
 		return err;
 	if (sv_buf_get_u8(&b, &r.guess_limit) != 0)
-		return fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
+		return sv_fail(why, "truncated body: guess limit missing", SV_ERR_INVALID);
 	if ((err = get_blob(&b, &r.blob, &r.blob_len, why)) != 0)
 		return err;
 	r.macced_len = b.off;
