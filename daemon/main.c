@@ -543,7 +543,6 @@ static void serving(uint32_t n)
 static void control_readable(void)
 {
 	static uint8_t buf[SV_FRAME_BUF_LEN];
-	daemon_audit_readable(); /* SIGIO is shared with the enclave's audit pair */
 	for (;;) {
 		struct sv_frame f;
 		int r = frame_recv(ctl_fd, buf, &f);
@@ -566,9 +565,11 @@ static void control_readable(void)
 	}
 }
 
-/* SIGIO: the broker's control pair or the admin socket. */
-static void control_and_admin(void)
+/* SIGIO, which every descriptor sealvaultd reads without blocking raises (O_ASYNC): the
+ * enclave's audit pair, the broker's control pair and the admin socket. */
+static void on_sigio(void)
 {
+	daemon_audit_readable();
 	control_readable();
 	adminsock_readable();
 }
@@ -942,15 +943,14 @@ int main(int argc, char **argv)
 		die_oom();
 	unsetenv("NOTIFY_SOCKET");
 	drain_hooks.ctl_fd = ctl_fd;
-	drain_hooks.on_control = control_and_admin;
+	drain_hooks.on_control = on_sigio;
 	drain_hooks.notify = notify;
 	/* sealvault-admin status and delete while the vault runs (daemon/adminsock.h): the
 	 * enclave's end of the admin pair is its fd 5; fd 4 stays a hole */
 	if (adminsock_start(get("admin-socket"), find("admin-socket")->value != NULL, &kids[0].pid,
 	                    &kids[0].fds[2]) != 0)
 		return 1;
-	int r =
-	    supervise(kids, &set, &old, count_restart, reload, control_and_admin, drain_then_stop);
+	int r = supervise(kids, &set, &old, count_restart, reload, on_sigio, drain_then_stop);
 	adminsock_stop();
 	return r;
 }
