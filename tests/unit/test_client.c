@@ -864,7 +864,7 @@ static struct vaultcore *core(enum vaultcore_op op, const struct vaultcore_param
  * copied (the caller's buffers are wiped at once). */
 static void test_core_steps(void **state)
 {
-	uint16_t t[8];
+	uint16_t t[8] = {0};
 	const uint8_t *secret;
 	size_t len;
 	char pw[] = "correct horse";
@@ -930,7 +930,7 @@ static void test_core_steps(void **state)
  * message; a pinned server key that the vault does not use stops after the first answer. */
 static void test_core_refusals(void **state)
 {
-	uint16_t t[8];
+	uint16_t t[8] = {0};
 	struct vaultcore *c = NULL;
 	struct vaultcore_request rq;
 	struct vaultcore_input in = {.user = (const uint8_t *)"x", .user_len = 1};
