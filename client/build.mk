@@ -8,7 +8,8 @@ CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
 # (OpenSSL), evidence and expect files (json-c).
 CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
 	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
-CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/info.c client/libsealvault.c \
+CLIENT_LIB_SRCS := client/blob.c client/wire.c client/vaultcore.c client/http.c client/info.c \
+	client/libsealvault.c \
 	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
@@ -56,7 +57,8 @@ install-libsealvault: $(CLIENT_SO)
 
 # Unit tests: the library's flows against an in-test fake server (tests/unit/test_client.c
 # replaces http.c), and the pure wire/blob code.
-UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o $(B)/client/info.o \
+UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/vaultcore.o $(B)/client/blob.o \
+	$(B)/client/wire.o $(B)/client/info.o \
 	$(CLIENT_ATTEST_SRCS:%.c=$(B)/%.o) $(CLIENT_DEPS)
 UT_OBJS_client_wire := $(B)/client/blob.o $(B)/client/wire.o $(CLIENT_DEPS)
 
@@ -111,3 +113,7 @@ FUZZ_PKGS_expect := json-c
 FUZZ_TARGETS += info
 FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c common/err.c
 FUZZ_PKGS_info := json-c
+# the I/O-free core against a hostile vault's answers
+FUZZ_TARGETS += vaultcore
+FUZZ_SRCS_vaultcore = client/vaultcore.c client/wire.c client/blob.c common/msg.c $(CRYPTO_SRCS) \
+	common/buf.c common/err.c

@@ -17,14 +17,13 @@
 #include "client/expect.h"
 #include "client/http.h"
 #include "client/info.h"
+#include "client/vaultcore.h"
 #include "client/wire.h"
 #include "common/err.h"
 #include "common/msg.h"
 #include "crypto/opaque.h"
 
-#define CONTEXT_MAX 1024
-
-_Static_assert(CONTEXT_MAX <= INFO_CONTEXT_MAX, "a context that /v1/info cannot carry");
+_Static_assert(VAULTCORE_CONTEXT_MAX <= INFO_CONTEXT_MAX, "a context that /v1/info cannot carry");
 _Static_assert(INFO_KSF_T == SV_KSF_DEFAULT_T && INFO_KSF_M_KIB == SV_KSF_DEFAULT_M_KIB,
                "the vault recommends the library's default KSF profile");
 _Static_assert(SV_PROTOCOL_VERSION == CLIENT_WIRE_VERSION, "one wire version");
@@ -34,36 +33,18 @@ struct sv_ctx {
 	uint8_t *context;
 	size_t context_len;
 	struct ksf_params ksf;
-	struct sv_buf req;
 	struct sv_buf rep;
 	char err[768];
 	/* attestation (sv_ctx_set_expect): when expect is set, every operation verifies first */
 	struct client_expect *expect;
 	struct client_expect extra_ca; /* only .ca is used: the --tpm-ca PEM texts */
 	const char *failed_check;      /* the check that failed last, or NULL */
-	int op_depth;                  /* > 0 inside an operation that already verified */
 	int attested;                  /* attested_key holds the verified statement's key */
 	int info_checked;              /* GET /v1/info agreed with the context (or had no answer) */
 	uint8_t attested_key[OPAQUE_PK_LEN];
 	/* the access token of the *_token call running now (the caller's memory), or NULL */
 	const char *token;
 	int token_api; /* 1 inside a *_token call: a refused token is SV_RESULT_TOKEN_REFUSED */
-};
-
-/* SECRET: everything one operation derives; sodium_malloc'd, wiped on free. */
-struct op_secrets {
-	struct opaque_client_state st;
-	struct opaque_client_state reg; /* change-password: the new registration's blind */
-	uint8_t session_key[OPAQUE_SESSION_KEY_LEN];
-	uint8_t export_key[OPAQUE_EXPORT_KEY_LEN];
-	struct client_wire_keys keys;
-	uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN];
-	uint8_t blob[CLIENT_BLOB_MAX];
-	size_t blob_len;
-	uint8_t secret[CLIENT_SECRET_MAX];
-	size_t secret_len;
-	uint8_t record[OPAQUE_RECORD_LEN];
-	uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN];
 };
 
 static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
@@ -111,7 +92,6 @@ int sv_ctx_new(struct sv_ctx **out, const char *server_url)
 	if (client_http_new(&ctx->http, server_url) != 0 ||
 	    sv_ctx_set_context(ctx, (const uint8_t *)SV_DEFAULT_CONTEXT,
 	                       sizeof(SV_DEFAULT_CONTEXT) - 1) != 0 ||
-	    sv_buf_init(&ctx->req, CLIENT_WIRE_BODY_MAX) != 0 ||
 	    sv_buf_init(&ctx->rep, CLIENT_WIRE_REPLY_MAX) != 0) {
 		sv_ctx_free(ctx);
 		return -1;
@@ -130,7 +110,6 @@ void sv_ctx_free(struct sv_ctx *ctx)
 	free(ctx->expect);
 	client_expect_clear(&ctx->extra_ca);
 	free(ctx->context);
-	sv_buf_free(&ctx->req);
 	sv_buf_free(&ctx->rep);
 	free(ctx);
 }
@@ -142,7 +121,7 @@ int sv_ctx_set_cacert(struct sv_ctx *ctx, const char *path)
 
 int sv_ctx_set_context(struct sv_ctx *ctx, const uint8_t *context, size_t len)
 {
-	if (len > CONTEXT_MAX)
+	if (len > VAULTCORE_CONTEXT_MAX)
 		return -1;
 	uint8_t *c = malloc(len ? len : 1);
 	if (c == NULL)
@@ -439,34 +418,17 @@ out:
 	return res;
 }
 
-/* At the start of an operation (once for an operation made of others, like change-password):
+/* At the start of an operation:
  * with an expect file, verify the server first; then compare its /v1/info with this context. */
 static enum sv_result gate(struct sv_ctx *ctx)
 {
 	enum sv_result res;
 	ctx->failed_check = NULL;
-	if (ctx->op_depth > 0)
-		return SV_RESULT_OK;
 	if (ctx->expect != NULL && (res = verify(ctx, NULL, 0, NULL, 0, NULL, 0)) != SV_RESULT_OK)
 		return res;
 	if ((res = check_info(ctx)) != SV_RESULT_OK)
 		ctx->attested = 0;
 	return res;
-}
-
-/* The OPAQUE server key the protocol just authenticated must be the attested one. */
-static enum sv_result check_server_key(struct sv_ctx *ctx, const uint8_t pk[OPAQUE_PK_LEN])
-{
-	if (ctx->expect == NULL)
-		return SV_RESULT_OK;
-	if (!ctx->attested || sodium_memcmp(pk, ctx->attested_key, OPAQUE_PK_LEN) != 0) {
-		ctx->failed_check = CLIENT_ATTEST_SERVER_KEY;
-		return fail(ctx, SV_RESULT_UNVERIFIED,
-		            "%s: the server used another OPAQUE key than the attested vault's; it "
-		            "is not the verified vault (nothing more was sent)",
-		            CLIENT_ATTEST_SERVER_KEY);
-	}
-	return SV_RESULT_OK;
 }
 
 void sv_secret_free(uint8_t *secret, size_t secret_len)
@@ -476,312 +438,100 @@ void sv_secret_free(uint8_t *secret, size_t secret_len)
 	(void)secret_len; /* sodium_free wipes the whole allocation */
 }
 
-static struct opaque_params params(const struct sv_ctx *ctx)
+/*
+ * Runs one operation of the I/O-free core (client/vaultcore.h) over this context's HTTPS
+ * transport: every request of the core is POSTed with the access token of the *_token call
+ * running now (docs/tokens.md), every answer fed back, until the core is over. The core's
+ * message, attempts left and failed check become the context's.
+ */
+static enum sv_result run(struct sv_ctx *ctx, struct vaultcore *c, int *attempts_left)
 {
-	struct opaque_params p = {.context = ctx->context, .context_len = ctx->context_len};
-	return p;
-}
-
-/* Reason text of a 400, 409, 429, 503 or 507 answer, if the server sent printable ASCII. */
-static const char *reply_text(struct sv_ctx *ctx, char *buf, size_t n)
-{
-	size_t len = sv_buf_remaining(&ctx->rep);
-	const uint8_t *p = sv_buf_ptr(&ctx->rep);
-	while (len > 0 && p[len - 1] == '\n') /* the broker's own answers end in one */
-		len--;
-	if (len == 0 || len >= n)
-		return "no reason given";
-	for (size_t i = 0; i < len; i++)
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return "no reason given";
-	memcpy(buf, p, len);
-	buf[len] = '\0';
-	return buf;
+	struct vaultcore_request rq;
+	while (vaultcore_next(c, &rq)) {
+		long status = 0;
+		client_http_set_bearer(ctx->http, ctx->token);
+		int r = client_http_post(ctx->http, rq.path, rq.body, rq.len, &status, &ctx->rep,
+		                         ctx->err, sizeof(ctx->err));
+		client_http_set_bearer(ctx->http, NULL);
+		if (r != 0) {
+			size_t n = strlen(ctx->err);
+			snprintf(ctx->err + n, sizeof(ctx->err) - n,
+			         " (check --server, that sealvaultd runs, and --cacert)");
+			vaultcore_abort(c, SV_RESULT_ERROR, ctx->err);
+			break;
+		}
+		vaultcore_reply(c, status, sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep));
+	}
+	sv_buf_reset(&ctx->rep);
+	enum sv_result res = vaultcore_result(c);
+	if (res != SV_RESULT_OK)
+		snprintf(ctx->err, sizeof(ctx->err), "%s", vaultcore_error(c));
+	if (vaultcore_failed_check(c) != NULL)
+		ctx->failed_check = vaultcore_failed_check(c);
+	if (attempts_left != NULL && vaultcore_attempts_left(c) >= 0)
+		*attempts_left = vaultcore_attempts_left(c);
+	return res;
 }
 
 /*
- * POSTs ctx->req to the route of request type (common/msgtable.h). Returns SV_RESULT_OK for a 200
- * answer (the body in ctx->rep) and maps every other answer to a result with a message. what names
- * the step for messages.
+ * One operation: a core for it (input bounds are checked there, before anything is sent), the
+ * attestation and /v1/info gate, then the core's round trips. *core receives the core (the
+ * caller frees it) for a recovered secret.
  */
-static enum sv_result exchange(struct sv_ctx *ctx, uint16_t type, const char *what,
-                               int *attempts_left, int register_step)
+static enum sv_result operate(struct sv_ctx *ctx, enum vaultcore_op op,
+                              const struct vaultcore_input *in, int *attempts_left,
+                              struct vaultcore **core)
 {
-	char text[300];
-	long status = 0;
-	/* every vault request carries the access token (docs/tokens.md); nothing else does */
-	client_http_set_bearer(ctx->http, ctx->token);
-	int r = client_http_post(ctx->http, msg_path(type), ctx->req.data, ctx->req.len, &status,
-	                         &ctx->rep, ctx->err, sizeof(ctx->err));
-	client_http_set_bearer(ctx->http, NULL);
-	if (r != 0) {
-		size_t n = strlen(ctx->err);
-		snprintf(ctx->err + n, sizeof(ctx->err) - n,
-		         " (check --server, that sealvaultd runs, and --cacert)");
-		return SV_RESULT_ERROR;
+	struct vaultcore *c = NULL;
+	enum sv_result res;
+	ctx->err[0] = '\0';
+	*core = NULL;
+	if (attempts_left != NULL)
+		*attempts_left = -1;
+	struct vaultcore_params p = {.context = ctx->context,
+	                             .context_len = ctx->context_len,
+	                             .ksf = ctx->ksf,
+	                             .token_results = ctx->token_api};
+	if (vaultcore_new(&c, op, &p, in) != SV_OK)
+		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	if (vaultcore_done(c)) { /* an input out of bounds */
+		res = fail(ctx, vaultcore_result(c), "%s", vaultcore_error(c));
+		vaultcore_free(c);
+		return res;
 	}
-	uint8_t left;
-	/* 401, or a 403 whose body is a reason rather than the one byte of attempts left: the
-	 * vault refused the access token (RFC 6750; the body is its error_description) */
-	if (status == 401 || (status == 403 && sv_buf_remaining(&ctx->rep) > 1))
-		return fail(ctx, ctx->token_api ? SV_RESULT_TOKEN_REFUSED : SV_RESULT_ERROR,
-		            "the vault refused the access token: %s",
-		            reply_text(ctx, text, sizeof(text)));
-	switch (status) {
-	case 200: return SV_RESULT_OK;
-	case 403:
-		if (client_wire_parse_auth_failed(&left, sv_buf_ptr(&ctx->rep),
-		                                  sv_buf_remaining(&ctx->rep)) == 0 &&
-		    attempts_left != NULL)
-			*attempts_left = left;
-		return fail(ctx, SV_RESULT_WRONG_PASSWORD,
-		            "%s: wrong password or unknown user (or a KSF profile or context "
-		            "other than the one used at registration)",
-		            what);
-	case 410:
-		return fail(ctx, SV_RESULT_LOCKED,
-		            "%s: too many wrong guesses; the server destroyed this record for good",
-		            what);
-	case 409:
-		if (register_step)
-			return fail(ctx, SV_RESULT_EXISTS,
-			            "%s: this user is already registered; recover, change the "
-			            "password or delete it instead",
-			            what);
-		return fail(ctx, SV_RESULT_ERROR,
-		            "%s: the server refused the step as out of order (%s); try again", what,
-		            reply_text(ctx, text, sizeof(text)));
-	case 429:
-		return fail(ctx, SV_RESULT_BUSY, "%s: the vault limits the rate (HTTP 429: %s)",
-		            what, reply_text(ctx, text, sizeof(text)));
-	case 503:
-		return fail(ctx, SV_RESULT_BUSY,
-		            "%s: the server is busy (HTTP %ld: %s); retry later", what, status,
-		            reply_text(ctx, text, sizeof(text)));
-	case 507:
-		return fail(ctx, SV_RESULT_FULL,
-		            "%s: the vault is full and registers no new users (HTTP 507: %s); "
-		            "nothing was stored: ask its operator, or use another vault",
-		            what, reply_text(ctx, text, sizeof(text)));
-	case 400:
-		return fail(ctx, SV_RESULT_ERROR,
-		            "%s: the server rejected the request (%s); client and server versions "
-		            "may differ",
-		            what, reply_text(ctx, text, sizeof(text)));
-	case 404:
-	case 405:
-	case 415:
-		return fail(ctx, SV_RESULT_ERROR,
-		            "%s: HTTP %ld; is --server the base URL of a sealvault server?", what,
-		            status);
-	case 500:
-		return fail(ctx, SV_RESULT_ERROR,
-		            "%s: the server failed internally (HTTP 500); its log says why", what);
-	default: return fail(ctx, SV_RESULT_ERROR, "%s: unexpected HTTP status %ld", what, status);
+	if ((res = gate(ctx)) != SV_RESULT_OK) {
+		vaultcore_free(c);
+		return res;
 	}
-}
-
-static enum sv_result check_user(struct sv_ctx *ctx, const char *user, size_t *len)
-{
-	*len = user ? strlen(user) : 0;
-	if (*len == 0 || *len > SV_USER_MAX_LEN)
-		return fail(ctx, SV_RESULT_ERROR, "the user id must be 1 to %d bytes",
-		            SV_USER_MAX_LEN);
-	return SV_RESULT_OK;
-}
-
-static enum sv_result check_password(struct sv_ctx *ctx, size_t len)
-{
-	if (len == 0 || len > SV_PASSWORD_MAX_LEN)
-		return fail(ctx, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
-		            SV_PASSWORD_MAX_LEN);
-	return SV_RESULT_OK;
-}
-
-/* The user and password bounds, checked before anything is sent (even GET /v1/info). */
-static enum sv_result check_inputs(struct sv_ctx *ctx, const char *user, size_t password_len)
-{
-	size_t ulen;
-	enum sv_result res = check_user(ctx, user, &ulen);
-	return res != SV_RESULT_OK ? res : check_password(ctx, password_len);
-}
-
-static enum sv_result bad_reply(struct sv_ctx *ctx, const char *what)
-{
-	return fail(ctx, SV_RESULT_ERROR,
-	            "%s: the server's answer is malformed; client and server versions may differ",
-	            what);
-}
-
-static enum sv_result internal(struct sv_ctx *ctx, const char *what, int err)
-{
-	return fail(ctx, SV_RESULT_ERROR, "%s: %s", what, sv_strerror(err));
-}
-
-/*
- * The two registration steps shared by register and change-password: request, then finalize
- * with the server's response into s->record and s->export_key, then seal secret into s->blob.
- */
-static enum sv_result finalize_registration(struct sv_ctx *ctx, struct op_secrets *s,
-                                            const uint8_t *user, size_t user_len, const uint8_t *pw,
-                                            size_t pw_len, const uint8_t *secret, size_t secret_len)
-{
-	struct opaque_params p = params(ctx);
-	int r = opaque_client_registration_finalize(s->record, s->export_key, &s->reg, pw, pw_len,
-	                                            s->response, &p, &ctx->ksf);
-	if (r == SV_ERR_NOMEM)
-		return fail(ctx, SV_RESULT_ERROR,
-		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
-		            ctx->ksf.m_kib);
-	if (r != 0)
-		return fail(ctx, SV_RESULT_ERROR,
-		            "the server's registration response is invalid (%s); is this the "
-		            "right server?",
-		            sv_strerror(r));
-	r = client_blob_seal(s->blob, &s->blob_len, secret, secret_len, s->export_key, &ctx->ksf,
-	                     user, user_len);
-	if (r != 0)
-		return internal(ctx, "sealing the backup key", r);
-	return SV_RESULT_OK;
+	/* The attested vault's OPAQUE key is known only now: the core checks the key the protocol
+	 * authenticates against it (a new core, as nothing has been sent yet). */
+	if (ctx->expect != NULL) {
+		vaultcore_free(c);
+		p.pin_server_key = 1;
+		p.server_key = ctx->attested ? ctx->attested_key : NULL;
+		if (vaultcore_new(&c, op, &p, in) != SV_OK)
+			return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	}
+	res = run(ctx, c, attempts_left);
+	ctx->attested = 0;
+	*core = c;
+	return res;
 }
 
 enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
                            size_t password_len, const uint8_t *secret, size_t secret_len,
                            unsigned max_attempts)
 {
-	struct op_secrets *s = NULL;
-	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
-	size_t ulen;
-	enum sv_result res;
-
-	ctx->err[0] = '\0';
-	if ((res = check_user(ctx, user, &ulen)) != SV_RESULT_OK ||
-	    (res = check_password(ctx, password_len)) != SV_RESULT_OK)
-		return res;
-	if (secret_len == 0 || secret_len > SV_SECRET_MAX_LEN)
-		return fail(ctx, SV_RESULT_ERROR, "the secret must be 1 to %d bytes",
-		            SV_SECRET_MAX_LEN);
-	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
-		return fail(ctx, SV_RESULT_ERROR,
-		            "the guess limit must be 1 to %d (0: server default)",
-		            SV_MAX_ATTEMPTS_MAX);
-	if ((res = gate(ctx)) != SV_RESULT_OK)
-		return res;
-	s = sodium_malloc(sizeof(*s));
-	if (s == NULL)
-		return fail(ctx, SV_RESULT_ERROR, "out of memory");
-	const uint8_t *u = (const uint8_t *)user;
-	int r = opaque_client_registration_request(request, &s->reg, password, password_len);
-	if (r == 0)
-		r = client_wire_register_start(&ctx->req, u, ulen, request);
-	if (r != 0) {
-		res = internal(ctx, "building the registration request", r);
-		goto out;
-	}
-	res = exchange(ctx, SV_MSG_REGISTER_START, "register", NULL, 1);
-	if (res != SV_RESULT_OK)
-		goto out;
-	if (client_wire_parse_register_start(s->response, sv_buf_ptr(&ctx->rep),
-	                                     sv_buf_remaining(&ctx->rep)) != 0) {
-		res = bad_reply(ctx, "register");
-		goto out;
-	}
-	/* RegistrationResponse = evaluated_message | server_public_key */
-	res = check_server_key(ctx, s->response + OPAQUE_REGISTRATION_RESPONSE_LEN - OPAQUE_PK_LEN);
-	if (res != SV_RESULT_OK)
-		goto out;
-	res = finalize_registration(ctx, s, u, ulen, password, password_len, secret, secret_len);
-	if (res != SV_RESULT_OK)
-		goto out;
-	r = client_wire_register_finish(&ctx->req, u, ulen, s->record, (uint8_t)max_attempts,
-	                                s->blob, s->blob_len);
-	if (r != 0) {
-		res = internal(ctx, "building the registration record", r);
-		goto out;
-	}
-	res = exchange(ctx, SV_MSG_REGISTER_FINISH, "register", NULL, 1);
-	if (res == SV_RESULT_OK &&
-	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
-		res = bad_reply(ctx, "register");
-out:
-	opaque_client_state_wipe(&s->reg);
-	sodium_free(s);
-	sv_buf_reset(&ctx->req);
-	sv_buf_reset(&ctx->rep);
-	ctx->attested = 0;
-	return res;
-}
-
-/*
- * One login: KE1 -> KE2 (a guess is charged) -> KE3 with op. On SV_RESULT_OK the op's 200 reply
- * body is in ctx->rep and s holds the session keys and export key. A wrong password still sends
- * a KE3 (random bytes) so that the server records the failure at once and answers with the
- * authoritative attempts left.
- */
-static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char *user,
-                            const uint8_t *pw, size_t pw_len, uint8_t op, const uint8_t *payload,
-                            size_t payload_len, const char *what, int *attempts_left)
-{
-	uint8_t ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN], ke3[OPAQUE_KE3_LEN];
-	uint8_t server_pk[OPAQUE_PK_LEN];
-	struct opaque_params p = params(ctx);
-	uint8_t left;
-	size_t ulen;
-	enum sv_result res;
-
-	if ((res = check_user(ctx, user, &ulen)) != SV_RESULT_OK ||
-	    (res = check_password(ctx, pw_len)) != SV_RESULT_OK)
-		return res;
-	int r = opaque_client_ke1(ke1, &s->st, pw, pw_len);
-	if (r == 0)
-		r = client_wire_login_start(&ctx->req, (const uint8_t *)user, ulen, ke1);
-	if (r != 0)
-		return internal(ctx, "building the login request", r);
-	res = exchange(ctx, SV_MSG_LOGIN_START, what, attempts_left, 0);
-	if (res != SV_RESULT_OK)
-		return res;
-	if (client_wire_parse_login_start(s->session_id, ke2, &left, sv_buf_ptr(&ctx->rep),
-	                                  sv_buf_remaining(&ctx->rep)) != 0)
-		return bad_reply(ctx, what);
-	if (attempts_left != NULL)
-		*attempts_left = left;
-	r = opaque_client_ke3(ke3, s->session_key, s->export_key, server_pk, &s->st, pw, pw_len,
-	                      ke2, &p, &ctx->ksf);
-	if (r == SV_ERR_NOMEM)
-		return fail(ctx, SV_RESULT_ERROR,
-		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
-		            ctx->ksf.m_kib);
-	int wrong = r != 0;
-	if (!wrong && (res = check_server_key(ctx, server_pk)) != SV_RESULT_OK) {
-		sodium_memzero(ke3, sizeof(ke3));
-		return res;
-	}
-	if (wrong) {
-		/* Not our password (or not our server): spend the charged guess visibly. */
-		randombytes_buf(ke3, sizeof(ke3));
-		randombytes_buf(&s->keys, sizeof(s->keys));
-		op = CLIENT_WIRE_OP_RECOVER;
-		payload = NULL;
-		payload_len = 0;
-	} else if (client_wire_keys_derive(&s->keys, s->session_key) != 0) {
-		return internal(ctx, "deriving the session keys", SV_ERR_CRYPTO);
-	}
-	r = client_wire_login_finish(&ctx->req, &s->keys, s->session_id, ke3, op, payload,
-	                             payload_len);
-	sodium_memzero(ke3, sizeof(ke3));
-	if (r != 0)
-		return internal(ctx, "building the login proof", r);
-	res = exchange(ctx, SV_MSG_LOGIN_FINISH, what, attempts_left, 0);
-	if (wrong && res == SV_RESULT_OK)
-		res = fail(ctx, SV_RESULT_ERROR,
-		           "%s: the server accepted a proof we know to be wrong; this is not a "
-		           "sealvault server you can trust",
-		           what);
-	else if (wrong && res == SV_RESULT_ERROR)
-		res = fail(ctx, SV_RESULT_WRONG_PASSWORD,
-		           "%s: wrong password or unknown user (or a KSF profile or context other "
-		           "than the one used at registration)",
-		           what);
+	struct vaultcore *c;
+	struct vaultcore_input in = {.user = (const uint8_t *)user,
+	                             .user_len = user != NULL ? strlen(user) : 0,
+	                             .password = password,
+	                             .password_len = password_len,
+	                             .secret = secret,
+	                             .secret_len = secret_len,
+	                             .max_attempts = max_attempts};
+	enum sv_result res = operate(ctx, VAULTCORE_REGISTER, &in, NULL, &c);
+	vaultcore_free(c);
 	return res;
 }
 
@@ -789,84 +539,40 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
                           size_t password_len, uint8_t **secret, size_t *secret_len,
                           int *attempts_left)
 {
-	struct op_secrets *s = NULL;
-	enum sv_result res;
-	struct ksf_params used;
-
-	ctx->err[0] = '\0';
+	struct vaultcore *c;
+	const uint8_t *p;
+	size_t len;
+	struct vaultcore_input in = {.user = (const uint8_t *)user,
+	                             .user_len = user != NULL ? strlen(user) : 0,
+	                             .password = password,
+	                             .password_len = password_len};
 	*secret = NULL;
 	*secret_len = 0;
-	if (attempts_left != NULL)
-		*attempts_left = -1;
-	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
-	    (res = gate(ctx)) != SV_RESULT_OK)
-		return res;
-	s = sodium_malloc(sizeof(*s));
-	if (s == NULL)
-		return fail(ctx, SV_RESULT_ERROR, "out of memory");
-	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_RECOVER, NULL, 0,
-	            "recover", attempts_left);
-	if (res != SV_RESULT_OK)
-		goto out;
-	if (client_wire_parse_recover(s->blob, sizeof(s->blob), &s->blob_len, &s->keys,
-	                              s->session_id, sv_buf_ptr(&ctx->rep),
-	                              sv_buf_remaining(&ctx->rep)) != 0) {
-		res = bad_reply(ctx, "recover");
-		goto out;
+	enum sv_result res = operate(ctx, VAULTCORE_RECOVER, &in, attempts_left, &c);
+	if (res == SV_RESULT_OK) {
+		uint8_t *out = NULL;
+		if (vaultcore_secret(c, &p, &len) != SV_OK || (out = sodium_malloc(len)) == NULL) {
+			res = fail(ctx, SV_RESULT_ERROR, "out of memory");
+		} else {
+			memcpy(out, p, len);
+			*secret = out;
+			*secret_len = len;
+		}
 	}
-	int r = client_blob_open(s->secret, &s->secret_len, &used, s->blob, s->blob_len,
-	                         s->export_key, (const uint8_t *)user, strlen(user));
-	if (r != 0) {
-		res = fail(ctx, SV_RESULT_ERROR,
-		           "recover: the stored backup key does not open with this password (%s); "
-		           "it was stored by an incompatible client or altered",
-		           sv_strerror(r));
-		goto out;
-	}
-	uint8_t *out = sodium_malloc(s->secret_len);
-	if (out == NULL) {
-		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
-		goto out;
-	}
-	memcpy(out, s->secret, s->secret_len);
-	*secret = out;
-	*secret_len = s->secret_len;
-	res = SV_RESULT_OK;
-out:
-	opaque_client_state_wipe(&s->st);
-	sodium_free(s);
-	sv_buf_reset(&ctx->req);
-	sv_buf_reset(&ctx->rep);
-	if (ctx->op_depth == 0)
-		ctx->attested = 0;
+	vaultcore_free(c);
 	return res;
 }
 
 enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
                          size_t password_len, int *attempts_left)
 {
-	struct op_secrets *s = NULL;
-	enum sv_result res;
-
-	ctx->err[0] = '\0';
-	if (attempts_left != NULL)
-		*attempts_left = -1;
-	if ((res = check_inputs(ctx, user, password_len)) != SV_RESULT_OK ||
-	    (res = gate(ctx)) != SV_RESULT_OK)
-		return res;
-	s = sodium_malloc(sizeof(*s));
-	if (s == NULL)
-		return fail(ctx, SV_RESULT_ERROR, "out of memory");
-	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_DELETE, NULL, 0, "delete",
-	            attempts_left);
-	if (res == SV_RESULT_OK &&
-	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
-		res = bad_reply(ctx, "delete");
-	opaque_client_state_wipe(&s->st);
-	sodium_free(s);
-	sv_buf_reset(&ctx->req);
-	sv_buf_reset(&ctx->rep);
-	ctx->attested = 0;
+	struct vaultcore *c;
+	struct vaultcore_input in = {.user = (const uint8_t *)user,
+	                             .user_len = user != NULL ? strlen(user) : 0,
+	                             .password = password,
+	                             .password_len = password_len};
+	enum sv_result res = operate(ctx, VAULTCORE_DELETE, &in, attempts_left, &c);
+	vaultcore_free(c);
 	return res;
 }
 
@@ -874,74 +580,16 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
                                   size_t old_len, const uint8_t *new_password, size_t new_len,
                                   unsigned max_attempts, int *attempts_left)
 {
-	struct op_secrets *s = NULL;
-	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
-	uint8_t *secret = NULL;
-	size_t secret_len = 0;
-	enum sv_result res;
-
-	if (attempts_left != NULL)
-		*attempts_left = -1;
-	ctx->err[0] = '\0';
-	if ((res = check_password(ctx, new_len)) != SV_RESULT_OK ||
-	    (res = check_inputs(ctx, user, old_len)) != SV_RESULT_OK)
-		return res;
-	if (max_attempts > SV_MAX_ATTEMPTS_MAX)
-		return fail(ctx, SV_RESULT_ERROR,
-		            "the guess limit must be 1 to %d (0: server default)",
-		            SV_MAX_ATTEMPTS_MAX);
-	if ((res = gate(ctx)) != SV_RESULT_OK)
-		return res;
-	/* The secret must be re-sealed under the new password's export key: fetch it first. */
-	ctx->op_depth++;
-	res = sv_recover(ctx, user, old_password, old_len, &secret, &secret_len, attempts_left);
-	if (res != SV_RESULT_OK)
-		goto out;
-	s = sodium_malloc(sizeof(*s));
-	if (s == NULL) {
-		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
-		goto out;
-	}
-	int r = opaque_client_registration_request(request, &s->reg, new_password, new_len);
-	if (r != 0) {
-		res = internal(ctx, "building the new registration", r);
-		goto out;
-	}
-	res = login(ctx, s, user, old_password, old_len, CLIENT_WIRE_OP_CHANGE, request,
-	            sizeof(request), "change-password", attempts_left);
-	if (res != SV_RESULT_OK)
-		goto out;
-	if (client_wire_parse_change(s->response, sv_buf_ptr(&ctx->rep),
-	                             sv_buf_remaining(&ctx->rep)) != 0) {
-		res = bad_reply(ctx, "change-password");
-		goto out;
-	}
-	size_t ulen = strlen(user);
-	res = finalize_registration(ctx, s, (const uint8_t *)user, ulen, new_password, new_len,
-	                            secret, secret_len);
-	if (res != SV_RESULT_OK)
-		goto out;
-	r = client_wire_change_finish(&ctx->req, &s->keys, s->session_id, s->record,
-	                              (uint8_t)max_attempts, s->blob, s->blob_len);
-	if (r != 0) {
-		res = internal(ctx, "building the new record", r);
-		goto out;
-	}
-	res = exchange(ctx, SV_MSG_CHANGE_FINISH, "change-password", attempts_left, 0);
-	if (res == SV_RESULT_OK &&
-	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
-		res = bad_reply(ctx, "change-password");
-out:
-	if (s != NULL) {
-		opaque_client_state_wipe(&s->st);
-		opaque_client_state_wipe(&s->reg);
-		sodium_free(s);
-	}
-	sv_secret_free(secret, secret_len);
-	sv_buf_reset(&ctx->req);
-	sv_buf_reset(&ctx->rep);
-	ctx->op_depth--;
-	ctx->attested = 0;
+	struct vaultcore *c;
+	struct vaultcore_input in = {.user = (const uint8_t *)user,
+	                             .user_len = user != NULL ? strlen(user) : 0,
+	                             .password = old_password,
+	                             .password_len = old_len,
+	                             .new_password = new_password,
+	                             .new_password_len = new_len,
+	                             .max_attempts = max_attempts};
+	enum sv_result res = operate(ctx, VAULTCORE_CHANGE, &in, attempts_left, &c);
+	vaultcore_free(c);
 	return res;
 }
 

@@ -19,10 +19,12 @@
 
 #include "client/http.h"
 #include "client/sealvault.h"
+#include "client/vaultcore.h"
 #include "common/attest_stmt.h"
 #include "common/buf.h"
 #include "common/err.h"
 #include "common/info.h"
+#include "common/msg.h"
 #include "crypto/hkdf.h"
 #include "crypto/opaque.h"
 
@@ -812,6 +814,178 @@ static void test_generate_code(void **state)
 	                    "locked out: the record was destroyed");
 }
 
+/* ---- the I/O-free core (client/vaultcore.h) driven directly, without a context ---- */
+
+/* Runs core c against the fake vault (its transport function, called by hand) and records the
+ * message types it sent into types[] (at most max). Returns how many requests it sent. */
+static int drive(struct vaultcore *c, uint16_t *types, int max)
+{
+	struct vaultcore_request rq;
+	struct sv_buf rep;
+	int n = 0;
+	assert_int_equal(sv_buf_init(&rep, 2048), 0);
+	while (vaultcore_next(c, &rq)) {
+		long status = 0;
+		assert_true(n < max);
+		types[n++] = rq.type;
+		assert_string_equal(rq.path, msg_path(rq.type));
+		assert_int_equal(
+		    client_http_post(NULL, rq.path, rq.body, rq.len, &status, &rep, NULL, 0), 0);
+		vaultcore_reply(c, status, sv_buf_ptr(&rep), sv_buf_remaining(&rep));
+	}
+	sv_buf_free(&rep);
+	return n;
+}
+
+static const struct vaultcore_params CORE_PARAMS = {
+    .context = (const uint8_t *)CONTEXT,
+    .context_len = sizeof(CONTEXT) - 1,
+    .ksf = {.type = KSF_ARGON2ID, .t = 1, .m_kib = 8},
+};
+
+static struct vaultcore *core(enum vaultcore_op op, const struct vaultcore_params *p,
+                              const char *user, const char *pw, const char *new_pw)
+{
+	struct vaultcore *c = NULL;
+	struct vaultcore_input in = {.user = (const uint8_t *)user,
+	                             .user_len = strlen(user),
+	                             .password = (const uint8_t *)pw,
+	                             .password_len = strlen(pw),
+	                             .new_password = (const uint8_t *)new_pw,
+	                             .new_password_len = new_pw ? strlen(new_pw) : 0,
+	                             .secret = SECRET,
+	                             .secret_len = sizeof(SECRET),
+	                             .max_attempts = 3};
+	assert_int_equal(vaultcore_new(&c, op, p, &in), SV_OK);
+	return c;
+}
+
+/* Every operation's steps, in order, and what the core reports at the end; the inputs were
+ * copied (the caller's buffers are wiped at once). */
+static void test_core_steps(void **state)
+{
+	uint16_t t[8] = {0};
+	const uint8_t *secret;
+	size_t len;
+	char pw[] = "correct horse";
+
+	struct vaultcore *c = core(VAULTCORE_REGISTER, &CORE_PARAMS, "dave", pw, NULL);
+	sodium_memzero(pw, sizeof(pw) - 1);
+	assert_false(vaultcore_done(c));
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(t[0], SV_MSG_REGISTER_START);
+	assert_int_equal(t[1], SV_MSG_REGISTER_FINISH);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	assert_string_equal(vaultcore_error(c), "");
+	assert_int_equal(vaultcore_secret(c, &secret, &len), SV_ERR_PROTOCOL);
+	vaultcore_free(c);
+	assert_int_equal(F.users[0].limit, 3);
+
+	c = core(VAULTCORE_RECOVER, &CORE_PARAMS, "dave", "correct horse", NULL);
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(t[0], SV_MSG_LOGIN_START);
+	assert_int_equal(t[1], SV_MSG_LOGIN_FINISH);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	assert_int_equal(vaultcore_attempts_left(c), 2);
+	assert_int_equal(vaultcore_secret(c, &secret, &len), SV_OK);
+	assert_int_equal(len, sizeof(SECRET));
+	assert_memory_equal(secret, SECRET, len);
+	/* a stray answer after the end changes nothing */
+	vaultcore_reply(c, 500, NULL, 0);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	vaultcore_free(c);
+
+	/* change-password: recover, then the change login, then the new record */
+	c = core(VAULTCORE_CHANGE, &CORE_PARAMS, "dave", "correct horse", "battery staple");
+	assert_int_equal(drive(c, t, 8), 5);
+	assert_int_equal(t[0], SV_MSG_LOGIN_START);
+	assert_int_equal(t[1], SV_MSG_LOGIN_FINISH);
+	assert_int_equal(t[2], SV_MSG_LOGIN_START);
+	assert_int_equal(t[3], SV_MSG_LOGIN_FINISH);
+	assert_int_equal(t[4], SV_MSG_CHANGE_FINISH);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	vaultcore_free(c);
+	c = core(VAULTCORE_RECOVER, &CORE_PARAMS, "dave", "correct horse", NULL);
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_WRONG_PASSWORD);
+	assert_int_equal(vaultcore_attempts_left(c), 2);
+	assert_non_null(strstr(vaultcore_error(c), "recover: wrong password"));
+	vaultcore_free(c);
+	c = core(VAULTCORE_RECOVER, &CORE_PARAMS, "dave", "battery staple", NULL);
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	assert_int_equal(vaultcore_secret(c, &secret, &len), SV_OK);
+	assert_memory_equal(secret, SECRET, len);
+	vaultcore_free(c);
+
+	c = core(VAULTCORE_DELETE, &CORE_PARAMS, "dave", "battery staple", NULL);
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(t[1], SV_MSG_LOGIN_FINISH);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	vaultcore_free(c);
+	assert_false(F.users[0].live);
+}
+
+/* Bad input ends the core before any request; a transport failure ends it with the caller's
+ * message; a pinned server key that the vault does not use stops after the first answer. */
+static void test_core_refusals(void **state)
+{
+	uint16_t t[8] = {0};
+	struct vaultcore *c = NULL;
+	struct vaultcore_request rq;
+	struct vaultcore_input in = {.user = (const uint8_t *)"x", .user_len = 1};
+	assert_int_equal(vaultcore_new(&c, VAULTCORE_RECOVER, &CORE_PARAMS, &in), SV_OK);
+	assert_true(vaultcore_done(c));
+	assert_int_equal(vaultcore_next(c, &rq), 0);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_ERROR);
+	assert_non_null(strstr(vaultcore_error(c), "password must be"));
+	vaultcore_free(c);
+	assert_int_equal(vaultcore_new(&c, 9, &CORE_PARAMS, &in), SV_ERR_INVALID);
+	assert_null(c);
+	assert_int_equal(F.requests, 0);
+
+	c = core(VAULTCORE_REGISTER, &CORE_PARAMS, "erin", "pw", NULL);
+	assert_int_equal(vaultcore_next(c, &rq), 1);
+	vaultcore_abort(c, SV_RESULT_ERROR, "https://test: Connection refused");
+	assert_int_equal(vaultcore_next(c, &rq), 0);
+	assert_string_equal(vaultcore_error(c), "https://test: Connection refused");
+	vaultcore_free(c);
+
+	uint8_t other[OPAQUE_PK_LEN];
+	memcpy(other, F.key.pk, sizeof(other));
+	other[0] ^= 1;
+	struct vaultcore_params pinned = CORE_PARAMS;
+	pinned.pin_server_key = 1;
+	pinned.server_key = other;
+	c = core(VAULTCORE_REGISTER, &pinned, "erin", "pw", NULL);
+	assert_int_equal(drive(c, t, 8), 1); /* register/start, and no record sent */
+	assert_int_equal(vaultcore_result(c), SV_RESULT_UNVERIFIED);
+	assert_string_equal(vaultcore_failed_check(c), "server-key");
+	vaultcore_free(c);
+	assert_false(F.users[0].live);
+	pinned.server_key = F.key.pk;
+	c = core(VAULTCORE_REGISTER, &pinned, "erin", "pw", NULL);
+	assert_int_equal(drive(c, t, 8), 2);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_OK);
+	vaultcore_free(c);
+
+	/* a token refusal is its own result only when asked for */
+	F.force_status = 401;
+	F.force_text = "the token expired";
+	c = core(VAULTCORE_RECOVER, &CORE_PARAMS, "erin", "pw", NULL);
+	assert_int_equal(drive(c, t, 8), 1);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_ERROR);
+	assert_string_equal(vaultcore_error(c),
+	                    "the vault refused the access token: the token expired");
+	vaultcore_free(c);
+	struct vaultcore_params tok = CORE_PARAMS;
+	tok.token_results = 1;
+	c = core(VAULTCORE_RECOVER, &tok, "erin", "pw", NULL);
+	assert_int_equal(drive(c, t, 8), 1);
+	assert_int_equal(vaultcore_result(c), SV_RESULT_TOKEN_REFUSED);
+	vaultcore_free(c);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -831,6 +1005,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_statuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_input_bounds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expect_refuses_first, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_core_steps, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_core_refusals, setup, teardown),
 	    cmocka_unit_test(test_generate_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
