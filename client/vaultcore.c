@@ -164,26 +164,28 @@ static int answered(struct vaultcore *c, long status, const uint8_t *body, size_
 		break;
 	case 410:
 		finish(c, SV_RESULT_LOCKED,
-		       "%s: too many wrong guesses; the server destroyed this record for good", what);
+		       "%s: too many wrong guesses; the server destroyed this record for good",
+		       what);
 		break;
 	case 409:
 		if (register_step)
-			finish(c, SV_RESULT_EXISTS,
-			       "%s: this user is already registered; recover, change the password or "
-			       "delete it instead",
-			       what);
+			finish(
+			    c, SV_RESULT_EXISTS,
+			    "%s: this user is already registered; recover, change the password or "
+			    "delete it instead",
+			    what);
 		else
 			finish(c, SV_RESULT_ERROR,
-			       "%s: the server refused the step as out of order (%s); try again", what,
-			       reply_text(body, len, text, sizeof(text)));
+			       "%s: the server refused the step as out of order (%s); try again",
+			       what, reply_text(body, len, text, sizeof(text)));
 		break;
 	case 429:
 		finish(c, SV_RESULT_BUSY, "%s: the vault limits the rate (HTTP 429: %s)", what,
 		       reply_text(body, len, text, sizeof(text)));
 		break;
 	case 503:
-		finish(c, SV_RESULT_BUSY, "%s: the server is busy (HTTP %ld: %s); retry later", what,
-		       status, reply_text(body, len, text, sizeof(text)));
+		finish(c, SV_RESULT_BUSY, "%s: the server is busy (HTTP %ld: %s); retry later",
+		       what, status, reply_text(body, len, text, sizeof(text)));
 		break;
 	case 507:
 		finish(c, SV_RESULT_FULL,
@@ -201,7 +203,8 @@ static int answered(struct vaultcore *c, long status, const uint8_t *body, size_
 	case 405:
 	case 415:
 		finish(c, SV_RESULT_ERROR,
-		       "%s: HTTP %ld; is --server the base URL of a sealvault server?", what, status);
+		       "%s: HTTP %ld; is --server the base URL of a sealvault server?", what,
+		       status);
 		break;
 	case 500:
 		finish(c, SV_RESULT_ERROR,
@@ -339,10 +342,11 @@ static void on_login_finish(struct vaultcore *c, const uint8_t *body, size_t len
 	struct core_secrets *s = c->s;
 	struct ksf_params used;
 	if (c->wrong) {
-		finish(c, SV_RESULT_ERROR,
-		       "%s: the server accepted a proof we know to be wrong; this is not a sealvault "
-		       "server you can trust",
-		       c->what);
+		finish(
+		    c, SV_RESULT_ERROR,
+		    "%s: the server accepted a proof we know to be wrong; this is not a sealvault "
+		    "server you can trust",
+		    c->what);
 		return;
 	}
 	switch (c->login_op) {
@@ -410,7 +414,8 @@ void vaultcore_reply(struct vaultcore *c, long status, const uint8_t *body, size
 			return;
 		}
 		/* RegistrationResponse = evaluated_message | server_public_key */
-		if (!server_key_ok(c, s->response + OPAQUE_REGISTRATION_RESPONSE_LEN - OPAQUE_PK_LEN))
+		if (!server_key_ok(c,
+		                   s->response + OPAQUE_REGISTRATION_RESPONSE_LEN - OPAQUE_PK_LEN))
 			return;
 		if (finalize_registration(c, s->password, s->password_len) != 0)
 			return;
@@ -430,10 +435,11 @@ void vaultcore_reply(struct vaultcore *c, long status, const uint8_t *body, size
 		if (answered(c, status, body, len, 0)) {
 			on_login_finish(c, body, len);
 		} else if (c->wrong && c->result == SV_RESULT_ERROR) {
-			finish(c, SV_RESULT_WRONG_PASSWORD,
-			       "%s: wrong password or unknown user (or a KSF profile or context other "
-			       "than the one used at registration)",
-			       c->what);
+			finish(
+			    c, SV_RESULT_WRONG_PASSWORD,
+			    "%s: wrong password or unknown user (or a KSF profile or context other "
+			    "than the one used at registration)",
+			    c->what);
 		}
 		return;
 	case STEP_REG_FINISH:
@@ -489,7 +495,8 @@ static int inputs_ok(struct vaultcore *c, const struct vaultcore_input *in)
 		       SV_PASSWORD_MAX_LEN);
 		return 0;
 	}
-	if (c->op == VAULTCORE_REGISTER && (in->secret_len == 0 || in->secret_len > SV_SECRET_MAX_LEN)) {
+	if (c->op == VAULTCORE_REGISTER &&
+	    (in->secret_len == 0 || in->secret_len > SV_SECRET_MAX_LEN)) {
 		finish(c, SV_RESULT_ERROR, "the secret must be 1 to %d bytes", SV_SECRET_MAX_LEN);
 		return 0;
 	}

@@ -58,7 +58,8 @@ struct vaultcore_input {
 	size_t new_password_len;
 	const uint8_t *secret; /* register only: 1..SV_SECRET_MAX_LEN bytes */
 	size_t secret_len;
-	unsigned max_attempts; /* register, change: 0 (the vault's default) .. SV_MAX_ATTEMPTS_MAX */
+	unsigned
+	    max_attempts; /* register, change: 0 (the vault's default) .. SV_MAX_ATTEMPTS_MAX */
 };
 
 /* One request to send: POST path (common/msgtable.h) with body[0..len). Valid until the next

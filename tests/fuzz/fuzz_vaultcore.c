@@ -17,7 +17,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const long statuses[] = {200, 200, 200, 200, 400, 401, 403, 404, 409, 410, 429, 500, 503, 507, 302};
+static const long statuses[] = {200, 200, 200, 200, 400, 401, 403, 404,
+                                409, 410, 429, 500, 503, 507, 302};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
