@@ -37,6 +37,9 @@ UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
 UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a \
 	$(B)/libsvcommon.a
 UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
+# test_realm_srv: the realm side on three in-memory fake stores, tokens minted with admin/jwk.c.
+UT_OBJS_realm_srv := $(B)/libsvvault.a $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcrypto.a \
+	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish
