@@ -50,6 +50,10 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) enclave/tenant.c enclave/token.c $(CRYPTO_SRCS) \
 	policy/vault.c common/buf.c common/err.c common/audit.c common/frame.c common/msg.c
 FUZZ_PKGS_vault_handle := json-c openssl
+# The realm side's handlers (enclave/realm.c) on the same fake store, with a real registration.
+FUZZ_TARGETS += realm_handle
+FUZZ_SRCS_realm_handle := $(FUZZ_SRCS_vault_handle)
+FUZZ_PKGS_realm_handle := json-c openssl
 
 # --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
 # Pure modules (no file access during verification), also linked by sealvault-admin (tenant,

@@ -331,7 +331,8 @@ static int recover(const struct reg *r, const char *pw, const int *use, uint8_t 
 		assert_int_equal(realm_wire_recover3_reply_decode(&a, rbody(), rlen(), NULL), 0);
 		assert_int_equal(a.ct_len, r->ct_len);
 		assert_memory_equal(a.ct, r->ct, r->ct_len);
-		assert_int_equal(realm_release_open(got[j].value, mac, tag, c.sid[i], a.release), 0);
+		assert_int_equal(realm_release_open(got[j].value, mac, tag, c.sid[i], a.release),
+		                 0);
 		got[j].index = (uint8_t)(i + 1);
 		assert_int_equal(
 		    realm_share_mac(check, prk, realm_ids[i], (unsigned)i + 1, got[j].value), 0);
