@@ -57,6 +57,8 @@ static const uint8_t SECRET[] = "the backup key: 32 bytes long!!";
 
 /* ---- fixture ---- */
 
+static unsigned RATE; /* login-rate-per-id of the next setup */
+
 static int setup(void **state)
 {
 	struct tenant_set set = {0};
@@ -64,10 +66,11 @@ static int setup(void **state)
 	char why[256];
 	assert_true(sodium_init() >= 0);
 	policy_vault_defaults(&P);
-	P.max_guess_limit = 20;
+	P.max_guess_limit = 40;
 	P.default_guess_limit = 5;
 	P.pending_login_max = 32;
-	P.login_rate_per_id = 0;
+	P.login_rate_per_id = RATE;
+	P.login_burst_per_id = RATE;
 	for (int i = 0; i < N; i++) {
 		struct opaque_server_key k;
 		memset(&ST[i], 0, sizeof(ST[i]));
@@ -99,6 +102,14 @@ static int setup(void **state)
 	TOK = NULL;
 	TOK_LEN = 0;
 	return 0;
+}
+
+static int setup_rate(void **state)
+{
+	RATE = 5;
+	int r = setup(state);
+	RATE = 0;
+	return r;
 }
 
 static int teardown(void **state)
@@ -706,6 +717,36 @@ static void test_namespaces(void **state)
 	sodium_free(r);
 }
 
+/* recover2 shares the vault's per-identifier rate and pending-session table: over the rate
+ * 429, a full table 503, both before anything is charged. */
+static void test_rate_and_table(void **state)
+{
+	struct reg *r = new_reg("pw", 2, 3);
+	struct rec2 c;
+	size_t pending;
+	register_all(r, 20);
+	blind(&c, r, "pw");
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
+	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_TOO_MANY);
+	assert_true(rlen() > 4);
+	assert_true(rbody()[3] >= 1); /* Retry-After, seconds */
+	assert_int_equal(rec_of(0, UID, sizeof UID - 1)->used, 5);
+	/* the table (32 entries) fills with realm sessions of realm 1 under another rate... */
+	teardown(state);
+	setup(state);
+	register_all(r, 40);
+	for (unsigned k = 0; k < P.pending_login_max; k++)
+		assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_OK);
+	assert_int_equal(vault_pending(V[1], &pending), P.pending_login_max);
+	assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_BUSY);
+	assert_int_equal(rec_of(1, UID, sizeof UID - 1)->used, P.pending_login_max);
+	/* ... and frees up at the timeout */
+	NOW += (uint64_t)P.login_timeout_s * 1000;
+	assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_OK);
+	sodium_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -720,6 +761,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rate_and_table, setup_rate, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
