@@ -318,15 +318,16 @@ static uint8_t recover3(int realm, const uint8_t sid[REALM_SESSION_LEN], const u
 
 /* The whole recovery through realms use[0..t) over the wire; 0 with the secret, or -1 for a
  * wrong password (seen by the unlock check; no recover3 sent). */
-static int recover(const struct reg *r, const char *pw, const int *use, uint8_t *out,
+static int recover(const struct reg *r, const char *pw, const int *use, size_t nuse, uint8_t *out,
                    size_t *out_len)
 {
 	struct rec2 c;
 	struct realm_share got[REALM_MAX];
 	uint8_t comb[E], y[64], prk[64], check[32], tag[32], mac[32], s[32], key[32];
 	size_t bad;
+	assert_int_equal(nuse, r->t);
 	blind(&c, r, pw);
-	for (unsigned j = 0; j < r->t; j++)
+	for (size_t j = 0; j < nuse; j++)
 		assert_int_equal(recover2(&c, r, use[j], j, NULL), SV_STATUS_OK);
 	assert_int_equal(realm_combine(comb, &bad, c.blinded, c.ev, r->t), 0);
 	assert_int_equal(oprf_finalize(y, c.access, 64, c.blind, comb), 0);
@@ -334,7 +335,7 @@ static int recover(const struct reg *r, const char *pw, const int *use, uint8_t 
 	assert_int_equal(realm_unlock_check(check, prk), 0);
 	if (sodium_memcmp(check, r->check, 32) != 0)
 		return -1;
-	for (unsigned j = 0; j < r->t; j++) {
+	for (size_t j = 0; j < nuse; j++) {
 		int i = use[j];
 		struct realm_recover3_reply a;
 		assert_int_equal(realm_unlock_tag(tag, prk, realm_ids[i], (unsigned)i + 1), 0);
@@ -404,14 +405,14 @@ static void test_round_trip(void **state)
 	}
 	for (size_t p = 0; p < 3; p++) {
 		memset(out, 0, sizeof out);
-		assert_int_equal(recover(r, "hunter2", pairs[p], out, &len), 0);
+		assert_int_equal(recover(r, "hunter2", pairs[p], 2, out, &len), 0);
 		assert_int_equal(len, sizeof SECRET);
 		assert_memory_equal(out, SECRET, sizeof SECRET);
 		for (int i = 0; i < N; i++)
 			assert_int_equal(rec_of(i, UID, sizeof UID - 1)->used, 0);
 	}
 	/* a wrong password: the unlock check tells, the realms used stay charged */
-	assert_int_equal(recover(r, "hunter3", pairs[0], out, &len), -1);
+	assert_int_equal(recover(r, "hunter3", pairs[0], 2, out, &len), -1);
 	assert_int_equal(rec_of(0, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(1, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(2, UID, sizeof UID - 1)->used, 0);
@@ -469,7 +470,7 @@ static void test_last_guess_rescue(void **state)
 	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
 	assert_int_equal(recover3(0, c.sid[0], wrong), SV_STATUS_AUTH_FAILED);
 	/* realm 0's last guess, then a right recovery through realms 0 and 1 */
-	assert_int_equal(recover(r, "pw", use, out, &len), 0);
+	assert_int_equal(recover(r, "pw", use, sizeof use / sizeof use[0], out, &len), 0);
 	assert_memory_equal(out, SECRET, sizeof SECRET);
 	struct fake_user *u = rec_of(0, UID, sizeof UID - 1);
 	assert_false(u->destroyed);
@@ -712,7 +713,7 @@ static void test_namespaces(void **state)
 	assert_int_equal(store_records(&ST[0]), 1);
 	assert_null(fake_find(&ST[0], UID, sizeof UID - 1));
 	/* t = n = 1: the realm alone gives the secret back */
-	assert_int_equal(recover(r, "pw", use, out, &len), 0);
+	assert_int_equal(recover(r, "pw", use, sizeof use / sizeof use[0], out, &len), 0);
 	assert_memory_equal(out, SECRET, sizeof SECRET);
 	sodium_free(r);
 }
