@@ -240,9 +240,9 @@ static void test_memo(void **state)
 }
 
 /* The memo keeps the tokens of the logins in flight on a busy vault: 64 tokens verified one
- * after the other are all (but for a rare full set) answered from the memo when they come back,
- * as each login/finish comes back after the login/starts of the other clients. With one slot per
- * set (256 slots) about 8 of the 64 were evicted. */
+ * after the other are answered from the memo when they come back, as each login/finish comes
+ * back after the login/starts of the other clients. Only a set that 5 of the 64 land in (about
+ * once in 600 runs) loses its 5; with one slot per set (256 slots) 12 or so were lost. */
 static void test_memo_busy(void **state)
 {
 	enum { N = 64 };
@@ -268,7 +268,7 @@ static void test_memo_busy(void **state)
 	const char *at = memmem(b.data, b.len, key, sizeof(key) - 1);
 	assert_non_null(at);
 	unsigned long hits = strtoul(at + sizeof(key) - 1, NULL, 10);
-	if (hits < N - 2)
+	if (hits < N - 5)
 		fail_msg("only %lu of %d tokens came from the memo", hits, N);
 	sv_buf_free(&b);
 }
