@@ -75,5 +75,5 @@ if [ "$auth" = tokens ]; then
 fi
 "$B/sealvault-bench" "${args[@]}"
 curl -fsS --unix-socket "$D/metrics.sock" http://localhost/metrics |
-	grep -E "^sealvault_(commits_total|flushes_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total)[ {]" |
+	grep -E "^sealvault_(commits_total|flushes_total|nv_writes_total|commit_duration_seconds_(sum|count|bucket)|vault_login_starts_total|tokens_accepted_total|tokens_memo_hits_total)[ {]" |
 	sed 's/^/bench: metrics: /'
