@@ -9,6 +9,7 @@ CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
 CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
 	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
 CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/info.c client/libsealvault.c \
+	client/realmcore.c client/realmlist.c \
 	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
@@ -111,3 +112,8 @@ FUZZ_PKGS_expect := json-c
 FUZZ_TARGETS += info
 FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c common/err.c
 FUZZ_PKGS_info := json-c
+
+# threshold realms (docs/realms.md): the I/O-free core against realms in memory, the list reader
+UT_OBJS_client_realmcore := $(B)/client/realmcore.o $(B)/client/info.o $(B)/client/jfield.o \
+	$(CLIENT_DEPS)
+UT_OBJS_client_realmlist := $(B)/client/realmlist.o $(B)/client/jfield.o $(CLIENT_DEPS)
