@@ -102,9 +102,9 @@ struct realmcore {
 	size_t pending;        /* requests out */
 	int started;
 	/* recover */
-	int group;       /* the chosen group's first member, or -1 */
-	unsigned t;      /* the chosen group's threshold */
-	int prk_ready;   /* the unlock check matched: recover3 may go out */
+	int group;     /* the chosen group's first member, or -1 */
+	unsigned t;    /* the chosen group's threshold */
+	int prk_ready; /* the unlock check matched: recover3 may go out */
 	uint8_t blinded[REALM_ELEMENT_LEN];
 	uint8_t reg_hash[REALM_HASH_LEN];
 	int attempts_left;
@@ -143,7 +143,8 @@ static void set_err(struct realmcore *rc, enum realmcore_result res, const char 
 	rc->phase = PH_DONE;
 }
 
-static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void append(char *buf, size_t cap, const char *fmt, ...)
 {
@@ -196,9 +197,12 @@ static enum fkind describe(char *why, size_t cap, long status, const uint8_t *bo
 		return FK_TOKEN;
 	}
 	switch (status) {
-	case 404: snprintf(why, cap, "holds no registration for this user (HTTP 404)"); return FK_NOTFOUND;
+	case 404:
+		snprintf(why, cap, "holds no registration for this user (HTTP 404)");
+		return FK_NOTFOUND;
 	case 410:
-		snprintf(why, cap, "destroyed the registration after too many wrong guesses (HTTP 410)");
+		snprintf(why, cap,
+		         "destroyed the registration after too many wrong guesses (HTTP 410)");
 		return FK_LOCKED;
 	case 400: snprintf(why, cap, "rejected the request (HTTP 400: %s)", text); break;
 	case 409: snprintf(why, cap, "refused the step (HTTP 409: %s)", text); break;
@@ -207,8 +211,9 @@ static enum fkind describe(char *why, size_t cap, long status, const uint8_t *bo
 	case 507: snprintf(why, cap, "is full and takes no new users (HTTP 507)"); break;
 	case 405:
 	case 415:
-		snprintf(why, cap, "does not serve realm requests (HTTP %ld); is it a sealvault with "
-		                   "threshold realms?",
+		snprintf(why, cap,
+		         "does not serve realm requests (HTTP %ld); is it a sealvault with "
+		         "threshold realms?",
 		         status);
 		break;
 	case 500: snprintf(why, cap, "failed internally (HTTP 500)"); break;
@@ -246,7 +251,8 @@ int realmcore_new(struct realmcore **out, const struct realmcore_params *p, char
 		if (p->threshold < 1)
 			BAD("registering needs a threshold from 1 to %zu", p->n);
 		if (p->min_realms != 0 && (p->min_realms < p->threshold || p->min_realms > p->n))
-			BAD("the registration threshold must be %u to %zu (at least the threshold, at "
+			BAD("the registration threshold must be %u to %zu (at least the threshold, "
+			    "at "
 			    "most the number of realms)",
 			    p->threshold, p->n);
 		if (p->guess_limit < 1 || p->guess_limit > 255)
@@ -442,8 +448,8 @@ static void finish_failed(struct realmcore *rc, const char *sentence)
 		const struct rrealm *r = &rc->r[i];
 		if (r->st == RS_FAILED && r->kind == FK_TOKEN) {
 			set_err(rc, REALMCORE_TOKEN_REFUSED,
-			        "the vault refused the access token: realm %s %s; %s", r->name, r->why,
-			        sentence);
+			        "the vault refused the access token: realm %s %s; %s", r->name,
+			        r->why, sentence);
 			return;
 		}
 	}
@@ -460,8 +466,7 @@ static void finish_failed(struct realmcore *rc, const char *sentence)
 
 /* ---- register ---- */
 
-static void info_reply(struct realmcore *rc, size_t i, long status, const uint8_t *body,
-                       size_t len)
+static void info_reply(struct realmcore *rc, size_t i, long status, const uint8_t *body, size_t len)
 {
 	struct sv_info *info;
 	char why[256], want[2 * REALM_ID_LEN + 1], got[2 * REALM_ID_LEN + 1];
@@ -627,11 +632,12 @@ static void after_register(struct realmcore *rc)
 		return;
 	}
 	if (k >= rc->threshold)
-		snprintf(sentence, sizeof(sentence),
-		         "registered at only %zu of %zu realms, %u wanted; failed: %s; the secret "
-		         "is recoverable from those %zu, but run the registration again so that the "
-		         "others hold it too",
-		         k, rc->n, rc->min_realms, list, k);
+		snprintf(
+		    sentence, sizeof(sentence),
+		    "registered at only %zu of %zu realms, %u wanted; failed: %s; the secret "
+		    "is recoverable from those %zu, but run the registration again so that the "
+		    "others hold it too",
+		    k, rc->n, rc->min_realms, list, k);
 	else
 		snprintf(sentence, sizeof(sentence),
 		         "registered at only %zu of %zu realms, %u wanted; failed: %s; the new "
@@ -667,9 +673,10 @@ static void after_delete(struct realmcore *rc)
 
 static int same_registration(const struct rrealm *a, const struct rrealm *b)
 {
-	return memcmp(a->version, b->version, REALM_VERSION_LEN) == 0 && a->ksf.type == b->ksf.type &&
-	       a->ksf.t == b->ksf.t && a->ksf.m_kib == b->ksf.m_kib && a->t == b->t &&
-	       a->n == b->n && memcmp(a->unlock_check, b->unlock_check, REALM_KEY_LEN) == 0 &&
+	return memcmp(a->version, b->version, REALM_VERSION_LEN) == 0 &&
+	       a->ksf.type == b->ksf.type && a->ksf.t == b->ksf.t && a->ksf.m_kib == b->ksf.m_kib &&
+	       a->t == b->t && a->n == b->n &&
+	       memcmp(a->unlock_check, b->unlock_check, REALM_KEY_LEN) == 0 &&
 	       memcmp(a->commitments, b->commitments, (size_t)a->n * REALM_ELEMENT_LEN) == 0;
 }
 
@@ -706,11 +713,13 @@ static void recover_short(struct realmcore *rc, unsigned t, size_t have)
 		              (rc->r[i].kind == FK_NOANSWER || rc->r[i].kind == FK_TOKEN ||
 		               rc->r[i].kind == FK_UNVERIFIED));
 	list_failed(rc, list, sizeof(list));
-	if (destroyed > 0 && ((t > 0 && destroyed > rc->n - t) || (t == 0 && destroyed == answered))) {
-		set_err(rc, REALMCORE_LOCKED,
-		        "too many wrong guesses: %zu of %zu realms destroyed the registration (HTTP "
-		        "410), too few remain to recover it; missing: %s",
-		        destroyed, rc->n, list);
+	if (destroyed > 0 &&
+	    ((t > 0 && destroyed > rc->n - t) || (t == 0 && destroyed == answered))) {
+		set_err(
+		    rc, REALMCORE_LOCKED,
+		    "too many wrong guesses: %zu of %zu realms destroyed the registration (HTTP "
+		    "410), too few remain to recover it; missing: %s",
+		    destroyed, rc->n, list);
 		return;
 	}
 	if (t > 0)
@@ -863,9 +872,11 @@ static void after_recover1(struct realmcore *rc)
 		struct rrealm *r = &rc->r[i];
 		if (!r->r1 || r->group == keep)
 			continue;
-		fail_realm(rc, i, FK_FOREIGN, "holds another registration (stale or foreign version)");
+		fail_realm(rc, i, FK_FOREIGN,
+		           "holds another registration (stale or foreign version)");
 		if (best >= 0)
-			warnf(rc, i, "holds another registration (stale or foreign version); ignored");
+			warnf(rc, i,
+			      "holds another registration (stale or foreign version); ignored");
 	}
 	if (best < 0) {
 		/* the largest group's threshold tells how many realms were needed */
@@ -887,10 +898,11 @@ static void after_recover1(struct realmcore *rc)
 	                      rc->uid, rc->uid_len, &g->ksf);
 	sodium_memzero(s->password, sizeof(s->password));
 	if (e == SV_ERR_NOMEM) {
-		set_err(rc, REALMCORE_FAILED,
-		        "out of memory: the registration's KSF profile (Argon2id, %u KiB) needs more "
-		        "than this machine gives",
-		        g->ksf.m_kib);
+		set_err(
+		    rc, REALMCORE_FAILED,
+		    "out of memory: the registration's KSF profile (Argon2id, %u KiB) needs more "
+		    "than this machine gives",
+		    g->ksf.m_kib);
 		return;
 	}
 	if (e == 0)
@@ -926,7 +938,8 @@ static void combine_oprf(struct realmcore *rc)
 		if (!r->good)
 			continue;
 		ev[c].index = r->index;
-		memcpy(ev[c].commitment, g->commitments + (size_t)(r->index - 1) * REALM_ELEMENT_LEN,
+		memcpy(ev[c].commitment,
+		       g->commitments + (size_t)(r->index - 1) * REALM_ELEMENT_LEN,
 		       REALM_ELEMENT_LEN);
 		memcpy(ev[c].evaluated, r->evaluated, REALM_ELEMENT_LEN);
 		memcpy(ev[c].proof, r->proof, REALM_PROOF_LEN);
@@ -1102,9 +1115,10 @@ static void open_secret(struct realmcore *rc)
 		return;
 	}
 	if (!opened) {
-		set_err(rc, REALMCORE_FAILED,
-		        "no ciphertext the realms returned opens with the recovered key; the stored "
-		        "secret was altered at every realm used");
+		set_err(
+		    rc, REALMCORE_FAILED,
+		    "no ciphertext the realms returned opens with the recovered key; the stored "
+		    "secret was altered at every realm used");
 		return;
 	}
 	rc->attempts_left = -1;
@@ -1173,8 +1187,8 @@ static void start(struct realmcore *rc)
 	}
 }
 
-static int handle(struct realmcore *rc, size_t realm, long status, const uint8_t *body,
-                  size_t len, const char *transport)
+static int handle(struct realmcore *rc, size_t realm, long status, const uint8_t *body, size_t len,
+                  const char *transport)
 {
 	if (realm >= rc->n || rc->r[realm].st != RS_PENDING || rc->pending == 0)
 		return SV_ERR_PROTOCOL;

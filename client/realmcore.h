@@ -110,8 +110,8 @@ struct realmcore_request {
 struct realmcore;
 
 /* Checks params (SV_ERR_RANGE / SV_ERR_INVALID with a sentence in why) and makes the state. */
-REALMCORE_WUR int realmcore_new(struct realmcore **out, const struct realmcore_params *p,
-                                char *why, size_t why_len);
+REALMCORE_WUR int realmcore_new(struct realmcore **out, const struct realmcore_params *p, char *why,
+                                size_t why_len);
 void realmcore_free(struct realmcore *rc);
 
 /* Leaves realm out before the first realmcore_next (a failed attestation, an unreadable token

@@ -92,10 +92,11 @@ static int parse_entry(struct realmlist_entry *e, json_object *o, size_t idx, co
 		for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 			known |= strcmp(key, keys[k]) == 0;
 		if (!known)
-			return fail(why, why_len, SV_ERR_INVALID,
-			            "realms[%zu]: unknown key \"%s\" (known: name, url, ca, id, expect, "
-			            "token)",
-			            idx, key);
+			return fail(
+			    why, why_len, SV_ERR_INVALID,
+			    "realms[%zu]: unknown key \"%s\" (known: name, url, ca, id, expect, "
+			    "token)",
+			    idx, key);
 	}
 	if ((r = get_str(o, "url", 1, 2048, &e->url, idx, why, why_len)) != SV_OK ||
 	    (r = get_str(o, "ca", 1, PATH_MAX_LEN, &e->ca, idx, why, why_len)) != SV_OK ||
@@ -116,10 +117,10 @@ static int parse_entry(struct realmlist_entry *e, json_object *o, size_t idx, co
 		return r;
 	size_t got = 0;
 	const char *end = NULL;
-	int ok = strlen(idhex) == 2 * REALM_ID_LEN &&
-	         sodium_hex2bin(e->id, sizeof(e->id), idhex, strlen(idhex), NULL, &got, &end) ==
-	             0 &&
-	         got == REALM_ID_LEN && *end == '\0';
+	int ok =
+	    strlen(idhex) == 2 * REALM_ID_LEN &&
+	    sodium_hex2bin(e->id, sizeof(e->id), idhex, strlen(idhex), NULL, &got, &end) == 0 &&
+	    got == REALM_ID_LEN && *end == '\0';
 	free(idhex);
 	if (!ok)
 		return fail(why, why_len, SV_ERR_INVALID,
@@ -161,10 +162,11 @@ static int parse_obj(struct realmlist *out, json_object *top, const char *dir, c
 	if (json_object_object_get_ex(top, "threshold", &th) && th != NULL) {
 		int64_t t = json_object_get_int64(th);
 		if (!json_object_is_type(th, json_type_int) || t < 1 || (uint64_t)t > n)
-			return fail(why, why_len, SV_ERR_INVALID,
-			            "\"threshold\" must be a whole number from 1 to %zu (the number of "
-			            "realms)",
-			            n);
+			return fail(
+			    why, why_len, SV_ERR_INVALID,
+			    "\"threshold\" must be a whole number from 1 to %zu (the number of "
+			    "realms)",
+			    n);
 		out->threshold = (unsigned)t;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -178,16 +180,17 @@ static int parse_obj(struct realmlist *out, json_object *top, const char *dir, c
 		}
 		for (size_t j = 0; j < i; j++)
 			if (memcmp(out->realms[j].id, out->realms[i].id, REALM_ID_LEN) == 0)
-				return fail(why, why_len, SV_ERR_INVALID,
-				            "realms[%zu] and realms[%zu] have the same \"id\"; each "
-				            "realm must be another vault",
-				            j + 1, i + 1);
+				return fail(
+				    why, why_len, SV_ERR_INVALID,
+				    "realms[%zu] and realms[%zu] have the same \"id\"; each "
+				    "realm must be another vault",
+				    j + 1, i + 1);
 	}
 	return SV_OK;
 }
 
-int realmlist_parse(struct realmlist *out, const char *json, size_t len, const char *dir,
-                    char *why, size_t why_len)
+int realmlist_parse(struct realmlist *out, const char *json, size_t len, const char *dir, char *why,
+                    size_t why_len)
 {
 	json_object *top = NULL;
 	memset(out, 0, sizeof(*out));

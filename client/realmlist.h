@@ -22,11 +22,11 @@
 #define REALMLIST_NAME_MAX 128
 
 struct realmlist_entry {
-	char *name;  /* never NULL: the url when the file gives no name */
-	char *url;   /* https://... */
-	char *ca;    /* path of the CA file to pin */
+	char *name;   /* never NULL: the url when the file gives no name */
+	char *url;    /* https://... */
+	char *ca;     /* path of the CA file to pin */
 	char *expect; /* path of the attestation expect file, or NULL */
-	char *token; /* path of the file holding the access token, or NULL */
+	char *token;  /* path of the file holding the access token, or NULL */
 	uint8_t id[REALM_ID_LEN];
 };
 
@@ -39,8 +39,8 @@ struct realmlist {
 /* Parses exactly len bytes of JSON; dir is the directory relative paths are joined to (NULL or ""
  * leaves them as they are). On failure returns SV_ERR_INVALID (or SV_ERR_NOMEM) with a sentence
  * naming the bad key or entry in why, and *out is left empty. */
-int realmlist_parse(struct realmlist *out, const char *json, size_t len, const char *dir,
-                    char *why, size_t why_len) __attribute__((warn_unused_result));
+int realmlist_parse(struct realmlist *out, const char *json, size_t len, const char *dir, char *why,
+                    size_t why_len) __attribute__((warn_unused_result));
 /* Reads and parses the file at path (relative paths against its directory). */
 int realmlist_load(struct realmlist *out, const char *path, char *why, size_t why_len)
     __attribute__((warn_unused_result));

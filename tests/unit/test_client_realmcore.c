@@ -25,14 +25,14 @@
 #define E 32
 
 struct fake {
-	int down;         /* transport error for every request */
-	int bad_eval;     /* recover2: a wrong evaluation (proof fails) */
-	int bad_share;    /* recover3: a share that fails its MAC */
-	int refuse_tag;   /* recover3: 403 to the right proof */
-	int token;        /* 401 to every POST */
-	int wrong_id;     /* GET /v1/info names another vault */
-	int r2_gone;      /* recover2: 410, as if destroyed since recover1 */
-	int registered;   /* 0 none, 1 registered, 2 destroyed */
+	int down;           /* transport error for every request */
+	int bad_eval;       /* recover2: a wrong evaluation (proof fails) */
+	int bad_share;      /* recover3: a share that fails its MAC */
+	int refuse_tag;     /* recover3: 403 to the right proof */
+	int token;          /* 401 to every POST */
+	int wrong_id;       /* GET /v1/info names another vault */
+	int r2_gone;        /* recover2: 410, as if destroyed since recover1 */
+	int registered;     /* 0 none, 1 registered, 2 destroyed */
 	unsigned recover2s; /* recover2 requests seen */
 	uint8_t id[REALM_ID_LEN];
 	uint8_t version[REALM_VERSION_LEN];
@@ -155,9 +155,10 @@ static long realm_answer(struct fake *f, const struct realmcore_request *q, stru
 			return sv_buf_put(out, "another version", 15) == 0 ? 409 : 500;
 		f->used++;
 		if (f->used >= f->limit)
-			f->registered = 2; /* kept in memory for this session only, as the realm does */
-		assert_int_equal(realm_evaluate(ev, proof, f->k, f->K + (f->index - 1) * E, r.blinded),
-		                 0);
+			f->registered =
+			    2; /* kept in memory for this session only, as the realm does */
+		assert_int_equal(
+		    realm_evaluate(ev, proof, f->k, f->K + (f->index - 1) * E, r.blinded), 0);
 		if (f->bad_eval) /* another element: the proof no longer holds */
 			assert_int_equal(realm_commitment(ev, f->k), 0);
 		randombytes_buf(f->session, sizeof(f->session));
@@ -189,7 +190,8 @@ static long realm_answer(struct fake *f, const struct realmcore_request *q, stru
 			s[31] = 0;
 		}
 		assert_int_equal(realm_release_seal(rel, f->tag, r.session_id, s, f->smac), 0);
-		struct realm_recover3_reply rep = {.release = rel, .ct = f->ct, .ct_len = f->ct_len};
+		struct realm_recover3_reply rep = {
+		    .release = rel, .ct = f->ct, .ct_len = f->ct_len};
 		assert_int_equal(realm_wire_recover3_reply_encode(out, &rep), 0);
 		return 200;
 	}
@@ -215,9 +217,9 @@ static enum realmcore_result run(struct realmcore *rc, int reverse)
 			struct fake *f = &realms[r->realm];
 			sv_buf_reset(&out);
 			if (f->down) {
-				assert_int_equal(realmcore_transport_error(rc, r->realm,
-				                                           "Connection refused"),
-				                 0);
+				assert_int_equal(
+				    realmcore_transport_error(rc, r->realm, "Connection refused"),
+				    0);
 				continue;
 			}
 			long status = realm_answer(f, r, &out);
@@ -262,8 +264,8 @@ static void do_register(size_t n, unsigned t, unsigned g)
 }
 
 /* Recovers; on success checks the secret. Returns the result. */
-static enum realmcore_result do_recover(size_t n, const char *pw, int reverse, int *left,
-                                        char *err, size_t err_len)
+static enum realmcore_result do_recover(size_t n, const char *pw, int reverse, int *left, char *err,
+                                        size_t err_len)
 {
 	struct realmcore *rc = make(REALMCORE_RECOVER, n, pw, 0, 0, 0);
 	enum realmcore_result res = run(rc, reverse);
@@ -519,7 +521,8 @@ static void test_delete(void **state)
 	struct realmcore *rc = make(REALMCORE_DELETE, 3, NULL, 0, 0, 0);
 	assert_int_equal(run(rc, 0), REALMCORE_FAILED);
 	assert_int_equal(realmcore_succeeded(rc), 2);
-	assert_non_null(strstr(realmcore_error(rc), "deleted at 2 of 3 realms; not deleted at: r2"));
+	assert_non_null(
+	    strstr(realmcore_error(rc), "deleted at 2 of 3 realms; not deleted at: r2"));
 	realmcore_free(rc);
 	assert_int_equal(realms[0].registered, 0);
 	assert_int_equal(realms[1].registered, 1);
