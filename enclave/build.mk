@@ -26,7 +26,7 @@ FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
 VAULT_SRCS := enclave/vault.c enclave/access.c enclave/session.c enclave/phantom.c \
-	enclave/vaultreq.c enclave/audit.c enclave/idlimit.c
+	enclave/vaultreq.c enclave/audit.c enclave/idlimit.c enclave/realm.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -37,6 +37,9 @@ UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
 UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a \
 	$(B)/libsvcommon.a
 UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
+# test_realm_srv: the realm side on three in-memory fake stores, tokens minted with admin/jwk.c.
+UT_OBJS_realm_srv := $(B)/libsvvault.a $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcrypto.a \
+	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish
@@ -47,6 +50,10 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) enclave/tenant.c enclave/token.c $(CRYPTO_SRCS) \
 	policy/vault.c common/buf.c common/err.c common/audit.c common/frame.c common/msg.c
 FUZZ_PKGS_vault_handle := json-c openssl
+# The realm side's handlers (enclave/realm.c) on the same fake store, with a real registration.
+FUZZ_TARGETS += realm_handle
+FUZZ_SRCS_realm_handle := $(FUZZ_SRCS_vault_handle)
+FUZZ_PKGS_realm_handle := json-c openssl
 
 # --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
 # Pure modules (no file access during verification), also linked by sealvault-admin (tenant,
@@ -86,7 +93,8 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
-UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_stats
+UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_stats \
+	realm_srv_handle realm_srv_metrics
 # test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
 UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
