@@ -447,9 +447,13 @@ static void finish_failed(struct realmcore *rc, const char *sentence)
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct rrealm *r = &rc->r[i];
 		if (r->st == RS_FAILED && r->kind == FK_TOKEN) {
+			static const char pre[] = "refused the access token ";
+			const char *why = r->why;
+			if (strncmp(why, pre, sizeof(pre) - 1) == 0)
+				why += sizeof(pre) - 1;
 			set_err(rc, REALMCORE_TOKEN_REFUSED,
-			        "the vault refused the access token: realm %s %s; %s", r->name,
-			        r->why, sentence);
+			        "the vault refused the access token: realm %s %s; %s", r->name, why,
+			        sentence);
 			return;
 		}
 	}
