@@ -232,7 +232,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			i += n;
 			break;
 		case 1: /* the valid registration with a few bytes changed (a changed tag or share
-			 * is accepted: only the client can tell) */
+		         * is accepted: only the client can tell) */
 			memcpy(b, fz.body, fz.body_len);
 			for (int k = 0; k < 3 && left >= 2; k++, left -= 2, i += 2)
 				b[(data[i] * 7u + k) % fz.body_len] ^= data[i + 1];
@@ -251,9 +251,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				die("a right tag proof was refused");
 			live = 0;
 			break;
-		case 4: /* recover2, kept open */
-			(void)recover2(&fz);
-			break;
+		case 4: /* recover2, kept open */ (void)recover2(&fz); break;
 		case 5: /* recover3 on the live (or a stale) session with the fuzzer's proof */
 			if (left >= 32) {
 				(void)recover3(data + i);
