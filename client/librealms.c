@@ -21,6 +21,8 @@
 
 #define DEFAULT_TOTAL 10
 
+_Static_assert(SV_REALMS_SECRET_MAX_LEN == REALM_SECRET_MAX, "one secret bound");
+
 struct sv_realms {
 	struct realmlist list;
 	int loaded;
@@ -397,10 +399,10 @@ enum sv_result sv_realms_register(struct sv_realms *r, const char *user, const u
 	if (password_len == 0 || password_len > SV_PASSWORD_MAX_LEN)
 		return fail(r, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
 		            SV_PASSWORD_MAX_LEN);
-	if (secret_len == 0 || secret_len > REALM_SECRET_MAX)
+	if (secret_len == 0 || secret_len > SV_REALMS_SECRET_MAX_LEN)
 		return fail(r, SV_RESULT_ERROR,
 		            "the secret must be 1 to %d bytes with realms; store a key, not a file",
-		            REALM_SECRET_MAX);
+		            SV_REALMS_SECRET_MAX_LEN);
 	if (t == 0)
 		return fail(r, SV_RESULT_ERROR,
 		            "registering needs a threshold: \"threshold\" in the realm list or "

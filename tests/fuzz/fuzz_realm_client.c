@@ -113,7 +113,8 @@ static long answer(size_t i, const struct realmcore_request *q, struct sv_buf *o
 		if (realm_release_seal(rel, r->unlock_tag, req.session_id, r->enc_share,
 		                       r->share_mac) != 0)
 			return 500;
-		struct realm_recover3_reply rep = {.release = rel, .ct = r->ct, .ct_len = r->ct_len};
+		struct realm_recover3_reply rep = {
+		    .release = rel, .ct = r->ct, .ct_len = r->ct_len};
 		return realm_wire_recover3_reply_encode(out, &rep) == 0 ? 200 : 500;
 	}
 	return 404;
@@ -162,7 +163,8 @@ static void run(struct realmcore *rc, struct input *in)
 				break;
 			case 2: /* another status, the body cut */
 				if (take(in, &x) && take(in, &y)) {
-					status = statuses[x % (sizeof(statuses) / sizeof(statuses[0]))];
+					status =
+					    statuses[x % (sizeof(statuses) / sizeof(statuses[0]))];
 					if (out.len > y)
 						out.len = y;
 				}
