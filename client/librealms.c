@@ -293,9 +293,11 @@ static enum sv_result attest(struct sv_realms *r, struct realmcore *rc, size_t i
 		return SV_RESULT_OK;
 	}
 	if (v == SV_RESULT_OK)
-		snprintf(why, sizeof(why), "the attested vault is not the id the realm list gives");
+		snprintf(
+		    why, sizeof(why),
+		    "failed attestation: the attested vault is not the id the realm list gives");
 	else if (v == SV_RESULT_UNVERIFIED)
-		snprintf(why, sizeof(why), "%s", sv_ctx_error(ctx));
+		snprintf(why, sizeof(why), "failed attestation: %s", sv_ctx_error(ctx));
 	else {
 		snprintf(why, sizeof(why), "attestation could not run: %s", sv_ctx_error(ctx));
 		kind = REALMCORE_KIND_OTHER;
@@ -303,8 +305,7 @@ static enum sv_result attest(struct sv_realms *r, struct realmcore *rc, size_t i
 	sv_ctx_free(ctx);
 	if (r->warn != NULL) {
 		char msg[REALMCORE_ERR_MAX + 200];
-		snprintf(msg, sizeof(msg), "realm %s: %s%s; excluded", e->name,
-		         kind == REALMCORE_KIND_UNVERIFIED ? "failed attestation: " : "", why);
+		snprintf(msg, sizeof(msg), "realm %s: %s; excluded", e->name, why);
 		r->warn(r->warn_arg, msg);
 	}
 	realmcore_exclude(rc, i, kind, why);
