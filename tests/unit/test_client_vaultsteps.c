@@ -35,8 +35,8 @@ static void do_register(struct vault *v, struct vaultsteps *s)
 	uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN];
 	const char *what = "unset";
 	assert_int_equal(sv_buf_init(&req, CLIENT_WIRE_BODY_MAX), 0);
-	assert_int_equal(vaultsteps_register_start(s, &req, user, sizeof(user) - 1, pw, sizeof(pw) - 1),
-	                 0);
+	assert_int_equal(
+	    vaultsteps_register_start(s, &req, user, sizeof(user) - 1, pw, sizeof(pw) - 1), 0);
 	assert_int_equal(req.len, ID_OFF + OPAQUE_REGISTRATION_REQUEST_LEN);
 	/* the vault's side */
 	assert_int_equal(opaque_server_registration_response(response, req.data + ID_OFF, v->key.pk,
@@ -69,14 +69,14 @@ static int login(struct vault *v, struct vaultsteps *s, const uint8_t *password,
 	assert_int_equal(vaultsteps_login_start(s, &req, user, sizeof(user) - 1, password, len), 0);
 	assert_int_equal(req.len, ID_OFF + OPAQUE_KE1_LEN);
 	randombytes_buf(reply, CLIENT_WIRE_SESSION_ID_LEN);
-	assert_int_equal(opaque_server_ke2(reply + CLIENT_WIRE_SESSION_ID_LEN, &st, req.data + ID_OFF,
-	                                   v->record, user, sizeof(user) - 1, v->oprf_seed, &v->key,
-	                                   &v->p),
+	assert_int_equal(opaque_server_ke2(reply + CLIENT_WIRE_SESSION_ID_LEN, &st,
+	                                   req.data + ID_OFF, v->record, user, sizeof(user) - 1,
+	                                   v->oprf_seed, &v->key, &v->p),
 	                 0);
 	reply[sizeof(reply) - 1] = 4;
-	assert_int_equal(vaultsteps_login_ke2(s, reply, sizeof(reply) - 1, password, len, &v->p, &ksf,
-	                                      &left),
-	                 SV_ERR_INVALID);
+	assert_int_equal(
+	    vaultsteps_login_ke2(s, reply, sizeof(reply) - 1, password, len, &v->p, &ksf, &left),
+	    SV_ERR_INVALID);
 	assert_int_equal(
 	    vaultsteps_login_ke2(s, reply, sizeof(reply), password, len, &v->p, &ksf, &left), 0);
 	assert_int_equal(left, 4);
@@ -84,19 +84,21 @@ static int login(struct vault *v, struct vaultsteps *s, const uint8_t *password,
 	if (!wrong) {
 		/* the server accepts the KE3 the finish step sends */
 		uint8_t session_key[OPAQUE_SESSION_KEY_LEN];
-		assert_int_equal(vaultsteps_login_finish(s, &req, CLIENT_WIRE_OP_DELETE, NULL, 0), 0);
-		assert_int_equal(
-		    opaque_server_finish(session_key,
-		                         &st, req.data + 1 + CLIENT_WIRE_SESSION_ID_LEN),
-		    0);
+		assert_int_equal(vaultsteps_login_finish(s, &req, CLIENT_WIRE_OP_DELETE, NULL, 0),
+		                 0);
+		assert_int_equal(opaque_server_finish(session_key, &st,
+		                                      req.data + 1 + CLIENT_WIRE_SESSION_ID_LEN),
+		                 0);
 		assert_memory_equal(session_key, s->session_key, OPAQUE_SESSION_KEY_LEN);
 		assert_memory_equal(s->server_pk, v->key.pk, OPAQUE_PK_LEN);
 	} else {
 		uint8_t session_key[OPAQUE_SESSION_KEY_LEN];
-		assert_int_equal(vaultsteps_login_finish(s, &req, CLIENT_WIRE_OP_DELETE, NULL, 0), 0);
+		assert_int_equal(vaultsteps_login_finish(s, &req, CLIENT_WIRE_OP_DELETE, NULL, 0),
+		                 0);
 		/* random bytes: the server refuses them, and the op was turned into recover */
 		assert_int_not_equal(
-		    opaque_server_finish(session_key, &st, req.data + 1 + CLIENT_WIRE_SESSION_ID_LEN),
+		    opaque_server_finish(session_key, &st,
+		                         req.data + 1 + CLIENT_WIRE_SESSION_ID_LEN),
 		    0);
 		assert_int_equal(req.data[1 + CLIENT_WIRE_SESSION_ID_LEN + OPAQUE_KE3_LEN],
 		                 CLIENT_WIRE_OP_RECOVER);
