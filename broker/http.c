@@ -94,6 +94,7 @@ static int http_code(uint8_t status)
 	case SV_STATUS_FORBIDDEN: return 403;
 	case SV_STATUS_TOO_MANY: return 429;
 	case SV_STATUS_FULL: return 507;
+	case SV_STATUS_NOT_FOUND: return 404;
 	default: return 500;
 	}
 }
@@ -273,9 +274,11 @@ static void on_reply(void *arg, const uint8_t *reply, size_t len)
 
 	/* A login/start that did not open a pending login, or a login/finish that closed one
 	 * (the enclave consumed it: accepted, wrong password, or locked), ends a counted login. */
-	if (p->keyed && ((p->route->type == SV_MSG_LOGIN_START && code != 200) ||
-	                 (p->route->type == SV_MSG_LOGIN_FINISH &&
-	                  (code == 200 || code == 403 || code == 410))))
+	if (p->keyed &&
+	    (((p->route->type == SV_MSG_LOGIN_START || p->route->type == SV_MSG_REALM_RECOVER2) &&
+	      code != 200) ||
+	     ((p->route->type == SV_MSG_LOGIN_FINISH || p->route->type == SV_MSG_REALM_RECOVER3) &&
+	      (code == 200 || code == 403 || code == 410))))
 		ratelimit_login_end(h->rl, p->key, now_ms());
 	if (!bad && reply[0] == SV_STATUS_TOO_MANY) {
 		ctype = "text/plain; charset=utf-8";
@@ -556,8 +559,9 @@ static void on_request(struct evhttp_request *req, void *arg)
 	*p = (struct pending){.h = h, .req = req, .route = rt, .start_us = start, .keyed = keyed};
 	if (keyed)
 		memcpy(p->key, key, sizeof(key));
-	if (rt->type == SV_MSG_LOGIN_START) {
-		/* every unfinished login holds a slot of the enclave's table: a cap per client */
+	if (rt->type == SV_MSG_LOGIN_START || rt->type == SV_MSG_REALM_RECOVER2) {
+		/* every unfinished login (or realm session) holds a slot of the enclave's table: a
+		 * cap per client */
 		if (ratelimit_login_begin(h->rl, key, now_ms(), &retry_s) != 0) {
 			free(p);
 			answer_limited(h, req, rt->ep, start, REASON_PENDING_LOGINS, retry_s,
@@ -568,7 +572,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	int r = link_request(h->link, rt->type, payload, len, on_reply, p);
 	if (r != 0) {
-		if (rt->type == SV_MSG_LOGIN_START)
+		if (rt->type == SV_MSG_LOGIN_START || rt->type == SV_MSG_REALM_RECOVER2)
 			ratelimit_login_end(h->rl, key, now_ms());
 		free(p);
 		if (r == SV_ERR_BUSY && link_down(h->link))

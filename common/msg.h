@@ -62,6 +62,8 @@ enum sv_status {
 	/* 429: over the per-identifier login rate; nothing charged. Body: u32 big-endian seconds
 	 * until the identifier may start a login again (the broker's Retry-After), then a text. */
 	SV_STATUS_TOO_MANY = 11,
+	/* 404: no record for this identifier (/v2/realm/ recover1 and recover2); empty body */
+	SV_STATUS_NOT_FOUND = 12,
 };
 
 /* The access token in front of an MSG_F_TOKEN request's payload (docs/protocol.md):

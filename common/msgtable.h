@@ -12,7 +12,7 @@
  *       A client request: the broker takes it on HTTP METHOD (GET or POST) PATH, forwards it to
  *       the enclave as a frame of type SV_MSG_NAME = NUMBER, and counts it in /metrics under
  *       endpoint="ENDPOINT". The enclave answers it with its handle_HANDLER (enclave/dispatch.c:
- *       vault, attest, info, stats or health) and one SV_MSG_REPLY; all are MSG_F_REQUEST.
+ *       vault, realm, attest, info, stats or health) and one SV_MSG_REPLY; all are MSG_F_REQUEST.
  *   FRAME(NAME, NUMBER, FLAGS)
  *       A frame with no route: the reply, the restart control frames, the reload frames
  *       between sealvaultd and the broker (on their own socketpair, never on the enclave's link;
@@ -70,6 +70,19 @@
 	/* empty payload; reply body: the JSON of common/info.h (public, cacheable) */             \
 	ROUTE(INFO,             8, GET,  "/v1/info",                   "info",                     \
 	      info,   MSG_F_READONLY)                                                              \
+	/* threshold realms (docs/realms.md): bodies of crypto/realm_wire.h, token as /v1 */      \
+	ROUTE(REALM_REGISTER,   9, POST, "/v2/realm/register",         "realm_register",           \
+	      realm,  MSG_F_TOKEN)                                                                 \
+	ROUTE(REALM_RECOVER1,  10, POST, "/v2/realm/recover1",         "realm_recover1",           \
+	      realm,  MSG_F_TOKEN | MSG_F_READONLY)                                                \
+	ROUTE(REALM_RECOVER2,  11, POST, "/v2/realm/recover2",         "realm_recover2",           \
+	      realm,  MSG_F_TOKEN)                                                                 \
+	ROUTE(REALM_RECOVER3,  12, POST, "/v2/realm/recover3",         "realm_recover3",           \
+	      realm,  MSG_F_TOKEN)                                                                 \
+	ROUTE(REALM_DELETE,    13, POST, "/v2/realm/delete",           "realm_delete",             \
+	      realm,  MSG_F_TOKEN)                                                                 \
+	ROUTE(REALM_STATUS,    14, POST, "/v2/realm/status",           "realm_status",             \
+	      realm,  MSG_F_TOKEN | MSG_F_READONLY)                                                \
 	ROUTE(HEALTH,          33, GET,  "/healthz",                   "healthz",                  \
 	      health, MSG_F_READONLY | MSG_F_HOUSEKEEPING)                                         \
 	/* reply body: the enclave's Prometheus text; on the metrics listener only */              \

@@ -152,9 +152,10 @@ int access_key(struct access *a, const struct access_grant *g, const uint8_t *id
                uint8_t key[static STORE_ID_MAX], size_t *key_len, const char **why)
 {
 	if (g->open) {
-		if (id_len < 1 || id_len > STORE_ID_MAX || id[0] == ACCESS_KEY_TAG) {
-			*why =
-			    "an identifier may not begin with a 0 byte (kept for tenants' users)";
+		if (id_len < 1 || id_len > STORE_ID_MAX || id[0] == ACCESS_KEY_TAG ||
+		    id[0] == RECORD_KEY_REALM) {
+			*why = "an identifier may not begin with a 0 or 1 byte (kept for tenants' "
+			       "users and realm records)";
 			return SV_STATUS_BAD_REQUEST;
 		}
 		memcpy(key, id, id_len);
@@ -183,6 +184,31 @@ int access_owns(struct access *a, const struct access_grant *g, const uint8_t *k
 		return refuse(a, SV_STATUS_UNAUTHORIZED,
 		              "the token is for another user than the login it finishes", why);
 	return SV_OK;
+}
+
+int access_request(struct access *a, const uint8_t *tok, size_t tok_len, unsigned all, unsigned any,
+                   const uint8_t *id, size_t id_len, uint8_t key[static STORE_ID_MAX],
+                   size_t *key_len, const char **why)
+{
+	struct access_grant g;
+	int st;
+	if (a == NULL) {
+		if (id != NULL) {
+			if (id_len < 1 || id_len > STORE_ID_MAX) {
+				*why = "the identifier must have 1 to 255 bytes";
+				return SV_STATUS_BAD_REQUEST;
+			}
+			memcpy(key, id, id_len);
+			*key_len = id_len;
+		}
+		return SV_OK;
+	}
+	st = access_verify(a, tok, tok_len, all, any, &g, why);
+	if (st == SV_OK)
+		st = id != NULL ? access_key(a, &g, id, id_len, key, key_len, why)
+		                : access_owns(a, &g, key, *key_len, why);
+	sodium_memzero(&g, sizeof(g));
+	return st;
 }
 
 void access_digest(const struct access *a, uint8_t out[static TENANT_DIGEST_LEN])

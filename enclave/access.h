@@ -15,7 +15,10 @@
  *
  * An open-mode identifier may not begin with 0x00 (refused as malformed), so the two kinds of
  * key never meet in one store: a vault switched from open to tokens keeps its open records
- * readable by nobody but `sealvault-admin delete`, and the other way round.
+ * readable by nobody but `sealvault-admin delete`, and the other way round. Nor may it begin with
+ * 0x01 (RECORD_KEY_REALM): a threshold realm's record (enclave/realm.h) is kept under
+ * 0x01 | the /v1 record key of either kind (common/recordkey.h), one byte more, so that it never
+ * meets a /v1 record.
  *
  * A check is pure apart from the wall clock (CLOCK_REALTIME, which the sandbox allows), and
  * refusing changes nothing but the refusal counters.
@@ -78,6 +81,14 @@ int access_key(struct access *a, const struct access_grant *g, const uint8_t *id
  * or SV_STATUS_UNAUTHORIZED and *why (the token was swapped for another user's). */
 int access_owns(struct access *a, const struct access_grant *g, const uint8_t *key, size_t key_len,
                 const char **why) __attribute__((warn_unused_result));
+
+/* The whole check of one request, for the vault's and the realm's handlers. a NULL: no check at
+ * all (unit tests): the identifier is the key. Otherwise access_verify of tok[0..tok_len) for the
+ * scopes (all, any), then access_key of id[0..id_len) into key, or, with id NULL, access_owns of
+ * key[0..*key_len) (a pending session's). SV_OK, or the SV_STATUS_* to answer with *why. */
+int access_request(struct access *a, const uint8_t *tok, size_t tok_len, unsigned all, unsigned any,
+                   const uint8_t *id, size_t id_len, uint8_t key[static STORE_ID_MAX],
+                   size_t *key_len, const char **why) __attribute__((warn_unused_result));
 
 /* The tenant set digest (tenant_set_digest); all zero in open mode. */
 void access_digest(const struct access *a, uint8_t out[static TENANT_DIGEST_LEN]);

@@ -26,7 +26,7 @@ FUZZ_SRCS_journal := enclave/journal.c common/buf.c common/err.c
 
 # --- vault: request handlers, pending logins, phantom counters, request decoders (vault engineer) ---
 VAULT_SRCS := enclave/vault.c enclave/access.c enclave/session.c enclave/phantom.c \
-	enclave/vaultreq.c enclave/audit.c enclave/idlimit.c
+	enclave/vaultreq.c enclave/audit.c enclave/idlimit.c enclave/realm.c
 VAULT_OBJS := $(VAULT_SRCS:%.c=$(B)/%.o)
 $(B)/libsvvault.a: $(VAULT_OBJS)
 	$(call msg,AR,$@)
@@ -86,7 +86,8 @@ $(B)/sealvault-enclave: $(ENCLAVE_OBJS) $(ENCLAVE_ARCHIVES)
 # test_dispatch fakes the vault and the store through --wrap.
 UT_OBJS_dispatch := $(B)/enclave/dispatch.o $(B)/enclave/drain.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
-UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_stats
+UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_stats \
+	realm_srv_handle realm_srv_metrics
 # test_adminsrv drives the admin end on a socketpair with the store faked through --wrap.
 UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a

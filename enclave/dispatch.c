@@ -10,6 +10,7 @@
 #include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/drain.h"
+#include "enclave/realm.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 #include "enclave/vault.h"
@@ -19,6 +20,8 @@ typedef int (*handler_fn)(struct dispatch *d, const struct sv_frame *f, uint64_t
                           struct sv_buf *reply);
 
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                        struct sv_buf *reply);
+static int handle_realm(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                         struct sv_buf *reply);
 static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                         struct sv_buf *reply);
@@ -54,6 +57,7 @@ static const uint64_t bounds_us[] = {250,   500,   1000,  2000,   5000,
 struct dispatch {
 	struct vault *vault;
 	struct store *store;
+	struct realm_srv *realm; /* dispatch_set_realm, or NULL */
 	uint64_t commit_buckets[N_BOUNDS];
 	uint64_t commit_count, commit_sum_us, commit_requests;
 	const struct budget *budget;
@@ -115,6 +119,11 @@ int dispatch_permitted(uint16_t type)
 	return 0;
 }
 
+void dispatch_set_realm(struct dispatch *d, struct realm_srv *r)
+{
+	d->realm = r;
+}
+
 void dispatch_set_drain(struct dispatch *d, struct drain *dr)
 {
 	d->drain = dr;
@@ -173,23 +182,57 @@ void dispatch_note_throttled_replies(struct dispatch *d, size_t n)
 	d->throttled_replies += n;
 }
 
+/* The access token in front of the body (common/msg.h): 0 with tok and body set, or 1 with the
+ * 400 for a frame too short for its prefix (a malformed request, answered like any other) in
+ * reply, or a negative error. */
+static int split_token(const struct sv_frame *f, const uint8_t **tok, size_t *tok_len,
+                       const uint8_t **body, size_t *body_len, struct sv_buf *reply)
+{
+	*tok = NULL;
+	*tok_len = 0;
+	*body = f->payload;
+	*body_len = f->len;
+	if ((msg_flags(f->type) & MSG_F_TOKEN) &&
+	    msg_token_split(f->payload, f->len, tok, tok_len, body, body_len) != 0) {
+		static const char msg[] = "request: the access token's length prefix is malformed";
+		int r = sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
+		r = r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
+		return r == 0 ? 1 : r;
+	}
+	return 0;
+}
+
 static int handle_vault(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
                         struct sv_buf *reply)
 {
-	const uint8_t *tok = NULL, *body = f->payload;
-	size_t tok_len = 0, body_len = f->len;
-	/* the access token in front of the body (common/msg.h); a frame too short for its prefix is
-	 * a malformed request, answered like any other */
-	if ((msg_flags(f->type) & MSG_F_TOKEN) &&
-	    msg_token_split(f->payload, f->len, &tok, &tok_len, &body, &body_len) != 0) {
-		static const char msg[] = "request: the access token's length prefix is malformed";
-		int r = sv_buf_put_u8(reply, SV_STATUS_BAD_REQUEST);
-		return r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
-	}
-	int r = vault_handle_token(d->vault, f->type, tok, tok_len, body, body_len, now_ms, reply);
+	const uint8_t *tok, *body;
+	size_t tok_len, body_len;
+	int r = split_token(f, &tok, &tok_len, &body, &body_len, reply);
+	if (r != 0)
+		return r < 0 ? r : SV_OK;
+	r = vault_handle_token(d->vault, f->type, tok, tok_len, body, body_len, now_ms, reply);
 	if (r != 0)
 		return r;
 	/* vault_handle promises a status byte; an empty reply would be a bug, not a client error */
+	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
+}
+
+static int handle_realm(struct dispatch *d, const struct sv_frame *f, uint64_t now_ms,
+                        struct sv_buf *reply)
+{
+	const uint8_t *tok, *body;
+	size_t tok_len, body_len;
+	if (d->realm == NULL) {
+		static const char msg[] = "threshold realms are not set up in this enclave";
+		int r = sv_buf_put_u8(reply, SV_STATUS_INTERNAL);
+		return r == 0 ? sv_buf_put(reply, msg, sizeof(msg) - 1) : r;
+	}
+	int r = split_token(f, &tok, &tok_len, &body, &body_len, reply);
+	if (r != 0)
+		return r < 0 ? r : SV_OK;
+	r = realm_srv_handle(d->realm, f->type, tok, tok_len, body, body_len, now_ms, reply);
+	if (r != 0)
+		return r;
 	return reply->len >= 1 ? SV_OK : SV_ERR_INTERNAL;
 }
 
@@ -256,6 +299,8 @@ static int handle_stats(struct dispatch *d, const struct sv_frame *f, uint64_t n
 	int r = sv_buf_put_u8(reply, SV_STATUS_OK);
 	if (r == 0)
 		r = vault_metrics(d->vault, reply);
+	if (r == 0 && d->realm != NULL)
+		r = realm_srv_metrics(d->realm, reply);
 #define P(...)                                                                                     \
 	do {                                                                                       \
 		if (r == 0)                                                                        \

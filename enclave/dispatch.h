@@ -2,10 +2,10 @@
  * The enclave's table of permitted requests (after OpenSSH's monitor table): each frame type the
  * broker may send maps to one handler. The table is expanded from the ROUTE rows of SV_MSG_TABLE
  * (common/msgtable.h), whose HANDLER column names the handler: vault (client protocol types, to
- * vault_handle()), attest (the two attestation types, to the attestation hook), info, stats and
- * health (answered here). A type without a ROUTE row (SV_MSG_REPLY, which only the enclave sends,
- * and the restart control frames) is a protocol violation: dispatch_request() returns
- * SV_ERR_PROTOCOL and the serve loop exits.
+ * vault_handle()), realm (the /v2/realm/ types, to realm_srv_handle()), attest (the two
+ * attestation types, to the attestation hook), info, stats and health (answered here). A type
+ * without a ROUTE row (SV_MSG_REPLY, which only the enclave sends, and the restart control frames)
+ * is a protocol violation: dispatch_request() returns SV_ERR_PROTOCOL and the serve loop exits.
  */
 #ifndef SV_ENCLAVE_DISPATCH_H
 #define SV_ENCLAVE_DISPATCH_H
@@ -35,6 +35,11 @@ void dispatch_set_attest(struct dispatch *d, dispatch_attest_fn fn, void *arg);
  * 500. SV_ERR_NOMEM or SV_OK. */
 int dispatch_set_info(struct dispatch *d, const uint8_t *json, size_t len)
     __attribute__((warn_unused_result));
+
+/* The /v2/realm/ requests (handler `realm`) go to r (enclave/realm.h); without one they are
+ * answered 500. */
+struct realm_srv;
+void dispatch_set_realm(struct dispatch *d, struct realm_srv *r);
 
 /* The drain state the serve loop keeps (enclave/drain.h): while it is on, login/starts are
  * refused before their handler and HEALTH answers SV_STATUS_BUSY. NULL: no drain. */

@@ -28,7 +28,7 @@ int drain_begin(struct drain *d, const uint8_t *payload, size_t len, uint64_t no
 
 int drain_refuses(const struct drain *d, uint16_t type)
 {
-	return d->on && type == SV_MSG_LOGIN_START;
+	return d->on && (type == SV_MSG_LOGIN_START || type == SV_MSG_REALM_RECOVER2);
 }
 
 int drain_refuse(struct drain *d, struct sv_buf *reply)

@@ -3,12 +3,13 @@
  *
  * sealvaultd, on SIGTERM, asks for a drain; the broker passes it on the link as
  * SV_MSG_DRAIN_ENCLAVE (common/drain.h: the timeout). From then on the enclave itself, not the
- * broker (which is not trusted with the guess count), refuses every login/start with 503
- * ("the vault is shutting down"), before looking at the request, so no new pending login and no
- * new charge can begin; /healthz answers 503 too. Everything else is served as before: login/finish
- * and change-password/finish (which finish the pending logins, the last-guess ones included,
- * whose record then comes back), and the requests that complete in one round trip and leave no
- * pending state here (register/start and /finish, info, attestation, metrics).
+ * broker (which is not trusted with the guess count), refuses every login/start and realm
+ * recover2 with 503 ("the vault is shutting down"), before looking at the request, so no new
+ * pending login and no new charge can begin; /healthz answers 503 too. Everything else is
+ * served as before: login/finish, change-password/finish and realm recover3 (which finish the
+ * pending sessions, the last-guess ones included, whose record then comes back), and the
+ * requests that complete in one round trip and leave no pending state here (register/start and
+ * /finish, the other /v2/realm/ routes, info, attestation, metrics).
  *
  * The serve loop asks drain_due at every point where nothing is staged or waiting for the TPM
  * (every reply has left): the first time after the drain began it reports DRAIN_BEGUN with the
@@ -39,7 +40,8 @@ struct drain {
 int drain_begin(struct drain *d, const uint8_t *payload, size_t len, uint64_t now_ms)
     __attribute__((warn_unused_result));
 
-/* 1 while a request of this type must be refused (a login/start during a drain). */
+/* 1 while a request of this type must be refused (a login/start or a realm's recover2, which
+ * would open a pending session and charge a guess, during a drain). */
 int drain_refuses(const struct drain *d, uint16_t type);
 
 /* Writes the refusal (SV_STATUS_BUSY and a text) into reply and counts it. */

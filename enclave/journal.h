@@ -56,7 +56,7 @@
 #define JOURNAL_HEAD_LEN       48
 #define JOURNAL_ID_MAX         255
 #define JOURNAL_RECORD_LEN     192
-#define JOURNAL_BLOB_MAX       512
+#define JOURNAL_BLOB_MAX       1024 /* 512 before threshold realms (STORE_BLOB_MAX) */
 #define JOURNAL_NAME_MAX       68
 #define JOURNAL_SEALED_MAX     1024
 #define JOURNAL_SECRETS_LEN    160

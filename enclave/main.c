@@ -28,6 +28,7 @@
 #include "common/info.h"
 #include "common/msg.h"
 #include "enclave/access.h"
+#include "enclave/realm.h"
 #include "enclave/adminsrv.h"
 #include "enclave/attestsrv.h"
 #include "enclave/audit.h"
@@ -393,6 +394,13 @@ int main(int argc, char **argv)
 		r = dispatch_new(&d, vault, store);
 	if (r != 0)
 		die("cannot set up the vault: %s", sv_strerror(r));
+	/* the realm side of threshold realms (docs/realms.md): named by this vault's vault_id */
+	struct realm_srv *realm = NULL;
+	uint8_t realm_id[INFO_VAULT_ID_LEN];
+	info_vault_id(realm_id, store_secrets(store)->ake_pk);
+	if ((r = realm_srv_new(&realm, vault, realm_id)) != 0)
+		die("cannot set up the realm side: %s", sv_strerror(r));
+	dispatch_set_realm(d, realm);
 	dispatch_set_attest(d, attestsrv_handle, attest);
 	if ((r = set_info(d, &o, store_secrets(store)->ake_pk)) != 0)
 		die("cannot describe the vault for GET /v1/info: %s", sv_strerror(r));
@@ -447,6 +455,7 @@ int main(int argc, char **argv)
 	adminsrv_free(admin);
 	dispatch_free(d);
 	attestsrv_free(attest);
+	realm_srv_free(realm);
 	vault_free(vault);
 	access_free(access);
 	store_close(store);

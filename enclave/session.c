@@ -281,7 +281,9 @@ size_t session_rescue_share(const struct session_table *t)
  * by a login on its last guess. */
 static int under_share(const struct session_table *t, const uint8_t *id, size_t id_len)
 {
-	size_t plen = record_key_tenant_prefix(id, id_len), held = 0;
+	const uint8_t *tenant, *other;
+	/* a realm record key (common/recordkey.h) counts for the tenant of its /v1 key */
+	size_t plen = record_key_tenant_of(id, id_len, &tenant), held = 0;
 	if (plen == 0)
 		return 1; /* open mode: one pool */
 	for (size_t i = 0; i < t->rescue_cap; i++) {
@@ -289,7 +291,8 @@ static int under_share(const struct session_table *t, const uint8_t *id, size_t 
 		if (t->r_owner[i] == NIL)
 			continue;
 		o = &t->e[t->r_owner[i]];
-		if (o->id_len >= plen && memcmp(o->id, id, plen) == 0)
+		if (record_key_tenant_of(o->id, o->id_len, &other) == plen &&
+		    memcmp(other, tenant, plen) == 0)
 			held++;
 	}
 	return held < session_rescue_share(t);

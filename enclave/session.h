@@ -7,7 +7,10 @@
  * (the tenant named by a tokens-mode record key, common/recordkey.h) may hold at most
  * session_rescue_share() of them, so that a tenant keeping throw-away identifiers on their last
  * guess cannot make another tenant's last-guess recovery wait; open-mode identifiers share the
- * whole pool.
+ * whole pool. A threshold realm's recover2 (enclave/realm.h) opens an entry of the same table
+ * (phase SESSION_REALM: the realm record key, the hash of the record it evaluated with, the
+ * attempts left, a rescue slot for its last guess; no OPAQUE state), so that the table's limits,
+ * the rescue pool and the drain hold for it as for a login.
  *
  * Entries are found by their 16-byte session id through a hash index. An id is 8 random bytes, 4
  * bytes drawn at random for each run of the enclave, and a 4-byte tag, a MAC of the first 12 under
@@ -34,6 +37,7 @@ enum session_phase {
 	SESSION_FREE = 0,
 	SESSION_KE2_SENT = 1,     /* waiting for login/finish */
 	SESSION_CHANGE_READY = 2, /* KE3 verified, waiting for change-password/finish */
+	SESSION_REALM = 3,        /* a realm's recover2 answered, waiting for recover3 */
 };
 
 #define SESSION_RECORD_HASH_LEN 32

@@ -21,7 +21,9 @@
 
 #define STORE_ID_MAX     255 /* credential identifier, bytes */
 #define STORE_RECORD_LEN 192 /* OPAQUE RegistrationRecord */
-#define STORE_BLOB_MAX   512 /* client-encrypted backup-key blob, bytes */
+/* the blob: a /v1 client-encrypted backup-key blob (at most VAULTREQ_BLOB_MAX, 512 bytes), or a
+ * realm record's commitments and ciphertext (enclave/realm.h, at most 808 bytes) */
+#define STORE_BLOB_MAX 1024
 
 struct store;
 struct tpm;

@@ -179,7 +179,7 @@ static void drop_rescue_for(struct session_table *t, struct session *s, void *ar
 }
 
 /* After a new record was put for id: a rescue copy of an older record must never come back. */
-static void invalidate_rescues(struct vault *v, const uint8_t *id, size_t id_len)
+void vault_drop_rescues(struct vault *v, const uint8_t *id, size_t id_len)
 {
 	uint8_t copy[STORE_ID_MAX]; /* id may point into a session that gets closed */
 	struct vaultreq_register_start who = {.id = copy, .id_len = id_len};
@@ -211,21 +211,9 @@ static int access_ok(struct vault *v, unsigned all, unsigned any, const uint8_t 
                      uint8_t key[static STORE_ID_MAX], size_t *key_len, const char *route,
                      struct sv_buf *reply)
 {
-	struct access_grant g;
 	const char *why = NULL;
-	int st;
-	if (v->access == NULL) {
-		if (id != NULL) {
-			memcpy(key, id, id_len);
-			*key_len = id_len;
-		}
-		return 1;
-	}
-	st = access_verify(v->access, v->tok, v->tok_len, all, any, &g, &why);
-	if (st == SV_OK)
-		st = id != NULL ? access_key(v->access, &g, id, id_len, key, key_len, &why)
-		                : access_owns(v->access, &g, key, *key_len, &why);
-	sodium_memzero(&g, sizeof(g));
+	int st =
+	    access_request(v->access, v->tok, v->tok_len, all, any, id, id_len, key, key_len, &why);
 	if (st == SV_OK)
 		return 1;
 	if (st == SV_STATUS_BAD_REQUEST)
@@ -344,7 +332,7 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 		           : err;
 	if ((err = audit(AUDIT_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
 		return err;
-	invalidate_rescues(v, key, key_len);
+	vault_drop_rescues(v, key, key_len);
 	phantom_forget(v->phantoms, key, key_len);
 	v->c.registrations++;
 	return reply_put(reply, SV_STATUS_OK, NULL, 0);
@@ -710,7 +698,7 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	}
 	if ((err = audit(AUDIT_PASSWORD_CHANGED, s->id, s->id_len, 0, limit, 0, 0)) != 0)
 		return err;
-	invalidate_rescues(v, s->id, s->id_len);
+	vault_drop_rescues(v, s->id, s->id_len);
 	session_close(v->sessions, s);
 	v->c.password_changes++;
 	return reply_put(reply, SV_STATUS_OK, NULL, 0);
@@ -832,6 +820,16 @@ int vault_handle_token(struct vault *v, uint16_t type, const uint8_t *tok, size_
 	v->tok = NULL;
 	v->tok_len = 0;
 	return err;
+}
+
+void vault_shared(struct vault *v, struct vault_shared *out)
+{
+	*out = (struct vault_shared){.store = v->store,
+	                             .access = v->access,
+	                             .sessions = v->sessions,
+	                             .idl = v->idl,
+	                             .pol = &v->pol,
+	                             .max_users = v->max_users};
 }
 
 void vault_expire(struct vault *v, uint64_t now_ms)

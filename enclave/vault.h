@@ -59,6 +59,26 @@ void vault_expire(struct vault *v, uint64_t now_ms);
  * *last_guesses how many of them hold a last guess (a rescue slot): for the drain. */
 size_t vault_pending(const struct vault *v, size_t *last_guesses);
 
+/* What the threshold realm's handlers (enclave/realm.h) share with the vault rather than keep
+ * their own: the store, the access check, the pending-login table (so that its capacity, rescue
+ * pool, expiry and the drain hold for a realm's recover2 as for a login/start), the
+ * per-identifier login rate and the policy. Valid while v lives. */
+struct session_table;
+struct idlimit;
+struct vault_shared {
+	struct store *store;
+	struct access *access; /* NULL: no check (unit tests) */
+	struct session_table *sessions;
+	struct idlimit *idl;
+	const struct sv_vault_policy *pol;
+	uint64_t max_users; /* 0: no limit */
+};
+void vault_shared(struct vault *v, struct vault_shared *out);
+
+/* Closes every pending session of record key key[0..key_len) that holds a rescue copy: after a
+ * new record was put for it (or it was deleted), an older record must never come back. */
+void vault_drop_rescues(struct vault *v, const uint8_t *key, size_t key_len);
+
 /* Appends Prometheus text lines for the vault's counters (guesses, lock-outs, pending logins). */
 int vault_metrics(const struct vault *v, struct sv_buf *out) __attribute__((warn_unused_result));
 

@@ -15,6 +15,7 @@
 #include "common/msg.h"
 #include "enclave/dispatch.h"
 #include "enclave/drain.h"
+#include "enclave/realm.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 #include "enclave/vault.h"
@@ -25,6 +26,10 @@ int __wrap_vault_handle_token(struct vault *v, uint16_t type, const uint8_t *tok
 int __wrap_vault_metrics(const struct vault *v, struct sv_buf *out);
 void __wrap_store_get_stats(const struct store *s, struct store_stats *out);
 void __wrap_tpm_get_stats(const struct tpm *t, struct tpm_stats *out);
+int __wrap_realm_srv_handle(struct realm_srv *r, uint16_t type, const uint8_t *tok, size_t tok_len,
+                            const uint8_t *req, size_t req_len, uint64_t now_ms,
+                            struct sv_buf *reply);
+int __wrap_realm_srv_metrics(const struct realm_srv *r, struct sv_buf *out);
 
 static int handle_result; /* what the fake vault_handle returns */
 static int handle_empty;  /* 1: it writes nothing */
@@ -96,7 +101,7 @@ static void test_table(void **state)
 	/* the admin frames (MSG_F_ADMIN) come only on the admin pair (enclave/adminsrv.c): the
 	 * broker's link refuses them like any other type without a route */
 	const uint16_t bad[] = {0,
-	                        9,
+	                        15,
 	                        31,
 	                        34,
 	                        SV_MSG_REPLY,
@@ -164,6 +169,59 @@ static void test_vault_handoff(void **state)
 	handle_result = SV_ERR_NOMEM;
 	assert_int_equal(dispatch_request(d, &f, 0, &reply), SV_ERR_NOMEM);
 	handle_result = 0;
+	sv_buf_free(&reply);
+	dispatch_free(d);
+}
+
+static uint16_t realm_type;
+static char realm_tok[16];
+
+int __wrap_realm_srv_handle(struct realm_srv *r, uint16_t type, const uint8_t *tok, size_t tok_len,
+                            const uint8_t *req, size_t req_len, uint64_t now_ms,
+                            struct sv_buf *reply)
+{
+	assert_true(tok_len < sizeof(realm_tok));
+	memset(realm_tok, 0, sizeof(realm_tok));
+	if (tok_len > 0)
+		memcpy(realm_tok, tok, tok_len);
+	realm_type = type;
+	assert_int_equal(sv_buf_put_u8(reply, SV_STATUS_OK), 0);
+	return sv_buf_put(reply, req, req_len);
+}
+
+int __wrap_realm_srv_metrics(const struct realm_srv *r, struct sv_buf *out)
+{
+	static const char line[] = "sealvault_realm_evaluations_total 3\n";
+	return sv_buf_put(out, line, sizeof(line) - 1);
+}
+
+/* The /v2/realm/ rows go to the realm side with their token apart, never to the vault; without
+ * a realm side they are answered 500. */
+static void test_realm_handoff(void **state)
+{
+	struct dispatch *d;
+	struct sv_buf reply;
+	static const uint16_t types[] = {SV_MSG_REALM_REGISTER, SV_MSG_REALM_RECOVER1,
+	                                 SV_MSG_REALM_RECOVER2, SV_MSG_REALM_RECOVER3,
+	                                 SV_MSG_REALM_DELETE,   SV_MSG_REALM_STATUS};
+	assert_int_equal(dispatch_new(&d, NULL, NULL), 0);
+	assert_int_equal(sv_buf_init(&reply, SV_FRAME_MAX), 0);
+	handle_result = handle_empty = 0;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct sv_frame f = frame(types[i], "\0\2tk\2x", 6);
+		seen_type = realm_type = 0;
+		assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+		assert_int_equal(reply.data[0], SV_STATUS_INTERNAL);
+		assert_int_equal(realm_type, 0);
+		dispatch_set_realm(d, (struct realm_srv *)&reply); /* any non-NULL handle */
+		assert_int_equal(dispatch_request(d, &f, 0, &reply), 0);
+		assert_int_equal(realm_type, types[i]);
+		assert_int_equal(seen_type, 0);
+		assert_string_equal(realm_tok, "tk");
+		assert_int_equal(reply.len, 3);
+		assert_memory_equal(reply.data, "\0\2x", 3);
+		dispatch_set_realm(d, NULL);
+	}
 	sv_buf_free(&reply);
 	dispatch_free(d);
 }
@@ -372,9 +430,13 @@ static void test_drain_gate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_table),       cmocka_unit_test(test_vault_handoff),
-	    cmocka_unit_test(test_attest_hook), cmocka_unit_test(test_health_and_stats),
-	    cmocka_unit_test(test_throttled),   cmocka_unit_test(test_info),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_vault_handoff),
+	    cmocka_unit_test(test_realm_handoff),
+	    cmocka_unit_test(test_attest_hook),
+	    cmocka_unit_test(test_health_and_stats),
+	    cmocka_unit_test(test_throttled),
+	    cmocka_unit_test(test_info),
 	    cmocka_unit_test(test_drain_gate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

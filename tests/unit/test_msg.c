@@ -36,6 +36,16 @@ static const struct {
     {SV_MSG_ACTIVATE, 7, "/v1/attestation/activate", "attestation_activate",
      MSG_F_REQUEST | MSG_F_READONLY},
     {SV_MSG_INFO, 8, "/v1/info", "info", MSG_F_REQUEST | MSG_F_READONLY},
+    {SV_MSG_REALM_REGISTER, 9, "/v2/realm/register", "realm_register", MSG_F_REQUEST | MSG_F_TOKEN},
+    {SV_MSG_REALM_RECOVER1, 10, "/v2/realm/recover1", "realm_recover1",
+     MSG_F_REQUEST | MSG_F_TOKEN | MSG_F_READONLY},
+    {SV_MSG_REALM_RECOVER2, 11, "/v2/realm/recover2", "realm_recover2",
+     MSG_F_REQUEST | MSG_F_TOKEN},
+    {SV_MSG_REALM_RECOVER3, 12, "/v2/realm/recover3", "realm_recover3",
+     MSG_F_REQUEST | MSG_F_TOKEN},
+    {SV_MSG_REALM_DELETE, 13, "/v2/realm/delete", "realm_delete", MSG_F_REQUEST | MSG_F_TOKEN},
+    {SV_MSG_REALM_STATUS, 14, "/v2/realm/status", "realm_status",
+     MSG_F_REQUEST | MSG_F_TOKEN | MSG_F_READONLY},
     {SV_MSG_STATS, 32, "/metrics", "metrics",
      MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING | MSG_F_PRIVATE},
     {SV_MSG_HEALTH, 33, "/healthz", "healthz", MSG_F_REQUEST | MSG_F_READONLY | MSG_F_HOUSEKEEPING},
@@ -87,6 +97,10 @@ static void test_status_pinned(void **state)
 	assert_int_equal(SV_STATUS_BUSY, 6);
 	assert_int_equal(SV_STATUS_INTERNAL, 7);
 	assert_int_equal(SV_STATUS_FULL, 8);
+	assert_int_equal(SV_STATUS_UNAUTHORIZED, 9);
+	assert_int_equal(SV_STATUS_FORBIDDEN, 10);
+	assert_int_equal(SV_STATUS_TOO_MANY, 11);
+	assert_int_equal(SV_STATUS_NOT_FOUND, 12);
 }
 
 /* What every row, present or future, must satisfy. */
@@ -126,8 +140,13 @@ static void test_rows_consistent(void **state)
 		assert_true(type < 64);
 		assert_int_equal(fl & (MSG_F_CONTROL | MSG_F_ADMIN), 0);
 		assert_false((fl & MSG_F_VAULT) && (fl & (MSG_F_READONLY | MSG_F_HOUSEKEEPING)));
-		/* every account request carries the token, and only those (issue 13) */
-		assert_int_equal(!!(fl & MSG_F_TOKEN), !!(fl & MSG_F_VAULT));
+		/* every account request carries the token (issue 13): the /v1 ones (MSG_F_VAULT)
+		 * and the /v2/realm/ ones; never a housekeeping probe */
+		assert_false((fl & MSG_F_VAULT) && !(fl & MSG_F_TOKEN));
+		assert_false((fl & MSG_F_TOKEN) && (fl & MSG_F_HOUSEKEEPING));
+		assert_int_equal(!!(fl & MSG_F_TOKEN),
+		                 (fl & MSG_F_VAULT) ||
+		                     (path != NULL && strncmp(path, "/v2/realm/", 10) == 0));
 		assert_false((fl & MSG_F_HOUSEKEEPING) && !(fl & MSG_F_READONLY));
 		/* a private route (the metrics listener only) is a read-only probe, never a
 		 * client request */
@@ -137,7 +156,7 @@ static void test_rows_consistent(void **state)
 		assert_int_equal(path[0], '/');
 		assert_null(strpbrk(path, "?# "));
 		assert_true(ep[0] != '\0' &&
-		            strspn(ep, "abcdefghijklmnopqrstuvwxyz_") == strlen(ep));
+		            strspn(ep, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(ep));
 		assert_string_not_equal(ep, "other"); /* the broker's label for unknown routes */
 		assert_true(n < sizeof(paths) / sizeof(paths[0]));
 		for (size_t i = 0; i < n; i++) {
