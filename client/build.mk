@@ -1,6 +1,6 @@
 # client/: libsealvault (shared library with a versioned soname, plus a static archive the CLI
 # and the tests link) and the `sealvault` CLI; the end-to-end test and `make demo`.
-CLIENT_VERSION := 0.3.0
+CLIENT_VERSION := 0.4.0
 CLIENT_SONAME  := libsealvault.so.0
 CLIENT_SO      := $(B)/libsealvault.so.$(CLIENT_VERSION)
 CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
@@ -9,11 +9,13 @@ CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
 CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
 	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
 CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/info.c client/libsealvault.c \
+	client/librealms.c client/realmcore.c client/realmlist.c client/realmnet.c \
 	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
 
 EXTRA_CFLAGS_client_http := $(call pc_cflags,libcurl)
+EXTRA_CFLAGS_client_realmnet := $(call pc_cflags,libcurl)
 EXTRA_CFLAGS_client_cli := -DSV_CLI_VERSION='"$(CLIENT_VERSION)"'
 
 $(B)/libsvclient.a: $(CLIENT_LIB_OBJS)
@@ -33,7 +35,7 @@ $(B)/libsealvault.so: $(B)/$(CLIENT_SONAME)
 	$(Q)ln -sf $(notdir $<) $@
 
 # The CLI carries its own copy of the library (static archive) so it runs from the build tree.
-$(B)/sealvault: $(B)/client/cli.o $(B)/libsvclient.a $(CLIENT_DEPS)
+$(B)/sealvault: $(B)/client/cli.o $(B)/client/cli_realms.o $(B)/libsvclient.a $(CLIENT_DEPS)
 	$(call msg,LD,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(call pc_libs,$(CLIENT_PKGS))
 
@@ -111,3 +113,8 @@ FUZZ_PKGS_expect := json-c
 FUZZ_TARGETS += info
 FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c common/err.c
 FUZZ_PKGS_info := json-c
+
+# threshold realms (docs/realms.md): the I/O-free core against realms in memory, the list reader
+UT_OBJS_client_realmcore := $(B)/client/realmcore.o $(B)/client/info.o $(B)/client/jfield.o \
+	$(CLIENT_DEPS)
+UT_OBJS_client_realmlist := $(B)/client/realmlist.o $(B)/client/jfield.o $(CLIENT_DEPS)

@@ -6,7 +6,8 @@
  * when the server says), 3 locked out (the record was destroyed), 4 the server failed
  * attestation (`verify`, or --expect on the other commands), 5 the vault refused the access
  * token (--token FILE; docs/tokens.md), 1 anything else. The token, like a password, is read
- * from a file or stdin, never taken from the command line.
+ * from a file or stdin, never taken from the command line. With --realms FILE, register, recover
+ * and delete work on threshold realms (cli_realms.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,48 +22,10 @@
 
 #include <sodium.h>
 
+#include "client/cli.h"
 #include "client/sealvault.h"
 
-#define EXIT_WRONG      2
-#define EXIT_LOCKED     3
-#define EXIT_UNVERIFIED 4
-#define EXIT_TOKEN      5 /* the vault refused the access token (401/403) */
-#define EXIT_RETRY      6 /* busy or over a rate limit: nothing was charged, retry later */
-#define EXIT_FULL       7 /* register: the vault is full (HTTP 507) */
-#define EVIDENCE_MAX    (48L * 1024 * 1024) /* CLIENT_EVIDENCE_JSON_MAX */
-#define NONCE_MIN       8
-#define NONCE_MAX       64
-
-struct opts {
-	const char *cmd;
-	const char *server;
-	const char *cacert;
-	const char *user;
-	const char *password_file;
-	const char *new_password_file;
-	const char *secret_file;
-	const char *out;
-	const char *context;
-	const char *expect;
-	const char *tpm_ca;
-	const char *evidence;
-	const char *nonce;
-	const char *token_file;
-	int generate_code;
-	int verbose;
-	long max_attempts;
-	long ksf_t;
-	long ksf_m;
-	long timeout;
-};
-
-/* A password or secret in sodium_malloc'd memory. */
-struct secret {
-	uint8_t *p;
-	size_t len;
-};
-
-static void secret_free(struct secret *s)
+void cli_secret_free(struct secret *s)
 {
 	if (s->p != NULL)
 		sodium_free(s->p);
@@ -88,6 +51,16 @@ static void usage(FILE *f)
 	    "            token from the provider; - reads it from stdin, before a password)\n"
 	    "  sealvault verify   --server URL --cacert FILE --expect FILE [--tpm-ca FILE]\n"
 	    "            [--evidence FILE --nonce HEX]\n"
+	    "threshold realms (one secret over n vaults, any t recover it; docs/realms.md):\n"
+	    "  sealvault register --realms FILE [--threshold T] --user ID\n"
+	    "            [--password-file FILE | --generate-code] --secret-file FILE\n"
+	    "            [--max-attempts TOTAL] [--min-realms R]\n"
+	    "  sealvault recover  --realms FILE [--threshold T] --user ID [--password-file FILE]\n"
+	    "            --out FILE\n"
+	    "  sealvault delete   --realms FILE --user ID\n"
+	    "            (the realm list names each realm's URL, CA file, id, and optional expect\n"
+	    "            and token files; TOTAL is the number of guesses across all realms,\n"
+	    "            default 10; R is how many realms must take a registration, default all)\n"
 	    "options for every command: --context STR, --ksf-t N, --ksf-m KIB, --timeout SECONDS,\n"
 	    "--verbose (say more about a failure);\n"
 	    "register, recover, delete, change-password: --expect FILE [--tpm-ca FILE] verify the\n"
@@ -128,7 +101,7 @@ static int read_line(FILE *f, struct secret *s, const char *what)
 		if (s->len == SV_PASSWORD_MAX_LEN) {
 			fprintf(stderr, "sealvault: %s is longer than %d bytes\n", what,
 			        SV_PASSWORD_MAX_LEN);
-			secret_free(s);
+			cli_secret_free(s);
 			return -1;
 		}
 		s->p[s->len++] = (uint8_t)c;
@@ -140,7 +113,7 @@ static int read_line(FILE *f, struct secret *s, const char *what)
 		        "sealvault: %s is empty or unreadable; put the password on the first "
 		        "line\n",
 		        what);
-		secret_free(s);
+		cli_secret_free(s);
 		return -1;
 	}
 	return 0;
@@ -185,7 +158,7 @@ out:
 	if (!in)
 		fclose(f);
 	if (r != 0)
-		secret_free(s);
+		cli_secret_free(s);
 	return r;
 }
 
@@ -235,15 +208,15 @@ static int prompt(const char *text, struct secret *s)
 }
 
 /* The password to log in with: from a file or stdin, otherwise prompted for. */
-static int get_password(const char *file, const char *text, struct secret *s)
+int cli_get_password(const char *file, const char *text, struct secret *s)
 {
 	return file != NULL ? read_password_file(file, s) : prompt(text, s);
 }
 
 /* A new password: from a file, generated as a recovery code (left in code, for the caller to
  * show once the server has accepted it), or prompted for twice. */
-static int get_new_password(const struct opts *o, const char *file, struct secret *s,
-                            char code[SV_CODE_LEN + 1])
+int cli_get_new_password(const struct opts *o, const char *file, struct secret *s,
+                         char code[SV_CODE_LEN + 1])
 {
 	if (o->generate_code) {
 		s->p = sodium_malloc(SV_CODE_LEN);
@@ -261,20 +234,20 @@ static int get_new_password(const struct opts *o, const char *file, struct secre
 	if (prompt("New password: ", s) != 0)
 		return -1;
 	if (prompt("New password again: ", &again) != 0) {
-		secret_free(s);
+		cli_secret_free(s);
 		return -1;
 	}
 	int same = s->len == again.len && sodium_memcmp(s->p, again.p, s->len) == 0;
-	secret_free(&again);
+	cli_secret_free(&again);
 	if (!same) {
 		fprintf(stderr, "sealvault: the two passwords differ; nothing was changed\n");
-		secret_free(s);
+		cli_secret_free(s);
 		return -1;
 	}
 	return 0;
 }
 
-static int read_secret_file(const char *path, struct secret *s)
+int cli_read_secret_file(const char *path, struct secret *s)
 {
 	int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -317,11 +290,11 @@ out:
 	if (fd != STDIN_FILENO)
 		close(fd);
 	if (r != 0)
-		secret_free(s);
+		cli_secret_free(s);
 	return r;
 }
 
-static int write_out(const char *path, const uint8_t *p, size_t len)
+int cli_write_out(const char *path, const uint8_t *p, size_t len)
 {
 	int fd = strcmp(path, "-") == 0
 	             ? STDOUT_FILENO
@@ -355,7 +328,7 @@ static int write_out(const char *path, const uint8_t *p, size_t len)
 	return r;
 }
 
-static void show_code(const char *code)
+void cli_show_code(const char *code)
 {
 	fprintf(stderr, "sealvault: your recovery code is the password from now on; write it down, "
 	                "nobody can show it again:\n");
@@ -407,6 +380,61 @@ static int report(const struct sv_ctx *ctx, enum sv_result res, int attempts_lef
 	return 1;
 }
 
+/* The checks of the commands with --realms (the rest of the options as for one vault). */
+static int parse_realms(const struct opts *o)
+{
+	int reg = strcmp(o->cmd, "register") == 0, rec = strcmp(o->cmd, "recover") == 0;
+	if (!reg && !rec && strcmp(o->cmd, "delete") != 0) {
+		fprintf(stderr,
+		        "sealvault: --realms works with register, recover and delete, not "
+		        "'%s'\n",
+		        o->cmd);
+		return -1;
+	}
+	const char *clash = o->server       ? "--server"
+	                    : o->cacert     ? "--cacert"
+	                    : o->token_file ? "--token"
+	                    : o->expect     ? "--expect"
+	                    : o->context    ? "--context"
+	                                    : NULL;
+	if (clash != NULL) {
+		fprintf(stderr,
+		        "sealvault: %s does not go with --realms: each realm's URL, CA file, token "
+		        "and expect file are in the realm list\n",
+		        clash);
+		return -1;
+	}
+	const char *missing = o->user == NULL                 ? "--user ID"
+	                      : reg && o->secret_file == NULL ? "--secret-file FILE"
+	                      : rec && o->out == NULL         ? "--out FILE"
+	                                                      : NULL;
+	if (missing != NULL) {
+		fprintf(stderr, "sealvault: %s needs %s\n", o->cmd, missing);
+		return -1;
+	}
+	if (!reg && (o->min_realms || o->max_attempts || o->generate_code)) {
+		fprintf(stderr, "sealvault: --min-realms, --max-attempts and --generate-code are "
+		                "options of register\n");
+		return -1;
+	}
+	if (!reg && !rec && o->password_file != NULL) {
+		fprintf(stderr, "sealvault: delete --realms needs no password: drop "
+		                "--password-file\n");
+		return -1;
+	}
+	if (o->generate_code && o->password_file != NULL) {
+		fprintf(stderr,
+		        "sealvault: --generate-code makes the password; drop --password-file\n");
+		return -1;
+	}
+	if (o->evidence != NULL || o->nonce != NULL || o->new_password_file != NULL) {
+		fprintf(stderr, "sealvault: --evidence, --nonce and --new-password-file do not go "
+		                "with --realms\n");
+		return -1;
+	}
+	return 0;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
 	enum {
@@ -429,7 +457,10 @@ static int parse(int argc, char **argv, struct opts *o)
 		O_NONCE,
 		O_VERBOSE,
 		O_VERSION,
-		O_TOKEN
+		O_TOKEN,
+		O_REALMS,
+		O_THRESHOLD,
+		O_MINREALMS
 	};
 	static const struct option longopts[] = {
 	    {"server", required_argument, NULL, O_SERVER},
@@ -451,6 +482,9 @@ static int parse(int argc, char **argv, struct opts *o)
 	    {"nonce", required_argument, NULL, O_NONCE},
 	    {"verbose", no_argument, NULL, O_VERBOSE},
 	    {"token", required_argument, NULL, O_TOKEN},
+	    {"realms", required_argument, NULL, O_REALMS},
+	    {"threshold", required_argument, NULL, O_THRESHOLD},
+	    {"min-realms", required_argument, NULL, O_MINREALMS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, O_VERSION},
 	    {NULL, 0, NULL, 0},
@@ -479,6 +513,7 @@ static int parse(int argc, char **argv, struct opts *o)
 				i++;
 	}
 	int c;
+	const char *max_arg = NULL;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case O_SERVER: o->server = optarg; break;
@@ -496,11 +531,16 @@ static int parse(int argc, char **argv, struct opts *o)
 		case O_EVIDENCE: o->evidence = optarg; break;
 		case O_NONCE: o->nonce = optarg; break;
 		case O_TOKEN: o->token_file = optarg; break;
-		case O_MAX:
-			if (parse_num("--max-attempts", optarg, 1, SV_MAX_ATTEMPTS_MAX,
-			              &o->max_attempts) != 0)
+		case O_REALMS: o->realms = optarg; break;
+		case O_THRESHOLD:
+			if (parse_num("--threshold", optarg, 1, 16, &o->threshold) != 0)
 				return -1;
 			break;
+		case O_MINREALMS:
+			if (parse_num("--min-realms", optarg, 1, 16, &o->min_realms) != 0)
+				return -1;
+			break;
+		case O_MAX: max_arg = optarg; break;
 		case O_KSFT:
 			if (parse_num("--ksf-t", optarg, SV_KSF_MIN_T, 64, &o->ksf_t) != 0)
 				return -1;
@@ -530,6 +570,19 @@ static int parse(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	o->cmd = argv[optind];
+	/* --max-attempts: one vault's guess limit, or with --realms the total across them (at
+	 * most 16 realms of 255) */
+	if (max_arg != NULL &&
+	    parse_num("--max-attempts", max_arg, 1,
+	              o->realms != NULL ? 16 * SV_MAX_ATTEMPTS_MAX : SV_MAX_ATTEMPTS_MAX,
+	              &o->max_attempts) != 0)
+		return -1;
+	if (o->realms != NULL)
+		return parse_realms(o);
+	if (o->threshold || o->min_realms) {
+		fprintf(stderr, "sealvault: --threshold and --min-realms need --realms FILE\n");
+		return -1;
+	}
 	int verify = strcmp(o->cmd, "verify") == 0;
 	const char *missing = o->server == NULL             ? "--server URL"
 	                      : verify && o->expect == NULL ? "--expect FILE"
@@ -688,6 +741,8 @@ int main(int argc, char **argv)
 	}
 	if (parse(argc, argv, &o) != 0)
 		return 1;
+	if (o.realms != NULL)
+		return cli_realms(&o);
 	if (setup(&o, &ctx) != 0)
 		goto out;
 	/* the token first: with --token - and --password-file -, its line comes first on stdin */
@@ -698,8 +753,8 @@ int main(int argc, char **argv)
 	if (strcmp(o.cmd, "verify") == 0) {
 		rc = cmd_verify(&o, ctx);
 	} else if (strcmp(o.cmd, "register") == 0) {
-		if (read_secret_file(o.secret_file, &sec) != 0 ||
-		    get_new_password(&o, o.password_file, &pw, code) != 0)
+		if (cli_read_secret_file(o.secret_file, &sec) != 0 ||
+		    cli_get_new_password(&o, o.password_file, &pw, code) != 0)
 			goto out;
 		res = sv_register_token(ctx, token, o.user, pw.p, pw.len, sec.p, sec.len,
 		                        (unsigned)o.max_attempts);
@@ -707,26 +762,26 @@ int main(int argc, char **argv)
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: registered '%s'\n", o.user);
 			if (o.generate_code)
-				show_code(code);
+				cli_show_code(code);
 		}
 	} else if (strcmp(o.cmd, "recover") == 0) {
-		if (get_password(o.password_file, "Password: ", &pw) != 0)
+		if (cli_get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
 		res = sv_recover_token(ctx, token, o.user, pw.p, pw.len, &out, &out_len,
 		                       &attempts_left);
 		rc = report(ctx, res, attempts_left, o.verbose);
-		if (rc == 0 && write_out(o.out, out, out_len) != 0)
+		if (rc == 0 && cli_write_out(o.out, out, out_len) != 0)
 			rc = 1;
 	} else if (strcmp(o.cmd, "delete") == 0) {
-		if (get_password(o.password_file, "Password: ", &pw) != 0)
+		if (cli_get_password(o.password_file, "Password: ", &pw) != 0)
 			goto out;
 		res = sv_delete_token(ctx, token, o.user, pw.p, pw.len, &attempts_left);
 		rc = report(ctx, res, attempts_left, o.verbose);
 		if (rc == 0)
 			fprintf(stderr, "sealvault: deleted '%s'\n", o.user);
 	} else if (strcmp(o.cmd, "change-password") == 0) {
-		if (get_password(o.password_file, "Current password: ", &pw) != 0 ||
-		    get_new_password(&o, o.new_password_file, &newpw, code) != 0)
+		if (cli_get_password(o.password_file, "Current password: ", &pw) != 0 ||
+		    cli_get_new_password(&o, o.new_password_file, &newpw, code) != 0)
 			goto out;
 		res = sv_change_password_token(ctx, token, o.user, pw.p, pw.len, newpw.p, newpw.len,
 		                               (unsigned)o.max_attempts, &attempts_left);
@@ -734,7 +789,7 @@ int main(int argc, char **argv)
 		if (rc == 0) {
 			fprintf(stderr, "sealvault: changed the password of '%s'\n", o.user);
 			if (o.generate_code)
-				show_code(code);
+				cli_show_code(code);
 		}
 	} else {
 		fprintf(stderr, "sealvault: unknown command '%s'\n", o.cmd);
@@ -743,10 +798,10 @@ int main(int argc, char **argv)
 out:
 	sodium_memzero(code, sizeof(code));
 	sv_secret_free(out, out_len);
-	secret_free(&pw);
-	secret_free(&newpw);
-	secret_free(&sec);
-	secret_free(&tok);
+	cli_secret_free(&pw);
+	cli_secret_free(&newpw);
+	cli_secret_free(&sec);
+	cli_secret_free(&tok);
 	sv_ctx_free(ctx);
 	return rc;
 }

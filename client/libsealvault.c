@@ -17,6 +17,7 @@
 #include "client/expect.h"
 #include "client/http.h"
 #include "client/info.h"
+#include "client/svinternal.h"
 #include "client/wire.h"
 #include "common/err.h"
 #include "common/msg.h"
@@ -373,6 +374,18 @@ enum sv_result sv_verify(struct sv_ctx *ctx, const uint8_t *nonce, size_t nonce_
 	enum sv_result r =
 	    verify(ctx, nonce, nonce_len, evidence_json, evidence_len, summary, summary_len);
 	ctx->attested = 0; /* a standalone verification vouches for no later operation */
+	return r;
+}
+
+/* For the realm client (client/librealms.c, client/svinternal.h): verifies the vault like
+ * sv_verify and hands out the vault id of the attested OPAQUE key. */
+enum sv_result client_verify_vault_id(struct sv_ctx *ctx, uint8_t vault_id[INFO_VAULT_ID_LEN])
+{
+	ctx->err[0] = '\0';
+	enum sv_result r = verify(ctx, NULL, 0, NULL, 0, NULL, 0);
+	if (r == SV_RESULT_OK)
+		info_vault_id(vault_id, ctx->attested_key);
+	ctx->attested = 0;
 	return r;
 }
 

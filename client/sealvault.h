@@ -26,7 +26,7 @@ extern "C" {
 
 #define SV_API __attribute__((visibility("default")))
 
-#define SV_LIB_VERSION "0.3.0"
+#define SV_LIB_VERSION "0.4.0"
 /* The wire protocol version this library speaks (first byte of every request body). */
 #define SV_PROTOCOL_VERSION 1
 
@@ -178,6 +178,76 @@ SV_API enum sv_result sv_change_password_token(struct sv_ctx *ctx, const char *t
                                                size_t old_len, const uint8_t *new_password,
                                                size_t new_len, unsigned max_attempts,
                                                int *attempts_left);
+
+/*
+ * Threshold realms (since 0.4.0; docs/realms.md). One secret spread over n independent vaults
+ * ("realms") with a threshold t: any t of them recover it with the password, fewer learn nothing,
+ * and the password can be guessed at most floor(n * G / t) times however an attacker mixes them
+ * (G: each realm's guess limit). A struct sv_realms holds a realm list (the JSON file of
+ * docs/realms.md: each realm's URL, pinned CA file, vault id, optional attestation expect file and
+ * token file) and talks to all its realms in parallel; every call is synchronous. Not
+ * thread-safe: one per thread.
+ *
+ * Results are those of the single-vault calls: SV_RESULT_OK; SV_RESULT_WRONG_PASSWORD (recover:
+ * the realms' unlock check says the password is wrong; attempts_left is the minimum over the
+ * realms used); SV_RESULT_LOCKED (too few realms still hold the registration: they destroyed it
+ * after too many wrong guesses); SV_RESULT_TOKEN_REFUSED and SV_RESULT_UNVERIFIED (the operation
+ * failed and a realm missing refused its token or failed attestation); SV_RESULT_ERROR for
+ * everything else, notably too few realms answering. sv_realms_error() says what happened, naming
+ * the realms: "recovery needs T realms, only K answered; missing: NAME (reason), ...".
+ * Realms left out along the way (a wrong evaluation proof, a share that fails its MAC, a stale
+ * registration, no answer) are reported as warnings, one sentence each starting "realm NAME: ".
+ */
+struct sv_realms;
+typedef void (*sv_realms_warn_fn)(void *arg, const char *message);
+
+/* A new, empty realm set: 0, or -1 (out of memory, libsodium failed). */
+SV_API int sv_realms_new(struct sv_realms **out);
+SV_API void sv_realms_free(struct sv_realms *r);
+/* Reads the realm list file at path (relative paths inside against its directory). 0, or -1
+ * with the reason (naming the bad key or entry) in sv_realms_error(). */
+SV_API int sv_realms_load(struct sv_realms *r, const char *path);
+/* The last error message ("" if none). Valid until the next call on r. */
+SV_API const char *sv_realms_error(const struct sv_realms *r);
+/* The number of realms loaded, and the name of realm i (0-based; NULL out of range). */
+SV_API unsigned sv_realms_count(const struct sv_realms *r);
+SV_API const char *sv_realms_name(const struct sv_realms *r, unsigned i);
+/* The threshold t: the list's "threshold" unless set here (1..count); 0 when neither gave one.
+ * Register needs one; recover uses the registration's own and refuses one below this. */
+SV_API unsigned sv_realms_threshold(const struct sv_realms *r);
+SV_API int sv_realms_set_threshold(struct sv_realms *r, unsigned t);
+/* The access token for realm i (a JWT, copied; NULL: read the list's token file again at each
+ * operation, or send none). 0, or -1 (out of range, not a JWT). */
+SV_API int sv_realms_set_token(struct sv_realms *r, unsigned i, const char *token);
+/* The Argon2id profile for new registrations (recovery uses the registration's). */
+SV_API int sv_realms_set_ksf(struct sv_realms *r, uint32_t t, uint32_t m_kib);
+/* Timeout for each HTTPS exchange in seconds (default 30). */
+SV_API void sv_realms_set_timeout(struct sv_realms *r, unsigned seconds);
+/* TPM manufacturer CA certificates (PEM) for the realms' attestation, as sv_ctx_set_tpm_ca. */
+SV_API int sv_realms_set_tpm_ca(struct sv_realms *r, const char *path);
+/* Called with each warning (may be NULL). */
+SV_API void sv_realms_set_warn(struct sv_realms *r, sv_realms_warn_fn fn, void *arg);
+/* The per-realm guess limit G for a desired total (0: 10) with the current threshold, and the
+ * resulting bound floor(n * G / t). 0, or -1 (no threshold, or a total below ceil(n / t)). */
+SV_API int sv_realms_guess_limit(const struct sv_realms *r, unsigned total, unsigned *per_realm,
+                                 unsigned *bound);
+/* Registers user at every realm: reads GET /v1/info of each (its vault_id must be the list's id),
+ * then sends each realm its share. Success when at least min_realms (0: all; at least the
+ * threshold) took it; *registered (may be NULL) says how many did. total_attempts is the desired
+ * total number of guesses across realms (0: 10), see sv_realms_guess_limit. */
+SV_API enum sv_result sv_realms_register(struct sv_realms *r, const char *user,
+                                         const uint8_t *password, size_t password_len,
+                                         const uint8_t *secret, size_t secret_len,
+                                         unsigned total_attempts, unsigned min_realms,
+                                         unsigned *registered);
+/* Recovers the secret (free it with sv_secret_free). Costs one guess at each of the t realms
+ * used; the right password resets them. */
+SV_API enum sv_result sv_realms_recover(struct sv_realms *r, const char *user,
+                                        const uint8_t *password, size_t password_len,
+                                        uint8_t **secret, size_t *secret_len, int *attempts_left);
+/* Deletes user's registration at every realm (no password; the token's scope must allow it).
+ * SV_RESULT_OK only when every realm answered 200; *deleted (may be NULL) says how many did. */
+SV_API enum sv_result sv_realms_delete(struct sv_realms *r, const char *user, unsigned *deleted);
 
 /* Writes a fresh random recovery code (SV_CODE_LEN characters + NUL) into code: 25 symbols from
  * a 32-letter alphabet without look-alikes, in groups of 5 joined by '-'. Returns 0 or -1. */

@@ -37,6 +37,9 @@ UT_ARCHIVES := $(B)/libsvvault.a $(UT_ARCHIVES)
 UT_OBJS_vault := $(B)/libsvvault.a $(B)/libsvtoken.a $(B)/libsvcrypto.a $(B)/libsvpolicy.a \
 	$(B)/libsvcommon.a
 UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
+# test_realm_srv: the realm side on three in-memory fake stores, tokens minted with admin/jwk.c.
+UT_OBJS_realm_srv := $(B)/libsvvault.a $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcrypto.a \
+	$(B)/libsvpolicy.a $(B)/libsvcommon.a
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish
@@ -47,6 +50,10 @@ FUZZ_TARGETS += vault_handle
 FUZZ_SRCS_vault_handle := $(VAULT_SRCS) enclave/tenant.c enclave/token.c $(CRYPTO_SRCS) \
 	policy/vault.c common/buf.c common/err.c common/audit.c common/frame.c common/msg.c
 FUZZ_PKGS_vault_handle := json-c openssl
+# The realm side's handlers (enclave/realm.c) on the same fake store, with a real registration.
+FUZZ_TARGETS += realm_handle
+FUZZ_SRCS_realm_handle := $(FUZZ_SRCS_vault_handle)
+FUZZ_PKGS_realm_handle := json-c openssl
 
 # --- access tokens: tenants' JWK Sets and JWT verification (issue 13) ---
 # Pure modules (no file access during verification), also linked by sealvault-admin (tenant,

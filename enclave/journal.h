@@ -21,6 +21,8 @@
  *             written meanwhile, under that frame's counter and NV writes; its end chunk
  *             then has no ops and the last counter. (A snapshot written before chunks is
  *             the one-chunk case: a single SNAPSHOT frame.)
+ *             In ops, a record's blob is a str16 of at most JOURNAL_BLOB_MAX bytes (1024 since
+ *             threshold realms, enclave/realm.h; 512 before: older builds refuse longer ones).
  *   journal   head(48) = magic "SVJ1" | version u32 | base_counter u64 | base_mac(32), then
  *             commit and flush frames chained from base_mac, commit counters base+1, base+2, ...
  *   state hdr vault.hdr: magic "SVH1" | version u16 | scheme u8 | 0 u8 | nv_index u32 |

@@ -36,7 +36,7 @@
 
 _Static_assert(REC_OFF_KSF + KSF_PARAMS_LEN <= REC_OFF_SHARE, "record header overlaps k_i");
 _Static_assert(REC_OFF_MAC + REALM_KEY_LEN == STORE_RECORD_LEN, "a realm record fills a record");
-_Static_assert(REALM_MAX * REALM_ELEMENT_LEN + REALM_CT_MAX <= STORE_BLOB_MAX,
+_Static_assert(REALM_MAX *REALM_ELEMENT_LEN + REALM_CT_MAX <= STORE_BLOB_MAX,
                "commitments and ciphertext fit a blob");
 
 /* A record as read from the store (pointers into the store's view or a rescue copy). */
@@ -136,8 +136,7 @@ static int reply_text(struct sv_buf *reply, uint8_t status, const char *text)
 	return reply_put(reply, status, text, strlen(text));
 }
 
-static int reply_bad(struct realm_srv *r, struct sv_buf *reply, const char *route,
-                     const char *why)
+static int reply_bad(struct realm_srv *r, struct sv_buf *reply, const char *route, const char *why)
 {
 	char msg[256];
 	r->c.bad_requests++;
@@ -341,8 +340,7 @@ static int handle_recover1(struct realm_srv *r, const uint8_t *req, size_t len,
 	                                 .t = rc.t,
 	                                 .n = rc.n,
 	                                 .index = rc.index,
-	                                 .attempts_left =
-	                                     (uint8_t)(u.guess_limit - u.guesses_used),
+	                                 .attempts_left = (uint8_t)(u.guess_limit - u.guesses_used),
 	                                 .unlock_check = rc.raw + REC_OFF_CHECK,
 	                                 .commitments = rc.commitments};
 	sv_buf_reset(reply);
@@ -351,8 +349,7 @@ static int handle_recover1(struct realm_srv *r, const uint8_t *req, size_t len,
 	return realm_wire_recover1_reply_encode(reply, &a);
 }
 
-static int handle_status(struct realm_srv *r, const uint8_t *req, size_t len,
-                         struct sv_buf *reply)
+static int handle_status(struct realm_srv *r, const uint8_t *req, size_t len, struct sv_buf *reply)
 {
 	static const char route[] = "realm/status";
 	struct realm_uid_req q;
@@ -377,14 +374,14 @@ static int handle_status(struct realm_srv *r, const uint8_t *req, size_t len,
 	} else if (err == 0) {
 		if (rec_parse(&rc, u.record, u.blob, u.blob_len) != 0)
 			return reply_unreadable(reply);
-		a = (struct realm_status_reply){
-		    .state = REALM_STATE_REGISTERED,
-		    .version = rc.raw + REC_OFF_VER,
-		    .t = rc.t,
-		    .n = rc.n,
-		    .index = rc.index,
-		    .guess_limit = (uint8_t)u.guess_limit,
-		    .attempts_left = (uint8_t)(u.guess_limit - u.guesses_used)};
+		a = (struct realm_status_reply){.state = REALM_STATE_REGISTERED,
+		                                .version = rc.raw + REC_OFF_VER,
+		                                .t = rc.t,
+		                                .n = rc.n,
+		                                .index = rc.index,
+		                                .guess_limit = (uint8_t)u.guess_limit,
+		                                .attempts_left =
+		                                    (uint8_t)(u.guess_limit - u.guesses_used)};
 	}
 	sv_buf_reset(reply);
 	if ((err = sv_buf_put_u8(reply, SV_STATUS_OK)) != 0)
@@ -392,8 +389,7 @@ static int handle_status(struct realm_srv *r, const uint8_t *req, size_t len,
 	return realm_wire_status_reply_encode(reply, &a);
 }
 
-static int handle_delete(struct realm_srv *r, const uint8_t *req, size_t len,
-                         struct sv_buf *reply)
+static int handle_delete(struct realm_srv *r, const uint8_t *req, size_t len, struct sv_buf *reply)
 {
 	static const char route[] = "realm/delete";
 	struct realm_uid_req q;
@@ -492,10 +488,10 @@ static int handle_recover2(struct realm_srv *r, const uint8_t *req, size_t len, 
 	record_hash(s->record_hash, u.record);
 	/* the evaluation before the charge (as KE2 before it at login/start): an error leaves
 	 * nothing staged. It leaves only after the caller's commit. */
-	err = realm_evaluate(out + REALM_SESSION_LEN, out + REALM_SESSION_LEN + REALM_ELEMENT_LEN,
-	                     rc.raw + REC_OFF_SHARE,
-	                     rc.commitments + (size_t)(rc.index - 1) * REALM_ELEMENT_LEN,
-	                     q.blinded);
+	err =
+	    realm_evaluate(out + REALM_SESSION_LEN, out + REALM_SESSION_LEN + REALM_ELEMENT_LEN,
+	                   rc.raw + REC_OFF_SHARE,
+	                   rc.commitments + (size_t)(rc.index - 1) * REALM_ELEMENT_LEN, q.blinded);
 	if (err != 0) {
 		session_close(r->sh.sessions, s);
 		if (err == SV_ERR_CRYPTO)
@@ -593,9 +589,10 @@ static int handle_recover3(struct realm_srv *r, const uint8_t *req, size_t len, 
 		session_close(r->sh.sessions, s);
 		if (err == SV_ERR_STATE)
 			return reply_unreadable(reply);
-		return reply_out_of_order(r, reply,
-		                          "realm/recover3: the registration was replaced or deleted "
-		                          "since recover2: start again with recover1");
+		return reply_out_of_order(
+		    r, reply,
+		    "realm/recover3: the registration was replaced or deleted "
+		    "since recover2: start again with recover1");
 	}
 	if (realm_tag_check(rc.raw + REC_OFF_TAG, s->sid, q.tag_proof) != 0) {
 		uint8_t left = s->attempts_left;

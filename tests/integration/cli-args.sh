@@ -31,7 +31,7 @@ head -c 462 /dev/zero >"$tmp/max"
 head -c 463 /dev/zero >"$tmp/big"
 
 check 0 "usage:" "$SV" --help
-check 0 "sealvault 0.3.0" "$SV" --version
+check 0 "sealvault 0.4.0" "$SV" --version
 check 1 "exactly one command" "$SV"
 check 1 "passwords never go on the command line" "$SV" recover "${url[@]}" --user a --out x hunter2
 check 1 "unknown option '--password'" "$SV" recover "${url[@]}" --user a --password hunter2

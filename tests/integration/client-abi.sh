@@ -13,22 +13,22 @@ prefix=/opt/svtest
 make --no-print-directory -s B="$B" DESTDIR="$tmp/root" PREFIX="$prefix" install-libsealvault
 root=$tmp/root$prefix
 lib=$root/lib
-[ -f "$lib/libsealvault.so.0.3.0" ] || fail "no versioned library in \$PREFIX/lib"
-[ "$(readlink "$lib/libsealvault.so.0")" = libsealvault.so.0.3.0 ] || fail "libsealvault.so.0 link"
+[ -f "$lib/libsealvault.so.0.4.0" ] || fail "no versioned library in \$PREFIX/lib"
+[ "$(readlink "$lib/libsealvault.so.0")" = libsealvault.so.0.4.0 ] || fail "libsealvault.so.0 link"
 [ "$(readlink "$lib/libsealvault.so")" = libsealvault.so.0 ] || fail "libsealvault.so link"
 [ -f "$root/include/sealvault.h" ] || fail "no header in \$PREFIX/include"
-soname=$(readelf -d "$lib/libsealvault.so.0.3.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
+soname=$(readelf -d "$lib/libsealvault.so.0.4.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = libsealvault.so.0 ] || fail "soname is '$soname', want libsealvault.so.0"
 
 # Exported symbols = the SV_API functions of sealvault.h, nothing more.
-nm -D --defined-only "$lib/libsealvault.so.0.3.0" | awk '$2 == "T" {sub(/@.*/, "", $3); print $3}' |
+nm -D --defined-only "$lib/libsealvault.so.0.4.0" | awk '$2 == "T" {sub(/@.*/, "", $3); print $3}' |
 	sort >"$tmp/exported"
 sed -n 's/^SV_API [^(]*[ *]\(sv_[a-z_]*\)(.*/\1/p' client/sealvault.h | sort >"$tmp/declared"
 [ -s "$tmp/declared" ] || fail "found no SV_API declarations in client/sealvault.h"
 diff -u "$tmp/declared" "$tmp/exported" || fail "exported symbols differ from sealvault.h"
 
 export PKG_CONFIG_PATH=$tmp/root$prefix/lib/pkgconfig
-[ "$(pkg-config --modversion sealvault)" = 0.3.0 ] || fail "pkg-config --modversion"
+[ "$(pkg-config --modversion sealvault)" = 0.4.0 ] || fail "pkg-config --modversion"
 # The .pc file names the real prefix; point the compiler at the DESTDIR copy.
 cflags=$(pkg-config --define-prefix --cflags sealvault 2>/dev/null ||
 	pkg-config --cflags sealvault)
