@@ -40,6 +40,14 @@ run() {
 	set -e
 	sed 's/^/   /' "$tmp/out"
 }
+# guesses I...: each realm's guesses left for alice, from its own POST /v2/realm/status
+guesses() {
+	local i
+	for i in "$@"; do
+		realm_status "$i" alice || die "no status from ${RL_NAME[i]}"
+		printf '   %-5s %s of %s guesses left\n' "${RL_NAME[i]}" "${RL_S[3]}" "${RL_S[2]}"
+	done
+}
 # alice CMD ARGS...: the CLI for alice with her realm list, its tokens minted afresh (a token
 # lives 5 minutes, and DEMO_PAUSE may stretch the demo)
 alice() {
@@ -101,10 +109,7 @@ show "sealvault recover --realms alice.realms.json --user alice --password-file 
 alice recover --password-file "$tmp/wrong" --out "$tmp/x.key"
 echo "   exit status: $rc"
 [ "$rc" -eq 2 ] || die "expected exit status 2"
-for i in 1 2 3; do
-	realm_status "$i" alice || die "no status from ${RL_NAME[i]}"
-	printf '   %-5s %s of %s guesses left\n' "${RL_NAME[i]}" "${RL_S[3]}" "${RL_S[2]}"
-done
+guesses 1 2 3
 
 step "The machine of realm east dies" \
 	"Its sealvaultd and its TPM are killed (SIGKILL): nothing answers at its address any more."
@@ -123,6 +128,7 @@ alice recover --password-file "$tmp/password" \
 echo "   recovered key:                $(od -An -tx1 -v "$tmp/recovered.key" | tr -d ' \n')"
 cmp -s "$tmp/backup.key" "$tmp/recovered.key" || die "the recovered key differs!"
 echo "   ${bold}identical to the key registered.${off}"
+guesses 2 3
 
 step "A second realm lost: below the threshold" \
 	"With north gone too, west alone holds one share: it cannot give the key back, and the" \
@@ -132,6 +138,8 @@ show "sealvault recover --realms alice.realms.json --user alice --password-file 
 alice recover --password-file "$tmp/password" --out "$tmp/x.key"
 echo "   exit status: $rc"
 [ "$rc" -eq 1 ] || die "expected exit status 1"
+echo "   west was asked nothing that costs a guess:"
+guesses 3
 
 step "Done" "Stopping the realms and their swtpms, removing $tmp." \
 	"docs/realms.md has the protocol, why it is secure, and how to run a realm with other" \

@@ -224,5 +224,6 @@ BENCH_STEPS += bench-scale
 check-realms: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
 	      $(B)/sealvault-broker
 	$(Q)B=$(B) tests/integration/realms.sh
+CHECK_STEPS += check-realms
 demo-realms:
 	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo-realms.sh
