@@ -23,12 +23,13 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: %s audit-id [--key-file FILE] [--tenant NAME] IDENTIFIER\n"
+	    "usage: %s audit-id [--key-file FILE] [--tenant NAME] [--realm] IDENTIFIER\n"
 	    "  Prints the hash under which the audit trail names IDENTIFIER (SEALVAULT_ID_HASH),\n"
 	    "  computed with the audit key sealvaultd writes to FILE (its audit-key-file,\n"
 	    "  default %s; readable by root only) at every start of the vault.\n"
 	    "  With --tenant (auth = tokens): the user IDENTIFIER (a token's sub) of tenant "
-	    "NAME.\n",
+	    "NAME.\n"
+	    "  With --realm: the name of the user's threshold-realm record (/v2/realm/ events).\n",
 	    ADMIN_PROG, DEFAULT_KEY_FILE);
 }
 
@@ -69,6 +70,7 @@ int admin_audit_id_main(int argc, char **argv)
 	static const struct option opts[] = {
 	    {"key-file", required_argument, NULL, 'k'},
 	    {"tenant", required_argument, NULL, 'T'},
+	    {"realm", no_argument, NULL, 'R'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -76,9 +78,10 @@ int admin_audit_id_main(int argc, char **argv)
 	uint8_t key[AUDIT_KEY_LEN], h[AUDIT_ID_HASH_LEN], rec[STORE_ID_MAX];
 	size_t rec_len;
 	char out[2 * AUDIT_ID_HASH_LEN + 1];
-	int c, other = 0;
+	int c, other = 0, realm = 0;
 	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
 		switch (c) {
+		case 'R': realm = 1; break;
 		case 'k': path = optarg != NULL ? optarg : path; break;
 		case 'T': tenant = optarg; break;
 		case 'h': usage(stdout); return ADMIN_EX_OK;
@@ -109,6 +112,17 @@ int admin_audit_id_main(int argc, char **argv)
 		        "bytes\n",
 		        ADMIN_PROG, STORE_ID_MAX - 2);
 		return ADMIN_EX_USAGE;
+	}
+	/* a threshold realm's record: 0x01 | the record key (common/recordkey.h) */
+	if (realm) {
+		uint8_t v1[STORE_ID_MAX];
+		memcpy(v1, rec, rec_len);
+		if (record_key_realm(v1, rec_len, rec, sizeof(rec), &rec_len) != 0) {
+			fprintf(stderr,
+			        "%s: audit-id: the identifier is too long for a realm record\n",
+			        ADMIN_PROG);
+			return ADMIN_EX_USAGE;
+		}
 	}
 	if (read_key(path, key) != 0)
 		return ADMIN_EX_FAIL;

@@ -18,14 +18,16 @@ static void usage(FILE *f)
 {
 	fprintf(
 	    f,
-	    "usage: %s delete [--config FILE] [--admin-socket PATH] [--tenant NAME] --user ID\n"
-	    "       %s delete --state-dir DIR --tpm TCTI [--tenant NAME] --user ID\n"
+	    "usage: %s delete [--config FILE] [--admin-socket PATH] [--tenant NAME] [--realm] "
+	    "--user ID\n"
+	    "       %s delete --state-dir DIR --tpm TCTI [--tenant NAME] [--realm] --user ID\n"
 	    "  Removes the record of ID for good and commits the change. The first form asks\n"
 	    "  the running vault through sealvaultd's admin socket (root or group\n"
 	    "  sealvault-admin), or works offline when the vault is stopped; the second always\n"
 	    "  works offline and needs the vault stopped. The record is never shown and guess\n"
 	    "  counters are never reset. With --tenant (auth = tokens), ID is the user (a token's\n"
-	    "  sub) of tenant NAME; without it, an identifier registered in open mode.\n",
+	    "  sub) of tenant NAME; without it, an identifier registered in open mode. With\n"
+	    "  --realm: the user's threshold-realm record (/v2/realm/) instead of the /v1 one.\n",
 	    ADMIN_PROG, ADMIN_PROG);
 }
 
@@ -70,6 +72,7 @@ int admin_delete_main(int argc, char **argv)
 	    {"tpm", required_argument, NULL, 't'},
 	    {"user", required_argument, NULL, 'u'},
 	    {"tenant", required_argument, NULL, 'T'},
+	    {"realm", no_argument, NULL, 'R'},
 	    {"config", required_argument, NULL, 'c'},
 	    {"admin-socket", required_argument, NULL, 'a'},
 	    {"help", no_argument, NULL, 'h'},
@@ -83,9 +86,10 @@ int admin_delete_main(int argc, char **argv)
 	struct tpm *tpm = NULL;
 	struct store *st = NULL;
 	char why[512] = "";
-	int r, c, other = 0;
+	int r, c, other = 0, realm = 0;
 	while ((c = admin_getopt(argc, argv, opts, &other)) != -1) {
 		switch (c) {
+		case 'R': realm = 1; break;
 		case 'd': t.dir = optarg; break;
 		case 't': t.tcti = optarg; break;
 		case 'c': t.config = optarg; break;
@@ -110,6 +114,15 @@ int admin_delete_main(int argc, char **argv)
 		    record_key_tenant(tenant, (const uint8_t *)user, strlen(user), key, sizeof(key),
 		                      &key_len) != 0)
 			key_len = 0;
+	}
+	/* a threshold realm's record: 0x01 | the record key (common/recordkey.h) */
+	if (realm && key_len > 0) {
+		uint8_t v1[STORE_ID_MAX];
+		size_t v1_len = key_len <= sizeof(v1) ? key_len : 0;
+		memcpy(v1, key, v1_len);
+		if (v1_len == 0 || record_key_realm(v1, v1_len, key, sizeof(key), &key_len) != 0)
+			key_len = 0;
+		snprintf(label + strlen(label), sizeof(label) - strlen(label), " (realm record)");
 	}
 	if (*user == '\0' || key_len == 0 || key_len > ADMINMSG_ID_MAX) {
 		fprintf(stderr, "%s: no user %s in this vault\n", ADMIN_PROG, label);

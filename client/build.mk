@@ -118,3 +118,9 @@ FUZZ_PKGS_info := json-c
 UT_OBJS_client_realmcore := $(B)/client/realmcore.o $(B)/client/info.o $(B)/client/jfield.o \
 	$(CLIENT_DEPS)
 UT_OBJS_client_realmlist := $(B)/client/realmlist.o $(B)/client/jfield.o $(CLIENT_DEPS)
+# libFuzzer target: the realm client's reply handling (the core against mutated realm answers)
+# and the realm list reader; the wire decoders alone are fuzz_realm_wire's.
+FUZZ_TARGETS += realm_client
+FUZZ_SRCS_realm_client = client/realmcore.c client/realmlist.c client/info.c client/jfield.c \
+	common/info.c $(CRYPTO_SRCS) common/buf.c common/err.c
+FUZZ_PKGS_realm_client := json-c

@@ -60,8 +60,17 @@ static int do_register(const struct opts *o, struct sv_realms *r)
 		        o->max_attempts, n, t, (n + t - 1) / t);
 		return 1;
 	}
-	if (cli_read_secret_file(o->secret_file, &sec) != 0 ||
-	    cli_get_new_password(o, o->password_file, &pw, code) != 0)
+	if (cli_read_secret_file(o->secret_file, &sec) != 0)
+		goto out;
+	if (sec.len > SV_REALMS_SECRET_MAX_LEN) {
+		fprintf(
+		    stderr,
+		    "sealvault: %s is larger than %d bytes, the most realms store; store a key, "
+		    "not a file\n",
+		    o->secret_file, SV_REALMS_SECRET_MAX_LEN);
+		goto out;
+	}
+	if (cli_get_new_password(o, o->password_file, &pw, code) != 0)
 		goto out;
 	fprintf(stderr,
 	        "sealvault: each realm allows %u guesses; in all at most %u (%u realms, "

@@ -21,6 +21,8 @@
 
 #define DEFAULT_TOTAL 10
 
+_Static_assert(SV_REALMS_SECRET_MAX_LEN == REALM_SECRET_MAX, "one secret bound");
+
 struct sv_realms {
 	struct realmlist list;
 	int loaded;
@@ -291,9 +293,11 @@ static enum sv_result attest(struct sv_realms *r, struct realmcore *rc, size_t i
 		return SV_RESULT_OK;
 	}
 	if (v == SV_RESULT_OK)
-		snprintf(why, sizeof(why), "the attested vault is not the id the realm list gives");
+		snprintf(
+		    why, sizeof(why),
+		    "failed attestation: the attested vault is not the id the realm list gives");
 	else if (v == SV_RESULT_UNVERIFIED)
-		snprintf(why, sizeof(why), "%s", sv_ctx_error(ctx));
+		snprintf(why, sizeof(why), "failed attestation: %s", sv_ctx_error(ctx));
 	else {
 		snprintf(why, sizeof(why), "attestation could not run: %s", sv_ctx_error(ctx));
 		kind = REALMCORE_KIND_OTHER;
@@ -301,8 +305,7 @@ static enum sv_result attest(struct sv_realms *r, struct realmcore *rc, size_t i
 	sv_ctx_free(ctx);
 	if (r->warn != NULL) {
 		char msg[REALMCORE_ERR_MAX + 200];
-		snprintf(msg, sizeof(msg), "realm %s: %s%s; excluded", e->name,
-		         kind == REALMCORE_KIND_UNVERIFIED ? "failed attestation: " : "", why);
+		snprintf(msg, sizeof(msg), "realm %s: %s; excluded", e->name, why);
 		r->warn(r->warn_arg, msg);
 	}
 	realmcore_exclude(rc, i, kind, why);
@@ -397,10 +400,10 @@ enum sv_result sv_realms_register(struct sv_realms *r, const char *user, const u
 	if (password_len == 0 || password_len > SV_PASSWORD_MAX_LEN)
 		return fail(r, SV_RESULT_ERROR, "the password must be 1 to %d bytes",
 		            SV_PASSWORD_MAX_LEN);
-	if (secret_len == 0 || secret_len > REALM_SECRET_MAX)
+	if (secret_len == 0 || secret_len > SV_REALMS_SECRET_MAX_LEN)
 		return fail(r, SV_RESULT_ERROR,
 		            "the secret must be 1 to %d bytes with realms; store a key, not a file",
-		            REALM_SECRET_MAX);
+		            SV_REALMS_SECRET_MAX_LEN);
 	if (t == 0)
 		return fail(r, SV_RESULT_ERROR,
 		            "registering needs a threshold: \"threshold\" in the realm list or "

@@ -460,8 +460,8 @@ static void finish_failed(struct realmcore *rc, const char *sentence)
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct rrealm *r = &rc->r[i];
 		if (r->st == RS_FAILED && r->kind == FK_UNVERIFIED) {
-			set_err(rc, REALMCORE_UNVERIFIED, "realm %s failed attestation (%s); %s",
-			        r->name, r->why, sentence);
+			set_err(rc, REALMCORE_UNVERIFIED, "realm %s: %s; %s", r->name, r->why,
+			        sentence);
 			return;
 		}
 	}

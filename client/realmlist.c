@@ -104,6 +104,8 @@ static int parse_entry(struct realmlist_entry *e, json_object *o, size_t idx, co
 	    (r = get_str(o, "expect", 0, PATH_MAX_LEN, &e->expect, idx, why, why_len)) != SV_OK ||
 	    (r = get_str(o, "token", 0, PATH_MAX_LEN, &e->token, idx, why, why_len)) != SV_OK)
 		return r;
+	if (e->url == NULL || e->ca == NULL) /* required: get_str said so otherwise */
+		return SV_ERR_INTERNAL;
 	if (strncmp(e->url, "https://", 8) != 0 || e->url[8] == '\0' || e->url[8] == '/')
 		return fail(why, why_len, SV_ERR_INVALID,
 		            "realms[%zu]: \"url\" must be https://host[:port], not '%s'", idx,

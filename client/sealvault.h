@@ -198,6 +198,8 @@ SV_API enum sv_result sv_change_password_token(struct sv_ctx *ctx, const char *t
  * Realms left out along the way (a wrong evaluation proof, a share that fails its MAC, a stale
  * registration, no answer) are reported as warnings, one sentence each starting "realm NAME: ".
  */
+#define SV_REALMS_SECRET_MAX_LEN 256 /* the secret with realms: 1..256 bytes */
+
 struct sv_realms;
 typedef void (*sv_realms_warn_fn)(void *arg, const char *message);
 

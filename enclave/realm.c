@@ -402,15 +402,16 @@ static int handle_delete(struct realm_srv *r, const uint8_t *req, size_t len, st
 		return reply_bad(r, reply, route, why);
 	if (!realm_key(r, TOKEN_SCOPE_DELETE, 0, q.uid, q.uid_len, key, &key_len, route, reply))
 		return SV_OK;
-	/* a pending last guess's copy goes too, whether or not a record (or tombstone) is left */
-	vault_drop_rescues(r->vault, key, key_len);
 	err = store_delete_user(r->sh.store, key, key_len);
+	if (err == SV_ERR_BUSY)
+		return reply_busy(r,
+		                  reply); /* nothing deleted: a pending last guess keeps its copy */
+	if (err != 0 && err != SV_ERR_NOTFOUND)
+		return err;
+	/* a pending last guess's copy must never bring the deleted record back */
+	vault_drop_rescues(r->vault, key, key_len);
 	if (err == SV_ERR_NOTFOUND)
 		return reply_put(reply, SV_STATUS_OK, NULL, 0); /* idempotent: nothing to stage */
-	if (err == SV_ERR_BUSY)
-		return reply_busy(r, reply);
-	if (err != 0)
-		return err;
 	if ((err = audit(AUDIT_DELETED, key, key_len, 0, 0, 0, 0)) != 0)
 		return err;
 	r->c.deletions++;

@@ -114,4 +114,38 @@ check 1 "check --server, that sealvaultd runs" "$SV" verify "${url[@]}" \
 # Everything valid: only now is the network tried, and its failure says what to check.
 check 1 "check --server, that sealvaultd runs" "$SV" register "${url[@]}" --user a \
 	--secret-file "$tmp/max" --password-file "$tmp/pw" --ksf-t 1 --ksf-m 8
+# --realms FILE (threshold realms): the list's errors name the key or entry; refusals before any
+# traffic; then the closed ports are reached and named per realm.
+id1=0123456789abcdef0123456789abcdef
+id2=fedcba9876543210fedcba9876543210
+printf '{"threshold": 2, "realms": [%s, %s]}\n' \
+	"{\"name\": \"east\", \"url\": \"https://127.0.0.1:9\", \"ca\": \"/dev/null\", \"id\": \"$id1\"}" \
+	"{\"name\": \"west\", \"url\": \"https://127.0.0.1:9\", \"ca\": \"/dev/null\", \"id\": \"$id2\"}" \
+	>"$tmp/realms.json"
+printf '{"realms": [{"url": "https://a", "ca": "c", "id": "%s", "tokn": "t"}]}' "$id1" \
+	>"$tmp/badkey.json"
+rl=(--realms "$tmp/realms.json")
+check 1 'realms[1]: unknown key "tokn"' "$SV" recover --realms "$tmp/badkey.json" --user a \
+	--out x --password-file "$tmp/pw"
+check 1 "none.json: No such file" "$SV" delete --realms "$tmp/none.json" --user a
+check 1 "--server does not go with --realms" "$SV" recover "${rl[@]}" "${url[@]}" --user a --out x
+check 1 "--realms works with register, recover and delete" "$SV" verify "${rl[@]}"
+check 1 "--threshold and --min-realms need --realms FILE" "$SV" recover "${url[@]}" --user a \
+	--out x --threshold 2
+check 1 "--threshold: the threshold must be 1 to 2" "$SV" recover "${rl[@]}" --user a --out x \
+	--threshold 3 --password-file "$tmp/pw"
+check 1 "--min-realms must be 2 to 2" "$SV" register "${rl[@]}" --user a \
+	--secret-file "$tmp/max" --password-file "$tmp/pw" --min-realms 1
+check 1 "--max-attempts 1 cannot be met with 2 realms and threshold 1" "$SV" register "${rl[@]}" \
+	--threshold 1 --user a --secret-file "$tmp/max" --password-file "$tmp/pw" --max-attempts 1
+check 1 "delete --realms needs no password" "$SV" delete "${rl[@]}" --user a \
+	--password-file "$tmp/pw"
+check 1 "is larger than 256 bytes, the most realms store" "$SV" register "${rl[@]}" --user a \
+	--secret-file "$tmp/max" --password-file "$tmp/pw"
+head -c 32 /dev/zero >"$tmp/key32"
+check 1 "registration needs 2 realms, only 0 of 2 answered; missing: east (" "$SV" register \
+	"${rl[@]}" --user a --secret-file "$tmp/key32" --password-file "$tmp/pw" --ksf-t 1 --ksf-m 8
+check 1 "recovery needs 2 realms, only 0 answered; missing: east (no answer: " "$SV" recover \
+	"${rl[@]}" --user a --out x --password-file "$tmp/pw"
+check 1 "deleted at 0 of 2 realms; not deleted at: east (" "$SV" delete "${rl[@]}" --user a
 echo "cli-args: ok ($n cases)"

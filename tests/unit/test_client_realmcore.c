@@ -503,6 +503,36 @@ static void test_recover_token_refused(void **state)
 	assert_non_null(strstr(err, "the vault refused the access token: realm r1"));
 }
 
+/* a realm the driver left out (failed attestation) is never asked, and decides the result when
+ * the operation fails for want of it */
+static void test_excluded_realm(void **state)
+{
+	(void)state;
+	setup_realms(3);
+	struct realmcore *rc = make(REALMCORE_REGISTER, 3, "pw", 2, 0, 5);
+	realmcore_exclude(rc, 1, REALMCORE_KIND_UNVERIFIED, "failed attestation: ek-chain: no");
+	assert_int_equal(run(rc, 0), REALMCORE_UNVERIFIED);
+	assert_non_null(strstr(realmcore_error(rc), "realm r2: failed attestation: ek-chain"));
+	realmcore_free(rc);
+	assert_int_equal(realms[0].registered, 0);
+	rc = make(REALMCORE_REGISTER, 3, "pw", 2, 2, 5);
+	realmcore_exclude(rc, 1, REALMCORE_KIND_UNVERIFIED, "failed attestation: ek-chain: no");
+	assert_int_equal(run(rc, 0), REALMCORE_OK);
+	realmcore_free(rc);
+	assert_int_equal(realms[1].registered, 0);
+	assert_int_equal(realms[0].registered, 1);
+	/* every realm excluded: the core ends without a request */
+	rc = make(REALMCORE_DELETE, 3, NULL, 0, 0, 0);
+	for (size_t i = 0; i < 3; i++)
+		realmcore_exclude(rc, i, REALMCORE_KIND_TOKEN,
+		                  "refused the access token (no file)");
+	struct realmcore_request q;
+	assert_int_equal(realmcore_next(rc, &q), 0);
+	assert_true(realmcore_done(rc));
+	assert_int_equal(realmcore_result(rc), REALMCORE_TOKEN_REFUSED);
+	realmcore_free(rc);
+}
+
 static void test_recover_nothing_registered(void **state)
 {
 	(void)state;
@@ -587,6 +617,7 @@ int main(void)
 	    cmocka_unit_test(test_recover_locked),
 	    cmocka_unit_test(test_recover_share_mac_failure),
 	    cmocka_unit_test(test_recover_token_refused),
+	    cmocka_unit_test(test_excluded_realm),
 	    cmocka_unit_test(test_recover_nothing_registered),
 	    cmocka_unit_test(test_delete),
 	    cmocka_unit_test(test_params_and_order),

@@ -57,6 +57,8 @@ static const uint8_t SECRET[] = "the backup key: 32 bytes long!!";
 
 /* ---- fixture ---- */
 
+static unsigned RATE; /* login-rate-per-id of the next setup */
+
 static int setup(void **state)
 {
 	struct tenant_set set = {0};
@@ -64,10 +66,11 @@ static int setup(void **state)
 	char why[256];
 	assert_true(sodium_init() >= 0);
 	policy_vault_defaults(&P);
-	P.max_guess_limit = 20;
+	P.max_guess_limit = 40;
 	P.default_guess_limit = 5;
 	P.pending_login_max = 32;
-	P.login_rate_per_id = 0;
+	P.login_rate_per_id = RATE;
+	P.login_burst_per_id = RATE;
 	for (int i = 0; i < N; i++) {
 		struct opaque_server_key k;
 		memset(&ST[i], 0, sizeof(ST[i]));
@@ -99,6 +102,14 @@ static int setup(void **state)
 	TOK = NULL;
 	TOK_LEN = 0;
 	return 0;
+}
+
+static int setup_rate(void **state)
+{
+	RATE = 5;
+	int r = setup(state);
+	RATE = 0;
+	return r;
 }
 
 static int teardown(void **state)
@@ -307,15 +318,16 @@ static uint8_t recover3(int realm, const uint8_t sid[REALM_SESSION_LEN], const u
 
 /* The whole recovery through realms use[0..t) over the wire; 0 with the secret, or -1 for a
  * wrong password (seen by the unlock check; no recover3 sent). */
-static int recover(const struct reg *r, const char *pw, const int *use, uint8_t *out,
+static int recover(const struct reg *r, const char *pw, const int *use, size_t nuse, uint8_t *out,
                    size_t *out_len)
 {
 	struct rec2 c;
 	struct realm_share got[REALM_MAX];
 	uint8_t comb[E], y[64], prk[64], check[32], tag[32], mac[32], s[32], key[32];
 	size_t bad;
+	assert_int_equal(nuse, r->t);
 	blind(&c, r, pw);
-	for (unsigned j = 0; j < r->t; j++)
+	for (size_t j = 0; j < nuse; j++)
 		assert_int_equal(recover2(&c, r, use[j], j, NULL), SV_STATUS_OK);
 	assert_int_equal(realm_combine(comb, &bad, c.blinded, c.ev, r->t), 0);
 	assert_int_equal(oprf_finalize(y, c.access, 64, c.blind, comb), 0);
@@ -323,7 +335,7 @@ static int recover(const struct reg *r, const char *pw, const int *use, uint8_t 
 	assert_int_equal(realm_unlock_check(check, prk), 0);
 	if (sodium_memcmp(check, r->check, 32) != 0)
 		return -1;
-	for (unsigned j = 0; j < r->t; j++) {
+	for (size_t j = 0; j < nuse; j++) {
 		int i = use[j];
 		struct realm_recover3_reply a;
 		assert_int_equal(realm_unlock_tag(tag, prk, realm_ids[i], (unsigned)i + 1), 0);
@@ -393,14 +405,14 @@ static void test_round_trip(void **state)
 	}
 	for (size_t p = 0; p < 3; p++) {
 		memset(out, 0, sizeof out);
-		assert_int_equal(recover(r, "hunter2", pairs[p], out, &len), 0);
+		assert_int_equal(recover(r, "hunter2", pairs[p], 2, out, &len), 0);
 		assert_int_equal(len, sizeof SECRET);
 		assert_memory_equal(out, SECRET, sizeof SECRET);
 		for (int i = 0; i < N; i++)
 			assert_int_equal(rec_of(i, UID, sizeof UID - 1)->used, 0);
 	}
 	/* a wrong password: the unlock check tells, the realms used stay charged */
-	assert_int_equal(recover(r, "hunter3", pairs[0], out, &len), -1);
+	assert_int_equal(recover(r, "hunter3", pairs[0], 2, out, &len), -1);
 	assert_int_equal(rec_of(0, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(1, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(2, UID, sizeof UID - 1)->used, 0);
@@ -458,7 +470,7 @@ static void test_last_guess_rescue(void **state)
 	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
 	assert_int_equal(recover3(0, c.sid[0], wrong), SV_STATUS_AUTH_FAILED);
 	/* realm 0's last guess, then a right recovery through realms 0 and 1 */
-	assert_int_equal(recover(r, "pw", use, out, &len), 0);
+	assert_int_equal(recover(r, "pw", use, sizeof use / sizeof use[0], out, &len), 0);
 	assert_memory_equal(out, SECRET, sizeof SECRET);
 	struct fake_user *u = rec_of(0, UID, sizeof UID - 1);
 	assert_false(u->destroyed);
@@ -701,8 +713,38 @@ static void test_namespaces(void **state)
 	assert_int_equal(store_records(&ST[0]), 1);
 	assert_null(fake_find(&ST[0], UID, sizeof UID - 1));
 	/* t = n = 1: the realm alone gives the secret back */
-	assert_int_equal(recover(r, "pw", use, out, &len), 0);
+	assert_int_equal(recover(r, "pw", use, sizeof use / sizeof use[0], out, &len), 0);
 	assert_memory_equal(out, SECRET, sizeof SECRET);
+	sodium_free(r);
+}
+
+/* recover2 shares the vault's per-identifier rate and pending-session table: over the rate
+ * 429, a full table 503, both before anything is charged. */
+static void test_rate_and_table(void **state)
+{
+	struct reg *r = new_reg("pw", 2, 3);
+	struct rec2 c;
+	size_t pending;
+	register_all(r, 20);
+	blind(&c, r, "pw");
+	for (int k = 0; k < 5; k++)
+		assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
+	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_TOO_MANY);
+	assert_true(rlen() > 4);
+	assert_true(rbody()[3] >= 1); /* Retry-After, seconds */
+	assert_int_equal(rec_of(0, UID, sizeof UID - 1)->used, 5);
+	/* the table (32 entries) fills with realm sessions of realm 1 under another rate... */
+	teardown(state);
+	setup(state);
+	register_all(r, 40);
+	for (unsigned k = 0; k < P.pending_login_max; k++)
+		assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_OK);
+	assert_int_equal(vault_pending(V[1], &pending), P.pending_login_max);
+	assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_BUSY);
+	assert_int_equal(rec_of(1, UID, sizeof UID - 1)->used, P.pending_login_max);
+	/* ... and frees up at the timeout */
+	NOW += (uint64_t)P.login_timeout_s * 1000;
+	assert_int_equal(recover2(&c, r, 1, 0, NULL), SV_STATUS_OK);
 	sodium_free(r);
 }
 
@@ -720,6 +762,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_malformed_changes_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_namespaces, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rate_and_table, setup_rate, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
