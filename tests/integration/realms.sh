@@ -56,7 +56,11 @@ fail() {
 	echo "realms: FAIL (step $step): $*" >&2
 	exit 1
 }
-say() { echo "realms: [$step] $*"; }
+ts=$(date +%s)
+say() { # one line per step, with its wall time
+	echo "realms: [$step] $* ($(($(date +%s) - ts)) s)"
+	ts=$(date +%s)
+}
 
 # sv CMD USER ARGS...: the CLI with USER's realm list (or REALMS if set); sets rc and err
 # (stdout and stderr together: the CLI's figures go to stderr).
@@ -86,6 +90,10 @@ st() {
 	realm_status "$1" "$2" || fail "no status of $2 at ${RL_NAME[$1]}"
 	S=("${RL_S[@]}")
 }
+# evals I: the evaluations realm I made (each one charged a guess), from its own /metrics
+evals() {
+	E=$(realm_metric "$1" sealvault_realm_evaluations_total) || fail "no metrics from ${RL_NAME[$1]}"
+}
 # left USER: attempts left at realms 1 2 3 into LEFT ("-" where not registered)
 left() {
 	local i
@@ -111,7 +119,7 @@ t0=$(date +%s)
 realms_tenant || fail "no tenant"
 for i in 1 2 3; do realm_init "$i" || fail "${RL_NAME[i]} did not start"; done
 say "east ${RL_ID[1]} :${RL_PORT[1]}, north ${RL_ID[2]} :${RL_PORT[2]}," \
-	"west ${RL_ID[3]} :${RL_PORT[3]} ($(($(date +%s) - t0)) s)"
+	"west ${RL_ID[3]} :${RL_PORT[3]}"
 
 # --- a. register, recover -----------------------------------------------------------------
 step=a
@@ -170,6 +178,8 @@ sv register carol --password-file "$T/pw" --secret-file "$T/secret.carol"
 expect 0
 realm_stop 1 || fail "stopping east"
 realm_stop 2 || fail "stopping north"
+evals 3
+e0=$E
 rm -f "$T/got"
 sv recover carol --password-file "$T/pw" --out "$T/got"
 expect 1 "sealvault: recovery needs 2 realms, only 1 answered; missing: "
@@ -182,10 +192,12 @@ fi
 st 3 carol
 [ "${S[0]}" = 1 ] || fail "west: carol in state ${S[0]}"
 [ "${S[3]}" -ge 6 ] || fail "west charged more than one guess: ${S[3]} of 7 left"
+evals 3
+[ $((E - e0)) -le 1 ] || fail "west made $((E - e0)) evaluations for the failed recovery"
 realm_start 1 || fail "starting east"
 realm_start 2 || fail "starting north"
 say "east and north stopped: exit 1, '${line#sealvault: }'; west left ${S[3]} of 7" \
-	"(charged $((7 - S[3])))"
+	"(charged $((7 - S[3])), evaluations there $e0 -> $E)"
 
 # --- d. a realm whose evaluation proof fails ------------------------------------------------
 step=d
@@ -201,6 +213,8 @@ x=
 for i in 1 2 3; do [ "$(cut -d' ' -f"$i" <<<"$LEFT")" != 7 ] || x=$i; done
 [ -n "$x" ] && [ "$(tr ' ' '\n' <<<"$LEFT" | sort | tr '\n' ' ')" = "6 6 7 " ] ||
 	fail "after one wrong guess attempts left $LEFT, want two 6 and one 7"
+evals "$x"
+e0=$E
 python3 tests/integration/realm-proxy.py "${RL_PORT[x]}" "${RL_DIR[x]}/cert.pem" \
 	"${RL_DIR[x]}/key.pem" "$T/proxy.port" "$T/proxy.count" 2>"$T/proxy.log" &
 proxy_pid=$!
@@ -218,6 +232,8 @@ grep -F "realm ${RL_NAME[x]}" <<<"$warn" | grep -qi proof ||
 ! grep -vqF "realm ${RL_NAME[x]}" <<<"$warn" || fail "a warning names another realm: $err"
 altered=$(cat "$T/proxy.count")
 [ "$altered" -ge 1 ] || fail "the proxy altered no recover2 reply"
+evals "$x"
+[ $((E - e0)) = "$altered" ] || fail "${RL_NAME[x]} evaluated $((E - e0)) times, the proxy altered $altered"
 kill "$proxy_pid"
 wait "$proxy_pid" 2>/dev/null || true
 proxy_pid=
@@ -258,6 +274,11 @@ expect 0 "sealvault: each realm allows 2 guesses; in all at most 3 (3 realms, th
 left frank
 [ "$LEFT" = "2 2 2" ] || fail "attempts left $LEFT, want 2 2 2"
 figs=
+ev0=0
+for i in 1 2 3; do
+	evals "$i"
+	ev0=$((ev0 + E))
+done
 # After guess k the realms have 6 - 2k attempts left in all (two charged per guess), and the CLI
 # reports the fewest left among the two it used: 1, then 0 (that realm is destroyed), then 0.
 for k in 1 2 3; do
@@ -286,7 +307,15 @@ expect 3
 sv recover frank --password-file "$T/pw" --out "$T/got"
 expect 3
 [ ! -s "$T/got" ] || fail "a secret was written after the lock-out"
-say "G 2, bound 3: ${figs}a 4th guess exit 3; the right password exit 3 (3 of 3 destroyed)"
+# Every guess the realms allowed was an evaluation: n * G = 6 in all, none after the lock-out.
+ev=0
+for i in 1 2 3; do
+	evals "$i"
+	ev=$((ev + E))
+done
+[ $((ev - ev0)) = 6 ] || fail "$((ev - ev0)) evaluations for frank at the three realms, want 6"
+say "G 2, bound 3: ${figs}a 4th guess exit 3; the right password exit 3 (3 of 3 destroyed);" \
+	"$((ev - ev0)) evaluations in all (n·G)"
 
 step=end
-say "ok in $(($(date +%s) - t0)) s"
+echo "realms: ok in $(($(date +%s) - t0)) s"

@@ -24,6 +24,8 @@
 #   realm_status I USER   POST /v2/realm/status at realm I for USER with USER's token there
 #                         (from realms_list): sets RL_S to (state index guess_limit
 #                         attempts_left version_hex); state 0 none, 1 registered, 2 destroyed.
+#   realm_metric I NAME   Print the value of the metric NAME (with its labels, if any) from
+#                         realm I's metrics socket (e.g. sealvault_realm_evaluations_total).
 #   realms_cleanup        Stop every realm and every swtpm; for `trap ... EXIT`.
 # Every function returns non-zero with a message on stderr when something fails.
 
@@ -162,6 +164,14 @@ realm_status() {
 		return 1
 	}
 	read -r -a RL_S <"$RL_T/status.out"
+}
+
+realm_metric() {
+	curl -fsS --unix-socket "${RL_DIR[$1]}/metrics.sock" http://localhost/metrics |
+		awk -v m="$2" '$1 == m { print $2; found = 1 } END { exit !found }' || {
+		echo "realms.sh: ${RL_NAME[$1]}: no metric $2" >&2
+		return 1
+	}
 }
 
 realms_cleanup() {
