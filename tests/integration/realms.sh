@@ -18,7 +18,8 @@
 #      version: a warning names it, it is ignored, the new secret comes back;
 #   f. --max-attempts 3 (G = 2, bound floor(3*2/2) = 3): exactly 3 wrong passwords answered
 #      (exit 2), each charging two realms (figures from every realm's /v2/realm/status), then
-#      every realm is destroyed: exit 3, also for the right password.
+#      every realm is destroyed: exit 3, also for the right password;
+#   g. delete with one realm down names it (exit 1); repeated with all three, nothing is left.
 # Every step prints one line with the figures it saw. Run time 25-45 s on the 2-core build box
 # (setup 5 s; most of the rest is the registrations' durable commits at three swtpms).
 set -euo pipefail
@@ -316,6 +317,23 @@ done
 [ $((ev - ev0)) = 6 ] || fail "$((ev - ev0)) evaluations for frank at the three realms, want 6"
 say "G 2, bound 3: ${figs}a 4th guess exit 3; the right password exit 3 (3 of 3 destroyed);" \
 	"$((ev - ev0)) evaluations in all (n·G)"
+
+# --- g. delete ------------------------------------------------------------------------------
+step=g
+realm_stop 2 || fail "stopping north"
+sv delete erin
+expect 1 north
+grep -q "north" <<<"$err" && ! grep -q "realm east\|realm west\|east (\|west (" <<<"$err" ||
+	fail "the failed deletion does not name north alone: $err"
+dline=$(grep -F north <<<"$err" | head -n 1)
+realm_start 2 || fail "starting north"
+sv delete erin
+expect 0
+for i in 1 2 3; do
+	st "$i" erin
+	[ "${S[0]}" = 0 ] || fail "${RL_NAME[i]} still holds erin (state ${S[0]})"
+done
+say "delete with north down: exit 1, '$dline'; again with all three: exit 0, state 0 at each"
 
 step=end
 echo "realms: ok in $(($(date +%s) - t0)) s"
