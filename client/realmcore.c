@@ -372,6 +372,8 @@ int realmcore_next(struct realmcore *rc, struct realmcore_request *req)
 		start(rc);
 		advance(rc); /* every realm excluded: the operation ends here */
 	}
+	if (rc->phase == PH_DONE)
+		return 0; /* nothing more goes out once the outcome is known */
 	for (size_t i = 0; i < rc->n; i++) {
 		struct rrealm *r = &rc->r[i];
 		if (r->st != RS_QUEUED)
@@ -1059,7 +1061,10 @@ static void recover3_reply(struct realmcore *rc, size_t i, long status, const ui
 	int e = realm_release_open(sh->value, mac, rc->s->tag[i], r->session, rep.release);
 	if (e == 0)
 		e = realm_share_mac(want, rc->s->prk, r->id, r->index, sh->value);
-	if (e != 0 || sodium_memcmp(mac, want, REALM_KEY_LEN) != 0) {
+	int bad = e != 0 || sodium_memcmp(mac, want, REALM_KEY_LEN) != 0;
+	sodium_memzero(mac, sizeof(mac));
+	sodium_memzero(want, sizeof(want));
+	if (bad) {
 		sodium_memzero(sh, sizeof(*sh));
 		fail_realm(rc, i, FK_OTHER, "its share fails its MAC");
 		warnf(rc, i, "its share fails its MAC; excluded");

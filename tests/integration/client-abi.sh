@@ -56,6 +56,15 @@ int main(void)
 	                     &left) != SV_RESULT_ERROR || left != -1)
 		return 4;
 	sv_ctx_free(ctx);
+	/* 0.4: threshold realms; a missing realm list is an error that names the file */
+	struct sv_realms *rs;
+	if (sv_realms_new(&rs) != 0 || sv_realms_load(rs, "/nonexistent/realms.json") != -1 ||
+	    strstr(sv_realms_error(rs), "/nonexistent/realms.json") == NULL ||
+	    sv_realms_count(rs) != 0 ||
+	    sv_realms_recover(rs, "u", (const unsigned char *)"p", 1, &s, &n, &left) !=
+	        SV_RESULT_ERROR)
+		return 5;
+	sv_realms_free(rs);
 	return r == SV_RESULT_ERROR && left == -1 ? 0 : 3;
 }
 C
