@@ -11,14 +11,16 @@
 #   b. one realm stopped (sealvaultd and swtpm): recovery works; one realm's state dir and TPM
 #      state deleted and the realm re-initialised on the same port (new vault id): recovery
 #      works with the other two, and a re-registration puts the user back on all three;
-#   c. two realms stopped: exit 1 naming both, and the third charged at most one guess;
+#   c. two realms stopped: exit 1 naming both, and the third charged at most one guess (its
+#      status, and its own count of evaluations on /metrics);
 #   d. a realm behind tests/integration/realm-proxy.py, which flips one bit of the DLEQ proof in
-#      its recover2 replies: a warning names it, it is excluded, recovery succeeds;
+#      its recover2 replies: a warning names it, it is excluded, recovery succeeds; the realm
+#      counted one evaluation per altered reply;
 #   e. a realm down during a re-registration (--min-realms 2, a new secret) holds the old
 #      version: a warning names it, it is ignored, the new secret comes back;
 #   f. --max-attempts 3 (G = 2, bound floor(3*2/2) = 3): exactly 3 wrong passwords answered
 #      (exit 2), each charging two realms (figures from every realm's /v2/realm/status), then
-#      every realm is destroyed: exit 3, also for the right password;
+#      every realm is destroyed: exit 3, also for the right password; n·G = 6 evaluations in all;
 #   g. delete with one realm down names it (exit 1); repeated with all three, nothing is left.
 # Every step prints one line with the figures it saw. Run time 25-45 s on the 2-core build box
 # (setup 5 s; most of the rest is the registrations' durable commits at three swtpms).
