@@ -46,10 +46,6 @@ static inline int record_key_realm(const uint8_t *v1, size_t v1_len, uint8_t *ke
 	return 0;
 }
 
-/* The tenant part of a record key of either kind (a realm key's tenant is its /v1 key's):
- * *tenant and *tenant_len (RECORD_KEY_TAG | len | tenant), or 0 for an open-mode key. */
-static inline size_t record_key_tenant_of(const uint8_t *key, size_t len, const uint8_t **tenant);
-
 /* The length of the tenant part (RECORD_KEY_TAG | len | tenant) of a tokens-mode record key,
  * 0 for an open-mode identifier or a key too short to hold its tenant. */
 static inline size_t record_key_tenant_prefix(const uint8_t *key, size_t len)
@@ -59,6 +55,9 @@ static inline size_t record_key_tenant_prefix(const uint8_t *key, size_t len)
 	return 2 + (size_t)key[1];
 }
 
+/* The tenant part of a record key of any kind (a realm record's tenant is its /v1 key's): its
+ * length as record_key_tenant_prefix gives it (0 for an open-mode key), and in *tenant where it
+ * begins. */
 static inline size_t record_key_tenant_of(const uint8_t *key, size_t len, const uint8_t **tenant)
 {
 	if (len >= 1 && key[0] == RECORD_KEY_REALM) {

@@ -300,7 +300,7 @@ static int handle_register(struct realm_srv *r, const uint8_t *req, size_t len,
 		return reply_busy(r, reply);
 	if (err != 0)
 		return err;
-	if ((err = audit(AUDIT_REGISTER, key, key_len, limit, limit, 0, 0)) != 0)
+	if ((err = audit(AUDIT_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
 		return err;
 	/* a last-guess copy of the record this one replaces must never come back */
 	vault_drop_rescues(r->vault, key, key_len);

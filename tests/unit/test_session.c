@@ -161,6 +161,12 @@ static void test_rescue_tenant_share(void **state)
 	assert_int_equal(session_rescue_attach(t, a[1], &r), 0);
 	/* acme holds its share: refused though 2 slots are free */
 	assert_false(session_rescue_available(t, a[2]->id, a[2]->id_len));
+	/* a realm record of acme's (0x01 | its record key) counts for acme too */
+	uint8_t rkey[STORE_ID_MAX];
+	size_t rkey_len = 0;
+	assert_int_equal(record_key_realm(a[2]->id, a[2]->id_len, rkey, sizeof(rkey), &rkey_len),
+	                 0);
+	assert_false(session_rescue_available(t, rkey, rkey_len));
 	assert_int_equal(session_rescue_attach(t, a[2], &r), SV_ERR_BUSY);
 	assert_null(session_rescue_of(t, a[2]));
 	/* another tenant, even one whose name extends acme's, is not charged for acme's */
@@ -168,6 +174,8 @@ static void test_rescue_tenant_share(void **state)
 	    record_key_tenant("acmeco", (const uint8_t *)"u0", 2, bkey, sizeof(bkey), &bkey_len),
 	    0);
 	assert_true(session_rescue_available(t, bkey, bkey_len));
+	assert_int_equal(record_key_realm(bkey, bkey_len, rkey, sizeof(rkey), &rkey_len), 0);
+	assert_true(session_rescue_available(t, rkey, rkey_len));
 	assert_int_equal(session_open(t, 1, &b), 0);
 	set_key(b, "globex", "v");
 	assert_int_equal(session_rescue_attach(t, b, &r), 0);
