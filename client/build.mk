@@ -9,7 +9,7 @@ CLIENT_PKGS    := libsodium libcurl json-c openssl tss2-mu
 CLIENT_ATTEST_SRCS := client/attest.c client/evidence.c client/eventlog.c client/expect.c \
 	client/imalog.c client/jfield.c client/makecred.c client/tpmobj.c
 CLIENT_LIB_SRCS := client/blob.c client/wire.c client/http.c client/info.c client/libsealvault.c \
-	client/librealms.c client/realmcore.c client/realmlist.c client/realmnet.c \
+	client/librealms.c client/realmcore.c client/realmcore_recover.c client/realmlist.c client/realmnet.c client/vaultsteps.c \
 	$(CLIENT_ATTEST_SRCS)
 CLIENT_LIB_OBJS := $(CLIENT_LIB_SRCS:%.c=$(B)/%.o)
 CLIENT_DEPS    := $(B)/libsvcrypto.a $(B)/libsvcommon.a
@@ -58,7 +58,7 @@ install-libsealvault: $(CLIENT_SO)
 
 # Unit tests: the library's flows against an in-test fake server (tests/unit/test_client.c
 # replaces http.c), and the pure wire/blob code.
-UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/blob.o $(B)/client/wire.o $(B)/client/info.o \
+UT_OBJS_client := $(B)/client/libsealvault.o $(B)/client/vaultsteps.o $(B)/client/blob.o $(B)/client/wire.o $(B)/client/info.o \
 	$(CLIENT_ATTEST_SRCS:%.c=$(B)/%.o) $(CLIENT_DEPS)
 UT_OBJS_client_wire := $(B)/client/blob.o $(B)/client/wire.o $(CLIENT_DEPS)
 
@@ -115,12 +115,15 @@ FUZZ_SRCS_info := client/info.c client/jfield.c common/info.c common/buf.c commo
 FUZZ_PKGS_info := json-c
 
 # threshold realms (docs/realms.md): the I/O-free core against realms in memory, the list reader
-UT_OBJS_client_realmcore := $(B)/client/realmcore.o $(B)/client/info.o $(B)/client/jfield.o \
+UT_OBJS_client_realmcore := $(B)/client/realmcore.o $(B)/client/realmcore_recover.o $(B)/client/info.o $(B)/client/jfield.o \
 	$(CLIENT_DEPS)
 UT_OBJS_client_realmlist := $(B)/client/realmlist.o $(B)/client/jfield.o $(CLIENT_DEPS)
 # libFuzzer target: the realm client's reply handling (the core against mutated realm answers)
 # and the realm list reader; the wire decoders alone are fuzz_realm_wire's.
 FUZZ_TARGETS += realm_client
-FUZZ_SRCS_realm_client = client/realmcore.c client/realmlist.c client/info.c client/jfield.c \
+FUZZ_SRCS_realm_client = client/realmcore.c client/realmcore_recover.c client/realmlist.c client/info.c client/jfield.c \
 	common/info.c $(CRYPTO_SRCS) common/buf.c common/err.c
 FUZZ_PKGS_realm_client := json-c
+# the single-vault steps without I/O, against the OPAQUE server functions in the test
+UT_OBJS_client_vaultsteps := $(B)/client/vaultsteps.o $(B)/client/blob.o $(B)/client/wire.o \
+	$(CLIENT_DEPS)

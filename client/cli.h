@@ -64,6 +64,8 @@ int cli_read_secret_file(const char *path, struct secret *s);
 int cli_write_out(const char *path, const uint8_t *p, size_t len);
 /* Shows a generated recovery code once the vault(s) took it. */
 void cli_show_code(const char *code);
+/* The option checks of the commands with --realms (after the common parse): 0 or -1 (said). */
+int cli_realms_check(const struct opts *o);
 /* `sealvault register|recover|delete --realms FILE`: the exit status. */
 int cli_realms(const struct opts *o);
 

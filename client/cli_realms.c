@@ -13,6 +13,61 @@
 #include "client/cli.h"
 #include "client/sealvault.h"
 
+/* The checks of the commands with --realms (the rest of the options as for one vault). */
+int cli_realms_check(const struct opts *o)
+{
+	int reg = strcmp(o->cmd, "register") == 0, rec = strcmp(o->cmd, "recover") == 0;
+	if (!reg && !rec && strcmp(o->cmd, "delete") != 0) {
+		fprintf(stderr,
+		        "sealvault: --realms works with register, recover and delete, not "
+		        "'%s'\n",
+		        o->cmd);
+		return -1;
+	}
+	const char *clash = o->server       ? "--server"
+	                    : o->cacert     ? "--cacert"
+	                    : o->token_file ? "--token"
+	                    : o->expect     ? "--expect"
+	                    : o->context    ? "--context"
+	                                    : NULL;
+	if (clash != NULL) {
+		fprintf(stderr,
+		        "sealvault: %s does not go with --realms: each realm's URL, CA file, token "
+		        "and expect file are in the realm list\n",
+		        clash);
+		return -1;
+	}
+	const char *missing = o->user == NULL                 ? "--user ID"
+	                      : reg && o->secret_file == NULL ? "--secret-file FILE"
+	                      : rec && o->out == NULL         ? "--out FILE"
+	                                                      : NULL;
+	if (missing != NULL) {
+		fprintf(stderr, "sealvault: %s needs %s\n", o->cmd, missing);
+		return -1;
+	}
+	if (!reg && (o->min_realms || o->max_attempts || o->generate_code)) {
+		fprintf(stderr, "sealvault: --min-realms, --max-attempts and --generate-code are "
+		                "options of register\n");
+		return -1;
+	}
+	if (!reg && !rec && o->password_file != NULL) {
+		fprintf(stderr, "sealvault: delete --realms needs no password: drop "
+		                "--password-file\n");
+		return -1;
+	}
+	if (o->generate_code && o->password_file != NULL) {
+		fprintf(stderr,
+		        "sealvault: --generate-code makes the password; drop --password-file\n");
+		return -1;
+	}
+	if (o->evidence != NULL || o->nonce != NULL || o->new_password_file != NULL) {
+		fprintf(stderr, "sealvault: --evidence, --nonce and --new-password-file do not go "
+		                "with --realms\n");
+		return -1;
+	}
+	return 0;
+}
+
 static void on_warn(void *arg, const char *message)
 {
 	(void)arg;

@@ -18,6 +18,7 @@
 #include "client/http.h"
 #include "client/info.h"
 #include "client/svinternal.h"
+#include "client/vaultsteps.h"
 #include "client/wire.h"
 #include "common/err.h"
 #include "common/msg.h"
@@ -49,22 +50,6 @@ struct sv_ctx {
 	/* the access token of the *_token call running now (the caller's memory), or NULL */
 	const char *token;
 	int token_api; /* 1 inside a *_token call: a refused token is SV_RESULT_TOKEN_REFUSED */
-};
-
-/* SECRET: everything one operation derives; sodium_malloc'd, wiped on free. */
-struct op_secrets {
-	struct opaque_client_state st;
-	struct opaque_client_state reg; /* change-password: the new registration's blind */
-	uint8_t session_key[OPAQUE_SESSION_KEY_LEN];
-	uint8_t export_key[OPAQUE_EXPORT_KEY_LEN];
-	struct client_wire_keys keys;
-	uint8_t session_id[CLIENT_WIRE_SESSION_ID_LEN];
-	uint8_t blob[CLIENT_BLOB_MAX];
-	size_t blob_len;
-	uint8_t secret[CLIENT_SECRET_MAX];
-	size_t secret_len;
-	uint8_t record[OPAQUE_RECORD_LEN];
-	uint8_t response[OPAQUE_REGISTRATION_RESPONSE_LEN];
 };
 
 static enum sv_result fail(struct sv_ctx *ctx, enum sv_result res, const char *fmt, ...)
@@ -632,38 +617,32 @@ static enum sv_result internal(struct sv_ctx *ctx, const char *what, int err)
 }
 
 /*
- * The two registration steps shared by register and change-password: request, then finalize
- * with the server's response into s->record and s->export_key, then seal secret into s->blob.
+ * The registration's finishing step shared by register and change-password (vaultsteps.c): its
+ * failures as messages.
  */
-static enum sv_result finalize_registration(struct sv_ctx *ctx, struct op_secrets *s,
-                                            const uint8_t *user, size_t user_len, const uint8_t *pw,
-                                            size_t pw_len, const uint8_t *secret, size_t secret_len)
+static enum sv_result finish_failed(struct sv_ctx *ctx, int r, const char *what)
 {
-	struct opaque_params p = params(ctx);
-	int r = opaque_client_registration_finalize(s->record, s->export_key, &s->reg, pw, pw_len,
-	                                            s->response, &p, &ctx->ksf);
-	if (r == SV_ERR_NOMEM)
+	if (r == SV_ERR_NOMEM && what == NULL)
 		return fail(ctx, SV_RESULT_ERROR,
 		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
 		            ctx->ksf.m_kib);
-	if (r != 0)
+	if (what == NULL)
 		return fail(ctx, SV_RESULT_ERROR,
 		            "the server's registration response is invalid (%s); is this the "
 		            "right server?",
 		            sv_strerror(r));
-	r = client_blob_seal(s->blob, &s->blob_len, secret, secret_len, s->export_key, &ctx->ksf,
-	                     user, user_len);
-	if (r != 0)
-		return internal(ctx, "sealing the backup key", r);
-	return SV_RESULT_OK;
+	return internal(ctx, what, r);
 }
 
+/* The blocking calls below are the I/O-free steps of vaultsteps.c with one exchange between
+ * each. */
 enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *password,
                            size_t password_len, const uint8_t *secret, size_t secret_len,
                            unsigned max_attempts)
 {
-	struct op_secrets *s = NULL;
-	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
+	struct vaultsteps *s = NULL;
+	struct opaque_params p = params(ctx);
+	const char *what = NULL;
 	size_t ulen;
 	enum sv_result res;
 
@@ -683,10 +662,9 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	memset(s, 0, sizeof(*s));
 	const uint8_t *u = (const uint8_t *)user;
-	int r = opaque_client_registration_request(request, &s->reg, password, password_len);
-	if (r == 0)
-		r = client_wire_register_start(&ctx->req, u, ulen, request);
+	int r = vaultsteps_register_start(s, &ctx->req, u, ulen, password, password_len);
 	if (r != 0) {
 		res = internal(ctx, "building the registration request", r);
 		goto out;
@@ -694,22 +672,17 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 	res = exchange(ctx, SV_MSG_REGISTER_START, "register", NULL, 1);
 	if (res != SV_RESULT_OK)
 		goto out;
-	if (client_wire_parse_register_start(s->response, sv_buf_ptr(&ctx->rep),
-	                                     sv_buf_remaining(&ctx->rep)) != 0) {
+	if (vaultsteps_register_reply(s, sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0) {
 		res = bad_reply(ctx, "register");
 		goto out;
 	}
-	/* RegistrationResponse = evaluated_message | server_public_key */
-	res = check_server_key(ctx, s->response + OPAQUE_REGISTRATION_RESPONSE_LEN - OPAQUE_PK_LEN);
+	res = check_server_key(ctx, s->server_pk);
 	if (res != SV_RESULT_OK)
 		goto out;
-	res = finalize_registration(ctx, s, u, ulen, password, password_len, secret, secret_len);
-	if (res != SV_RESULT_OK)
-		goto out;
-	r = client_wire_register_finish(&ctx->req, u, ulen, s->record, (uint8_t)max_attempts,
-	                                s->blob, s->blob_len);
+	r = vaultsteps_register_finish(s, &ctx->req, u, ulen, password, password_len, secret,
+	                               secret_len, &p, &ctx->ksf, (uint8_t)max_attempts, &what);
 	if (r != 0) {
-		res = internal(ctx, "building the registration record", r);
+		res = finish_failed(ctx, r, what);
 		goto out;
 	}
 	res = exchange(ctx, SV_MSG_REGISTER_FINISH, "register", NULL, 1);
@@ -717,7 +690,7 @@ enum sv_result sv_register(struct sv_ctx *ctx, const char *user, const uint8_t *
 	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "register");
 out:
-	opaque_client_state_wipe(&s->reg);
+	vaultsteps_wipe(s);
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
@@ -731,57 +704,39 @@ out:
  * a KE3 (random bytes) so that the server records the failure at once and answers with the
  * authoritative attempts left.
  */
-static enum sv_result login(struct sv_ctx *ctx, struct op_secrets *s, const char *user,
+static enum sv_result login(struct sv_ctx *ctx, struct vaultsteps *s, const char *user,
                             const uint8_t *pw, size_t pw_len, uint8_t op, const uint8_t *payload,
                             size_t payload_len, const char *what, int *attempts_left)
 {
-	uint8_t ke1[OPAQUE_KE1_LEN], ke2[OPAQUE_KE2_LEN], ke3[OPAQUE_KE3_LEN];
-	uint8_t server_pk[OPAQUE_PK_LEN];
 	struct opaque_params p = params(ctx);
-	uint8_t left;
 	size_t ulen;
 	enum sv_result res;
 
 	if ((res = check_user(ctx, user, &ulen)) != SV_RESULT_OK ||
 	    (res = check_password(ctx, pw_len)) != SV_RESULT_OK)
 		return res;
-	int r = opaque_client_ke1(ke1, &s->st, pw, pw_len);
-	if (r == 0)
-		r = client_wire_login_start(&ctx->req, (const uint8_t *)user, ulen, ke1);
+	int r = vaultsteps_login_start(s, &ctx->req, (const uint8_t *)user, ulen, pw, pw_len);
 	if (r != 0)
 		return internal(ctx, "building the login request", r);
 	res = exchange(ctx, SV_MSG_LOGIN_START, what, attempts_left, 0);
 	if (res != SV_RESULT_OK)
 		return res;
-	if (client_wire_parse_login_start(s->session_id, ke2, &left, sv_buf_ptr(&ctx->rep),
-	                                  sv_buf_remaining(&ctx->rep)) != 0)
-		return bad_reply(ctx, what);
-	if (attempts_left != NULL)
-		*attempts_left = left;
-	r = opaque_client_ke3(ke3, s->session_key, s->export_key, server_pk, &s->st, pw, pw_len,
-	                      ke2, &p, &ctx->ksf);
+	r = vaultsteps_login_ke2(s, sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep), pw, pw_len,
+	                         &p, &ctx->ksf, attempts_left);
 	if (r == SV_ERR_NOMEM)
 		return fail(ctx, SV_RESULT_ERROR,
 		            "Argon2id could not get %u KiB of memory; use a smaller KSF profile",
 		            ctx->ksf.m_kib);
-	int wrong = r != 0;
-	if (!wrong && (res = check_server_key(ctx, server_pk)) != SV_RESULT_OK) {
-		sodium_memzero(ke3, sizeof(ke3));
+	if (r != 0)
+		return bad_reply(ctx, what);
+	int wrong = s->wrong;
+	if (!wrong && (res = check_server_key(ctx, s->server_pk)) != SV_RESULT_OK) {
+		sodium_memzero(s->ke3, sizeof(s->ke3));
 		return res;
 	}
-	if (wrong) {
-		/* Not our password (or not our server): spend the charged guess visibly. */
-		randombytes_buf(ke3, sizeof(ke3));
-		randombytes_buf(&s->keys, sizeof(s->keys));
-		op = CLIENT_WIRE_OP_RECOVER;
-		payload = NULL;
-		payload_len = 0;
-	} else if (client_wire_keys_derive(&s->keys, s->session_key) != 0) {
-		return internal(ctx, "deriving the session keys", SV_ERR_CRYPTO);
-	}
-	r = client_wire_login_finish(&ctx->req, &s->keys, s->session_id, ke3, op, payload,
-	                             payload_len);
-	sodium_memzero(ke3, sizeof(ke3));
+	r = vaultsteps_login_finish(s, &ctx->req, op, payload, payload_len);
+	if (r == SV_ERR_CRYPTO)
+		return internal(ctx, "deriving the session keys", r);
 	if (r != 0)
 		return internal(ctx, "building the login proof", r);
 	res = exchange(ctx, SV_MSG_LOGIN_FINISH, what, attempts_left, 0);
@@ -802,9 +757,10 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
                           size_t password_len, uint8_t **secret, size_t *secret_len,
                           int *attempts_left)
 {
-	struct op_secrets *s = NULL;
+	struct vaultsteps *s = NULL;
 	enum sv_result res;
 	struct ksf_params used;
+	const char *what = NULL;
 
 	ctx->err[0] = '\0';
 	*secret = NULL;
@@ -817,18 +773,17 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	memset(s, 0, sizeof(*s));
 	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_RECOVER, NULL, 0,
 	            "recover", attempts_left);
 	if (res != SV_RESULT_OK)
 		goto out;
-	if (client_wire_parse_recover(s->blob, sizeof(s->blob), &s->blob_len, &s->keys,
-	                              s->session_id, sv_buf_ptr(&ctx->rep),
-	                              sv_buf_remaining(&ctx->rep)) != 0) {
+	int r = vaultsteps_recover_open(s, sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep),
+	                                (const uint8_t *)user, strlen(user), &used, &what);
+	if (r != 0 && what == NULL) {
 		res = bad_reply(ctx, "recover");
 		goto out;
 	}
-	int r = client_blob_open(s->secret, &s->secret_len, &used, s->blob, s->blob_len,
-	                         s->export_key, (const uint8_t *)user, strlen(user));
 	if (r != 0) {
 		res = fail(ctx, SV_RESULT_ERROR,
 		           "recover: the stored backup key does not open with this password (%s); "
@@ -846,7 +801,7 @@ enum sv_result sv_recover(struct sv_ctx *ctx, const char *user, const uint8_t *p
 	*secret_len = s->secret_len;
 	res = SV_RESULT_OK;
 out:
-	opaque_client_state_wipe(&s->st);
+	vaultsteps_wipe(s);
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
@@ -858,7 +813,7 @@ out:
 enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *password,
                          size_t password_len, int *attempts_left)
 {
-	struct op_secrets *s = NULL;
+	struct vaultsteps *s = NULL;
 	enum sv_result res;
 
 	ctx->err[0] = '\0';
@@ -870,12 +825,13 @@ enum sv_result sv_delete(struct sv_ctx *ctx, const char *user, const uint8_t *pa
 	s = sodium_malloc(sizeof(*s));
 	if (s == NULL)
 		return fail(ctx, SV_RESULT_ERROR, "out of memory");
+	memset(s, 0, sizeof(*s));
 	res = login(ctx, s, user, password, password_len, CLIENT_WIRE_OP_DELETE, NULL, 0, "delete",
 	            attempts_left);
 	if (res == SV_RESULT_OK &&
 	    client_wire_parse_empty(sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0)
 		res = bad_reply(ctx, "delete");
-	opaque_client_state_wipe(&s->st);
+	vaultsteps_wipe(s);
 	sodium_free(s);
 	sv_buf_reset(&ctx->req);
 	sv_buf_reset(&ctx->rep);
@@ -887,10 +843,11 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
                                   size_t old_len, const uint8_t *new_password, size_t new_len,
                                   unsigned max_attempts, int *attempts_left)
 {
-	struct op_secrets *s = NULL;
+	struct vaultsteps *s = NULL;
 	uint8_t request[OPAQUE_REGISTRATION_REQUEST_LEN];
 	uint8_t *secret = NULL;
 	size_t secret_len = 0;
+	const char *what = NULL;
 	enum sv_result res;
 
 	if (attempts_left != NULL)
@@ -915,7 +872,8 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 		res = fail(ctx, SV_RESULT_ERROR, "out of memory");
 		goto out;
 	}
-	int r = opaque_client_registration_request(request, &s->reg, new_password, new_len);
+	memset(s, 0, sizeof(*s));
+	int r = vaultsteps_change_request(s, request, new_password, new_len);
 	if (r != 0) {
 		res = internal(ctx, "building the new registration", r);
 		goto out;
@@ -924,20 +882,16 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 	            sizeof(request), "change-password", attempts_left);
 	if (res != SV_RESULT_OK)
 		goto out;
-	if (client_wire_parse_change(s->response, sv_buf_ptr(&ctx->rep),
-	                             sv_buf_remaining(&ctx->rep)) != 0) {
+	if (vaultsteps_change_reply(s, sv_buf_ptr(&ctx->rep), sv_buf_remaining(&ctx->rep)) != 0) {
 		res = bad_reply(ctx, "change-password");
 		goto out;
 	}
-	size_t ulen = strlen(user);
-	res = finalize_registration(ctx, s, (const uint8_t *)user, ulen, new_password, new_len,
-	                            secret, secret_len);
-	if (res != SV_RESULT_OK)
-		goto out;
-	r = client_wire_change_finish(&ctx->req, &s->keys, s->session_id, s->record,
-	                              (uint8_t)max_attempts, s->blob, s->blob_len);
+	struct opaque_params p = params(ctx);
+	r = vaultsteps_change_finish(s, &ctx->req, (const uint8_t *)user, strlen(user),
+	                             new_password, new_len, secret, secret_len, &p, &ctx->ksf,
+	                             (uint8_t)max_attempts, &what);
 	if (r != 0) {
-		res = internal(ctx, "building the new record", r);
+		res = finish_failed(ctx, r, what);
 		goto out;
 	}
 	res = exchange(ctx, SV_MSG_CHANGE_FINISH, "change-password", attempts_left, 0);
@@ -946,8 +900,7 @@ enum sv_result sv_change_password(struct sv_ctx *ctx, const char *user, const ui
 		res = bad_reply(ctx, "change-password");
 out:
 	if (s != NULL) {
-		opaque_client_state_wipe(&s->st);
-		opaque_client_state_wipe(&s->reg);
+		vaultsteps_wipe(s);
 		sodium_free(s);
 	}
 	sv_secret_free(secret, secret_len);

@@ -1,4 +1,5 @@
 #include "client/realmcore.h"
+#include "client/realmcore_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,111 +14,7 @@
 #include "crypto/oprf.h"
 #include "crypto/realm_wire.h"
 
-#define NAME_MAX_LEN 128
-#define WHY_LEN      256
-
-enum phase {
-	PH_INFO = 1, /* register: GET /v1/info everywhere */
-	PH_REGISTER, /* register: POST register everywhere reachable */
-	PH_R1,       /* recover1 everywhere */
-	PH_R23,      /* recover2 at t group members, then recover3 (with fallbacks) */
-	PH_DELETE,
-	PH_DONE,
-};
-
-/* what a realm is doing or did */
-enum rstate {
-	RS_IDLE = 0, /* nothing outstanding, not failed */
-	RS_QUEUED,   /* a request is ready for realmcore_next */
-	RS_PENDING,  /* the request is out */
-	RS_FAILED,   /* left out: why says why */
-};
-
-enum fkind {
-	FK_NONE = 0,
-	FK_OTHER,
-	FK_TOKEN,
-	FK_UNVERIFIED,
-	FK_NOTFOUND,
-	FK_LOCKED,
-	FK_NOANSWER,
-	FK_FOREIGN,
-};
-
-struct rrealm {
-	char name[NAME_MAX_LEN + 1];
-	uint8_t id[REALM_ID_LEN];
-	enum rstate st;
-	enum fkind kind;
-	char why[WHY_LEN];
-	const char *path; /* of the queued or pending request */
-	int post;
-	size_t body_len; /* the body is in secrets->body[i] */
-	int ok;          /* register/delete/info: 200; recover: its share is in */
-	/* recover1 */
-	int r1;    /* answered 200 with a decodable body */
-	int group; /* its group (the first member's position) */
-	uint8_t version[REALM_VERSION_LEN];
-	struct ksf_params ksf;
-	uint8_t t, n, index, attempts1;
-	uint8_t unlock_check[REALM_KEY_LEN];
-	uint8_t commitments[REALM_MAX * REALM_ELEMENT_LEN];
-	/* recover2 */
-	int used; /* recover2 was sent to it */
-	int good; /* its evaluation's proof holds */
-	uint8_t session[REALM_SESSION_LEN];
-	uint8_t evaluated[REALM_ELEMENT_LEN];
-	uint8_t proof[REALM_PROOF_LEN];
-	int attempts2;
-};
-
-/* SECRET: sodium_malloc'd, wiped on free */
-struct secrets {
-	uint8_t password[REALM_PASSWORD_MAX];
-	uint8_t secret[REALM_SECRET_MAX];
-	uint8_t access[REALM_ACCESS_LEN];
-	uint8_t seed[REALM_SEED_LEN];
-	uint8_t blind[REALM_SCALAR_LEN];
-	uint8_t prk[REALM_PRK_LEN];
-	uint8_t tag[REALM_MAX][REALM_KEY_LEN];
-	struct realm_share share[REALM_MAX]; /* recover: the released shares of s */
-	uint8_t body[REALM_MAX][REALM_WIRE_MAX];
-};
-
-struct realmcore {
-	enum realmcore_op op;
-	enum phase phase;
-	enum realmcore_result result;
-	size_t n;
-	struct rrealm r[REALM_MAX];
-	uint8_t uid[REALM_UID_MAX];
-	size_t uid_len;
-	size_t password_len, secret_len;
-	unsigned threshold, min_realms, guess_limit;
-	struct ksf_params ksf;
-	realmcore_warn_fn warn;
-	void *warn_arg;
-	struct secrets *s;
-	struct sv_buf scratch; /* encoder output, copied into s->body and wiped */
-	size_t pending;        /* requests out */
-	int started;
-	/* recover */
-	int group;     /* the chosen group's first member, or -1 */
-	unsigned t;    /* the chosen group's threshold */
-	int prk_ready; /* the unlock check matched: recover3 may go out */
-	uint8_t blinded[REALM_ELEMENT_LEN];
-	uint8_t reg_hash[REALM_HASH_LEN];
-	int attempts_left;
-	size_t succeeded;
-	uint8_t *out; /* the recovered secret, sodium_malloc'd */
-	size_t out_len;
-	char err[REALMCORE_ERR_MAX];
-};
-
-static void warnf(struct realmcore *rc, size_t i, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void warnf(struct realmcore *rc, size_t i, const char *fmt, ...)
+void rcore_warnf(struct realmcore *rc, size_t i, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -130,10 +27,7 @@ static void warnf(struct realmcore *rc, size_t i, const char *fmt, ...)
 	rc->warn(rc->warn_arg, i, msg);
 }
 
-static void set_err(struct realmcore *rc, enum realmcore_result res, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(struct realmcore *rc, enum realmcore_result res, const char *fmt, ...)
+void rcore_set_err(struct realmcore *rc, enum realmcore_result res, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -143,10 +37,7 @@ static void set_err(struct realmcore *rc, enum realmcore_result res, const char 
 	rc->phase = PH_DONE;
 }
 
-static void append(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void append(char *buf, size_t cap, const char *fmt, ...)
+void rcore_append(char *buf, size_t cap, const char *fmt, ...)
 {
 	size_t n = strlen(buf);
 	va_list ap;
@@ -157,10 +48,7 @@ static void append(char *buf, size_t cap, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void fail_realm(struct realmcore *rc, size_t i, enum fkind kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void fail_realm(struct realmcore *rc, size_t i, enum fkind kind, const char *fmt, ...)
+void rcore_fail_realm(struct realmcore *rc, size_t i, enum fkind kind, const char *fmt, ...)
 {
 	va_list ap;
 	struct rrealm *r = &rc->r[i];
@@ -188,7 +76,7 @@ static void reply_text(char *out, size_t cap, const uint8_t *body, size_t len)
 }
 
 /* A non-200 answer as a reason; the kind says what it means. */
-static enum fkind describe(char *why, size_t cap, long status, const uint8_t *body, size_t len)
+enum fkind rcore_describe(char *why, size_t cap, long status, const uint8_t *body, size_t len)
 {
 	char text[200];
 	reply_text(text, sizeof(text), body, len);
@@ -329,17 +217,17 @@ void realmcore_exclude(struct realmcore *rc, size_t realm, enum realmcore_kind k
 {
 	if (realm >= rc->n || rc->r[realm].st != RS_IDLE)
 		return;
-	fail_realm(rc, realm,
-	           kind == REALMCORE_KIND_TOKEN        ? FK_TOKEN
-	           : kind == REALMCORE_KIND_UNVERIFIED ? FK_UNVERIFIED
-	                                               : FK_OTHER,
-	           "%s", why);
+	rcore_fail_realm(rc, realm,
+	                 kind == REALMCORE_KIND_TOKEN        ? FK_TOKEN
+	                 : kind == REALMCORE_KIND_UNVERIFIED ? FK_UNVERIFIED
+	                                                     : FK_OTHER,
+	                 "%s", why);
 }
 
 /* ---- requests ---- */
 
 /* Takes the encoded scratch buffer as realm i's next request. */
-static int queue(struct realmcore *rc, size_t i, const char *path, int post)
+int rcore_queue(struct realmcore *rc, size_t i, const char *path, int post)
 {
 	struct rrealm *r = &rc->r[i];
 	size_t len = sv_buf_remaining(&rc->scratch);
@@ -355,11 +243,11 @@ static int queue(struct realmcore *rc, size_t i, const char *path, int post)
 	return SV_OK;
 }
 
-static int queue_uid(struct realmcore *rc, size_t i, const char *path)
+int rcore_queue_uid(struct realmcore *rc, size_t i, const char *path)
 {
 	struct realm_uid_req q = {.uid = rc->uid, .uid_len = rc->uid_len};
 	int e = realm_wire_uid_encode(&rc->scratch, &q);
-	return e != 0 ? e : queue(rc, i, path, 1);
+	return e != 0 ? e : rcore_queue(rc, i, path, 1);
 }
 
 static void start(struct realmcore *rc);
@@ -429,14 +317,14 @@ int realmcore_take_secret(struct realmcore *rc, uint8_t **secret, size_t *len)
 /* ---- failures: lists of realms and the final sentence ---- */
 
 /* ", NAME (reason)" for every failed realm into buf. */
-static size_t list_failed(const struct realmcore *rc, char *buf, size_t cap)
+size_t rcore_list_failed(const struct realmcore *rc, char *buf, size_t cap)
 {
 	size_t k = 0;
 	buf[0] = '\0';
 	for (size_t i = 0; i < rc->n; i++) {
 		if (rc->r[i].st != RS_FAILED)
 			continue;
-		append(buf, cap, "%s%s (%s)", k ? ", " : "", rc->r[i].name, rc->r[i].why);
+		rcore_append(buf, cap, "%s%s (%s)", k ? ", " : "", rc->r[i].name, rc->r[i].why);
 		k++;
 	}
 	return k;
@@ -444,7 +332,7 @@ static size_t list_failed(const struct realmcore *rc, char *buf, size_t cap)
 
 /* The result of a failed operation: a refused token or attestation among the realms missing
  * decides the kind (exit 5 or 4), the sentence is prefixed to name that realm. */
-static void finish_failed(struct realmcore *rc, const char *sentence)
+void rcore_finish_failed(struct realmcore *rc, const char *sentence)
 {
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct rrealm *r = &rc->r[i];
@@ -453,21 +341,21 @@ static void finish_failed(struct realmcore *rc, const char *sentence)
 			const char *why = r->why;
 			if (strncmp(why, pre, sizeof(pre) - 1) == 0)
 				why += sizeof(pre) - 1;
-			set_err(rc, REALMCORE_TOKEN_REFUSED,
-			        "the vault refused the access token: realm %s %s; %s", r->name, why,
-			        sentence);
+			rcore_set_err(rc, REALMCORE_TOKEN_REFUSED,
+			              "the vault refused the access token: realm %s %s; %s",
+			              r->name, why, sentence);
 			return;
 		}
 	}
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct rrealm *r = &rc->r[i];
 		if (r->st == RS_FAILED && r->kind == FK_UNVERIFIED) {
-			set_err(rc, REALMCORE_UNVERIFIED, "realm %s: %s; %s", r->name, r->why,
-			        sentence);
+			rcore_set_err(rc, REALMCORE_UNVERIFIED, "realm %s: %s; %s", r->name, r->why,
+			              sentence);
 			return;
 		}
 	}
-	set_err(rc, REALMCORE_FAILED, "%s", sentence);
+	rcore_set_err(rc, REALMCORE_FAILED, "%s", sentence);
 }
 
 /* ---- register ---- */
@@ -478,25 +366,26 @@ static void info_reply(struct realmcore *rc, size_t i, long status, const uint8_
 	char why[256], want[2 * REALM_ID_LEN + 1], got[2 * REALM_ID_LEN + 1];
 	if (status != 200) {
 		char reason[WHY_LEN];
-		enum fkind k = describe(reason, sizeof(reason), status, body, len);
-		fail_realm(rc, i, k, "GET /v1/info: %s", reason);
+		enum fkind k = rcore_describe(reason, sizeof(reason), status, body, len);
+		rcore_fail_realm(rc, i, k, "GET /v1/info: %s", reason);
 		return;
 	}
 	info = calloc(1, sizeof(*info));
 	if (info == NULL) {
-		fail_realm(rc, i, FK_OTHER, "out of memory");
+		rcore_fail_realm(rc, i, FK_OTHER, "out of memory");
 		return;
 	}
 	if (client_info_decode(info, (const char *)body, len, why, sizeof(why)) != SV_OK) {
-		fail_realm(rc, i, FK_OTHER, "GET /v1/info is malformed (%s); is it a sealvault?",
-		           why);
+		rcore_fail_realm(rc, i, FK_OTHER,
+		                 "GET /v1/info is malformed (%s); is it a sealvault?", why);
 	} else if (memcmp(info->vault_id, rc->r[i].id, REALM_ID_LEN) != 0) {
 		sodium_bin2hex(want, sizeof(want), rc->r[i].id, REALM_ID_LEN);
 		sodium_bin2hex(got, sizeof(got), info->vault_id, REALM_ID_LEN);
-		set_err(rc, REALMCORE_FAILED,
-		        "realm %s is the vault %s, not %s as the realm list says; nothing was "
-		        "registered: fix the list's \"id\" or \"url\"",
-		        rc->r[i].name, got, want);
+		rcore_set_err(
+		    rc, REALMCORE_FAILED,
+		    "realm %s is the vault %s, not %s as the realm list says; nothing was "
+		    "registered: fix the list's \"id\" or \"url\"",
+		    rc->r[i].name, got, want);
 	} else {
 		rc->r[i].ok = 1;
 		rc->r[i].st = RS_IDLE;
@@ -570,7 +459,7 @@ static int build_registration(struct realmcore *rc)
 		    .ct_len = ct_len,
 		};
 		if ((e = realm_wire_register_encode(&rc->scratch, &q)) != 0 ||
-		    (e = queue(rc, i, REALMCORE_PATH_REGISTER, 1)) != 0)
+		    (e = rcore_queue(rc, i, REALMCORE_PATH_REGISTER, 1)) != 0)
 			goto out;
 	}
 out:
@@ -593,23 +482,24 @@ static void after_info(struct realmcore *rc)
 		reach += rc->r[i].ok;
 	if (reach < rc->min_realms) {
 		char sentence[1600];
-		list_failed(rc, list, sizeof(list));
+		rcore_list_failed(rc, list, sizeof(list));
 		snprintf(sentence, sizeof(sentence),
 		         "registration needs %u realms, only %zu of %zu answered; missing: %s; "
 		         "nothing was registered",
 		         rc->min_realms, reach, rc->n, list);
-		finish_failed(rc, sentence);
+		rcore_finish_failed(rc, sentence);
 		return;
 	}
 	int e = build_registration(rc);
 	if (e == SV_ERR_NOMEM) {
-		set_err(rc, REALMCORE_FAILED,
-		        "out of memory (Argon2id needs %u KiB; use a smaller KSF profile)",
-		        rc->ksf.m_kib);
+		rcore_set_err(rc, REALMCORE_FAILED,
+		              "out of memory (Argon2id needs %u KiB; use a smaller KSF profile)",
+		              rc->ksf.m_kib);
 		return;
 	}
 	if (e != 0) {
-		set_err(rc, REALMCORE_FAILED, "building the registration: %s", sv_strerror(e));
+		rcore_set_err(rc, REALMCORE_FAILED, "building the registration: %s",
+		              sv_strerror(e));
 		return;
 	}
 	for (size_t i = 0; i < rc->n; i++)
@@ -625,14 +515,15 @@ static void after_register(struct realmcore *rc)
 	for (size_t i = 0; i < rc->n; i++)
 		k += rc->r[i].ok;
 	rc->succeeded = k;
-	list_failed(rc, list, sizeof(list));
+	rcore_list_failed(rc, list, sizeof(list));
 	if (k >= rc->min_realms) {
 		for (size_t i = 0; i < rc->n; i++)
 			if (rc->r[i].st == RS_FAILED)
-				warnf(rc, i,
-				      "not registered (%s); run the registration again later so "
-				      "that it holds the new one",
-				      rc->r[i].why);
+				rcore_warnf(
+				    rc, i,
+				    "not registered (%s); run the registration again later so "
+				    "that it holds the new one",
+				    rc->r[i].why);
 		rc->result = REALMCORE_OK;
 		rc->phase = PH_DONE;
 		return;
@@ -651,7 +542,7 @@ static void after_register(struct realmcore *rc)
 		         "the realms that took the new one: run the registration again (a fresh "
 		         "one replaces everything)",
 		         k, rc->n, rc->min_realms, list);
-	finish_failed(rc, sentence);
+	rcore_finish_failed(rc, sentence);
 }
 
 /* ---- delete ---- */
@@ -668,491 +559,11 @@ static void after_delete(struct realmcore *rc)
 		rc->phase = PH_DONE;
 		return;
 	}
-	list_failed(rc, list, sizeof(list));
+	rcore_list_failed(rc, list, sizeof(list));
 	snprintf(sentence, sizeof(sentence),
 	         "deleted at %zu of %zu realms; not deleted at: %s; run delete again", k, rc->n,
 	         list);
-	finish_failed(rc, sentence);
-}
-
-/* ---- recover ---- */
-
-static int same_registration(const struct rrealm *a, const struct rrealm *b)
-{
-	return memcmp(a->version, b->version, REALM_VERSION_LEN) == 0 &&
-	       a->ksf.type == b->ksf.type && a->ksf.t == b->ksf.t && a->ksf.m_kib == b->ksf.m_kib &&
-	       a->t == b->t && a->n == b->n &&
-	       memcmp(a->unlock_check, b->unlock_check, REALM_KEY_LEN) == 0 &&
-	       memcmp(a->commitments, b->commitments, (size_t)a->n * REALM_ELEMENT_LEN) == 0;
-}
-
-/* Members of group g with distinct indices. */
-static size_t group_distinct(const struct realmcore *rc, int g)
-{
-	uint32_t seen = 0;
-	size_t k = 0;
-	for (size_t i = 0; i < rc->n; i++)
-		if (rc->r[i].r1 && rc->r[i].group == g && !(seen & (1u << rc->r[i].index))) {
-			seen |= 1u << rc->r[i].index;
-			k++;
-		}
-	return k;
-}
-
-static size_t count_kind(const struct realmcore *rc, enum fkind k)
-{
-	size_t c = 0;
-	for (size_t i = 0; i < rc->n; i++)
-		c += rc->r[i].st == RS_FAILED && rc->r[i].kind == k;
-	return c;
-}
-
-/* The end of a recovery that cannot reach t realms: locked when too few realms can still hold
- * the registration, else the list of the missing. have: realms that did answer usefully. */
-static void recover_short(struct realmcore *rc, unsigned t, size_t have)
-{
-	char list[1400], sentence[1800];
-	size_t destroyed = count_kind(rc, FK_LOCKED);
-	size_t answered = 0;
-	for (size_t i = 0; i < rc->n; i++)
-		answered += !(rc->r[i].st == RS_FAILED &&
-		              (rc->r[i].kind == FK_NOANSWER || rc->r[i].kind == FK_TOKEN ||
-		               rc->r[i].kind == FK_UNVERIFIED));
-	list_failed(rc, list, sizeof(list));
-	if (destroyed > 0 &&
-	    ((t > 0 && destroyed > rc->n - t) || (t == 0 && destroyed == answered))) {
-		set_err(
-		    rc, REALMCORE_LOCKED,
-		    "too many wrong guesses: %zu of %zu realms destroyed the registration (HTTP "
-		    "410), too few remain to recover it; missing: %s",
-		    destroyed, rc->n, list);
-		return;
-	}
-	if (t > 0)
-		snprintf(sentence, sizeof(sentence),
-		         "recovery needs %u realms, only %zu answered; missing: %s", t, have, list);
-	else
-		snprintf(sentence, sizeof(sentence),
-		         "recovery needs more realms, only %zu answered; missing: %s", have, list);
-	finish_failed(rc, sentence);
-}
-
-static void recover1_reply(struct realmcore *rc, size_t i, long status, const uint8_t *body,
-                           size_t len)
-{
-	struct rrealm *r = &rc->r[i];
-	struct realm_recover1_reply rep;
-	const char *why = NULL;
-	if (status != 200) {
-		char reason[WHY_LEN];
-		enum fkind k = describe(reason, sizeof(reason), status, body, len);
-		fail_realm(rc, i, k, "%s", reason);
-		return;
-	}
-	if (realm_wire_recover1_reply_decode(&rep, body, len, &why) != 0) {
-		fail_realm(rc, i, FK_OTHER, "its recover1 answer is malformed (%s)",
-		           why ? why : "?");
-		return;
-	}
-	memcpy(r->version, rep.version, REALM_VERSION_LEN);
-	r->ksf = rep.ksf;
-	r->t = rep.t;
-	r->n = rep.n;
-	r->index = rep.index;
-	r->attempts1 = rep.attempts_left;
-	memcpy(r->unlock_check, rep.unlock_check, REALM_KEY_LEN);
-	memcpy(r->commitments, rep.commitments, (size_t)rep.n * REALM_ELEMENT_LEN);
-	r->r1 = 1;
-	r->st = RS_IDLE;
-}
-
-/* The next group member for recover2: not used, not failed, an index no live member has, the
- * most attempts left (first in the list on a tie). -1 when none. */
-static int pick_member(const struct realmcore *rc)
-{
-	uint32_t taken = 0;
-	int best = -1;
-	for (size_t i = 0; i < rc->n; i++) {
-		const struct rrealm *r = &rc->r[i];
-		if (r->r1 && r->group == rc->group && r->used && r->st != RS_FAILED)
-			taken |= 1u << r->index;
-	}
-	for (size_t i = 0; i < rc->n; i++) {
-		const struct rrealm *r = &rc->r[i];
-		if (!r->r1 || r->group != rc->group || r->used || r->st == RS_FAILED ||
-		    (taken & (1u << r->index)))
-			continue;
-		if (best < 0 || r->attempts1 > rc->r[best].attempts1)
-			best = (int)i;
-	}
-	return best;
-}
-
-static int send_recover2(struct realmcore *rc, size_t i)
-{
-	struct realm_recover2_req q = {.uid = rc->uid,
-	                               .uid_len = rc->uid_len,
-	                               .version = rc->r[i].version,
-	                               .blinded = rc->blinded};
-	int e = realm_wire_recover2_encode(&rc->scratch, &q);
-	rc->r[i].used = 1;
-	return e != 0 ? e : queue(rc, i, REALMCORE_PATH_RECOVER2, 1);
-}
-
-/* One more group member in place of a failed one; 0 when there is none left. */
-static int fallback(struct realmcore *rc)
-{
-	int m = pick_member(rc);
-	if (m < 0)
-		return 0;
-	return send_recover2(rc, (size_t)m) == 0;
-}
-
-static int send_recover3(struct realmcore *rc, size_t i)
-{
-	uint8_t proof[REALM_KEY_LEN];
-	struct rrealm *r = &rc->r[i];
-	int e = realm_unlock_tag(rc->s->tag[i], rc->s->prk, r->id, r->index);
-	if (e == 0)
-		e = realm_tag_proof(proof, rc->s->tag[i], r->session);
-	if (e == 0) {
-		struct realm_recover3_req q = {.session_id = r->session, .tag_proof = proof};
-		e = realm_wire_recover3_encode(&rc->scratch, &q);
-	}
-	sodium_memzero(proof, sizeof(proof));
-	return e != 0 ? e : queue(rc, i, REALMCORE_PATH_RECOVER3, 1);
-}
-
-static void after_recover1(struct realmcore *rc)
-{
-	int best = -1, tie = -1, largest = -1;
-	size_t best_k = 0, largest_k = 0;
-	/* group the 200 answers */
-	for (size_t i = 0; i < rc->n; i++) {
-		struct rrealm *r = &rc->r[i];
-		if (!r->r1)
-			continue;
-		r->group = (int)i;
-		for (size_t j = 0; j < i; j++)
-			if (rc->r[j].r1 && same_registration(&rc->r[j], r)) {
-				r->group = rc->r[j].group;
-				break;
-			}
-	}
-	for (size_t i = 0; i < rc->n; i++) {
-		const struct rrealm *r = &rc->r[i];
-		if (!r->r1 || r->group != (int)i)
-			continue;
-		size_t k = group_distinct(rc, (int)i);
-		if (k > largest_k) {
-			largest = (int)i;
-			largest_k = k;
-		}
-		if (k < r->t || (rc->threshold && r->t < rc->threshold))
-			continue; /* not usable */
-		if (k > best_k) {
-			best = (int)i;
-			best_k = k;
-			tie = -1;
-		} else if (k == best_k) {
-			tie = (int)i;
-		}
-	}
-	if (best >= 0 && tie >= 0) {
-		char a[600] = "", b[600] = "";
-		for (size_t i = 0; i < rc->n; i++) {
-			if (rc->r[i].r1 && rc->r[i].group == best)
-				append(a, sizeof(a), "%s%s", a[0] ? ", " : "", rc->r[i].name);
-			if (rc->r[i].r1 && rc->r[i].group == tie)
-				append(b, sizeof(b), "%s%s", b[0] ? ", " : "", rc->r[i].name);
-		}
-		set_err(rc, REALMCORE_FAILED,
-		        "two registrations answer with %zu realms each (%s; and %s); the client "
-		        "cannot tell which is yours: register again",
-		        best_k, a, b);
-		return;
-	}
-	/* everyone outside the chosen group (or, with none usable, the largest) is out */
-	int keep = best >= 0 ? best : largest;
-	for (size_t i = 0; i < rc->n; i++) {
-		struct rrealm *r = &rc->r[i];
-		if (!r->r1 || r->group == keep)
-			continue;
-		fail_realm(rc, i, FK_FOREIGN,
-		           "holds another registration (stale or foreign version)");
-		if (best >= 0)
-			warnf(rc, i,
-			      "holds another registration (stale or foreign version); ignored");
-	}
-	if (best < 0) {
-		/* the largest group's threshold tells how many realms were needed */
-		unsigned t = rc->threshold;
-		if (t == 0 && largest >= 0)
-			t = rc->r[largest].t;
-		recover_short(rc, t, largest_k);
-		return;
-	}
-	for (size_t i = 0; i < rc->n; i++)
-		if (rc->r[i].st == RS_FAILED && rc->r[i].kind != FK_FOREIGN)
-			warnf(rc, i, "%s; not used", rc->r[i].why);
-	rc->group = best;
-	const struct rrealm *g = &rc->r[best];
-	rc->t = g->t;
-	/* stretch and blind once */
-	struct secrets *s = rc->s;
-	int e = realm_stretch(s->access, s->seed, s->password, rc->password_len, g->version,
-	                      rc->uid, rc->uid_len, &g->ksf);
-	sodium_memzero(s->password, sizeof(s->password));
-	if (e == SV_ERR_NOMEM) {
-		set_err(
-		    rc, REALMCORE_FAILED,
-		    "out of memory: the registration's KSF profile (Argon2id, %u KiB) needs more "
-		    "than this machine gives",
-		    g->ksf.m_kib);
-		return;
-	}
-	if (e == 0)
-		e = oprf_blind(s->blind, rc->blinded, OPRF_MODE_OPRF, s->access, sizeof(s->access));
-	if (e == 0)
-		e = realm_registration_hash(rc->reg_hash, g->version, &g->ksf, g->t, g->n, rc->uid,
-		                            rc->uid_len, g->commitments);
-	if (e != 0) {
-		set_err(rc, REALMCORE_FAILED, "preparing the recovery: %s", sv_strerror(e));
-		return;
-	}
-	rc->phase = PH_R23;
-	for (unsigned k = 0; k < rc->t; k++)
-		if (!fallback(rc))
-			break;
-}
-
-/* The t good evaluations are in: combine, finalize, check the password. */
-static void combine_oprf(struct realmcore *rc)
-{
-	struct realm_evaluation ev[REALM_MAX];
-	uint8_t combined[REALM_ELEMENT_LEN], check[REALM_KEY_LEN];
-	uint8_t *y = sodium_malloc(REALM_OUTPUT_LEN);
-	const struct rrealm *g = &rc->r[rc->group];
-	size_t c = 0, bad = 0;
-	int minleft = -1;
-	if (y == NULL) {
-		set_err(rc, REALMCORE_FAILED, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < rc->n && c < rc->t; i++) {
-		const struct rrealm *r = &rc->r[i];
-		if (!r->good)
-			continue;
-		ev[c].index = r->index;
-		memcpy(ev[c].commitment,
-		       g->commitments + (size_t)(r->index - 1) * REALM_ELEMENT_LEN,
-		       REALM_ELEMENT_LEN);
-		memcpy(ev[c].evaluated, r->evaluated, REALM_ELEMENT_LEN);
-		memcpy(ev[c].proof, r->proof, REALM_PROOF_LEN);
-		if (minleft < 0 || r->attempts2 < minleft)
-			minleft = r->attempts2;
-		c++;
-	}
-	int e = realm_combine(combined, &bad, rc->blinded, ev, c);
-	if (e == 0)
-		e = oprf_finalize(y, rc->s->access, REALM_ACCESS_LEN, rc->s->blind, combined);
-	if (e == 0) {
-		realm_unlock_prk(rc->s->prk, y, rc->reg_hash);
-		e = realm_unlock_check(check, rc->s->prk);
-	}
-	sodium_free(y);
-	sodium_memzero(combined, sizeof(combined));
-	if (e != 0) {
-		set_err(rc, REALMCORE_FAILED, "combining the evaluations: %s", sv_strerror(e));
-		return;
-	}
-	if (sodium_memcmp(check, g->unlock_check, REALM_KEY_LEN) != 0) {
-		rc->attempts_left = minleft;
-		sodium_memzero(rc->s->prk, sizeof(rc->s->prk));
-		set_err(rc, REALMCORE_WRONG_PASSWORD, "wrong password; attempts left: %d", minleft);
-		return;
-	}
-	rc->prk_ready = 1;
-	for (size_t i = 0; i < rc->n; i++)
-		if (rc->r[i].good && send_recover3(rc, i) != 0)
-			fail_realm(rc, i, FK_OTHER, "building its recover3 request failed");
-}
-
-static void recover2_reply(struct realmcore *rc, size_t i, long status, const uint8_t *body,
-                           size_t len)
-{
-	struct rrealm *r = &rc->r[i];
-	const struct rrealm *g = &rc->r[rc->group];
-	struct realm_recover2_reply rep;
-	const char *why = NULL;
-	if (status != 200) {
-		char reason[WHY_LEN];
-		enum fkind k = describe(reason, sizeof(reason), status, body, len);
-		if (status == 409)
-			snprintf(reason, sizeof(reason),
-			         "holds another registration since recover1 (HTTP 409)");
-		fail_realm(rc, i, k, "%s", reason);
-		warnf(rc, i, "%s; excluded", reason);
-		return;
-	}
-	if (realm_wire_recover2_reply_decode(&rep, body, len, &why) != 0) {
-		fail_realm(rc, i, FK_OTHER, "its evaluation does not decode (%s)", why ? why : "?");
-		warnf(rc, i, "its evaluation does not decode (%s); excluded", why ? why : "?");
-		return;
-	}
-	struct realm_evaluation ev = {.index = r->index};
-	memcpy(ev.commitment, g->commitments + (size_t)(r->index - 1) * REALM_ELEMENT_LEN,
-	       REALM_ELEMENT_LEN);
-	memcpy(ev.evaluated, rep.evaluated, REALM_ELEMENT_LEN);
-	memcpy(ev.proof, rep.proof, REALM_PROOF_LEN);
-	if (realm_verify(&ev, rc->blinded) != 0) {
-		fail_realm(rc, i, FK_OTHER, "its evaluation proof failed");
-		warnf(rc, i, "its evaluation proof failed; excluded");
-		return;
-	}
-	memcpy(r->session, rep.session_id, REALM_SESSION_LEN);
-	memcpy(r->evaluated, rep.evaluated, REALM_ELEMENT_LEN);
-	memcpy(r->proof, rep.proof, REALM_PROOF_LEN);
-	r->attempts2 = rep.attempts_left;
-	r->good = 1;
-	r->st = RS_IDLE;
-	if (rc->prk_ready) {
-		if (send_recover3(rc, i) != 0)
-			fail_realm(rc, i, FK_OTHER, "building its recover3 request failed");
-		return;
-	}
-	size_t good = 0;
-	for (size_t j = 0; j < rc->n; j++)
-		good += rc->r[j].good;
-	if (good == rc->t)
-		combine_oprf(rc);
-}
-
-static void recover3_reply(struct realmcore *rc, size_t i, long status, const uint8_t *body,
-                           size_t len)
-{
-	struct rrealm *r = &rc->r[i];
-	struct realm_recover3_reply rep;
-	uint8_t mac[REALM_KEY_LEN], want[REALM_KEY_LEN];
-	struct realm_share *sh = &rc->s->share[i];
-	const char *why = NULL;
-	if (status != 200) {
-		char reason[WHY_LEN];
-		enum fkind k = describe(reason, sizeof(reason), status, body, len);
-		if (k == FK_TOKEN) {
-			fail_realm(rc, i, k, "%s", reason);
-			warnf(rc, i, "%s; excluded", reason);
-			return;
-		}
-		/* the password is right (the unlock check matched): a 403 or 410 here is the
-		 * realm misbehaving */
-		if (status == 403 || status == 410)
-			snprintf(reason, sizeof(reason),
-			         "refused the right tag proof (HTTP %ld); it misbehaves", status);
-		fail_realm(rc, i, FK_OTHER, "%s", reason);
-		warnf(rc, i, "%s; excluded", reason);
-		return;
-	}
-	if (realm_wire_recover3_reply_decode(&rep, body, len, &why) != 0) {
-		fail_realm(rc, i, FK_OTHER, "its release does not decode (%s)", why ? why : "?");
-		warnf(rc, i, "its release does not decode (%s); excluded", why ? why : "?");
-		return;
-	}
-	int e = realm_release_open(sh->value, mac, rc->s->tag[i], r->session, rep.release);
-	if (e == 0)
-		e = realm_share_mac(want, rc->s->prk, r->id, r->index, sh->value);
-	int bad = e != 0 || sodium_memcmp(mac, want, REALM_KEY_LEN) != 0;
-	sodium_memzero(mac, sizeof(mac));
-	sodium_memzero(want, sizeof(want));
-	if (bad) {
-		sodium_memzero(sh, sizeof(*sh));
-		fail_realm(rc, i, FK_OTHER, "its share fails its MAC");
-		warnf(rc, i, "its share fails its MAC; excluded");
-		return;
-	}
-	sh->index = r->index;
-	/* keep the ciphertext next to the share: body[i] is free now (its request is answered) */
-	memcpy(rc->s->body[i], rep.ct, rep.ct_len);
-	r->body_len = rep.ct_len;
-	r->ok = 1;
-	r->st = RS_IDLE;
-}
-
-/* Every recover3 answered and at least t shares in: combine, open. */
-static void open_secret(struct realmcore *rc)
-{
-	struct realm_share sh[REALM_MAX];
-	uint8_t *s = sodium_malloc(REALM_SCALAR_LEN + REALM_KEY_LEN + REALM_SECRET_MAX);
-	size_t c = 0, secret_len = 0;
-	int e, opened = 0;
-	if (s == NULL) {
-		set_err(rc, REALMCORE_FAILED, "out of memory");
-		return;
-	}
-	uint8_t *key = s + REALM_SCALAR_LEN, *secret = key + REALM_KEY_LEN;
-	for (size_t i = 0; i < rc->n && c < rc->t; i++)
-		if (rc->r[i].ok)
-			sh[c++] = rc->s->share[i];
-	e = realm_shamir_combine(s, sh, c);
-	sodium_memzero(sh, sizeof(sh));
-	if (e == 0)
-		e = realm_secret_key(key, rc->s->seed, s, rc->reg_hash);
-	/* try each distinct ciphertext: only the genuine one opens */
-	for (size_t i = 0; e == 0 && !opened && i < rc->n; i++) {
-		if (!rc->r[i].ok)
-			continue;
-		int seen = 0;
-		for (size_t j = 0; j < i; j++)
-			seen |= rc->r[j].ok && rc->r[j].body_len == rc->r[i].body_len &&
-			        memcmp(rc->s->body[j], rc->s->body[i], rc->r[i].body_len) == 0;
-		if (!seen && realm_secret_open(secret, &secret_len, key, rc->reg_hash,
-		                               rc->s->body[i], rc->r[i].body_len) == 0)
-			opened = 1;
-	}
-	if (e == 0 && opened) {
-		rc->out = sodium_malloc(secret_len);
-		if (rc->out == NULL) {
-			e = SV_ERR_NOMEM;
-		} else {
-			memcpy(rc->out, secret, secret_len);
-			rc->out_len = secret_len;
-		}
-	}
-	sodium_free(s);
-	if (e != 0) {
-		set_err(rc, REALMCORE_FAILED, "opening the secret: %s", sv_strerror(e));
-		return;
-	}
-	if (!opened) {
-		set_err(
-		    rc, REALMCORE_FAILED,
-		    "no ciphertext the realms returned opens with the recovered key; the stored "
-		    "secret was altered at every realm used");
-		return;
-	}
-	rc->attempts_left = -1;
-	rc->result = REALMCORE_OK;
-	rc->phase = PH_DONE;
-}
-
-static void after_recover23(struct realmcore *rc)
-{
-	size_t have = 0;
-	for (size_t i = 0; i < rc->n; i++)
-		have += rc->prk_ready ? rc->r[i].ok : rc->r[i].good;
-	rc->succeeded = rc->prk_ready ? have : 0;
-	if (have >= rc->t && rc->prk_ready) {
-		open_secret(rc);
-		return;
-	}
-	/* not enough: the realms that answered have charged one guess each */
-	recover_short(rc, rc->t, have);
-	if (!rc->prk_ready && rc->result != REALMCORE_LOCKED) {
-		size_t n = strlen(rc->err);
-		if (have > 0)
-			snprintf(rc->err + n, sizeof(rc->err) - n,
-			         " (the realms that answered charged one guess each)");
-	}
+	rcore_finish_failed(rc, sentence);
 }
 
 /* ---- replies ---- */
@@ -1167,8 +578,8 @@ static void advance(struct realmcore *rc)
 		switch (rc->phase) {
 		case PH_INFO: after_info(rc); break;
 		case PH_REGISTER: after_register(rc); break;
-		case PH_R1: after_recover1(rc); break;
-		case PH_R23: after_recover23(rc); break;
+		case PH_R1: rcore_after_recover1(rc); break;
+		case PH_R23: rcore_after_recover23(rc); break;
 		case PH_DELETE: after_delete(rc); break;
 		case PH_DONE: break;
 		}
@@ -1185,14 +596,14 @@ static void start(struct realmcore *rc)
 		switch (rc->phase) {
 		case PH_INFO:
 			sv_buf_reset(&rc->scratch);
-			e = queue(rc, i, REALMCORE_PATH_INFO, 0);
+			e = rcore_queue(rc, i, REALMCORE_PATH_INFO, 0);
 			break;
-		case PH_R1: e = queue_uid(rc, i, REALMCORE_PATH_RECOVER1); break;
-		case PH_DELETE: e = queue_uid(rc, i, REALMCORE_PATH_DELETE); break;
+		case PH_R1: e = rcore_queue_uid(rc, i, REALMCORE_PATH_RECOVER1); break;
+		case PH_DELETE: e = rcore_queue_uid(rc, i, REALMCORE_PATH_DELETE); break;
 		default: break;
 		}
 		if (e != 0)
-			fail_realm(rc, i, FK_OTHER, "building its request failed");
+			rcore_fail_realm(rc, i, FK_OTHER, "building its request failed");
 	}
 }
 
@@ -1210,9 +621,9 @@ static int handle(struct realmcore *rc, size_t realm, long status, const uint8_t
 	if (rc->phase == PH_DONE) /* a late answer after the end (e.g. a mismatched vault id) */
 		return SV_OK;
 	if (transport != NULL) {
-		fail_realm(rc, realm, FK_NOANSWER, "no answer: %s", transport);
+		rcore_fail_realm(rc, realm, FK_NOANSWER, "no answer: %s", transport);
 		if (rc->phase == PH_R23)
-			warnf(rc, realm, "no answer (%s); excluded", transport);
+			rcore_warnf(rc, realm, "no answer (%s); excluded", transport);
 	} else if (strcmp(path, REALMCORE_PATH_INFO) == 0) {
 		info_reply(rc, realm, status, body, len);
 	} else if (strcmp(path, REALMCORE_PATH_REGISTER) == 0 ||
@@ -1220,22 +631,22 @@ static int handle(struct realmcore *rc, size_t realm, long status, const uint8_t
 		if (status == 200 && len == 0) {
 			r->ok = 1;
 		} else if (status == 200) {
-			fail_realm(rc, realm, FK_OTHER, "its answer is not empty");
+			rcore_fail_realm(rc, realm, FK_OTHER, "its answer is not empty");
 		} else {
 			char reason[WHY_LEN];
-			enum fkind k = describe(reason, sizeof(reason), status, body, len);
-			fail_realm(rc, realm, k, "%s", reason);
+			enum fkind k = rcore_describe(reason, sizeof(reason), status, body, len);
+			rcore_fail_realm(rc, realm, k, "%s", reason);
 		}
 	} else if (strcmp(path, REALMCORE_PATH_RECOVER1) == 0) {
-		recover1_reply(rc, realm, status, body, len);
+		rcore_recover1_reply(rc, realm, status, body, len);
 	} else if (strcmp(path, REALMCORE_PATH_RECOVER2) == 0) {
-		recover2_reply(rc, realm, status, body, len);
+		rcore_recover2_reply(rc, realm, status, body, len);
 	} else if (strcmp(path, REALMCORE_PATH_RECOVER3) == 0) {
-		recover3_reply(rc, realm, status, body, len);
+		rcore_recover3_reply(rc, realm, status, body, len);
 	}
 	/* a group member lost during recover2/3: ask the next one */
 	if (rc->phase == PH_R23 && r->st == RS_FAILED)
-		(void)fallback(rc);
+		(void)rcore_fallback(rc);
 	advance(rc);
 	return SV_OK;
 }
