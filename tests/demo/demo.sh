@@ -18,28 +18,8 @@ MAKE=${MAKE:-make}
 PAUSE=${DEMO_PAUSE:-0}
 KEEP=${DEMO_KEEP:-0}
 
-if [ -t 1 ]; then bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'; else bold= dim= off=; fi
-n=0
-step() {
-	n=$((n + 1))
-	printf '\n%s== %d. %s%s\n' "$bold" "$n" "$1" "$off"
-	shift
-	local line
-	for line in "$@"; do printf '   %s\n' "$line"; done
-	sleep "$PAUSE"
-}
-show() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; }
-die() { printf '\ndemo: %s\n' "$*" >&2; exit 1; }
-
-step "Build dependencies" \
-	"sealvault needs libsodium, OpenSSL, tpm2-tss, libseccomp, libevent, libcurl, swtpm..." \
-	"packaging/install-deps installs whatever is missing (as root) or lists it."
-packaging/install-deps || die "install the packages listed above (or run make demo as root)"
-
-step "Build" "Plain GNU make into $B/."
-show "$MAKE B=$B -j$(nproc) all"
-"$MAKE" --no-print-directory B="$B" -j"$(nproc)" all >/dev/null ||
-	die "the build failed; run '$MAKE B=$B' to see why"
+. tests/demo/narrate.sh
+demo_build
 
 . tests/lib/swtpm.sh
 . tests/lib/sealvaultd.sh

@@ -216,3 +216,14 @@ CHECK_STEPS += check-capacity
 bench-scale: $(STATE_DRIVER) $(B)/sealvault-admin
 	$(Q)$(STATE_ENV) tests/integration/scale-bench.sh
 BENCH_STEPS += bench-scale
+# --- threshold realms (issue 15): three vaults on three swtpms, each with its own sealvaultd and
+# tokens; register/recover with --realms, realms lost, a lying realm behind a proxy, a stale
+# version, the guess bound (tests/integration/realms.sh); and `make demo-realms`, the same story
+# narrated (installs missing build dependencies when run as root, like `make demo`) ---
+.PHONY: check-realms demo-realms
+check-realms: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+	      $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/realms.sh
+CHECK_STEPS += check-realms
+demo-realms:
+	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo-realms.sh

@@ -15,7 +15,9 @@
 #                          array, optional) adds sealvaultd options. The metrics listener is
 #                          the unix socket DIR/metrics.sock (SV_METRICS_SOCK), the admin
 #                          socket (sealvault-admin status/delete online) DIR/admin.sock
-#                          (SV_ADMIN_SOCK). The access check
+#                          (SV_ADMIN_SOCK). SV_LISTEN_PORT (optional) asks for that port
+#                          instead of a free one (a restart on the address clients know).
+#                          The access check
 #                          is SV_AUTH: `open` unless set (tests that predate tokens), or
 #                          `tokens` after sv_tokens_init (the tenants in SV_TENANTS).
 #   sv_tokens_init         Tokens mode: make a tenant with `sealvault-admin tenant keygen` and
@@ -88,7 +90,7 @@ sv_server_start() {
 	SV_ADMIN_SOCK=$SV_DIR/admin.sock
 	# Port 0: the kernel picks a free port and sealvaultd writes it to --port-file.
 	"$SV_B/sealvaultd" --state-dir "$SV_DIR/state" --tpm "$SWTPM_TCTI" \
-		--listen 127.0.0.1:0 --port-file "$SV_DIR/port" --tls-cert "$SV_DIR/cert.pem" \
+		--listen "127.0.0.1:${SV_LISTEN_PORT:-0}" --port-file "$SV_DIR/port" --tls-cert "$SV_DIR/cert.pem" \
 		--tls-key "$SV_DIR/key.pem" --context "$SV_CONTEXT" \
 		--libexec-dir "$SV_B" --metrics-listen "unix:$SV_METRICS_SOCK" \
 		--admin-socket "$SV_ADMIN_SOCK" "${users[@]}" \
