@@ -11,10 +11,14 @@
 #      every realm the broker counted the two attestation requests of one verification
 #      (GET /v1/attestation, POST /v1/attestation/activate) per operation;
 #   b. east's "expect" swapped for north's (another vault's server key): recovery names east
-#      ("realm east: failed attestation: server-key: ..."), sends east nothing but the
-#      attestation requests, and recovers from north and west (t = 2); registering a new user
-#      on all three realms refuses with exit 4 and registers nothing anywhere;
-#   c. the TPM CA inside each expect file (tpm_ca) instead of --tpm-ca: recovery works.
+#      once ("realm east: failed attestation: server-key: ..."), sends east nothing but the
+#      two attestation requests, and recovers from north and west (t = 2); registering a new
+#      user on all three realms refuses with exit 4, sends no /v2/realm/ request anywhere (and
+#      east nothing but its attestation) and registers nothing anywhere;
+#   c. east's own expect file again, but the list's "id" for east another vault's: east passes
+#      every check yet is left out ("the attested vault is not the id the realm list gives");
+#      recovery from north and west;
+#   d. the TPM CA inside each expect file (tpm_ca) instead of --tpm-ca: recovery works.
 # Every step prints one line with the figures it saw. About 10-15 s on the 2-core build box
 # (mostly the setup: three EK-certified swtpms, logs, `sealvault-admin init`).
 set -euo pipefail
@@ -76,8 +80,9 @@ expect() { # expect RC [TEXT]...: the exit status and each TEXT in the output
 		grep -qF -- "$s" <<<"$err" || fail "output lacks '$s': $err"
 	done
 }
-# count: N_ATT[i] (attestation requests) and N_RLM[i] (/v2/realm/* requests) that realm i's
-# broker answered, any status, from its own /metrics.
+# count: N_ATT[i] (attestation requests), N_RLM[i] (/v2/realm/* requests) and N_ANY[i] (every
+# request but attestation, /healthz and /metrics) that realm i's broker answered, any status,
+# from its own /metrics.
 count() {
 	local i out
 	for i in 1 2 3; do
@@ -87,15 +92,19 @@ count() {
 			{ s += $NF } END { print s + 0 }' <<<"$out")
 		N_RLM[i]=$(awk '/^sealvault_http_requests_total\{endpoint="realm_/ { s += $NF }
 			END { print s + 0 }' <<<"$out")
+		N_ANY[i]=$(awk '/^sealvault_http_requests_total\{/ &&
+			!/endpoint="(attestation(_activate)?|healthz|metrics)"/ { s += $NF }
+			END { print s + 0 }' <<<"$out")
 	done
 }
-declare -a N_ATT N_RLM A0 R0
+declare -a N_ATT N_RLM N_ANY A0 R0 Y0
 mark() {
 	local i
 	count
 	for i in 1 2 3; do
 		A0[i]=${N_ATT[i]}
 		R0[i]=${N_RLM[i]}
+		Y0[i]=${N_ANY[i]}
 	done
 }
 # attested K: every realm answered exactly K * 2 attestation requests since mark; sets DA
@@ -159,11 +168,11 @@ cmp -s "$T/got" "$T/secret" || fail "alice recovered another secret"
 warn=$(grep -F "warning: realm" <<<"$err")
 [ "$(grep -c . <<<"$warn")" = 1 ] || fail "more than one warning (one realm named once): $err"
 attested 1
-[ "${N_RLM[1]}" = "${R0[1]}" ] || fail "east got $((N_RLM[1] - R0[1])) realm requests after failing"
+[ "${N_ANY[1]}" = "${Y0[1]}" ] || fail "east got $((N_ANY[1] - Y0[1])) other requests after failing"
 [ "${N_RLM[2]}" -gt "${R0[2]}" ] && [ "${N_RLM[3]}" -gt "${R0[3]}" ] ||
 	fail "north or west was not asked"
 b1="recover: exit 0, identical from north+west; '${warn#sealvault: }'"
-b1+=" (east: $((N_ATT[1] - A0[1])) attestation requests, 0 realm requests)"
+b1+=" (east: $((N_ATT[1] - A0[1])) attestation requests, no other)"
 head -c 32 /dev/urandom >"$T/secret.bob"
 mark
 sv register bob --password-file "$T/pw" --secret-file "$T/secret.bob" --tpm-ca "$RL_TPM_CA"
@@ -174,13 +183,33 @@ attested 1
 for i in 1 2 3; do
 	[ "${N_RLM[i]}" = "${R0[i]}" ] ||
 		fail "${RL_NAME[i]} got $((N_RLM[i] - R0[i])) realm requests for a refused registration"
+	[ "$i" != 1 ] || [ "${N_ANY[i]}" = "${Y0[i]}" ] ||
+		fail "east got $((N_ANY[i] - Y0[i])) other requests for a refused registration"
 	realm_status "$i" bob || fail "no status of bob at ${RL_NAME[i]}"
 	[ "${RL_S[0]}" = 0 ] || fail "${RL_NAME[i]} holds bob (state ${RL_S[0]})"
 done
 say "$b1; register on all three: exit 4, '${line#sealvault: }'; no /v2/realm request anywhere, bob nowhere"
 
-# --- c. the TPM CA inside the expect files ----------------------------------------------------
+# --- c. the list's id for east is another vault's (as after east's machine was replaced) ----
 step=c
+RL_EXPECT[1]=east/expect.json
+east_id=${RL_ID[1]}
+RL_ID[1]=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+rm -f "$T/got"
+mark
+sv recover alice --password-file "$T/pw" --out "$T/got" --tpm-ca "$RL_TPM_CA"
+RL_ID[1]=$east_id
+w="the attested vault is not the id the realm list gives"
+expect 0 "sealvault: warning: realm east: failed attestation: $w; excluded"
+cmp -s "$T/got" "$T/secret" || fail "alice recovered another secret"
+[ "$(grep -c "warning: realm" <<<"$err")" = 1 ] || fail "more than one warning: $err"
+attested 1
+[ "${N_ANY[1]}" = "${Y0[1]}" ] || fail "east got $((N_ANY[1] - Y0[1])) other requests after failing"
+say "east passes its own expect file but the list names another id: recovered identical from" \
+	"north+west; '$(grep -F "warning: realm" <<<"$err" | sed 's/^sealvault: //')'"
+
+# --- d. the TPM CA inside the expect files ----------------------------------------------------
+step=d
 for i in 1 2 3; do
 	python3 - "${RL_DIR[i]}/expect.json" "$RL_TPM_CA" "${RL_DIR[i]}/expect.ca.json" <<-'PY' ||
 		import json, re, sys
