@@ -217,6 +217,7 @@ void realmcore_exclude(struct realmcore *rc, size_t realm, enum realmcore_kind k
 {
 	if (realm >= rc->n || rc->r[realm].st != RS_IDLE)
 		return;
+	rc->r[realm].excluded = 1;
 	rcore_fail_realm(rc, realm,
 	                 kind == REALMCORE_KIND_TOKEN        ? FK_TOKEN
 	                 : kind == REALMCORE_KIND_UNVERIFIED ? FK_UNVERIFIED

@@ -115,7 +115,8 @@ REALMCORE_WUR int realmcore_new(struct realmcore **out, const struct realmcore_p
 void realmcore_free(struct realmcore *rc);
 
 /* Leaves realm out before the first realmcore_next (a failed attestation, an unreadable token
- * file): it counts as failed with reason why. */
+ * file): it counts as failed with reason why. The caller tells the user; the core's warnings do
+ * not name the realm again where they would only repeat why (a recovery's "not used"). */
 void realmcore_exclude(struct realmcore *rc, size_t realm, enum realmcore_kind kind,
                        const char *why);
 

@@ -47,6 +47,7 @@ struct rrealm {
 	enum rstate st;
 	enum fkind kind;
 	char why[WHY_LEN];
+	int excluded;     /* left out by the driver (realmcore_exclude), which said so itself */
 	const char *path; /* of the queued or pending request */
 	int post;
 	size_t body_len; /* the body is in secrets->body[i] */

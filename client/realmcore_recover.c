@@ -231,8 +231,9 @@ void rcore_after_recover1(struct realmcore *rc)
 		recover_short(rc, t, largest_k);
 		return;
 	}
+	/* the realms that failed recover1 (the driver already named those it excluded) */
 	for (size_t i = 0; i < rc->n; i++)
-		if (rc->r[i].st == RS_FAILED && rc->r[i].kind != FK_FOREIGN)
+		if (rc->r[i].st == RS_FAILED && rc->r[i].kind != FK_FOREIGN && !rc->r[i].excluded)
 			rcore_warnf(rc, i, "%s; not used", rc->r[i].why);
 	rc->group = best;
 	const struct rrealm *g = &rc->r[best];

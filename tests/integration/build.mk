@@ -227,3 +227,12 @@ check-realms: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault
 CHECK_STEPS += check-realms
 demo-realms:
 	$(Q)B=$(B) MAKE="$(MAKE)" tests/demo/demo-realms.sh
+# Attested realms: each realm on an EK-certified swtpm with its expect file in the realm list;
+# attested register/recover, one realm's expect file swapped for another's (t of n still
+# recovers, all-n registration exits 4), the TPM CA inside the expect files
+# (tests/integration/realms-attest.sh, 10-15 s).
+.PHONY: check-realms-attest
+check-realms-attest: $(B)/sealvault $(B)/sealvault-admin $(B)/sealvaultd $(B)/sealvault-enclave \
+	      $(B)/sealvault-broker
+	$(Q)B=$(B) tests/integration/realms-attest.sh
+CHECK_STEPS += check-realms-attest

@@ -27,9 +27,18 @@
 #   realm_metric I NAME   Print the value of the metric NAME (with its labels, if any) from
 #                         realm I's metrics socket (e.g. sealvault_realm_evaluations_total).
 #   realms_cleanup        Stop every realm and every swtpm; for `trap ... EXIT`.
+#
+# Attested realms (docs/attestation.md): with RL_EK_CA set (a CA directory, tests/lib/swtpm.sh
+# swtpm_provision_ek) before realm_init, the realm's swtpm gets an EK certificate from that CA,
+# its PCRs 0-7 and 10 are extended from synthetic boot and IMA logs (tests/attest/synthlog.py)
+# before init, sealvaultd serves those logs, and realm_init writes RL_DIR[I]/expect.json
+# (`sealvault-admin expect`: boot PCR values from the TPM, the tenants, the allow-list, the
+# realm's own server_public_key pinned; no TPM CA inside) and sets RL_TPM_CA (the CA bundle,
+# what --tpm-ca takes). Such a realm attests only until it is stopped (its swtpm's PCRs reset).
+#   RL_EXPECT[I]          When set, realms_list gives realm I "expect": RL_EXPECT[I].
 # Every function returns non-zero with a message on stderr when something fails.
 
-declare -a RL_DIR RL_PID RL_PORT RL_TPM RL_ID RL_S
+declare -a RL_DIR RL_PID RL_PORT RL_TPM RL_ID RL_S RL_EXPECT
 RL_THRESHOLD=${RL_THRESHOLD:-2}
 
 realms_tenant() {
@@ -52,6 +61,9 @@ _realm_use() {
 		SV_AUTH=tokens
 		SV_LISTEN_PORT=${RL_PORT[$1]:-}
 		SWTPM_TCTI=${RL_TPM[$1]:-}
+		SV_DAEMON_ARGS=()
+		[ ! -e "$SV_DIR/event.log" ] ||
+			SV_DAEMON_ARGS=(--event-log "$SV_DIR/event.log" --ima-log "$SV_DIR/ima.log")
 	}
 }
 
@@ -62,23 +74,68 @@ _realm_up() {
 	RL_PORT[$1]=$SV_PORT
 }
 
+# _realm_measure DIR: the synthetic boot and IMA logs of realm DIR, extended into its swtpm
+# (just started, nothing else connected), and its expect file without the server key.
+_realm_measure() {
+	local d=$1 synth
+	synth=$(dirname "${BASH_SOURCE[0]}")/../attest/synthlog.py
+	"$synth" boot --event-log "$d/event.log" --tcti "$SWTPM_TCTI" &&
+		"$synth" ima --event-log "$d/event.log" --ima-log "$d/ima.log" --bin "$RL_B" \
+			--allow-out "$d/ima-allow" --tcti "$SWTPM_TCTI" &&
+		"$RL_B/sealvault-admin" expect --tenants-dir "$d/tenants.d" --bindir "$RL_B" \
+			--boot-pcrs-from-tpm "$SWTPM_TCTI" --ima-allow "$d/ima-allow" \
+			>"$d/expect.nokey.json" 2>"$d/expect.log" || {
+		echo "realms.sh: $d: synthetic logs or sealvault-admin expect failed:" \
+			"$(cat "$d/expect.log" 2>/dev/null)" >&2
+		return 1
+	}
+}
+
+# _realm_pin I: RL_DIR[I]/expect.json, the expect file with realm I's server_public_key (from
+# the statement in its evidence).
+_realm_pin() {
+	local d=${RL_DIR[$1]} nonce
+	nonce=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+	curl -fsS --max-time 30 --cacert "$d/cert.pem" -o "$d/evidence.json" \
+		"https://127.0.0.1:${RL_PORT[$1]}/v1/attestation?nonce=$nonce" &&
+		python3 - "$d/evidence.json" "$d/expect.nokey.json" "$d/expect.json" <<-'PY' || {
+			import json, sys
+			k = json.load(open(sys.argv[1]))["statement"]["server_public_key"]
+			e = json.load(open(sys.argv[2]))
+			e["server_public_key"] = k
+			json.dump(e, open(sys.argv[3], "w"), indent=1)
+		PY
+		echo "realms.sh: ${RL_NAME[$1]}: no evidence to pin its server key" >&2
+		return 1
+	}
+}
+
 realm_init() {
 	local i=$1
 	RL_DIR[i]=$RL_T/${RL_NAME[i]}
 	mkdir -p "${RL_DIR[i]}/tenants.d"
-	sv_server_init "${RL_DIR[i]}" "$RL_B" || return 1
-	RL_TPM[i]=$SWTPM_TCTI
 	"$RL_B/sealvault-admin" tenant add --dir "${RL_DIR[i]}/tenants.d" acme "$RL_T/acme.jwks" \
 		>/dev/null || {
 		echo "realms.sh: ${RL_NAME[i]}: tenant add failed" >&2
 		return 1
 	}
+	# shellcheck disable=SC2034 # read by sv_server_init (tests/lib/sealvaultd.sh)
+	local SV_TPM_HOOK=
+	if [ -n "${RL_EK_CA:-}" ]; then
+		rm -rf "${RL_DIR[i]}/tpm"
+		swtpm_provision_ek "${RL_DIR[i]}/tpm" "$RL_EK_CA" || return 1
+		RL_TPM_CA=$SWTPM_CA_BUNDLE
+		SV_TPM_HOOK="_realm_measure ${RL_DIR[i]}"
+	fi
+	sv_server_init "${RL_DIR[i]}" "$RL_B" || return 1
+	RL_TPM[i]=$SWTPM_TCTI
 	[ "$(id -u)" -ne 0 ] || chmod -R a+rX "${RL_DIR[i]}/tenants.d"
 	_realm_up "$i" || return 1
 	RL_ID[i]=$(sv_vault_id) && [ "${#RL_ID[i]}" -eq 32 ] || {
 		echo "realms.sh: ${RL_NAME[i]}: no vault id from GET /v1/info" >&2
 		return 1
 	}
+	[ -z "${RL_EK_CA:-}" ] || _realm_pin "$i"
 }
 
 # The TPM2_Shutdown is what a machine's clean power-off sends: without it the swtpm would lose
@@ -133,7 +190,9 @@ realms_list() {
 			[ "$i" != "$via" ] || port=$via_port
 			printf '%s    { "name": "%s", "url": "https://127.0.0.1:%s", "ca": "%s/cert.pem",\n' \
 				"$sep" "${RL_NAME[i]}" "$port" "${RL_NAME[i]}"
-			printf '      "id": "%s", "token": "tok/%s.%s.jwt" }' "${RL_ID[i]}" "$user" "${RL_NAME[i]}"
+			printf '      "id": "%s", "token": "tok/%s.%s.jwt"' "${RL_ID[i]}" "$user" "${RL_NAME[i]}"
+			[ -z "${RL_EXPECT[i]:-}" ] || printf ',\n      "expect": "%s"' "${RL_EXPECT[i]}"
+			printf ' }'
 			sep=$',\n'
 		done
 		printf '\n  ]\n}\n'

@@ -531,6 +531,20 @@ static void test_excluded_realm(void **state)
 	assert_true(realmcore_done(rc));
 	assert_int_equal(realmcore_result(rc), REALMCORE_TOKEN_REFUSED);
 	realmcore_free(rc);
+	/* a recovery with r1 excluded and r3 down: r2 + r4 recover; r1, whom the driver named,
+	 * is not named again, r3 (failed at recover1) is */
+	setup_realms(4);
+	do_register(4, 2, 7);
+	warnings[0] = '\0';
+	realms[2].down = 1;
+	rc = make(REALMCORE_RECOVER, 4, "hunter2", 0, 0, 0);
+	realmcore_exclude(rc, 0, REALMCORE_KIND_UNVERIFIED, "failed attestation: server-key: no");
+	assert_int_equal(run(rc, 0), REALMCORE_OK);
+	realmcore_free(rc);
+	assert_null(strstr(warnings, "realm r1"));
+	assert_non_null(strstr(warnings, "realm r3: no answer"));
+	assert_int_equal(realms[0].recover2s, 0);
+	assert_int_equal(realms[0].used, 0);
 }
 
 static void test_recover_nothing_registered(void **state)
