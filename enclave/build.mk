@@ -40,6 +40,8 @@ UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
 # test_realm_srv: the realm side on three in-memory fake stores, tokens minted with admin/jwk.c.
 UT_OBJS_realm_srv := $(B)/libsvvault.a $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcrypto.a \
 	$(B)/libsvpolicy.a $(B)/libsvcommon.a
+# ... with audit_note wrapped, to see the kinds of the audit records the handlers note.
+UT_WRAP_realm_srv := audit_note
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish
