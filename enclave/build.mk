@@ -101,7 +101,8 @@ UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_sta
 UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
 UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
-	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter
+	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter \
+	audit_note
 # test_capacity: the limit's parsing and derivation, on a fake /proc and /sys tree.
 UT_OBJS_capacity := $(B)/enclave/capacity.o $(B)/libsvcommon.a
 
