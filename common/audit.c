@@ -45,6 +45,17 @@ static const struct {
                        F_USER | AUDIT_F_OPERATOR, "record deleted"},
     [AUDIT_PASSWORD_CHANGED] = {"password-changed", "861f5cc074174290ac1b3a8d28baf591", LOG_NOTICE,
                                 F_USER | AUDIT_F_LIMIT, "password changed"},
+    [AUDIT_REALM_REGISTER] = {"realm-register", "7723956f803543719a6ec89fcef92f09", LOG_INFO,
+                              F_USER | AUDIT_F_LIMIT, "realm share registered"},
+    [AUDIT_REALM_GUESS] = {"realm-guess", "d051bd47a6c744d29671bc062f265ac2", LOG_INFO,
+                           F_USER | AUDIT_F_LEFT | AUDIT_F_LIMIT, "realm guess charged"},
+    [AUDIT_REALM_DESTROYED] = {"realm-destroyed", "88f3d38a0ce946879fa77f45878f8955", LOG_WARNING,
+                               F_USER | AUDIT_F_LIMIT,
+                               "realm: last guess charged: share destroyed"},
+    [AUDIT_REALM_RECOVERED] = {"realm-recovered", "7690d79d3bbe48dca218449ef485dc96", LOG_INFO,
+                               F_USER | AUDIT_F_RESTORED, "realm recovery: share released"},
+    [AUDIT_REALM_DELETED] = {"realm-deleted", "f8169e4267754a63acbf7595bfb47113", LOG_NOTICE,
+                             F_USER | AUDIT_F_OPERATOR, "realm record deleted"},
 };
 
 enum fmt { DEC, BOOL, HEX, VERDICT, SCHEME };
@@ -262,6 +273,7 @@ static void message(const struct audit_record *r, char *out, size_t len)
 		         (unsigned long long)r->counter);
 		break;
 	case AUDIT_GUESS:
+	case AUDIT_REALM_GUESS:
 		snprintf(out, len, "sealvault audit: %s for %s (%u attempts left)",
 		         kinds[r->kind].what, id, r->attempts_left);
 		break;

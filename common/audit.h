@@ -40,6 +40,24 @@ enum audit_kind {
 	AUDIT_LOGIN_RESET = 7, /* a valid login before a password change reset the guesses */
 	AUDIT_DELETED = 8,     /* the user (or the operator) deleted the record */
 	AUDIT_PASSWORD_CHANGED = 9, /* a new record replaced the old one */
+	/*
+	 * Threshold realms (/v2/realm/, docs/realms.md): the same events on a realm record (its
+	 * share of a user's key), as kinds of their own. Why kinds and not a "realm" field on the
+	 * /v1 kinds: every kind has one fixed payload length under AUDIT_VERSION 1, so a field
+	 * added to five existing kinds would change their bytes and need version 2 (and every
+	 * decoder of version 1 would refuse them all), while new kinds leave every existing kind's
+	 * payload as it was. And the journal selects by MESSAGE_ID, one per kind: only a kind of
+	 * its own keeps a realm's share release out of a `MESSAGE_ID=<recovered>` query (and its
+	 * alerts) and gives it a query of its own. The realm kinds carry no `known`: a realm
+	 * charges guesses only for registered records (404 otherwise, docs/realms.md). Their
+	 * identifier hash is of the realm record key (0x01 | the /v1 record key,
+	 * common/recordkey.h; `sealvault-admin audit-id --realm`).
+	 */
+	AUDIT_REALM_REGISTER = 10,  /* a realm record stored (new, or replacing one) */
+	AUDIT_REALM_GUESS = 11,     /* recover2 charged a guess, with the attempts left */
+	AUDIT_REALM_DESTROYED = 12, /* that charge used the last guess: realm record destroyed */
+	AUDIT_REALM_RECOVERED = 13, /* recover3: a right tag proof released the realm's share */
+	AUDIT_REALM_DELETED = 14,   /* the user (or the operator) deleted the realm record */
 	AUDIT_KINDS
 };
 
@@ -60,8 +78,10 @@ struct audit_record {
 	uint8_t id_hash[AUDIT_ID_HASH_LEN];
 	uint8_t attempts_left, guess_limit;
 	uint8_t known;    /* guess, destroyed: the identifier is registered (else: a fake record) */
-	uint8_t restored; /* the login's last guess had destroyed the record; it is back */
-	uint8_t operator; /* deleted: by the operator (sealvault-admin delete), not the user */
+	uint8_t restored; /* (realm-)recovered, login-reset: the last guess had destroyed the
+	                     record; it is back */
+	uint8_t operator; /* (realm-)deleted: by the operator (sealvault-admin delete), not the
+	                     user */
 	uint8_t verdict;  /* enum audit_verdict */
 	uint8_t hybrid;   /* the counter scheme is hybrid */
 	uint8_t penalty;  /* startup: a power-cut penalty was charged at this start */

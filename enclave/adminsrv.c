@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "common/frame.h"
 #include "common/msg.h"
+#include "common/recordkey.h"
 #include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/store.h"
@@ -183,7 +184,11 @@ static int delete (struct adminsrv *a, const struct sv_frame *f)
 	}
 	if (r != 0)
 		die("staging a deletion failed", r);
-	struct audit_note an = {.kind = AUDIT_DELETED, .operator= 1 };
+	/* a realm record (sealvault-admin delete --realm) has its own kind, as at /v2/realm/ */
+	struct audit_note an = {.kind = f->len > 0 && f->payload[0] == RECORD_KEY_REALM
+	                                    ? AUDIT_REALM_DELETED
+	                                    : AUDIT_DELETED,
+	                        .operator= 1 };
 	if ((r = audit_note(&an, f->payload, f->len)) != 0)
 		die("noting the deletion's audit record failed", r);
 	uint64_t inc = store_commit_cost(a->s);

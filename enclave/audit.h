@@ -35,7 +35,7 @@ void audit_started(const uint8_t key[static AUDIT_KEY_LEN], struct audit_record 
 /* The start was refused (store_open failed): a start-up record with verdict "refused". */
 void audit_refused(void);
 
-/* A change was staged for id: a record of kind (AUDIT_REGISTER .. AUDIT_PASSWORD_CHANGED) goes
+/* A change was staged for id: a record of kind (AUDIT_REGISTER .. AUDIT_REALM_DELETED) goes
  * out when its frame is durable. at_write: durable once written (a guess reset), else anchored.
  * SV_ERR_RANGE when more records are noted than audit_open's cap (a bug: the caller ends). */
 struct audit_note {

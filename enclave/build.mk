@@ -40,6 +40,8 @@ UT_OBJS_idlimit := $(B)/libsvvault.a $(B)/libsvcommon.a
 # test_realm_srv: the realm side on three in-memory fake stores, tokens minted with admin/jwk.c.
 UT_OBJS_realm_srv := $(B)/libsvvault.a $(B)/admin/jwk.o $(B)/libsvtoken.a $(B)/libsvcrypto.a \
 	$(B)/libsvpolicy.a $(B)/libsvcommon.a
+# ... with audit_note wrapped, to see the kinds of the audit records the handlers note.
+UT_WRAP_realm_srv := audit_note
 # libFuzzer targets, one per request body decoder (generic rules: tests/fuzz/build.mk).
 VAULT_FUZZ := vault_register_start vault_register_finish vault_login_start vault_login_finish \
 	vault_change_finish
@@ -99,7 +101,8 @@ UT_WRAP_dispatch := vault_handle_token vault_metrics store_get_stats tpm_get_sta
 UT_OBJS_adminsrv := $(B)/enclave/adminsrv.o $(B)/enclave/budget.o $(B)/enclave/audit.o \
 	$(B)/libsvcommon.a
 UT_WRAP_adminsrv := store_get_stats store_get_info store_secrets store_delete_user store_write \
-	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter
+	store_anchor store_commit_cost store_flush_cost store_set_flush_allowed store_counter \
+	audit_note
 # test_capacity: the limit's parsing and derivation, on a fake /proc and /sys tree.
 UT_OBJS_capacity := $(B)/enclave/capacity.o $(B)/libsvcommon.a
 

@@ -215,14 +215,15 @@ static void record_hash(uint8_t out[SESSION_RECORD_HASH_LEN], const uint8_t *rec
 	(void)crypto_generichash(out, SESSION_RECORD_HASH_LEN, record, STORE_RECORD_LEN, NULL, 0);
 }
 
-/* The audit record of a change just staged for the realm record key (enclave/audit.h). */
+/* The audit record of a change just staged for the realm record key (enclave/audit.h): always
+ * one of the realm kinds (AUDIT_REALM_*, common/audit.h), so that the trail tells a realm's
+ * share from a /v1 record. */
 static int audit(uint8_t kind, const uint8_t *key, size_t key_len, unsigned left, unsigned limit,
                  int restored, int at_write)
 {
 	struct audit_note n = {.kind = kind,
 	                       .attempts_left = (uint8_t)left,
 	                       .guess_limit = (uint8_t)limit,
-	                       .known = kind == AUDIT_GUESS || kind == AUDIT_DESTROYED,
 	                       .restored = (uint8_t)(restored != 0),
 	                       .at_write = at_write};
 	return audit_note(&n, key, key_len);
@@ -300,7 +301,7 @@ static int handle_register(struct realm_srv *r, const uint8_t *req, size_t len,
 		return reply_busy(r, reply);
 	if (err != 0)
 		return err;
-	if ((err = audit(AUDIT_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
+	if ((err = audit(AUDIT_REALM_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
 		return err;
 	/* a last-guess copy of the record this one replaces must never come back */
 	vault_drop_rescues(r->vault, key, key_len);
@@ -412,7 +413,7 @@ static int handle_delete(struct realm_srv *r, const uint8_t *req, size_t len, st
 	vault_drop_rescues(r->vault, key, key_len);
 	if (err == SV_ERR_NOTFOUND)
 		return reply_put(reply, SV_STATUS_OK, NULL, 0); /* idempotent: nothing to stage */
-	if ((err = audit(AUDIT_DELETED, key, key_len, 0, 0, 0, 0)) != 0)
+	if ((err = audit(AUDIT_REALM_DELETED, key, key_len, 0, 0, 0, 0)) != 0)
 		return err;
 	r->c.deletions++;
 	return reply_put(reply, SV_STATUS_OK, NULL, 0);
@@ -510,8 +511,8 @@ static int handle_recover2(struct realm_srv *r, const uint8_t *req, size_t len, 
 	/* Durable before the reply leaves: the caller commits, then sends. */
 	if ((err = store_charge_guess(r->sh.store, key, key_len, &left)) != 0)
 		goto fail;
-	if ((err = audit(AUDIT_GUESS, key, key_len, left, limit, 0, 0)) != 0 ||
-	    (left == 0 && (err = audit(AUDIT_DESTROYED, key, key_len, 0, limit, 0, 0)) != 0))
+	if ((err = audit(AUDIT_REALM_GUESS, key, key_len, left, limit, 0, 0)) != 0 ||
+	    (left == 0 && (err = audit(AUDIT_REALM_DESTROYED, key, key_len, 0, limit, 0, 0)) != 0))
 		return err;
 	if (left == 0)
 		r->c.last_guesses++;
@@ -627,7 +628,7 @@ static int handle_recover3(struct realm_srv *r, const uint8_t *req, size_t len, 
 		goto out;
 	}
 	if (err == 0)
-		err = audit(AUDIT_RECOVERED, s->id, s->id_len, 0, 0, restore, !restore);
+		err = audit(AUDIT_REALM_RECOVERED, s->id, s->id_len, 0, 0, restore, !restore);
 	if (err == 0)
 		r->c.recoveries++;
 out:

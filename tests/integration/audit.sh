@@ -5,7 +5,10 @@
 #   1. start; alice registers (limit 3), guesses wrong, recovers, changes her password and
 #      deletes her record; bob (limit 2) is locked out by two wrong guesses; an unknown mallory
 #      guesses once; yolanda (limit 1) recovers with her last guess, whose charge destroyed the
-#      record and whose right password restores it;
+#      record and whose right password restores it; rita, with this vault as the one realm of
+#      her threshold-realm list (t = n = 1), registers, guesses wrong, recovers and deletes
+#      through /v2/realm/: realm-register, realm-guess, realm-recovered and realm-deleted
+#      records under her realm record's hash (audit-id --realm), none under her /v1 one;
 #   2. the enclave's TPM connection is cut at carol's registration (the NV increment never
 #      reaches the TPM): the enclave exits 75, sealvaultd restarts it alone on the same audit
 #      pair, and the new enclave's records (a roll-forward start-up, carol's recovery) arrive;
@@ -14,7 +17,8 @@
 #   4. (root, with unshare) the journal path: sealvaultd in a private mount namespace whose
 #      /run/systemd/journal/socket is tests/integration/journal-sink.py, with JOURNAL_STREAM naming
 #      its stderr as systemd sets it: the records arrive through sd_journal_send with PRIORITY,
-#      MESSAGE_ID and the SEALVAULT_* fields, and no audit line goes to stderr.
+#      MESSAGE_ID and the SEALVAULT_* fields (rita's realm registration and recovery with the
+#      realm kinds' own MESSAGE_IDs), and no audit line goes to stderr.
 # Asserted: every event kind appears with its fields; every line has the record grammar (event
 # names, decimal numbers, 32-hex-digit hashes and a few words, nothing else); each user's records
 # come in the order of the scenario with the right attempts left; the identifier hash is what
@@ -107,8 +111,34 @@ sv register --user yolanda --password-file "$T/pw" --secret-file "$T/secret.yola
 expect 0 "register yolanda"
 sv recover --user yolanda --password-file "$T/pw" --out "$T/out"
 expect 0 "yolanda's recovery with her last guess"
+# rita's threshold-realm record (docs/realms.md), this vault the one realm of her list (t = n = 1):
+# registered, a wrong guess, recovered and deleted through /v2/realm/, recorded as the realm
+# kinds, under the hash of her realm record (audit-id --realm), never as /v1 events
+rita_list() { # rita's realm list: this vault, where it listens now
+	printf '{ "threshold": 1, "realms": [ { "name": "solo", "url": "%s", "ca": "%s", "id": "%s" } ] }\n' \
+		"$SV_URL" "$SV_CACERT" "$(sv_vault_id)" >"$T/rita.realms.json"
+}
+rita_list
+head -c 32 /dev/urandom >"$T/secret.rita"
+svr() { # svr CMD ARGS...: the CLI with rita's realm list; sets rc and err
+	set +e
+	"$SV" "$1" --realms "$T/rita.realms.json" --user rita --timeout 30 "${KSF[@]}" "${@:2}" \
+		>/dev/null 2>"$T/stderr"
+	rc=$?
+	set -e
+	err=$(cat "$T/stderr")
+}
+svr register --password-file "$T/pw" --secret-file "$T/secret.rita" --max-attempts 4
+expect 0 "rita's realm registration"
+svr recover --password-file "$T/wrong" --out "$T/out"
+expect 2 "rita's wrong guess at the realm"
+svr recover --password-file "$T/pw" --out "$T/out"
+expect 0 "rita's realm recovery"
+cmp -s "$T/out" "$T/secret.rita" || fail "rita's recovered secret differs"
+svr delete
+expect 0 "rita's realm deletion"
 sv_metrics >"$T/metrics.1"
-echo "audit: scenario done (register, wrong guess, recovery, password change, delete, lock-out)"
+echo "audit: scenario done (register, wrong guess, recovery, password change, delete, lock-out; a realm's too)"
 
 # --- 2. the enclave restarts alone (exit 75) and keeps its audit pair ---
 starts() { grep -c 'sealvaultd: started sealvault-enclave' "$LOG" || true; }
@@ -158,26 +188,27 @@ bad=$(grep -Ev "^sealvaultd: audit: event=[a-z-]+( [a-z_]+=([0-9]{1,20}|[0-9a-f]
 	"$T/audit" || true)
 [ -z "$bad" ] || fail "lines outside the record grammar: $bad"
 for kind in startup power-cut-penalty register guess destroyed recovered login-reset deleted \
-	password-changed; do
+	password-changed realm-register realm-guess realm-recovered realm-deleted; do
 	grep -q "event=$kind " "$T/audit" || fail "no '$kind' record"
 done
 
 [ "$(stat -c %a "$KEY")" = 600 ] || fail "the key file is mode $(stat -c %a "$KEY"), want 600"
-hash() { "$ADMIN" audit-id --key-file "$KEY" "$1"; }
+hash() { "$ADMIN" audit-id --key-file "$KEY" "$@"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
 # one user's records, as "event[:attempts_left]" in order
 history() {
-	grep " id_hash=$(hash "$1")" "$T/audit" | while read -r line; do
+	grep " id_hash=$(hash "$@")" "$T/audit" | while read -r line; do
 		ev=$(field event <<<"$line")
 		left=$(field attempts_left <<<"$line")
 		echo "$ev${left:+:$left}"
 	done | tr '\n' ' '
 }
-want_history() {
-	local got
-	got=$(history "$1")
-	[ "$got" = "$2" ] || fail "$1's records: '$got', want '$2'"
-	echo "audit: $1: $got"
+want_history() { # want_history [--realm] USER WANT
+	local got realm=
+	[ "$1" != --realm ] || { realm=$1; shift; }
+	got=$(history $realm "$1")
+	[ "$got" = "$2" ] || fail "$1's ${realm:+realm }records: '$got', want '$2'"
+	echo "audit: $1${realm:+ (realm record)}: $got"
 }
 # change-password recovers the backup key first (the CLI re-encrypts it), then logs in again
 want_history alice "register guess:2 guess:1 recovered guess:2 recovered guess:2 login-reset password-changed guess:2 deleted "
@@ -189,16 +220,25 @@ grep "event=recovered .*id_hash=$(hash yolanda)" "$T/audit" | grep -q ' restored
 grep "event=destroyed .*id_hash=$(hash yolanda)" "$T/audit" | grep -q ' known=yes' ||
 	fail "yolanda's destroyed record does not say known=yes"
 want_history carol "guess:9 recovered "
+# rita's realm record: its own kinds (the wrong guess is seen by the client's unlock check, so
+# no recover3 follows it), and nothing under her /v1 hash
+want_history --realm rita "realm-register realm-guess:3 realm-guess:2 realm-recovered realm-deleted "
+! grep -q " id_hash=$(hash rita) " "$T/audit" || fail "rita's realm events have /v1 records"
+grep "event=realm-register .*id_hash=$(hash --realm rita)" "$T/audit" | grep -q ' guess_limit=4$' ||
+	fail "rita's realm registration does not carry guess_limit=4"
+grep "event=realm-deleted .*id_hash=$(hash --realm rita)" "$T/audit" | grep -q ' by_operator=no$' ||
+	fail "rita's realm deletion does not say by_operator=no"
 grep " id_hash=$(hash mallory)" "$T/audit" | grep -q ' known=no' || fail "mallory's guess is not known=no"
 grep "event=deleted .*id_hash=$(hash alice)" "$T/audit" | grep -q ' by_operator=no$' ||
 	fail "alice's own deletion does not say by_operator=no"
 grep "event=register .*id_hash=$(hash alice)" "$T/audit" | grep -q ' guess_limit=3' ||
 	fail "alice's registration does not carry guess_limit=3"
 [ "$(hash alice)" != "$(hash bob)" ] || fail "two identifiers have one hash"
-for u in alice bob carol mallory yolanda; do
+for u in alice bob carol mallory yolanda rita; do
 	! grep -qw "$u" "$LOG" || fail "the identifier '$u' appears in the log"
 done
-for f in pw.raw wrong.raw newpw.raw secret.alice secret.bob secret.carol secret.yolanda; do
+for f in pw.raw wrong.raw newpw.raw secret.alice secret.bob secret.carol secret.yolanda \
+	secret.rita; do
 	r=0
 	python3 tests/integration/scan-bytes.py "$T/$f" "$LOG" >"$T/scan" 2>&1 || r=$?
 	[ "$r" -eq 1 ] || fail "$f: scan-bytes.py exit $r (0: found in the log): $(cat "$T/scan")"
@@ -259,18 +299,26 @@ EOF
 	sv_server_start
 	sv register --user dave --password-file "$T/pw" --secret-file "$T/secret.dave"
 	expect 0 "register dave (journal phase)"
+	rita_list
+	svr register --password-file "$T/pw" --secret-file "$T/secret.rita" --max-attempts 4
+	expect 0 "rita's realm registration (journal phase)"
+	svr recover --password-file "$T/pw" --out "$T/out"
+	expect 0 "rita's realm recovery (journal phase)"
 	sv_server_stop
 	kill "$(cat "$T/sink.pid")" 2>/dev/null || true
 	tail -n +"$((lines_before + 1))" "$LOG" >"$T/log.journal-phase"
 	! grep -q 'audit: event=' "$T/log.journal-phase" ||
 		fail "audit lines on stderr although stderr is the journal's stream"
-	python3 - "$T/journal.json" "$(hash dave)" <<'EOF' || fail "the journal records are wrong"
+	python3 - "$T/journal.json" "$(hash dave)" "$(hash --realm rita)" <<'EOF' ||
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1])]
 assert recs, "no datagram reached the journal socket"
 assert not any("_BAD" in r for r in recs), recs
 ids = {"startup": "d1c46123ae04452d8362b08b70ebb3a4",
-       "register": "5902433716dc466bab6e6ab381f18684"}
+       "register": "5902433716dc466bab6e6ab381f18684",
+       "realm-register": "7723956f803543719a6ec89fcef92f09",
+       "realm-guess": "d051bd47a6c744d29671bc062f265ac2",
+       "realm-recovered": "7690d79d3bbe48dca218449ef485dc96"}
 by = {}
 for r in recs:
     assert r.get("SYSLOG_IDENTIFIER") == "sealvaultd", r
@@ -284,8 +332,15 @@ assert reg["SEALVAULT_ID_HASH"] == sys.argv[2], reg
 assert reg["SEALVAULT_GUESS_LIMIT"].isdigit() and reg["MESSAGE"].startswith("sealvault audit:"), reg
 st = by["startup"][0]
 assert st["SEALVAULT_VERDICT"] == "clean" and st["PRIORITY"] == "5", st
-print("audit: journal: %d records via sd_journal_send, e.g. %s" % (len(recs), json.dumps(reg, sort_keys=True)))
+# rita's realm events: under her realm record's hash, and no /v1 kind for them
+for ev in ("realm-register", "realm-guess", "realm-recovered"):
+    assert [r["SEALVAULT_ID_HASH"] for r in by[ev]] == [sys.argv[3]], by[ev]
+assert "recovered" not in by and "guess" not in by, sorted(by)
+assert by["realm-recovered"][0]["MESSAGE"].startswith("sealvault audit: realm recovery:"), by
+print("audit: journal: %d records via sd_journal_send (%s), e.g. %s" %
+      (len(recs), " ".join(r["SEALVAULT_EVENT"] for r in recs), json.dumps(reg, sort_keys=True)))
 EOF
+		fail "the journal records are wrong"
 fi
 
 echo "audit: ok ($(awk -v a="$t_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s)"

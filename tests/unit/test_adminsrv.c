@@ -17,6 +17,7 @@
 #include "common/frame.h"
 #include "common/msg.h"
 #include "enclave/adminsrv.h"
+#include "enclave/audit.h"
 #include "enclave/budget.h"
 #include "enclave/store.h"
 
@@ -69,9 +70,27 @@ const struct store_secrets *__wrap_store_secrets(const struct store *s)
 int __wrap_store_delete_user(struct store *s, const uint8_t *id, size_t id_len)
 {
 	call('d');
+	/* bob's /v1 record, or his realm record (0x01 | bob: sealvault-admin delete --realm) */
+	if (id_len == 4 && id[0] == 0x01) {
+		id++;
+		id_len--;
+	}
 	assert_int_equal(id_len, 3);
 	assert_memory_equal(id, "bob", 3);
 	return delete_result;
+}
+
+/* the audit record the deletion notes (audit_note is wrapped: enclave/build.mk) */
+static struct audit_note noted;
+static int nnoted;
+int __wrap_audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len);
+int __wrap_audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len)
+{
+	(void)id;
+	(void)id_len;
+	noted = *n;
+	nnoted++;
+	return SV_OK;
 }
 
 uint64_t __wrap_store_counter(const struct store *s)
@@ -189,10 +208,27 @@ static void test_delete(void **state)
 	enum adminmsg_code code;
 	const uint8_t *body;
 	size_t n;
+	nnoted = 0;
 	assert_int_equal(ask(SV_MSG_ADMIN_DELETE, "bob", 3, &code, &body, &n), 0);
 	assert_int_equal(code, ADMINMSG_OK);
 	assert_string_equal(calls, "dwa"); /* staged, written, anchored, then answered */
 	assert_int_equal(flush_allowed, 1);
+	assert_int_equal(nnoted, 1);
+	assert_int_equal(noted.kind, AUDIT_DELETED);
+	assert_int_equal(noted.operator, 1);
+
+	/* a realm record (sealvault-admin delete --realm): the realm kind, by the operator */
+	memset(calls, 0, sizeof(calls));
+	assert_int_equal(ask(SV_MSG_ADMIN_DELETE,
+	                     "\x01"
+	                     "bob",
+	                     4, &code, &body, &n),
+	                 0);
+	assert_int_equal(code, ADMINMSG_OK);
+	assert_string_equal(calls, "dwa");
+	assert_int_equal(nnoted, 2);
+	assert_int_equal(noted.kind, AUDIT_REALM_DELETED);
+	assert_int_equal(noted.operator, 1);
 
 	memset(calls, 0, sizeof(calls));
 	delete_result = SV_ERR_NOTFOUND;

@@ -72,6 +72,11 @@ static const size_t lengths[AUDIT_KINDS] = {
     [AUDIT_LOGIN_RESET] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_DELETED] = 2 + 8 + 8 + 16 + 1,
     [AUDIT_PASSWORD_CHANGED] = 2 + 8 + 8 + 16 + 1,
+    [AUDIT_REALM_REGISTER] = 2 + 8 + 8 + 16 + 1,
+    [AUDIT_REALM_GUESS] = 2 + 8 + 8 + 16 + 1 + 1,
+    [AUDIT_REALM_DESTROYED] = 2 + 8 + 8 + 16 + 1,
+    [AUDIT_REALM_RECOVERED] = 2 + 8 + 8 + 16 + 1,
+    [AUDIT_REALM_DELETED] = 2 + 8 + 8 + 16 + 1,
 };
 
 static void test_roundtrip_every_kind(void **state)
@@ -108,6 +113,32 @@ static void test_guess_bytes_pinned(void **state)
 	assert_int_equal(audit_encode(&r, p, &n), SV_OK);
 	assert_int_equal(n, sizeof(want));
 	assert_memory_equal(p, want, sizeof(want));
+}
+
+/* A realm guess byte for byte: kind 11, and no `known` (a realm charges only registered
+ * records), so a /v1 guess's bytes never decode as a realm guess's nor the other way round. */
+static void test_realm_guess_bytes_pinned(void **state)
+{
+	struct audit_record r = sample(AUDIT_REALM_GUESS), d;
+	uint8_t p[AUDIT_PAYLOAD_MAX];
+	size_t n = 0;
+	static const uint8_t want[] = {
+	    1,    11,                                             /* version, kind */
+	    1,    2,    3,    4,    5,    6,    7,    8,          /* seq */
+	    0,    0,    0,    0,    0,    0,    0x10, 0x92,       /* counter 4242 */
+	    0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8, /* id hash */
+	    0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf, 7,    10,   /* ..., left, limit */
+	};
+	assert_int_equal(AUDIT_REALM_GUESS, 11);
+	assert_int_equal(audit_encode(&r, p, &n), SV_OK);
+	assert_int_equal(n, sizeof(want));
+	assert_memory_equal(p, want, sizeof(want));
+	p[1] = AUDIT_GUESS; /* one byte short of a /v1 guess */
+	assert_int_equal(audit_decode(p, n, &d), SV_ERR_INVALID);
+	struct audit_record g = sample(AUDIT_GUESS);
+	assert_int_equal(audit_encode(&g, p, &n), SV_OK);
+	p[1] = AUDIT_REALM_GUESS; /* one byte long of a realm guess */
+	assert_int_equal(audit_decode(p, n, &d), SV_ERR_INVALID);
 }
 
 /* Hostile lengths for every kind: 0, 1, one short, one long, the maximum; nothing decodes. */
@@ -165,6 +196,9 @@ static void test_ranges(void **state)
 	    {AUDIT_STARTUP, 19, 2},                 /* scheme */
 	    {AUDIT_STARTUP, 20, 2},                 /* penalty */
 	    {AUDIT_DELETED, 34, 2},                 /* by operator */
+	    {AUDIT_REALM_GUESS, 34, 10},            /* attempts left == limit */
+	    {AUDIT_REALM_RECOVERED, 34, 2},         /* restored */
+	    {AUDIT_REALM_DELETED, 34, 2},           /* by operator */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct audit_record r = sample(bad[i].kind), d;
@@ -202,6 +236,22 @@ static void test_message_ids(void **state)
 		}
 	}
 	assert_string_equal(audit_message_id(AUDIT_GUESS), "c74c402f1e3c4e8c83df2890fc67f47c");
+	/* the realm kinds: names and MESSAGE_IDs of their own (docs/operations.md lists them) */
+	static const struct {
+		unsigned kind;
+		const char *name, *id;
+	} realm[] = {
+	    {AUDIT_REALM_REGISTER, "realm-register", "7723956f803543719a6ec89fcef92f09"},
+	    {AUDIT_REALM_GUESS, "realm-guess", "d051bd47a6c744d29671bc062f265ac2"},
+	    {AUDIT_REALM_DESTROYED, "realm-destroyed", "88f3d38a0ce946879fa77f45878f8955"},
+	    {AUDIT_REALM_RECOVERED, "realm-recovered", "7690d79d3bbe48dca218449ef485dc96"},
+	    {AUDIT_REALM_DELETED, "realm-deleted", "f8169e4267754a63acbf7595bfb47113"},
+	};
+	for (size_t i = 0; i < sizeof(realm) / sizeof(realm[0]); i++) {
+		assert_string_equal(audit_kind_name(realm[i].kind), realm[i].name);
+		assert_string_equal(audit_message_id(realm[i].kind), realm[i].id);
+	}
+	assert_int_equal(AUDIT_KINDS, 15);
 }
 
 static void test_id_hash(void **state)
@@ -237,6 +287,26 @@ static void test_fields_guess(void **state)
 	assert_string_equal(f.text[9], "SEALVAULT_KNOWN=yes");
 }
 
+/* A realm's share released: its own event, MESSAGE_ID and words, the /v1 recovery's fields. */
+static void test_fields_realm_recovered(void **state)
+{
+	struct audit_record r = sample(AUDIT_REALM_RECOVERED);
+	struct audit_fields f;
+	assert_int_equal(audit_fields(&r, &f), 8);
+	assert_string_equal(f.text[0], "MESSAGE=sealvault audit: realm recovery: share released: "
+	                               "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf (record restored by its "
+	                               "last guess)");
+	assert_string_equal(f.text[1], "PRIORITY=6");
+	assert_string_equal(f.text[2], "MESSAGE_ID=7690d79d3bbe48dca218449ef485dc96");
+	assert_string_equal(f.text[3], "SEALVAULT_EVENT=realm-recovered");
+	assert_string_equal(f.text[6], "SEALVAULT_ID_HASH=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+	assert_string_equal(f.text[7], "SEALVAULT_RESTORED=yes");
+	r = sample(AUDIT_REALM_DESTROYED);
+	assert_int_equal(audit_priority(&r), LOG_WARNING);
+	assert_int_equal(audit_fields(&r, &f), 8);
+	assert_string_equal(f.text[7], "SEALVAULT_GUESS_LIMIT=10");
+}
+
 static void test_fields_startup(void **state)
 {
 	struct audit_record r = sample(AUDIT_STARTUP);
@@ -264,6 +334,11 @@ static void test_line(void **state)
 	assert_string_equal(line,
 	                    "audit: event=destroyed seq=72623859790382856 counter=4242 "
 	                    "id_hash=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf guess_limit=10 known=yes");
+	r = sample(AUDIT_REALM_GUESS);
+	assert_int_equal(audit_line(&r, line), SV_OK);
+	assert_string_equal(line, "audit: event=realm-guess seq=72623859790382856 counter=4242 "
+	                          "id_hash=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf attempts_left=7 "
+	                          "guess_limit=10");
 	struct audit_record key = sample(AUDIT_KEY);
 	assert_int_equal(audit_line(&key, line), SV_ERR_INVALID);
 	/* the longest record, with every number at its maximum, fits */
@@ -277,12 +352,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_every_kind),
 	    cmocka_unit_test(test_guess_bytes_pinned),
+	    cmocka_unit_test(test_realm_guess_bytes_pinned),
 	    cmocka_unit_test(test_lengths_rejected),
 	    cmocka_unit_test(test_version_and_kind_rejected),
 	    cmocka_unit_test(test_ranges),
 	    cmocka_unit_test(test_message_ids),
 	    cmocka_unit_test(test_id_hash),
 	    cmocka_unit_test(test_fields_guess),
+	    cmocka_unit_test(test_fields_realm_recovered),
 	    cmocka_unit_test(test_fields_startup),
 	    cmocka_unit_test(test_line),
 	};

@@ -210,13 +210,65 @@ static void test_pair(void **state)
 	close(sv[1]);
 }
 
+/* Realm records off the pair: each with its own event and MESSAGE_ID in the journal, and its own
+ * event on the stderr line, never a /v1 kind's. */
+static void test_realm_kinds(void **state)
+{
+	int sv[2];
+	char s[64], out[2048];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	assert_int_equal(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	struct audit_record reg = {.kind = AUDIT_REALM_REGISTER,
+	                           .seq = 4,
+	                           .counter = 41,
+	                           .guess_limit = 5},
+	                    rec = {.kind = AUDIT_REALM_RECOVERED, .seq = 5, .counter = 42};
+	memset(reg.id_hash, 0xcd, sizeof(reg.id_hash));
+	memset(rec.id_hash, 0xcd, sizeof(rec.id_hash));
+
+	stream_of(2, s, sizeof(s));
+	setenv("JOURNAL_STREAM", s, 1);
+	daemon_audit_open(sv[0], NULL);
+	nsent = 0;
+	send_record(sv[1], &reg);
+	send_record(sv[1], &rec);
+	capture_stderr(readable, NULL, out, sizeof(out));
+	assert_string_equal(out, "");
+	assert_int_equal(nsent, 2);
+	assert_string_equal(sent[0], "MESSAGE=sealvault audit: realm share registered: "
+	                             "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd\n"
+	                             "PRIORITY=6\n"
+	                             "MESSAGE_ID=7723956f803543719a6ec89fcef92f09\n"
+	                             "SEALVAULT_EVENT=realm-register\n"
+	                             "SEALVAULT_SEQ=4\n"
+	                             "SEALVAULT_COUNTER=41\n"
+	                             "SEALVAULT_ID_HASH=cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd\n"
+	                             "SEALVAULT_GUESS_LIMIT=5\n"
+	                             "SYSLOG_IDENTIFIER=sealvaultd\n");
+	assert_non_null(strstr(sent[1], "MESSAGE_ID=7690d79d3bbe48dca218449ef485dc96\n"));
+	assert_non_null(strstr(sent[1], "SEALVAULT_EVENT=realm-recovered\n"));
+	assert_null(strstr(sent[1], "MESSAGE_ID=d73d877d20b2480086b3c80a6b86fe46")); /* /v1's */
+
+	setenv("JOURNAL_STREAM", "1:1", 1); /* not ours: stderr lines */
+	daemon_audit_open(sv[0], NULL);
+	nsent = 0;
+	send_record(sv[1], &rec);
+	capture_stderr(readable, NULL, out, sizeof(out));
+	assert_int_equal(nsent, 0);
+	assert_string_equal(out, "sealvaultd: audit: event=realm-recovered seq=5 counter=42 "
+	                         "id_hash=cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd restored=no\n");
+	unsetenv("JOURNAL_STREAM");
+	daemon_audit_open(-1, NULL);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_is_journal),
-	    cmocka_unit_test(test_journal_fields),
-	    cmocka_unit_test(test_stderr_line),
-	    cmocka_unit_test(test_pair),
+	    cmocka_unit_test(test_is_journal),  cmocka_unit_test(test_journal_fields),
+	    cmocka_unit_test(test_stderr_line), cmocka_unit_test(test_pair),
+	    cmocka_unit_test(test_realm_kinds),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -133,6 +133,42 @@ static void test_written_then_anchored(void **state)
 	assert_false(next(&r));
 }
 
+/* Realm changes (enclave/realm.c) go out as the realm kinds, on the same schedule: a realm
+ * recovery's reset at the write, a realm guess and its destruction at the anchor; the hash is of
+ * the realm record key (0x01 | the /v1 record key), not of the /v1 identifier. */
+static void test_realm_kinds(void **state)
+{
+	static const uint8_t realm_key[] = {0x01, 'b', 'o', 'b'};
+	struct audit_note guess = {.kind = AUDIT_REALM_GUESS, .attempts_left = 0, .guess_limit = 2},
+	                  destroyed = {.kind = AUDIT_REALM_DESTROYED, .guess_limit = 2},
+	                  released = {.kind = AUDIT_REALM_RECOVERED, .at_write = 1};
+	struct audit_record r;
+	uint8_t h[AUDIT_ID_HASH_LEN], v1[AUDIT_ID_HASH_LEN];
+	audit_id_hash(h, key, realm_key, sizeof(realm_key));
+	audit_id_hash(v1, key, (const uint8_t *)"bob", 3);
+	assert_memory_not_equal(h, v1, sizeof(h));
+	assert_int_equal(audit_note(&guess, realm_key, sizeof(realm_key)), SV_OK);
+	assert_int_equal(audit_note(&destroyed, realm_key, sizeof(realm_key)), SV_OK);
+	assert_int_equal(audit_note(&released, realm_key, sizeof(realm_key)), SV_OK);
+	assert_false(next(&r));
+	audit_written(150);
+	assert_true(next(&r));
+	assert_int_equal(r.kind, AUDIT_REALM_RECOVERED);
+	assert_int_equal(r.counter, 150);
+	assert_memory_equal(r.id_hash, h, sizeof(h));
+	assert_false(next(&r));
+	audit_anchored();
+	assert_true(next(&r));
+	assert_int_equal(r.kind, AUDIT_REALM_GUESS);
+	assert_int_equal(r.attempts_left, 0);
+	assert_int_equal(r.guess_limit, 2);
+	assert_int_equal(r.known, 0); /* not a realm kind's field */
+	assert_memory_equal(r.id_hash, h, sizeof(h));
+	assert_true(next(&r));
+	assert_int_equal(r.kind, AUDIT_REALM_DESTROYED);
+	assert_false(next(&r));
+}
+
 static void *anchor_many(void *arg)
 {
 	(void)arg;
@@ -190,9 +226,8 @@ static void test_slow_reader_loses_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_open_refuses_non_socket),
-	    cmocka_unit_test(test_start),
-	    cmocka_unit_test(test_written_then_anchored),
+	    cmocka_unit_test(test_open_refuses_non_socket),   cmocka_unit_test(test_start),
+	    cmocka_unit_test(test_written_then_anchored),     cmocka_unit_test(test_realm_kinds),
 	    cmocka_unit_test(test_slow_reader_loses_nothing),
 	};
 	if (sodium_init() < 0)

@@ -25,6 +25,7 @@
 #include "crypto/realm.h"
 #include "crypto/realm_wire.h"
 #include "enclave/access.h"
+#include "enclave/audit.h"
 #include "enclave/realm.h"
 #include "enclave/session.h"
 #include "enclave/store.h"
@@ -55,6 +56,50 @@ static const uint8_t SECRET[] = "the backup key: 32 bytes long!!";
 #define AUD     "00112233445566778899aabbccddeeff"
 #define TOK_NOW 1767225600LL
 
+/* ---- the audit records the handlers note (audit_note is wrapped: --wrap in enclave/build.mk) */
+
+struct noted {
+	struct audit_note n;
+	uint8_t key[STORE_ID_MAX];
+	size_t key_len;
+};
+static struct noted NOTED[256];
+static size_t NNOTED;
+
+int __wrap_audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len);
+int __wrap_audit_note(const struct audit_note *n, const uint8_t *id, size_t id_len)
+{
+	assert_true(NNOTED < sizeof(NOTED) / sizeof(NOTED[0]));
+	assert_true(id_len <= STORE_ID_MAX);
+	NOTED[NNOTED].n = *n;
+	memcpy(NOTED[NNOTED].key, id, id_len);
+	NOTED[NNOTED].key_len = id_len;
+	NNOTED++;
+	return SV_OK;
+}
+
+/* The records noted since the last call are exactly kinds[0..n), each for the realm record key
+ * of uid (0x01 | uid: never the /v1 identifier); forgets them. */
+static void expect_noted(const uint8_t *uid, size_t uid_len, const unsigned *kinds, size_t n)
+{
+	uint8_t key[STORE_ID_MAX];
+	size_t key_len = 0;
+	assert_int_equal(record_key_realm(uid, uid_len, key, sizeof(key), &key_len), 0);
+	assert_int_equal(NNOTED, n);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(NOTED[i].n.kind, kinds[i]);
+		assert_int_equal(NOTED[i].n.known, 0); /* no realm kind carries it */
+		assert_int_equal(NOTED[i].key_len, key_len);
+		assert_memory_equal(NOTED[i].key, key, key_len);
+	}
+	NNOTED = 0;
+}
+#define EXPECT_NOTED(...)                                                                          \
+	do {                                                                                       \
+		static const unsigned k_[] = {__VA_ARGS__};                                        \
+		expect_noted(UID, sizeof UID - 1, k_, sizeof k_ / sizeof k_[0]);                   \
+	} while (0)
+
 /* ---- fixture ---- */
 
 static unsigned RATE; /* login-rate-per-id of the next setup */
@@ -64,6 +109,7 @@ static int setup(void **state)
 	struct tenant_set set = {0};
 	struct tenant t;
 	char why[256];
+	NNOTED = 0;
 	assert_true(sodium_init() >= 0);
 	policy_vault_defaults(&P);
 	P.max_guess_limit = 40;
@@ -382,6 +428,8 @@ static void test_round_trip(void **state)
 	size_t len = 0;
 
 	register_all(r, 7);
+	EXPECT_NOTED(AUDIT_REALM_REGISTER, AUDIT_REALM_REGISTER, AUDIT_REALM_REGISTER);
+	assert_int_equal(NOTED[0].n.guess_limit, 7);
 	for (int i = 0; i < N; i++) {
 		struct realm_recover1_reply a;
 		assert_int_equal(uid_call(i, SV_MSG_REALM_RECOVER1, UID, sizeof UID - 1),
@@ -403,6 +451,7 @@ static void test_round_trip(void **state)
 		assert_int_equal(st.attempts_left, 7);
 		assert_int_equal(st.index, i + 1);
 	}
+	assert_int_equal(NNOTED, 0); /* recover1 and status change nothing */
 	for (size_t p = 0; p < 3; p++) {
 		memset(out, 0, sizeof out);
 		assert_int_equal(recover(r, "hunter2", pairs[p], 2, out, &len), 0);
@@ -410,9 +459,17 @@ static void test_round_trip(void **state)
 		assert_memory_equal(out, SECRET, sizeof SECRET);
 		for (int i = 0; i < N; i++)
 			assert_int_equal(rec_of(i, UID, sizeof UID - 1)->used, 0);
+		/* a realm guess at each realm, then each realm's share released: realm kinds */
+		EXPECT_NOTED(AUDIT_REALM_GUESS, AUDIT_REALM_GUESS, AUDIT_REALM_RECOVERED,
+		             AUDIT_REALM_RECOVERED);
+		assert_int_equal(NOTED[0].n.attempts_left, 6);
+		assert_int_equal(NOTED[0].n.guess_limit, 7);
+		assert_false(NOTED[2].n.restored);
+		assert_true(NOTED[2].n.at_write); /* a reset: durable once written */
 	}
 	/* a wrong password: the unlock check tells, the realms used stay charged */
 	assert_int_equal(recover(r, "hunter3", pairs[0], 2, out, &len), -1);
+	EXPECT_NOTED(AUDIT_REALM_GUESS, AUDIT_REALM_GUESS);
 	assert_int_equal(rec_of(0, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(1, UID, sizeof UID - 1)->used, 1);
 	assert_int_equal(rec_of(2, UID, sizeof UID - 1)->used, 0);
@@ -439,9 +496,12 @@ static void test_wrong_proof_then_destroyed(void **state)
 		assert_int_equal(rlen(), 1);
 		assert_int_equal(rbody()[0], k);
 	}
+	NNOTED = 0;
 	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
 	assert_int_equal(c.left[0], 0);
 	assert_true(rec_of(0, UID, sizeof UID - 1)->destroyed); /* at once, at the charge */
+	EXPECT_NOTED(AUDIT_REALM_GUESS, AUDIT_REALM_DESTROYED);
+	assert_int_equal(NOTED[1].n.guess_limit, 3);
 	assert_int_equal(recover3(0, c.sid[0], wrong), SV_STATUS_LOCKED);
 	assert_int_equal(uid_call(0, SV_MSG_REALM_RECOVER1, UID, sizeof UID - 1), SV_STATUS_LOCKED);
 	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_LOCKED);
@@ -469,9 +529,15 @@ static void test_last_guess_rescue(void **state)
 	blind(&c, r, "pw");
 	assert_int_equal(recover2(&c, r, 0, 0, NULL), SV_STATUS_OK);
 	assert_int_equal(recover3(0, c.sid[0], wrong), SV_STATUS_AUTH_FAILED);
+	NNOTED = 0;
 	/* realm 0's last guess, then a right recovery through realms 0 and 1 */
 	assert_int_equal(recover(r, "pw", use, sizeof use / sizeof use[0], out, &len), 0);
 	assert_memory_equal(out, SECRET, sizeof SECRET);
+	EXPECT_NOTED(AUDIT_REALM_GUESS, AUDIT_REALM_DESTROYED, AUDIT_REALM_GUESS,
+	             AUDIT_REALM_RECOVERED, AUDIT_REALM_RECOVERED);
+	assert_true(NOTED[3].n.restored);  /* realm 0: the record its last guess destroyed */
+	assert_false(NOTED[3].n.at_write); /* a restore: durable once anchored */
+	assert_false(NOTED[4].n.restored);
 	struct fake_user *u = rec_of(0, UID, sizeof UID - 1);
 	assert_false(u->destroyed);
 	assert_int_equal(u->used, 0);
@@ -571,11 +637,15 @@ static void test_delete_idempotent(void **state)
 	struct reg *r = new_reg("pw", 2, 3);
 	struct realm_status_reply st;
 	register_all(r, 5);
+	NNOTED = 0;
 	assert_int_equal(uid_call(1, SV_MSG_REALM_DELETE, UID, sizeof UID - 1), SV_STATUS_OK);
 	assert_int_equal(rlen(), 0);
 	assert_null(rec_of(1, UID, sizeof UID - 1));
+	EXPECT_NOTED(AUDIT_REALM_DELETED);
+	assert_false(NOTED[0].n.operator);
 	assert_int_equal(uid_call(1, SV_MSG_REALM_DELETE, UID, sizeof UID - 1), SV_STATUS_OK);
 	assert_int_equal(ST[1].staged, 0);
+	assert_int_equal(NNOTED, 0); /* nothing deleted: no record */
 	assert_int_equal(uid_call(1, SV_MSG_REALM_RECOVER1, UID, sizeof UID - 1),
 	                 SV_STATUS_NOT_FOUND);
 	status_of(1, &st);
@@ -627,6 +697,7 @@ static void test_malformed_changes_nothing(void **state)
 	assert_int_equal(u->limit, 5);
 	assert_int_equal(ST[0].charges, 0);
 	assert_int_equal(ST[0].counter, 1); /* the one registration */
+	EXPECT_NOTED(AUDIT_REALM_REGISTER, AUDIT_REALM_REGISTER, AUDIT_REALM_REGISTER);
 	/* a 0 guess limit is the realm's default */
 	register_body(&b, r, 0, realm_ids[0], 0);
 	assert_int_equal(call(0, SV_MSG_REALM_REGISTER, b.data, b.len), SV_STATUS_OK);
