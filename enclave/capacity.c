@@ -17,10 +17,6 @@
 
 #define TEXT_MAX 8192 /* /proc/meminfo is about 1.5 KiB */
 
-/* the largest record, held twice while a snapshot is written, with room to spare */
-_Static_assert(CAPACITY_BYTES_PER_USER >= 3 * CAPACITY_LARGEST_RECORD,
-               "max-users derived from memory would not hold the largest records");
-
 const char *capacity_source_name(enum capacity_source s)
 {
 	switch (s) {
@@ -200,7 +196,7 @@ void capacity_report(const struct capacity *c, uint64_t records)
 		fprintf(
 		    stderr,
 		    "sealvault-enclave: max-users %llu (derived from %s: %llu MiB free at start, "
-		    "%u bytes per record); %llu records held; set max-users to fix it\n",
+		    "%u bytes per user); %llu records held; set max-users to fix it\n",
 		    (unsigned long long)c->max_users, capacity_source_name(c->source),
 		    (unsigned long long)(c->memory_bytes >> 20), CAPACITY_BYTES_PER_USER,
 		    (unsigned long long)records);

@@ -11,18 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Memory budgeted per record when deriving the limit. The limit is a count of records, so it
- * must hold whatever kind each place is taken by: it is derived from the largest record the
- * vault writes, a threshold realm's (docs/realms.md: key 0x01 | identifier, the 192-byte record
- * and a blob of 16 commitments and a 256-byte secret's ciphertext, 808 bytes), measured at
- * CAPACITY_LARGEST_RECORD bytes of enclave memory each (state-driver bench-startup --realm-max,
- * 300 000 records with 20-byte keys, 2026-12-03; a /v1 user in the same run: 295, and 284 by
- * `make bench-scale` at 10 M users). On top of that, as before threshold realms (1024 for a
- * /v1 user): the copies of records changed while a snapshot is written, and a safety factor of
- * about two. A vault of /v1 users only thus gets a derived limit about four times below what
- * its memory would hold; max-users set by hand lifts it (docs/operations.md "Capacity"). */
-#define CAPACITY_LARGEST_RECORD 1112u
-#define CAPACITY_BYTES_PER_USER 4096u
+/* Memory budgeted per record when deriving the limit: the store's table entry and record
+ * (measured at 284 bytes per user by `make bench-scale` at 10 M users), the copies of users
+ * changed while a snapshot is written, and a safety factor of about two. */
+#define CAPACITY_BYTES_PER_USER 1024u
 
 /* Highest max-users accepted (a 2^32-entry table would not fit any machine this runs on). */
 #define CAPACITY_MAX_USERS 4000000000ull

@@ -16,11 +16,8 @@
  *   state-driver put|lookup|charge --state-dir D --tpm T --user ID
  *       Register one user (guess limit 3) / show it / charge it one wrong guess.
  *   state-driver bench-commit --state-dir D --tpm T --writers W --changes N
- *   state-driver bench-startup --state-dir D --tpm T --users N [--during-snapshot] [--realm-max]
+ *   state-driver bench-startup --state-dir D --tpm T --users N [--during-snapshot]
  *       Generates N users, reopens the vault (start-up time, enclave bytes per user); with
- *       --realm-max each is the largest realm record instead (key 0x01 | identifier, a blob of
- *       REALM_MAX commitments and the ciphertext of a REALM_SECRET_MAX-byte secret, 808 bytes:
- *       enclave/capacity.h budgets its memory); with
  *       --during-snapshot it then commits at a steady pace around a snapshot of all N users
  *       (commit p99 without and while it is written; on the snapshot thread, or with
  *       --snapshot-sync before the next commit, as without one).
@@ -43,7 +40,6 @@
 #include <sodium.h>
 
 #include "common/err.h"
-#include "crypto/realm_wire.h"
 #include "enclave/store.h"
 #include "enclave/tpm.h"
 #include "policy/vault.h"
@@ -630,8 +626,6 @@ fail:
 }
 
 static int during_snapshot; /* bench-startup --during-snapshot */
-static int realm_max;       /* bench-startup --realm-max */
-#define REALM_BLOB_MAX (REALM_MAX * REALM_ELEMENT_LEN + REALM_CT_MAX)
 
 static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 {
@@ -642,23 +636,12 @@ static int cmd_bench_startup(const char *dir, const char *tcti, unsigned users)
 		return ex;
 	double t0 = now_s();
 	for (unsigned u = 0; u < users && ex == 0; u++) {
-		uint8_t id[32], rec[STORE_RECORD_LEN], blob[REALM_BLOB_MAX];
-		size_t n = (size_t)snprintf((char *)id + realm_max, sizeof(id) - 1,
-		                            "bench-user-%08u", u),
-		       blen;
+		uint8_t id[32], rec[STORE_RECORD_LEN], blob[64];
+		size_t n = (size_t)snprintf((char *)id, sizeof(id), "bench-user-%08u", u), blen;
 		content(u, rec, blob, &blen);
-		if (realm_max) {
-			id[0] = 0x01; /* common/recordkey.h, RECORD_KEY_REALM */
-			n++;
-			for (size_t i = blen; i < sizeof(blob); i++)
-				blob[i] = (uint8_t)mix(seed ^ u ^ i);
-			blen = sizeof(blob);
-		}
 		if (store_put_user(s, id, n, rec, blob, blen, 10) != SV_OK)
 			ex = 1;
-		/* a commit's frame holds at most 64 MiB (store_impl.h, PENDING_MAX) */
-		if (ex == 0 &&
-		    (store_pending(s) == (realm_max ? 20000 : 100000) || u + 1 == users) &&
+		if (ex == 0 && (store_pending(s) == 100000 || u + 1 == users) &&
 		    store_commit(s) != SV_OK)
 			ex = 1;
 	}
@@ -746,7 +729,6 @@ int main(int argc, char **argv)
 	    {"min-pos", required_argument, NULL, 'P'},
 	    {"snapshot-chunk", required_argument, NULL, 'C'},
 	    {"during-snapshot", no_argument, NULL, 'N'},
-	    {"realm-max", no_argument, NULL, 'R'},
 	    {"snapshot-async", no_argument, NULL, 'A'},
 	    {"snapshot-sync", no_argument, NULL, 'Y'},
 	    {NULL, 0, NULL, 0},
@@ -783,7 +765,6 @@ int main(int argc, char **argv)
 		case 'S': snapshot_every = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'C': chunk_bytes = (size_t)strtoull(optarg, NULL, 10); break;
 		case 'N': during_snapshot = 1; break;
-		case 'R': realm_max = 1; break;
 		case 'A': snapshot_async = 1; break;
 		case 'Y': snapshot_sync = 1; break;
 		default: return 1;

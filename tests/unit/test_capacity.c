@@ -92,21 +92,6 @@ static void test_derive(void **state)
 	assert_int_equal(capacity_derive(UINT64_MAX, 1 << 20), CAPACITY_MAX_USERS);
 }
 
-/* The derived limit holds the largest records (a threshold realm's, 808-byte blob), each held
- * twice while a snapshot is written, in the memory it was derived from: not only /v1-sized
- * ones. 4 GiB free: 1 Mi records, whose largest realm records take 2.3 GB of the 4.3. */
-static void test_derive_holds_realm_records(void **state)
-{
-	const uint64_t free_bytes = 4ull << 30;
-	uint64_t n = capacity_derive(0, free_bytes);
-	assert_int_equal(n, 1048576);
-	assert_true(n * 2 * CAPACITY_LARGEST_RECORD <= free_bytes);
-	/* the /v1-sized budget of before (1024 bytes) would not have held them */
-	assert_true((free_bytes / 1024) * 2 * CAPACITY_LARGEST_RECORD > free_bytes);
-	/* and records already held count once each, whatever their kind */
-	assert_int_equal(capacity_derive(1000, free_bytes), 1000 + 1048576);
-}
-
 static void test_probe_configured(void **state)
 {
 	struct capacity c;
@@ -174,7 +159,6 @@ int main(void)
 	    cmocka_unit_test(test_parse),
 	    cmocka_unit_test(test_meminfo),
 	    cmocka_unit_test(test_derive),
-	    cmocka_unit_test(test_derive_holds_realm_records),
 	    cmocka_unit_test(test_probe_configured),
 	    cmocka_unit_test_setup_teardown(test_probe_memavailable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_probe_cgroup, setup, teardown),
