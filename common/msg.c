@@ -1,6 +1,7 @@
 #include "common/msg.h"
 
 #include <stddef.h>
+#include <string.h>
 
 #include "common/err.h"
 
@@ -63,4 +64,18 @@ void msg_token_prefix(uint8_t out[static 2], size_t tok_len)
 {
 	out[0] = (uint8_t)(tok_len >> 8);
 	out[1] = (uint8_t)tok_len;
+}
+
+int msg_reply(struct sv_buf *reply, uint8_t status, const void *body, size_t len)
+{
+	sv_buf_reset(reply);
+	int err = sv_buf_put_u8(reply, status);
+	if (err == SV_OK && len > 0)
+		err = sv_buf_put(reply, body, len);
+	return err;
+}
+
+int msg_reply_text(struct sv_buf *reply, uint8_t status, const char *text)
+{
+	return msg_reply(reply, status, text, strlen(text));
 }

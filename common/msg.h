@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/msgtable.h"
 
 #define SV_IPC_VERSION 1
@@ -81,5 +82,11 @@ int msg_token_split(const uint8_t *payload, size_t len, const uint8_t **tok, siz
 
 /* Writes the 2-byte length prefix of a token of tok_len bytes (<= MSG_TOKEN_MAX). */
 void msg_token_prefix(uint8_t out[static 2], size_t tok_len);
+
+/* The payload of an SV_MSG_REPLY, into reply (reset first): u8 status (enum sv_status) | body
+ * (len 0: none). msg_reply_text: the body is text, a reason for the client. SV_OK, or sv_buf's
+ * error when reply has no room. */
+int msg_reply(struct sv_buf *reply, uint8_t status, const void *body, size_t len);
+int msg_reply_text(struct sv_buf *reply, uint8_t status, const char *text);
 
 #endif

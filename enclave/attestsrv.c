@@ -93,49 +93,45 @@ int attestsrv_evidence(struct attestsrv *a, const uint8_t *nonce, size_t nonce_l
 	return r;
 }
 
-static int reply_text(struct sv_buf *reply, uint8_t status, const char *text)
-{
-	int r = sv_buf_put_u8(reply, status);
-	return r == SV_OK ? sv_buf_put(reply, text, strlen(text)) : r;
-}
-
 int attestsrv_handle(void *arg, uint16_t type, const uint8_t *req, size_t len, struct sv_buf *reply)
 {
 	struct attestsrv *a = arg;
 	int r;
 	if (type == SV_MSG_ATTESTATION) {
 		if (len < ATTEST_NONCE_MIN || len > ATTEST_NONCE_MAX)
-			return reply_text(reply, SV_STATUS_BAD_REQUEST,
-			                  "attestation: the nonce must be 8 to 64 bytes");
+			return msg_reply_text(reply, SV_STATUS_BAD_REQUEST,
+			                      "attestation: the nonce must be 8 to 64 bytes");
 		if ((r = sv_buf_put_u8(reply, SV_STATUS_OK)) != SV_OK)
 			return r;
 		r = attestsrv_evidence(a, req, len, reply);
 		if (r == SV_OK)
 			return SV_OK;
 		sv_buf_reset(reply);
-		return reply_text(reply, SV_STATUS_INTERNAL,
-		                  "attestation: the TPM did not produce a quote; see the vault's "
-		                  "log");
+		return msg_reply_text(
+		    reply, SV_STATUS_INTERNAL,
+		    "attestation: the TPM did not produce a quote; see the vault's "
+		    "log");
 	}
 	if (type == SV_MSG_ACTIVATE) {
 		uint8_t cred[ATTEST_CRED_MAX];
 		size_t n = 0;
 		r = attest_activate(a->tpm, &a->st, &a->ek, req, len, cred, &n);
 		if (r == SV_ERR_INVALID)
-			return reply_text(reply, SV_STATUS_BAD_REQUEST,
-			                  "attestation/activate: malformed body (v=1, u16 length + "
-			                  "TPM2B_ID_OBJECT, u16 length + TPM2B_ENCRYPTED_SECRET)");
+			return msg_reply_text(
+			    reply, SV_STATUS_BAD_REQUEST,
+			    "attestation/activate: malformed body (v=1, u16 length + "
+			    "TPM2B_ID_OBJECT, u16 length + TPM2B_ENCRYPTED_SECRET)");
 		if (r == SV_ERR_AUTH)
-			return reply_text(
+			return msg_reply_text(
 			    reply, SV_STATUS_AUTH_FAILED,
 			    "attestation/activate: the TPM refused the credential (not "
 			    "made for this TPM's EK and attestation key)");
 		if (r != SV_OK)
-			return reply_text(reply, SV_STATUS_INTERNAL,
-			                  "attestation/activate: TPM failure");
+			return msg_reply_text(reply, SV_STATUS_INTERNAL,
+			                      "attestation/activate: TPM failure");
 		if ((r = sv_buf_put_u8(reply, SV_STATUS_OK)) != SV_OK)
 			return r;
 		return sv_buf_put(reply, cred, n);
 	}
-	return reply_text(reply, SV_STATUS_BAD_REQUEST, "not an attestation request type");
+	return msg_reply_text(reply, SV_STATUS_BAD_REQUEST, "not an attestation request type");
 }

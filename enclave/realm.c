@@ -122,62 +122,49 @@ void realm_srv_free(struct realm_srv *r)
 
 /* ---- replies ---- */
 
-static int reply_put(struct sv_buf *reply, uint8_t status, const void *body, size_t len)
-{
-	sv_buf_reset(reply);
-	int err = sv_buf_put_u8(reply, status);
-	if (err == 0 && len > 0)
-		err = sv_buf_put(reply, body, len);
-	return err;
-}
-
-static int reply_text(struct sv_buf *reply, uint8_t status, const char *text)
-{
-	return reply_put(reply, status, text, strlen(text));
-}
-
 static int reply_bad(struct realm_srv *r, struct sv_buf *reply, const char *route, const char *why)
 {
 	char msg[256];
 	r->c.bad_requests++;
 	snprintf(msg, sizeof(msg), "%s: %s", route, why != NULL ? why : "malformed request");
-	return reply_text(reply, SV_STATUS_BAD_REQUEST, msg);
+	return msg_reply_text(reply, SV_STATUS_BAD_REQUEST, msg);
 }
 
 static int reply_busy(struct realm_srv *r, struct sv_buf *reply)
 {
 	r->c.busy++;
-	return reply_text(reply, SV_STATUS_BUSY,
-	                  "the realm is busy (its pending-session table is full, or its NV-write "
-	                  "budget allows no forced flush now): this request changed nothing (no "
-	                  "guess was charged), try again later");
+	return msg_reply_text(
+	    reply, SV_STATUS_BUSY,
+	    "the realm is busy (its pending-session table is full, or its NV-write "
+	    "budget allows no forced flush now): this request changed nothing (no "
+	    "guess was charged), try again later");
 }
 
 static int reply_not_found(struct realm_srv *r, struct sv_buf *reply)
 {
 	r->c.not_found++;
-	return reply_put(reply, SV_STATUS_NOT_FOUND, NULL, 0);
+	return msg_reply(reply, SV_STATUS_NOT_FOUND, NULL, 0);
 }
 
 static int reply_destroyed(struct realm_srv *r, struct sv_buf *reply)
 {
 	r->c.destroyed++;
-	return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
+	return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
 }
 
 static int reply_out_of_order(struct realm_srv *r, struct sv_buf *reply, const char *text)
 {
 	r->c.out_of_order++;
-	return reply_text(reply, SV_STATUS_OUT_OF_ORDER, text);
+	return msg_reply_text(reply, SV_STATUS_OUT_OF_ORDER, text);
 }
 
 /* 500 for a record this module cannot read (a corrupt store would have been refused at start:
  * this is a record put under a realm key by something else). Nothing changes. */
 static int reply_unreadable(struct sv_buf *reply)
 {
-	return reply_text(reply, SV_STATUS_INTERNAL,
-	                  "the realm record of this identifier is not readable; delete it and "
-	                  "register again");
+	return msg_reply_text(reply, SV_STATUS_INTERNAL,
+	                      "the realm record of this identifier is not readable; delete it and "
+	                      "register again");
 }
 
 /* ---- helpers ---- */
@@ -198,7 +185,7 @@ static int realm_key(struct realm_srv *r, unsigned all, unsigned any, const uint
 		return 0;
 	}
 	if (st != SV_OK) {
-		(void)reply_text(reply, (uint8_t)st, why);
+		(void)msg_reply_text(reply, (uint8_t)st, why);
 		return 0;
 	}
 	if (record_key_realm(v1, v1_len, key, STORE_ID_MAX, key_len) != 0) {
@@ -274,9 +261,9 @@ static int handle_register(struct realm_srv *r, const uint8_t *req, size_t len,
 		return err;
 	if (err == SV_ERR_NOTFOUND && r->sh.max_users != 0 &&
 	    store_records(r->sh.store) >= r->sh.max_users)
-		return reply_text(reply, SV_STATUS_FULL,
-		                  "the realm is full: it holds as many records as its operator "
-		                  "allows (max-users); this registration changed nothing");
+		return msg_reply_text(reply, SV_STATUS_FULL,
+		                      "the realm is full: it holds as many records as its operator "
+		                      "allows (max-users); this registration changed nothing");
 
 	uint8_t *rec = r->rec;
 	size_t cl = (size_t)q.n * REALM_ELEMENT_LEN;
@@ -306,7 +293,7 @@ static int handle_register(struct realm_srv *r, const uint8_t *req, size_t len,
 	/* a last-guess copy of the record this one replaces must never come back */
 	vault_drop_rescues(r->vault, key, key_len);
 	r->c.registrations++;
-	return reply_put(reply, SV_STATUS_OK, NULL, 0);
+	return msg_reply(reply, SV_STATUS_OK, NULL, 0);
 }
 
 /* ---- recover1, status, delete: the identifier only ---- */
@@ -412,11 +399,11 @@ static int handle_delete(struct realm_srv *r, const uint8_t *req, size_t len, st
 	/* a pending last guess's copy must never bring the deleted record back */
 	vault_drop_rescues(r->vault, key, key_len);
 	if (err == SV_ERR_NOTFOUND)
-		return reply_put(reply, SV_STATUS_OK, NULL, 0); /* idempotent: nothing to stage */
+		return msg_reply(reply, SV_STATUS_OK, NULL, 0); /* idempotent: nothing to stage */
 	if ((err = audit(AUDIT_REALM_DELETED, key, key_len, 0, 0, 0, 0)) != 0)
 		return err;
 	r->c.deletions++;
-	return reply_put(reply, SV_STATUS_OK, NULL, 0);
+	return msg_reply(reply, SV_STATUS_OK, NULL, 0);
 }
 
 /* ---- recover2: charge one guess, evaluate with proof ---- */
@@ -431,7 +418,7 @@ static int reply_too_many(struct realm_srv *r, struct sv_buf *reply, unsigned re
 	                 "realm/recover2: too many recoveries for this identifier (this realm "
 	                 "allows %u a minute, %u at once); nothing was charged: retry in %u s",
 	                 r->sh.pol->login_rate_per_id, r->sh.pol->login_burst_per_id, retry_s);
-	int err = reply_put(reply, SV_STATUS_TOO_MANY, secs, sizeof(secs));
+	int err = msg_reply(reply, SV_STATUS_TOO_MANY, secs, sizeof(secs));
 	if (err == 0 && n > 0)
 		err = sv_buf_put(reply, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 	return err;
@@ -471,9 +458,10 @@ static int handle_recover2(struct realm_srv *r, const uint8_t *req, size_t len, 
 		return reply_unreadable(reply);
 	if (sodium_memcmp(rc.raw + REC_OFF_VER, q.version, REALM_VERSION_LEN) != 0) {
 		r->c.stale++;
-		return reply_text(reply, SV_STATUS_OUT_OF_ORDER,
-		                  "realm/recover2: this realm holds another registration version "
-		                  "for this identifier (stale or newer); nothing was charged");
+		return msg_reply_text(
+		    reply, SV_STATUS_OUT_OF_ORDER,
+		    "realm/recover2: this realm holds another registration version "
+		    "for this identifier (stale or newer); nothing was charged");
 	}
 	limit = u.guess_limit;
 	/* the last allowed guess needs a rescue slot for the copy its charge destroys */
@@ -521,7 +509,7 @@ static int handle_recover2(struct realm_srv *r, const uint8_t *req, size_t len, 
 	s->attempts_left = (uint8_t)left;
 	memcpy(out, s->sid, SESSION_ID_LEN);
 	out[REALM_RECOVER2_REPLY_LEN - 1] = (uint8_t)left;
-	err = reply_put(reply, SV_STATUS_OK, out, sizeof(out));
+	err = msg_reply(reply, SV_STATUS_OK, out, sizeof(out));
 	sodium_memzero(out, sizeof(out));
 	return err;
 fail:
@@ -566,7 +554,7 @@ static int handle_recover3(struct realm_srv *r, const uint8_t *req, size_t len, 
 	err = access_request(r->sh.access, r->tok, r->tok_len, TOKEN_SCOPE_RECOVER, 0, NULL, 0, v1,
 	                     &v1_len, &why);
 	if (err != SV_OK)
-		return reply_text(reply, (uint8_t)err, why);
+		return msg_reply_text(reply, (uint8_t)err, why);
 	/* From here the session is consumed whatever the answer. */
 	rs = session_rescue_of(r->sh.sessions, s);
 	err = store_lookup(r->sh.store, s->id, s->id_len, &u);
@@ -601,8 +589,8 @@ static int handle_recover3(struct realm_srv *r, const uint8_t *req, size_t len, 
 		session_close(r->sh.sessions, s);
 		r->c.proofs_failed++;
 		if (left == 0)
-			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
-		return reply_put(reply, SV_STATUS_AUTH_FAILED, &left, 1);
+			return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
+		return msg_reply(reply, SV_STATUS_AUTH_FAILED, &left, 1);
 	}
 	/* The answer first (only into the reply buffer: it leaves after the commit), while the
 	 * record's bytes are still where the view points. */

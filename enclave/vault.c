@@ -66,32 +66,18 @@ struct vault {
 
 /* ---- replies ---- */
 
-static int reply_put(struct sv_buf *reply, uint8_t status, const void *body, size_t len)
-{
-	sv_buf_reset(reply);
-	int err = sv_buf_put_u8(reply, status);
-	if (err == 0 && len > 0)
-		err = sv_buf_put(reply, body, len);
-	return err;
-}
-
-static int reply_text(struct sv_buf *reply, uint8_t status, const char *text)
-{
-	return reply_put(reply, status, text, strlen(text));
-}
-
 static int reply_bad(struct vault *v, struct sv_buf *reply, const char *route, const char *why)
 {
 	char msg[256];
 	v->c.bad_requests++;
 	snprintf(msg, sizeof(msg), "%s: %s", route, why != NULL ? why : "malformed request");
-	return reply_text(reply, SV_STATUS_BAD_REQUEST, msg);
+	return msg_reply_text(reply, SV_STATUS_BAD_REQUEST, msg);
 }
 
 static int reply_out_of_order(struct vault *v, struct sv_buf *reply, const char *text)
 {
 	v->c.out_of_order++;
-	return reply_text(reply, SV_STATUS_OUT_OF_ORDER, text);
+	return msg_reply_text(reply, SV_STATUS_OUT_OF_ORDER, text);
 }
 
 /* A KE3 or change-password/finish for a login begun before the enclave restarted: its state
@@ -105,13 +91,13 @@ static int reply_earlier_run(struct vault *v, struct sv_buf *reply, const char *
 	         "%s: this login began before the vault restarted and its state ended with that "
 	         "run; nothing changed here: start again with login/start",
 	         route);
-	return reply_text(reply, SV_STATUS_BUSY, msg);
+	return msg_reply_text(reply, SV_STATUS_BUSY, msg);
 }
 
 static int reply_busy(struct vault *v, struct sv_buf *reply)
 {
 	v->c.busy++;
-	return reply_text(
+	return msg_reply_text(
 	    reply, SV_STATUS_BUSY,
 	    "the vault is busy (its pending-login table is full, or its NV-write budget allows no "
 	    "forced flush now): this request changed nothing (no guess was charged), try again "
@@ -128,7 +114,7 @@ static int reply_too_many(struct vault *v, struct sv_buf *reply, unsigned retry_
 	                 "login/start: too many logins for this identifier (this vault allows %u "
 	                 "a minute, %u at once); nothing was charged: retry in %u s",
 	                 v->pol.login_rate_per_id, v->pol.login_burst_per_id, retry_s);
-	int err = reply_put(reply, SV_STATUS_TOO_MANY, secs, sizeof(secs));
+	int err = msg_reply(reply, SV_STATUS_TOO_MANY, secs, sizeof(secs));
 	if (err == 0 && n > 0)
 		err = sv_buf_put(reply, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 	return err;
@@ -138,10 +124,10 @@ static int reply_too_many(struct vault *v, struct sv_buf *reply, unsigned retry_
 static int reply_full(struct vault *v, struct sv_buf *reply)
 {
 	v->c.full++;
-	return reply_text(reply, SV_STATUS_FULL,
-	                  "the vault is full: it holds as many users as its operator allows "
-	                  "(max-users); this registration changed nothing; logins, password "
-	                  "changes and deletions still work");
+	return msg_reply_text(reply, SV_STATUS_FULL,
+	                      "the vault is full: it holds as many users as its operator allows "
+	                      "(max-users); this registration changed nothing; logins, password "
+	                      "changes and deletions still work");
 }
 
 /* 1 when registering a new identifier would exceed max-users. */
@@ -155,8 +141,8 @@ static int reply_failed(struct vault *v, struct sv_buf *reply, uint8_t attempts_
 {
 	v->c.logins_failed++;
 	if (attempts_left == 0)
-		return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
-	return reply_put(reply, SV_STATUS_AUTH_FAILED, &attempts_left, 1);
+		return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
+	return msg_reply(reply, SV_STATUS_AUTH_FAILED, &attempts_left, 1);
 }
 
 /* ---- helpers ---- */
@@ -219,7 +205,7 @@ static int access_ok(struct vault *v, unsigned all, unsigned any, const uint8_t 
 	if (st == SV_STATUS_BAD_REQUEST)
 		(void)reply_bad(v, reply, route, why);
 	else
-		(void)reply_text(reply, (uint8_t)st, why);
+		(void)msg_reply_text(reply, (uint8_t)st, why);
 	return 0;
 }
 
@@ -279,8 +265,9 @@ static int handle_register_start(struct vault *v, const uint8_t *req, size_t len
 		return SV_OK;
 	err = store_lookup(v->store, key, key_len, &u);
 	if (err == 0 && !u.destroyed)
-		return reply_text(reply, SV_STATUS_CONFLICT,
-		                  "identifier already registered: log in to change its password");
+		return msg_reply_text(
+		    reply, SV_STATUS_CONFLICT,
+		    "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
 	if (err == SV_ERR_NOTFOUND && vault_full(v))
@@ -292,7 +279,7 @@ static int handle_register_start(struct vault *v, const uint8_t *req, size_t len
 		                 "RegistrationRequest is not a valid group element");
 	if (err != 0)
 		return err;
-	return reply_put(reply, SV_STATUS_OK, resp, sizeof(resp));
+	return msg_reply(reply, SV_STATUS_OK, resp, sizeof(resp));
 }
 
 static int handle_register_finish(struct vault *v, const uint8_t *req, size_t len,
@@ -319,8 +306,9 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 		                 "guess limit above this vault's maximum (see its policy)");
 	err = store_lookup(v->store, key, key_len, &u);
 	if (err == 0 && !u.destroyed)
-		return reply_text(reply, SV_STATUS_CONFLICT,
-		                  "identifier already registered: log in to change its password");
+		return msg_reply_text(
+		    reply, SV_STATUS_CONFLICT,
+		    "identifier already registered: log in to change its password");
 	if (err != 0 && err != SV_ERR_NOTFOUND)
 		return err;
 	if (err == SV_ERR_NOTFOUND && vault_full(v))
@@ -328,14 +316,14 @@ static int handle_register_finish(struct vault *v, const uint8_t *req, size_t le
 	err = store_put_user(v->store, key, key_len, r.record, r.blob, r.blob_len, limit);
 	if (err != 0)
 		return store_status(err) >= 0
-		           ? reply_put(reply, (uint8_t)store_status(err), NULL, 0)
+		           ? msg_reply(reply, (uint8_t)store_status(err), NULL, 0)
 		           : err;
 	if ((err = audit(AUDIT_REGISTER, key, key_len, 0, limit, 0, 0)) != 0)
 		return err;
 	vault_drop_rescues(v, key, key_len);
 	phantom_forget(v->phantoms, key, key_len);
 	v->c.registrations++;
-	return reply_put(reply, SV_STATUS_OK, NULL, 0);
+	return msg_reply(reply, SV_STATUS_OK, NULL, 0);
 }
 
 /* ---- login ---- */
@@ -385,7 +373,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	known = err == 0;
 	if (known) {
 		if (u.destroyed)
-			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
+			return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
 		record = u.record;
 		limit = u.guess_limit;
 		used = u.guesses_used;
@@ -393,7 +381,7 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 		record = v->fake_record;
 		limit = v->pol.default_guess_limit;
 		if (used >= limit)
-			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
+			return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
 	}
 	/* The last allowed guess needs a rescue slot (real users: to keep the record the charge
 	 * destroys; unknown ones take one too so that a full pool looks the same for both), within
@@ -457,13 +445,13 @@ static int handle_login_start(struct vault *v, const uint8_t *req, size_t len, u
 	s->attempts_left = (uint8_t)left;
 	memcpy(out, s->sid, SESSION_ID_LEN);
 	out[LOGIN_REPLY_LEN - 1] = (uint8_t)left;
-	return reply_put(reply, SV_STATUS_OK, out, sizeof(out));
+	return msg_reply(reply, SV_STATUS_OK, out, sizeof(out));
 fail:
 	session_close(v->sessions, s);
 	if (store_status(err) >= 0)
 		return store_status(err) == SV_STATUS_BUSY
 		           ? reply_busy(v, reply)
-		           : reply_put(reply, (uint8_t)store_status(err), NULL, 0);
+		           : msg_reply(reply, (uint8_t)store_status(err), NULL, 0);
 	return err;
 }
 
@@ -585,7 +573,7 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 		if (err < 0)
 			return err;
 		if (err == SV_STATUS_LOCKED)
-			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
+			return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
 		return reply_out_of_order(v, reply,
 		                          "the record changed since login/start (password changed "
 		                          "or deleted): log in again");
@@ -622,7 +610,7 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 			return err;
 		v->c.deletions++;
 		session_close(v->sessions, s);
-		return reply_put(reply, SV_STATUS_OK, NULL, 0);
+		return msg_reply(reply, SV_STATUS_OK, NULL, 0);
 	default: /* VAULTREQ_OP_CHANGE */
 		if ((err = login_reset(v, s, restore)) != 0)
 			goto fail;
@@ -630,7 +618,7 @@ static int handle_login_finish(struct vault *v, const uint8_t *req, size_t len, 
 		    0)
 			return err;
 		s->phase = SESSION_CHANGE_READY;
-		return reply_put(reply, SV_STATUS_OK, resp, sizeof(resp));
+		return msg_reply(reply, SV_STATUS_OK, resp, sizeof(resp));
 	}
 fail:
 	/* The store refused to stage (its pending buffer is full): nothing changed; the client logs
@@ -687,7 +675,7 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 		if (err < 0)
 			return err;
 		if (err == SV_STATUS_LOCKED || restore)
-			return reply_put(reply, SV_STATUS_LOCKED, NULL, 0);
+			return msg_reply(reply, SV_STATUS_LOCKED, NULL, 0);
 		return reply_out_of_order(v, reply,
 		                          "the record changed since the login: log in again");
 	}
@@ -701,7 +689,7 @@ static int handle_change_finish(struct vault *v, const uint8_t *req, size_t len,
 	vault_drop_rescues(v, s->id, s->id_len);
 	session_close(v->sessions, s);
 	v->c.password_changes++;
-	return reply_put(reply, SV_STATUS_OK, NULL, 0);
+	return msg_reply(reply, SV_STATUS_OK, NULL, 0);
 }
 
 /* ---- the vault ---- */
