@@ -108,6 +108,20 @@ void client_http_set_bearer(struct client_http *h, const char *token)
 	h->bearer = token;
 }
 
+int client_http_tls_policy(CURL *c, const char *cacert)
+{
+	int bad = 0;
+	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+	bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
+	if (cacert != NULL)
+		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, cacert) != CURLE_OK;
+	return bad;
+}
+
 static int setopts(struct client_http *h, const char *url, const uint8_t *body, size_t len,
                    struct sink *sink, char *errbuf)
 {
@@ -115,14 +129,7 @@ static int setopts(struct client_http *h, const char *url, const uint8_t *body, 
 	curl_easy_reset(c);
 	int bad = 0;
 	bad |= curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
-	if (h->cacert != NULL)
-		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, h->cacert) != CURLE_OK;
+	bad |= client_http_tls_policy(c, h->cacert);
 	if (body != NULL) {
 		bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, h->headers) != CURLE_OK;
 		bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;

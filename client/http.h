@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <curl/curl.h>
+
 #include "common/buf.h"
 
 struct client_http;
@@ -17,6 +19,11 @@ struct client_http;
 int client_http_new(struct client_http **out, const char *base_url)
     __attribute__((warn_unused_result));
 void client_http_free(struct client_http *h);
+/* The TLS policy of every request the library makes, on an easy handle just reset (also the realm
+ * driver's, client/realmnet.c): https only, no redirects, peer and host name verified, TLS 1.2 or
+ * later, the CA file cacert trusted (NULL: the system store). 0, or 1 when libcurl refused one
+ * of the options. */
+int client_http_tls_policy(CURL *c, const char *cacert) __attribute__((warn_unused_result));
 /* CA bundle to trust (NULL: the system store). */
 int client_http_set_cacert(struct client_http *h, const char *path)
     __attribute__((warn_unused_result));

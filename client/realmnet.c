@@ -6,6 +6,7 @@
 
 #include <curl/curl.h>
 
+#include "client/http.h"
 #include "common/buf.h"
 #include "common/err.h"
 
@@ -46,14 +47,7 @@ static int setup(struct slot *s, const struct realmnet_realm *realm,
 	int bad = 0;
 	bad |= curl_easy_setopt(c, CURLOPT_URL, s->url) != CURLE_OK;
 	bad |= curl_easy_setopt(c, CURLOPT_PRIVATE, (void *)s) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
-	bad |= curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) != CURLE_OK;
-	if (realm->cacert != NULL)
-		bad |= curl_easy_setopt(c, CURLOPT_CAINFO, realm->cacert) != CURLE_OK;
+	bad |= client_http_tls_policy(c, realm->cacert);
 	if (q->post) {
 		static const uint8_t empty[1];
 		bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) != CURLE_OK;
