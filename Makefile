@@ -111,8 +111,8 @@ unit: $(UNIT_TESTS)
 # able to reach the build directory: tests/lib/traversable.sh says so before anything runs.
 # CHECK_BACKGROUND steps run next to the others, niced, and are waited for at the end, also
 # after a failure (they clean up after themselves): steps that mostly wait (a TPM that throttles
-# for minutes) or that only burn CPU for a fixed time (fuzz-quick). Each step's wall time is
-# printed.
+# for minutes) or that only burn CPU and read no clock (fuzz-quick, check-analyze). Each step's
+# wall time is printed.
 check: everything
 	$(Q)tests/lib/traversable.sh $(B)
 	$(Q)$(MAKE) --no-print-directory unit
