@@ -337,5 +337,48 @@ for i in 1 2 3; do
 done
 say "delete with north down: exit 1, '$dline'; again with all three: exit 0, state 0 at each"
 
+# --- h. a realm's state rolled back after anchored realm guesses ------------------------------
+# The operator of one realm keeps a copy of its state directory, lets wrong guesses be charged
+# there (each anchored in its TPM counter before the evaluation left), then puts the copy back
+# to get the guesses again. The realm must refuse to start on the copy, and the real directory
+# must still hold the charges. (Realm records share the store, journal and anchoring of /v1
+# records: check-state-rollback, -crash and -fork copy at every point of that write order.)
+step=h
+secret hank
+sv register hank --password-file "$T/pw" --secret-file "$T/secret.hank"
+expect 0 "registered at 3 of 3 realms"
+realm_stop 3 || fail "stopping west"
+cp -a "${RL_DIR[3]}/state" "$T/west-copy"
+realm_start 3 || fail "starting west"
+realm_stop 1 || fail "stopping east" # the guesses go to north and west
+for g in 1 2; do
+	sv recover hank --password-file "$T/wrong" --out "$T/got"
+	expect 2 "wrong password"
+done
+st 3 hank
+charged=${S[3]}
+[ "$charged" = $((S[2] - 2)) ] || fail "west shows $charged of ${S[2]} left, want two charged"
+realm_stop 3 || fail "stopping west"
+mv "${RL_DIR[3]}/state" "$T/west-real"
+cp -a "$T/west-copy" "${RL_DIR[3]}/state"
+: >"${RL_DIR[3]}/sealvaultd.log"
+swtpm_start "${RL_DIR[3]}/tpm" || fail "starting west's swtpm"
+RL_TPM[3]=$SWTPM_TCTI
+if _realm_up 3 2>/dev/null; then
+	fail "west started on a copy from before two anchored guesses"
+fi
+grep -qF -e "rolled back" -e "older copy" "${RL_DIR[3]}/sealvaultd.log" ||
+	fail "west refused the copy for another reason: $(tail -n 3 "${RL_DIR[3]}/sealvaultd.log")"
+why=$(grep -m1 -oF -e "rolled back or lost writes" -e "older copy" "${RL_DIR[3]}/sealvaultd.log" | head -n 1)
+rm -rf "${RL_DIR[3]}/state"
+mv "$T/west-real" "${RL_DIR[3]}/state"
+_realm_up 3 || fail "west did not start on its real state"
+st 3 hank
+[ "${S[3]}" = "$charged" ] || fail "west gave guesses back: ${S[3]} left, want $charged"
+realm_start 1 || fail "starting east"
+recovers hank
+say "west's copy from before 2 anchored guesses refused ('$why'); on its real state west" \
+	"still shows $charged of ${S[2]} left, and hank recovers"
+
 step=end
 echo "realms: ok in $(($(date +%s) - t0)) s"
